@@ -1,0 +1,3 @@
+from billportal.cli import main
+
+raise SystemExit(main())

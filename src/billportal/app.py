@@ -1,0 +1,117 @@
+"""The ASGI application: one process serves every company's portal host.
+
+``uvicorn --factory billportal.app:create_app`` (or ``billportal serve``) builds
+it from ``BILLPORTAL_*`` settings. Requests are dispatched by Host header:
+``{company}.{base}`` to that company's portal, anything else to a 404 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from billportal.config import Settings
+from billportal.portal.views import Portal
+from billportal.sso.signin import SignIn
+from billportal.storage import open_store
+from billportal.storage.store import Store
+from billportal.web.context import SITE_KEY, Context, system_clock
+from billportal.web.errors import ErrorGuard, error_page
+from billportal.web.hosts import Site, site_for
+from billportal.web.security import SecurityHeaders
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def portal_router(context: Context) -> Router:
+    sign_in = SignIn(context)
+    portal = Portal(context)
+    return Router(
+        routes=[
+            Route("/login/{token:path}", sign_in.get, methods=["GET"]),
+            Route("/login", sign_in.post, methods=["POST"]),
+            Route("/", portal.my_account, methods=["GET"]),
+            Route("/invoices", portal.invoices, methods=["GET"]),
+            Route("/invoices/{invoice_id:int}", portal.invoice, methods=["GET"]),
+            Route("/logout", portal.sign_out, methods=["POST"]),
+            Route("/signed-out", portal.signed_out, methods=["GET"]),
+            Route("/theme.css", portal.theme, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+    )
+
+
+def dashboard_router(context: Context) -> Router:
+    """``dashboard.{base}``: the company admins' dashboard, and the REST API under /api/v1."""
+    routes: list[BaseRoute] = []
+    return Router(routes=routes)
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    await error_page(404)(scope, receive, send)
+
+
+class Billportal:
+    """Dispatches each request to the site its Host header names."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.sites: dict[str, ASGIApp] = {
+            "portal": portal_router(context),
+            "dashboard": dashboard_router(context),
+        }
+        self._site_cache: dict[bytes, Site | None] = {}
+
+    def _site(self, scope: Scope) -> Site | None:
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        cached = self._site_cache.get(host, False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        site = site_for(host.decode("latin-1"), self.context.settings.base_domain)
+        if len(self._site_cache) > 10_000:
+            self._site_cache.clear()
+        self._site_cache[host] = site
+        return site
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        site = self._site(scope)
+        app = self.sites.get(site.kind) if site is not None else None
+        if app is None:
+            await _not_found(scope, receive, send)
+            return
+        scope[SITE_KEY] = site
+        await app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.context.store.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def build_app(settings: Settings, store: Store, clock: Callable[[], int] = system_clock) -> ASGIApp:
+    """The app over an open store (tests pass their own clock)."""
+    return SecurityHeaders(ErrorGuard(Billportal(Context(settings, store, clock))))
+
+
+def create_app() -> ASGIApp:
+    """The factory uvicorn calls: settings from the environment, database migrated."""
+    settings = Settings.from_env()
+    return build_app(settings, open_store(settings))

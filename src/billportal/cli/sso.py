@@ -1,0 +1,84 @@
+"""``billportal sso-url`` and ``billportal sso-explain``: make a link, debug a token."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from billportal import _links
+from billportal.cli._common import CommandError, company_named, customer_id_arg, default_base_url, print_json
+from billportal.config import Settings
+from billportal.sso.explain import explain_token
+from billportal.sso.tokens import Claims, verify
+from billportal.storage.store import Store
+from billportal.web.context import system_clock
+
+
+def register(commands: Any) -> None:
+    url = commands.add_parser("sso-url", help="print a sign-in URL for a customer")
+    url.add_argument("--tenant", required=True)
+    url.add_argument("--customer", required=True)
+    url.add_argument("--key", help="the SSO key (default: $BILLPORTAL_SSO_KEY, else the active key in the database)")
+    url.add_argument("--ttl", default="1h", help="lifetime: 300, 5m, 1h, 1d (default 1h)")
+    url.add_argument("--redirect-to", metavar="PAGE", help="page id, e.g. invoices")
+    url.add_argument("--issuer", default="billportal-cli")
+    url.add_argument("--single-use", action="store_true", help="add a jti so the link works once")
+    url.add_argument("--base-url", help="https://{portal domain} (default from BILLPORTAL_BASE_DOMAIN)")
+    url.set_defaults(handler=sso_url)
+
+    explain = commands.add_parser("sso-explain", help="say whether a token would sign in now, and why not")
+    explain.add_argument("token", help="the token, or the whole sign-in URL")
+    explain.add_argument("--tenant", required=True)
+    explain.add_argument("--json", action="store_true", help="print the answer as JSON")
+    explain.set_defaults(handler=sso_explain)
+
+
+async def _active_key(store: Store, username: str) -> str:
+    company = await company_named(store, username)
+    for key in company.keys:
+        if key.state == "active":
+            return key.secret.decode("utf-8")
+    raise CommandError(f"company {username[:63]!r} has no active SSO key")
+
+
+async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    key = args.key or os.environ.get("BILLPORTAL_SSO_KEY") or await _active_key(store, args.tenant)
+    try:
+        url = _links.sign_in_url(
+            key,
+            args.tenant,
+            customer_id_arg(args.customer),
+            issuer=args.issuer,
+            ttl=args.ttl,
+            redirect_to=args.redirect_to,
+            single_use=args.single_use,
+            base_url=args.base_url or default_base_url(settings),
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(url)
+    return 0
+
+
+def token_from(text: str) -> str:
+    """The token itself, also when a whole sign-in URL was pasted."""
+    token = text.strip()
+    if "/login/" in token:
+        token = token.split("/login/", 1)[1].split("?", 1)[0]
+    return token
+
+
+async def sso_explain(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    del settings
+    company = await company_named(store, args.tenant)
+    token = token_from(args.token)
+    now = system_clock()
+    outcome = verify(token, company.keys, company.policy, now)
+    exists = await store.customer_exists(company.id, outcome.customer_id) if isinstance(outcome, Claims) else None
+    explanation = explain_token(token, company, now, exists)
+    if args.json:
+        print_json(explanation.as_dict())
+    else:
+        print(explanation.as_text())
+    return 0 if explanation.signs_in else 1

@@ -1,0 +1,77 @@
+"""``billportal tenant create`` and ``billportal customer create``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from billportal import _links
+from billportal.cli._common import CommandError, company_named, customer_id_arg, default_base_url, print_json
+from billportal.config import Settings
+from billportal.sso import keys as sso_keys
+from billportal.storage.store import Store
+from billportal.web.context import system_clock
+from billportal.web.hosts import valid_username
+
+
+def register(commands: Any) -> None:
+    tenant = commands.add_parser("tenant", help="companies").add_subparsers(dest="action", required=True)
+    create = tenant.add_parser("create", help="create a company and its SSO key (prints JSON)")
+    create.add_argument("username", help="the subdomain: {username}.{base domain}")
+    create.add_argument("--name", required=True)
+    create.add_argument("--import-sso-key", metavar="KEY", help="keep the key your backend already uses")
+    create.add_argument("--allow-weak-key", action="store_true", help="accept an imported key under 32 bytes")
+    create.set_defaults(handler=tenant_create)
+
+    customer = commands.add_parser("customer", help="customers").add_subparsers(dest="action", required=True)
+    ccreate = customer.add_parser("create", help="create a customer (prints JSON)")
+    ccreate.add_argument("--tenant", required=True)
+    ccreate.add_argument("--name", required=True)
+    ccreate.add_argument("--id", help="the customer id (default: the next free one)")
+    ccreate.add_argument("--email")
+    ccreate.set_defaults(handler=customer_create)
+
+
+async def tenant_create(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    username = args.username.lower()
+    if not valid_username(username):
+        raise CommandError("the username must be one DNS label: a-z, 0-9 and inner hyphens, at most 63")
+    if not args.name.strip():
+        raise CommandError("--name must not be empty")
+    if args.import_sso_key is not None:
+        try:
+            weak = sso_keys.check_importable(args.import_sso_key, args.allow_weak_key)
+        except sso_keys.SSOKeyError as exc:
+            raise CommandError(str(exc)) from None
+        key, imported = args.import_sso_key, True
+    else:
+        key, weak, imported = sso_keys.generate_sso_key(), False, False
+    if weak:
+        print(
+            "billportal: warning: the imported SSO key is shorter than 32 bytes; rotate to a generated key soon",
+            file=sys.stderr,
+        )
+    company_id, kid = await store.create_company(username, args.name.strip(), key, weak=weak, now=system_clock())
+    print_json(
+        {
+            "company": {"id": company_id, "username": username, "name": args.name.strip()},
+            "portal_url": _links.portal_url(username, default_base_url(settings)),
+            "sso_key": {"kid": kid, "key": key, "imported": imported, "weak": weak},
+        }
+    )
+    return 0
+
+
+async def customer_create(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    del settings
+    company = await company_named(store, args.tenant)
+    if not args.name.strip():
+        raise CommandError("--name must not be empty")
+    customer_id = customer_id_arg(args.id) if args.id is not None else None
+    fields = {"email": args.email} if args.email else {}
+    customer = await store.create_customer(
+        company.id, args.name.strip(), now=system_clock(), customer_id=customer_id, **fields
+    )
+    print_json({"id": customer.id, "number": customer.number, "name": customer.name, "email": customer.email})
+    return 0

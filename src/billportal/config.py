@@ -1,0 +1,135 @@
+"""Settings, read once from ``BILLPORTAL_*`` environment variables.
+
+Every setting is documented in ``docs/deploy.md``; the defaults run the embedded
+demo (SQLite under ``./var``, base domain ``localhost``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it, never its value."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def decode_master_key(raw: str, name: str = "BILLPORTAL_MASTER_KEY") -> bytes:
+    """Decode a base64url master key of exactly 32 bytes."""
+    try:
+        key = base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4))
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name} is not base64url") from None
+    if len(key) != 32:
+        raise ConfigError(f"{name} must decode to 32 bytes")
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings. Build with :meth:`from_env`, or directly in tests."""
+
+    base_domain: str = "localhost"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    master_key: bytes = b""
+    previous_master_keys: tuple[bytes, ...] = ()
+    cookie_secure: bool = True
+    session_idle_seconds: int = 30 * 60
+    session_absolute_seconds: int = 12 * 60 * 60
+    trusted_proxies: tuple[str, ...] = ()
+    access_log: bool = True
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dashboard_host(self) -> str:
+        return f"dashboard.{self.base_domain}"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "billportal.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def session_cookie_name(self) -> str:
+        # The __Host- prefix makes the browser refuse the cookie unless it is
+        # Secure, host-only and Path=/; it cannot exist without Secure.
+        return "__Host-bp_session" if self.cookie_secure else "bp_session"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from the environment (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("BILLPORTAL_DATA_DIR") or "var")
+        master_raw = env.get("BILLPORTAL_MASTER_KEY", "")
+        master_key = decode_master_key(master_raw) if master_raw else load_or_create_master_key(data_dir)
+        previous = tuple(
+            decode_master_key(part, "BILLPORTAL_PREVIOUS_MASTER_KEYS")
+            for part in env.get("BILLPORTAL_PREVIOUS_MASTER_KEYS", "").split(",")
+            if part.strip()
+        )
+        base_domain = (env.get("BILLPORTAL_BASE_DOMAIN") or "localhost").strip().lower().strip(".")
+        if not base_domain or any(c in base_domain for c in "/:@ "):
+            raise ConfigError("BILLPORTAL_BASE_DOMAIN must be a host name such as portal.example.com")
+        proxies = tuple(p.strip() for p in env.get("BILLPORTAL_TRUSTED_PROXIES", "").split(",") if p.strip())
+        return cls(
+            base_domain=base_domain,
+            data_dir=data_dir,
+            database_url=env.get("BILLPORTAL_DATABASE_URL", ""),
+            master_key=master_key,
+            previous_master_keys=previous,
+            cookie_secure=_bool(env, "BILLPORTAL_COOKIE_SECURE", True),
+            session_idle_seconds=_int(env, "BILLPORTAL_SESSION_IDLE_SECONDS", 30 * 60, 60),
+            session_absolute_seconds=_int(env, "BILLPORTAL_SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60, 60),
+            trusted_proxies=proxies,
+            access_log=_bool(env, "BILLPORTAL_ACCESS_LOG", True),
+            extra=dict(env),
+        )
+
+
+def load_or_create_master_key(data_dir: Path) -> bytes:
+    """The embedded default: a master key kept in ``{data_dir}/master.key`` (mode 0600).
+
+    Production deployments set ``BILLPORTAL_MASTER_KEY`` instead, so that the key
+    never sits beside the database it protects.
+    """
+    path = data_dir / "master.key"
+    if path.exists():
+        return decode_master_key(path.read_text(encoding="ascii"), str(path))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    raw = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode("ascii")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(raw + "\n")
+    return decode_master_key(raw, str(path))

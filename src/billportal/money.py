@@ -1,0 +1,49 @@
+"""Money: integer minor units with an ISO 4217 code, formatted for people."""
+
+from __future__ import annotations
+
+# Minor-unit exponents that differ from 2 (ISO 4217).
+_EXPONENTS = {
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "UGX": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "TND": 3,
+    "JOD": 3,
+}
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$", "CHF": "CHF ", "INR": "₹"}
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def format_money(amount: int, currency: str = "USD") -> str:
+    """``format_money(123456, "USD") == "$1,234.56"``; negative amounts get a minus sign."""
+    currency = currency.upper()
+    places = exponent(currency)
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**places)
+    text = f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
+    symbol = _SYMBOLS.get(currency)
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
+def parse_money(text: str, currency: str = "USD") -> int:
+    """``parse_money("1,234.5", "USD") == 123450``; raises ValueError on anything else."""
+    from decimal import Decimal, InvalidOperation
+
+    cleaned = text.strip().replace(",", "")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValueError("not an amount") from None
+    scaled = value.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value() or not value.is_finite():
+        raise ValueError("too many decimal places")
+    return int(scaled)

@@ -1,0 +1,1 @@
+"""The billing portal a signed-in customer uses."""

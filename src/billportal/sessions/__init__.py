@@ -1,0 +1,56 @@
+"""Customer sessions: random ids, their hashes, timeouts and the cookie."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from billportal.storage.records import Session
+
+SESSION_ID_BYTES = 32  # 256 bits
+TOUCH_INTERVAL = 60  # seconds between writes of last_seen_at
+
+
+def new_session_id() -> str:
+    """A new 256-bit session id, as it goes into the cookie."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def hash_session_id(session_id: str) -> bytes:
+    """What the database keeps: SHA-256 of the id, so a dump holds no usable cookie."""
+    return hashlib.sha256(session_id.encode("ascii", "replace")).digest()
+
+
+def csrf_matches(session: Session, submitted: str) -> bool:
+    return hmac.compare_digest(session.csrf_token.encode(), submitted.encode("utf-8", "replace"))
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    idle: int
+    absolute: int
+
+
+def is_live(session: Session, now: int, timeouts: Timeouts) -> bool:
+    """Whether a session is neither past its absolute end nor idle too long."""
+    return now < session.expires_at and now - session.last_seen_at < timeouts.idle
+
+
+def needs_touch(session: Session, now: int) -> bool:
+    return now - session.last_seen_at >= TOUCH_INTERVAL
+
+
+def cookie_header(name: str, value: str, *, secure: bool, max_age: int) -> str:
+    """A host-only session cookie: no Domain, Path=/, HttpOnly, SameSite=Lax, Secure."""
+    flags = f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+    return flags + "; Secure" if secure else flags
+
+
+def clear_cookie_header(name: str, *, secure: bool) -> str:
+    return cookie_header(name, "", secure=secure, max_age=0)

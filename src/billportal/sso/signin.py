@@ -1,0 +1,193 @@
+"""``GET /login/{token}`` and ``POST /login``: a company's signed link becomes a session."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from billportal import sessions
+from billportal.portal.pages import landing_path
+from billportal.sso.reasons import Reason
+from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
+from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
+from billportal.web.context import Context, client_ip, company_for
+from billportal.web.errors import error_page
+from billportal.web.templates import render
+
+_SIGN_IN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+_NAVIGATION_DESTINATIONS = frozenset({"document", "iframe", "frame"})
+_USER_AGENT_LIMIT = 300
+KEY_LAST_USED_RESOLUTION = 60
+
+
+class SignIn:
+    """The sign-in endpoints of a company's portal host."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._key_last_used: dict[tuple[int, str], int] = {}
+
+    async def get(self, request: Request) -> Response:
+        return await self._sign_in(request, request.path_params["token"], request.query_params.get("redirect_to"))
+
+    async def post(self, request: Request) -> Response:
+        company = await company_for(request, self.context)
+        if company is None:
+            return error_page(404)
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_TOKEN_BYTES + 1024:
+            return await self._reject(request, company, Rejection(Reason.TOKEN_TOO_LONG), self.context.clock())
+        async with request.form(max_files=0, max_fields=4, max_part_size=MAX_TOKEN_BYTES + 512) as form:
+            token = form.get("token")
+            redirect_to = form.get("redirect_to") or request.query_params.get("redirect_to")
+        if not isinstance(token, str):
+            token = ""
+        return await self._sign_in(
+            request, token, redirect_to if isinstance(redirect_to, str) else None, company=company
+        )
+
+    async def _sign_in(
+        self, request: Request, token: str, redirect_to: str | None, company: Company | None = None
+    ) -> Response:
+        context = self.context
+        if company is None:
+            company = await company_for(request, context)
+            if company is None:
+                return error_page(404)
+        now = context.clock()
+
+        outcome: Claims | Rejection
+        if not company.sso_enabled:
+            outcome = Rejection(Reason.SSO_DISABLED)
+        elif _cross_site_subresource(request):
+            # Login CSRF: an <img> or <script> on another site must not sign the
+            # browser in; a top-level navigation from the company's app may.
+            outcome = Rejection(Reason.CROSS_SITE_REQUEST)
+        else:
+            outcome = verify(token, company.keys, company.policy, now)
+        if isinstance(outcome, Rejection):
+            return await self._reject(request, company, outcome, now)
+        claims = outcome
+        if not await context.store.customer_exists(company.id, claims.customer_id):
+            rejection = Rejection(Reason.CUSTOMER_UNKNOWN, claims.kid, claims.issuer, claims.customer_id)
+            return await self._reject(request, company, rejection, now, jti=claims.jti)
+
+        session_id = sessions.new_session_id()
+        session = Session(
+            id_hash=sessions.hash_session_id(session_id),
+            company_id=company.id,
+            customer_id=claims.customer_id,
+            csrf_token=sessions.new_csrf_token(),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + context.timeouts.absolute,
+        )
+        kid = claims.kid
+        event = self._event(
+            request,
+            company,
+            now,
+            result="success",
+            reason=Reason.OK,
+            customer_id=claims.customer_id,
+            issuer=claims.issuer,
+            jti=claims.jti,
+            kid=kid,
+        )
+        key_used = None
+        if now - self._key_last_used.get((company.id, kid), 0) >= KEY_LAST_USED_RESOLUTION:
+            self._key_last_used[(company.id, kid)] = now
+            key_used = (kid, now)
+        new = NewSignIn(
+            session=session,
+            event=event,
+            jti_expires_at=claims.exp + company.policy.leeway if claims.jti is not None else None,
+            key_last_used=key_used,
+        )
+        if not await context.store.complete_sign_in(new):
+            # The single-use mark was taken already; the store logged the replay.
+            return self._failure(company, Reason.JTI_REPLAYED)
+
+        old_cookie = request.cookies.get(context.settings.session_cookie_name)
+        if old_cookie:
+            # Whatever session the browser came with is over: no fixation.
+            await context.store.end_session(sessions.hash_session_id(old_cookie))
+        response = RedirectResponse(landing_path(redirect_to), status_code=303, headers=_SIGN_IN_HEADERS)
+        response.raw_headers.append(
+            (
+                b"set-cookie",
+                sessions.cookie_header(
+                    context.settings.session_cookie_name,
+                    session_id,
+                    secure=context.settings.cookie_secure,
+                    max_age=context.timeouts.absolute,
+                ).encode("latin-1"),
+            )
+        )
+        return response
+
+    def _event(
+        self,
+        request: Request,
+        company: Company,
+        now: int,
+        *,
+        result: str,
+        reason: Reason,
+        customer_id: int | None,
+        issuer: str | None,
+        jti: str | None,
+        kid: str | None,
+    ) -> SignInEvent:
+        return SignInEvent(
+            company_id=company.id,
+            at=now,
+            result=result,
+            reason=reason.value,
+            customer_id=customer_id,
+            issuer=issuer,
+            kid=kid,
+            jti=jti[:255] if jti else None,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", "")[:_USER_AGENT_LIMIT],
+        )
+
+    async def _reject(
+        self, request: Request, company: Company, rejection: Rejection, now: int, jti: str | None = None
+    ) -> Response:
+        event = self._event(
+            request,
+            company,
+            now,
+            result="failure",
+            reason=rejection.reason,
+            customer_id=rejection.customer_id,
+            issuer=rejection.issuer,
+            jti=jti,
+            kid=rejection.kid,
+        )
+        await self.context.store.record_event(event)
+        return self._failure(company, rejection.reason)
+
+    def _failure(self, company: Company, reason: Reason) -> Response:
+        if company.error_url:
+            return RedirectResponse(
+                _with_query(company.error_url, error=reason.value), status_code=303, headers=_SIGN_IN_HEADERS
+            )
+        # One page for every reason: the reason goes to the sign-in log only.
+        return render("sign_in_failed.html", status_code=401, headers=_SIGN_IN_HEADERS, company=company)
+
+
+def _cross_site_subresource(request: Request) -> bool:
+    headers = request.headers
+    if headers.get("sec-fetch-site") != "cross-site":
+        return False
+    return headers.get("sec-fetch-dest", "document") not in _NAVIGATION_DESTINATIONS
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

@@ -1,0 +1,133 @@
+"""Plain records that the storage layer returns: no ORM objects leak past it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from billportal.sso.tokens import Policy, VerificationKey
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    """A merchant, with its SSO policy and its decrypted SSO keys (kept in memory only)."""
+
+    id: int
+    username: str
+    name: str
+    accent_color: str
+    time_zone: str
+    payment_instructions: str
+    sso_enabled: bool
+    policy: Policy
+    sign_in_url: str
+    sign_out_url: str
+    error_url: str
+    frame_ancestors: tuple[str, ...]
+    keys: tuple[VerificationKey, ...] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """An SSO key as listed to admins: never the secret itself."""
+
+    kid: str
+    state: str
+    weak: bool
+    created_at: int
+    last_used_at: int | None
+    retiring_until: int | None
+    revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    company_id: int
+    id: int
+    number: str
+    name: str
+    email: str
+    phone: str
+    address_line1: str
+    address_line2: str
+    city: str
+    state: str
+    postal_code: str
+    country: str
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in customer's server-side session (looked up by the hash of its id)."""
+
+    id_hash: bytes = field(repr=False)
+    company_id: int
+    customer_id: int
+    csrf_token: str = field(repr=False)
+    created_at: int
+    last_seen_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignInEvent:
+    """One sign-in attempt, for the company's sign-in log."""
+
+    company_id: int
+    at: int
+    result: str  # "success" or "failure"
+    reason: str
+    customer_id: int | None
+    issuer: str | None
+    kid: str | None
+    jti: str | None
+    ip: str
+    user_agent: str
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    position: int
+    description: str
+    quantity: str
+    unit_price: int
+    discount: int
+    tax: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    status: str
+    issued_on: str
+    due_on: str | None
+    subtotal: int
+    discount: int
+    tax: int
+    total: int
+    amount_paid: int
+    balance: int
+    notes: str
+    lines: tuple[LineItem, ...] = ()
+
+    def display_status(self, today: str) -> str:
+        """The status a customer sees: an open invoice past its due date is past due."""
+        if self.status == "open" and self.due_on is not None and self.due_on < today:
+            return "past_due"
+        return self.status
+
+
+@dataclass(frozen=True, slots=True)
+class NewSignIn:
+    """Everything one successful sign-in writes, in one transaction."""
+
+    session: Session
+    event: SignInEvent
+    jti_expires_at: int | None
+    key_last_used: tuple[str, int] | None  # (kid, now) when the stored time is stale

@@ -1,0 +1,340 @@
+"""The database schema: one SQLAlchemy Core ``MetaData``, the source of the migrations.
+
+Money is integer minor units beside an ISO 4217 currency code; times are integer
+UNIX seconds (UTC), which sort, compare and index the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("accent_color", String(7), nullable=False, server_default="#2563eb"),
+    Column("time_zone", String(64), nullable=False, server_default="UTC"),
+    Column("payment_instructions", Text, nullable=False, server_default=""),
+    # SSO policy (see billportal.sso.policy.Policy).
+    Column("sso_enabled", Boolean, nullable=False, server_default="1"),
+    Column("sso_leeway_seconds", Integer, nullable=False, server_default="60"),
+    Column("sso_max_lifetime_seconds", Integer, nullable=True),
+    Column("sso_require_jti", Boolean, nullable=False, server_default="0"),
+    Column("sso_allowed_issuers", Text, nullable=False, server_default=""),
+    Column("sso_iat_cutoff", BigInteger, nullable=True),
+    Column("sign_in_url", Text, nullable=False, server_default=""),
+    Column("sign_out_url", Text, nullable=False, server_default=""),
+    Column("error_url", Text, nullable=False, server_default=""),
+    Column("frame_ancestors", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+sso_keys = Table(
+    "sso_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("kid", String(64), nullable=False),
+    # AES-256-GCM: nonce || ciphertext+tag, associated data = company id.
+    Column("secret_encrypted", LargeBinary, nullable=False),
+    Column("master_key_id", String(16), nullable=False),
+    Column("weak", Boolean, nullable=False, server_default="0"),
+    Column("state", String(16), nullable=False),
+    Column("retiring_until", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    UniqueConstraint("company_id", "kid", name="uq_sso_keys_company_kid"),
+    CheckConstraint("state IN ('active', 'retiring', 'revoked')", name="state"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("number", String(64), nullable=False, server_default=""),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False, server_default=""),
+    Column("phone", String(64), nullable=False, server_default=""),
+    Column("address_line1", String(200), nullable=False, server_default=""),
+    Column("address_line2", String(200), nullable=False, server_default=""),
+    Column("city", String(100), nullable=False, server_default=""),
+    Column("state", String(100), nullable=False, server_default=""),
+    Column("postal_code", String(32), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False, server_default=""),
+    Column("currency", String(3), nullable=False, server_default="USD"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("number", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("issued_on", String(10), nullable=False),
+    Column("due_on", String(10), nullable=True),
+    Column("subtotal", BigInteger, nullable=False, server_default="0"),
+    Column("discount", BigInteger, nullable=False, server_default="0"),
+    Column("tax", BigInteger, nullable=False, server_default="0"),
+    Column("total", BigInteger, nullable=False, server_default="0"),
+    Column("amount_paid", BigInteger, nullable=False, server_default="0"),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("company_id", "number", name="uq_invoices_company_number"),
+    CheckConstraint("status IN ('draft', 'open', 'paid', 'voided')", name="status"),
+)
+Index("ix_invoices_customer", invoices.c.company_id, invoices.c.customer_id, invoices.c.issued_on)
+
+line_items = Table(
+    "line_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # One table for the lines of invoices, credit notes and estimates.
+    Column("document_kind", String(16), nullable=False),
+    Column("document_id", Integer, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("quantity", String(32), nullable=False),
+    Column("unit_price", BigInteger, nullable=False),
+    Column("discount", BigInteger, nullable=False, server_default="0"),
+    Column("tax", BigInteger, nullable=False, server_default="0"),
+    Column("amount", BigInteger, nullable=False),
+    CheckConstraint("document_kind IN ('invoice', 'credit_note', 'estimate')", name="document_kind"),
+)
+Index("ix_line_items_document", line_items.c.document_kind, line_items.c.document_id, line_items.c.position)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("number", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("received_on", String(10), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("reference", String(100), nullable=False, server_default=""),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("company_id", "number", name="uq_payments_company_number"),
+)
+Index("ix_payments_customer", payments.c.company_id, payments.c.customer_id, payments.c.received_on)
+
+payment_applications = Table(
+    "payment_applications",
+    metadata,
+    Column("payment_id", Integer, ForeignKey("payments.id", ondelete="CASCADE"), primary_key=True),
+    Column("invoice_id", Integer, ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+)
+Index("ix_payment_applications_invoice", payment_applications.c.invoice_id)
+
+credit_notes = Table(
+    "credit_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("number", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("issued_on", String(10), nullable=False),
+    Column("invoice_id", Integer, nullable=True),
+    Column("subtotal", BigInteger, nullable=False, server_default="0"),
+    Column("tax", BigInteger, nullable=False, server_default="0"),
+    Column("total", BigInteger, nullable=False, server_default="0"),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("company_id", "number", name="uq_credit_notes_company_number"),
+    CheckConstraint("status IN ('draft', 'open', 'applied', 'voided')", name="status"),
+)
+Index("ix_credit_notes_customer", credit_notes.c.company_id, credit_notes.c.customer_id, credit_notes.c.issued_on)
+
+estimates = Table(
+    "estimates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("number", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("issued_on", String(10), nullable=False),
+    Column("expires_on", String(10), nullable=True),
+    Column("subtotal", BigInteger, nullable=False, server_default="0"),
+    Column("tax", BigInteger, nullable=False, server_default="0"),
+    Column("total", BigInteger, nullable=False, server_default="0"),
+    Column("approved_by", String(200), nullable=True),
+    Column("approved_at", BigInteger, nullable=True),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("company_id", "number", name="uq_estimates_company_number"),
+    CheckConstraint("status IN ('draft', 'sent', 'approved', 'declined', 'voided')", name="status"),
+)
+Index("ix_estimates_customer", estimates.c.company_id, estimates.c.customer_id, estimates.c.issued_on)
+
+customer_events = Table(
+    "customer_events",
+    metadata,
+    # What a customer did in the portal that the company should see.
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+)
+Index("ix_customer_events_company", customer_events.c.company_id, customer_events.c.id)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    # SHA-256 of the 256-bit session id: a database dump never holds a usable cookie.
+    Column("id_hash", LargeBinary(32), primary_key=True),
+    Column("company_id", Integer, nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_sessions_customer", sessions.c.company_id, sessions.c.customer_id)
+
+sign_in_events = Table(
+    "sign_in_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("company_id", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("result", String(8), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("customer_id", BigInteger, nullable=True),
+    Column("issuer", String(200), nullable=True),
+    Column("kid", String(64), nullable=True),
+    Column("jti", String(255), nullable=True),
+    Column("ip", String(45), nullable=False, server_default=""),
+    Column("user_agent", String(300), nullable=False, server_default=""),
+)
+Index("ix_sign_in_events_company_id", sign_in_events.c.company_id, sign_in_events.c.id)
+
+used_jtis = Table(
+    "used_jtis",
+    metadata,
+    Column("company_id", Integer, primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# -- the dashboard: company admins, their sessions, and the audit trail -------------
+
+admins = Table(
+    "admins",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),  # argon2id
+    Column("created_at", BigInteger, nullable=False),
+    Column("password_changed_at", BigInteger, nullable=False),
+)
+
+admin_memberships = Table(
+    "admin_memberships",
+    metadata,
+    Column("admin_id", Integer, ForeignKey("admins.id", ondelete="CASCADE"), primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False, server_default="admin"),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id_hash", LargeBinary(32), primary_key=True),
+    Column("admin_id", Integer, ForeignKey("admins.id", ondelete="CASCADE"), nullable=False),
+    Column("company_id", Integer, nullable=True),  # the company being administered now
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("sudo_until", BigInteger, nullable=True),  # password re-entered: reveal allowed until
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("company_id", Integer, nullable=True),
+    Column("admin_id", Integer, nullable=True),
+    Column("actor", String(254), nullable=False),  # admin email, "cli" or "api:{key prefix}"
+    Column("at", BigInteger, nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("ip", String(45), nullable=False, server_default=""),
+    Column("user_agent", String(300), nullable=False, server_default=""),
+)
+Index("ix_audit_events_company", audit_events.c.company_id, audit_events.c.id)
+
+# -- the REST API: keys and idempotent retries ---------------------------------------
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("prefix", String(24), nullable=False, unique=True),  # shown in lists: "bp_live_ab12cd34"
+    Column("key_hash", LargeBinary(32), nullable=False, unique=True),  # SHA-256 of the whole key
+    Column("name", String(100), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("company_id", Integer, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("method", String(8), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("request_hash", LargeBinary(32), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the portal, the dashboard and the API."""

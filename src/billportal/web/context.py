@@ -1,0 +1,44 @@
+"""What every view needs: settings, storage and the clock (which tests may move)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from billportal.config import Settings
+from billportal.sessions import Timeouts
+from billportal.storage.records import Company
+from billportal.storage.store import Store
+
+
+def system_clock() -> int:
+    return int(time.time())
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    clock: Callable[[], int] = system_clock
+    timeouts: Timeouts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.timeouts = Timeouts(self.settings.session_idle_seconds, self.settings.session_absolute_seconds)
+
+
+SITE_KEY = "billportal.site"
+
+
+async def company_for(request: Request, context: Context) -> Company | None:
+    """The company whose portal host this request came to (None: no such company)."""
+    username: str = request.scope[SITE_KEY].username
+    return await context.store.company(username)
+
+
+def client_ip(request: Request) -> str:
+    # uvicorn rewrites the client from X-Forwarded-For only for trusted proxies
+    # (BILLPORTAL_TRUSTED_PROXIES), so this is never a header an attacker chose.
+    return request.client.host if request.client else ""

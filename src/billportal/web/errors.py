@@ -1,0 +1,75 @@
+"""Friendly error pages, and the guard that turns any failure into one."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from starlette.responses import HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billportal.storage.errors import StorageUnavailable
+from billportal.web.templates import render
+
+log = logging.getLogger("billportal.errors")
+
+_TITLES = {
+    400: ("Bad request", "The request could not be understood."),
+    401: ("Sign-in needed", "Please sign in again."),
+    403: ("Not allowed", "This request was refused."),
+    404: ("Page not found", "There is nothing at this address."),
+    405: ("Not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "The request is larger than this page accepts."),
+    429: ("Too many attempts", "Please wait a moment, then try again."),
+    500: ("Something went wrong", "The error has been logged. Please try again in a moment."),
+    503: ("Temporarily unavailable", "The service is busy or restarting. Please try again in a moment."),
+}
+
+
+def error_page(status_code: int, message: str | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
+    title, default = _TITLES.get(status_code, ("Error", "The request could not be completed."))
+    return render(
+        "error.html", status_code=status_code, headers=headers, title=title, message=message or default, company=None
+    )
+
+
+class ErrorGuard:
+    """Never a traceback to the client: storage outages give 503, anything else 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except StorageUnavailable:
+            log.warning("storage unavailable; answered 503")
+            if not started:
+                await error_page(503, headers={"Retry-After": "5"})(scope, receive, send)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: a page, never a traceback
+            # The type and the frames, not the message: a message could quote input.
+            log.error(  # noqa: TRY400 - log.exception would print the message, which may quote input
+                "unhandled %s on %s %s\n%s",
+                type(exc).__name__,
+                scope.get("method"),
+                _path_for_log(scope),
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            if not started:
+                await error_page(500)(scope, receive, send)
+
+
+def _path_for_log(scope: Scope) -> str:
+    path = str(scope.get("path", ""))
+    return "/login/[redacted]" if path.startswith("/login/") else path
