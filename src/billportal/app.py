@@ -48,6 +48,7 @@ def portal_router(context: Context) -> Router:
 def dashboard_router(context: Context) -> Router:
     """``dashboard.{base}``: the company admins' dashboard, and the REST API under /api/v1."""
     routes: list[BaseRoute] = []
+    del context  # the dashboard and API routes take it
     return Router(routes=routes)
 
 

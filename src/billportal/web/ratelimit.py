@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class FailureLimiter:
     def __init__(self, storage_uri: str = "") -> None:
         storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
         if not isinstance(storage, Storage):
-            raise ValueError("rate-limit storage must be an async one (async+redis://...)")
+            raise TypeError("rate-limit storage must be an async one (async+redis://...)")
         self.storage = storage
         self._limiter = FixedWindowRateLimiter(self.storage)
 
