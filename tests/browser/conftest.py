@@ -1,0 +1,148 @@
+"""A real server process and Debian's chromium, driven by Playwright.
+
+``live_server`` runs ``billportal serve`` on a free port over a fresh data
+folder seeded by ``billportal demo --no-serve``; ``*.localhost`` resolves to
+the loopback address in chromium, so ``http://acme.localhost:{port}`` reaches it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.conftest import MASTER_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    """A running ``billportal serve`` and the environment its CLI shares."""
+
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, host: str = "acme", path: str = "/") -> str:
+        return f"http://{host}.localhost:{self.port}{path}"
+
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        """Run ``billportal ARGS`` against this server's database; return its stdout."""
+        result = subprocess.run(
+            [sys.executable, "-m", "billportal", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return result.stdout.strip()
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data = tmp_path_factory.mktemp("live")
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "BILLPORTAL_DATA_DIR": str(data),
+            "BILLPORTAL_MASTER_KEY": base64.urlsafe_b64encode(MASTER_KEY).decode(),
+            "BILLPORTAL_BASE_DOMAIN": "localhost",
+        }
+    )
+    subprocess.run(
+        [sys.executable, "-m", "billportal", "demo", "--no-serve", "--port", str(port)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    log_path = data / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "billportal", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(port, env, log_path, process)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            # Python's resolver may not know *.localhost: ask the loopback address directly.
+            httpx.get(f"http://127.0.0.1:{port}/signed-out", headers={"host": f"acme.localhost:{port}"}, timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("billportal serve did not start:\n" + server.log()) from None
+            time.sleep(0.1)
+    yield server
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save a full-page screenshot to docs/screenshots/{name}.png (shown in the README)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
