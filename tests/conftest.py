@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 from billportal.app import build_app
 from billportal.config import Settings
 from billportal.storage import open_store
-from billportal.storage.records import Company
-from billportal.storage.store import LineInput, Store
+from billportal.storage.records import Company, LineInput
+from billportal.storage.store import Store
 
 MASTER_KEY = base64.urlsafe_b64decode("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 ACME_KEY = "acme-sso-key-0123456789abcdefghijklmnop"  # 39 bytes: not weak

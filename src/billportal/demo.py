@@ -10,7 +10,8 @@ from billportal import _links
 from billportal.config import Settings
 from billportal.sso import keys as sso_keys
 from billportal.storage import open_store
-from billportal.storage.store import LineInput, Store
+from billportal.storage.records import LineInput
+from billportal.storage.store import Store
 from billportal.web.context import system_clock
 
 DEMO_COMPANY = "acme"

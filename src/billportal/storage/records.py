@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from billportal.sso.tokens import Policy, VerificationKey
 
@@ -115,6 +116,7 @@ class Invoice:
     balance: int
     notes: str
     lines: tuple[LineItem, ...] = ()
+    amount_credited: int = 0
 
     def display_status(self, today: str) -> str:
         """The status a customer sees: an open invoice past its due date is past due."""
@@ -131,3 +133,96 @@ class NewSignIn:
     event: SignInEvent
     jti_expires_at: int | None
     key_last_used: tuple[str, int] | None  # (kid, now) when the stored time is stale
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentApplication:
+    """The part of a payment applied to one invoice."""
+
+    invoice_id: int
+    invoice_number: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    received_on: str
+    method: str
+    reference: str
+    amount: int
+    applications: tuple[PaymentApplication, ...] = ()
+
+    @property
+    def unapplied(self) -> int:
+        return self.amount - sum(a.amount for a in self.applications)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNote:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    status: str  # draft, open (account credit), applied (to invoice_id), voided
+    issued_on: str
+    invoice_id: int | None
+    subtotal: int
+    tax: int
+    total: int
+    notes: str
+    lines: tuple[LineItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    status: str  # draft, sent, approved, declined, voided
+    issued_on: str
+    expires_on: str | None
+    subtotal: int
+    tax: int
+    total: int
+    approved_by: str | None
+    approved_at: int | None
+    notes: str
+    lines: tuple[LineItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEvent:
+    """Something a customer did in the portal that the company sees."""
+
+    id: int
+    company_id: int
+    customer_id: int
+    at: int
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    description: str
+    quantity: str
+    unit_price: int
+    discount: int = 0
+    tax: int = 0
+
+    @property
+    def amount(self) -> int:
+        return line_amount(self.quantity, self.unit_price, self.discount, self.tax)
+
+
+def line_amount(quantity: str, unit_price: int, discount: int, tax: int) -> int:
+    gross = (Decimal(quantity) * unit_price).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return int(gross) - discount + tax

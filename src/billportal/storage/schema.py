@@ -111,6 +111,7 @@ invoices = Table(
     Column("tax", BigInteger, nullable=False, server_default="0"),
     Column("total", BigInteger, nullable=False, server_default="0"),
     Column("amount_paid", BigInteger, nullable=False, server_default="0"),
+    Column("amount_credited", BigInteger, nullable=False, server_default="0"),
     Column("balance", BigInteger, nullable=False, server_default="0"),
     Column("notes", Text, nullable=False, server_default=""),
     Column("created_at", BigInteger, nullable=False),

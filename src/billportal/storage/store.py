@@ -10,9 +10,8 @@ a sign-in costs one indexed read and a share of one group commit.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy import exc as sa_exc
@@ -20,12 +19,15 @@ from sqlalchemy import exc as sa_exc
 from billportal.sso import keys as sso_keys
 from billportal.sso.tokens import Policy, VerificationKey
 from billportal.storage import schema as t
+from billportal.storage.backend import Backend
+from billportal.storage.billing import Billing, insert_lines, totals
 from billportal.storage.errors import Conflict
 from billportal.storage.records import (
     Company,
     Customer,
     Invoice,
     KeyInfo,
+    LineInput,
     LineItem,
     NewSignIn,
     Session,
@@ -36,40 +38,6 @@ T = TypeVar("T")
 
 COMPANY_CACHE_SECONDS = 1.0
 KEY_LAST_USED_RESOLUTION = 60
-
-
-class Backend(Protocol):
-    """What a database backend provides (embedded SQLite today; PostgreSQL next)."""
-
-    async def read(self, query: Callable[[Connection], T]) -> T: ...
-    async def write(self, change: Callable[[Connection], T]) -> T: ...
-    async def customer_exists(self, company_id: int, customer_id: int) -> bool: ...
-    async def sign_in(self, sign_in: NewSignIn) -> bool: ...
-    async def record_event(self, event: SignInEvent) -> None: ...
-    async def session(self, id_hash: bytes) -> Session | None: ...
-    async def touch_session(self, id_hash: bytes, now: int) -> None: ...
-    async def end_session(self, id_hash: bytes) -> None: ...
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LineInput:
-    description: str
-    quantity: str
-    unit_price: int
-    discount: int = 0
-    tax: int = 0
-
-    @property
-    def amount(self) -> int:
-        return _line_amount(self.quantity, self.unit_price, self.discount, self.tax)
-
-
-def _line_amount(quantity: str, unit_price: int, discount: int, tax: int) -> int:
-    from decimal import ROUND_HALF_EVEN, Decimal
-
-    gross = (Decimal(quantity) * unit_price).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-    return int(gross) - discount + tax
 
 
 def _policy(row: Row[Any]) -> Policy:
@@ -116,6 +84,7 @@ def _invoice(row: Row[Any], lines: Sequence[LineItem] = ()) -> Invoice:
         tax=row.tax,
         total=row.total,
         amount_paid=row.amount_paid,
+        amount_credited=row.amount_credited,
         balance=row.balance,
         notes=row.notes,
         lines=tuple(lines),
@@ -130,6 +99,7 @@ class Store:
         self._master_keys = tuple(master_keys)
         self._sealing_key = self._master_keys[0]
         self._companies: dict[str, tuple[float, Company | None]] = {}
+        self.billing = Billing(backend)
 
     def close(self) -> None:
         self.backend.close()
@@ -370,10 +340,7 @@ class Store:
         now: int,
     ) -> int:
         line_list = list(lines)
-        subtotal = sum(_line_amount(x.quantity, x.unit_price, 0, 0) for x in line_list)
-        discount = sum(x.discount for x in line_list)
-        tax = sum(x.tax for x in line_list)
-        total = subtotal - discount + tax
+        subtotal, discount, tax, total = totals(line_list)
         balance = 0 if status in ("paid", "voided") else total - amount_paid
 
         def change(conn: Connection) -> int:
@@ -402,24 +369,7 @@ class Store:
                 ).scalar_one()
             except sa_exc.IntegrityError:
                 raise Conflict(f"invoice number {number!r} already exists") from None
-            if line_list:
-                conn.execute(
-                    insert(t.line_items),
-                    [
-                        {
-                            "document_kind": "invoice",
-                            "document_id": invoice_id,
-                            "position": position,
-                            "description": line.description,
-                            "quantity": line.quantity,
-                            "unit_price": line.unit_price,
-                            "discount": line.discount,
-                            "tax": line.tax,
-                            "amount": line.amount,
-                        }
-                        for position, line in enumerate(line_list, start=1)
-                    ],
-                )
+            insert_lines(conn, "invoice", invoice_id, line_list)
             return invoice_id
 
         invoice_id: int = await self.backend.write(change)

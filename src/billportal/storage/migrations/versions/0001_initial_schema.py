@@ -289,6 +289,7 @@ def upgrade() -> None:
         sa.Column("tax", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("total", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("amount_paid", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("amount_credited", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("balance", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("notes", sa.Text(), server_default="", nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),

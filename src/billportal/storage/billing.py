@@ -1,0 +1,538 @@
+"""Billing documents beyond invoices: payments, credit notes, estimates, customer events.
+
+Every read takes the company id and the customer id, so a query can only ever
+return the signed-in customer's own documents. Writes keep the invoices they
+touch consistent in the same transaction: a payment or a credit note applied to
+an invoice lowers its balance, and an invoice whose balance reaches zero is paid.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import exc as sa_exc
+
+from billportal.storage import schema as t
+from billportal.storage.backend import Backend
+from billportal.storage.errors import Conflict, NotFound
+from billportal.storage.records import (
+    CreditNote,
+    CustomerEvent,
+    Estimate,
+    LineInput,
+    LineItem,
+    Payment,
+    PaymentApplication,
+    line_amount,
+)
+
+PAYMENT_METHODS = ("ach", "bank_transfer", "card", "cash", "check", "other")
+BILLING_FIELDS = (
+    "name",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+)
+
+
+def _lines(conn: Connection, kind: str, document_id: int) -> tuple[LineItem, ...]:
+    li = t.line_items.c
+    rows = conn.execute(
+        select(t.line_items).where(li.document_kind == kind, li.document_id == document_id).order_by(li.position)
+    ).all()
+    return tuple(
+        LineItem(r.position, r.description, r.quantity, r.unit_price, r.discount, r.tax, r.amount) for r in rows
+    )
+
+
+def insert_lines(conn: Connection, kind: str, document_id: int, lines: Sequence[LineInput]) -> None:
+    """Store a document's lines, numbered from 1 in the order given."""
+    if not lines:
+        return
+    conn.execute(
+        insert(t.line_items),
+        [
+            {
+                "document_kind": kind,
+                "document_id": document_id,
+                "position": position,
+                "description": line.description,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "discount": line.discount,
+                "tax": line.tax,
+                "amount": line.amount,
+            }
+            for position, line in enumerate(lines, start=1)
+        ],
+    )
+
+
+def totals(lines: Sequence[LineInput]) -> tuple[int, int, int, int]:
+    """(subtotal, discount, tax, total) of some lines, in minor units."""
+    subtotal = sum(line_amount(x.quantity, x.unit_price, 0, 0) for x in lines)
+    discount = sum(x.discount for x in lines)
+    tax = sum(x.tax for x in lines)
+    return subtotal, discount, tax, subtotal - discount + tax
+
+
+def _payment(row: Row[Any], applications: Iterable[PaymentApplication] = ()) -> Payment:
+    return Payment(
+        id=row.id,
+        company_id=row.company_id,
+        customer_id=row.customer_id,
+        number=row.number,
+        currency=row.currency,
+        received_on=row.received_on,
+        method=row.method,
+        reference=row.reference,
+        amount=row.amount,
+        applications=tuple(applications),
+    )
+
+
+def _credit_note(row: Row[Any], lines: tuple[LineItem, ...] = ()) -> CreditNote:
+    return CreditNote(
+        id=row.id,
+        company_id=row.company_id,
+        customer_id=row.customer_id,
+        number=row.number,
+        currency=row.currency,
+        status=row.status,
+        issued_on=row.issued_on,
+        invoice_id=row.invoice_id,
+        subtotal=row.subtotal,
+        tax=row.tax,
+        total=row.total,
+        notes=row.notes,
+        lines=lines,
+    )
+
+
+def _estimate(row: Row[Any], lines: tuple[LineItem, ...] = ()) -> Estimate:
+    return Estimate(
+        id=row.id,
+        company_id=row.company_id,
+        customer_id=row.customer_id,
+        number=row.number,
+        currency=row.currency,
+        status=row.status,
+        issued_on=row.issued_on,
+        expires_on=row.expires_on,
+        subtotal=row.subtotal,
+        tax=row.tax,
+        total=row.total,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+        notes=row.notes,
+        lines=lines,
+    )
+
+
+def _settle(
+    conn: Connection, company_id: int, customer_id: int, invoice_id: int, *, paid: int, credited: int, now: int
+) -> None:
+    """Lower an open invoice's balance by a payment or credit; paid when nothing is left."""
+    c = t.invoices.c
+    row = conn.execute(
+        select(c.balance, c.status).where(c.id == invoice_id, c.company_id == company_id, c.customer_id == customer_id)
+    ).first()
+    if row is None or row.status != "open":
+        raise NotFound(f"invoice {invoice_id} is not an open invoice of this customer")
+    amount = paid + credited
+    if amount <= 0 or amount > row.balance:
+        raise Conflict(f"the amount applied to invoice {invoice_id} must be between 0 and its balance")
+    balance = row.balance - amount
+    conn.execute(
+        update(t.invoices)
+        .where(c.id == invoice_id)
+        .values(
+            amount_paid=c.amount_paid + paid,
+            amount_credited=c.amount_credited + credited,
+            balance=balance,
+            status="paid" if balance == 0 else "open",
+            updated_at=now,
+        )
+    )
+
+
+def record_customer_event(
+    conn: Connection, company_id: int, customer_id: int, kind: str, detail: dict[str, Any], *, now: int
+) -> None:
+    conn.execute(
+        insert(t.customer_events).values(
+            company_id=company_id, customer_id=customer_id, at=now, kind=kind, detail=json.dumps(detail, sort_keys=True)
+        )
+    )
+
+
+class Billing:
+    """Payments, credit notes, estimates and billing details, scoped to one customer."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    # -- payments ------------------------------------------------------------------
+
+    async def create_payment(
+        self,
+        company_id: int,
+        customer_id: int,
+        *,
+        number: str,
+        currency: str,
+        received_on: str,
+        method: str,
+        amount: int,
+        applications: Sequence[tuple[int, int]] = (),
+        reference: str = "",
+        now: int,
+    ) -> int:
+        """Record a payment and apply parts of it to invoices: ``[(invoice_id, amount), ...]``."""
+        if method not in PAYMENT_METHODS:
+            raise ValueError(f"method must be one of {', '.join(PAYMENT_METHODS)}")
+        if amount <= 0 or sum(a for _, a in applications) > amount:
+            raise ValueError("a payment is positive and covers at least what it applies")
+
+        def change(conn: Connection) -> int:
+            try:
+                payment_id: int = conn.execute(
+                    insert(t.payments)
+                    .values(
+                        company_id=company_id,
+                        customer_id=customer_id,
+                        number=number,
+                        currency=currency,
+                        received_on=received_on,
+                        method=method,
+                        reference=reference,
+                        amount=amount,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(t.payments.c.id)
+                ).scalar_one()
+            except sa_exc.IntegrityError:
+                raise Conflict(f"payment number {number!r} already exists") from None
+            for invoice_id, applied in applications:
+                _settle(conn, company_id, customer_id, invoice_id, paid=applied, credited=0, now=now)
+                conn.execute(
+                    insert(t.payment_applications).values(payment_id=payment_id, invoice_id=invoice_id, amount=applied)
+                )
+            return payment_id
+
+        payment_id: int = await self.backend.write(change)
+        return payment_id
+
+    async def payments(
+        self, company_id: int, customer_id: int, *, limit: int = 25, offset: int = 0
+    ) -> tuple[list[Payment], int]:
+        """One page of a customer's payments, newest first, and how many there are."""
+
+        def query(conn: Connection) -> tuple[list[Payment], int]:
+            c = t.payments.c
+            where = (c.company_id == company_id, c.customer_id == customer_id)
+            total = conn.execute(select(func.count()).select_from(t.payments).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(t.payments).where(*where).order_by(c.received_on.desc(), c.id.desc()).limit(limit).offset(offset)
+            ).all()
+            return [_payment(r) for r in rows], total
+
+        result: tuple[list[Payment], int] = await self.backend.read(query)
+        return result
+
+    async def payment(self, company_id: int, customer_id: int, payment_id: int) -> Payment | None:
+        """One payment with the invoices it paid, only if it is this customer's."""
+
+        def query(conn: Connection) -> Payment | None:
+            c = t.payments.c
+            row = conn.execute(
+                select(t.payments).where(c.id == payment_id, c.company_id == company_id, c.customer_id == customer_id)
+            ).first()
+            if row is None:
+                return None
+            pa, inv = t.payment_applications.c, t.invoices.c
+            applied = conn.execute(
+                select(pa.invoice_id, inv.number, pa.amount)
+                .join(t.invoices, inv.id == pa.invoice_id)
+                .where(pa.payment_id == payment_id)
+                .order_by(inv.number)
+            ).all()
+            return _payment(row, (PaymentApplication(a.invoice_id, a.number, a.amount) for a in applied))
+
+        payment: Payment | None = await self.backend.read(query)
+        return payment
+
+    async def payments_for_invoice(
+        self, company_id: int, customer_id: int, invoice_id: int
+    ) -> list[tuple[Payment, int]]:
+        """The payments applied to one invoice, each with the amount applied to it."""
+
+        def query(conn: Connection) -> list[tuple[Payment, int]]:
+            c, pa = t.payments.c, t.payment_applications.c
+            rows = conn.execute(
+                select(t.payments, pa.amount.label("applied"))
+                .join(t.payment_applications, pa.payment_id == c.id)
+                .where(pa.invoice_id == invoice_id, c.company_id == company_id, c.customer_id == customer_id)
+                .order_by(c.received_on, c.id)
+            ).all()
+            return [(_payment(r), r.applied) for r in rows]
+
+        return list(await self.backend.read(query))
+
+    # -- credit notes ------------------------------------------------------------------
+
+    async def create_credit_note(
+        self,
+        company_id: int,
+        customer_id: int,
+        *,
+        number: str,
+        currency: str,
+        issued_on: str,
+        lines: Sequence[LineInput],
+        invoice_id: int | None = None,
+        status: str = "open",
+        notes: str = "",
+        now: int,
+    ) -> int:
+        """A credit note: account credit (``open``), or applied to ``invoice_id`` at once."""
+        subtotal, discount, tax, total = totals(lines)
+        if invoice_id is not None:
+            status = "applied"
+
+        def change(conn: Connection) -> int:
+            try:
+                note_id: int = conn.execute(
+                    insert(t.credit_notes)
+                    .values(
+                        company_id=company_id,
+                        customer_id=customer_id,
+                        number=number,
+                        currency=currency,
+                        status=status,
+                        issued_on=issued_on,
+                        invoice_id=invoice_id,
+                        subtotal=subtotal - discount,
+                        tax=tax,
+                        total=total,
+                        notes=notes,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(t.credit_notes.c.id)
+                ).scalar_one()
+            except sa_exc.IntegrityError:
+                raise Conflict(f"credit note number {number!r} already exists") from None
+            insert_lines(conn, "credit_note", note_id, lines)
+            if invoice_id is not None:
+                _settle(conn, company_id, customer_id, invoice_id, paid=0, credited=total, now=now)
+            return note_id
+
+        note_id: int = await self.backend.write(change)
+        return note_id
+
+    async def credit_notes(
+        self, company_id: int, customer_id: int, *, limit: int = 25, offset: int = 0
+    ) -> tuple[list[CreditNote], int]:
+        def query(conn: Connection) -> tuple[list[CreditNote], int]:
+            c = t.credit_notes.c
+            where = (c.company_id == company_id, c.customer_id == customer_id, c.status != "draft")
+            total = conn.execute(select(func.count()).select_from(t.credit_notes).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(t.credit_notes)
+                .where(*where)
+                .order_by(c.issued_on.desc(), c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return [_credit_note(r) for r in rows], total
+
+        result: tuple[list[CreditNote], int] = await self.backend.read(query)
+        return result
+
+    async def credit_note(self, company_id: int, customer_id: int, note_id: int) -> CreditNote | None:
+        def query(conn: Connection) -> CreditNote | None:
+            c = t.credit_notes.c
+            row = conn.execute(
+                select(t.credit_notes).where(
+                    c.id == note_id, c.company_id == company_id, c.customer_id == customer_id, c.status != "draft"
+                )
+            ).first()
+            return None if row is None else _credit_note(row, _lines(conn, "credit_note", note_id))
+
+        note: CreditNote | None = await self.backend.read(query)
+        return note
+
+    async def open_credit(self, company_id: int, customer_id: int) -> int:
+        """Credit notes not yet applied to an invoice: they lower the balance due."""
+
+        def query(conn: Connection) -> int:
+            c = t.credit_notes.c
+            return int(
+                conn.execute(
+                    select(func.coalesce(func.sum(c.total), 0)).where(
+                        c.company_id == company_id, c.customer_id == customer_id, c.status == "open"
+                    )
+                ).scalar_one()
+            )
+
+        credit: int = await self.backend.read(query)
+        return credit
+
+    # -- estimates ---------------------------------------------------------------------
+
+    async def create_estimate(
+        self,
+        company_id: int,
+        customer_id: int,
+        *,
+        number: str,
+        currency: str,
+        issued_on: str,
+        expires_on: str | None,
+        lines: Sequence[LineInput],
+        status: str = "sent",
+        notes: str = "",
+        now: int,
+    ) -> int:
+        subtotal, discount, tax, total = totals(lines)
+
+        def change(conn: Connection) -> int:
+            try:
+                estimate_id: int = conn.execute(
+                    insert(t.estimates)
+                    .values(
+                        company_id=company_id,
+                        customer_id=customer_id,
+                        number=number,
+                        currency=currency,
+                        status=status,
+                        issued_on=issued_on,
+                        expires_on=expires_on,
+                        subtotal=subtotal - discount,
+                        tax=tax,
+                        total=total,
+                        notes=notes,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(t.estimates.c.id)
+                ).scalar_one()
+            except sa_exc.IntegrityError:
+                raise Conflict(f"estimate number {number!r} already exists") from None
+            insert_lines(conn, "estimate", estimate_id, lines)
+            return estimate_id
+
+        estimate_id: int = await self.backend.write(change)
+        return estimate_id
+
+    async def estimates(
+        self, company_id: int, customer_id: int, *, limit: int = 25, offset: int = 0
+    ) -> tuple[list[Estimate], int]:
+        def query(conn: Connection) -> tuple[list[Estimate], int]:
+            c = t.estimates.c
+            where = (c.company_id == company_id, c.customer_id == customer_id, c.status != "draft")
+            total = conn.execute(select(func.count()).select_from(t.estimates).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(t.estimates).where(*where).order_by(c.issued_on.desc(), c.id.desc()).limit(limit).offset(offset)
+            ).all()
+            return [_estimate(r) for r in rows], total
+
+        result: tuple[list[Estimate], int] = await self.backend.read(query)
+        return result
+
+    async def estimate(self, company_id: int, customer_id: int, estimate_id: int) -> Estimate | None:
+        def query(conn: Connection) -> Estimate | None:
+            c = t.estimates.c
+            row = conn.execute(
+                select(t.estimates).where(
+                    c.id == estimate_id, c.company_id == company_id, c.customer_id == customer_id, c.status != "draft"
+                )
+            ).first()
+            return None if row is None else _estimate(row, _lines(conn, "estimate", estimate_id))
+
+        estimate: Estimate | None = await self.backend.read(query)
+        return estimate
+
+    async def approve_estimate(
+        self, company_id: int, customer_id: int, estimate_id: int, *, approved_by: str, now: int
+    ) -> bool:
+        """Approve a sent, unexpired estimate; False if it cannot be approved (any more)."""
+
+        def change(conn: Connection) -> bool:
+            c = t.estimates.c
+            result = conn.execute(
+                update(t.estimates)
+                .where(
+                    c.id == estimate_id,
+                    c.company_id == company_id,
+                    c.customer_id == customer_id,
+                    c.status == "sent",
+                )
+                .values(status="approved", approved_by=approved_by, approved_at=now, updated_at=now)
+            )
+            if not result.rowcount:
+                return False
+            record_customer_event(
+                conn,
+                company_id,
+                customer_id,
+                "estimate.approved",
+                {"estimate_id": estimate_id, "by": approved_by},
+                now=now,
+            )
+            return True
+
+        approved: bool = await self.backend.write(change)
+        return approved
+
+    # -- billing details and events -----------------------------------------------------
+
+    async def update_billing_info(self, company_id: int, customer_id: int, values: dict[str, str], *, now: int) -> None:
+        """Save the customer's billing contact and address, and tell the company what changed."""
+        unknown = set(values) - set(BILLING_FIELDS)
+        if unknown:
+            raise ValueError(f"not billing fields: {sorted(unknown)}")
+
+        def change(conn: Connection) -> None:
+            c = t.customers.c
+            before = conn.execute(
+                select(*(c[name] for name in values)).where(c.company_id == company_id, c.id == customer_id)
+            ).first()
+            if before is None:
+                raise NotFound("no such customer")
+            changed = {k: v for k, v in values.items() if getattr(before, k) != v}
+            if not changed:
+                return
+            conn.execute(
+                update(t.customers)
+                .where(c.company_id == company_id, c.id == customer_id)
+                .values(**changed, updated_at=now)
+            )
+            record_customer_event(
+                conn, company_id, customer_id, "billing_info.updated", {"fields": sorted(changed)}, now=now
+            )
+
+        await self.backend.write(change)
+
+    async def customer_events(
+        self, company_id: int, *, customer_id: int | None = None, limit: int = 50
+    ) -> list[CustomerEvent]:
+        def query(conn: Connection) -> list[CustomerEvent]:
+            c = t.customer_events.c
+            where = [c.company_id == company_id]
+            if customer_id is not None:
+                where.append(c.customer_id == customer_id)
+            rows = conn.execute(select(t.customer_events).where(*where).order_by(c.id.desc()).limit(limit)).all()
+            return [CustomerEvent(r.id, r.company_id, r.customer_id, r.at, r.kind, r.detail) for r in rows]
+
+        return list(await self.backend.read(query))
