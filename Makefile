@@ -29,8 +29,9 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# The whole suite twice: embedded, then on PostgreSQL + Redis (scripts/test-suites).
 test: $(STAMP) browser-deps lint typecheck
-	$(BIN)/pytest
+	scripts/test-suites
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

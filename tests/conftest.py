@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,9 @@ from starlette.testclient import TestClient
 
 from billportal.app import build_app
 from billportal.config import Settings
-from billportal.storage import open_store
+from billportal.storage import migrate_url, open_store
 from billportal.storage.records import Company, LineInput
+from billportal.storage.schema import metadata
 from billportal.storage.store import Store
 
 MASTER_KEY = base64.urlsafe_b64decode("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
@@ -49,14 +52,80 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+# The scale-out run (make test's second pass) sets these: every test then runs on
+# PostgreSQL and Redis instead of SQLite and in-process state.
+SCALE_OUT_DATABASE = os.environ.get("BILLPORTAL_TEST_DATABASE_URL", "")
+SCALE_OUT_REDIS = os.environ.get("BILLPORTAL_TEST_REDIS_URL", "")
+
+
+def new_postgres_database(admin_url: str) -> str:
+    """Create an empty database next to ``admin_url``'s; return its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"bp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(admin_url: str, url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def scale_out_database() -> Iterator[str]:
+    """One migrated PostgreSQL database for the run; tests empty it between them."""
+    if not SCALE_OUT_DATABASE:
+        yield ""
+        return
+    url = new_postgres_database(SCALE_OUT_DATABASE)
+    migrate_url(url)
+    yield url
+    drop_postgres_database(SCALE_OUT_DATABASE, url)
+
+
+def _empty_postgres(url: str) -> None:
+    import psycopg
+
+    tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+def _empty_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, scale_out_database: str) -> Settings:
+    if scale_out_database:
+        _empty_postgres(scale_out_database)
+        if SCALE_OUT_REDIS:
+            _empty_redis(SCALE_OUT_REDIS)
+        # No pool: the test client runs each request on a new event loop.
+        return Settings(
+            data_dir=tmp_path,
+            master_key=MASTER_KEY,
+            database_url=scale_out_database,
+            database_pool_size=0,
+            redis_url=SCALE_OUT_REDIS,
+        )
     return Settings(data_dir=tmp_path, master_key=MASTER_KEY)
 
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
+    store = open_store(settings, migrate=not settings.database_url)
     yield store
     store.close()
 

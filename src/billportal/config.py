@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -60,6 +60,8 @@ class Settings:
     base_domain: str = "localhost"
     data_dir: Path = Path("var")
     database_url: str = ""
+    database_pool_size: int = 10
+    redis_url: str = ""
     master_key: bytes = b""
     previous_master_keys: tuple[bytes, ...] = ()
     cookie_secure: bool = True
@@ -67,7 +69,6 @@ class Settings:
     session_absolute_seconds: int = 12 * 60 * 60
     trusted_proxies: tuple[str, ...] = ()
     access_log: bool = True
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def dashboard_host(self) -> str:
@@ -107,6 +108,8 @@ class Settings:
             base_domain=base_domain,
             data_dir=data_dir,
             database_url=env.get("BILLPORTAL_DATABASE_URL", ""),
+            database_pool_size=_int(env, "BILLPORTAL_DATABASE_POOL_SIZE", 10),
+            redis_url=env.get("BILLPORTAL_REDIS_URL", ""),
             master_key=master_key,
             previous_master_keys=previous,
             cookie_secure=_bool(env, "BILLPORTAL_COOKIE_SECURE", True),
@@ -114,7 +117,6 @@ class Settings:
             session_absolute_seconds=_int(env, "BILLPORTAL_SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60, 60),
             trusted_proxies=proxies,
             access_log=_bool(env, "BILLPORTAL_ACCESS_LOG", True),
-            extra=dict(env),
         )
 
 

@@ -21,7 +21,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.conftest import MASTER_KEY
+from tests.conftest import (
+    MASTER_KEY,
+    SCALE_OUT_DATABASE,
+    SCALE_OUT_REDIS,
+    drop_postgres_database,
+    new_postgres_database,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -79,6 +85,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     data = tmp_path_factory.mktemp("live")
     port = free_port()
     env = dict(os.environ)
+    if SCALE_OUT_DATABASE:
+        # The scale-out pass: this server gets its own PostgreSQL database and Redis db.
+        database = new_postgres_database(SCALE_OUT_DATABASE)
+        env["BILLPORTAL_DATABASE_URL"] = database
+        env["BILLPORTAL_REDIS_URL"] = SCALE_OUT_REDIS.rsplit("/", 1)[0] + "/14"
     env.update(
         {
             "BILLPORTAL_DATA_DIR": str(data),
@@ -119,6 +130,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+    if SCALE_OUT_DATABASE:
+        drop_postgres_database(SCALE_OUT_DATABASE, env["BILLPORTAL_DATABASE_URL"])
 
 
 @pytest.fixture(scope="session")

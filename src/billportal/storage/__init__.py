@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import NullPool
+
 from billportal.config import ConfigError, Settings
+from billportal.storage.backend import Backend
+from billportal.storage.cache import RedisClients, SessionCache
+from billportal.storage.errors import StorageUnavailable
 from billportal.storage.migrate import upgrade
+from billportal.storage.postgres import PostgresBackend
 from billportal.storage.sqlite import SQLiteBackend
 from billportal.storage.store import Store
 
@@ -13,12 +21,32 @@ __all__ = ["Store", "open_store"]
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
-    """Open the configured database, bringing its schema up to date first."""
+    """Open the configured database (and Redis), bringing the schema up to date first."""
     url = settings.effective_database_url
-    if not url.startswith("sqlite:///"):
-        raise ConfigError("BILLPORTAL_DATABASE_URL: only sqlite:///PATH is supported by this build")
-    backend = SQLiteBackend(Path(url.removeprefix("sqlite:///")))
-    if migrate:
-        with backend.engine.begin() as connection:
+    backend: Backend
+    if url.startswith("sqlite:///"):
+        sqlite = SQLiteBackend(Path(url.removeprefix("sqlite:///")))
+        if migrate:
+            with sqlite.engine.begin() as connection:
+                upgrade(connection)
+        backend = sqlite
+    elif url.startswith("postgresql+psycopg://"):
+        if migrate:
+            migrate_url(url)
+        backend = PostgresBackend(url, pool_size=settings.database_pool_size)
+    else:
+        raise ConfigError("BILLPORTAL_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
+    cache = SessionCache(RedisClients(settings.redis_url)) if settings.redis_url else None
+    return Store(backend, (settings.master_key, *settings.previous_master_keys), session_cache=cache)
+
+
+def migrate_url(url: str) -> None:
+    """Run the migrations on the database at ``url`` (a synchronous connection)."""
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    try:
+        with engine.begin() as connection:
             upgrade(connection)
-    return Store(backend, (settings.master_key, *settings.previous_master_keys))
+    except sa_exc.OperationalError as exc:
+        raise StorageUnavailable("the database could not be reached to run the migrations") from exc
+    finally:
+        engine.dispose()

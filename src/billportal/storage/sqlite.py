@@ -164,6 +164,13 @@ class SQLiteBackend:
     async def end_session(self, id_hash: bytes) -> None:
         await self.writes.submit(lambda conn: conn.execute(_END_SESSION, (id_hash,)))
 
+    async def ping(self) -> None:
+        """Raise StorageUnavailable unless the database answers (for /readyz)."""
+        try:
+            self.conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageUnavailable("the database could not be read") from exc
+
     async def end_customer_sessions(self, company_id: int, customer_id: int) -> int:
         cursor = await self.writes.submit(lambda conn: conn.execute(_END_CUSTOMER_SESSIONS, (company_id, customer_id)))
         return int(cursor.rowcount)

@@ -13,14 +13,16 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, literal_column, select, update
 from sqlalchemy import exc as sa_exc
 
 from billportal.sso import keys as sso_keys
 from billportal.sso.tokens import Policy, VerificationKey
 from billportal.storage import schema as t
+from billportal.storage.admins import AdminStore
 from billportal.storage.backend import Backend
 from billportal.storage.billing import Billing, insert_lines, totals
+from billportal.storage.cache import SessionCache
 from billportal.storage.errors import Conflict
 from billportal.storage.records import (
     Company,
@@ -94,11 +96,15 @@ def _invoice(row: Row[Any], lines: Sequence[LineItem] = ()) -> Invoice:
 class Store:
     """billportal's data, whatever database holds it."""
 
-    def __init__(self, backend: Backend, master_keys: Sequence[bytes]) -> None:
+    def __init__(
+        self, backend: Backend, master_keys: Sequence[bytes], session_cache: SessionCache | None = None
+    ) -> None:
         self.backend = backend
+        self.session_cache = session_cache
         self._master_keys = tuple(master_keys)
         self._sealing_key = self._master_keys[0]
         self._companies: dict[str, tuple[float, Company | None]] = {}
+        self.admins = AdminStore(backend)
         self.billing = Billing(backend)
 
     def close(self) -> None:
@@ -462,13 +468,40 @@ class Store:
         await self.backend.record_event(event)
 
     async def session(self, id_hash: bytes) -> Session | None:
-        return await self.backend.session(id_hash)
+        """A session by the hash of its id: from the Redis copy when there is one."""
+        if self.session_cache is not None:
+            cached = await self.session_cache.get(id_hash)
+            if cached is not None:
+                return cached
+        session = await self.backend.session(id_hash)
+        if session is not None and self.session_cache is not None:
+            await self.session_cache.put(session)
+        return session
 
     async def touch_session(self, id_hash: bytes, now: int) -> None:
         await self.backend.touch_session(id_hash, now)
+        if self.session_cache is not None:
+            await self.session_cache.drop(id_hash)
 
     async def end_session(self, id_hash: bytes) -> None:
         await self.backend.end_session(id_hash)
+        if self.session_cache is not None:
+            await self.session_cache.drop(id_hash)
+
+    async def end_customer_sessions(self, company_id: int, customer_id: int) -> int:
+        """Sign one customer out everywhere; returns how many sessions ended."""
+        if self.session_cache is not None:
+            s = t.sessions.c
+            hashes = await self.backend.read(
+                lambda conn: list(
+                    conn.execute(select(s.id_hash).where(s.company_id == company_id, s.customer_id == customer_id))
+                    .scalars()
+                    .all()
+                )
+            )
+            for id_hash in hashes:
+                await self.session_cache.drop(id_hash)
+        return await self.backend.end_customer_sessions(company_id, customer_id)
 
     # -- sign-in log -----------------------------------------------------------------
 
@@ -487,10 +520,17 @@ class Store:
         def query(conn: Connection) -> list[SignInEvent]:
             c = t.sign_in_events.c
             where = [c.company_id == company_id]
-            if result:
-                where.append(c.result == result)
+            # A reason other than "ok" is always a failure. The result is written
+            # into the SQL, never bound, so that the planner may choose the partial
+            # indexes on failures (schema.py), which it can only do for a literal.
+            results = {result} if result else set()
             if reason:
+                results.add("success" if reason == "ok" else "failure")
                 where.append(c.reason == reason)
+            for wanted in results:
+                if wanted not in ("success", "failure"):
+                    return []
+                where.append(c.result == literal_column(f"'{wanted}'"))
             if customer_id is not None:
                 where.append(c.customer_id == customer_id)
             if before_id is not None:

@@ -1,0 +1,205 @@
+"""The scale-out backend: PostgreSQL through psycopg 3 (async, pooled), for many app processes.
+
+The same SQLAlchemy Core functions that serve SQLite run here through
+``AsyncConnection.run_sync``; the sign-in path is a handful of statements in one
+transaction. Every call is bounded in time: a database that is down or slow
+gives :class:`StorageUnavailable` (a 503) within a few seconds, never a hang,
+and the pool reconnects by itself when the database is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from billportal.sso.reasons import Reason
+from billportal.storage import schema as t
+from billportal.storage.errors import StorageUnavailable
+from billportal.storage.records import NewSignIn, Session, SignInEvent
+
+T = TypeVar("T")
+
+CALL_TIMEOUT = 5.0  # seconds for any one storage call, connection included
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError, TimeoutError)
+
+
+def engine_for(url: str, pool_size: int) -> AsyncEngine:
+    """An async engine with bounded connects, statements and pool waits (pool_size 0: no pool)."""
+    connect_args: dict[str, Any] = {
+        "connect_timeout": 2,
+        "options": "-c statement_timeout=4000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000",
+    }
+    if pool_size <= 0:
+        return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=2,
+        pool_recycle=1800,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _event_values(event: SignInEvent) -> dict[str, Any]:
+    return {
+        "company_id": event.company_id,
+        "at": event.at,
+        "result": event.result,
+        "reason": event.reason,
+        "customer_id": event.customer_id,
+        "issuer": event.issuer,
+        "kid": event.kid,
+        "jti": event.jti,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+    }
+
+
+class PostgresBackend:
+    """Runs storage functions on PostgreSQL."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.engine = engine_for(url, pool_size)
+
+    async def _call(self, work: Callable[[AsyncConnection], Any], *, write: bool) -> Any:
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                if write:
+                    async with self.engine.begin() as conn:
+                        return await work(conn)
+                async with self.engine.connect() as conn:
+                    return await work(conn)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable("the database did not answer") from exc
+
+    async def read(self, query: Callable[[Connection], T]) -> T:
+        result: T = await self._call(lambda conn: conn.run_sync(query), write=False)
+        return result
+
+    async def write(self, change: Callable[[Connection], T]) -> T:
+        result: T = await self._call(lambda conn: conn.run_sync(change), write=True)
+        return result
+
+    # -- the sign-in path -------------------------------------------------------------
+
+    async def customer_exists(self, company_id: int, customer_id: int) -> bool:
+        c = t.customers.c
+        statement = select(c.id).where(c.company_id == company_id, c.id == customer_id)
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(statement)).first() is not None
+
+        exists: bool = await self._call(work, write=False)
+        return exists
+
+    async def sign_in(self, sign_in: NewSignIn) -> bool:
+        session, event = sign_in.session, sign_in.event
+
+        async def work(conn: AsyncConnection) -> bool:
+            if sign_in.jti_expires_at is not None:
+                mark = pg_insert(t.used_jtis).values(
+                    company_id=event.company_id, jti=event.jti, expires_at=sign_in.jti_expires_at
+                )
+                mark = mark.on_conflict_do_update(
+                    index_elements=["company_id", "jti"],
+                    set_={"expires_at": mark.excluded.expires_at},
+                    where=t.used_jtis.c.expires_at <= event.at,
+                ).returning(t.used_jtis.c.jti)
+                # No row back: a live mark already exists (rowcount is not reliable here).
+                if (await conn.execute(mark)).first() is None:
+                    replayed = _event_values(event) | {"result": "failure", "reason": Reason.JTI_REPLAYED.value}
+                    await conn.execute(insert(t.sign_in_events).values(**replayed))
+                    return False
+            await conn.execute(
+                insert(t.sessions).values(
+                    id_hash=session.id_hash,
+                    company_id=session.company_id,
+                    customer_id=session.customer_id,
+                    csrf_token=session.csrf_token,
+                    created_at=session.created_at,
+                    last_seen_at=session.last_seen_at,
+                    expires_at=session.expires_at,
+                )
+            )
+            await conn.execute(insert(t.sign_in_events).values(**_event_values(event)))
+            if sign_in.key_last_used is not None:
+                kid, now = sign_in.key_last_used
+                k = t.sso_keys.c
+                await conn.execute(
+                    update(t.sso_keys).where(k.company_id == event.company_id, k.kid == kid).values(last_used_at=now)
+                )
+            return True
+
+        signed_in: bool = await self._call(work, write=True)
+        return signed_in
+
+    async def record_event(self, event: SignInEvent) -> None:
+        statement = insert(t.sign_in_events).values(**_event_values(event))
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(statement)
+
+        await self._call(work, write=True)
+
+    async def session(self, id_hash: bytes) -> Session | None:
+        s = t.sessions.c
+        statement = select(s.company_id, s.customer_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at).where(
+            s.id_hash == id_hash
+        )
+
+        async def work(conn: AsyncConnection) -> Session | None:
+            row = (await conn.execute(statement)).first()
+            return None if row is None else Session(id_hash, *row)
+
+        session: Session | None = await self._call(work, write=False)
+        return session
+
+    async def touch_session(self, id_hash: bytes, now: int) -> None:
+        statement = update(t.sessions).where(t.sessions.c.id_hash == id_hash).values(last_seen_at=now)
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(statement)
+
+        await self._call(work, write=True)
+
+    async def end_session(self, id_hash: bytes) -> None:
+        statement = delete(t.sessions).where(t.sessions.c.id_hash == id_hash)
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(statement)
+
+        await self._call(work, write=True)
+
+    async def end_customer_sessions(self, company_id: int, customer_id: int) -> int:
+        s = t.sessions.c
+        statement = delete(t.sessions).where(s.company_id == company_id, s.customer_id == customer_id)
+
+        async def work(conn: AsyncConnection) -> int:
+            return int((await conn.execute(statement)).rowcount)
+
+        ended: int = await self._call(work, write=True)
+        return ended
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable unless the database answers (for /readyz)."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.exec_driver_sql("SELECT 1")
+
+        await self._call(work, write=False)
+
+    def close(self) -> None:
+        # Connections are closed by the pool's owner loop; dispose what can be disposed.
+        self.engine.sync_engine.dispose(close=False)
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
