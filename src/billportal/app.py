@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from starlette.convertors import register_url_convertor
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,11 +21,19 @@ from billportal.sso.signin import SignIn
 from billportal.storage import open_store
 from billportal.storage.store import Store
 from billportal.web.context import SITE_KEY, Context, system_clock
+from billportal.web.convertors import BoundedIntConvertor
 from billportal.web.errors import ErrorGuard, error_page
 from billportal.web.hosts import Site, site_for
+from billportal.web.operations import OPERATIONS_PATHS, Observability, Operations
+from billportal.web.proxies import TrustedProxies
 from billportal.web.security import SecurityHeaders
 
 STATIC_DIR = Path(__file__).with_name("static")
+# Longest path plus query string served: a sign-in token is at most 4 KiB.
+MAX_TARGET_LENGTH = 8192
+
+# Every route's {name:int}, ours and any added later, is bounded (before routes compile).
+register_url_convertor("int", BoundedIntConvertor())
 
 
 def portal_router(context: Context) -> Router:
@@ -66,6 +75,7 @@ class Billportal:
             "dashboard": dashboard_router(context),
         }
         self._site_cache: dict[bytes, Site | None] = {}
+        self.operations = Operations(context.store, context.settings.metrics_networks)
 
     def _site(self, scope: Scope) -> Site | None:
         host = b""
@@ -88,6 +98,12 @@ class Billportal:
             return
         if scope["type"] != "http":
             return
+        if len(scope["path"]) + len(scope["query_string"]) > MAX_TARGET_LENGTH:
+            await error_page(414)(scope, receive, send)
+            return
+        if scope["path"] in OPERATIONS_PATHS:
+            await self.operations(scope, receive, send)
+            return
         site = self._site(scope)
         app = self.sites.get(site.kind) if site is not None else None
         if app is None:
@@ -109,7 +125,8 @@ class Billportal:
 
 def build_app(settings: Settings, store: Store, clock: Callable[[], int] = system_clock) -> ASGIApp:
     """The app over an open store (tests pass their own clock)."""
-    return SecurityHeaders(ErrorGuard(Billportal(Context(settings, store, clock))))
+    app = SecurityHeaders(ErrorGuard(Billportal(Context(settings, store, clock))))
+    return Observability(TrustedProxies(app, settings.trusted_proxies))
 
 
 def create_app() -> ASGIApp:

@@ -42,6 +42,25 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate limit such as ``20/minute`` (the ``limits`` library's notation)."""
+    from limits import parse
+
+    raw = (env.get(name) or default).strip()
+    try:
+        parse(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate such as 20/minute") from None
+    return raw
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of: {', '.join(choices)}")
+    return value
+
+
 def decode_master_key(raw: str, name: str = "BILLPORTAL_MASTER_KEY") -> bytes:
     """Decode a base64url master key of exactly 32 bytes."""
     try:
@@ -68,7 +87,13 @@ class Settings:
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 60 * 60
     trusted_proxies: tuple[str, ...] = ()
+    metrics_networks: str = "127.0.0.0/8,::1/128"
+    log_format: str = "text"
     access_log: bool = True
+    # Failed sign-ins by link allowed per client address and per company
+    # ("N/second|minute|hour"); past either, /login answers 429 until the window ends.
+    login_failures_per_ip: str = "20/minute"
+    login_failures_per_company: str = "300/minute"
 
     @property
     def dashboard_host(self) -> str:
@@ -116,7 +141,11 @@ class Settings:
             session_idle_seconds=_int(env, "BILLPORTAL_SESSION_IDLE_SECONDS", 30 * 60, 60),
             session_absolute_seconds=_int(env, "BILLPORTAL_SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60, 60),
             trusted_proxies=proxies,
+            metrics_networks=env.get("BILLPORTAL_METRICS_NETWORKS") or "127.0.0.0/8,::1/128",
+            log_format=_choice(env, "BILLPORTAL_LOG_FORMAT", ("text", "json"), "text"),
             access_log=_bool(env, "BILLPORTAL_ACCESS_LOG", True),
+            login_failures_per_ip=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_IP", "20/minute"),
+            login_failures_per_company=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_COMPANY", "300/minute"),
         )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import uvicorn
 
 from billportal.config import Settings
@@ -10,16 +13,19 @@ from billportal.web.logging import log_config
 
 def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
     """Serve until interrupted. Each worker process builds its own app from the environment."""
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics here; /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billportal-metrics-")
     uvicorn.run(
         "billportal.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_config=log_config(access_log=settings.access_log),
+        log_config=log_config(access_log=settings.access_log, json_format=settings.log_format == "json"),
         access_log=settings.access_log,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        # Forwarded headers are handled by the app (web/proxies.py), from trusted proxies only.
+        proxy_headers=False,
         server_header=False,
         date_header=True,
         timeout_graceful_shutdown=10,

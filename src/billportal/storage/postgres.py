@@ -106,12 +106,12 @@ class PostgresBackend:
 
         async def work(conn: AsyncConnection) -> bool:
             if sign_in.jti_expires_at is not None:
-                mark = pg_insert(t.used_jtis).values(
+                values = pg_insert(t.used_jtis).values(
                     company_id=event.company_id, jti=event.jti, expires_at=sign_in.jti_expires_at
                 )
-                mark = mark.on_conflict_do_update(
+                mark = values.on_conflict_do_update(
                     index_elements=["company_id", "jti"],
-                    set_={"expires_at": mark.excluded.expires_at},
+                    set_={"expires_at": values.excluded.expires_at},
                     where=t.used_jtis.c.expires_at <= event.at,
                 ).returning(t.used_jtis.c.jti)
                 # No row back: a live mark already exists (rowcount is not reliable here).

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Row, func, insert, literal_column, select, update
 from sqlalchemy import exc as sa_exc
 
+from billportal.metrics import count_sign_in
 from billportal.sso import keys as sso_keys
 from billportal.sso.tokens import Policy, VerificationKey
 from billportal.storage import schema as t
@@ -462,10 +463,16 @@ class Store:
 
     async def complete_sign_in(self, sign_in: NewSignIn) -> bool:
         """Write the session, the event and the single-use mark; False if the jti was used."""
-        return await self.backend.sign_in(sign_in)
+        signed_in = await self.backend.sign_in(sign_in)
+        if signed_in:
+            count_sign_in(sign_in.event.result, sign_in.event.reason)
+        else:
+            count_sign_in("failure", "jti_replayed")
+        return signed_in
 
     async def record_event(self, event: SignInEvent) -> None:
         await self.backend.record_event(event)
+        count_sign_in(event.result, event.reason)
 
     async def session(self, id_hash: bytes) -> Session | None:
         """A session by the hash of its id: from the Redis copy when there is one."""

@@ -1,0 +1,153 @@
+"""For operators: request ids, latency metrics, ``/healthz``, ``/readyz`` and ``/metrics``.
+
+``/healthz`` says the process answers; ``/readyz`` says its database (and Redis,
+when configured) answer, so a load balancer stops sending traffic to a worker
+that cannot serve. ``/metrics`` (Prometheus text format) answers only clients in
+``BILLPORTAL_METRICS_NETWORKS`` (loopback by default); behind a trusted proxy
+the client is the forwarded address, so the public never sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import re
+import secrets
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billportal.metrics import DATABASE_UP, LATENCY, POOL_IN_USE, REDIS_UP, RESPONSES
+from billportal.storage.cache import REDIS_ERRORS
+from billportal.storage.errors import StorageUnavailable
+from billportal.storage.store import Store
+from billportal.web.logging import request_id
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def route_kind(path: str) -> str:
+    """A small, fixed set of labels: paths themselves would explode the metric's cardinality."""
+    if path.startswith("/login"):
+        return "sign_in"
+    if path.startswith("/api/"):
+        return "api"
+    if path.startswith("/static/") or path == "/theme.css":
+        return "static"
+    return "page"
+
+
+class Observability:
+    """Gives each request an id (``X-Request-Id``) and records its latency and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        rid = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        token = request_id.set(rid)
+        kind = route_kind(scope["path"])
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            LATENCY.labels(kind).observe(time.perf_counter() - started)
+            RESPONSES.labels(kind, f"{status // 100}xx").inc()
+            request_id.reset(token)
+
+
+def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
+
+
+class Operations:
+    """The operator endpoints, answered on any host name."""
+
+    def __init__(self, store: Store, metrics_networks: str = "127.0.0.0/8,::1/128") -> None:
+        self.store = store
+        self.metrics_networks = _networks(metrics_networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        response: Response
+        if path == "/healthz":
+            response = PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+        elif path == "/readyz":
+            checks = await self.check()
+            ready = all(checks.values())
+            response = JSONResponse(
+                {"ready": ready, "checks": checks},
+                status_code=200 if ready else 503,
+                headers={"Cache-Control": "no-store"},
+            )
+        elif self._operator(scope):
+            await self.check()
+            response = Response(self.metrics(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+        else:
+            response = PlainTextResponse("not found\n", status_code=404)
+        await response(scope, receive, send)
+
+    def _operator(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not client:
+            return False
+        try:
+            address = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.metrics_networks)
+
+    async def check(self) -> dict[str, bool]:
+        """Ping the database (and Redis), each bounded to a second; set the health gauges."""
+        checks: dict[str, bool] = {}
+        try:
+            async with asyncio.timeout(1.0):
+                await self.store.backend.ping()
+            checks["database"] = True
+        except (StorageUnavailable, TimeoutError):
+            checks["database"] = False
+        DATABASE_UP.set(1 if checks["database"] else 0)
+        cache = self.store.session_cache
+        if cache is not None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await cache.clients.get().ping()
+                checks["redis"] = True
+            except REDIS_ERRORS:
+                checks["redis"] = False
+            REDIS_UP.set(1 if checks["redis"] else 0)
+        pool = getattr(getattr(self.store.backend, "engine", None), "pool", None)
+        checked_out = getattr(pool, "checkedout", None)
+        if callable(checked_out):
+            POOL_IN_USE.set(checked_out())
+        return checks
+
+    @staticmethod
+    def metrics() -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            # Several worker processes: add up what each one wrote.
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest()
