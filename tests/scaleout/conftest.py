@@ -1,0 +1,237 @@
+"""Several app processes over private PostgreSQL and Redis servers that the tests may stop.
+
+These tests run in the scale-out pass of ``make test`` (they are not collected
+in the embedded pass). They start their own PostgreSQL cluster (initdb as the
+``postgres`` user) and Redis server on free loopback ports, so stopping them
+never disturbs the machine's shared services or other tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from billportal.config import Settings
+from billportal.storage import open_store
+from tests.browser.conftest import free_port
+from tests.conftest import MASTER_KEY
+
+_PG_BINS = glob.glob("/usr/lib/postgresql/*/bin")
+PG_BIN = Path(max(_PG_BINS)) if _PG_BINS else None
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+
+def _as_postgres(*command: str) -> list[str]:
+    """Run a PostgreSQL tool as the postgres user (initdb refuses root)."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+@dataclass
+class PrivatePostgres:
+    data: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        assert PG_BIN is not None
+        subprocess.run(
+            _as_postgres(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-w",
+                "-t",
+                "30",
+                "-l",
+                str(self.data / "log"),
+                "-o",
+                f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        assert PG_BIN is not None
+        subprocess.run(
+            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"),
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+@dataclass
+class PrivateRedis:
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while (
+            subprocess.run([REDIS_CLI, "-p", str(self.port), "ping"], capture_output=True, check=False).stdout
+            != b"PONG\n"
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PrivatePostgres]:
+    assert PG_BIN is not None, "PostgreSQL server binaries are missing"
+    data = Path(tempfile.mkdtemp(prefix="bp-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+    subprocess.run(
+        _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    server = PrivatePostgres(data, free_port())
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[PrivateRedis]:
+    server = PrivateRedis(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class App:
+    """One ``billportal serve`` process."""
+
+    port: int
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15, follow_redirects=False))
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "billportal", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.client.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("billportal serve did not start:\n" + self.log.read_text(errors="replace"))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+            self.process = None
+
+    def get(self, path: str, *, cookie: str | None = None, host: str = "acme") -> httpx.Response:
+        headers = {"host": f"{host}.localhost:{self.port}"}
+        if cookie:
+            headers["cookie"] = f"__Host-bp_session={cookie}"
+        return self.client.get(f"http://127.0.0.1:{self.port}{path}", headers=headers)
+
+
+@dataclass
+class Fleet:
+    """Processes that share one PostgreSQL database and one Redis."""
+
+    env: dict[str, str]
+    sso_key: str
+    apps: list[App]
+
+    def token(self, customer_id: int = 1234, **claims: object) -> str:
+        payload = {"sub": customer_id, "iss": "fleet test", "iat": int(time.time()), "exp": int(time.time()) + 600}
+        payload.update(claims)
+        return jwt.encode(payload, self.sso_key, algorithm="HS256")
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "billportal", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout
+
+
+def start_fleet(tmp: Path, database_url: str, redis_url: str, count: int, extra: dict[str, str] | None = None) -> Fleet:
+    env = dict(os.environ)
+    env.update(
+        {
+            "BILLPORTAL_DATA_DIR": str(tmp),
+            "BILLPORTAL_MASTER_KEY": base64.urlsafe_b64encode(MASTER_KEY).decode(),
+            "BILLPORTAL_DATABASE_URL": database_url,
+            "BILLPORTAL_REDIS_URL": redis_url,
+            "BILLPORTAL_ACCESS_LOG": "0",
+        }
+    )
+    env.update(extra or {})
+    subprocess.run(
+        [sys.executable, "-m", "billportal", "demo", "--no-serve"],
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    # The demo's SSO key, read back from the shared database as the server reads it.
+    store = open_store(Settings.from_env(env), migrate=False)
+    company = asyncio.run(store.company("acme"))
+    store.close()
+    assert company is not None
+    sso_key = next(k.secret.decode() for k in company.keys if k.state == "active")
+    apps = [App(free_port(), env, tmp / f"app{i}.log") for i in range(count)]
+    for app in apps:
+        app.start()
+    return Fleet(env, sso_key, apps)

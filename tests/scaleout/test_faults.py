@@ -1,0 +1,105 @@
+"""Redis, then PostgreSQL, stop during a stream of sign-ins: 303 or 503 only, and recovery.
+
+Every session answered 303 (before, during or after the outages) still signs
+its customer in afterwards: nothing answered is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import new_postgres_database
+from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+
+REQUEST_BOUND = 10.0  # seconds: no answer may take longer (no hangs)
+
+
+@pytest.fixture
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
+) -> Iterator[Fleet]:
+    database = new_postgres_database(postgres.url)
+    fleet = start_fleet(tmp_path_factory.mktemp("faults"), database, redis_server.url, 1)
+    yield fleet
+    for app in fleet.apps:
+        app.stop()
+
+
+class Stream:
+    """Sign-ins in a loop on a thread: statuses, slowest answer, and the cookies answered."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.statuses: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.cookies: list[str] = []
+        self.slowest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        app = self.fleet.apps[0]
+        deadline = time.monotonic() + 120
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                answer = app.get(f"/login/{self.fleet.token()}")
+            except httpx.HTTPError as exc:
+                self.errors.append(type(exc).__name__)
+                continue
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            self.statuses[answer.status_code] = self.statuses.get(answer.status_code, 0) + 1
+            if answer.status_code == 303:
+                self.cookies.append(answer.cookies["__Host-bp_session"])
+            time.sleep(0.01)
+
+    def __enter__(self) -> Stream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def wait_for(self, status: int, count: int = 3, timeout: float = 30) -> None:
+        target = self.statuses.get(status, 0) + count
+        deadline = time.monotonic() + timeout
+        while self.statuses.get(status, 0) < target:
+            assert time.monotonic() < deadline, f"no {status} answers: {self.statuses}"
+            time.sleep(0.05)
+
+
+def test_outages_give_503_then_recover_and_no_answered_session_is_lost(
+    fleet: Fleet, postgres: PrivatePostgres, redis_server: PrivateRedis
+) -> None:
+    app = fleet.apps[0]
+    with Stream(fleet) as stream:
+        stream.wait_for(303)
+
+        redis_server.stop()
+        time.sleep(2)
+        # Pages still answer on the database alone while Redis is away.
+        cookie = stream.cookies[-1]
+        assert app.get("/", cookie=cookie).status_code == 200
+        redis_server.start()
+        stream.wait_for(303)
+
+        postgres.stop()
+        stream.wait_for(503)
+        assert app.get("/", cookie=cookie).status_code == 503
+        ready = app.client.get(f"http://127.0.0.1:{app.port}/readyz")
+        assert ready.status_code == 503
+        postgres.start()
+        stream.wait_for(303, count=5)
+
+    assert not stream.errors
+    assert set(stream.statuses) <= {303, 503}, stream.statuses
+    assert stream.slowest < REQUEST_BOUND
+    assert app.client.get(f"http://127.0.0.1:{app.port}/readyz").status_code == 200
+    lost = [c for c in stream.cookies if app.get("/", cookie=c).status_code != 200]
+    assert not lost, f"{len(lost)} of {len(stream.cookies)} answered sessions were lost"

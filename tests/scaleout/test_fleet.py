@@ -1,0 +1,87 @@
+"""Two app processes sharing PostgreSQL and Redis behave as one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from billportal.config import Settings
+from billportal.sso.keys import generate_sso_key
+from billportal.storage import open_store
+from tests.conftest import new_postgres_database
+from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
+) -> Iterator[Fleet]:
+    database = new_postgres_database(postgres.url)
+    fleet = start_fleet(tmp_path_factory.mktemp("fleet"), database, redis_server.url, 2)
+    yield fleet
+    for app in fleet.apps:
+        app.stop()
+
+
+def test_a_session_made_on_one_process_works_on_the_other(fleet: Fleet) -> None:
+    first, second = fleet.apps
+    answer = first.get(f"/login/{fleet.token()}")
+    assert answer.status_code == 303
+    cookie = answer.cookies["__Host-bp_session"]
+    page = second.get("/", cookie=cookie)
+    assert page.status_code == 200
+    assert "Wile E. Coyote" in page.text
+
+
+def test_a_single_use_link_used_on_one_is_refused_on_the_other(fleet: Fleet) -> None:
+    first, second = fleet.apps
+    token = fleet.token(jti=f"fleet-{time.time_ns()}")
+    assert first.get(f"/login/{token}").status_code == 303
+    assert second.get(f"/login/{token}").status_code == 401
+
+
+def test_signing_out_on_one_ends_the_session_on_the_other(fleet: Fleet) -> None:
+    first, second = fleet.apps
+    cookie = first.get(f"/login/{fleet.token()}").cookies["__Host-bp_session"]
+    assert second.get("/", cookie=cookie).status_code == 200  # cached in Redis now
+    page = first.get("/", cookie=cookie)
+    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    signed_out = first.client.post(
+        f"http://127.0.0.1:{first.port}/logout",
+        data={"csrf_token": csrf},
+        headers={"host": f"acme.localhost:{first.port}", "cookie": f"__Host-bp_session={cookie}"},
+    )
+    assert signed_out.status_code == 303
+    assert second.get("/", cookie=cookie).status_code == 401
+
+
+def test_a_key_rotated_through_one_process_is_in_force_on_the_other_within_a_second(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    first, second = fleet.apps
+    old_token = fleet.token()
+    assert second.get(f"/login/{old_token}").status_code == 303
+    store = open_store(Settings.from_env(fleet.env), migrate=False)
+    new_key = generate_sso_key()
+
+    async def rotate() -> None:
+        company = await store.company("acme")
+        assert company is not None
+        await store.rotate_key(company, new_key, grace_seconds=0, weak=False, now=int(time.time()))
+
+    asyncio.run(rotate())
+    store.close()
+    rotated_at = time.monotonic()
+    fleet.sso_key, old_key = new_key, fleet.sso_key
+    # Within a second both processes refuse the old key and take the new one.
+    time.sleep(1.1)
+    assert time.monotonic() - rotated_at < 2
+    for app in (first, second):
+        assert app.get(f"/login/{fleet.token()}").status_code == 303
+        fleet.sso_key = old_key
+        assert app.get(f"/login/{fleet.token()}").status_code == 401
+        fleet.sso_key = new_key
