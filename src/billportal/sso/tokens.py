@@ -19,7 +19,6 @@ The algorithm is never read from the token: HS256 is fixed here.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -39,7 +38,11 @@ MAX_JTI_LENGTH: Final = 255
 MAX_KID_LENGTH: Final = 64
 
 _HS256: Final = HMACAlgorithm(HMACAlgorithm.SHA256)
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_JWS = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_FINAL_CHARACTERS = {0: frozenset(_ALPHABET), 2: frozenset(_ALPHABET[::16]), 3: frozenset(_ALPHABET[::4])}
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _DIGITS = re.compile(r"[1-9][0-9]{0,18}")
 _KEY_PARAMETERS: Final = frozenset({"jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256"})
 
@@ -104,42 +107,65 @@ def _b64decode(segment: str) -> bytes:
 
     Padding, ``+``, ``/``, white space and unused bits that are not zero would
     all let one token be written several ways; only the canonical form passes.
+    The caller has checked the alphabet (``_JWS`` or ``_SEGMENT``).
     """
-    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+    rest = len(segment) % 4
+    # The last character carries 4 (or 2) unused bits when the length is 2 (or 3)
+    # mod 4; canonical base64url sets them to zero, and length 1 mod 4 is no base64.
+    if rest == 1 or segment[-1] not in _FINAL_CHARACTERS[rest]:
         raise _Refused(Reason.TOKEN_MALFORMED)
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(segment.encode("ascii").translate(_URLSAFE) + _PADDING[rest])
     except (binascii.Error, ValueError):
         raise _Refused(Reason.TOKEN_MALFORMED) from None
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
-        raise _Refused(Reason.TOKEN_MALFORMED)
-    return raw
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+# Objects come back as lists of (name, value) pairs, built in C: a Python hook
+# per object would cost more than the rest of the parse. JSON arrays come back
+# as lists of values, never of tuples, so the two cannot be confused.
+_decode_pairs = json.JSONDecoder(object_pairs_hook=list, parse_constant=_refuse_constant).raw_decode
+_JSON_WHITESPACE = " \t\r\n"
+
+
+def _check_members(value: object) -> None:
+    """Raise ValueError on a duplicate name in a nested object, or on a lone surrogate."""
+    if isinstance(value, str):
+        value.encode("utf-8")  # a lone surrogate (from a \u escape) is not Unicode: RFC 7493
+    elif isinstance(value, list):
+        if value and all(type(item) is tuple for item in value):
+            if len({name for name, _ in value}) != len(value):
+                raise ValueError("duplicate member name")
+            for name, item in value:
+                name.encode("utf-8")
+                _check_members(item)
+        else:
+            for item in value:
+                _check_members(item)
+
+
 def _json_object(raw: bytes, reason: Reason) -> dict[str, Any]:
+    """A JSON object in UTF-8 with unique member names, or the reason it is not."""
     try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_unique_object,
-            parse_constant=_refuse_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        # ValueError covers JSONDecodeError, duplicate names, NaN and integers
-        # beyond Python's digit limit.
+        text = raw.decode("utf-8")
+        start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
+        if text[start : start + 1] != "{":
+            raise _Refused(reason)
+        pairs, end = _decode_pairs(text, start)
+        if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+            raise _Refused(reason)
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            raise _Refused(reason)  # duplicate member names
+        # Only text with nested objects or escapes needs the walk.
+        if "\\u" in text or text.count("{") > 1:
+            _check_members(pairs)
+    except (UnicodeError, ValueError, RecursionError):
+        # ValueError covers JSONDecodeError, NaN and integers beyond Python's digit limit.
         raise _Refused(reason) from None
-    if not isinstance(value, dict):
-        raise _Refused(reason)
     return value
 
 
@@ -193,10 +219,10 @@ def _unusable_key_reason(signing_input: bytes, signature: bytes, keys: tuple[Ver
 def _parse(token: str) -> tuple[str, str, bytes, dict[str, Any], dict[str, Any]]:
     if len(token) > MAX_TOKEN_BYTES:
         raise _Refused(Reason.TOKEN_TOO_LONG)
-    parts = token.split(".")
-    if len(parts) != 3 or not token.isascii():
+    shape = _JWS.fullmatch(token)
+    if shape is None:
         raise _Refused(Reason.TOKEN_MALFORMED)
-    header_b64, payload_b64, signature_b64 = parts
+    header_b64, payload_b64, signature_b64 = shape.groups()
     header_raw = _b64decode(header_b64)
     payload_raw = _b64decode(payload_b64)
     signature = _b64decode(signature_b64)
@@ -308,11 +334,16 @@ def verify_signature_only(token: str, secret: bytes) -> bool:
 
     For the token debugger and test vectors: no header or claim rules apply.
     """
-    parts = token.split(".")
-    if len(parts) != 3:
+    shape = _JWS.fullmatch(token)
+    if shape is None:
         return False
+    header_b64, payload_b64, signature_b64 = shape.groups()
     try:
-        signature = _b64decode(parts[2])
+        # Every segment must be canonical base64url: a MAC over a mis-encoded
+        # header or payload is not a valid JWS (Wycheproof tcId 365-371, 375).
+        _b64decode(header_b64)
+        _b64decode(payload_b64)
+        signature = _b64decode(signature_b64)
     except _Refused:
         return False
-    return _HS256.verify(f"{parts[0]}.{parts[1]}".encode("ascii", "replace"), secret, signature)
+    return _HS256.verify(f"{header_b64}.{payload_b64}".encode("ascii"), secret, signature)
