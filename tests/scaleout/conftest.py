@@ -147,12 +147,13 @@ class App:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    workers: int = 1
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15, follow_redirects=False))
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "billportal", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "billportal", "serve", "--port", str(self.port), "--workers", str(self.workers)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -206,7 +207,9 @@ class Fleet:
         return result.stdout
 
 
-def start_fleet(tmp: Path, database_url: str, redis_url: str, count: int, extra: dict[str, str] | None = None) -> Fleet:
+def start_fleet(
+    tmp: Path, database_url: str, redis_url: str, count: int, *, extra: dict[str, str] | None = None, workers: int = 1
+) -> Fleet:
     env = dict(os.environ)
     env.update(
         {
@@ -231,7 +234,7 @@ def start_fleet(tmp: Path, database_url: str, redis_url: str, count: int, extra:
     store.close()
     assert company is not None
     sso_key = next(k.secret.decode() for k in company.keys if k.state == "active")
-    apps = [App(free_port(), env, tmp / f"app{i}.log") for i in range(count)]
+    apps = [App(free_port(), env, tmp / f"app{i}.log", workers=workers) for i in range(count)]
     for app in apps:
         app.start()
     return Fleet(env, sso_key, apps)
