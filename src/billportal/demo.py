@@ -8,6 +8,7 @@ import sys
 
 from billportal import _links
 from billportal.config import Settings
+from billportal.portal.views import today_in
 from billportal.sso import keys as sso_keys
 from billportal.storage import open_store
 from billportal.storage.records import LineInput
@@ -44,6 +45,35 @@ _CATALOG = [
 ]
 
 
+_PAYMENT_INSTRUCTIONS = """Pay by bank transfer to Acme Corporation
+First Desert Bank, routing number 102000021, account 4099 1234 5678
+Please quote your customer number and the invoice numbers you are paying.
+
+Checks payable to Acme Corporation, 1 Canyon Road, Albuquerque, NM 87101."""
+
+# Two months of history for every customer: (days ago issued, payment terms in days, what happened).
+_PLAN = [
+    (62, 30, "paid"),  # paid in full by check
+    (45, 30, "paid"),  # paid in full by card
+    (40, 14, "unpaid"),  # past due
+    (20, 30, "partly paid"),
+    (10, 30, "credited"),  # a returned item, credited on the invoice
+    (5, 30, "voided"),
+    (2, 30, "draft"),  # not shown to the customer
+]
+
+
+class _Numbers:
+    """The next number of each kind of document."""
+
+    def __init__(self) -> None:
+        self.counts = {"INV": 1000, "PAY": 5000, "CN": 100, "EST": 300}
+
+    def next(self, prefix: str) -> str:
+        self.counts[prefix] += 1
+        return f"{prefix}-{self.counts[prefix]}"
+
+
 async def seed(store: Store, now: int) -> str:
     """Create the demo company if missing; return its active SSO key."""
     existing = await store.company(DEMO_COMPANY)
@@ -53,8 +83,12 @@ async def seed(store: Store, now: int) -> str:
                 return existing_key.secret.decode("utf-8")
     key = sso_keys.generate_sso_key()
     company_id, _ = await store.create_company(DEMO_COMPANY, "Acme Corporation", key, weak=False, now=now)
-    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-    number = 1000
+    company = await store.company(DEMO_COMPANY)
+    assert company is not None
+    await store.update_company(company, time_zone="America/Denver", payment_instructions=_PAYMENT_INSTRUCTIONS)
+    store.forget_company(DEMO_COMPANY)
+    today = dt.date.fromisoformat(today_in(company, now))
+    numbers = _Numbers()
     for index, (cid, name, email, phone, line1, city, state, postal) in enumerate(_CUSTOMERS):
         await store.create_customer(
             company_id,
@@ -69,36 +103,91 @@ async def seed(store: Store, now: int) -> str:
             postal_code=postal,
             country="US",
         )
-        # Two months of history: paid, partly paid, open, past due and voided invoices.
-        plan = [
-            (62, 30, "paid", 1.0),
-            (45, 30, "paid", 1.0),
-            (40, 14, "open", 0.0),  # past due
-            (20, 30, "open", 0.4),  # partly paid
-            (10, 30, "open", 0.0),
-            (5, 30, "voided", 0.0),
-            (2, 30, "draft", 0.0),
-        ]
-        for offset, (days_ago, terms, status, paid_share) in enumerate(plan):
-            number += 1
+        for offset, (days_ago, terms, story) in enumerate(_PLAN):
             issued = today - dt.timedelta(days=days_ago)
             lines = [
                 LineInput(desc, str(1 + (index + offset + n) % 3), price, tax=price // 10 if n == 0 else 0)
                 for n, (desc, price) in enumerate(_CATALOG[(index + offset) % 4 : (index + offset) % 4 + 3])
             ]
-            total = sum(line.amount for line in lines)
-            await store.create_invoice(
+            invoice_id = await store.create_invoice(
                 company_id,
                 cid,
-                number=f"INV-{number}",
+                number=numbers.next("INV"),
                 currency="USD",
-                status=status,
+                status={"voided": "voided", "draft": "draft"}.get(story, "open"),
                 issued_on=issued.isoformat(),
                 due_on=(issued + dt.timedelta(days=terms)).isoformat(),
                 lines=lines,
-                amount_paid=round(total * paid_share),
-                notes="Thank you for your business." if status == "paid" else "",
+                notes="Thank you for your business." if story == "paid" else "",
                 now=now,
+            )
+            total = sum(line.amount for line in lines)
+            if story in ("paid", "partly paid"):
+                amount = total if story == "paid" else round(total * 0.4)
+                received = issued + dt.timedelta(days=20 if days_ago > 50 else 15)
+                await store.billing.create_payment(
+                    company_id,
+                    cid,
+                    number=numbers.next("PAY"),
+                    currency="USD",
+                    received_on=min(received, today).isoformat(),
+                    method=("check", "card", "ach")[offset % 3],
+                    amount=amount,
+                    applications=[(invoice_id, amount)],
+                    reference=f"{cid}-{offset}",
+                    now=now,
+                )
+            elif story == "credited":
+                returned = lines[-1]
+                await store.billing.create_credit_note(
+                    company_id,
+                    cid,
+                    number=numbers.next("CN"),
+                    currency="USD",
+                    issued_on=(issued + dt.timedelta(days=3)).isoformat(),
+                    lines=[LineInput(f"Returned: {returned.description}", returned.quantity, returned.unit_price)],
+                    invoice_id=invoice_id,
+                    notes="Credited on the invoice.",
+                    now=now,
+                )
+        if index == 0:
+            # A goodwill credit held on the account: it lowers the balance due.
+            await store.billing.create_credit_note(
+                company_id,
+                cid,
+                number=numbers.next("CN"),
+                currency="USD",
+                issued_on=(today - dt.timedelta(days=8)).isoformat(),
+                lines=[LineInput("Goodwill credit: late delivery of rocket skates", "1", 2500)],
+                now=now,
+            )
+        await store.billing.create_estimate(
+            company_id,
+            cid,
+            number=numbers.next("EST"),
+            currency="USD",
+            issued_on=(today - dt.timedelta(days=3)).isoformat(),
+            expires_on=(today + dt.timedelta(days=30)).isoformat(),
+            lines=[
+                LineInput("Portable hole (industrial)", "2", 49900, tax=9980),
+                LineInput("Installation", "3", 7500, discount=2500),
+            ],
+            notes="Delivery within two weeks of approval.",
+            now=now,
+        )
+        if index == 1:
+            approved = await store.billing.create_estimate(
+                company_id,
+                cid,
+                number=numbers.next("EST"),
+                currency="USD",
+                issued_on=(today - dt.timedelta(days=30)).isoformat(),
+                expires_on=(today + dt.timedelta(days=1)).isoformat(),
+                lines=[LineInput("Earthquake pills (case)", "4", 14500)],
+                now=now,
+            )
+            await store.billing.approve_estimate(
+                company_id, cid, approved, approved_by="Road Runner (billing)", now=now - 20 * 86400
             )
     return key
 

@@ -6,13 +6,20 @@ from typing import Final
 
 DEFAULT_PAGE: Final = "my_account"
 
-# page id -> path in the portal. A page id that is not listed (unknown, or a page
-# that needs something billportal does not have yet, such as a card gateway for
-# add_payment_method) lands on My Account. Only these fixed paths are ever used:
-# no URL from the request is followed.
+# page id -> path in the portal. Only these fixed paths are ever used: no URL
+# from the request is followed. add_payment_method needs a card gateway, which
+# billportal does not have yet: it lands on My Account, as does an unknown id.
 PAGE_PATHS: Final[dict[str, str]] = {
     "my_account": "/",
     "invoices": "/invoices",
+    "credit_notes": "/credit-notes",
+    "estimates": "/estimates",
+    "payments": "/payments",
+    "balance_forward_statement": "/statements/balance-forward",
+    "open_item_statement": "/statements/open-item",
+    "pay": "/pay",
+    "add_payment_method": "/",
+    "update_billing_info": "/billing-info",
 }
 
 # Every page id the seed product documents; redirect_to accepts exactly these.

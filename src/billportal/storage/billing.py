@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, literal, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from billportal.storage import schema as t
@@ -27,6 +27,16 @@ from billportal.storage.records import (
     Payment,
     PaymentApplication,
     line_amount,
+)
+from billportal.storage.statements import (
+    INVOICE_STATUSES,
+    AccountBalance,
+    BalanceForwardStatement,
+    Month,
+    OpenItemStatement,
+    balance_forward,
+    load_ledger,
+    open_items,
 )
 
 PAYMENT_METHODS = ("ach", "bank_transfer", "card", "cash", "check", "other")
@@ -164,6 +174,19 @@ def _settle(
     )
 
 
+def _payments_for_invoice(
+    conn: Connection, company_id: int, customer_id: int, invoice_id: int
+) -> list[tuple[Payment, int]]:
+    c, pa = t.payments.c, t.payment_applications.c
+    rows = conn.execute(
+        select(t.payments, pa.amount.label("applied"))
+        .join(t.payment_applications, pa.payment_id == c.id)
+        .where(pa.invoice_id == invoice_id, c.company_id == company_id, c.customer_id == customer_id)
+        .order_by(c.received_on, c.id)
+    ).all()
+    return [(_payment(r), r.applied) for r in rows]
+
+
 def record_customer_event(
     conn: Connection, company_id: int, customer_id: int, kind: str, detail: dict[str, Any], *, now: int
 ) -> None:
@@ -249,6 +272,21 @@ class Billing:
         result: tuple[list[Payment], int] = await self.backend.read(query)
         return result
 
+    async def recent_payments(self, company_id: int, customer_id: int, limit: int = 5) -> list[Payment]:
+        """The newest payments, without counting them all (for My Account)."""
+
+        def query(conn: Connection) -> list[Payment]:
+            c = t.payments.c
+            rows = conn.execute(
+                select(t.payments)
+                .where(c.company_id == company_id, c.customer_id == customer_id)
+                .order_by(c.received_on.desc(), c.id.desc())
+                .limit(limit)
+            ).all()
+            return [_payment(r) for r in rows]
+
+        return list(await self.backend.read(query))
+
     async def payment(self, company_id: int, customer_id: int, payment_id: int) -> Payment | None:
         """One payment with the invoices it paid, only if it is this customer's."""
 
@@ -275,18 +313,31 @@ class Billing:
         self, company_id: int, customer_id: int, invoice_id: int
     ) -> list[tuple[Payment, int]]:
         """The payments applied to one invoice, each with the amount applied to it."""
+        return list(
+            await self.backend.read(lambda conn: _payments_for_invoice(conn, company_id, customer_id, invoice_id))
+        )
 
-        def query(conn: Connection) -> list[tuple[Payment, int]]:
-            c, pa = t.payments.c, t.payment_applications.c
-            rows = conn.execute(
-                select(t.payments, pa.amount.label("applied"))
-                .join(t.payment_applications, pa.payment_id == c.id)
-                .where(pa.invoice_id == invoice_id, c.company_id == company_id, c.customer_id == customer_id)
-                .order_by(c.received_on, c.id)
+    async def invoice_settlements(
+        self, company_id: int, customer_id: int, invoice_id: int
+    ) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
+        """What settled one invoice: its payments (with the amount applied) and its credit notes."""
+
+        def query(conn: Connection) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
+            c = t.credit_notes.c
+            notes = conn.execute(
+                select(t.credit_notes)
+                .where(
+                    c.invoice_id == invoice_id,
+                    c.company_id == company_id,
+                    c.customer_id == customer_id,
+                    c.status == "applied",
+                )
+                .order_by(c.issued_on, c.id)
             ).all()
-            return [(_payment(r), r.applied) for r in rows]
+            return _payments_for_invoice(conn, company_id, customer_id, invoice_id), [_credit_note(r) for r in notes]
 
-        return list(await self.backend.read(query))
+        result: tuple[list[tuple[Payment, int]], list[CreditNote]] = await self.backend.read(query)
+        return result
 
     # -- credit notes ------------------------------------------------------------------
 
@@ -464,20 +515,28 @@ class Billing:
         return estimate
 
     async def approve_estimate(
-        self, company_id: int, customer_id: int, estimate_id: int, *, approved_by: str, now: int
+        self,
+        company_id: int,
+        customer_id: int,
+        estimate_id: int,
+        *,
+        approved_by: str,
+        now: int,
+        valid_on: str | None = None,
     ) -> bool:
-        """Approve a sent, unexpired estimate; False if it cannot be approved (any more)."""
+        """Approve a sent estimate; False if it cannot be approved (any more).
+
+        With ``valid_on`` (the company's date today), an estimate that expired before it is refused.
+        """
 
         def change(conn: Connection) -> bool:
             c = t.estimates.c
+            where = [c.id == estimate_id, c.company_id == company_id, c.customer_id == customer_id, c.status == "sent"]
+            if valid_on is not None:
+                where.append(or_(c.expires_on.is_(None), c.expires_on >= valid_on))
             result = conn.execute(
                 update(t.estimates)
-                .where(
-                    c.id == estimate_id,
-                    c.company_id == company_id,
-                    c.customer_id == customer_id,
-                    c.status == "sent",
-                )
+                .where(*where)
                 .values(status="approved", approved_by=approved_by, approved_at=now, updated_at=now)
             )
             if not result.rowcount:
@@ -494,6 +553,55 @@ class Billing:
 
         approved: bool = await self.backend.write(change)
         return approved
+
+    # -- balances and statements ---------------------------------------------------------
+
+    async def account_balance(
+        self, company_id: int, customer_id: int, currency: str, *, today: str | None = None
+    ) -> AccountBalance:
+        """What the customer owes now: open invoices less unused credit, and how much is past due (one query)."""
+        inv, cn, pay, app = t.invoices.c, t.credit_notes.c, t.payments.c, t.payment_applications.c
+        open_invoices = (inv.company_id == company_id, inv.customer_id == customer_id, inv.currency == currency)
+        owed = select(func.coalesce(func.sum(inv.balance), 0)).where(*open_invoices, inv.status == "open")
+        past_due = owed.where(inv.due_on < today) if today is not None else select(literal(0))
+        notes = select(func.coalesce(func.sum(cn.total), 0)).where(
+            cn.company_id == company_id, cn.customer_id == customer_id, cn.currency == currency, cn.status == "open"
+        )
+        received = select(func.coalesce(func.sum(pay.amount), 0)).where(
+            pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
+        )
+        # Applied to an invoice that still counts; what went to a voided one is credit again.
+        applied = (
+            select(func.coalesce(func.sum(app.amount), 0))
+            .join(t.payments, pay.id == app.payment_id)
+            .join(t.invoices, inv.id == app.invoice_id)
+            .where(pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
+            .where(inv.status.in_(INVOICE_STATUSES), inv.currency == currency)
+        )
+        parts = [q.scalar_subquery() for q in (owed, past_due, notes, received, applied)]
+
+        def query(conn: Connection) -> AccountBalance:
+            o, late, n, r, a = (int(v) for v in conn.execute(select(*parts)).one())
+            return AccountBalance(owed=o, past_due=late, unused_credit=n + r - a)
+
+        balance: AccountBalance = await self.backend.read(query)
+        return balance
+
+    async def balance_forward_statement(
+        self, company_id: int, customer_id: int, currency: str, month: Month, *, today: str
+    ) -> BalanceForwardStatement:
+        """The month's activity between its opening and closing balances (up to ``today``)."""
+        end = min(month.last_day, today)
+        ledger = await self.backend.read(lambda conn: load_ledger(conn, company_id, customer_id, currency, end))
+        return balance_forward(ledger, month, today)
+
+    async def open_item_statement(
+        self, company_id: int, customer_id: int, currency: str, month: Month, *, today: str
+    ) -> OpenItemStatement:
+        """Invoices owed and credit unused at the month's end (or ``today``, if earlier)."""
+        end = min(month.last_day, today)
+        ledger = await self.backend.read(lambda conn: load_ledger(conn, company_id, customer_id, currency, end))
+        return open_items(ledger, month, today)
 
     # -- billing details and events -----------------------------------------------------
 

@@ -21,17 +21,20 @@ environment = Environment(
 )
 
 
-def _datetime(timestamp: int | None, zone: str = "UTC") -> str:
+def format_datetime(timestamp: int | None, zone: str = "UTC", seconds: bool = False) -> str:
+    """A UNIX time as ``2026-11-05 14:03 MST`` in a time zone (UTC if unknown); logs add the seconds."""
     if timestamp is None:
         return "never"
     try:
         tz = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         tz = ZoneInfo("UTC")
-    return datetime.fromtimestamp(timestamp, UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    pattern = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"
+    return datetime.fromtimestamp(timestamp, UTC).astimezone(tz).strftime(pattern)
 
 
-def _date(iso: str | None) -> str:
+def format_date(iso: str | None) -> str:
+    """An ISO date as ``Nov 5, 2026``."""
     if not iso:
         return ""
     try:
@@ -42,8 +45,8 @@ def _date(iso: str | None) -> str:
 
 
 environment.filters["money"] = format_money
-environment.filters["datetime"] = _datetime
-environment.filters["date"] = _date
+environment.filters["datetime"] = format_datetime
+environment.filters["date"] = format_date
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

@@ -1,0 +1,155 @@
+"""The forms customers send: a small body read safely, and each field checked with a reason."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+MAX_FORM_BYTES: Final = 16 * 1024
+MAX_FORM_FIELDS: Final = 40
+# Bidirectional overrides and isolates could make saved text read differently from what it is.
+_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+class UnreadableForm(Exception):
+    """The request body is not a form this page accepts; ``status`` says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """The fields of a URL-encoded form (what browsers send), first value of each name.
+
+    The body is read up to ``max_bytes`` and no further, whatever Content-Length claims.
+    """
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise UnreadableForm(400, "This form could not be read. Go back, reload the page and try again.")
+    declared = request.headers.get("content-length", "")
+    if declared and (not declared.isdigit() or int(declared) > max_bytes):
+        raise UnreadableForm(413, "The form is larger than this page accepts.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise UnreadableForm(413, "The form is larger than this page accepts.")
+    try:
+        pairs = parse_qsl(
+            bytes(body).decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise UnreadableForm(400, "This form could not be read. Go back, reload the page and try again.") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    return fields
+
+
+def clean_text(value: str) -> str:
+    """One line of text: surrounding space trimmed, inner runs of space made one."""
+    return " ".join(value.split())
+
+
+def unsafe_character(value: str) -> bool:
+    """Whether text holds a control, unassigned or direction-changing character."""
+    return any(char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") for char in value)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A text field of a form: its name, label and rules, and hints for the browser."""
+
+    name: str
+    label: str
+    max_length: int
+    required: bool = False
+    input_type: str = "text"
+    autocomplete: str = "off"
+    hint: str = ""
+    pattern: re.Pattern[str] | None = None
+    pattern_error: str = ""
+    upper: bool = False
+
+    def check(self, raw: str) -> tuple[str, str | None]:
+        """The cleaned value and, if it cannot be saved, why (in words for the customer)."""
+        value = clean_text(raw)
+        if self.upper:
+            value = value.upper()
+        if unsafe_character(value):
+            return value, f"{self.label} contains characters that cannot be saved."
+        if not value:
+            return value, f"Enter {self.label.lower()}." if self.required else None
+        if self.pattern is not None and not self.pattern.fullmatch(value):
+            return value, self.pattern_error
+        if len(value) > self.max_length:
+            return value, f"{self.label} can be at most {self.max_length} characters."
+        return value, None
+
+
+BILLING_INFO_FIELDS: Final = (
+    Field("name", "Billing name", 200, required=True, autocomplete="organization"),
+    Field(
+        "email",
+        "Billing email",
+        254,
+        input_type="email",
+        autocomplete="email",
+        pattern=re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"),
+        pattern_error="Enter an email address such as name@example.com.",
+    ),
+    Field(
+        "phone",
+        "Phone",
+        64,
+        input_type="tel",
+        autocomplete="tel",
+        # At least five digits; + ( ) - . / and spaces between them; an extension at the end.
+        pattern=re.compile(r"(?=(?:\D*\d){5})\+?[0-9 ().\-/]+(\s*(x|ext\.?)\s*[0-9]+)?", re.IGNORECASE),
+        pattern_error="Enter a phone number in digits, with + ( ) - . / or spaces if you like.",
+    ),
+    Field("address_line1", "Address line 1", 200, required=True, autocomplete="address-line1"),
+    Field("address_line2", "Address line 2", 200, autocomplete="address-line2"),
+    Field("city", "City", 100, required=True, autocomplete="address-level2"),
+    Field("state", "State or region", 100, autocomplete="address-level1"),
+    Field(
+        "postal_code",
+        "Postal code",
+        32,
+        autocomplete="postal-code",
+        pattern=re.compile(r"[A-Za-z0-9][A-Za-z0-9 \-]*"),
+        pattern_error="Enter the postal code in letters, digits, spaces or hyphens.",
+    ),
+    Field(
+        "country",
+        "Country",
+        2,
+        required=True,
+        autocomplete="country",
+        hint="Two letters, such as US or DE.",
+        pattern=re.compile(r"[A-Z]{2}"),
+        pattern_error="Enter the two-letter country code, such as US or DE.",
+        upper=True,
+    ),
+)
+
+APPROVER_FIELD: Final = Field("approved_by", "Your full name", 200, required=True, autocomplete="name")
+
+
+def check_billing_info(form: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(values, errors) of a submitted billing details form; no errors means it can be saved."""
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for field in BILLING_INFO_FIELDS:
+        values[field.name], error = field.check(form.get(field.name, ""))
+        if error:
+            errors[field.name] = error
+    return values, errors

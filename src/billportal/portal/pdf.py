@@ -1,0 +1,410 @@
+"""PDF copies of the portal's documents and statements, drawn with fpdf2.
+
+The built-in Helvetica keeps a PDF small and quick to make (a few milliseconds,
+no font file to find or embed). It covers Windows-1252, which holds Western
+European letters and the common currency signs; other characters are written
+without their accents where that is possible, else as ``?``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from typing import Final
+
+from fpdf import FPDF, FontFace
+
+from billportal.money import format_money
+from billportal.portal.labels import address_lines, credit_note_state, estimate_state, status_label
+from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, LineItem, Payment
+from billportal.storage.statements import BalanceForwardStatement, OpenItemStatement, method_label
+from billportal.web.templates import format_date, format_datetime
+
+_ENCODING: Final = "cp1252"
+_SUBSTITUTES: Final = {"\u20b9": "INR ", "\u2212": "-", "\u00a0": " ", "\u2009": " ", "\u202f": " "}
+_MUTED: Final = (75, 85, 99)
+_TEXT: Final = (17, 24, 39)
+_HEADING_FILL: Final = (243, 244, 246)
+_DEFAULT_ACCENT: Final = (37, 99, 235)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character Helvetica cannot show replaced by its nearest form."""
+    try:
+        text.encode(_ENCODING)
+    except UnicodeEncodeError:
+        pass
+    else:
+        return text
+    out = []
+    for char in text:
+        if char in _SUBSTITUTES:
+            out.append(_SUBSTITUTES[char])
+            continue
+        try:
+            char.encode(_ENCODING)
+        except UnicodeEncodeError:
+            plain = unicodedata.normalize("NFKD", char).encode(_ENCODING, "ignore").decode(_ENCODING)
+            out.append(plain if plain.strip() else "?")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    if len(color) == 7 and color.startswith("#"):
+        try:
+            return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+        except ValueError:
+            pass
+    return _DEFAULT_ACCENT
+
+
+class _Page(FPDF):
+    """A4 with a footer, and text made printable before fpdf2 encodes it."""
+
+    def __init__(self, footer: str) -> None:
+        super().__init__(format="A4")
+        self.core_fonts_encoding = _ENCODING
+        self._footer = footer
+        self.set_margins(18, 16, 18)
+        self.set_auto_page_break(auto=True, margin=20)
+
+    def normalize_text(self, text: str) -> str:
+        return str(super().normalize_text(printable(text)))
+
+    def footer(self) -> None:
+        self.set_y(-14)
+        self.set_font("helvetica", size=8)
+        self.set_text_color(*_MUTED)
+        self.cell(0, 5, f"{self._footer} - page {self.page_no()} of {{nb}}", align="C")
+
+
+class DocumentPDF:
+    """One document: the company's header, the customer, some facts, tables and totals."""
+
+    def __init__(self, company: Company, customer: Customer, title: str, reference: str) -> None:
+        self.company = company
+        self.currency = customer.currency
+        pdf = _Page(f"{company.name} - {title} {reference}".strip())
+        pdf.set_title(printable(f"{title} {reference}".strip()))
+        pdf.set_author(printable(company.name))
+        pdf.set_subject(printable(f"{title} for {customer.name}"))
+        pdf.set_creator("billportal")
+        pdf.add_page()
+        accent = _rgb(company.accent_color)
+        pdf.set_fill_color(*accent)
+        pdf.rect(0, 0, pdf.w, 5, style="F")
+        pdf.set_fill_color(255, 255, 255)  # fpdf2 fills table cells with the current colour
+        pdf.set_text_color(*_TEXT)
+        pdf.set_font("helvetica", "B", 16)
+        pdf.cell(pdf.epw / 2, 9, company.name)
+        pdf.set_font("helvetica", "B", 18)
+        pdf.cell(pdf.epw / 2, 9, title, align="R", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("helvetica", size=11)
+        pdf.set_text_color(*_MUTED)
+        pdf.cell(0, 6, reference, align="R", new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(4)
+        self.pdf = pdf
+        self._customer = customer
+
+    def parties(self, facts: Sequence[tuple[str, str]]) -> None:
+        """The customer's name and address on the left, the document's facts on the right."""
+        pdf = self.pdf
+        top = pdf.get_y()
+        half = pdf.epw / 2
+        pdf.set_font("helvetica", "B", 9)
+        pdf.set_text_color(*_MUTED)
+        pdf.cell(half, 5, "BILL TO", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(*_TEXT)
+        for index, line in enumerate(address_lines(self._customer)):
+            pdf.set_font("helvetica", "B" if index == 0 else "", 10)
+            pdf.multi_cell(half - 4, 5, line, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("helvetica", size=10)
+        pdf.set_text_color(*_MUTED)
+        pdf.cell(half, 5, f"Customer {self._customer.number}", new_x="LMARGIN", new_y="NEXT")
+        left_bottom = pdf.get_y()
+        pdf.set_xy(pdf.l_margin + half, top)
+        for label, value in facts:
+            pdf.set_x(pdf.l_margin + half)
+            pdf.set_text_color(*_MUTED)
+            pdf.cell(half * 0.45, 5, label)
+            pdf.set_text_color(*_TEXT)
+            pdf.multi_cell(half * 0.55, 5, value, align="R", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_y(max(left_bottom, pdf.get_y()) + 6)
+
+    def heading(self, text: str) -> None:
+        pdf = self.pdf
+        pdf.ln(3)
+        pdf.set_font("helvetica", "B", 12)
+        pdf.set_text_color(*_TEXT)
+        pdf.cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
+
+    def table(
+        self, headings: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int], numeric_from: int
+    ) -> None:
+        """A table whose columns from ``numeric_from`` on are right-aligned figures."""
+        pdf = self.pdf
+        pdf.set_font("helvetica", size=9)
+        pdf.set_text_color(*_TEXT)
+        align = tuple("LEFT" if i < numeric_from else "RIGHT" for i in range(len(headings)))
+        with pdf.table(
+            col_widths=tuple(widths),
+            text_align=align,
+            borders_layout="HORIZONTAL_LINES",
+            headings_style=FontFace(emphasis="BOLD", fill_color=_HEADING_FILL),
+            line_height=6,
+            padding=(1, 1.5),
+        ) as table:
+            table.row(list(headings))
+            for row in rows:
+                table.row(list(row))
+        pdf.ln(2)
+
+    def totals(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Right-aligned label and figure pairs; the last one in bold."""
+        pdf = self.pdf
+        for index, (label, value) in enumerate(pairs):
+            last = index == len(pairs) - 1
+            pdf.set_font("helvetica", "B" if last else "", 10)
+            pdf.set_x(pdf.l_margin + pdf.epw * 0.5)
+            pdf.cell(pdf.epw * 0.3, 6, label, align="R")
+            pdf.cell(pdf.epw * 0.2, 6, value, align="R", new_x="LMARGIN", new_y="NEXT")
+
+    def paragraph(self, text: str, title: str = "") -> None:
+        if not text.strip():
+            return
+        if title:
+            self.heading(title)
+        pdf = self.pdf
+        pdf.set_font("helvetica", size=10)
+        pdf.set_text_color(*_TEXT)
+        pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+
+    def money(self, amount: int) -> str:
+        return format_money(amount, self.currency)
+
+    def line_items(self, lines: Sequence[LineItem], currency: str) -> None:
+        """The lines of an invoice, credit note or estimate; discount and tax columns when used."""
+        discounts = any(line.discount for line in lines)
+        taxes = any(line.tax for line in lines)
+        headings = ["Description", "Quantity", "Unit price"]
+        widths = [50, 12, 16]
+        if discounts:
+            headings.append("Discount")
+            widths.append(14)
+        if taxes:
+            headings.append("Tax")
+            widths.append(14)
+        headings.append("Amount")
+        widths.append(16)
+        rows = []
+        for line in lines:
+            row = [line.description, line.quantity, format_money(line.unit_price, currency)]
+            if discounts:
+                row.append(format_money(-line.discount, currency) if line.discount else "")
+            if taxes:
+                row.append(format_money(line.tax, currency) if line.tax else "")
+            row.append(format_money(line.amount, currency))
+            rows.append(row)
+        self.table(headings, rows, widths, numeric_from=1)
+
+    def output(self) -> bytes:
+        return bytes(self.pdf.output())
+
+
+def invoice_pdf(
+    company: Company,
+    customer: Customer,
+    invoice: Invoice,
+    *,
+    payments: Sequence[tuple[Payment, int]],
+    credit_notes: Sequence[CreditNote],
+    today: str,
+) -> bytes:
+    doc = DocumentPDF(company, customer, "Invoice", invoice.number)
+    facts = [("Invoice", invoice.number), ("Issued", format_date(invoice.issued_on))]
+    if invoice.due_on:
+        facts.append(("Due", format_date(invoice.due_on)))
+    facts += [("Status", status_label(invoice.display_status(today))), ("Balance due", doc.money(invoice.balance))]
+    doc.parties(facts)
+    doc.line_items(invoice.lines, invoice.currency)
+    money = doc.money
+    totals = [("Subtotal", money(invoice.subtotal))]
+    if invoice.discount:
+        totals.append(("Discounts", money(-invoice.discount)))
+    if invoice.tax:
+        totals.append(("Tax", money(invoice.tax)))
+    totals += [("Total", money(invoice.total)), ("Paid", money(-invoice.amount_paid))]
+    if invoice.amount_credited:
+        totals.append(("Credited", money(-invoice.amount_credited)))
+    totals.append(("Balance due", money(invoice.balance)))
+    doc.totals(totals)
+    if payments or credit_notes:
+        doc.heading("Payments and credits applied")
+        rows = [
+            [format_date(p.received_on), f"Payment {p.number}", method_label(p.method), money(applied)]
+            for p, applied in payments
+        ]
+        rows += [[format_date(n.issued_on), f"Credit note {n.number}", "", money(n.total)] for n in credit_notes]
+        doc.table(["Date", "Document", "Method", "Applied"], rows, [18, 40, 22, 20], numeric_from=3)
+    doc.paragraph(invoice.notes, "Notes")
+    if invoice.balance > 0 and invoice.status == "open":
+        doc.paragraph(company.payment_instructions, "How to pay")
+    return doc.output()
+
+
+def credit_note_pdf(company: Company, customer: Customer, note: CreditNote, invoice_number: str | None) -> bytes:
+    doc = DocumentPDF(company, customer, "Credit note", note.number)
+    applied = f"Invoice {invoice_number}" if invoice_number else "Account credit"
+    doc.parties(
+        [
+            ("Credit note", note.number),
+            ("Issued", format_date(note.issued_on)),
+            ("Status", status_label(credit_note_state(note))),
+            ("Applied to", applied),
+        ]
+    )
+    doc.line_items(note.lines, note.currency)
+    totals = [("Subtotal", doc.money(note.subtotal))]
+    if note.tax:
+        totals.append(("Tax", doc.money(note.tax)))
+    totals.append(("Total credit", doc.money(note.total)))
+    doc.totals(totals)
+    doc.paragraph(note.notes, "Notes")
+    return doc.output()
+
+
+def estimate_pdf(company: Company, customer: Customer, estimate: Estimate, today: str) -> bytes:
+    doc = DocumentPDF(company, customer, "Estimate", estimate.number)
+    facts = [("Estimate", estimate.number), ("Issued", format_date(estimate.issued_on))]
+    if estimate.expires_on:
+        facts.append(("Valid until", format_date(estimate.expires_on)))
+    facts.append(("Status", status_label(estimate_state(estimate, today))))
+    if estimate.approved_by:
+        facts.append(("Approved by", estimate.approved_by))
+        facts.append(("Approved at", format_datetime(estimate.approved_at, company.time_zone)))
+    doc.parties(facts)
+    doc.line_items(estimate.lines, estimate.currency)
+    totals = [("Subtotal", doc.money(estimate.subtotal))]
+    if estimate.tax:
+        totals.append(("Tax", doc.money(estimate.tax)))
+    totals.append(("Total", doc.money(estimate.total)))
+    doc.totals(totals)
+    doc.paragraph(estimate.notes, "Notes")
+    return doc.output()
+
+
+def receipt_pdf(company: Company, customer: Customer, payment: Payment) -> bytes:
+    doc = DocumentPDF(company, customer, "Payment receipt", payment.number)
+    facts = [
+        ("Receipt", payment.number),
+        ("Received", format_date(payment.received_on)),
+        ("Method", method_label(payment.method)),
+    ]
+    if payment.reference:
+        facts.append(("Reference", payment.reference))
+    facts.append(("Amount", doc.money(payment.amount)))
+    doc.parties(facts)
+    if payment.applications:
+        doc.table(
+            ["Applied to invoice", "Amount"],
+            [[f"Invoice {a.invoice_number}", doc.money(a.amount)] for a in payment.applications],
+            [70, 30],
+            numeric_from=1,
+        )
+    totals = [("Amount received", doc.money(payment.amount))]
+    if payment.unapplied:
+        totals.append(("Kept as account credit", doc.money(payment.unapplied)))
+    doc.totals(totals)
+    doc.paragraph(f"Thank you for your payment to {company.name}.")
+    return doc.output()
+
+
+def balance_forward_pdf(company: Company, customer: Customer, statement: BalanceForwardStatement) -> bytes:
+    doc = DocumentPDF(company, customer, "Statement", f"Balance forward, {statement.month.label}")
+    money = doc.money
+    doc.parties(
+        [
+            ("Period", f"{format_date(statement.period_start)} to {format_date(statement.period_end)}"),
+            ("Opening balance", money(statement.opening)),
+            ("Closing balance", money(statement.closing)),
+        ]
+    )
+    rows = [[format_date(statement.period_start), "Opening balance", "", "", money(statement.opening)]]
+    rows += [
+        [
+            format_date(line.on),
+            f"{line.description} {line.number}",
+            money(line.charge) if line.charge else "",
+            money(line.credit) if line.credit else "",
+            money(line.balance),
+        ]
+        for line in statement.lines
+    ]
+    rows.append([format_date(statement.period_end), "Closing balance", "", "", money(statement.closing)])
+    doc.table(["Date", "Activity", "Charges", "Credits", "Balance"], rows, [16, 44, 15, 15, 16], numeric_from=2)
+    doc.totals(
+        [
+            ("Opening balance", money(statement.opening)),
+            ("Invoices", money(statement.invoiced)),
+            ("Payments", money(-statement.paid)),
+            ("Credit notes", money(-statement.credited)),
+            ("Closing balance", money(statement.closing)),
+        ]
+    )
+    doc.paragraph(company.payment_instructions, "How to pay")
+    return doc.output()
+
+
+def open_item_pdf(company: Company, customer: Customer, statement: OpenItemStatement) -> bytes:
+    doc = DocumentPDF(company, customer, "Statement", f"Open items, {statement.month.label}")
+    money = doc.money
+    doc.parties([("As of", format_date(statement.as_of)), ("Balance due", money(statement.total))])
+    if statement.invoices:
+        doc.heading("Open invoices")
+        doc.table(
+            ["Invoice", "Issued", "Due", "Days late", "Total", "Outstanding"],
+            [
+                [
+                    item.number,
+                    format_date(item.on),
+                    format_date(item.due_on),
+                    str(item.days_past_due) if item.days_past_due > 0 else "",
+                    money(item.total),
+                    money(item.outstanding),
+                ]
+                for item in statement.invoices
+            ],
+            [20, 18, 18, 12, 16, 16],
+            numeric_from=3,
+        )
+    else:
+        doc.paragraph("No invoices were open on this date.")
+    if statement.credits:
+        doc.heading("Unused credit")
+        doc.table(
+            ["Document", "Date", "Unused"],
+            [
+                [f"{status_label(item.kind)} {item.number}", format_date(item.on), money(-item.outstanding)]
+                for item in statement.credits
+            ],
+            [50, 25, 25],
+            numeric_from=2,
+        )
+    doc.heading("Aging")
+    doc.table(
+        [status_label(bucket) for bucket, _ in statement.aging],
+        [[money(amount) for _, amount in statement.aging]],
+        [1] * len(statement.aging),
+        numeric_from=0,
+    )
+    doc.totals(
+        [
+            ("Invoices owed", money(statement.owed)),
+            ("Unused credit", money(-statement.unused_credit)),
+            ("Balance due", money(statement.total)),
+        ]
+    )
+    doc.paragraph(company.payment_instructions, "How to pay")
+    return doc.output()
