@@ -27,8 +27,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     if url.startswith("sqlite:///"):
         sqlite = SQLiteBackend(Path(url.removeprefix("sqlite:///")))
         if migrate:
-            with sqlite.engine.begin() as connection:
-                upgrade(connection)
+            sqlite.migrate()
         backend = sqlite
     elif url.startswith("postgresql+psycopg://"):
         if migrate:

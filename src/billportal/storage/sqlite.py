@@ -49,15 +49,22 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def engine_for(conn: sqlite3.Connection) -> Engine:
+class _Locking:
+    """Which kind of transaction the next ``BEGIN`` opens (all on one thread)."""
+
+    immediate = False
+
+
+def engine_for(conn: sqlite3.Connection, locking: _Locking) -> Engine:
     """A SQLAlchemy engine over that very connection."""
     engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        # Take the write lock up front: a deferred transaction that later writes
-        # can fail with SQLITE_BUSY when another process wrote in between.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write takes the lock up front: a deferred transaction that later
+        # writes can fail with SQLITE_BUSY when another process wrote in between.
+        # A read takes a snapshot and no lock, so other processes may still write.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if locking.immediate else "BEGIN")
 
     return engine
 
@@ -115,10 +122,20 @@ class SQLiteBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = connect(path)
-        self.engine = engine_for(self.conn)
+        self._locking = _Locking()
+        self.engine = engine_for(self.conn, self._locking)
         self.writes = WriteQueue(self.conn)
 
+    def migrate(self) -> None:
+        """Bring the schema up to date (Alembic), holding the write lock."""
+        from billportal.storage.migrate import upgrade
+
+        self._locking.immediate = True
+        with self.engine.begin() as connection:
+            upgrade(connection)
+
     async def read(self, query: Callable[[Connection], T]) -> T:
+        self._locking.immediate = False
         try:
             with self.engine.connect() as connection:
                 return query(connection)
@@ -126,6 +143,7 @@ class SQLiteBackend:
             raise StorageUnavailable("the database could not be read") from exc
 
     async def write(self, change: Callable[[Connection], T]) -> T:
+        self._locking.immediate = True
         try:
             with self.engine.begin() as connection:
                 return change(connection)
