@@ -9,8 +9,8 @@ from typing import Any
 from billportal import _links
 from billportal.cli._common import CommandError, company_named, customer_id_arg, default_base_url, print_json
 from billportal.config import Settings
-from billportal.sso.explain import explain_token
-from billportal.sso.tokens import Claims, verify
+from billportal.sso.explain import explain_now, token_from
+from billportal.sso.management import active_key
 from billportal.storage.store import Store
 from billportal.web.context import system_clock
 
@@ -35,11 +35,10 @@ def register(commands: Any) -> None:
 
 
 async def _active_key(store: Store, username: str) -> str:
-    company = await company_named(store, username)
-    for key in company.keys:
-        if key.state == "active":
-            return key.secret.decode("utf-8")
-    raise CommandError(f"company {username[:63]!r} has no active SSO key")
+    key = active_key(await company_named(store, username))
+    if key is None:
+        raise CommandError(f"company {username[:63]!r} has no active SSO key")
+    return key.secret.decode("utf-8")
 
 
 async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) -> int:
@@ -61,22 +60,10 @@ async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) ->
     return 0
 
 
-def token_from(text: str) -> str:
-    """The token itself, also when a whole sign-in URL was pasted."""
-    token = text.strip()
-    if "/login/" in token:
-        token = token.split("/login/", 1)[1].split("?", 1)[0]
-    return token
-
-
 async def sso_explain(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    token = token_from(args.token)
-    now = system_clock()
-    outcome = verify(token, company.keys, company.policy, now)
-    exists = await store.customer_exists(company.id, outcome.customer_id) if isinstance(outcome, Claims) else None
-    explanation = explain_token(token, company, now, exists)
+    explanation = await explain_now(token_from(args.token), company, system_clock(), store.customer_exists)
     if args.json:
         print_json(explanation.as_dict())
     else:

@@ -1,4 +1,4 @@
-"""Customer sessions: random ids, their hashes, timeouts and the cookie."""
+"""Sessions: random ids, their hashes, timeouts and the cookie (customers' and, apart, admins')."""
 
 from __future__ import annotations
 
@@ -6,8 +6,19 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
-from billportal.storage.records import Session
+
+class SessionLike(Protocol):
+    """What these helpers read of a customer's or an admin's session."""
+
+    @property
+    def csrf_token(self) -> str: ...
+    @property
+    def last_seen_at(self) -> int: ...
+    @property
+    def expires_at(self) -> int: ...
+
 
 SESSION_ID_BYTES = 32  # 256 bits
 TOUCH_INTERVAL = 60  # seconds between writes of last_seen_at
@@ -27,8 +38,13 @@ def hash_session_id(session_id: str) -> bytes:
     return hashlib.sha256(session_id.encode("ascii", "replace")).digest()
 
 
-def csrf_matches(session: Session, submitted: str) -> bool:
-    return hmac.compare_digest(session.csrf_token.encode(), submitted.encode("utf-8", "replace"))
+def csrf_matches(session: SessionLike, submitted: str) -> bool:
+    return same_token(session.csrf_token, submitted)
+
+
+def same_token(expected: str, submitted: str) -> bool:
+    """A constant-time comparison of a token we issued with one a form sent back."""
+    return hmac.compare_digest(expected.encode(), submitted.encode("utf-8", "replace"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +53,12 @@ class Timeouts:
     absolute: int
 
 
-def is_live(session: Session, now: int, timeouts: Timeouts) -> bool:
+def is_live(session: SessionLike, now: int, timeouts: Timeouts) -> bool:
     """Whether a session is neither past its absolute end nor idle too long."""
     return now < session.expires_at and now - session.last_seen_at < timeouts.idle
 
 
-def needs_touch(session: Session, now: int) -> bool:
+def needs_touch(session: SessionLike, now: int) -> bool:
     return now - session.last_seen_at >= TOUCH_INTERVAL
 
 

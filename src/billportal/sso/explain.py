@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -109,3 +110,20 @@ def explain_token(token: str, company: Company, now: int, customer_exists: bool 
         reason = outcome.reason
     what, fix = explain(reason)
     return Explanation(header, claims, reason, what, fix, tuple(notes))
+
+
+def token_from(text: str) -> str:
+    """The token itself, also when a whole sign-in URL was pasted."""
+    token = text.strip()
+    if "/login/" in token:
+        token = token.split("/login/", 1)[1].split("?", 1)[0]
+    return token
+
+
+async def explain_now(
+    token: str, company: Company, now: int, customer_exists: Callable[[int, int], Awaitable[bool]]
+) -> Explanation:
+    """Explain ``token``, looking its customer up (``customer_exists(company id, customer id)``) if it verifies."""
+    outcome = verify(token, company.keys, company.policy, now)
+    exists = await customer_exists(company.id, outcome.customer_id) if isinstance(outcome, Claims) else None
+    return explain_token(token, company, now, exists)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -255,6 +256,33 @@ sign_in_events = Table(
     Column("user_agent", String(300), nullable=False, server_default=""),
 )
 Index("ix_sign_in_events_company_id", sign_in_events.c.company_id, sign_in_events.c.id)
+# The dashboard's sign-in log filters on failures: each page an index range at any depth.
+# Partial indexes, so a successful sign-in (the hot path) writes none of them; filters
+# that include successes scan the newest events a window at a time (dashboard/log.py).
+_FAILURES = text("result = 'failure'")
+Index(
+    "ix_sign_in_events_failure_customer",
+    sign_in_events.c.company_id,
+    sign_in_events.c.customer_id,
+    sign_in_events.c.id,
+    sqlite_where=_FAILURES,
+    postgresql_where=_FAILURES,
+)
+Index(
+    "ix_sign_in_events_failures",
+    sign_in_events.c.company_id,
+    sign_in_events.c.id,
+    sqlite_where=_FAILURES,
+    postgresql_where=_FAILURES,
+)
+Index(
+    "ix_sign_in_events_failure_reason",
+    sign_in_events.c.company_id,
+    sign_in_events.c.reason,
+    sign_in_events.c.id,
+    sqlite_where=_FAILURES,
+    postgresql_where=_FAILURES,
+)
 
 used_jtis = Table(
     "used_jtis",
@@ -274,6 +302,8 @@ admins = Table(
     Column("password_hash", String(200), nullable=False),  # argon2id
     Column("created_at", BigInteger, nullable=False),
     Column("password_changed_at", BigInteger, nullable=False),
+    # Set for a one-time password from `billportal admin create`: changed at first sign-in.
+    Column("must_change_password", Boolean, nullable=False, server_default="0"),
 )
 
 admin_memberships = Table(

@@ -21,6 +21,7 @@ from billportal.sso import keys as sso_keys
 from billportal.sso.tokens import Policy, VerificationKey
 from billportal.storage import schema as t
 from billportal.storage.admins import AdminStore
+from billportal.storage.api import ApiStore
 from billportal.storage.backend import Backend
 from billportal.storage.billing import Billing, insert_lines, totals
 from billportal.storage.cache import SessionCache
@@ -107,6 +108,7 @@ class Store:
         self._companies: dict[str, tuple[float, Company | None]] = {}
         self.admins = AdminStore(backend)
         self.billing = Billing(backend)
+        self.api = ApiStore(backend, self._master_keys)
 
     def close(self) -> None:
         self.backend.close()
@@ -520,9 +522,10 @@ class Store:
         reason: str | None = None,
         customer_id: int | None = None,
         before_id: int | None = None,
+        since_id: int | None = None,
         limit: int = 50,
     ) -> list[SignInEvent]:
-        """Newest first, keyset-paginated by id so a page costs the same at any depth."""
+        """Newest first, keyset-paginated by id (``before_id`` > id >= ``since_id``)."""
 
         def query(conn: Connection) -> list[SignInEvent]:
             c = t.sign_in_events.c
@@ -542,6 +545,8 @@ class Store:
                 where.append(c.customer_id == customer_id)
             if before_id is not None:
                 where.append(c.id < before_id)
+            if since_id is not None:
+                where.append(c.id >= since_id)
             rows = conn.execute(select(t.sign_in_events).where(*where).order_by(c.id.desc()).limit(limit)).all()
             return [
                 SignInEvent(
@@ -561,3 +566,22 @@ class Store:
             ]
 
         return list(await self.backend.read(query))
+
+    async def sign_in_scan_floor(self, company_id: int, before_id: int | None, window: int) -> int | None:
+        """The lowest id among the company's ``window`` newest events before ``before_id``.
+
+        None when there are fewer than ``window`` of them: a scan down to the floor
+        then reaches the oldest event. Reads only the (company_id, id) index.
+        """
+
+        def query(conn: Connection) -> int | None:
+            c = t.sign_in_events.c
+            where = [c.company_id == company_id]
+            if before_id is not None:
+                where.append(c.id < before_id)
+            newest = select(c.id).where(*where).order_by(c.id.desc()).limit(window).subquery()
+            lowest, count = conn.execute(select(func.min(newest.c.id), func.count())).one()
+            return int(lowest) if count == window else None
+
+        floor: int | None = await self.backend.read(query)
+        return floor

@@ -1,0 +1,78 @@
+"""The admin audit trail: who revealed, rotated or revoked a key, changed the policy or signed in.
+
+Entries name the actor (an admin's email, or "cli" for an operator), the time,
+and where the request came from. They never hold a key, a password or a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from billportal.storage.admins import AuditEvent
+from billportal.storage.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change: a signed-in admin (and from where), or an operator at the CLI."""
+
+    name: str
+    admin_id: int | None = None
+    ip: str = ""
+    user_agent: str = ""
+
+
+CLI: Final = Actor("cli")
+
+# action -> how the audit trail page names it.
+ACTIONS: Final[dict[str, str]] = {
+    "admin.created": "Admin added",
+    "admin.signed_in": "Signed in",
+    "admin.sign_in_failed": "Sign-in failed (wrong password)",
+    "admin.password_changed": "Password changed",
+    "sso.enabled": "Single sign-on turned on",
+    "sso.disabled": "Single sign-on turned off",
+    "sso.key_revealed": "SSO key revealed",
+    "sso.key_rotated": "SSO key rotated",
+    "sso.key_revoked": "SSO key revoked",
+    "sso.policy_changed": "Sign-in policy changed",
+    "sso.links_cut_off": "Links issued before now rejected",
+    "sso.cutoff_removed": "Link cutoff removed",
+    "sso.customer_signed_out": "Customer signed out everywhere",
+    "sso.test_link": "Test sign-in link made",
+}
+
+
+def action_label(action: str) -> str:
+    return ACTIONS.get(action, action)
+
+
+def when(timestamp: int) -> str:
+    """A time as audit details and CLI output write it."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+async def record(
+    store: Store, actor: Actor, action: str, now: int, *, company_ids: Iterable[int | None], detail: str = ""
+) -> None:
+    """Write one entry per company the action concerns."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    await store.admins.record(
+        *(
+            AuditEvent(
+                company_id=company_id,
+                admin_id=actor.admin_id,
+                actor=actor.name,
+                at=now,
+                action=action,
+                detail=detail,
+                ip=actor.ip,
+                user_agent=actor.user_agent,
+            )
+            for company_id in company_ids
+        )
+    )

@@ -1,0 +1,363 @@
+"""Admin sign-in, sessions, CSRF, sudo mode, password change and the company switcher.
+
+Admin sessions are apart from customer sessions: their own table, their own
+cookie (``__Host-bp_admin``, host-only on the dashboard host, so it never
+reaches a company's portal host), the same 256-bit ids stored hashed, and the
+same idle and absolute timeouts. Every form carries a CSRF token: the session's
+once signed in, and before that (the sign-in form) one that must match a
+host-only cookie set with the form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from billportal import audit, sessions
+from billportal.audit import Actor
+from billportal.config import Settings
+from billportal.dashboard import passwords
+from billportal.dashboard.forms import Form, normalize_email, read_form
+from billportal.storage.admins import Admin, AdminSession, Membership
+from billportal.storage.records import Company
+from billportal.web.context import Context, client_ip
+from billportal.web.errors import error_page
+from billportal.web.ratelimit import FailureLimiter, Limit
+from billportal.web.templates import NO_STORE, render
+
+SUDO_SECONDS: Final = 5 * 60
+FORM_COOKIE_SECONDS: Final = 60 * 60
+# Failed password checks: per client address, per account (sign-in) and per admin (sudo, password change).
+SIGN_IN_PER_IP: Final = Limit("admin-sign-in-ip", "20/10 minutes")
+SIGN_IN_PER_ACCOUNT: Final = Limit("admin-sign-in-account", "10/15 minutes")
+CONFIRM_PER_ADMIN: Final = Limit("admin-confirm", "5/5 minutes")
+_USER_AGENT_LIMIT: Final = 300
+EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
+
+
+def admin_cookie_name(settings: Settings) -> str:
+    # __Host-: only over https, host-only, Path=/; the plain name is for http development.
+    return "__Host-bp_admin" if settings.cookie_secure else "bp_admin"
+
+
+def form_cookie_name(settings: Settings) -> str:
+    return "__Host-bp_admin_form" if settings.cookie_secure else "bp_admin_form"
+
+
+def actor_for(request: Request, admin: Admin) -> Actor:
+    return Actor(admin.email, admin.id, client_ip(request), request.headers.get("user-agent", "")[:_USER_AGENT_LIMIT])
+
+
+@dataclass(frozen=True, slots=True)
+class AdminVisit:
+    """A signed-in admin's request: who, their session, and the company they are administering."""
+
+    admin: Admin
+    session: AdminSession
+    company: Company | None
+    companies: list[Membership]
+    actor: Actor
+
+    def in_sudo(self, now: int) -> bool:
+        return self.session.sudo_until is not None and now < self.session.sudo_until
+
+
+class AdminAuth:
+    """Who is signed in to the dashboard, and the views that sign admins in and out."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.limiter = FailureLimiter()
+        self.cookie = admin_cookie_name(context.settings)
+        self.form_cookie = form_cookie_name(context.settings)
+
+    # -- the signed-in admin -----------------------------------------------------------
+
+    async def visit(self, request: Request, *, password_change: bool = False) -> AdminVisit | Response:
+        """The signed-in admin, or the answer that sends the browser to sign in.
+
+        An admin with a one-time password reaches only the password change
+        (``password_change=True``) until they have chosen their own.
+        """
+        context = self.context
+        admins = context.store.admins
+        cookie = request.cookies.get(self.cookie)
+        if not cookie:
+            return _to_sign_in()
+        id_hash = sessions.hash_session_id(cookie)
+        session = await admins.session(id_hash)
+        now = context.clock()
+        admin = await admins.admin(session.admin_id) if session is not None else None
+        if session is None or admin is None or not sessions.is_live(session, now, context.timeouts):
+            if session is not None:
+                await admins.end_session(id_hash)
+            return self._signed_out(_to_sign_in())
+        memberships = await admins.memberships(admin.id)
+        current = next((m for m in memberships if m.company_id == session.company_id), None)
+        if current is None and memberships:
+            current = memberships[0]
+        company_id = current.company_id if current else None
+        last_seen = now if sessions.needs_touch(session, now) else session.last_seen_at
+        if (company_id, last_seen) != (session.company_id, session.last_seen_at):
+            await admins.update_session(id_hash, company_id=company_id, last_seen_at=last_seen)
+            session = replace(session, company_id=company_id, last_seen_at=last_seen)
+        if admin.must_change_password and not password_change:
+            return RedirectResponse("/account", status_code=303, headers=dict(NO_STORE))
+        company = await context.store.company(current.username) if current else None
+        return AdminVisit(admin, session, company, memberships, actor_for(request, admin))
+
+    async def post(
+        self, request: Request, *, max_fields: int = 20, password_change: bool = False
+    ) -> tuple[AdminVisit, Form] | Response:
+        """A signed-in admin's form, once its CSRF token has been checked."""
+        visit = await self.visit(request, password_change=password_change)
+        if isinstance(visit, Response):
+            return visit
+        form = await read_form(request, max_fields)
+        if form is None:
+            return error_page(400, "The form could not be read. Reload the page and try again.")
+        if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
+            return error_page(403, EXPIRED_FORM)
+        return visit, form
+
+    async def confirm_password(self, visit: AdminVisit, password: str) -> str | None:
+        """Sudo mode: the admin's password again. None when confirmed, else what went wrong."""
+        key = str(visit.admin.id)
+        wait = await self.limiter.retry_after(CONFIRM_PER_ADMIN, key)
+        if wait is None and await self._password_ok(visit.admin.password_hash, password):
+            now = self.context.clock()
+            await self.context.store.admins.update_session(visit.session.id_hash, sudo_until=now + SUDO_SECONDS)
+            return None
+        if wait is None:
+            wait = await self.limiter.failed(CONFIRM_PER_ADMIN, key)
+            if wait is None:
+                return "That password is not right."
+        return f"Too many wrong passwords. Try again in {wait} seconds."
+
+    async def _password_ok(self, password_hash: str, password: str) -> bool:
+        # argon2 takes tens of milliseconds of CPU: off the event loop, so sign-ins by link never wait on it.
+        ok: bool = await run_in_threadpool(passwords.verify_password, password_hash, password)
+        return ok
+
+    def _signed_out(self, response: Response) -> Response:
+        response.headers.append(
+            "set-cookie", sessions.clear_cookie_header(self.cookie, secure=self.context.settings.cookie_secure)
+        )
+        return response
+
+    # -- sign in and out ---------------------------------------------------------------
+
+    async def sign_in_page(self, request: Request) -> Response:
+        visit = await self.visit(request, password_change=True)
+        if isinstance(visit, AdminVisit):
+            return RedirectResponse("/", status_code=303, headers=dict(NO_STORE))
+        return self._sign_in_form(request)
+
+    def _sign_in_form(
+        self, request: Request, *, status_code: int = 200, email: str = "", error: str = "", retry_after: int = 0
+    ) -> Response:
+        token = sessions.new_csrf_token()
+        headers = dict(NO_STORE)
+        if retry_after:
+            headers["Retry-After"] = str(retry_after)
+        response = render(
+            "dashboard/sign_in.html",
+            status_code=status_code,
+            headers=headers,
+            title="Sign in",
+            company=None,
+            csrf_token=token,
+            email=email,
+            error=error,
+            notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
+        )
+        response.headers.append(
+            "set-cookie",
+            sessions.cookie_header(
+                self.form_cookie, token, secure=self.context.settings.cookie_secure, max_age=FORM_COOKIE_SECONDS
+            ),
+        )
+        return response
+
+    async def sign_in(self, request: Request) -> Response:
+        form = await read_form(request, max_fields=4)
+        if form is None:
+            return error_page(400, "The form could not be read. Reload the page and try again.")
+        expected = request.cookies.get(self.form_cookie, "")
+        if not expected or not sessions.same_token(expected, form.get("csrf_token", "")):
+            return self._sign_in_form(request, status_code=403, error=EXPIRED_FORM)
+        email = normalize_email(form.text("email", 300))
+        password = form.text("password", passwords.MAX_LENGTH + 1)
+        address = client_ip(request)
+        limiter = self.limiter
+        wait = max(
+            await limiter.retry_after(SIGN_IN_PER_IP, address) or 0,
+            await limiter.retry_after(SIGN_IN_PER_ACCOUNT, email) or 0,
+        )
+        if wait:
+            return self._too_many(request, email, wait)
+        admins = self.context.store.admins
+        admin = await admins.admin_by_email(email) if email else None
+        password_hash = admin.password_hash if admin is not None else passwords.decoy_hash()
+        if admin is None or not await self._password_ok(password_hash, password):
+            now = self.context.clock()
+            if admin is not None:
+                memberships = await admins.memberships(admin.id)
+                await audit.record(
+                    self.context.store,
+                    actor_for(request, admin),
+                    "admin.sign_in_failed",
+                    now,
+                    company_ids=[m.company_id for m in memberships],
+                )
+            wait = max(
+                await limiter.failed(SIGN_IN_PER_IP, address) or 0,
+                await limiter.failed(SIGN_IN_PER_ACCOUNT, email) or 0,
+            )
+            if wait:
+                return self._too_many(request, email, wait)
+            return self._sign_in_form(request, status_code=401, email=email, error="Email or password is incorrect.")
+        return await self._start_session(request, admin, password)
+
+    def _too_many(self, request: Request, email: str, wait: int) -> Response:
+        message = f"Too many failed sign-ins. Try again in {wait} seconds."
+        return self._sign_in_form(request, status_code=429, email=email, error=message, retry_after=wait)
+
+    async def _start_session(self, request: Request, admin: Admin, password: str) -> Response:
+        context = self.context
+        admins = context.store.admins
+        now = context.clock()
+        if passwords.needs_rehash(admin.password_hash):
+            fresh: str = await run_in_threadpool(passwords.hash_password, password)
+            await admins.rehash(admin.id, admin.password_hash, fresh)
+        memberships = await admins.memberships(admin.id)
+        old_cookie = request.cookies.get(self.cookie)
+        if old_cookie:
+            # Whatever session the browser came with is over: no fixation.
+            await admins.end_session(sessions.hash_session_id(old_cookie))
+        session_id = sessions.new_session_id()
+        await admins.create_session(
+            AdminSession(
+                id_hash=sessions.hash_session_id(session_id),
+                admin_id=admin.id,
+                company_id=memberships[0].company_id if memberships else None,
+                csrf_token=sessions.new_csrf_token(),
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + context.timeouts.absolute,
+            )
+        )
+        await audit.record(
+            context.store,
+            actor_for(request, admin),
+            "admin.signed_in",
+            now,
+            company_ids=[m.company_id for m in memberships],
+        )
+        response = RedirectResponse(
+            "/account" if admin.must_change_password else "/", status_code=303, headers=dict(NO_STORE)
+        )
+        secure = context.settings.cookie_secure
+        response.headers.append(
+            "set-cookie",
+            sessions.cookie_header(self.cookie, session_id, secure=secure, max_age=context.timeouts.absolute),
+        )
+        response.headers.append("set-cookie", sessions.clear_cookie_header(self.form_cookie, secure=secure))
+        return response
+
+    async def sign_out(self, request: Request) -> Response:
+        posted = await self.post(request, max_fields=2, password_change=True)
+        if isinstance(posted, Response):
+            return posted
+        visit, _ = posted
+        await self.context.store.admins.end_session(visit.session.id_hash)
+        response = RedirectResponse("/sign-in?notice=signed_out", status_code=303, headers=dict(NO_STORE))
+        response.headers["Clear-Site-Data"] = '"cache"'
+        return self._signed_out(response)
+
+    # -- account and company switcher --------------------------------------------------
+
+    async def account(self, request: Request) -> Response:
+        visit = await self.visit(request, password_change=True)
+        if isinstance(visit, Response):
+            return visit
+        return self._account_page(request, visit)
+
+    def _account_page(
+        self, request: Request, visit: AdminVisit, *, status_code: int = 200, errors: dict[str, str] | None = None
+    ) -> Response:
+        return render(
+            "dashboard/account.html",
+            status_code=status_code,
+            title="Your account",
+            admin=visit.admin,
+            company=visit.company,
+            companies=visit.companies,
+            csrf_token=visit.session.csrf_token,
+            section="account",
+            notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
+            errors=errors or {},
+            min_length=passwords.MIN_LENGTH,
+        )
+
+    async def change_password(self, request: Request) -> Response:
+        posted = await self.post(request, max_fields=5, password_change=True)
+        if isinstance(posted, Response):
+            return posted
+        visit, form = posted
+        current = form.text("current_password", passwords.MAX_LENGTH + 1)
+        new = form.text("new_password", passwords.MAX_LENGTH + 1)
+        errors: dict[str, str] = {}
+        problem = passwords.password_problem(new)
+        if problem:
+            errors["new_password"] = problem
+        elif new != form.get("confirm_password", ""):
+            errors["confirm_password"] = "The two new passwords differ."  # noqa: S105 - a message, not a password
+        elif new == current:
+            errors["new_password"] = "Choose a password other than the current one."  # noqa: S105 - a message
+        if errors:
+            return self._account_page(request, visit, status_code=400, errors=errors)
+        mistake = await self.confirm_password(visit, current)
+        if mistake:
+            return self._account_page(request, visit, status_code=403, errors={"current_password": mistake})
+        now = self.context.clock()
+        password_hash: str = await run_in_threadpool(passwords.hash_password, new)
+        await self.context.store.admins.set_password(
+            visit.admin.id, password_hash, must_change=False, now=now, keep_session=visit.session.id_hash
+        )
+        await audit.record(
+            self.context.store,
+            visit.actor,
+            "admin.password_changed",
+            now,
+            company_ids=[m.company_id for m in visit.companies],
+            detail="other sessions ended",
+        )
+        target = "/?notice=password_changed" if visit.admin.must_change_password else "/account?notice=password_changed"
+        return RedirectResponse(target, status_code=303, headers=dict(NO_STORE))
+
+    async def switch_company(self, request: Request) -> Response:
+        posted = await self.post(request, max_fields=3)
+        if isinstance(posted, Response):
+            return posted
+        visit, form = posted
+        wanted = form.get("company_id", "")
+        target = next((m for m in visit.companies if str(m.company_id) == wanted), None)
+        if target is None:
+            return error_page(404, "You do not administer that company.")
+        await self.context.store.admins.update_session(visit.session.id_hash, company_id=target.company_id)
+        return RedirectResponse("/settings/developers/sso", status_code=303, headers=dict(NO_STORE))
+
+
+def _to_sign_in() -> Response:
+    return RedirectResponse("/sign-in", status_code=303, headers=dict(NO_STORE))
+
+
+_NOTICES: Final = {
+    "signed_out": "You have signed out.",
+    "password_changed": "Your password has been changed. Your other sessions have been signed out.",
+}

@@ -1,0 +1,222 @@
+"""Reading and checking the dashboard's forms: every field is validated here, with a message per field."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import SplitResult, urlsplit
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+from billportal._links import parse_duration
+from billportal.sso.management import PolicySettings
+from billportal.sso.reasons import Reason
+from billportal.sso.tokens import parse_customer_id
+
+MAX_BODY: Final = 64 * 1024
+MAX_URL_LENGTH: Final = 2000
+MAX_LEEWAY: Final = 600
+MAX_ISSUERS: Final = 50
+MAX_ISSUER_LENGTH: Final = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class Form(dict[str, str]):
+    """A submitted form's text fields (the first value of each; files are refused)."""
+
+    def text(self, name: str, limit: int = 1000) -> str:
+        return self.get(name, "")[:limit]
+
+
+async def read_form(request: Request, max_fields: int = 20) -> Form | None:
+    """The form of a POST, or None if it is too large or malformed."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_BODY:
+        return None
+    try:
+        async with request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_BODY) as data:
+            return _texts(data)
+    except (HTTPException, MultiPartException, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _texts(data: FormData) -> Form:
+    form = Form()
+    for name, value in data.multi_items():
+        if isinstance(value, str) and name not in form:
+            form[name] = value
+    return form
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()[:254]
+
+
+def email_problem(email: str) -> str | None:
+    if not _EMAIL.fullmatch(email) or len(email) > 254:
+        return "Enter an email address such as alice@example.com."
+    return None
+
+
+def _is_local(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(url: str) -> str | None:
+    """Why a sign-in, sign-out or error URL is refused: absolute http(s), http only for localhost."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"Use at most {MAX_URL_LENGTH} characters."
+    if _CONTROL.search(url) or " " in url:
+        return "A URL cannot contain spaces or control characters."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "This is not a valid URL."
+    return _url_rule_broken(parts, url)
+
+
+def _url_rule_broken(parts: SplitResult, url: str) -> str | None:
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        return "Enter an absolute URL starting with https://"
+    if parts.username is not None or parts.password is not None:
+        return "A URL cannot carry a user name or password."
+    if parts.fragment or url.endswith("#"):
+        return "Leave out the #fragment: billportal adds a query parameter to this URL."
+    if parts.scheme == "http" and not _is_local(host):
+        return "Use https:// (http:// is only allowed for localhost)."
+    return None
+
+
+@dataclass
+class PolicyForm:
+    """The policy form as submitted: the values, and a message for each field that is wrong."""
+
+    values: dict[str, str]
+    errors: dict[str, str] = field(default_factory=dict)
+    settings: PolicySettings | None = None
+
+
+def _leeway(raw: str, errors: dict[str, str]) -> int:
+    if not raw.isdigit() or int(raw) > MAX_LEEWAY:
+        errors["leeway"] = f"Enter a whole number of seconds from 0 to {MAX_LEEWAY}."
+        return 0
+    return int(raw)
+
+
+def _max_lifetime(raw: str, errors: dict[str, str]) -> int | None:
+    if not raw:
+        return None
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        errors["max_lifetime"] = "Enter seconds, or a duration such as 5m, 1h or 1d; leave empty for no limit."
+        return None
+
+
+def _issuers(raw: str, errors: dict[str, str]) -> tuple[str, ...]:
+    issuers = sorted({line.strip() for line in raw.splitlines() if line.strip()})
+    if len(issuers) > MAX_ISSUERS:
+        errors["allowed_issuers"] = f"List at most {MAX_ISSUERS} issuers."
+    elif any(len(i) > MAX_ISSUER_LENGTH or _CONTROL.search(i) for i in issuers):
+        errors["allowed_issuers"] = f"Each issuer is one line of at most {MAX_ISSUER_LENGTH} characters."
+    return tuple(issuers)
+
+
+def parse_policy(form: Form) -> PolicyForm:
+    """Check the policy form; ``settings`` is set only when every field is right."""
+    values = {
+        "leeway": form.text("leeway", 20).strip(),
+        "max_lifetime": form.text("max_lifetime", 20).strip(),
+        "require_jti": "on" if form.get("require_jti") == "on" else "",
+        "allowed_issuers": form.text("allowed_issuers", MAX_ISSUERS * (MAX_ISSUER_LENGTH + 2)),
+        "sign_in_url": form.text("sign_in_url", MAX_URL_LENGTH + 1).strip(),
+        "sign_out_url": form.text("sign_out_url", MAX_URL_LENGTH + 1).strip(),
+        "error_url": form.text("error_url", MAX_URL_LENGTH + 1).strip(),
+    }
+    errors: dict[str, str] = {}
+    leeway = _leeway(values["leeway"], errors)
+    max_lifetime = _max_lifetime(values["max_lifetime"], errors)
+    issuers = _issuers(values["allowed_issuers"], errors)
+    for name in ("sign_in_url", "sign_out_url", "error_url"):
+        problem = url_problem(values[name]) if values[name] else None
+        if problem:
+            errors[name] = problem
+    result = PolicyForm(values, errors)
+    if not errors:
+        result.settings = PolicySettings(
+            leeway=leeway,
+            max_lifetime=max_lifetime,
+            require_jti=values["require_jti"] == "on",
+            allowed_issuers=issuers,
+            sign_in_url=values["sign_in_url"],
+            sign_out_url=values["sign_out_url"],
+            error_url=values["error_url"],
+        )
+    return result
+
+
+def policy_values(settings: PolicySettings) -> dict[str, str]:
+    """The form's fields for stored settings."""
+    return {
+        "leeway": str(settings.leeway),
+        "max_lifetime": "" if settings.max_lifetime is None else str(settings.max_lifetime),
+        "require_jti": "on" if settings.require_jti else "",
+        "allowed_issuers": "\n".join(settings.allowed_issuers),
+        "sign_in_url": settings.sign_in_url,
+        "sign_out_url": settings.sign_out_url,
+        "error_url": settings.error_url,
+    }
+
+
+def customer_id_field(raw: str) -> int | None:
+    return parse_customer_id(raw.strip())
+
+
+RESULTS: Final = ("success", "failure")
+REASON_CODES: Final = tuple(reason.value for reason in Reason)
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilters:
+    """The sign-in log's filters, from the query string; anything unrecognised is dropped."""
+
+    result: str | None = None
+    reason: str | None = None
+    customer_id: int | None = None
+    customer_text: str = ""
+    error: str = ""
+
+    @classmethod
+    def parse(cls, params: dict[str, str]) -> LogFilters:
+        result = params.get("result") or None
+        reason = params.get("reason") or None
+        customer_text = params.get("customer", "").strip()[:20]
+        customer_id = parse_customer_id(customer_text) if customer_text else None
+        error = (
+            "The customer must be a customer id, a positive whole number." if customer_text and not customer_id else ""
+        )
+        return cls(
+            result=result if result in RESULTS else None,
+            reason=reason if reason in REASON_CODES else None,
+            customer_id=customer_id,
+            customer_text=customer_text,
+            error=error,
+        )
+
+    def query(self) -> dict[str, str]:
+        """The filters as query parameters (for links to the next page and the CSV)."""
+        params = {"result": self.result or "", "reason": self.reason or "", "customer": self.customer_text}
+        return {name: value for name, value in params.items() if value}

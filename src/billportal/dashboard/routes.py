@@ -1,0 +1,41 @@
+"""The dashboard's routes on ``dashboard.{base domain}`` (the REST API shares the host under /api)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from billportal.dashboard.auth import AdminAuth
+from billportal.dashboard.views import SSO, Dashboard
+from billportal.web.context import Context
+
+
+def dashboard_routes(context: Context) -> list[BaseRoute]:
+    auth = AdminAuth(context)
+    pages = Dashboard(context, auth)
+    get, post = ["GET"], ["POST"]
+    return [
+        Route("/", pages.home, methods=get),
+        Route("/sign-in", auth.sign_in_page, methods=get),
+        Route("/sign-in", auth.sign_in, methods=post),
+        Route("/sign-out", auth.sign_out, methods=post),
+        Route("/account", auth.account, methods=get),
+        Route("/account/password", auth.change_password, methods=post),
+        Route("/switch", auth.switch_company, methods=post),
+        Route(SSO, pages.sso, methods=get),
+        Route(f"{SSO}/enabled", pages.set_enabled, methods=post),
+        Route(f"{SSO}/keys/rotate", pages.rotate, methods=post),
+        Route(f"{SSO}/keys/{{kid}}/reveal", pages.reveal, methods=post),
+        Route(f"{SSO}/keys/{{kid}}/revoke", pages.revoke_key, methods=post),
+        Route(f"{SSO}/policy", pages.policy, methods=get),
+        Route(f"{SSO}/policy", pages.save_policy, methods=post),
+        Route(f"{SSO}/try", pages.try_it, methods=get),
+        Route(f"{SSO}/try/link", pages.try_link, methods=post),
+        Route(f"{SSO}/try/explain", pages.try_explain, methods=post),
+        Route(f"{SSO}/log", pages.log, methods=get),
+        Route(f"{SSO}/log.csv", pages.log_csv, methods=get),
+        Route(f"{SSO}/revoke", pages.revoke_page, methods=get),
+        Route(f"{SSO}/revoke/customer", pages.sign_out_customer, methods=post),
+        Route(f"{SSO}/revoke/links", pages.cut_off, methods=post),
+        Route(f"{SSO}/revoke/cutoff", pages.remove_cutoff, methods=post),
+        Route("/audit", pages.audit_trail, methods=get),
+    ]

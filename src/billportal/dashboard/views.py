@@ -1,0 +1,502 @@
+"""Settings > Developers > Single Sign-On, and the audit trail: the pages of a company's admins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from billportal import _links, audit
+from billportal.dashboard.auth import AdminAuth, AdminVisit
+from billportal.dashboard.forms import (
+    REASON_CODES,
+    Form,
+    LogFilters,
+    customer_id_field,
+    parse_policy,
+    policy_values,
+)
+from billportal.dashboard.sign_in_log import SCAN_WINDOW, log_csv, log_page
+from billportal.portal.pages import SEED_PAGE_IDS
+from billportal.sso import management
+from billportal.sso.explain import Explanation, explain_now, token_from
+from billportal.sso.management import GRACE_LABELS, GRACE_PERIODS, PolicySettings
+from billportal.sso.reasons import Reason, explain
+from billportal.sso.tokens import MAX_TOKEN_BYTES
+from billportal.storage.records import Company, KeyInfo
+from billportal.web.context import Context
+from billportal.web.errors import error_page
+from billportal.web.templates import NO_STORE, render
+
+SSO: Final = "/settings/developers/sso"
+LOG_PAGE: Final = 50
+AUDIT_PAGE: Final = 50
+TEST_LINK_SECONDS: Final = 300
+DEFAULT_TEST_ISSUER: Final = "billportal dashboard"
+
+_NOTICES: Final = {
+    "rotated": "The new key is active. Reveal it and deploy it to your backend before the old key's grace period ends.",
+    "revoked": "The key is revoked: links signed with it are refused from now on.",
+    "enabled": "Single sign-on is on.",
+    "disabled": "Single sign-on is off: every sign-in link is refused.",
+    "policy_saved": "The sign-in policy is saved.",
+    "policy_unchanged": "Nothing changed.",
+    "cut_off": "Every link issued before now is refused from now on.",
+    "cutoff_removed": "The cutoff is removed.",
+    "password_changed": "Your password has been changed. Your other sessions have been signed out.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """A key as the key list shows it."""
+
+    info: KeyInfo
+    state: str  # active, retiring, retired (grace over), revoked
+
+    @property
+    def revocable(self) -> bool:
+        return self.state in ("retiring", "retired")
+
+
+def key_rows(keys: list[KeyInfo], now: int) -> list[KeyRow]:
+    rows = []
+    for info in keys:
+        state = info.state
+        if state == "retiring" and (info.retiring_until is None or info.retiring_until <= now):
+            state = "retired"
+        rows.append(KeyRow(info, state))
+    return rows
+
+
+def portal_base_url(request: Request) -> str:
+    """``{scheme}://{base domain}[:port]`` as the browser reached the dashboard host."""
+    host = request.headers.get("host", "").lower()
+    return f"{request.url.scheme}://{host.removeprefix('dashboard.')}"
+
+
+class Dashboard:
+    """The pages of Settings > Developers > Single Sign-On and the audit trail."""
+
+    def __init__(self, context: Context, auth: AdminAuth) -> None:
+        self.context = context
+        self.auth = auth
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _visit(self, request: Request) -> tuple[AdminVisit, Company] | Response:
+        visit = await self.auth.visit(request)
+        if isinstance(visit, Response):
+            return visit
+        if visit.company is None:
+            return self._page(request, visit, "dashboard/no_company.html", title="No company", section="")
+        return visit, visit.company
+
+    async def _post(self, request: Request, max_fields: int = 20) -> tuple[AdminVisit, Company, Form] | Response:
+        posted = await self.auth.post(request, max_fields=max_fields)
+        if isinstance(posted, Response):
+            return posted
+        visit, form = posted
+        if visit.company is None:
+            return error_page(404, "You administer no company.")
+        return visit, visit.company, form
+
+    def _page(
+        self, request: Request, visit: AdminVisit, template: str, *, status_code: int = 200, **context: Any
+    ) -> Response:
+        return render(
+            template,
+            status_code=status_code,
+            admin=visit.admin,
+            company=visit.company,
+            companies=visit.companies,
+            csrf_token=visit.session.csrf_token,
+            notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
+            **context,
+        )
+
+    def _done(self, notice: str, path: str = SSO) -> Response:
+        return RedirectResponse(f"{path}?notice={notice}", status_code=303, headers=dict(NO_STORE))
+
+    async def home(self, request: Request) -> Response:
+        notice = request.query_params.get("notice", "")
+        query = f"?{urlencode({'notice': notice})}" if notice in _NOTICES else ""
+        return RedirectResponse(SSO + query, status_code=303, headers=dict(NO_STORE))
+
+    # -- Single Sign-On: status and keys ------------------------------------------------------
+
+    async def sso(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        visit, company = visited
+        keys = key_rows(await self.context.store.list_keys(company.id), self.context.clock())
+        return self._page(
+            request,
+            visit,
+            "dashboard/sso.html",
+            title="Single Sign-On",
+            section="keys",
+            keys=keys,
+            weak_active=any(row.state == "active" and row.info.weak for row in keys),
+            grace_labels=GRACE_LABELS,
+            portal_url=_links.portal_url(company.username, portal_base_url(request)),
+        )
+
+    async def set_enabled(self, request: Request) -> Response:
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        enabled = form.get("enabled") == "on"
+        await management.set_enabled(self.context.store, company, enabled, visit.actor, self.context.clock())
+        return self._done("enabled" if enabled else "disabled")
+
+    async def rotate(self, request: Request) -> Response:
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        grace = form.get("grace", "")
+        if grace not in GRACE_PERIODS:
+            return error_page(400, "Choose a grace period from the list.")
+        await management.rotate(self.context.store, company, grace, visit.actor, self.context.clock())
+        return self._done("rotated")
+
+    async def revoke_key(self, request: Request) -> Response:
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, _ = posted
+        kid = request.path_params["kid"]
+        if not await management.revoke(self.context.store, company, kid, visit.actor, self.context.clock()):
+            return error_page(
+                409, "Only a retiring key can be revoked. To replace the active key, rotate it with no grace period."
+            )
+        return self._done("revoked")
+
+    async def reveal(self, request: Request) -> Response:
+        """The active key, after the admin's password (sudo mode: asked again after a few minutes)."""
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        kid = request.path_params["kid"]
+        active = management.active_key(company)
+        if active is None or active.kid != kid:
+            return error_page(404, "Only the active key can be revealed.")
+        now = self.context.clock()
+        if not visit.in_sudo(now):
+            password = form.get("password", "")
+            mistake = await self.auth.confirm_password(visit, password) if password else ""
+            if mistake is not None:
+                return self._page(
+                    request,
+                    visit,
+                    "dashboard/reveal.html",
+                    status_code=403 if mistake else 200,
+                    title="Confirm your password",
+                    section="keys",
+                    kid=kid,
+                    secret=None,
+                    error=mistake,
+                )
+        secret = await management.reveal(self.context.store, company, kid, visit.actor, now)
+        return self._page(
+            request,
+            visit,
+            "dashboard/reveal.html",
+            title="SSO key",
+            section="keys",
+            kid=kid,
+            secret=secret,
+            error="",
+        )
+
+    # -- policy ---------------------------------------------------------------------------------
+
+    async def policy(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        visit, company = visited
+        return self._policy_page(request, visit, policy_values(PolicySettings.of(company)), {})
+
+    def _policy_page(
+        self,
+        request: Request,
+        visit: AdminVisit,
+        values: dict[str, str],
+        errors: dict[str, str],
+        status_code: int = 200,
+    ) -> Response:
+        return self._page(
+            request,
+            visit,
+            "dashboard/policy.html",
+            status_code=status_code,
+            title="Sign-in policy",
+            section="policy",
+            values=values,
+            errors=errors,
+        )
+
+    async def save_policy(self, request: Request) -> Response:
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        parsed = parse_policy(form)
+        if parsed.settings is None:
+            return self._policy_page(request, visit, parsed.values, parsed.errors, status_code=400)
+        changed = await management.update_policy(
+            self.context.store, company, parsed.settings, visit.actor, self.context.clock()
+        )
+        return self._done("policy_saved" if changed else "policy_unchanged", f"{SSO}/policy")
+
+    # -- try it -----------------------------------------------------------------------------------
+
+    async def try_it(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        visit, company = visited
+        return await self._try_page(request, visit, company)
+
+    async def _try_page(
+        self,
+        request: Request,
+        visit: AdminVisit,
+        company: Company,
+        *,
+        status_code: int = 200,
+        link: str = "",
+        link_expires: int = 0,
+        explanation: Explanation | None = None,
+        token: str = "",
+        values: dict[str, str] | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> Response:
+        issuers = sorted(company.policy.allowed_issuers)
+        defaults = {"customer": "", "issuer": issuers[0] if issuers else DEFAULT_TEST_ISSUER, "redirect_to": ""}
+        return self._page(
+            request,
+            visit,
+            "dashboard/try.html",
+            status_code=status_code,
+            title="Try it",
+            section="try",
+            customers=await self.context.store.customers(company.id, limit=200),
+            page_ids=SEED_PAGE_IDS,
+            link=link,
+            link_expires=link_expires,
+            explanation=explanation,
+            token=token,
+            values={**defaults, **(values or {})},
+            errors=errors or {},
+            test_seconds=TEST_LINK_SECONDS,
+        )
+
+    async def try_link(self, request: Request) -> Response:
+        """A link for one customer, valid 5 minutes, made by the code behind ``billportal sso-url``."""
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        store = self.context.store
+        values = {
+            "customer": form.text("customer", 20).strip(),
+            "issuer": form.text("issuer", 200).strip() or DEFAULT_TEST_ISSUER,
+            "redirect_to": form.get("redirect_to", "") if form.get("redirect_to") in SEED_PAGE_IDS else "",
+        }
+        customer_id = customer_id_field(values["customer"])
+        key = management.active_key(company)
+        error = ""
+        if customer_id is None:
+            error = "Enter a customer id, a positive whole number."
+        elif not await store.customer_exists(company.id, customer_id):
+            error = f"{company.name} has no customer {customer_id}."
+        elif key is None:
+            error = "There is no active key: rotate to create one."
+        if error or customer_id is None or key is None:
+            return await self._try_page(
+                request, visit, company, status_code=400, values=values, errors={"customer": error}
+            )
+        policy = company.policy
+        ttl = min(TEST_LINK_SECONDS, policy.max_lifetime or TEST_LINK_SECONDS)
+        link = _links.sign_in_url(
+            key.secret.decode("utf-8"),
+            company.username,
+            customer_id,
+            issuer=values["issuer"],
+            ttl=ttl,
+            redirect_to=values["redirect_to"] or None,
+            single_use=policy.require_jti,
+            base_url=portal_base_url(request),
+            kid=key.kid,
+        )
+        now = self.context.clock()
+        await audit.record(
+            store, visit.actor, "sso.test_link", now, company_ids=[company.id], detail=f"customer {customer_id}"
+        )
+        explanation = await explain_now(token_from(link), company, now, store.customer_exists)
+        return await self._try_page(
+            request, visit, company, link=link, link_expires=now + ttl, explanation=explanation, values=values
+        )
+
+    async def try_explain(self, request: Request) -> Response:
+        """What ``billportal sso-explain`` says of a pasted token or link."""
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        pasted = form.text("token", MAX_TOKEN_BYTES * 2)
+        if not pasted.strip():
+            return await self._try_page(
+                request, visit, company, status_code=400, errors={"token": "Paste a token or a sign-in link."}
+            )
+        explanation = await explain_now(
+            token_from(pasted), company, self.context.clock(), self.context.store.customer_exists
+        )
+        return await self._try_page(request, visit, company, explanation=explanation, token=pasted)
+
+    # -- sign-in log ------------------------------------------------------------------------------
+
+    async def log(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        visit, company = visited
+        filters = LogFilters.parse(dict(request.query_params))
+        before_raw = request.query_params.get("before", "")
+        before = int(before_raw) if before_raw.isdigit() and len(before_raw) < 19 else None
+        page = await log_page(self.context.store, company.id, filters, before, LOG_PAGE) if not filters.error else None
+        older = ""
+        if page is not None and page.older is not None:
+            older = "?" + urlencode({**filters.query(), "before": page.older})
+        return self._page(
+            request,
+            visit,
+            "dashboard/log.html",
+            status_code=400 if filters.error else 200,
+            title="Sign-in log",
+            section="log",
+            events=page.events if page else [],
+            window_searched=page.window_searched if page else False,
+            scan_window=SCAN_WINDOW,
+            filters=filters,
+            reasons=REASON_CODES,
+            explain=lambda code: explain(Reason(code))[0] if code in REASON_CODES else "",
+            older=older,
+            newest="?" + urlencode(filters.query()) if before is not None else "",
+            csv_url=f"{SSO}/log.csv" + ("?" + urlencode(filters.query()) if filters.query() else ""),
+        )
+
+    async def log_csv(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        _, company = visited
+        filters = LogFilters.parse(dict(request.query_params))
+        if filters.error:
+            return error_page(400, filters.error)
+        day = datetime.fromtimestamp(self.context.clock(), UTC).strftime("%Y%m%d")
+        headers = dict(NO_STORE)
+        headers["Content-Disposition"] = f'attachment; filename="sign-in-log-{company.username}-{day}.csv"'
+        return StreamingResponse(
+            log_csv(self.context.store, company.id, filters),
+            media_type="text/csv; charset=utf-8",
+            headers=headers,
+        )
+
+    # -- revoke -------------------------------------------------------------------------------------
+
+    async def revoke_page(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        visit, _ = visited
+        return self._revoke_page(request, visit)
+
+    def _revoke_page(
+        self, request: Request, visit: AdminVisit, *, status_code: int = 200, customer: str = "", message: str = ""
+    ) -> Response:
+        return self._page(
+            request,
+            visit,
+            "dashboard/revoke.html",
+            status_code=status_code,
+            title="Revoke",
+            section="revoke",
+            customer=customer,
+            message=message,
+            error=status_code >= 400,
+        )
+
+    async def sign_out_customer(self, request: Request) -> Response:
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        raw = form.text("customer", 20).strip()
+        customer_id = customer_id_field(raw)
+        store = self.context.store
+        if customer_id is None:
+            message = "Enter a customer id, a positive whole number."
+            return self._revoke_page(request, visit, status_code=400, customer=raw, message=message)
+        if not await store.customer_exists(company.id, customer_id):
+            message = f"{company.name} has no customer {customer_id}."
+            return self._revoke_page(request, visit, status_code=404, customer=raw, message=message)
+        ended = await management.sign_out_customer(store, company, customer_id, visit.actor, self.context.clock())
+        message = (
+            f"Customer {customer_id} is signed out everywhere "
+            f"({ended} session{'s' if ended != 1 else ''} ended). A link they still hold signs them in again "
+            "until it expires: to stop that too, reject every link issued before now."
+        )
+        return self._revoke_page(request, visit, message=message)
+
+    async def cut_off(self, request: Request) -> Response:
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, _ = posted
+        await management.cut_off_links(self.context.store, company, visit.actor, self.context.clock())
+        return self._done("cut_off", f"{SSO}/revoke")
+
+    async def remove_cutoff(self, request: Request) -> Response:
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, _ = posted
+        await management.remove_cutoff(self.context.store, company, visit.actor, self.context.clock())
+        return self._done("cutoff_removed", f"{SSO}/revoke")
+
+    # -- audit trail --------------------------------------------------------------------------------
+
+    async def audit_trail(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        visit, company = visited
+        before_raw = request.query_params.get("before", "")
+        before = int(before_raw) if before_raw.isdigit() and len(before_raw) < 19 else None
+        events = await self.context.store.admins.audit_events(company.id, before_id=before, limit=AUDIT_PAGE + 1)
+        older = ""
+        if len(events) > AUDIT_PAGE:
+            events = events[:AUDIT_PAGE]
+            older = f"?before={events[-1].id}"
+        return self._page(
+            request,
+            visit,
+            "dashboard/audit.html",
+            title="Audit trail",
+            section="audit",
+            events=events,
+            label=audit.action_label,
+            older=older,
+            newest=before is not None,
+        )

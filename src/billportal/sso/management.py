@@ -1,0 +1,188 @@
+"""Changing a company's single sign-on: keys, policy, cutoffs; each change goes to the audit trail.
+
+The dashboard and ``billportal sso-key`` both call these functions, so a change
+means the same and is recorded the same wherever it is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from billportal import audit
+from billportal.audit import Actor
+from billportal.sso import keys as sso_keys
+from billportal.sso.tokens import VerificationKey
+from billportal.storage.records import Company
+from billportal.storage.store import Store
+
+# How long a rotated-out key keeps signing customers in, as offered at rotation.
+GRACE_PERIODS: Final[dict[str, int]] = {"none": 0, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
+GRACE_LABELS: Final[dict[str, str]] = {
+    "none": "None: the old key stops now",
+    "1h": "1 hour",
+    "24h": "24 hours",
+    "7d": "7 days",
+}
+
+
+def active_key(company: Company) -> VerificationKey | None:
+    """The key new links are signed with."""
+    return next((key for key in company.keys if key.state == "active"), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """The outcome of a rotation: the new key, and what became of the old one."""
+
+    kid: str
+    key: str
+    previous_kid: str | None
+    retiring_until: int | None
+
+
+async def rotate(store: Store, company: Company, grace: str, actor: Actor, now: int) -> Rotation:
+    """A new generated key becomes active; the old one retires after ``grace`` (a GRACE_PERIODS key)."""
+    seconds = GRACE_PERIODS[grace]
+    previous = active_key(company)
+    key = sso_keys.generate_sso_key()
+    kid = await store.rotate_key(company, key, grace_seconds=seconds, weak=False, now=now)
+    retiring_until = now + seconds if previous is not None and seconds else None
+    if previous is None:
+        detail = f"new key {kid} active"
+    elif retiring_until is not None:
+        detail = (
+            f"new key {kid} active; {previous.kid} retiring until {audit.when(retiring_until)} ({GRACE_LABELS[grace]})"
+        )
+    else:
+        detail = f"new key {kid} active; {previous.kid} revoked at once (no grace period)"
+    await audit.record(store, actor, "sso.key_rotated", now, company_ids=[company.id], detail=detail)
+    return Rotation(kid, key, previous.kid if previous else None, retiring_until)
+
+
+async def revoke(store: Store, company: Company, kid: str, actor: Actor, now: int) -> bool:
+    """Revoke a retiring key early; False if ``kid`` is not a retiring key of the company."""
+    if not await store.revoke_key(company, kid, now=now):
+        return False
+    await audit.record(store, actor, "sso.key_revoked", now, company_ids=[company.id], detail=f"key {kid}")
+    return True
+
+
+async def reveal(store: Store, company: Company, kid: str, actor: Actor, now: int) -> str | None:
+    """The active key's secret, recorded as revealed; None if ``kid`` is not the active key."""
+    key = active_key(company)
+    if key is None or key.kid != kid:
+        return None
+    await audit.record(store, actor, "sso.key_revealed", now, company_ids=[company.id], detail=f"key {kid}")
+    return key.secret.decode("utf-8")
+
+
+async def set_enabled(store: Store, company: Company, enabled: bool, actor: Actor, now: int) -> None:
+    if company.sso_enabled == enabled:
+        return
+    await store.update_company(company, sso_enabled=enabled, updated_at=now)
+    await audit.record(store, actor, "sso.enabled" if enabled else "sso.disabled", now, company_ids=[company.id])
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """The editable sign-in policy of a company, as the policy form shows it."""
+
+    leeway: int
+    max_lifetime: int | None
+    require_jti: bool
+    allowed_issuers: tuple[str, ...]
+    sign_in_url: str
+    sign_out_url: str
+    error_url: str
+
+    @classmethod
+    def of(cls, company: Company) -> PolicySettings:
+        policy = company.policy
+        return cls(
+            leeway=policy.leeway,
+            max_lifetime=policy.max_lifetime,
+            require_jti=policy.require_jti,
+            allowed_issuers=tuple(sorted(policy.allowed_issuers)),
+            sign_in_url=company.sign_in_url,
+            sign_out_url=company.sign_out_url,
+            error_url=company.error_url,
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """The ``companies`` columns these settings are stored in."""
+        return {
+            "sso_leeway_seconds": self.leeway,
+            "sso_max_lifetime_seconds": self.max_lifetime,
+            "sso_require_jti": self.require_jti,
+            "sso_allowed_issuers": "\n".join(self.allowed_issuers),
+            "sign_in_url": self.sign_in_url,
+            "sign_out_url": self.sign_out_url,
+            "error_url": self.error_url,
+        }
+
+
+_POLICY_NAMES: Final = {
+    "leeway": "leeway",
+    "max_lifetime": "maximum link lifetime",
+    "require_jti": "single-use links",
+    "allowed_issuers": "allowed issuers",
+    "sign_in_url": "sign-in URL",
+    "sign_out_url": "sign-out URL",
+    "error_url": "error URL",
+}
+
+
+def _shown(value: object) -> str:
+    if value is None or value in ("", ()):
+        return "(none)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    return str(value)
+
+
+async def update_policy(store: Store, company: Company, new: PolicySettings, actor: Actor, now: int) -> list[str]:
+    """Store ``new`` (validated by the caller); return the names of the settings that changed."""
+    old = PolicySettings.of(company)
+    changes = [
+        (label, getattr(old, name), getattr(new, name))
+        for name, label in _POLICY_NAMES.items()
+        if getattr(old, name) != getattr(new, name)
+    ]
+    if not changes:
+        return []
+    await store.update_company(company, **new.columns(), updated_at=now)
+    detail = "; ".join(f"{label}: {_shown(before)} → {_shown(after)}" for label, before, after in changes)
+    await audit.record(store, actor, "sso.policy_changed", now, company_ids=[company.id], detail=detail)
+    return [label for label, _, _ in changes]
+
+
+async def cut_off_links(store: Store, company: Company, actor: Actor, now: int) -> None:
+    """Reject every link issued before ``now`` (and every link without ``iat``)."""
+    await store.update_company(company, sso_iat_cutoff=now, updated_at=now)
+    await audit.record(
+        store, actor, "sso.links_cut_off", now, company_ids=[company.id], detail=f"cutoff {audit.when(now)}"
+    )
+
+
+async def remove_cutoff(store: Store, company: Company, actor: Actor, now: int) -> None:
+    if company.policy.iat_cutoff is None:
+        return
+    await store.update_company(company, sso_iat_cutoff=None, updated_at=now)
+    await audit.record(store, actor, "sso.cutoff_removed", now, company_ids=[company.id])
+
+
+async def sign_out_customer(store: Store, company: Company, customer_id: int, actor: Actor, now: int) -> int:
+    """End every session of one customer; return how many ended."""
+    ended = await store.end_customer_sessions(company.id, customer_id)
+    await audit.record(
+        store,
+        actor,
+        "sso.customer_signed_out",
+        now,
+        company_ids=[company.id],
+        detail=f"customer {customer_id}: {ended} session{'s' if ended != 1 else ''} ended",
+    )
+    return ended

@@ -1,0 +1,316 @@
+"""Company admins, their dashboard sessions, and the admin audit trail.
+
+Admin sessions live in their own table, apart from customer sessions, and are
+looked up by the SHA-256 of their id, as customer sessions are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import exc as sa_exc
+
+from billportal.storage import schema as t
+from billportal.storage.backend import Backend
+from billportal.storage.errors import Conflict
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """A person who administers one or more companies in the dashboard."""
+
+    id: int
+    email: str
+    password_hash: str = field(repr=False)
+    created_at: int
+    password_changed_at: int
+    must_change_password: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A company an admin administers."""
+
+    company_id: int
+    username: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    """A signed-in admin's dashboard session."""
+
+    id_hash: bytes = field(repr=False)
+    admin_id: int
+    company_id: int | None
+    csrf_token: str = field(repr=False)
+    created_at: int
+    last_seen_at: int
+    expires_at: int
+    sudo_until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the admin audit trail: who did what, when, from where."""
+
+    company_id: int | None
+    admin_id: int | None
+    actor: str
+    at: int
+    action: str
+    detail: str
+    ip: str
+    user_agent: str
+    id: int | None = None
+
+
+def _admin(row: Row[Any]) -> Admin:
+    return Admin(
+        id=row.id,
+        email=row.email,
+        password_hash=row.password_hash,
+        created_at=row.created_at,
+        password_changed_at=row.password_changed_at,
+        must_change_password=bool(row.must_change_password),
+    )
+
+
+class AdminStore:
+    """Queries for admins, memberships, admin sessions and audit events."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    # -- admins and memberships ------------------------------------------------------
+
+    async def create_admin(
+        self, email: str, password_hash: str, *, company_id: int, must_change_password: bool, now: int
+    ) -> int:
+        """A new admin of one company; Conflict if the email is taken."""
+
+        def change(conn: Connection) -> int:
+            try:
+                admin_id: int = conn.execute(
+                    insert(t.admins)
+                    .values(
+                        email=email,
+                        password_hash=password_hash,
+                        created_at=now,
+                        password_changed_at=now,
+                        must_change_password=must_change_password,
+                    )
+                    .returning(t.admins.c.id)
+                ).scalar_one()
+            except sa_exc.IntegrityError:
+                raise Conflict(f"an admin with email {email!r} already exists") from None
+            conn.execute(insert(t.admin_memberships).values(admin_id=admin_id, company_id=company_id))
+            return admin_id
+
+        admin_id: int = await self.backend.write(change)
+        return admin_id
+
+    async def admin_by_email(self, email: str) -> Admin | None:
+        def query(conn: Connection) -> Admin | None:
+            row = conn.execute(select(t.admins).where(t.admins.c.email == email)).first()
+            return None if row is None else _admin(row)
+
+        admin: Admin | None = await self.backend.read(query)
+        return admin
+
+    async def admin(self, admin_id: int) -> Admin | None:
+        def query(conn: Connection) -> Admin | None:
+            row = conn.execute(select(t.admins).where(t.admins.c.id == admin_id)).first()
+            return None if row is None else _admin(row)
+
+        admin: Admin | None = await self.backend.read(query)
+        return admin
+
+    async def grant(self, admin_id: int, company_id: int) -> bool:
+        """Make an admin an admin of one more company; False if they already were."""
+
+        def change(conn: Connection) -> bool:
+            m = t.admin_memberships.c
+            exists = conn.execute(select(m.admin_id).where(m.admin_id == admin_id, m.company_id == company_id)).first()
+            if exists is not None:
+                return False
+            conn.execute(insert(t.admin_memberships).values(admin_id=admin_id, company_id=company_id))
+            return True
+
+        granted: bool = await self.backend.write(change)
+        return granted
+
+    async def memberships(self, admin_id: int) -> list[Membership]:
+        """The companies an admin administers, by name."""
+
+        def query(conn: Connection) -> list[Membership]:
+            m, c = t.admin_memberships.c, t.companies.c
+            rows = conn.execute(
+                select(c.id, c.username, c.name)
+                .join_from(t.admin_memberships, t.companies, m.company_id == c.id)
+                .where(m.admin_id == admin_id)
+                .order_by(c.name, c.id)
+            ).all()
+            return [Membership(r.id, r.username, r.name) for r in rows]
+
+        return list(await self.backend.read(query))
+
+    async def members(self, company_id: int) -> list[Admin]:
+        """The admins of one company, by email."""
+
+        def query(conn: Connection) -> list[Admin]:
+            m, a = t.admin_memberships.c, t.admins.c
+            rows = conn.execute(
+                select(t.admins)
+                .join_from(t.admins, t.admin_memberships, m.admin_id == a.id)
+                .where(m.company_id == company_id)
+                .order_by(a.email)
+            ).all()
+            return [_admin(r) for r in rows]
+
+        return list(await self.backend.read(query))
+
+    async def set_password(
+        self, admin_id: int, password_hash: str, *, must_change: bool, now: int, keep_session: bytes | None = None
+    ) -> None:
+        """Store a new password hash and end every session of the admin but ``keep_session``."""
+
+        def change(conn: Connection) -> None:
+            conn.execute(
+                update(t.admins)
+                .where(t.admins.c.id == admin_id)
+                .values(password_hash=password_hash, password_changed_at=now, must_change_password=must_change)
+            )
+            s = t.admin_sessions.c
+            ending = delete(t.admin_sessions).where(s.admin_id == admin_id)
+            if keep_session is not None:
+                ending = ending.where(s.id_hash != keep_session)
+            conn.execute(ending)
+
+        await self.backend.write(change)
+
+    async def rehash(self, admin_id: int, old_hash: str, new_hash: str) -> None:
+        """Upgrade a hash made with older parameters, unless the password changed meanwhile."""
+
+        def change(conn: Connection) -> None:
+            a = t.admins.c
+            conn.execute(
+                update(t.admins).where(a.id == admin_id, a.password_hash == old_hash).values(password_hash=new_hash)
+            )
+
+        await self.backend.write(change)
+
+    # -- sessions ----------------------------------------------------------------------
+
+    async def create_session(self, session: AdminSession) -> None:
+        """Store a new session; expired sessions of the same admin are cleared on the way."""
+
+        def change(conn: Connection) -> None:
+            s = t.admin_sessions.c
+            conn.execute(
+                delete(t.admin_sessions).where(s.admin_id == session.admin_id, s.expires_at <= session.created_at)
+            )
+            conn.execute(
+                insert(t.admin_sessions).values(
+                    id_hash=session.id_hash,
+                    admin_id=session.admin_id,
+                    company_id=session.company_id,
+                    csrf_token=session.csrf_token,
+                    created_at=session.created_at,
+                    last_seen_at=session.last_seen_at,
+                    expires_at=session.expires_at,
+                    sudo_until=session.sudo_until,
+                )
+            )
+
+        await self.backend.write(change)
+
+    async def session(self, id_hash: bytes) -> AdminSession | None:
+        def query(conn: Connection) -> AdminSession | None:
+            s = t.admin_sessions.c
+            row = conn.execute(select(t.admin_sessions).where(s.id_hash == id_hash)).first()
+            if row is None:
+                return None
+            return AdminSession(
+                id_hash=row.id_hash,
+                admin_id=row.admin_id,
+                company_id=row.company_id,
+                csrf_token=row.csrf_token,
+                created_at=row.created_at,
+                last_seen_at=row.last_seen_at,
+                expires_at=row.expires_at,
+                sudo_until=row.sudo_until,
+            )
+
+        session: AdminSession | None = await self.backend.read(query)
+        return session
+
+    async def update_session(self, id_hash: bytes, **values: int | None) -> None:
+        """Change ``last_seen_at``, ``company_id`` or ``sudo_until`` of one session."""
+        unknown = set(values) - {"last_seen_at", "company_id", "sudo_until"}
+        if unknown:
+            raise ValueError(f"unknown session fields: {sorted(unknown)}")
+
+        def change(conn: Connection) -> None:
+            conn.execute(update(t.admin_sessions).where(t.admin_sessions.c.id_hash == id_hash).values(**values))
+
+        await self.backend.write(change)
+
+    async def end_session(self, id_hash: bytes) -> None:
+        def change(conn: Connection) -> None:
+            conn.execute(delete(t.admin_sessions).where(t.admin_sessions.c.id_hash == id_hash))
+
+        await self.backend.write(change)
+
+    # -- audit trail ---------------------------------------------------------------------
+
+    async def record(self, *events: AuditEvent) -> None:
+        """Append events to the audit trail."""
+        rows = [
+            {
+                "company_id": e.company_id,
+                "admin_id": e.admin_id,
+                "actor": e.actor[:254],
+                "at": e.at,
+                "action": e.action,
+                "detail": e.detail,
+                "ip": e.ip[:45],
+                "user_agent": e.user_agent[:300],
+            }
+            for e in events
+        ]
+        if not rows:
+            return
+
+        def change(conn: Connection) -> None:
+            conn.execute(insert(t.audit_events), rows)
+
+        await self.backend.write(change)
+
+    async def audit_events(self, company_id: int, *, before_id: int | None = None, limit: int = 50) -> list[AuditEvent]:
+        """A company's audit trail, newest first, keyset-paginated by id."""
+
+        def query(conn: Connection) -> list[AuditEvent]:
+            a = t.audit_events.c
+            where = [a.company_id == company_id]
+            if before_id is not None:
+                where.append(a.id < before_id)
+            rows = conn.execute(select(t.audit_events).where(*where).order_by(a.id.desc()).limit(limit)).all()
+            return [
+                AuditEvent(
+                    id=r.id,
+                    company_id=r.company_id,
+                    admin_id=r.admin_id,
+                    actor=r.actor,
+                    at=r.at,
+                    action=r.action,
+                    detail=r.detail,
+                    ip=r.ip,
+                    user_agent=r.user_agent,
+                )
+                for r in rows
+            ]
+
+        return list(await self.backend.read(query))
