@@ -349,3 +349,13 @@ def test_invoice_detail_is_scoped_to_the_customer(world: World) -> None:
         response = client.get(f"/invoices/{invoice.id}")
         assert response.status_code == 404
         assert response.text == missing.text
+
+
+def test_a_link_signed_with_a_revoked_key_is_logged_with_that_key(world: World) -> None:
+    old_kid = world.acme.keys[0].kid
+    run(world.store.rotate_key(world.acme, "a-brand-new-sso-key-0123456789abcdef", grace_seconds=0, weak=False, now=1))
+    world.store.forget_company("acme")
+    response = world.client().get(f"/login/{world.token()}")  # signed with the old key, no kid in the header
+    assert response.status_code == 401
+    event = events(world.store, world.acme.id)[0]
+    assert (event.reason, event.kid) == ("key_revoked", old_kid)

@@ -98,8 +98,9 @@ class Rejection:
 class _Refused(Exception):
     """Internal: stops the checks at the first failure."""
 
-    def __init__(self, reason: Reason) -> None:
+    def __init__(self, reason: Reason, kid: str | None = None) -> None:
         self.reason = reason
+        self.kid = kid  # the key that signed, when the header did not name it
 
 
 def _b64decode(segment: str) -> bytes:
@@ -208,12 +209,14 @@ def _select_keys(kid: str | None, keys: tuple[VerificationKey, ...], now: int) -
     return usable
 
 
-def _unusable_key_reason(signing_input: bytes, signature: bytes, keys: tuple[VerificationKey, ...], now: int) -> Reason:
-    """Tell a stale key from a wrong one, for the sign-in log only."""
+def _unusable_key_refusal(
+    signing_input: bytes, signature: bytes, keys: tuple[VerificationKey, ...], now: int
+) -> _Refused:
+    """Tell a stale key (and which) from a wrong one, for the sign-in log only."""
     for key in keys:
         if not key.usable_at(now) and _HS256.verify(signing_input, key.secret, signature):
-            return Reason.KEY_REVOKED if key.state == "revoked" else Reason.KEY_RETIRED
-    return Reason.SIGNATURE_INVALID
+            return _Refused(Reason.KEY_REVOKED if key.state == "revoked" else Reason.KEY_RETIRED, key.kid)
+    return _Refused(Reason.SIGNATURE_INVALID)
 
 
 def _parse(token: str) -> tuple[str, str, bytes, dict[str, Any], dict[str, Any]]:
@@ -257,7 +260,7 @@ def _check_signature(
             return key
     if kid is not None:
         raise _Refused(Reason.SIGNATURE_INVALID)
-    raise _Refused(_unusable_key_reason(signing_input, signature, keys, now))
+    raise _unusable_key_refusal(signing_input, signature, keys, now)
 
 
 def _check_times(claims: dict[str, Any], policy: Policy, now: int) -> tuple[int, int | None]:
@@ -318,7 +321,7 @@ def verify(token: str, keys: tuple[VerificationKey, ...], policy: Policy, now: i
     except _Refused as refused:
         return Rejection(
             refused.reason,
-            kid=_loggable_str(header.get("kid"), MAX_KID_LENGTH),
+            kid=refused.kid or _loggable_str(header.get("kid"), MAX_KID_LENGTH),
             issuer=_loggable_str(claims.get("iss"), 200),
             customer_id=parse_customer_id(claims.get("sub")),
         )
