@@ -16,7 +16,8 @@ from billportal.storage.store import Store
 from billportal.web.context import system_clock
 
 DEMO_COMPANY = "acme"
-DEMO_CUSTOMER = 1234  # the customer id of the seed product's Ruby example
+DEMO_CUSTOMER = 1234
+DEMO_ADMIN = "admin@acme.example"  # the customer id of the seed product's Ruby example
 
 _CUSTOMERS = [
     (1234, "Wile E. Coyote", "wile@coyote.example", "+1 505 555 0134", "1 Mesa Road", "Albuquerque", "NM", "87101"),
@@ -192,22 +193,46 @@ async def seed(store: Store, now: int) -> str:
     return key
 
 
+async def seed_admin(store: Store, now: int) -> str | None:
+    """The demo's dashboard admin; returns a one-time password the first time only."""
+    from billportal.dashboard import passwords
+
+    if await store.admins.admin_by_email(DEMO_ADMIN) is not None:
+        return None
+    company = await store.company(DEMO_COMPANY)
+    assert company is not None
+    password = passwords.generate_password()
+    await store.admins.create_admin(
+        DEMO_ADMIN, passwords.hash_password(password), company_id=company.id, must_change_password=True, now=now
+    )
+    return password
+
+
+async def _seed_all(store: Store, now: int) -> tuple[str, str | None]:
+    key = await seed(store, now)
+    return key, await seed_admin(store, now)
+
+
 def run_demo(settings: Settings, *, host: str, port: int, serve_after: bool = True) -> int:
     store = open_store(settings)
     try:
-        key = asyncio.run(seed(store, system_clock()))
+        key, admin_password = asyncio.run(_seed_all(store, system_clock()))
     finally:
         store.close()
-    base = (
-        f"http://{settings.base_domain}:{port}"
-        if settings.base_domain == "localhost"
-        else f"https://{settings.base_domain}"
-    )
+    local = settings.base_domain == "localhost"
+    base = f"http://{settings.base_domain}:{port}" if local else f"https://{settings.base_domain}"
+    dashboard = f"http://dashboard.localhost:{port}" if local else f"https://dashboard.{settings.base_domain}"
     url = _links.sign_in_url(key, DEMO_COMPANY, DEMO_CUSTOMER, issuer="billportal demo", ttl="1h", base_url=base)
+    admin = (
+        f"{DEMO_ADMIN}, one-time password {admin_password} (you choose a new one at first sign-in)"
+        if admin_password
+        else f"{DEMO_ADMIN} (forgot the password? .venv/bin/billportal admin reset-password --email {DEMO_ADMIN})"
+    )
     print(
         "\n"
         "  billportal demo: company 'acme' (Acme Corporation), customer 1234 (Wile E. Coyote)\n\n"
-        f"  Sign in (valid for 1 hour):\n  {url}\n\n"
+        f"  Sign in as the customer (the link is valid for 1 hour):\n  {url}\n\n"
+        f"  The company's dashboard: {dashboard}\n  Admin: {admin}\n\n"
         "  More links:  .venv/bin/billportal sso-url --tenant acme --customer 1235 --redirect-to invoices\n"
         "  Debug one:   .venv/bin/billportal sso-explain --tenant acme TOKEN\n",
         file=sys.stderr if not serve_after else sys.stdout,
