@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint typecheck unit browser-deps bench fuzz clean
+.PHONY: demo test lint typecheck unit browser-deps interop-deps bench bench-deps fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,13 @@ demo: $(STAMP)
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# Other languages' JWT libraries for tests/interop: Node's jsonwebtoken (npm, into
+# tests/interop/node_modules, pinned by its package-lock.json) and Ruby's jwt gem (Debian's ruby-jwt).
+interop-deps:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
+	@ruby -e 'require "jwt"' >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ruby ruby-jwt >/dev/null)
+	@test -d tests/interop/node_modules/jsonwebtoken || npm --prefix tests/interop ci --no-audit --no-fund --loglevel=error
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -30,8 +38,26 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 # The whole suite twice: embedded, then on PostgreSQL + Redis (scripts/test-suites).
-test: $(STAMP) browser-deps lint typecheck
+test: $(STAMP) browser-deps interop-deps lint typecheck
 	scripts/test-suites
 
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Debian's wrk drives the closed-loop runs (bench/requests.lua).
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+
+# Speed against a bare reference, load and crash: writes docs/benchmarks.md and docs/bench-*.png.
+# BENCH_QUICK=1 for a two-minute check; BENCH_PROFILE=1 records every py-spy profile. Not part of `make test`.
+bench: $(BENCH_STAMP) bench-deps
+	$(BIN)/python -m bench
+
+# A long property-based run of the verifier and /login: 20,000 fresh examples per property
+# (hypothesis profile "fuzz"; make test runs the same properties on a fixed sample). Not part of `make test`.
+fuzz: $(STAMP)
+	BILLPORTAL_FUZZ_PROFILE=fuzz $(BIN)/pytest tests/security/test_fuzz.py
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -77,9 +77,10 @@ def sign_in_url(
     single_use: bool = False,
     base_url: str = DEFAULT_BASE_URL,
     kid: str | None = None,
+    now: int | None = None,
 ) -> str:
     """A sign-in URL for one customer: ``{portal}/login/{token}[?redirect_to=page_id]``."""
-    token = make_token(sso_key, customer_id, issuer=issuer, ttl=ttl, single_use=single_use, kid=kid)
+    token = make_token(sso_key, customer_id, issuer=issuer, ttl=ttl, single_use=single_use, kid=kid, now=now)
     url = f"{portal_url(company, base_url)}/login/{quote(token, safe='')}"
     if redirect_to:
         url += "?" + urlencode({"redirect_to": redirect_to})

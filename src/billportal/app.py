@@ -15,13 +15,15 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from billportal.api import api_mount
 from billportal.config import Settings
+from billportal.dashboard.routes import dashboard_routes
 from billportal.portal.views import Portal
 from billportal.sso.signin import SignIn
 from billportal.storage import open_store
 from billportal.storage.store import Store
 from billportal.web.context import SITE_KEY, Context, system_clock
-from billportal.web.convertors import BoundedIntConvertor
+from billportal.web.convertors import BoundedIntConvertor, TokenConvertor
 from billportal.web.errors import ErrorGuard, error_page
 from billportal.web.hosts import Site, site_for
 from billportal.web.operations import OPERATIONS_PATHS, Observability, Operations
@@ -34,6 +36,7 @@ MAX_TARGET_LENGTH = 8192
 
 # Every route's {name:int}, ours and any added later, is bounded (before routes compile).
 register_url_convertor("int", BoundedIntConvertor())
+register_url_convertor("token", TokenConvertor())
 
 
 def portal_router(context: Context) -> Router:
@@ -41,11 +44,29 @@ def portal_router(context: Context) -> Router:
     portal = Portal(context)
     return Router(
         routes=[
-            Route("/login/{token:path}", sign_in.get, methods=["GET"]),
+            Route("/login/{token:token}", sign_in.get, methods=["GET"]),
             Route("/login", sign_in.post, methods=["POST"]),
             Route("/", portal.my_account, methods=["GET"]),
             Route("/invoices", portal.invoices, methods=["GET"]),
-            Route("/invoices/{invoice_id:int}", portal.invoice, methods=["GET"]),
+            Route("/invoices/{document_id:int}", portal.invoice, methods=["GET"]),
+            Route("/invoices/{document_id:int}/pdf", portal.invoice_pdf, methods=["GET"]),
+            Route("/payments", portal.payments, methods=["GET"]),
+            Route("/payments/{document_id:int}", portal.payment, methods=["GET"]),
+            Route("/payments/{document_id:int}/pdf", portal.payment_pdf, methods=["GET"]),
+            Route("/credit-notes", portal.credit_notes, methods=["GET"]),
+            Route("/credit-notes/{document_id:int}", portal.credit_note, methods=["GET"]),
+            Route("/credit-notes/{document_id:int}/pdf", portal.credit_note_pdf, methods=["GET"]),
+            Route("/estimates", portal.estimates, methods=["GET"]),
+            Route("/estimates/{document_id:int}", portal.estimate, methods=["GET"]),
+            Route("/estimates/{document_id:int}/pdf", portal.estimate_pdf, methods=["GET"]),
+            Route("/estimates/{document_id:int}/approve", portal.approve_estimate, methods=["POST"]),
+            Route("/statements/balance-forward", portal.balance_forward_statement, methods=["GET"]),
+            Route("/statements/balance-forward/pdf", portal.balance_forward_statement_pdf, methods=["GET"]),
+            Route("/statements/open-item", portal.open_item_statement, methods=["GET"]),
+            Route("/statements/open-item/pdf", portal.open_item_statement_pdf, methods=["GET"]),
+            Route("/billing-info", portal.billing_info, methods=["GET"]),
+            Route("/billing-info", portal.update_billing_info, methods=["POST"]),
+            Route("/pay", portal.pay, methods=["GET"]),
             Route("/logout", portal.sign_out, methods=["POST"]),
             Route("/signed-out", portal.signed_out, methods=["GET"]),
             Route("/theme.css", portal.theme, methods=["GET"]),
@@ -56,8 +77,11 @@ def portal_router(context: Context) -> Router:
 
 def dashboard_router(context: Context) -> Router:
     """``dashboard.{base}``: the company admins' dashboard, and the REST API under /api/v1."""
-    routes: list[BaseRoute] = []
-    del context  # the dashboard and API routes take it
+    routes: list[BaseRoute] = [
+        *dashboard_routes(context),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        api_mount(context),
+    ]
     return Router(routes=routes)
 
 

@@ -9,6 +9,7 @@ import uvicorn
 
 from billportal.config import Settings
 from billportal.web.logging import log_config
+from billportal.web.protocol import MAX_HEAD_BYTES
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
@@ -29,6 +30,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
         server_header=False,
         date_header=True,
         timeout_graceful_shutdown=10,
-        h11_max_incomplete_event_size=16 * 1024,
+        # httptools, with the bound on a request's head that it lacks (web/protocol.py).
+        http="billportal.web.protocol:BoundedHttpToolsProtocol",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
     return 0

@@ -14,13 +14,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from billportal.cli import server, sso, tenants
+from billportal.cli import admins, apikeys, keys, masterkeys, server, sso, tenants
 from billportal.cli._common import CommandError, Handler
 from billportal.config import ConfigError, Settings
 from billportal.storage import open_store
 from billportal.storage.errors import Conflict, NotFound, StorageUnavailable
 
-COMMAND_MODULES = (server, tenants, sso)
+COMMAND_MODULES = (server, tenants, sso, masterkeys, admins, keys, apikeys)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -14,6 +16,7 @@ from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
 from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
 from billportal.web.context import Context, client_ip, company_for
 from billportal.web.errors import error_page
+from billportal.web.ratelimit import FailureLimiter, Limit, storage_uri
 from billportal.web.templates import render
 
 _SIGN_IN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -28,6 +31,10 @@ class SignIn:
     def __init__(self, context: Context) -> None:
         self.context = context
         self._key_last_used: dict[tuple[int, str], int] = {}
+        settings = context.settings
+        self.limiter = FailureLimiter(storage_uri(settings.redis_url))
+        self._per_ip = Limit("login-ip", settings.login_failures_per_ip)
+        self._per_company = Limit("login-company", settings.login_failures_per_company)
 
     async def get(self, request: Request) -> Response:
         return await self._sign_in(request, request.path_params["token"], request.query_params.get("redirect_to"))
@@ -36,12 +43,18 @@ class SignIn:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
+        if self.limiter.blocking and (limited := await self._rate_limited(request, company)):
+            return limited
         length = request.headers.get("content-length", "")
         if not length.isdigit() or int(length) > MAX_TOKEN_BYTES + 1024:
             return await self._reject(request, company, Rejection(Reason.TOKEN_TOO_LONG), self.context.clock())
-        async with request.form(max_files=0, max_fields=4, max_part_size=MAX_TOKEN_BYTES + 512) as form:
-            token = form.get("token")
-            redirect_to = form.get("redirect_to") or request.query_params.get("redirect_to")
+        try:
+            async with request.form(max_files=0, max_fields=4, max_part_size=MAX_TOKEN_BYTES + 512) as form:
+                token = form.get("token")
+                redirect_to = form.get("redirect_to") or request.query_params.get("redirect_to")
+        except MultiPartException:
+            # A body past the form's limits, or not a form: refused as a malformed token.
+            token, redirect_to = "", None
         if not isinstance(token, str):
             token = ""
         return await self._sign_in(
@@ -56,6 +69,10 @@ class SignIn:
             company = await company_for(request, context)
             if company is None:
                 return error_page(404)
+            # Checked before verifying (POST checked before reading its body); an
+            # empty table of blocked keys makes this free on a good sign-in.
+            if self.limiter.blocking and (limited := await self._rate_limited(request, company)):
+                return limited
         now = context.clock()
 
         outcome: Claims | Rejection
@@ -108,6 +125,7 @@ class SignIn:
         )
         if not await context.store.complete_sign_in(new):
             # The single-use mark was taken already; the store logged the replay.
+            await self._count_failure(request, company, now)
             return self._failure(company, Reason.JTI_REPLAYED)
 
         old_cookie = request.cookies.get(context.settings.session_cookie_name)
@@ -169,7 +187,39 @@ class SignIn:
             kid=rejection.kid,
         )
         await self.context.store.record_event(event)
+        await self._count_failure(request, company, now)
         return self._failure(company, rejection.reason)
+
+    async def _rate_limited(self, request: Request, company: Company) -> Response | None:
+        """The 429 answer if this address or this company has used up its failures."""
+        limiter = self.limiter
+        wait = max(
+            await limiter.retry_after(self._per_ip, _address_key(request)) or 0,
+            await limiter.retry_after(self._per_company, str(company.id)) or 0,
+        )
+        if not wait:
+            return None
+        # One page whichever limit it is, and whatever the failures were.
+        return error_page(429, headers={**_SIGN_IN_HEADERS, "Retry-After": str(wait)})
+
+    async def _count_failure(self, request: Request, company: Company, now: int) -> None:
+        limiter = self.limiter
+        address = await limiter.failed(self._per_ip, _address_key(request))
+        whole_company = await limiter.failed(self._per_company, str(company.id))
+        if address or whole_company:
+            # Logged once, when the block begins: refused attempts write nothing.
+            event = self._event(
+                request,
+                company,
+                now,
+                result="failure",
+                reason=Reason.RATE_LIMITED,
+                customer_id=None,
+                issuer=None,
+                jti=None,
+                kid=None,
+            )
+            await self.context.store.record_event(event)
 
     def _failure(self, company: Company, reason: Reason) -> Response:
         if company.error_url:
@@ -185,6 +235,17 @@ def _cross_site_subresource(request: Request) -> bool:
     if headers.get("sec-fetch-site") != "cross-site":
         return False
     return headers.get("sec-fetch-dest", "document") not in _NAVIGATION_DESTINATIONS
+
+
+def _address_key(request: Request) -> str:
+    """The client address; an IPv6 client counts as its /64, which one host can fill."""
+    address = client_ip(request)
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
+    except ValueError:
+        return address
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 
-from starlette.responses import HTMLResponse
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billportal.storage.errors import StorageUnavailable
@@ -20,6 +23,8 @@ _TITLES = {
     404: ("Page not found", "There is nothing at this address."),
     405: ("Not allowed", "This address does not accept that kind of request."),
     413: ("Too large", "The request is larger than this page accepts."),
+    414: ("Address too long", "The address is longer than any page of this site."),
+    431: ("Request too large", "The request's headers are larger than this site accepts."),
     429: ("Too many attempts", "Please wait a moment, then try again."),
     500: ("Something went wrong", "The error has been logged. Please try again in a moment."),
     503: ("Temporarily unavailable", "The service is busy or restarting. Please try again in a moment."),
@@ -34,10 +39,14 @@ def error_page(status_code: int, message: str | None = None, headers: dict[str, 
 
 
 class ErrorGuard:
-    """Never a traceback to the client: storage outages give 503, anything else 500."""
+    """Never a traceback to the client: storage outages give 503, anything else 500.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``answer`` makes the error response (the HTML error page; the API's is JSON).
+    """
+
+    def __init__(self, app: ASGIApp, answer: Callable[..., Response] = error_page) -> None:
         self.app = app
+        self.answer = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,7 +65,14 @@ class ErrorGuard:
         except StorageUnavailable:
             log.warning("storage unavailable; answered 503")
             if not started:
-                await error_page(503, headers={"Retry-After": "5"})(scope, receive, send)
+                await self.answer(503, headers={"Retry-After": "5"})(scope, receive, send)
+        except MultiPartException:
+            # A form body over its limits (fields, sizes) or malformed: the client's fault.
+            if not started:
+                await self.answer(400)(scope, receive, send)
+        except HTTPException as exc:
+            if not started:
+                await self.answer(exc.status_code if 400 <= exc.status_code < 500 else 500)(scope, receive, send)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: a page, never a traceback
             # The type and the frames, not the message: a message could quote input.
             log.error(  # noqa: TRY400 - log.exception would print the message, which may quote input
@@ -67,7 +83,7 @@ class ErrorGuard:
                 "".join(traceback.format_tb(exc.__traceback__)),
             )
             if not started:
-                await error_page(500)(scope, receive, send)
+                await self.answer(500)(scope, receive, send)
 
 
 def _path_for_log(scope: Scope) -> str:

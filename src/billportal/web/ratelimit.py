@@ -6,18 +6,38 @@ every attempt from it is answered 429 with ``Retry-After`` until the window
 passes, with nothing that tells the reasons apart. The counters live in memory
 for the embedded build and in Redis (``async+redis://...``) when configured,
 so several processes share them.
+
+The check made before each attempt costs nothing measurable: it is a lookup in
+this process's table of blocked keys, which :meth:`FailureLimiter.failed` fills
+when a counted failure uses up a key's allowance. With shared counters, a
+process that has not yet counted a failure of a key blocked elsewhere lets one
+more attempt through, counts it, and blocks the key too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
+
+log = logging.getLogger("billportal.ratelimit")
+
+_MAX_BLOCKED = 100_000
+# Redis answers in well under a millisecond; a failure is not counted rather than kept waiting.
+_REDIS_OPTIONS: dict[str, float | str | bool] = {
+    "implementation": "redispy",
+    "socket_timeout": 0.5,
+    "socket_connect_timeout": 0.5,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,33 +46,78 @@ class Limit:
 
     scope: str
     rate: str
+    item: RateLimitItem = field(init=False, repr=False, compare=False)
 
-    @property
-    def item(self) -> RateLimitItem:
-        return parse(self.rate)
+    def __post_init__(self) -> None:
+        # Parsed once: parsing costs more than the check itself.
+        object.__setattr__(self, "item", parse(self.rate))
+
+
+def storage_uri(redis_url: str) -> str:
+    """The counters' storage for ``BILLPORTAL_REDIS_URL`` ("": this process's memory)."""
+    return f"async+{redis_url}" if redis_url else ""
 
 
 class FailureLimiter:
     """Counts failures per key and says whether a key is over its limit."""
 
     def __init__(self, storage_uri: str = "") -> None:
-        storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
-        if not isinstance(storage, Storage):
-            raise TypeError("rate-limit storage must be an async one (async+redis://...)")
-        self.storage = storage
-        self._limiter = FixedWindowRateLimiter(self.storage)
+        self.storage_uri = storage_uri
+        self._memory = None if storage_uri else FixedWindowRateLimiter(MemoryStorage())
+        # A Redis client's connections belong to the event loop that opened them.
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FixedWindowRateLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._blocked: dict[tuple[str, str], float] = {}
+
+    def _counters(self) -> FixedWindowRateLimiter:
+        if self._memory is not None:
+            return self._memory
+        loop = asyncio.get_running_loop()
+        counters = self._per_loop.get(loop)
+        if counters is None:
+            options = _REDIS_OPTIONS if self.storage_uri.startswith("async+redis") else {}
+            storage = storage_from_string(self.storage_uri, wrap_exceptions=True, **options)
+            if not isinstance(storage, Storage):
+                raise TypeError("rate-limit storage must be an async one (async+redis://...)")
+            counters = self._per_loop[loop] = FixedWindowRateLimiter(storage)
+        return counters
+
+    @property
+    def blocking(self) -> bool:
+        """Whether any key may be blocked now (False: no check needs its key)."""
+        return bool(self._blocked)
 
     async def retry_after(self, limit: Limit, key: str) -> int | None:
         """Seconds to wait if ``key`` has used up its failures, else None (counts nothing)."""
-        item = limit.item
-        if await self._limiter.test(item, limit.scope, key):
+        until = self._blocked.get((limit.scope, key))
+        if until is None:
             return None
-        stats = await self._limiter.get_window_stats(item, limit.scope, key)
+        wait = until - time.time()
+        if wait <= 0:
+            del self._blocked[(limit.scope, key)]
+            return None
+        return max(1, math.ceil(wait))
+
+    async def failed(self, limit: Limit, key: str) -> int | None:
+        """Count one failure for ``key``; if that used up its allowance, the seconds to wait."""
+        item = limit.item
+        counters = self._counters()
+        try:
+            await counters.hit(item, limit.scope, key)
+            if await counters.test(item, limit.scope, key):
+                return None
+            stats = await counters.get_window_stats(item, limit.scope, key)
+        except StorageError:
+            # Nothing is decided on a count that could not be made: the attempt was refused anyway.
+            log.warning("rate-limit storage unavailable; a failure was not counted")
+            return None
+        if len(self._blocked) >= _MAX_BLOCKED:
+            now = time.time()
+            self._blocked = {k: until for k, until in self._blocked.items() if until > now}
+        self._blocked[(limit.scope, key)] = stats.reset_time
         return max(1, math.ceil(stats.reset_time - time.time()))
 
-    async def failed(self, limit: Limit, key: str) -> None:
-        """Count one failure for ``key``."""
-        await self._limiter.hit(limit.item, limit.scope, key)
-
     async def reset(self) -> None:
-        await self.storage.reset()
+        self._blocked.clear()
+        await self._counters().storage.reset()

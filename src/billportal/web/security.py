@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -11,14 +12,22 @@ _BASE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; object-src 'none'"
 )
 DEFAULT_CSP = f"{_BASE_CSP}; form-action 'self'; frame-ancestors 'none'"
+# The only source expressions a company's settings may add to a policy: nothing
+# that could end a directive (";"), add a keyword ('unsafe-inline') or a scheme.
+_SOURCE = re.compile(r"'self'|https?://(?:\*\.)?[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?", re.IGNORECASE)
 
 
 def origin_of(url: str) -> str | None:
     """The scheme://host[:port] of an absolute http(s) URL, or None."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
         return None
-    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+    if parts.scheme not in ("http", "https") or not hostname:
+        return None
+    origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+    return origin if _SOURCE.fullmatch(origin) else None
 
 
 def content_security_policy(form_targets: Iterable[str] = (), frame_ancestors: Iterable[str] = ()) -> str:
@@ -28,7 +37,7 @@ def content_security_policy(form_targets: Iterable[str] = (), frame_ancestors: I
     sign-out POST redirects to: browsers apply form-action to redirects too).
     """
     forms = " ".join(["'self'", *sorted({o for o in map(origin_of, form_targets) if o})])
-    ancestors = " ".join(sorted(set(frame_ancestors))) or "'none'"
+    ancestors = " ".join(sorted({source for source in frame_ancestors if _SOURCE.fullmatch(source)})) or "'none'"
     return f"{_BASE_CSP}; form-action {forms}; frame-ancestors {ancestors}"
 
 

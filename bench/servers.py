@@ -1,0 +1,151 @@
+"""Start, watch and stop the servers under test: billportal and the bare reference.
+
+Both run as ``billportal serve`` runs in production: one uvicorn worker in the
+process we start (so its pid is the worker's), on 127.0.0.1 and a free port.
+The reference goes through the very same ``billportal.server.serve`` (see
+``bench/reference_app.py``), so the two differ in the app only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from bench.common import HOST_HEADER, PYTHON, ROOT, VAR, free_port
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+def server_env(data_dir: Path, *, access_log: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a server under test: only the settings we choose."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLPORTAL_", "BENCH_"))}
+    env.update(
+        {
+            "BILLPORTAL_DATA_DIR": str(data_dir),
+            "BILLPORTAL_BASE_DOMAIN": "localhost",
+            "BILLPORTAL_ACCESS_LOG": "1" if access_log else "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def copy_dataset(source: Path, name: str) -> Path:
+    """A throwaway copy of a cached database folder for one server's runs."""
+    target = VAR / "run" / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for item in ("billportal.sqlite3", "master.key"):
+        shutil.copy2(source / item, target / item)
+    return target
+
+
+@dataclass
+class Server:
+    """One server process under test."""
+
+    kind: str  # "billportal" or "reference"
+    data_dir: Path
+    access_log: bool
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    starts: int = 0
+
+    def command(self) -> list[str]:
+        if self.kind == "billportal":
+            return [PYTHON, "-m", "billportal", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        return [PYTHON, "-m", "bench.reference_app", "--host", "127.0.0.1", "--port", str(self.port)]
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> Server:
+        """Start (or restart, on the same port and data) and wait until it answers HTTP."""
+        if not self.port:
+            self.port = free_port()
+        self.starts += 1
+        logs = VAR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log_path = logs / f"{self.data_dir.name}-{self.kind}-{self.starts}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=ROOT,
+                env=server_env(self.data_dir, access_log=self.access_log, extra=self.extra_env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        request = f"GET /signed-out HTTP/1.1\r\nHost: {HOST_HEADER}\r\nConnection: close\r\n\r\n".encode()
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the {self.kind} server exited at start; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                    sock.sendall(request)
+                    if sock.recv(16).startswith(b"HTTP/1.1 "):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the {self.kind} server did not answer within {READY_TIMEOUT:.0f} s")
+
+    def _status_mb(self, field: str) -> float:
+        status = Path(f"/proc/{self.pid}/status").read_text(encoding="ascii")
+        for line in status.splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no {field} in /proc/PID/status")
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM of the worker: the most resident memory it has held since it started."""
+        return self._status_mb("VmHWM")
+
+    def rss_mb(self) -> float:
+        """VmRSS of the worker now."""
+        return self._status_mb("VmRSS")
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no flush, no goodbye."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=STOP_TIMEOUT)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,114 @@
+"""The OpenAPI 3.1 document, built from the operations table and the shapes the server validates with."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Final
+
+from billportal import __version__
+from billportal.api import resources as r
+from billportal.api.errors import ERROR_CODES
+from billportal.api.fields import Components
+from billportal.api.operations import OPERATIONS, TAGS, Operation
+
+API_PREFIX: Final = "/api/v1"
+
+INTRODUCTION: Final = """\
+The billportal REST API: customers, invoices, payments, credit notes, estimates, sign-in links, \
+SSO keys and the sign-in log of one company.
+
+**Authentication.** Every request carries an API key of the company (Settings > Developers > API keys \
+in the dashboard, or `billportal api-key create`): as the user name of HTTP Basic authentication with \
+an empty password (`curl -u bp_live_...:`), or as a Bearer token (`Authorization: Bearer bp_live_...`). \
+A missing, unknown or revoked key is answered 401; an object of another company is answered 404, as \
+one that does not exist.
+
+**Objects.** JSON in, JSON out. Money is an integer of minor units (cents) beside an ISO 4217 \
+currency; times are UNIX seconds; dates are YYYY-MM-DD; quantities are decimal strings.
+
+**Lists** are oldest first, a page at a time: pass the answer's `next_cursor` as `cursor` for the next \
+page, with the same filters. `updated_after` gives what changed since your last sync.
+
+**Retries.** Send an `Idempotency-Key` header (a UUID) with every POST: a retry with the same key and \
+body answers as the first request did and creates nothing more; the same key with another request is \
+refused (422 idempotency_key_reused). 429 and 503 answers carry `Retry-After`.
+
+**Errors** are `{"error": {"code", "message", "field"}}`: `code` is stable (see the table in the docs), \
+`field` names the input at fault, such as `lines[0].quantity`.
+"""
+
+
+def _error_statuses(op: Operation) -> list[int]:
+    statuses = [400, 401]
+    if "{" in op.path:
+        statuses.append(404)
+    if op.conflicts:
+        statuses.append(409)
+    if op.body is not None:
+        statuses.append(413)
+    if op.unprocessable or op.method == "POST":
+        statuses.append(422)
+    statuses.append(503)
+    return statuses
+
+
+def _operation(op: Operation, components: Components) -> dict[str, Any]:
+    error_ref = components.ref(r.ERROR_RESPONSE, answer=True)
+    responses: dict[str, Any] = {
+        str(op.status): {
+            "description": op.answer.doc,
+            "content": {"application/json": {"schema": components.ref(op.answer, answer=True)}},
+        }
+    }
+    for status in _error_statuses(op):
+        codes = [code for code, (code_status, _) in ERROR_CODES.items() if code_status == status]
+        responses[str(status)] = {
+            "description": "Error: " + ", ".join(codes),
+            "content": {"application/json": {"schema": error_ref}},
+        }
+    result: dict[str, Any] = {
+        "operationId": op.name,
+        "summary": op.summary,
+        "description": op.description,
+        "tags": [op.tag],
+        "responses": responses,
+    }
+    if op.params:
+        result["parameters"] = [
+            {"name": p.name, "in": p.where, "required": p.required, "description": p.doc, "schema": dict(p.schema)}
+            for p in op.params
+        ]
+    if op.body is not None:
+        result["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": {"schema": components.ref(op.body)}},
+        }
+    return result
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The whole document (the same for every company: the API key picks the company)."""
+    components = Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "billportal API", "version": __version__, "description": INTRODUCTION},
+        "servers": [{"url": API_PREFIX, "description": "The dashboard host: https://dashboard.{your base domain}"}],
+        "security": [{"basicAuth": []}, {"bearerAuth": []}],
+        "tags": [{"name": name, "description": doc} for name, doc in TAGS],
+        "paths": paths,
+        "components": {
+            "schemas": components.schemas,
+            "securitySchemes": {
+                "basicAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "The API key as the user name, the password empty.",
+                },
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The API key as a Bearer token."},
+            },
+        },
+    }

@@ -1,0 +1,346 @@
+"""Every API operation, once: the router, the OpenAPI document and the docs page are built from this table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection
+
+from billportal.api import resources as r
+from billportal.api.fields import Shape
+from billportal.storage import api as db
+
+ObjectChange = Callable[[Connection, int, int, int], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A path, query or header parameter."""
+
+    name: str
+    where: str  # "path", "query" or "header"
+    schema: Mapping[str, Any]
+    doc: str
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A kind of object with the usual create, read, update, delete (and void) operations."""
+
+    kind: str  # "credit_note"
+    path: str  # "/credit_notes"
+    tag: str  # "Credit notes"
+    shape: Shape
+    create: Callable[[Connection, int, Mapping[str, Any], int], dict[str, Any]]
+    update: Callable[[Connection, int, int, Mapping[str, Any], int], dict[str, Any]]
+    delete: ObjectChange
+    void: ObjectChange | None = None
+    statuses: tuple[str, ...] = ()
+    delete_doc: str = ""
+    void_doc: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.kind.replace("_", " ")
+
+    @property
+    def title(self) -> str:
+        return self.shape.name  # "CreditNote"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One method on one path."""
+
+    method: str
+    path: str  # OpenAPI form: "/invoices/{id}"
+    name: str  # operationId
+    tag: str
+    summary: str
+    description: str
+    handler: str  # the Api method that answers it
+    answer: Shape
+    status: int = 200
+    body: Shape | None = None
+    body_required: bool = True
+    params: tuple[Param, ...] = ()
+    collection: Collection | None = None
+    conflicts: bool = False  # may answer 409
+    unprocessable: bool = False  # may answer 422
+
+
+COLLECTIONS: Final = (
+    Collection(
+        "customer",
+        "/customers",
+        "Customers",
+        r.CUSTOMER,
+        db.create_customer,
+        db.update_customer,
+        lambda conn, company_id, object_id, _now: db.delete_customer(conn, company_id, object_id),
+        delete_doc="Deletes a customer without documents, and signs it out of the portal.",
+    ),
+    Collection(
+        "invoice",
+        "/invoices",
+        "Invoices",
+        r.INVOICE,
+        db.create_invoice,
+        db.update_invoice,
+        lambda conn, company_id, object_id, _now: db.delete_invoice(conn, company_id, object_id),
+        db.void_invoice,
+        r.INVOICE_STATUSES,
+        delete_doc="Deletes a draft invoice. An invoice that was issued is voided instead.",
+        void_doc="Voids an open invoice without payments or credits: nothing is owed on it any more.",
+    ),
+    Collection(
+        "payment",
+        "/payments",
+        "Payments",
+        r.PAYMENT,
+        db.create_payment,
+        db.update_payment,
+        db.delete_payment,
+        delete_doc="Deletes a payment (a mistake, or one that bounced): the invoices it paid are owed again.",
+    ),
+    Collection(
+        "credit_note",
+        "/credit_notes",
+        "Credit notes",
+        r.CREDIT_NOTE,
+        db.create_credit_note,
+        db.update_credit_note,
+        lambda conn, company_id, object_id, _now: db.delete_credit_note(conn, company_id, object_id),
+        db.void_credit_note,
+        r.CREDIT_NOTE_STATUSES,
+        delete_doc="Deletes a draft credit note. One that was issued is voided instead.",
+        void_doc="Voids a credit note; one applied to an invoice gives the invoice its balance back.",
+    ),
+    Collection(
+        "estimate",
+        "/estimates",
+        "Estimates",
+        r.ESTIMATE,
+        db.create_estimate,
+        db.update_estimate,
+        lambda conn, company_id, object_id, _now: db.delete_estimate(conn, company_id, object_id),
+        db.void_estimate,
+        r.ESTIMATE_STATUSES,
+        delete_doc="Deletes a draft estimate. One that was sent is voided instead.",
+        void_doc="Voids an estimate: the customer can no longer approve it.",
+    ),
+)
+
+ID_PARAM: Final = Param("id", "path", r.ID, "The object's id.", required=True)
+IDEMPOTENCY: Final = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "Any unique string (a UUID) per logical request: a retry with the same key and body answers as the first "
+    "time and changes nothing more. Kept 24 hours.",
+)
+PAGE_PARAMS: Final = (
+    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}, "Objects per page: 1 to 100 (25)."),
+    Param("cursor", "query", {"type": "string", "pattern": "^[0-9]{1,19}$"}, "The next_cursor of the previous page."),
+)
+UPDATED_AFTER: Final = Param(
+    "updated_after",
+    "query",
+    r.TIME,
+    "Only objects changed after this UNIX time: poll with the time of your last sync to get what changed.",
+)
+CUSTOMER_FILTER: Final = Param("customer_id", "query", r.ID, "Only this customer's.")
+
+
+def _collection_operations(c: Collection) -> list[Operation]:
+    one = f"{c.path}/{{id}}"
+    filters = [*PAGE_PARAMS, UPDATED_AFTER]
+    if c.kind != "customer":
+        filters.append(CUSTOMER_FILTER)
+    if c.statuses:
+        filters.append(Param("status", "query", {"type": "string", "enum": list(c.statuses)}, "Only this status."))
+    ops = [
+        Operation(
+            "GET",
+            c.path,
+            f"list{c.title}s",
+            c.tag,
+            f"List {c.label}s",
+            f"The company's {c.label}s, oldest first, a page at a time.",
+            "list_objects",
+            r.list_of(c.shape),
+            params=tuple(filters),
+            collection=c,
+        ),
+        Operation(
+            "POST",
+            c.path,
+            f"create{c.title}",
+            c.tag,
+            f"Create {_a(c.label)}",
+            f"Creates {_a(c.label)}. Send an Idempotency-Key so that a retry never makes a second one.",
+            "create_object",
+            c.shape,
+            status=201,
+            body=c.shape.for_create(),
+            params=(IDEMPOTENCY,),
+            collection=c,
+            conflicts=True,
+            unprocessable=True,
+        ),
+        Operation(
+            "GET",
+            one,
+            f"get{c.title}",
+            c.tag,
+            f"Get {_a(c.label)}",
+            f"One {c.label} by id.",
+            "get_object",
+            c.shape,
+            params=(ID_PARAM,),
+            collection=c,
+        ),
+        Operation(
+            "PATCH",
+            one,
+            f"update{c.title}",
+            c.tag,
+            f"Update {_a(c.label)}",
+            "Changes the fields sent; the others stay as they are.",
+            "update_object",
+            c.shape,
+            body=c.shape.for_update(),
+            params=(ID_PARAM,),
+            collection=c,
+            conflicts=True,
+            unprocessable=True,
+        ),
+        Operation(
+            "DELETE",
+            one,
+            f"delete{c.title}",
+            c.tag,
+            f"Delete {_a(c.label)}",
+            c.delete_doc,
+            "delete_object",
+            r.DELETED,
+            params=(ID_PARAM,),
+            collection=c,
+            conflicts=True,
+        ),
+    ]
+    if c.void is not None:
+        ops.append(
+            Operation(
+                "POST",
+                f"{one}/void",
+                f"void{c.title}",
+                c.tag,
+                f"Void {_a(c.label)}",
+                c.void_doc,
+                "void_object",
+                c.shape,
+                params=(ID_PARAM, IDEMPOTENCY),
+                collection=c,
+                conflicts=True,
+                unprocessable=True,
+            )
+        )
+    return ops
+
+
+def _a(label: str) -> str:
+    return ("an " if label[0] in "aeiou" else "a ") + label
+
+
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    *(op for c in COLLECTIONS for op in _collection_operations(c)),
+    Operation(
+        "POST",
+        "/customers/{id}/sign_in_links",
+        "createSignInLink",
+        "Sign-in links",
+        "Make a sign-in link",
+        "A signed sign-in URL for the customer, made with the company's active SSO key on the server: for "
+        "backends that would rather not hold the SSO key. Make one each time the customer clicks.",
+        "create_sign_in_link",
+        r.SIGN_IN_LINK,
+        status=201,
+        body=r.SIGN_IN_LINK_REQUEST,
+        body_required=False,
+        params=(ID_PARAM, IDEMPOTENCY),
+        conflicts=True,
+        unprocessable=True,
+    ),
+    Operation(
+        "GET",
+        "/sso_keys",
+        "listSsoKeys",
+        "SSO keys",
+        "List SSO keys",
+        "The company's SSO keys, newest first (never the secrets).",
+        "list_sso_keys",
+        r.list_of(r.SSO_KEY),
+    ),
+    Operation(
+        "POST",
+        "/sso_keys/rotate",
+        "rotateSsoKey",
+        "SSO keys",
+        "Rotate the SSO key",
+        "Makes a new active SSO key and answers it once. The old key keeps verifying links for the grace "
+        "period, so backends can switch to the new key without a failed sign-in.",
+        "rotate_sso_key",
+        r.SSO_KEY_ROTATION,
+        status=201,
+        body=r.SSO_KEY_ROTATION_REQUEST,
+        body_required=False,
+        params=(IDEMPOTENCY,),
+    ),
+    Operation(
+        "POST",
+        "/sso_keys/{kid}/revoke",
+        "revokeSsoKey",
+        "SSO keys",
+        "Revoke a retiring SSO key",
+        "Ends a retiring key's grace period now: links signed with it stop working at once.",
+        "revoke_sso_key",
+        r.SSO_KEY,
+        params=(
+            Param("kid", "path", {"type": "string", "minLength": 1, "maxLength": 64}, "The key id.", required=True),
+            IDEMPOTENCY,
+        ),
+        conflicts=True,
+        unprocessable=True,
+    ),
+    Operation(
+        "GET",
+        "/sign_in_events",
+        "listSignInEvents",
+        "Sign-in events",
+        "List sign-in events",
+        "The sign-in log, newest first: every attempt with its result and reason code.",
+        "list_sign_in_events",
+        r.list_of(r.SIGN_IN_EVENT),
+        params=(
+            *PAGE_PARAMS,
+            Param("result", "query", {"type": "string", "enum": ["success", "failure"]}, "Only this result."),
+            Param("reason", "query", {"type": "string", "maxLength": 40}, "Only this reason code."),
+            CUSTOMER_FILTER,
+        ),
+    ),
+)
+
+TAGS: Final = (
+    ("Customers", "The people and businesses that sign in to the portal and receive documents."),
+    ("Invoices", "What customers owe. Lines are worked out into totals; payments and credit notes settle them."),
+    ("Payments", "Money received, applied to invoices."),
+    ("Credit notes", "Credit given, applied to an invoice or kept as account credit."),
+    ("Estimates", "Quotes the customer approves in the portal."),
+    ("Sign-in links", "Signed links into the portal, made on the server with the company's SSO key."),
+    ("SSO keys", "The keys sign-in tokens are signed with: list, rotate without downtime, revoke."),
+    ("Sign-in events", "The sign-in log, with a reason code for every failure."),
+)

@@ -1,0 +1,450 @@
+"""The API's objects: customers, billing documents, sign-in links, SSO keys and sign-in events.
+
+Each is a :class:`~billportal.api.fields.Shape`. Money is an integer of minor
+units (cents) beside an ISO 4217 currency; times are UNIX seconds; dates are
+``YYYY-MM-DD``; quantities are decimal strings, so that no amount is ever a
+binary fraction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from billportal.api.errors import ERROR_CODES
+from billportal.api.fields import Field, Shape, read_only
+from billportal.portal.pages import SEED_PAGE_IDS
+from billportal.sso.management import GRACE_PERIODS
+from billportal.sso.tokens import MAX_CUSTOMER_ID
+from billportal.storage.api import MAX_AMOUNT
+from billportal.storage.billing import PAYMENT_METHODS
+
+# Text on one line, without control characters; and the same with at least one visible character.
+LINE: Final = r"^[^\u0000-\u001F\u007F]*$"
+NONBLANK: Final = r"^[^\u0000-\u001F\u007F]*[^\u0000-\u0020\u007F][^\u0000-\u001F\u007F]*$"
+# Text over several lines: tabs and line breaks allowed, other control characters not.
+TEXT: Final = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*$"
+MAX_TIME: Final = 253_402_300_799
+MAX_LINES: Final = 100
+MAX_TTL: Final = 366 * 86400
+
+
+def text(max_length: int, pattern: str = LINE) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length, "pattern": pattern}
+
+
+def nonblank(max_length: int) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": NONBLANK}
+
+
+def integer(minimum: int = 0, maximum: int = MAX_AMOUNT) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+def const(value: str) -> dict[str, Any]:
+    return {"type": "string", "enum": [value]}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    result = dict(schema)
+    result["type"] = [schema["type"], "null"]
+    if "enum" in schema:
+        result["enum"] = [*schema["enum"], None]
+    return result
+
+
+ID: Final = integer(1, MAX_CUSTOMER_ID)
+TIME: Final = integer(0, MAX_TIME)
+DATE: Final = {"type": "string", "format": "date"}
+MONEY: Final = integer()
+CURRENCY: Final = {"type": "string", "minLength": 3, "maxLength": 3, "pattern": "^[A-Z]{3}$"}
+CURRENCY_HINT: Final = "must be an ISO 4217 code in capitals, such as USD"
+NAME_HINT: Final = "must be text on one line, with at least one visible character"
+DATE_HINT: Final = "must be a date written YYYY-MM-DD"
+
+
+def _object_field(name: str) -> Field:
+    return read_only("object", const(name), f'Always "{name}".')
+
+
+def _timestamps() -> tuple[Field, Field]:
+    return (
+        read_only("created_at", TIME, "When it was created (UNIX seconds)."),
+        read_only("updated_at", TIME, "When it last changed (UNIX seconds); see the updated_after filter."),
+    )
+
+
+def _number(kind: str) -> Field:
+    return Field(
+        "number",
+        nonblank(64),
+        f"The {kind} number customers see, unique in the company (default: the next free one).",
+        hint=NAME_HINT,
+    )
+
+
+def _currency(kind: str, *, update: bool = True) -> Field:
+    return Field(
+        "currency",
+        CURRENCY,
+        f"ISO 4217 currency of the {kind} (default: the customer's).",
+        update=update,
+        hint=CURRENCY_HINT,
+    )
+
+
+def _customer_id(kind: str) -> Field:
+    return Field("customer_id", ID, f"The customer the {kind} is for.", required=True, update=False)
+
+
+def _notes(kind: str) -> Field:
+    return Field("notes", text(10_000, TEXT), f"Notes shown to the customer on the {kind}.")
+
+
+# -- customers -------------------------------------------------------------------------------
+
+CUSTOMER: Final = Shape(
+    "Customer",
+    "A customer of the company: whom sign-in links sign in, and whom documents are for.",
+    (
+        Field(
+            "id",
+            ID,
+            "The customer id: the sub claim of the customer's sign-in tokens. Default: the next free number.",
+            update=False,
+        ),
+        _object_field("customer"),
+        Field("number", text(64), "The customer's account number (default CUST-{id})."),
+        Field("name", nonblank(200), "The customer's name.", required=True, hint=NAME_HINT),
+        Field(
+            "email",
+            {"type": "string", "maxLength": 254, "pattern": r"^$|^[^@\u0000-\u0020\u007F]+@[^@\u0000-\u0020\u007F]+$"},
+            "Billing e-mail address.",
+            hint="must be an e-mail address such as billing@example.com, or empty",
+        ),
+        Field("phone", text(64), "Billing phone number."),
+        Field("address_line1", text(200), "Billing address, first line."),
+        Field("address_line2", text(200), "Billing address, second line."),
+        Field("city", text(100), "City."),
+        Field("state", text(100), "State, province or region."),
+        Field("postal_code", text(32), "Postal code."),
+        Field(
+            "country",
+            {"type": "string", "maxLength": 2, "pattern": "^$|^[A-Z]{2}$"},
+            "ISO 3166 country code in capitals, such as US.",
+            hint="must be a two-letter country code in capitals, such as US, or empty",
+        ),
+        Field("currency", CURRENCY, "The customer's currency (default USD).", hint=CURRENCY_HINT),
+        *_timestamps(),
+    ),
+)
+
+# -- lines --------------------------------------------------------------------------------------
+
+LINE_INPUT: Final = Shape(
+    "LineItemInput",
+    "One line of a document as you send it; its amount is worked out for you.",
+    (
+        Field("description", nonblank(500), "What the line is for.", required=True, hint=NAME_HINT),
+        Field(
+            "quantity",
+            {"type": "string", "minLength": 1, "maxLength": 16, "pattern": r"^[0-9]{1,9}(\.[0-9]{1,6})?$"},
+            'How many, as a decimal string such as "2" or "1.5".',
+            required=True,
+            hint='must be a decimal number written as a string, such as "2" or "1.5"',
+        ),
+        Field("unit_price", MONEY, "Price of one, in minor units (cents).", required=True),
+        Field("discount", MONEY, "Discount off the line, in minor units (default 0)."),
+        Field("tax", MONEY, "Tax on the line, in minor units (default 0)."),
+    ),
+)
+
+LINE_ITEM: Final = Shape(
+    "LineItem",
+    "One line of a document.",
+    (
+        read_only("position", integer(1, MAX_LINES), "Its place on the document, from 1."),
+        read_only("description", {"type": "string"}, "What the line is for."),
+        read_only("quantity", {"type": "string"}, "How many, as a decimal string."),
+        read_only("unit_price", MONEY, "Price of one, in minor units."),
+        read_only("discount", MONEY, "Discount off the line, in minor units."),
+        read_only("tax", MONEY, "Tax on the line, in minor units."),
+        read_only(
+            "amount", {"type": "integer", "minimum": 0}, "quantity x unit_price - discount + tax, in minor units."
+        ),
+    ),
+)
+
+
+def _lines(kind: str) -> Field:
+    return Field(
+        "lines",
+        {"type": "array", "items": LINE_INPUT, "minItems": 1, "maxItems": MAX_LINES},
+        f"The lines of the {kind}; sending lines replaces them all.",
+        required=True,
+        output={"type": "array", "items": LINE_ITEM},
+    )
+
+
+def _sums(*names: str) -> tuple[Field, ...]:
+    docs = {
+        "subtotal": "Sum of quantity x unit price of the lines (less discounts, for credit notes and estimates).",
+        "discount": "Sum of the lines' discounts.",
+        "tax": "Sum of the lines' taxes.",
+        "total": "What the document comes to.",
+        "amount_paid": "What payments have paid off it.",
+        "amount_credited": "What credit notes have taken off it.",
+        "balance": "What is still owed (0 once paid or voided).",
+    }
+    return tuple(read_only(name, {"type": "integer", "minimum": 0}, docs[name]) for name in names)
+
+
+INVOICE_STATUSES: Final = ("draft", "open", "paid", "voided")
+INVOICE: Final = Shape(
+    "Invoice",
+    "An invoice: drafts are not shown to the customer; open ones are owed; paid and voided ones are settled.",
+    (
+        read_only("id", ID, "The invoice id."),
+        _object_field("invoice"),
+        _customer_id("invoice"),
+        _number("invoice"),
+        _currency("invoice"),
+        Field(
+            "status",
+            {"type": "string", "enum": ["draft", "open"]},
+            "draft or open (default open); payments make it paid, voiding makes it voided.",
+            output={"type": "string", "enum": list(INVOICE_STATUSES)},
+        ),
+        Field("issued_on", DATE, "The invoice date.", required=True, hint=DATE_HINT),
+        Field("due_on", nullable(DATE), "When payment is due (null: on receipt).", hint="must be a date or null"),
+        _notes("invoice"),
+        _lines("invoice"),
+        *_sums("subtotal", "discount", "tax", "total", "amount_paid", "amount_credited", "balance"),
+        *_timestamps(),
+    ),
+)
+
+PAYMENT_APPLICATION: Final = Shape(
+    "PaymentApplication",
+    "The part of a payment applied to one open invoice of the same customer and currency.",
+    (
+        Field("invoice_id", ID, "The invoice paid.", required=True),
+        Field("amount", integer(1), "How much of the payment went to it, in minor units.", required=True),
+    ),
+)
+
+PAYMENT: Final = Shape(
+    "Payment",
+    "Money received from a customer, applied to invoices; what is not applied stays as credit.",
+    (
+        read_only("id", ID, "The payment id."),
+        _object_field("payment"),
+        _customer_id("payment"),
+        _number("payment"),
+        _currency("payment", update=False),
+        Field("received_on", DATE, "When the money arrived.", required=True, hint=DATE_HINT),
+        Field("method", {"type": "string", "enum": list(PAYMENT_METHODS)}, "How it was paid.", required=True),
+        Field("reference", text(100), "A check number, transfer reference or the like."),
+        Field("amount", integer(1), "The amount received, in minor units.", required=True, update=False),
+        Field(
+            "applications",
+            {"type": "array", "items": PAYMENT_APPLICATION, "maxItems": MAX_LINES},
+            "The invoices it pays and how much of each; fixed once recorded (delete the payment to undo).",
+            update=False,
+        ),
+        read_only("unapplied", {"type": "integer", "minimum": 0}, "What is not applied to any invoice."),
+        *_timestamps(),
+    ),
+)
+
+CREDIT_NOTE_STATUSES: Final = ("draft", "open", "applied", "voided")
+CREDIT_NOTE: Final = Shape(
+    "CreditNote",
+    "Credit given to a customer: applied to one invoice at once, or kept as account credit (open).",
+    (
+        read_only("id", ID, "The credit note id."),
+        _object_field("credit_note"),
+        _customer_id("credit note"),
+        _number("credit note"),
+        _currency("credit note"),
+        Field(
+            "status",
+            {"type": "string", "enum": ["draft", "open"]},
+            "draft or open (default open); applied when invoice_id is given.",
+            output={"type": "string", "enum": list(CREDIT_NOTE_STATUSES)},
+        ),
+        Field("issued_on", DATE, "The credit note date.", required=True, hint=DATE_HINT),
+        Field(
+            "invoice_id",
+            nullable(ID),
+            "An open invoice of the customer to apply the whole credit to at once.",
+            update=False,
+        ),
+        _notes("credit note"),
+        _lines("credit note"),
+        *_sums("subtotal", "tax", "total"),
+        *_timestamps(),
+    ),
+)
+
+ESTIMATE_STATUSES: Final = ("draft", "sent", "approved", "declined", "voided")
+ESTIMATE: Final = Shape(
+    "Estimate",
+    "A quote the customer can approve in the portal.",
+    (
+        read_only("id", ID, "The estimate id."),
+        _object_field("estimate"),
+        _customer_id("estimate"),
+        _number("estimate"),
+        _currency("estimate"),
+        Field(
+            "status",
+            {"type": "string", "enum": ["draft", "sent", "declined"]},
+            "draft, sent (default: the customer can approve it) or declined; approved is set by the customer.",
+            output={"type": "string", "enum": list(ESTIMATE_STATUSES)},
+        ),
+        Field("issued_on", DATE, "The estimate date.", required=True, hint=DATE_HINT),
+        Field("expires_on", nullable(DATE), "The last day it can be approved (null: never).", hint=DATE_HINT),
+        _notes("estimate"),
+        _lines("estimate"),
+        *_sums("subtotal", "tax", "total"),
+        read_only("approved_by", nullable({"type": "string"}), "Who approved it in the portal."),
+        read_only("approved_at", nullable(TIME), "When it was approved."),
+        *_timestamps(),
+    ),
+)
+
+DELETED: Final = Shape(
+    "Deleted",
+    "What a DELETE answers: the object as it was, gone now.",
+    (
+        read_only("object", {"type": "string"}, "The kind of object deleted."),
+        read_only("id", ID, "Its id."),
+        read_only("deleted", {"type": "boolean", "enum": [True]}, "Always true."),
+    ),
+)
+
+# -- sign-in links, SSO keys, sign-in events ------------------------------------------------------
+
+SIGN_IN_LINK_REQUEST: Final = Shape(
+    "SignInLinkRequest",
+    "What the link should do.",
+    (
+        Field(
+            "ttl",
+            integer(1, MAX_TTL),
+            "Seconds the link works for (default 300); at most the company's maximum link lifetime.",
+        ),
+        Field(
+            "redirect_to",
+            {"type": "string", "enum": list(SEED_PAGE_IDS)},
+            "The portal page to land on (a page id; default my_account).",
+        ),
+        Field("single_use", {"type": "boolean"}, "Whether the link works only once (adds a jti; default false)."),
+        Field("issuer", nonblank(200), 'The iss claim (default "billportal-api").', hint=NAME_HINT),
+    ),
+)
+
+SIGN_IN_LINK: Final = Shape(
+    "SignInLink",
+    "A signed sign-in URL: send the customer's browser to it before it expires.",
+    (
+        read_only("object", const("sign_in_link"), 'Always "sign_in_link".'),
+        read_only("url", {"type": "string"}, "The sign-in URL (a secret until it expires: never log it)."),
+        read_only("customer_id", ID, "Whom it signs in."),
+        read_only("expires_at", TIME, "When it stops working (UNIX seconds)."),
+        read_only("kid", {"type": "string"}, "The SSO key that signed it."),
+        read_only("single_use", {"type": "boolean"}, "Whether it works only once."),
+        read_only("redirect_to", nullable({"type": "string", "enum": list(SEED_PAGE_IDS)}), "The page it lands on."),
+    ),
+)
+
+SSO_KEY: Final = Shape(
+    "SsoKey",
+    "One of the company's SSO keys (never the secret itself).",
+    (
+        read_only("object", const("sso_key"), 'Always "sso_key".'),
+        read_only("kid", {"type": "string"}, "The key id: put it in the JWT header as kid to name the key."),
+        read_only(
+            "state",
+            {"type": "string", "enum": ["active", "retiring", "revoked"]},
+            "active signs and verifies; retiring verifies until retiring_until; revoked does nothing.",
+        ),
+        read_only("weak", {"type": "boolean"}, "Whether the key is shorter than 32 bytes (imported)."),
+        read_only("created_at", TIME, "When it was made."),
+        read_only("last_used_at", nullable(TIME), "When it last verified a sign-in (to the minute)."),
+        read_only("retiring_until", nullable(TIME), "When a retiring key stops verifying."),
+        read_only("revoked_at", nullable(TIME), "When it was revoked."),
+    ),
+)
+
+SSO_KEY_ROTATION_REQUEST: Final = Shape(
+    "SsoKeyRotationRequest",
+    "How long the current key keeps verifying links after the rotation.",
+    (
+        Field(
+            "grace_period",
+            {"type": "string", "enum": list(GRACE_PERIODS)},
+            "none, 1h, 24h (default) or 7d: deploy the new key to every backend within it.",
+        ),
+    ),
+)
+
+SSO_KEY_ROTATION: Final = Shape(
+    "SsoKeyRotation",
+    "A new active SSO key. The key is shown in this answer only: store it in your backend's secrets now.",
+    (
+        read_only("object", const("sso_key_rotation"), 'Always "sso_key_rotation".'),
+        read_only("kid", {"type": "string"}, "The new key's id."),
+        read_only("key", {"type": "string"}, "The new SSO key (HS256 secret: sign with its UTF-8 bytes)."),
+        read_only("previous_kid", nullable({"type": "string"}), "The key that was active before."),
+        read_only("retiring_until", nullable(TIME), "Until when the previous key still verifies links."),
+    ),
+)
+
+SIGN_IN_EVENT: Final = Shape(
+    "SignInEvent",
+    "One sign-in attempt: its result and reason code (see docs/integration.md for every code).",
+    (
+        read_only("object", const("sign_in_event"), 'Always "sign_in_event".'),
+        read_only("id", ID, "The event id (newer events have larger ids)."),
+        read_only("at", TIME, "When (UNIX seconds)."),
+        read_only("result", {"type": "string", "enum": ["success", "failure"]}, "success or failure."),
+        read_only("reason", {"type": "string"}, "The reason code: ok, or why it failed."),
+        read_only("customer_id", nullable(ID), "The customer named by the token, if it could be read."),
+        read_only("issuer", nullable({"type": "string"}), "The token's iss claim."),
+        read_only("kid", nullable({"type": "string"}), "The key named by, or that verified, the token."),
+        read_only("jti", nullable({"type": "string"}), "The token's jti claim."),
+        read_only("ip", {"type": "string"}, "The browser's address."),
+        read_only("user_agent", {"type": "string"}, "The browser's user agent (first 300 characters)."),
+    ),
+)
+
+
+def list_of(shape: Shape) -> Shape:
+    """One page of a list, oldest first; ask for the next with ``cursor=next_cursor``."""
+    return Shape(
+        f"{shape.name}List",
+        f"One page of {shape.name} objects.",
+        (
+            read_only("object", const("list"), 'Always "list".'),
+            read_only("data", {"type": "array", "items": shape}, "The objects on this page."),
+            read_only("has_more", {"type": "boolean"}, "Whether another page follows."),
+            read_only(
+                "next_cursor",
+                nullable({"type": "string"}),
+                "Pass as cursor (with the same filters) for the next page; null on the last page.",
+            ),
+        ),
+    )
+
+
+ERROR: Final = Shape(
+    "ErrorBody",
+    "What went wrong, for programs (code) and for people (message).",
+    (
+        read_only("code", {"type": "string", "enum": sorted(ERROR_CODES)}, "A stable error code (see the table)."),
+        read_only("message", {"type": "string"}, "What is wrong and what to do, in English."),
+        read_only("field", nullable({"type": "string"}), "The request field at fault, such as lines[0].quantity."),
+    ),
+)
+ERROR_RESPONSE: Final = Shape("Error", "Every error answer.", (read_only("error", {"shape": ERROR}, "The error."),))

@@ -1,0 +1,441 @@
+"""The API's endpoints: each authenticates the key, checks the input, and answers JSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from sqlalchemy import Connection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from billportal import _links
+from billportal.api import resources as r
+from billportal.api.errors import JSON_HEADERS, ApiError, error_response
+from billportal.api.fields import Invalid, check, parse
+from billportal.api.operations import Collection, Operation
+from billportal.audit import Actor
+from billportal.sso import management
+from billportal.sso.tokens import MAX_CUSTOMER_ID
+from billportal.storage import api as db
+from billportal.storage.api import ApiCaller, Idempotency, Outcome, Refused, encode_json
+from billportal.storage.errors import Conflict, NotFound
+from billportal.storage.records import Company, KeyInfo
+from billportal.web.context import Context, client_ip
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+DEFAULT_PAGE_SIZE: Final = 25
+DEFAULT_LINK_TTL: Final = 300
+DEFAULT_ISSUER: Final = "billportal-api"
+_IDEMPOTENCY_KEY: Final = re.compile(r"[!-~]{1,255}")
+_UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Basic realm="billportal API", charset="UTF-8"'}
+
+Handler = Callable[[Request, ApiCaller, Operation], Awaitable[Response]]
+
+
+def presented_key(authorization: str) -> str | None:
+    """The API key from ``Authorization: Basic base64(key:)`` or ``Authorization: Bearer key``."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        return decoded.partition(":")[0] or None
+    return None
+
+
+def encode_cursor(object_id: int) -> str:
+    return str(object_id)
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id a page starts after (or before, for the newest-first sign-in log); the query checked the digits."""
+    return min(int(cursor), MAX_CUSTOMER_ID)
+
+
+def json_response(body: str, status_code: int = 200, *, replayed: bool = False) -> Response:
+    headers = dict(JSON_HEADERS)
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+def _query(request: Request, op: Operation) -> dict[str, Any]:
+    """The operation's query parameters, each checked against its schema."""
+    values: dict[str, Any] = {}
+    for param in op.params:
+        if param.where != "query" or param.name not in request.query_params:
+            continue
+        raw = request.query_params[param.name]
+        value: Any = raw
+        if param.schema.get("type") == "integer":
+            if not re.fullmatch(r"-?[0-9]{1,20}", raw):
+                raise ApiError("invalid_parameter", f"{param.name} must be a whole number", param.name)
+            value = int(raw)
+        try:
+            values[param.name] = check(value, param.schema, param.name)
+        except Invalid as exc:
+            raise ApiError("invalid_parameter", exc.message, param.name) from None
+    return values
+
+
+async def _body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        raise ApiError("request_too_large")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > MAX_BODY_BYTES:
+            raise ApiError("request_too_large")
+    return bytes(chunks)
+
+
+def _object_id(request: Request) -> int:
+    object_id: int = request.path_params["id"]
+    if not 0 < object_id <= MAX_CUSTOMER_ID:
+        raise ApiError("not_found")
+    return object_id
+
+
+class Api:
+    """The REST API of one process: views bound to the context."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.store = context.store
+
+    # -- plumbing
+
+    def endpoint(self, operations: Mapping[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
+        """The view of one path: picks the operation by method, answers 405 (with Allow) for others."""
+        allow = ", ".join(sorted({*operations, *(["HEAD"] if "GET" in operations else [])}))
+
+        async def view(request: Request) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            op = operations.get(method)
+            if op is None:
+                return error_response("method_not_allowed", headers={"Allow": allow})
+            handler: Handler = getattr(self, op.handler)
+            try:
+                caller = await self._caller(request)
+                return await handler(request, caller, op)
+            except (ApiError, Invalid, Refused, NotFound, Conflict) as exc:
+                return _answer(exc)
+
+        return view
+
+    async def _caller(self, request: Request) -> ApiCaller:
+        key = presented_key(request.headers.get("authorization", ""))
+        caller = await self.store.api.authenticate(key, now=self.context.clock()) if key else None
+        if caller is None:
+            raise ApiError("unauthorized", headers=_UNAUTHORIZED_HEADERS)
+        return caller
+
+    async def _company(self, caller: ApiCaller) -> Company:
+        company = await self.store.company(caller.username)
+        if company is None:  # the company was deleted while its key was in use
+            raise ApiError("unauthorized", headers=_UNAUTHORIZED_HEADERS)
+        return company
+
+    def _idempotency(self, request: Request, body: bytes) -> Idempotency | None:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return None
+        if not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ApiError(
+                "invalid_parameter", "Idempotency-Key must be 1 to 255 visible ASCII characters", "Idempotency-Key"
+            )
+        digest = hashlib.sha256(b"%s\n%s\n" % (request.method.encode(), request.url.path.encode()) + body).digest()
+        return Idempotency(key, request.method, request.url.path, digest)
+
+    async def _write(
+        self,
+        request: Request,
+        caller: ApiCaller,
+        body: bytes,
+        status: int,
+        answer: Callable[[Connection], dict[str, Any]],
+    ) -> Response:
+        """Run a write in one transaction (with its idempotency record, for a POST that has a key)."""
+
+        def change(conn: Connection) -> tuple[int, str]:
+            return status, encode_json(answer(conn))
+
+        idempotency = self._idempotency(request, body) if request.method == "POST" else None
+        outcome = await self.store.api.write(
+            caller.company_id, change, idempotency=idempotency, now=self.context.clock()
+        )
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    # -- collections
+
+    async def list_objects(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        c = _collection(op)
+        query = _query(request, op)
+        limit = query.get("limit", DEFAULT_PAGE_SIZE)
+        after = decode_cursor(query["cursor"]) if "cursor" in query else None
+        page: db.Page = await self.store.api.read(
+            lambda conn: db.page(
+                conn,
+                c.kind,
+                caller.company_id,
+                limit=limit,
+                after_id=after,
+                updated_after=query.get("updated_after"),
+                customer_id=query.get("customer_id"),
+                status=query.get("status"),
+            )
+        )
+        return json_response(_list_body(op, page.data, page.has_more, page.last_id))
+
+    async def get_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        c = _collection(op)
+        object_id = _object_id(request)
+        found = await self.store.api.read(lambda conn: db.fetch(conn, c.kind, caller.company_id, object_id))
+        if found is None:
+            raise ApiError("not_found", f"no such {c.label}")
+        return json_response(encode_json(c.shape.dump(found)))
+
+    async def create_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        c = _collection(op)
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        now = self.context.clock()
+        return await self._write(
+            request, caller, body, 201, lambda conn: c.shape.dump(c.create(conn, caller.company_id, values, now))
+        )
+
+    async def update_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        c = _collection(op)
+        object_id = _object_id(request)
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        now = self.context.clock()
+        return await self._write(
+            request,
+            caller,
+            body,
+            200,
+            lambda conn: c.shape.dump(c.update(conn, caller.company_id, object_id, values, now)),
+        )
+
+    async def delete_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        c = _collection(op)
+        object_id = _object_id(request)
+        now = self.context.clock()
+        response = await self._write(
+            request,
+            caller,
+            b"",
+            200,
+            lambda conn: r.DELETED.dump(
+                {"object": c.kind, "id": c.delete(conn, caller.company_id, object_id, now)["id"], "deleted": True}
+            ),
+        )
+        if c.kind == "customer":
+            await self.store.end_customer_sessions(caller.company_id, object_id)
+        return response
+
+    async def void_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        c = _collection(op)
+        assert c.void is not None
+        void = c.void
+        object_id = _object_id(request)
+        body = await _body(request)
+        now = self.context.clock()
+        return await self._write(
+            request, caller, body, 200, lambda conn: c.shape.dump(void(conn, caller.company_id, object_id, now))
+        )
+
+    # -- sign-in links
+
+    async def create_sign_in_link(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        customer_id = _object_id(request)
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body) if body.strip() else {}
+        company = await self._company(caller)
+        if not company.sso_enabled:
+            raise ApiError("sso_disabled")
+        key = management.active_key(company)
+        if key is None:
+            raise ApiError("no_active_key")
+        if not await self.store.customer_exists(company.id, customer_id):
+            raise ApiError("not_found", "no such customer")
+        policy = company.policy
+        ttl: int = values.get("ttl", DEFAULT_LINK_TTL)
+        if policy.max_lifetime is not None and ttl > policy.max_lifetime:
+            raise ApiError("ttl_too_long", f"the company's links live at most {policy.max_lifetime} seconds", "ttl")
+        issuer: str = values.get("issuer", DEFAULT_ISSUER)
+        if policy.allowed_issuers and issuer not in policy.allowed_issuers:
+            raise ApiError("issuer_not_allowed", "send one of the company's allowed issuers as issuer", "issuer")
+        single_use = bool(values.get("single_use", False)) or policy.require_jti
+        redirect_to: str | None = values.get("redirect_to")
+        now = self.context.clock()
+        url = _links.sign_in_url(
+            key.secret.decode("utf-8"),
+            company.username,
+            customer_id,
+            issuer=issuer,
+            ttl=ttl,
+            redirect_to=redirect_to,
+            single_use=single_use,
+            base_url=self._base_url(request),
+            kid=key.kid,
+            now=now,
+        )
+        link = {
+            "object": "sign_in_link",
+            "url": url,
+            "customer_id": customer_id,
+            "expires_at": now + ttl,
+            "kid": key.kid,
+            "single_use": single_use,
+            "redirect_to": redirect_to,
+        }
+        return await self._write(request, caller, body, 201, lambda _conn: r.SIGN_IN_LINK.dump(link))
+
+    def _base_url(self, request: Request) -> str:
+        """``scheme://{base domain}[:port]``, as the dashboard was reached."""
+        port = request.url.port
+        suffix = f":{port}" if port is not None else ""
+        return f"{request.url.scheme}://{self.context.settings.base_domain}{suffix}"
+
+    # -- SSO keys and the sign-in log
+
+    async def list_sso_keys(self, _request: Request, caller: ApiCaller, op: Operation) -> Response:
+        keys = await self.store.list_keys(caller.company_id)
+        data = [{"object": "sso_key", **_key_fields(k)} for k in keys]
+        return json_response(_list_body(op, data, False, None))
+
+    async def rotate_sso_key(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body) if body.strip() else {}
+        idempotency = self._idempotency(request, body)
+        now = self.context.clock()
+        if idempotency is not None:
+            stored = await self.store.api.replay(caller.company_id, idempotency, now=now)
+            if stored is not None:
+                return json_response(stored.body, stored.status_code, replayed=True)
+        company = await self._company(caller)
+        rotation = await management.rotate(
+            self.store, company, values.get("grace_period", "24h"), self._actor(request, caller), now
+        )
+        answer = r.SSO_KEY_ROTATION.dump(
+            {
+                "object": "sso_key_rotation",
+                "kid": rotation.kid,
+                "key": rotation.key,
+                "previous_kid": rotation.previous_kid,
+                "retiring_until": rotation.retiring_until,
+            }
+        )
+        outcome = Outcome(201, encode_json(answer))
+        if idempotency is not None:
+            await self.store.api.record(caller.company_id, idempotency, outcome, now=now)
+        return json_response(outcome.body, outcome.status_code)
+
+    async def revoke_sso_key(self, request: Request, caller: ApiCaller, _op: Operation) -> Response:
+        body = await _body(request)
+        idempotency = self._idempotency(request, body)
+        now = self.context.clock()
+        if idempotency is not None:
+            stored = await self.store.api.replay(caller.company_id, idempotency, now=now)
+            if stored is not None:
+                return json_response(stored.body, stored.status_code, replayed=True)
+        kid: str = request.path_params["kid"]
+        company = await self._company(caller)
+        known = next((k for k in company.keys if k.kid == kid), None)
+        if known is None:
+            raise ApiError("not_found", "no SSO key of the company has this kid")
+        if not await management.revoke(self.store, company, kid, self._actor(request, caller), now):
+            raise ApiError("key_not_retiring", f"the key is {known.state}; only a retiring key can be revoked")
+        info = next(k for k in await self.store.list_keys(caller.company_id) if k.kid == kid)
+        outcome = Outcome(200, encode_json(r.SSO_KEY.dump({"object": "sso_key", **_key_fields(info)})))
+        if idempotency is not None:
+            await self.store.api.record(caller.company_id, idempotency, outcome, now=now)
+        return json_response(outcome.body)
+
+    async def list_sign_in_events(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        query = _query(request, op)
+        limit = query.get("limit", DEFAULT_PAGE_SIZE)
+        events = await self.store.sign_in_events(
+            caller.company_id,
+            result=query.get("result"),
+            reason=query.get("reason"),
+            customer_id=query.get("customer_id"),
+            before_id=decode_cursor(query["cursor"]) if "cursor" in query else None,
+            limit=limit + 1,
+        )
+        data = [
+            {
+                "object": "sign_in_event",
+                "id": e.id,
+                "at": e.at,
+                "result": e.result,
+                "reason": e.reason,
+                "customer_id": e.customer_id,
+                "issuer": e.issuer,
+                "kid": e.kid,
+                "jti": e.jti,
+                "ip": e.ip,
+                "user_agent": e.user_agent,
+            }
+            for e in events[:limit]
+        ]
+        last = events[:limit][-1].id if events else None
+        return json_response(_list_body(op, data, len(events) > limit, last))
+
+    def _actor(self, request: Request, caller: ApiCaller) -> Actor:
+        return Actor(caller.actor, ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300])
+
+
+def _answer(exc: Exception) -> Response:
+    """The JSON answer to a refused request."""
+    if isinstance(exc, ApiError):
+        return exc.response()
+    if isinstance(exc, (Invalid, Refused)):
+        return error_response(exc.code, exc.message, exc.field)
+    return error_response("not_found" if isinstance(exc, NotFound) else "conflict", str(exc))
+
+
+def _collection(op: Operation) -> Collection:
+    assert op.collection is not None
+    return op.collection
+
+
+def _key_fields(info: KeyInfo) -> dict[str, Any]:
+    return {
+        "kid": info.kid,
+        "state": info.state,
+        "weak": info.weak,
+        "created_at": info.created_at,
+        "last_used_at": info.last_used_at,
+        "retiring_until": info.retiring_until,
+        "revoked_at": info.revoked_at,
+    }
+
+
+def _list_body(op: Operation, data: list[dict[str, Any]], has_more: bool, last_id: int | None) -> str:
+    return encode_json(
+        op.answer.dump(
+            {
+                "object": "list",
+                "data": data,
+                "has_more": has_more,
+                "next_cursor": encode_cursor(last_id) if has_more and last_id is not None else None,
+            }
+        )
+    )
