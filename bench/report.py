@@ -16,6 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from bench.common import DOCS, VAR
 
@@ -76,6 +78,14 @@ def _label(results: dict[str, Any], key: str) -> str:
 # -- plots ---------------------------------------------------------------------------
 
 
+def _log_ms(axis: Axes) -> None:
+    """A log-scale millisecond axis labelled 1, 10, 100 rather than 10^0, 10^1, 10^2."""
+    axis.set_yscale("log")
+    axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.yaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_sign_in(results: dict[str, Any], path: Path) -> bool:
     runs = [(key, run) for key, _ in SERVERS if (run := _measured(results, key))]
     if not runs:
@@ -96,7 +106,7 @@ def plot_sign_in(results: dict[str, Any], path: Path) -> bool:
         right.bar(xs, values, width=width, color=COLOURS[key], label=_label(results, key))
     right.axhline(10, color="#dc2626", linestyle="--", linewidth=1, label="p99 target (10 ms)")
     right.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(3)], ["p50", "p90", "p99"])
-    right.set_yscale("log")
+    _log_ms(right)
     right.set_ylabel("milliseconds, log scale (from the scheduled send time)")
     right.set_title("Sign-in latency at half of each server's maximum rate")
     right.legend(fontsize=8)
@@ -119,7 +129,7 @@ def plot_latency_curve(results: dict[str, Any], path: Path) -> bool:
     ticks = [50, 90, 99, 99.9, 99.99]
     axis.set_xticks([1 / (1 - p / 100) for p in ticks], [f"p{p:g}" for p in ticks])
     axis.axhline(10, color="#dc2626", linestyle="--", linewidth=1, label="10 ms")
-    axis.set_yscale("log")
+    _log_ms(axis)
     axis.set_ylabel("milliseconds (log scale)")
     axis.set_title("Sign-in latency by percentile, open loop at half the maximum rate")
     axis.legend(fontsize=8)
@@ -254,7 +264,6 @@ def _warnings(results: dict[str, Any]) -> list[str]:
             f"{results['machine'].get('nproc')} cores): every figure is lower and noisier than on a quiet machine. "
             "Rerun `make bench` with nothing else running before reading much into it."
         )
-        notes.append("")
     late = [
         _label(results, key)
         for key, _ in SERVERS
@@ -263,10 +272,21 @@ def _warnings(results: dict[str, Any]) -> list[str]:
     if late:
         notes.append(
             "> **The load generator itself ran late** (send lag p99 over "
-            f"{LATE_GENERATOR_MS:g} ms) for: {', '.join(late)}. Latency is counted from the scheduled time, so "
+            f"{LATE_GENERATOR_MS:g} ms) for: {'; '.join(late)}. Latency is counted from the scheduled time, so "
             "those percentiles include time the generator could not get the CPU."
         )
-    return [*notes, ""] if notes else []
+    lines: list[str] = []
+    for note in notes:
+        lines += [note, ""]
+    return lines
+
+
+def _statuses(statuses: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} answered {status}" for status, count in sorted(statuses.items())) or "none"
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {kind}" for kind, count in sorted(errors.items())) or "none"
 
 
 def _machine(results: dict[str, Any]) -> list[str]:
@@ -482,8 +502,8 @@ def _load_and_crash(results: dict[str, Any]) -> list[str]:
         lines += [
             (
                 f"**Soak**: {soak['seconds']:.0f} s of fresh sign-ins at {soak['rate']:,.0f} per second (80% of the "
-                f"maximum), open loop: {soak['completed']:,} of {soak['planned']:,} answered, statuses "
-                f"{soak['statuses']}, errors {soak['errors'] or 'none'}; p50 {lat['p50']:.2f} ms, "
+                f"maximum), open loop: {soak['completed']:,} of {soak['planned']:,} answered ("
+                f"{_statuses(soak['statuses'])}), errors: {_errors(soak['errors'])}; p50 {lat['p50']:.2f} ms, "
                 f"p99 {lat['p99']:.2f} ms, p99.9 {lat['p999']:.2f} ms, max {lat['max']:.1f} ms; peak RSS "
                 f"{soak['peak_rss_mb']:.0f} MB. Verdict: {'**no error, no 5xx**' if soak['ok'] else '**FAILED**'}."
             ),
@@ -500,7 +520,7 @@ def _load_and_crash(results: dict[str, Any]) -> list[str]:
             f"it; {crash['lost_in_flight']:,} were in flight and lost their connection (never answered, so never "
             "promised). After a restart on the same files, each kept cookie was sent to My Account: "
             f"{crash['still_signed_in']:,} of {crash['answered_303_before_kill']:,} showed the right customer "
-            f"(statuses {crash['check_statuses']}, errors {crash['check_errors'] or 'none'}). Verdict: {verdict}."
+            f"({_statuses(crash['check_statuses'])}; errors: {_errors(crash['check_errors'])}). Verdict: {verdict}."
         )
     return lines or ["Not measured."]
 
@@ -512,8 +532,8 @@ def _postgres(results: dict[str, Any]) -> list[str]:
     if pg.get("status") != "measured":
         return [f"**{pg.get('status', 'not measured')}**."]
     return [
-        f'Measured on {pg["where"]}, with the 1,000-customer data: see the row "billportal, PostgreSQL + Redis" in',
-        "the sign-in table. Sessions and events go to PostgreSQL, sessions also to Redis's cache.",
+        f"Measured on {pg['where']}, with the 1,000-customer data and `BILLPORTAL_DATABASE_URL` and",
+        '`BILLPORTAL_REDIS_URL` set: see the row "billportal, PostgreSQL + Redis" in the sign-in table.',
     ]
 
 

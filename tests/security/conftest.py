@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -65,6 +66,14 @@ def signed(header: Any, payload: Any, key: str | bytes = ACME_KEY) -> str:
 def signature(signing_input: str, key: str | bytes = ACME_KEY) -> str:
     secret = key.encode() if isinstance(key, str) else key
     return b64(hmac.new(secret, signing_input.encode("latin-1"), hashlib.sha256).digest())
+
+
+def login_path(token: str) -> str:
+    """``/login/{token}``, escaped so that the server receives exactly ``token``."""
+    path = quote(token, safe="", errors="surrogatepass")
+    if set(token) <= {"."}:
+        path = path.replace(".", "%2E")  # or the client would resolve "." and ".." away
+    return "/login/" + path
 
 
 def good_claims(world: World, **changes: Any) -> dict[str, Any]:

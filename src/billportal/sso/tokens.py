@@ -23,7 +23,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from jwt.algorithms import HMACAlgorithm
 
@@ -73,9 +73,12 @@ class Policy:
     iat_cutoff: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Claims:
-    """The verified claims of a token that may sign a customer in."""
+class Claims(NamedTuple):
+    """The verified claims of a token that may sign a customer in.
+
+    A named tuple, not a frozen dataclass: it is made once per sign-in, and a
+    frozen dataclass's ``__init__`` costs more than the claim checks themselves.
+    """
 
     customer_id: int
     exp: int
@@ -191,22 +194,16 @@ def parse_customer_id(value: object) -> int | None:
     return None
 
 
-def _select_keys(kid: str | None, keys: tuple[VerificationKey, ...], now: int) -> list[VerificationKey]:
-    if kid is not None:
-        for key in keys:
-            if key.kid == kid:
-                if key.state == "revoked":
-                    raise _Refused(Reason.KEY_REVOKED)
-                if not key.usable_at(now):
-                    raise _Refused(Reason.KEY_RETIRED)
-                return [key]
-        raise _Refused(Reason.KID_UNKNOWN)
-    usable = [key for key in keys if key.usable_at(now)]
-    if not usable:
-        raise _Refused(Reason.NO_USABLE_KEY)
-    # The active key first: it signs nearly every link.
-    usable.sort(key=lambda key: key.state != "active")
-    return usable
+def _named_key(kid: str, keys: tuple[VerificationKey, ...], now: int) -> VerificationKey:
+    """The key a header's ``kid`` names: only that one is tried."""
+    for key in keys:
+        if key.kid == kid:
+            if key.state == "revoked":
+                raise _Refused(Reason.KEY_REVOKED)
+            if not key.usable_at(now):
+                raise _Refused(Reason.KEY_RETIRED)
+            return key
+    raise _Refused(Reason.KID_UNKNOWN)
 
 
 def _unusable_key_refusal(
@@ -254,12 +251,24 @@ def _check_header(header: dict[str, Any]) -> str | None:
 def _check_signature(
     signing_input: bytes, signature: bytes, kid: str | None, keys: tuple[VerificationKey, ...], now: int
 ) -> VerificationKey:
-    """The key whose HMAC matches, compared in constant time by PyJWT's HS256."""
-    for key in _select_keys(kid, keys, now):
+    """The key whose HMAC matches, compared in constant time by PyJWT's HS256.
+
+    Without a ``kid``, every usable key is tried in the order given; the store
+    lists the active key first, since it signs nearly every link.
+    """
+    if kid is not None:
+        key = _named_key(kid, keys, now)
         if _HS256.verify(signing_input, key.secret, signature):
             return key
-    if kid is not None:
         raise _Refused(Reason.SIGNATURE_INVALID)
+    usable = False
+    for key in keys:
+        if key.usable_at(now):
+            usable = True
+            if _HS256.verify(signing_input, key.secret, signature):
+                return key
+    if not usable:
+        raise _Refused(Reason.NO_USABLE_KEY)
     raise _unusable_key_refusal(signing_input, signature, keys, now)
 
 
@@ -325,7 +334,7 @@ def verify(token: str, keys: tuple[VerificationKey, ...], policy: Policy, now: i
             issuer=_loggable_str(claims.get("iss"), 200),
             customer_id=parse_customer_id(claims.get("sub")),
         )
-    return Claims(customer_id=customer_id, exp=exp, issuer=issuer, kid=signed_by.kid, jti=jti, iat=iat)
+    return Claims(customer_id, exp, issuer, signed_by.kid, jti, iat)
 
 
 def _loggable_str(value: object, limit: int) -> str | None:

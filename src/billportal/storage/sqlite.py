@@ -14,7 +14,9 @@ process being killed (not a power cut between checkpoints; see docs/deploy.md).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +31,7 @@ from billportal.storage.errors import StorageUnavailable
 from billportal.storage.records import NewSignIn, Session, SignInEvent
 
 T = TypeVar("T")
+log = logging.getLogger("billportal.storage")
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -36,7 +39,10 @@ _PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
     "PRAGMA temp_store=MEMORY",
-    "PRAGMA cache_size=-65536",
+    "PRAGMA cache_size=-16384",
+    # Checkpoints run on a thread of their own (Checkpointer), never inside a
+    # COMMIT on the event loop, where they stalled every request behind them.
+    "PRAGMA wal_autocheckpoint=0",
 )
 
 
@@ -116,6 +122,39 @@ class WriteQueue:
                 future.set_result(result)
 
 
+class Checkpointer:
+    """Copies the WAL back into the database every second, on its own thread and connection.
+
+    A passive checkpoint never blocks writers or readers; once the WAL is fully
+    copied and no reader needs it, the next write starts it from the beginning,
+    so it stays small.
+    """
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed (%s); will retry", type(exc).__name__)
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 class SQLiteBackend:
     """Runs storage functions on the embedded database."""
 
@@ -125,6 +164,7 @@ class SQLiteBackend:
         self._locking = _Locking()
         self.engine = engine_for(self.conn, self._locking)
         self.writes = WriteQueue(self.conn)
+        self.checkpointer = Checkpointer(path)
 
     def migrate(self) -> None:
         """Bring the schema up to date (Alembic), holding the write lock."""
@@ -151,6 +191,7 @@ class SQLiteBackend:
             raise StorageUnavailable("the database could not be written") from exc
 
     def close(self) -> None:
+        self.checkpointer.stop()
         self.engine.dispose()
         self.conn.close()
 

@@ -143,6 +143,7 @@ class Store:
         key_rows = conn.execute(
             select(t.sso_keys).where(t.sso_keys.c.company_id == row.id).order_by(t.sso_keys.c.id.desc())
         ).all()
+        # The active key first: the verifier tries keys in this order.
         keys = tuple(
             VerificationKey(
                 kid=k.kid,
@@ -150,7 +151,7 @@ class Store:
                 state=k.state,
                 retiring_until=k.retiring_until,
             )
-            for k in key_rows
+            for k in sorted(key_rows, key=lambda k: k.state != "active")
         )
         return Company(
             id=row.id,
