@@ -13,9 +13,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -44,9 +43,52 @@ def engine_for(url: str, pool_size: int) -> AsyncEngine:
         max_overflow=pool_size,
         pool_timeout=2,
         pool_recycle=1800,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per checkout): a broken connection raises,
+        # the pool discards it, and the request answers 503 at once.
         connect_args=connect_args,
     )
+
+
+# Data-modifying CTEs all run, in one snapshot, as one atomic statement: the
+# session is written only if the single-use mark was taken (or there is none),
+# and the event says which. One round trip and one commit per sign-in.
+_SIGN_IN = text(
+    """
+WITH mark AS (
+    INSERT INTO used_jtis (company_id, jti, expires_at)
+    SELECT :company_id, CAST(:jti AS VARCHAR), CAST(:jti_expires_at AS BIGINT)
+    WHERE CAST(:jti_expires_at AS BIGINT) IS NOT NULL
+    ON CONFLICT (company_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+    WHERE used_jtis.expires_at <= :at
+    RETURNING 1
+),
+verdict AS (
+    SELECT CAST(:jti_expires_at AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM mark) AS ok
+),
+new_session AS (
+    INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at)
+    SELECT :id_hash, :company_id, :session_customer_id, :csrf_token, :created_at, :last_seen_at, :expires_at
+    FROM verdict WHERE ok
+    RETURNING 1
+),
+new_event AS (
+    INSERT INTO sign_in_events (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent)
+    SELECT :company_id, :at,
+           CASE WHEN ok THEN :result ELSE 'failure' END,
+           CASE WHEN ok THEN :reason ELSE :replayed END,
+           :customer_id, :issuer, :kid, :jti, :ip, :user_agent
+    FROM verdict
+    RETURNING 1
+),
+key_used AS (
+    UPDATE sso_keys SET last_used_at = CAST(:used_at AS BIGINT)
+    WHERE CAST(:used_kid AS VARCHAR) IS NOT NULL AND company_id = :company_id AND kid = :used_kid
+      AND EXISTS (SELECT 1 FROM verdict WHERE ok)
+    RETURNING 1
+)
+SELECT ok FROM verdict
+"""
+)
 
 
 def _event_values(event: SignInEvent) -> dict[str, Any]:
@@ -69,10 +111,16 @@ class PostgresBackend:
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.engine = engine_for(url, pool_size)
+        # The same pool without BEGIN/COMMIT round trips: for single statements,
+        # which PostgreSQL runs atomically on their own.
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def _call(self, work: Callable[[AsyncConnection], Any], *, write: bool) -> Any:
+    async def _call(self, work: Callable[[AsyncConnection], Any], *, write: bool, single: bool = False) -> Any:
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
+                if single:
+                    async with self.autocommit.connect() as conn:
+                        return await work(conn)
                 if write:
                     async with self.engine.begin() as conn:
                         return await work(conn)
@@ -98,48 +146,30 @@ class PostgresBackend:
         async def work(conn: AsyncConnection) -> bool:
             return (await conn.execute(statement)).first() is not None
 
-        exists: bool = await self._call(work, write=False)
+        exists: bool = await self._call(work, write=False, single=True)
         return exists
 
     async def sign_in(self, sign_in: NewSignIn) -> bool:
+        """The single-use mark, the session, the event and the key's last use: one statement."""
         session, event = sign_in.session, sign_in.event
+        kid, key_used_at = sign_in.key_last_used or (None, None)
+        params = _event_values(event) | {
+            "id_hash": session.id_hash,
+            "csrf_token": session.csrf_token,
+            "created_at": session.created_at,
+            "last_seen_at": session.last_seen_at,
+            "expires_at": session.expires_at,
+            "session_customer_id": session.customer_id,
+            "jti_expires_at": sign_in.jti_expires_at,
+            "replayed": Reason.JTI_REPLAYED.value,
+            "used_kid": kid,
+            "used_at": key_used_at,
+        }
 
         async def work(conn: AsyncConnection) -> bool:
-            if sign_in.jti_expires_at is not None:
-                values = pg_insert(t.used_jtis).values(
-                    company_id=event.company_id, jti=event.jti, expires_at=sign_in.jti_expires_at
-                )
-                mark = values.on_conflict_do_update(
-                    index_elements=["company_id", "jti"],
-                    set_={"expires_at": values.excluded.expires_at},
-                    where=t.used_jtis.c.expires_at <= event.at,
-                ).returning(t.used_jtis.c.jti)
-                # No row back: a live mark already exists (rowcount is not reliable here).
-                if (await conn.execute(mark)).first() is None:
-                    replayed = _event_values(event) | {"result": "failure", "reason": Reason.JTI_REPLAYED.value}
-                    await conn.execute(insert(t.sign_in_events).values(**replayed))
-                    return False
-            await conn.execute(
-                insert(t.sessions).values(
-                    id_hash=session.id_hash,
-                    company_id=session.company_id,
-                    customer_id=session.customer_id,
-                    csrf_token=session.csrf_token,
-                    created_at=session.created_at,
-                    last_seen_at=session.last_seen_at,
-                    expires_at=session.expires_at,
-                )
-            )
-            await conn.execute(insert(t.sign_in_events).values(**_event_values(event)))
-            if sign_in.key_last_used is not None:
-                kid, now = sign_in.key_last_used
-                k = t.sso_keys.c
-                await conn.execute(
-                    update(t.sso_keys).where(k.company_id == event.company_id, k.kid == kid).values(last_used_at=now)
-                )
-            return True
+            return bool((await conn.execute(_SIGN_IN, params)).scalar_one())
 
-        signed_in: bool = await self._call(work, write=True)
+        signed_in: bool = await self._call(work, write=True, single=True)
         return signed_in
 
     async def record_event(self, event: SignInEvent) -> None:
@@ -148,7 +178,7 @@ class PostgresBackend:
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(statement)
 
-        await self._call(work, write=True)
+        await self._call(work, write=True, single=True)
 
     async def session(self, id_hash: bytes) -> Session | None:
         s = t.sessions.c
@@ -160,7 +190,7 @@ class PostgresBackend:
             row = (await conn.execute(statement)).first()
             return None if row is None else Session(id_hash, *row)
 
-        session: Session | None = await self._call(work, write=False)
+        session: Session | None = await self._call(work, write=False, single=True)
         return session
 
     async def touch_session(self, id_hash: bytes, now: int) -> None:
@@ -169,7 +199,7 @@ class PostgresBackend:
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(statement)
 
-        await self._call(work, write=True)
+        await self._call(work, write=True, single=True)
 
     async def end_session(self, id_hash: bytes) -> None:
         statement = delete(t.sessions).where(t.sessions.c.id_hash == id_hash)
@@ -177,7 +207,7 @@ class PostgresBackend:
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(statement)
 
-        await self._call(work, write=True)
+        await self._call(work, write=True, single=True)
 
     async def end_customer_sessions(self, company_id: int, customer_id: int) -> int:
         s = t.sessions.c
@@ -186,7 +216,7 @@ class PostgresBackend:
         async def work(conn: AsyncConnection) -> int:
             return int((await conn.execute(statement)).rowcount)
 
-        ended: int = await self._call(work, write=True)
+        ended: int = await self._call(work, write=True, single=True)
         return ended
 
     async def ping(self) -> None:
