@@ -175,8 +175,12 @@ class App:
             self.process.wait(timeout=15)
             self.process = None
 
-    def get(self, path: str, *, cookie: str | None = None, host: str = "acme") -> httpx.Response:
+    def get(
+        self, path: str, *, cookie: str | None = None, host: str = "acme", client_ip: str | None = None
+    ) -> httpx.Response:
         headers = {"host": f"{host}.localhost:{self.port}"}
+        if client_ip:
+            headers["x-forwarded-for"] = client_ip  # believed: the fleet trusts 127.0.0.1 as its proxy
         if cookie:
             headers["cookie"] = f"__Host-bp_session={cookie}"
         return self.client.get(f"http://127.0.0.1:{self.port}{path}", headers=headers)

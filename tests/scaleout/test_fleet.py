@@ -21,7 +21,13 @@ def fleet(
     tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
 ) -> Iterator[Fleet]:
     database = new_postgres_database(postgres.url)
-    fleet = start_fleet(tmp_path_factory.mktemp("fleet"), database, redis_server.url, 2)
+    fleet = start_fleet(
+        tmp_path_factory.mktemp("fleet"),
+        database,
+        redis_server.url,
+        2,
+        extra={"BILLPORTAL_TRUSTED_PROXIES": "127.0.0.1", "BILLPORTAL_LOGIN_FAILURES_PER_IP": "20/minute"},
+    )
     yield fleet
     for app in fleet.apps:
         app.stop()
@@ -85,3 +91,19 @@ def test_a_key_rotated_through_one_process_is_in_force_on_the_other_within_a_sec
         fleet.sso_key = old_key
         assert app.get(f"/login/{fleet.token()}").status_code == 401
         fleet.sso_key = new_key
+
+
+def test_failed_sign_ins_are_rate_limited_across_both_processes(fleet: Fleet) -> None:
+    first, second = fleet.apps
+    address = "192.0.2.77"
+    for app in (first, second) * 10:  # 20 failures, half on each process: the allowance
+        assert app.get("/login/not-a-token", client_ip=address).status_code == 401
+    # Each process learns of the block from the shared count at its next failure at the latest.
+    for app in (first, second):
+        answers = [app.get("/login/not-a-token", client_ip=address).status_code for _ in range(2)]
+        assert answers[-1] == 429
+        limited = app.get(f"/login/{fleet.token()}", client_ip=address)  # even a good link
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) > 0
+    # Another address is not affected.
+    assert first.get(f"/login/{fleet.token()}", client_ip="192.0.2.78").status_code == 303

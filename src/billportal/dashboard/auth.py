@@ -26,7 +26,7 @@ from billportal.storage.admins import Admin, AdminSession, Membership
 from billportal.storage.records import Company
 from billportal.web.context import Context, client_ip
 from billportal.web.errors import error_page
-from billportal.web.ratelimit import FailureLimiter, Limit
+from billportal.web.ratelimit import FailureLimiter, Limit, storage_uri
 from billportal.web.templates import NO_STORE, render
 
 SUDO_SECONDS: Final = 5 * 60
@@ -71,7 +71,8 @@ class AdminAuth:
 
     def __init__(self, context: Context) -> None:
         self.context = context
-        self.limiter = FailureLimiter()
+        # Shared through Redis when configured, so every process counts an admin's failures.
+        self.limiter = FailureLimiter(storage_uri(context.settings.redis_url))
         self.cookie = admin_cookie_name(context.settings)
         self.form_cookie = form_cookie_name(context.settings)
 
