@@ -28,7 +28,7 @@ from sqlalchemy import exc as sa_exc
 from billportal.sso.keys import master_key_id
 from billportal.storage import schema as t
 from billportal.storage.backend import Backend
-from billportal.storage.billing import _settle, insert_lines, totals  # _settle keeps invoice balances right
+from billportal.storage.billing import insert_document, insert_lines, settle_invoice, totals
 from billportal.storage.errors import Conflict, NotFound
 from billportal.storage.records import LineInput
 
@@ -419,30 +419,31 @@ def create_invoice(conn: Connection, company_id: int, values: Mapping[str, Any],
     _check_dates(values["issued_on"], values.get("due_on"), "due_on")
     lines = line_inputs(values["lines"])
     subtotal, discount, tax, total = totals(lines)
-    invoice_id = conn.execute(
-        insert(t.invoices)
-        .values(
-            company_id=company_id,
-            customer_id=customer_id,
-            number=number,
-            currency=currency,
-            status=values.get("status", "open"),
-            issued_on=values["issued_on"],
-            due_on=values.get("due_on"),
-            subtotal=subtotal,
-            discount=discount,
-            tax=tax,
-            total=total,
-            amount_paid=0,
-            amount_credited=0,
-            balance=total,
-            notes=values.get("notes", ""),
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(t.invoices.c.id)
-    ).scalar_one()
-    insert_lines(conn, "invoice", invoice_id, lines)
+    invoice_id = insert_document(
+        conn,
+        t.invoices,
+        "invoice",
+        {
+            "company_id": company_id,
+            "customer_id": customer_id,
+            "number": number,
+            "currency": currency,
+            "status": values.get("status", "open"),
+            "issued_on": values["issued_on"],
+            "due_on": values.get("due_on"),
+            "subtotal": subtotal,
+            "discount": discount,
+            "tax": tax,
+            "total": total,
+            "amount_paid": 0,
+            "amount_credited": 0,
+            "balance": total,
+            "notes": values.get("notes", ""),
+            "created_at": now,
+            "updated_at": now,
+        },
+        lines,
+    )
     return _fetch_or_404(conn, "invoice", company_id, invoice_id)
 
 
@@ -551,7 +552,7 @@ def create_payment(conn: Connection, company_id: int, values: Mapping[str, Any],
         .returning(t.payments.c.id)
     ).scalar_one()
     for application in applications:
-        _settle(
+        settle_invoice(
             conn, company_id, customer_id, application["invoice_id"], paid=application["amount"], credited=0, now=now
         )
         conn.execute(
@@ -625,28 +626,29 @@ def create_credit_note(conn: Connection, company_id: int, values: Mapping[str, A
         if status == "draft":
             raise Refused("invalid_status", "a credit note applied to an invoice is not a draft", "status")
         status = "applied"
-    note_id = conn.execute(
-        insert(t.credit_notes)
-        .values(
-            company_id=company_id,
-            customer_id=customer_id,
-            number=number,
-            currency=currency,
-            status=status,
-            issued_on=values["issued_on"],
-            invoice_id=invoice_id,
-            subtotal=subtotal - discount,
-            tax=tax,
-            total=total,
-            notes=values.get("notes", ""),
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(t.credit_notes.c.id)
-    ).scalar_one()
-    insert_lines(conn, "credit_note", note_id, lines)
+    note_id = insert_document(
+        conn,
+        t.credit_notes,
+        "credit_note",
+        {
+            "company_id": company_id,
+            "customer_id": customer_id,
+            "number": number,
+            "currency": currency,
+            "status": status,
+            "issued_on": values["issued_on"],
+            "invoice_id": invoice_id,
+            "subtotal": subtotal - discount,
+            "tax": tax,
+            "total": total,
+            "notes": values.get("notes", ""),
+            "created_at": now,
+            "updated_at": now,
+        },
+        lines,
+    )
     if invoice_id is not None:
-        _settle(conn, company_id, customer_id, invoice_id, paid=0, credited=total, now=now)
+        settle_invoice(conn, company_id, customer_id, invoice_id, paid=0, credited=total, now=now)
     return _fetch_or_404(conn, "credit_note", company_id, note_id)
 
 
@@ -701,26 +703,27 @@ def create_estimate(conn: Connection, company_id: int, values: Mapping[str, Any]
     _check_dates(values["issued_on"], values.get("expires_on"), "expires_on")
     lines = line_inputs(values["lines"])
     subtotal, discount, tax, total = totals(lines)
-    estimate_id = conn.execute(
-        insert(t.estimates)
-        .values(
-            company_id=company_id,
-            customer_id=customer_id,
-            number=number,
-            currency=currency,
-            status=values.get("status", "sent"),
-            issued_on=values["issued_on"],
-            expires_on=values.get("expires_on"),
-            subtotal=subtotal - discount,
-            tax=tax,
-            total=total,
-            notes=values.get("notes", ""),
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(t.estimates.c.id)
-    ).scalar_one()
-    insert_lines(conn, "estimate", estimate_id, lines)
+    estimate_id = insert_document(
+        conn,
+        t.estimates,
+        "estimate",
+        {
+            "company_id": company_id,
+            "customer_id": customer_id,
+            "number": number,
+            "currency": currency,
+            "status": values.get("status", "sent"),
+            "issued_on": values["issued_on"],
+            "expires_on": values.get("expires_on"),
+            "subtotal": subtotal - discount,
+            "tax": tax,
+            "total": total,
+            "notes": values.get("notes", ""),
+            "created_at": now,
+            "updated_at": now,
+        },
+        lines,
+    )
     return _fetch_or_404(conn, "estimate", company_id, estimate_id)
 
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, func, insert, literal, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from billportal.storage import schema as t
@@ -86,6 +86,34 @@ def insert_lines(conn: Connection, kind: str, document_id: int, lines: Sequence[
     )
 
 
+def insert_document(
+    conn: Connection, table: Table, kind: str, values: dict[str, Any], lines: Sequence[LineInput]
+) -> int:
+    """Insert an invoice, credit note or estimate and its lines; Conflict if its number is taken."""
+    try:
+        document_id: int = conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
+    except sa_exc.IntegrityError:
+        label = kind.replace("_", " ")
+        raise Conflict(f"{label} number {values['number']!r} already exists") from None
+    insert_lines(conn, kind, document_id, lines)
+    return document_id
+
+
+def page_of(
+    conn: Connection,
+    table: Table,
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[Any],
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Row[Any]], int]:
+    """One page of rows, and how many match in all."""
+    total: int = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+    rows = conn.execute(select(table).where(*where).order_by(*order_by).limit(limit).offset(offset)).all()
+    return rows, total
+
+
 def totals(lines: Sequence[LineInput]) -> tuple[int, int, int, int]:
     """(subtotal, discount, tax, total) of some lines, in minor units."""
     subtotal = sum(line_amount(x.quantity, x.unit_price, 0, 0) for x in lines)
@@ -147,7 +175,7 @@ def _estimate(row: Row[Any], lines: tuple[LineItem, ...] = ()) -> Estimate:
     )
 
 
-def _settle(
+def settle_invoice(
     conn: Connection, company_id: int, customer_id: int, invoice_id: int, *, paid: int, credited: int, now: int
 ) -> None:
     """Lower an open invoice's balance by a payment or credit; paid when nothing is left."""
@@ -246,7 +274,7 @@ class Billing:
             except sa_exc.IntegrityError:
                 raise Conflict(f"payment number {number!r} already exists") from None
             for invoice_id, applied in applications:
-                _settle(conn, company_id, customer_id, invoice_id, paid=applied, credited=0, now=now)
+                settle_invoice(conn, company_id, customer_id, invoice_id, paid=applied, credited=0, now=now)
                 conn.execute(
                     insert(t.payment_applications).values(payment_id=payment_id, invoice_id=invoice_id, amount=applied)
                 )
@@ -263,10 +291,9 @@ class Billing:
         def query(conn: Connection) -> tuple[list[Payment], int]:
             c = t.payments.c
             where = (c.company_id == company_id, c.customer_id == customer_id)
-            total = conn.execute(select(func.count()).select_from(t.payments).where(*where)).scalar_one()
-            rows = conn.execute(
-                select(t.payments).where(*where).order_by(c.received_on.desc(), c.id.desc()).limit(limit).offset(offset)
-            ).all()
+            rows, total = page_of(
+                conn, t.payments, where, (c.received_on.desc(), c.id.desc()), limit=limit, offset=offset
+            )
             return [_payment(r) for r in rows], total
 
         result: tuple[list[Payment], int] = await self.backend.read(query)
@@ -361,31 +388,24 @@ class Billing:
             status = "applied"
 
         def change(conn: Connection) -> int:
-            try:
-                note_id: int = conn.execute(
-                    insert(t.credit_notes)
-                    .values(
-                        company_id=company_id,
-                        customer_id=customer_id,
-                        number=number,
-                        currency=currency,
-                        status=status,
-                        issued_on=issued_on,
-                        invoice_id=invoice_id,
-                        subtotal=subtotal - discount,
-                        tax=tax,
-                        total=total,
-                        notes=notes,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(t.credit_notes.c.id)
-                ).scalar_one()
-            except sa_exc.IntegrityError:
-                raise Conflict(f"credit note number {number!r} already exists") from None
-            insert_lines(conn, "credit_note", note_id, lines)
+            values = {
+                "company_id": company_id,
+                "customer_id": customer_id,
+                "number": number,
+                "currency": currency,
+                "status": status,
+                "issued_on": issued_on,
+                "invoice_id": invoice_id,
+                "subtotal": subtotal - discount,
+                "tax": tax,
+                "total": total,
+                "notes": notes,
+                "created_at": now,
+                "updated_at": now,
+            }
+            note_id = insert_document(conn, t.credit_notes, "credit_note", values, lines)
             if invoice_id is not None:
-                _settle(conn, company_id, customer_id, invoice_id, paid=0, credited=total, now=now)
+                settle_invoice(conn, company_id, customer_id, invoice_id, paid=0, credited=total, now=now)
             return note_id
 
         note_id: int = await self.backend.write(change)
@@ -397,14 +417,9 @@ class Billing:
         def query(conn: Connection) -> tuple[list[CreditNote], int]:
             c = t.credit_notes.c
             where = (c.company_id == company_id, c.customer_id == customer_id, c.status != "draft")
-            total = conn.execute(select(func.count()).select_from(t.credit_notes).where(*where)).scalar_one()
-            rows = conn.execute(
-                select(t.credit_notes)
-                .where(*where)
-                .order_by(c.issued_on.desc(), c.id.desc())
-                .limit(limit)
-                .offset(offset)
-            ).all()
+            rows, total = page_of(
+                conn, t.credit_notes, where, (c.issued_on.desc(), c.id.desc()), limit=limit, offset=offset
+            )
             return [_credit_note(r) for r in rows], total
 
         result: tuple[list[CreditNote], int] = await self.backend.read(query)
@@ -458,30 +473,22 @@ class Billing:
         subtotal, discount, tax, total = totals(lines)
 
         def change(conn: Connection) -> int:
-            try:
-                estimate_id: int = conn.execute(
-                    insert(t.estimates)
-                    .values(
-                        company_id=company_id,
-                        customer_id=customer_id,
-                        number=number,
-                        currency=currency,
-                        status=status,
-                        issued_on=issued_on,
-                        expires_on=expires_on,
-                        subtotal=subtotal - discount,
-                        tax=tax,
-                        total=total,
-                        notes=notes,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(t.estimates.c.id)
-                ).scalar_one()
-            except sa_exc.IntegrityError:
-                raise Conflict(f"estimate number {number!r} already exists") from None
-            insert_lines(conn, "estimate", estimate_id, lines)
-            return estimate_id
+            values = {
+                "company_id": company_id,
+                "customer_id": customer_id,
+                "number": number,
+                "currency": currency,
+                "status": status,
+                "issued_on": issued_on,
+                "expires_on": expires_on,
+                "subtotal": subtotal - discount,
+                "tax": tax,
+                "total": total,
+                "notes": notes,
+                "created_at": now,
+                "updated_at": now,
+            }
+            return insert_document(conn, t.estimates, "estimate", values, lines)
 
         estimate_id: int = await self.backend.write(change)
         return estimate_id
@@ -492,10 +499,9 @@ class Billing:
         def query(conn: Connection) -> tuple[list[Estimate], int]:
             c = t.estimates.c
             where = (c.company_id == company_id, c.customer_id == customer_id, c.status != "draft")
-            total = conn.execute(select(func.count()).select_from(t.estimates).where(*where)).scalar_one()
-            rows = conn.execute(
-                select(t.estimates).where(*where).order_by(c.issued_on.desc(), c.id.desc()).limit(limit).offset(offset)
-            ).all()
+            rows, total = page_of(
+                conn, t.estimates, where, (c.issued_on.desc(), c.id.desc()), limit=limit, offset=offset
+            )
             return [_estimate(r) for r in rows], total
 
         result: tuple[list[Estimate], int] = await self.backend.read(query)

@@ -23,7 +23,7 @@ from billportal.storage import schema as t
 from billportal.storage.admins import AdminStore
 from billportal.storage.api import ApiStore
 from billportal.storage.backend import Backend
-from billportal.storage.billing import Billing, insert_lines, totals
+from billportal.storage.billing import Billing, insert_document, page_of, totals
 from billportal.storage.cache import SessionCache
 from billportal.storage.errors import Conflict
 from billportal.storage.records import (
@@ -354,33 +354,25 @@ class Store:
         balance = 0 if status in ("paid", "voided") else total - amount_paid
 
         def change(conn: Connection) -> int:
-            try:
-                invoice_id: int = conn.execute(
-                    insert(t.invoices)
-                    .values(
-                        company_id=company_id,
-                        customer_id=customer_id,
-                        number=number,
-                        currency=currency,
-                        status=status,
-                        issued_on=issued_on,
-                        due_on=due_on,
-                        subtotal=subtotal,
-                        discount=discount,
-                        tax=tax,
-                        total=total,
-                        amount_paid=amount_paid,
-                        balance=balance,
-                        notes=notes,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(t.invoices.c.id)
-                ).scalar_one()
-            except sa_exc.IntegrityError:
-                raise Conflict(f"invoice number {number!r} already exists") from None
-            insert_lines(conn, "invoice", invoice_id, line_list)
-            return invoice_id
+            values = {
+                "company_id": company_id,
+                "customer_id": customer_id,
+                "number": number,
+                "currency": currency,
+                "status": status,
+                "issued_on": issued_on,
+                "due_on": due_on,
+                "subtotal": subtotal,
+                "discount": discount,
+                "tax": tax,
+                "total": total,
+                "amount_paid": amount_paid,
+                "balance": balance,
+                "notes": notes,
+                "created_at": now,
+                "updated_at": now,
+            }
+            return insert_document(conn, t.invoices, "invoice", values, line_list)
 
         invoice_id: int = await self.backend.write(change)
         return invoice_id
@@ -408,10 +400,9 @@ class Store:
             if number_contains:
                 escaped = number_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 where.append(c.number.ilike(f"%{escaped}%", escape="\\"))
-            total = conn.execute(select(func.count()).select_from(t.invoices).where(*where)).scalar_one()
-            rows = conn.execute(
-                select(t.invoices).where(*where).order_by(c.issued_on.desc(), c.id.desc()).limit(limit).offset(offset)
-            ).all()
+            rows, total = page_of(
+                conn, t.invoices, where, (c.issued_on.desc(), c.id.desc()), limit=limit, offset=offset
+            )
             return [_invoice(r) for r in rows], total
 
         result: tuple[list[Invoice], int] = await self.backend.read(query)
