@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,14 +29,6 @@ from billportal.portal.labels import (
     download_name,
     estimate_state,
     status_label,
-)
-from billportal.portal.pdf import (
-    balance_forward_pdf,
-    credit_note_pdf,
-    estimate_pdf,
-    invoice_pdf,
-    open_item_pdf,
-    receipt_pdf,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, Payment, Session
@@ -113,6 +106,13 @@ def page_headers(company: Company) -> dict[str, str]:
         frame_ancestors=company.frame_ancestors,
     )
     return headers
+
+
+def pdf() -> ModuleType:
+    """The PDF module, loaded on the first PDF: fpdf2 brings Pillow and NumPy, tens of MB a worker."""
+    from billportal.portal import pdf as module
+
+    return module
 
 
 class Portal:
@@ -322,7 +322,7 @@ class Portal:
             visit.company.id, visit.customer.id, invoice.id
         )
         content = await run_in_threadpool(
-            invoice_pdf,
+            pdf().invoice_pdf,
             visit.company,
             visit.customer,
             invoice,
@@ -352,7 +352,7 @@ class Portal:
         if not isinstance(found, tuple):
             return found
         visit, payment = found
-        content = await run_in_threadpool(receipt_pdf, visit.company, visit.customer, payment)
+        content = await run_in_threadpool(pdf().receipt_pdf, visit.company, visit.customer, payment)
         return pdf_response(content, download_name("receipt", payment.number))
 
     # -- credit notes ------------------------------------------------------------------------
@@ -385,7 +385,7 @@ class Portal:
             return found
         visit, (note, invoice) = found
         number = invoice.number if invoice is not None else None
-        content = await run_in_threadpool(credit_note_pdf, visit.company, visit.customer, note, number)
+        content = await run_in_threadpool(pdf().credit_note_pdf, visit.company, visit.customer, note, number)
         return pdf_response(content, download_name("credit-note", note.number))
 
     # -- estimates ---------------------------------------------------------------------------
@@ -423,7 +423,9 @@ class Portal:
         if not isinstance(found, tuple):
             return found
         visit, estimate = found
-        content = await run_in_threadpool(estimate_pdf, visit.company, visit.customer, estimate, self._today(visit))
+        content = await run_in_threadpool(
+            pdf().estimate_pdf, visit.company, visit.customer, estimate, self._today(visit)
+        )
         return pdf_response(content, download_name("estimate", estimate.number))
 
     async def approve_estimate(self, request: Request) -> Response:
@@ -522,9 +524,9 @@ class Portal:
             return error_page(400, error)
         statement = await self._statement_for(visit, kind, month, today)
         if isinstance(statement, BalanceForwardStatement):
-            content = await run_in_threadpool(balance_forward_pdf, visit.company, visit.customer, statement)
+            content = await run_in_threadpool(pdf().balance_forward_pdf, visit.company, visit.customer, statement)
         else:
-            content = await run_in_threadpool(open_item_pdf, visit.company, visit.customer, statement)
+            content = await run_in_threadpool(pdf().open_item_pdf, visit.company, visit.customer, statement)
         return pdf_response(content, download_name(f"statement-{kind}", month.key))
 
     async def balance_forward_statement(self, request: Request) -> Response:

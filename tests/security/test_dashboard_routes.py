@@ -1,0 +1,561 @@
+"""Authorization and CSRF on every route of the dashboard, found by walking its router.
+
+The dashboard (``dashboard.{base}``) is where a company's admins hold its SSO keys.
+Every route of :func:`billportal.app.dashboard_router` is public (listed in
+DASHBOARD_PUBLIC_ROUTES with why) or protected, and protected routes are tested
+without being named: with no admin session each one sends the browser to sign
+in (or answers 401/403), never data and never a 5xx; an admin of acme (and of
+initech, never of globex) cannot read or change globex's keys, policy, sign-in
+log, CSV, customers or audit trail, by switching company or by passing globex's
+ids; every state-changing form carries its session's CSRF token and refuses a
+missing or wrong one with 403, changing nothing in the database. A new route
+fails ``test_every_dashboard_route_is_classified`` until its path parameters are
+known here (DASHBOARD_PARAMETERS) or it is listed as public.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import Connection, select
+from starlette.routing import Mount, Route, Router
+from starlette.testclient import TestClient
+
+from billportal.app import dashboard_router
+from billportal.storage import schema as t
+from billportal.web.context import Context
+from tests.conftest import ACME_KEY, GLOBEX_KEY, World, run
+from tests.functional.dashboard_support import (
+    ADMIN_COOKIE,
+    ADMIN_EMAIL,
+    PASSWORD,
+    SSO,
+    Dashboard,
+    form_token,
+    make_admin,
+    sign_in,
+)
+from tests.functional.test_signin import COOKIE
+from tests.security.conftest import HS256, good_claims, signed
+from tests.security.test_authorization import Forms
+
+# (method, path) -> why it needs no admin session.
+DASHBOARD_PUBLIC_ROUTES = {
+    ("GET", "/sign-in"): "the sign-in form",
+    ("POST", "/sign-in"): "signs in; its CSRF token is tied to a form cookie (test_sign_in_refuses_a_forged_form)",
+    ("MOUNT", "/static"): "the stylesheets",
+    ("MOUNT", "/api/v1"): "the REST API, with its own keys (test_api_routes.py)",
+}
+# {kid} names one of the company's SSO keys.
+DASHBOARD_PARAMETERS = {"kid"}
+
+HANK = "hank@globex.example"
+INITECH_KEY = "initech-sso-key-0123456789abcdefghijklm"
+NEW_PASSWORD = "a brand new password for the suite"  # noqa: S105 - a test password, not a secret
+# What an admin types into a form's empty fields.
+TYPED = {
+    "customer": "1234",
+    "token": "not.a.token",
+    "password": PASSWORD,
+    "current_password": PASSWORD,
+    "new_password": NEW_PASSWORD,
+    "confirm_password": NEW_PASSWORD,
+    "grace": "1h",
+}
+# Text only the globex side of the world contains: its name, its admin, its customers, its log and keys.
+GLOBEX_MARKERS = ("Globex", "globex", "OTHERCO", HANK, "Hank Scorpio", "Homer Simpson", GLOBEX_KEY)
+# Hostile values for query parameters and form fields: none may cause a 5xx.
+HOSTILE = ["\u00b2", "\u0661\u0662", "\uff11", "9" * 5000, "-1", "0", str(2**63), "1e3", "\x00", "%00"]
+
+
+def routes_of(router: Router) -> list[tuple[str, str]]:
+    """(method, path) for every route of a router; ("MOUNT", path) for a mount."""
+    found = []
+    for route in router.routes:
+        if isinstance(route, Mount):
+            found.append(("MOUNT", route.path))
+        else:
+            assert isinstance(route, Route)
+            assert route.methods is not None
+            found.extend((method, route.path) for method in sorted(route.methods - {"HEAD"}))
+    return found
+
+
+def the_router(world: World) -> Router:
+    return dashboard_router(Context(world.settings, world.store, world.clock))
+
+
+def dashboard_routes(world: World) -> list[tuple[str, str]]:
+    return routes_of(the_router(world))
+
+
+def protected(world: World, method: str) -> list[str]:
+    return [path for m, path in dashboard_routes(world) if m == method and (m, path) not in DASHBOARD_PUBLIC_ROUTES]
+
+
+def fill(path: str, kid: str) -> str:
+    return path.replace("{kid}", kid)
+
+
+def segment(value: str) -> str:
+    """A path segment that the server receives as exactly ``value``."""
+    return quote(value, safe="").replace(".", "%2E")
+
+
+def route_for(world: World, action: str) -> str | None:
+    """The POST route a form's action reaches."""
+    for route in the_router(world).routes:
+        if isinstance(route, Route) and route.methods and "POST" in route.methods and route.path_regex.match(action):
+            return route.path
+    return None
+
+
+# -- the world: two tenants with data to leak ---------------------------------------------------------------
+
+
+@dataclass
+class Tenants:
+    """acme's admin (also of initech, never of globex) and globex's admin, each with data on their side."""
+
+    acme: Dashboard
+    globex: Dashboard
+    hank_id: int
+    customer: TestClient  # a customer of acme, signed in to the portal
+    acme_kids: list[str]
+    globex_kids: list[str]
+    globex_active_kid: str
+    globex_retiring_kid: str
+
+    def acme_markers(self) -> tuple[str, ...]:
+        return ("Acme Corporation", ADMIN_EMAIL, "Wile E. Coyote", "MINE-AGENT", ACME_KEY, *self.acme_kids)
+
+    def globex_markers(self) -> tuple[str, ...]:
+        return (*GLOBEX_MARKERS, *self.globex_kids)
+
+
+def customer_visits(world: World, company: str, customer_id: int, key: str, agent: str) -> TestClient:
+    """A customer signs in (and someone fails to), leaving lines in the company's sign-in log and a live session."""
+    client = world.client(company, headers={"user-agent": agent})
+    token = signed(HS256, good_claims(world, sub=customer_id), key)
+    assert client.get(f"/login/{token}").status_code == 303
+    assert world.client(company, headers={"user-agent": agent}).get("/login/not-a-token").status_code == 401
+    return client
+
+
+@pytest.fixture
+def tenants(world: World) -> Tenants:
+    customer = customer_visits(world, "acme", 1234, ACME_KEY, "MINE-AGENT")
+    customer_visits(world, "globex", 77, GLOBEX_KEY, "OTHERCO-AGENT")
+    run(world.store.create_company("initech", "Initech", INITECH_KEY, weak=False, now=world.clock.now))
+    admin_id = make_admin(world)
+    run(world.store.admins.grant(admin_id, world.company("initech").id))
+    hank_id = make_admin(world, email=HANK, company="globex")
+
+    globex = sign_in(world, email=HANK, headers={"user-agent": "OTHERCO-AGENT"})
+    policy = {"leeway": "45", "max_lifetime": "1h", "allowed_issuers": "OTHERCO-ISSUER\nRuby Backend"}
+    assert globex.post(f"{SSO}/policy", policy).status_code == 303
+    assert globex.post(f"{SSO}/keys/rotate", {"grace": "1h"}).status_code == 303  # a retiring key to aim at
+    assert globex.post(f"{SSO}/revoke/links").status_code == 303  # a cutoff to remove
+    assert globex.post(f"{SSO}/try/link", {"customer": "77"}).status_code == 200
+
+    acme = sign_in(world)
+    # A retiring key and a cutoff: the forms that revoke the one and remove the other appear.
+    assert acme.post(f"{SSO}/keys/rotate", {"grace": "1h"}).status_code == 303
+    assert acme.post(f"{SSO}/revoke/links").status_code == 303
+
+    acme_keys, globex_keys = world.company("acme").keys, world.company("globex").keys
+    return Tenants(
+        acme=acme,
+        globex=globex,
+        hank_id=hank_id,
+        customer=customer,
+        acme_kids=[k.kid for k in acme_keys],
+        globex_kids=[k.kid for k in globex_keys],
+        globex_active_kid=next(k.kid for k in globex_keys if k.state == "active"),
+        globex_retiring_kid=next(k.kid for k in globex_keys if k.state == "retiring"),
+    )
+
+
+def database(world: World, company: str | None = None, admin_id: int | None = None) -> dict[str, list[str]]:
+    """Every row of every table, or only one company's rows (and one admin's), to compare before and after."""
+    company_id = world.company(company).id if company else None
+
+    def read(conn: Connection) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for table in t.metadata.sorted_tables:
+            query = select(table)
+            if company_id is not None:
+                if table.name == "admins":
+                    query = query.where(table.c.id == admin_id)
+                elif table.name == "companies":
+                    query = query.where(table.c.id == company_id)
+                elif "company_id" in table.c:
+                    query = query.where(table.c.company_id == company_id)
+                else:
+                    continue
+            found[table.name] = sorted(repr(tuple(row)) for row in conn.execute(query))
+        return found
+
+    rows: dict[str, list[str]] = run(world.store.backend.read(read))
+    return rows
+
+
+def globex_state(world: World, tenants: Tenants) -> dict[str, list[str]]:
+    """Everything of globex's: company, keys, policy, customers, sessions (customers' and admins'), logs."""
+    state = database(world, "globex", tenants.hank_id)
+    assert state["sso_keys"] and state["sessions"] and state["sign_in_events"] and state["audit_events"]
+    assert state["admin_sessions"] and state["admins"]
+    return state
+
+
+# -- the routes are all known -------------------------------------------------------------------------------
+
+
+def test_every_dashboard_route_is_classified(world: World) -> None:
+    routes = dashboard_routes(world)
+    assert set(DASHBOARD_PUBLIC_ROUTES) <= set(routes), "a public route listed here no longer exists"
+    for method, path in routes:
+        if (method, path) in DASHBOARD_PUBLIC_ROUTES:
+            continue
+        assert method in ("GET", "POST"), f"{method} {path}: add it to the suite"
+        parameters = set(re.findall(r"\{(\w+)", path))
+        assert parameters <= DASHBOARD_PARAMETERS, f"{path}: teach the suite its parameters {parameters}"
+        if method == "GET":
+            assert not parameters, f"{path}: a page with a path parameter: teach the suite whose it is"
+
+
+# -- no admin session, no data ------------------------------------------------------------------------------
+
+
+def refusal(client: TestClient, response: httpx.Response) -> list[httpx.Response]:
+    """The answers an unsigned-in browser gets: 401/403, or redirects on the dashboard that end at sign-in."""
+    answers = [response]
+    for _ in range(3):
+        assert response.status_code < 500, response.url
+        if response.status_code in (401, 403):
+            return answers
+        assert response.status_code in (302, 303, 307), (response.url, response.status_code)
+        location = response.headers["location"]
+        assert location.startswith("/"), location  # never off the dashboard
+        if urlsplit(location).path == "/sign-in":
+            return answers
+        response = client.get(location)
+        answers.append(response)
+    raise AssertionError(f"{answers[0].url}: the redirects never reach the sign-in page")
+
+
+def a_signed_out_cookie(world: World, _tenants: Tenants) -> str:
+    admin = sign_in(world)
+    cookie = str(admin.client.cookies[ADMIN_COOKIE])
+    assert admin.post("/sign-out").status_code == 303
+    return cookie
+
+
+def an_expired_cookie(world: World, _tenants: Tenants) -> str:
+    cookie = str(sign_in(world).client.cookies[ADMIN_COOKIE])
+    world.clock.advance(world.settings.session_idle_seconds + 1)
+    return cookie
+
+
+def a_sign_in_form_cookie(world: World) -> str:
+    client = world.client("dashboard")
+    return form_token(client.get("/sign-in").text)
+
+
+NO_SESSION: dict[str, Callable[[World, Tenants], str | None]] = {
+    "no cookie": lambda _world, _tenants: None,
+    "forged": lambda _world, _tenants: "forged-session-id",
+    "empty": lambda _world, _tenants: "",
+    "random 43": lambda _world, _tenants: "a" * 43,
+    "a customer's session id": lambda _world, tenants: str(tenants.customer.cookies[COOKIE]),
+    "the sign-in form's token": lambda world, _tenants: a_sign_in_form_cookie(world),
+    "a signed-out session": a_signed_out_cookie,
+    "an expired session": an_expired_cookie,
+}
+
+
+@pytest.mark.parametrize("cookie_of", NO_SESSION.values(), ids=NO_SESSION.keys())
+def test_without_an_admin_session_every_route_refuses(
+    world: World, tenants: Tenants, cookie_of: Callable[[World, Tenants], str | None]
+) -> None:
+    cookie = cookie_of(world, tenants)
+    client = world.client("dashboard", cookies={ADMIN_COOKIE: cookie} if cookie is not None else None)
+    refusal(client, client.get(SSO))  # (an expired session's row is deleted here)
+    before = database(world)
+    answers = [answer for path in protected(world, "GET") for answer in refusal(client, client.get(path))]
+    token = tenants.acme.csrf
+    for path in protected(world, "POST"):
+        for kid in tenants.acme_kids:
+            data = {**TYPED, "csrf_token": token, "company_id": str(world.acme.id), "grace": "none", "enabled": "off"}
+            answers += refusal(client, client.post(fill(path, kid), data=data))
+    for answer in answers:
+        for marker in tenants.acme_markers():
+            assert marker not in answer.text, (answer.url, marker)
+    assert database(world) == before
+    assert sign_in(world).get(SSO).status_code == 200  # the control: a real session opens the pages
+
+
+# -- an admin of one company never reaches another's ---------------------------------------------------------
+
+# Query parameters that name globex or its rows, put on every page.
+def globex_queries(world: World) -> list[dict[str, str]]:
+    globex = world.company("globex")
+    events = run(world.store.sign_in_events(globex.id, limit=1))
+    audit = run(world.store.admins.audit_events(globex.id, limit=1))
+    assert events[0].id is not None
+    assert audit[0].id is not None
+    return [
+        {},
+        {"company_id": str(globex.id), "company": "globex", "company_username": "globex"},
+        {"customer": "77"},
+        {"customer": "1234", "result": "failure"},
+        {"before": str(events[0].id + 1)},
+        {"before": str(audit[0].id + 1)},
+        {"kid": globex.keys[0].kid},
+    ]
+
+
+def test_every_page_shows_only_the_administered_companys_data(world: World, tenants: Tenants) -> None:
+    pages = protected(world, "GET")
+    assert f"{SSO}/log.csv" in pages
+    for path in pages:
+        for query in globex_queries(world):
+            response = tenants.acme.get(path, params=query)
+            if path == "/":
+                assert response.status_code == 303
+                continue
+            assert response.status_code in (200, 400), (path, query, response.status_code)
+            if not query:  # the control: the page shows acme's own data
+                assert "MINE-AGENT" in response.text if "log" in path else "Acme Corporation" in response.text
+            for marker in tenants.globex_markers():
+                assert marker not in response.text, (path, query, marker)
+    # The pages that show a company's own records do show acme's: the walk above reads real data.
+    assert "MINE-AGENT" in tenants.acme.get(f"{SSO}/log").text
+    assert "MINE-AGENT" in tenants.acme.get(f"{SSO}/log.csv").text
+    assert ADMIN_EMAIL in tenants.acme.get("/audit").text
+    assert "Wile E. Coyote" in tenants.acme.get(f"{SSO}/try").text
+    assert tenants.acme_kids[0] in tenants.acme.get(SSO).text
+    # ... and globex's admin sees globex's: the markers are really there to be leaked.
+    for path in (f"{SSO}/log", f"{SSO}/log.csv", "/audit", f"{SSO}/policy", f"{SSO}/try"):
+        assert "OTHERCO" in tenants.globex.get(path).text, path
+
+
+def answer_text(response: httpx.Response, *ids: str) -> str:
+    """An answer's text with the ids that were sent taken out, to compare answers to different ids."""
+    text = str(response.text)
+    for value in ids:
+        text = text.replace(value, "ID")
+    return text
+
+
+def test_switching_to_a_company_one_does_not_administer_is_refused(world: World, tenants: Tenants) -> None:
+    before = globex_state(world, tenants)
+    globex_id = str(world.globex.id)
+    missing = tenants.acme.post("/switch", {"company_id": "999999"})
+    assert missing.status_code == 404
+    for value in (globex_id, f" {globex_id}", f"0{globex_id}", f"{globex_id}.0", "globex", f"{globex_id}\x00"):
+        response = tenants.acme.post("/switch", {"company_id": value})
+        assert response.status_code == 404, value
+        assert response.text == missing.text, value
+    page = tenants.acme.get(SSO)
+    assert "Acme Corporation" in page.text
+    for marker in tenants.globex_markers():
+        assert marker not in page.text
+    assert globex_state(world, tenants) == before
+    # The control: switching to a company the admin does administer works.
+    assert tenants.acme.post("/switch", {"company_id": str(world.company("initech").id)}).status_code == 303
+    assert "Initech" in tenants.acme.get(SSO).text
+
+
+def test_globex_key_ids_are_answered_as_missing_ones(world: World, tenants: Tenants) -> None:
+    before = globex_state(world, tenants)
+    kid_routes = [path for path in protected(world, "POST") if "{kid}" in path]
+    assert kid_routes
+    for path in kid_routes:
+        data = {"password": PASSWORD}
+        missing = tenants.acme.post(fill(path, "sso_000000000000"), data)
+        assert missing.status_code in (404, 409), path
+        for kid in (tenants.globex_active_kid, tenants.globex_retiring_kid):
+            response = tenants.acme.post(fill(path, kid), data)
+            assert response.status_code == missing.status_code, (path, kid)
+            assert answer_text(response, kid) == answer_text(missing, "sso_000000000000"), (path, kid)
+            for marker in tenants.globex_markers():
+                assert marker not in answer_text(response, kid), (path, marker)
+    assert globex_state(world, tenants) == before
+
+
+def test_globex_customers_are_answered_as_missing_ones(world: World, tenants: Tenants) -> None:
+    before = globex_state(world, tenants)
+    for path in (f"{SSO}/revoke/customer", f"{SSO}/try/link"):
+        missing = tenants.acme.post(path, {"customer": "999999"})
+        theirs = tenants.acme.post(path, {"customer": "77"})  # a customer of globex only
+        assert theirs.status_code == missing.status_code, path
+        assert theirs.status_code in (400, 404), path
+        assert answer_text(theirs, "77") == answer_text(missing, "999999"), path
+        # The control: acme's own customer 1234 is found.
+        assert tenants.acme.post(path, {"customer": "1234"}).status_code == 200, path
+    assert globex_state(world, tenants) == before
+
+
+def test_no_form_of_an_acme_admin_changes_anything_of_globex(world: World, tenants: Tenants) -> None:
+    """Every POST route, submitted by acme's admin with globex's ids wherever it takes one."""
+    before = globex_state(world, tenants)
+    globex_ids = {
+        "company_id": str(world.globex.id),
+        "customer": "77",
+        "enabled": "off",
+        "grace": "none",
+        "leeway": "0",
+        "allowed_issuers": "MALLORY",
+    }
+    posts = protected(world, "POST")
+    posts.sort(key=lambda path: path in ("/sign-out", "/account/password"))  # the ones that end sessions last
+    for path in posts:
+        for kid in tenants.globex_kids if "{kid}" in path else [""]:
+            response = tenants.acme.post(fill(path, kid), {**TYPED, **globex_ids})
+            assert response.status_code < 500, (path, response.status_code)
+            for marker in tenants.globex_markers():
+                assert marker not in answer_text(response, kid), (path, marker)
+    assert globex_state(world, tenants) == before
+    # The control: the same forms did change acme.
+    acme = world.company("acme")
+    assert not acme.sso_enabled
+    assert acme.policy.leeway == 0
+
+
+# -- CSRF ---------------------------------------------------------------------------------------------------
+
+
+def post_forms(world: World, admin: Dashboard) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(route, form) for every distinct POST form on every page of the dashboard."""
+    seen = set()
+    for path in protected(world, "GET"):
+        response = admin.get(path)
+        if not response.headers["content-type"].startswith("text/html"):
+            continue
+        for form in Forms(response.text).forms:
+            if form["method"] == "post" and form["action"] not in seen:
+                seen.add(form["action"])
+                yield route_for(world, form["action"]) or form["action"], form
+
+
+def test_every_post_form_carries_the_sessions_csrf_token_and_a_known_action(world: World, tenants: Tenants) -> None:
+    seen = set()
+    for route, form in post_forms(world, tenants.acme):
+        assert route in protected(world, "POST"), form["action"]
+        assert form["fields"].get("csrf_token") == tenants.acme.csrf, form["action"]
+        seen.add(route)
+    # Every state-changing route has a form somewhere, so the CSRF tests below reach all of them.
+    assert seen == set(protected(world, "POST"))
+
+
+def typed(form: dict[str, Any], world: World) -> dict[str, str]:
+    """A form's fields as an admin would submit them."""
+    fields = {name: value or TYPED.get(name, "") for name, value in form["fields"].items()}
+    if "company_id" in fields:
+        fields["company_id"] = str(world.acme.id)
+    return fields
+
+
+def forged_submissions(world: World, tenants: Tenants) -> dict[str, Callable[[dict[str, str]], dict[str, str]]]:
+    token = tenants.acme.csrf
+    other_admin = tenants.globex.csrf
+    same_admin_other_session = sign_in(world).csrf
+    sign_in_form = a_sign_in_form_cookie(world)
+    customer_page = tenants.customer.get("/billing-info").text
+    customer_session = str(next(f["fields"]["csrf_token"] for f in Forms(customer_page).forms if f["method"] == "post"))
+    assert len({token, other_admin, same_admin_other_session, sign_in_form, customer_session}) == 5
+    return {
+        "no token": lambda fields: {k: v for k, v in fields.items() if k != "csrf_token"},
+        "empty token": lambda fields: fields | {"csrf_token": ""},
+        "wrong token": lambda fields: fields | {"csrf_token": "x" * len(token)},
+        "a prefix of the token": lambda fields: fields | {"csrf_token": token[:-1]},
+        "the token twice over": lambda fields: fields | {"csrf_token": token + token},
+        "the token in another case": lambda fields: fields | {"csrf_token": token.swapcase()},
+        "another admin's token": lambda fields: fields | {"csrf_token": other_admin},
+        "the same admin's other session's token": lambda fields: fields | {"csrf_token": same_admin_other_session},
+        "a sign-in form's token": lambda fields: fields | {"csrf_token": sign_in_form},
+        "a customer session's token": lambda fields: fields | {"csrf_token": customer_session},
+    }
+
+
+def test_every_state_changing_form_refuses_a_forged_request(world: World, tenants: Tenants) -> None:
+    forgeries = forged_submissions(world, tenants)
+    forms = list(post_forms(world, tenants.acme))
+    assert len({route for route, _ in forms}) == len(protected(world, "POST"))
+    before = database(world)
+    for route, form in forms:
+        for name, forge in forgeries.items():
+            response = tenants.acme.client.post(form["action"], data=forge(typed(form, world)))
+            assert response.status_code == 403, (route, name, response.status_code)
+            assert "set-cookie" not in response.headers, (route, name)
+    # Nothing changed: no key, policy, password, session, membership, audit line or log line.
+    assert database(world) == before
+    assert tenants.acme.get(SSO).status_code == 200
+
+
+def test_every_state_changing_form_accepts_its_own_token(world: World, tenants: Tenants) -> None:
+    # The control for the test above: the same forms, submitted as the page made them, work.
+    routes = sorted(
+        {route for route, _ in post_forms(world, tenants.acme)},
+        key=lambda route: (route == "/account/password", route),  # the password last: each sign-in needs it
+    )
+    for route in routes:
+        admin = sign_in(world)
+        form = next(form for found, form in post_forms(world, admin) if found == route)
+        response = admin.client.post(form["action"], data=typed(form, world))
+        assert response.status_code in (200, 303), (route, response.status_code, response.text[:300])
+
+
+def test_sign_in_refuses_a_forged_form(world: World, tenants: Tenants) -> None:
+    before = database(world)
+    session_token = tenants.acme.csrf
+    for cookie, token in (
+        (None, "x"),
+        (None, ""),
+        ("planted-by-another-site", "planted-by-another-site-but-other"),
+        (a_sign_in_form_cookie(world), session_token),
+        (a_sign_in_form_cookie(world), ""),
+    ):
+        client = world.client("dashboard", cookies={"__Host-bp_admin_form": cookie} if cookie else None)
+        fields = {"email": ADMIN_EMAIL, "password": PASSWORD} | ({"csrf_token": token} if token else {})
+        response = client.post("/sign-in", data=fields)
+        assert response.status_code == 403, (cookie, token)
+        assert f"{ADMIN_COOKIE}=" not in response.headers.get("set-cookie", "")
+    assert database(world) == before  # no session, no audit line
+
+
+# -- hostile input: 4xx, never 5xx -----------------------------------------------------------------------
+
+
+def test_hostile_query_parameters_never_cause_a_server_error(world: World, tenants: Tenants) -> None:
+    names = ("before", "customer", "result", "reason", "notice", "page", "company_id")
+    for path in protected(world, "GET"):
+        for name in names:
+            for value in HOSTILE:
+                response = tenants.acme.get(path, params={name: value})
+                assert response.status_code < 500, (path, name, value[:20], response.status_code)
+
+
+def test_hostile_form_fields_and_key_ids_never_cause_a_server_error(world: World, tenants: Tenants) -> None:
+    forms = [(route, form) for route, form in post_forms(world, tenants.acme) if route != "/sign-out"]
+    for route, form in forms:
+        fields = typed(form, world)
+        for name in fields:
+            if name == "csrf_token":
+                continue
+            for value in HOSTILE:
+                response = tenants.acme.client.post(form["action"], data=fields | {name: value})
+                assert response.status_code < 500, (route, name, value[:20], response.status_code)
+    for path in protected(world, "POST"):
+        if "{kid}" not in path:
+            continue
+        for kid in [*HOSTILE, "..", "x" * 65, "sso_" + "0" * 4000]:
+            response = tenants.acme.post(fill(path, segment(kid)), {"password": PASSWORD})
+            assert 400 <= response.status_code < 500, (path, kid[:20], response.status_code)
