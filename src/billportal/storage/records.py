@@ -57,7 +57,7 @@ class Customer:
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
 class Session:
     """A signed-in customer's server-side session (looked up by the hash of its id)."""
 
@@ -70,7 +70,7 @@ class Session:
     expires_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
 class SignInEvent:
     """One sign-in attempt, for the company's sign-in log."""
 
@@ -125,7 +125,7 @@ class Invoice:
         return self.status
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
 class NewSignIn:
     """Everything one successful sign-in writes, in one transaction."""
 
