@@ -1,4 +1,4 @@
-"""The admin audit trail: who revealed, rotated or revoked a key, changed the policy or signed in.
+"""The admin audit trail: who revealed, rotated or revoked a key, changed the policy, made an API key or signed in.
 
 Entries name the actor (an admin's email, or "cli" for an operator), the time,
 and where the request came from. They never hold a key, a password or a token.
@@ -43,6 +43,8 @@ ACTIONS: Final[dict[str, str]] = {
     "sso.cutoff_removed": "Link cutoff removed",
     "sso.customer_signed_out": "Customer signed out everywhere",
     "sso.test_link": "Test sign-in link made",
+    "api_key.created": "API key created",
+    "api_key.revoked": "API key revoked",
 }
 
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from billportal.audit import when
+from billportal import apikeys
+from billportal.audit import CLI, when
 from billportal.cli._common import CommandError, company_named, print_json
 from billportal.config import Settings
 from billportal.storage.api import ApiKeyInfo
@@ -50,9 +51,10 @@ async def api_key_create(args: argparse.Namespace, store: Store, settings: Setti
     del settings
     company = await company_named(store, args.tenant)
     name = args.name.strip()
-    if len(name) > 100 or not name.isprintable():
-        raise CommandError("--name must be at most 100 printable characters")
-    created = await store.api.create_key(company.id, name, now=system_clock())
+    problem = apikeys.name_problem(name) if name else None
+    if problem:
+        raise CommandError(f"--name: {problem}")
+    created = await apikeys.create(store, company, name, CLI, system_clock())
     print_json({**_shown(created.info), "key": created.key})
     print("billportal: the key is shown only now: store it in your backend's secrets", file=sys.stderr)
     return 0
@@ -78,8 +80,8 @@ async def api_key_list(args: argparse.Namespace, store: Store, settings: Setting
 async def api_key_revoke(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    which: int | str = int(args.key) if args.key.isdigit() else args.key.rstrip("…")
-    revoked = await store.api.revoke_key(company.id, which, now=system_clock())
+    which = apikeys.key_reference(args.key)
+    revoked = await apikeys.revoke(store, company, which, CLI, system_clock()) if which is not None else None
     if revoked is None:
         raise CommandError(f"company {company.username!r} has no live API key {args.key[:30]!r}")
     print(f"revoked API key {revoked.prefix}… ({revoked.name or 'unnamed'})")

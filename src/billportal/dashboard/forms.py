@@ -110,7 +110,7 @@ class PolicyForm:
 
 
 def _leeway(raw: str, errors: dict[str, str]) -> int:
-    if not raw.isdigit() or int(raw) > MAX_LEEWAY:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LEEWAY:
         errors["leeway"] = f"Enter a whole number of seconds from 0 to {MAX_LEEWAY}."
         return 0
     return int(raw)

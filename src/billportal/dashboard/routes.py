@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
-from billportal.dashboard.views import SSO, Dashboard
+from billportal.dashboard.views import API_KEYS, SSO, Dashboard
 from billportal.web.context import Context
 
 
@@ -37,5 +37,8 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(f"{SSO}/revoke/customer", pages.sign_out_customer, methods=post),
         Route(f"{SSO}/revoke/links", pages.cut_off, methods=post),
         Route(f"{SSO}/revoke/cutoff", pages.remove_cutoff, methods=post),
+        Route(API_KEYS, pages.api_keys, methods=get),
+        Route(API_KEYS, pages.create_api_key, methods=post),
+        Route(f"{API_KEYS}/{{key_id}}/revoke", pages.revoke_api_key, methods=post),
         Route("/audit", pages.audit_trail, methods=get),
     ]

@@ -1,4 +1,4 @@
-"""Settings > Developers > Single Sign-On, and the audit trail: the pages of a company's admins."""
+"""Settings > Developers > Single Sign-On and API keys, and the audit trail: the pages of a company's admins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from billportal import _links, audit
+from billportal import _links, apikeys, audit
 from billportal.dashboard.auth import AdminAuth, AdminVisit
 from billportal.dashboard.forms import (
     REASON_CODES,
@@ -27,12 +27,14 @@ from billportal.sso.explain import Explanation, explain_now, token_from
 from billportal.sso.management import GRACE_LABELS, GRACE_PERIODS, PolicySettings
 from billportal.sso.reasons import Reason, explain
 from billportal.sso.tokens import MAX_TOKEN_BYTES
+from billportal.storage.api import NewApiKey
 from billportal.storage.records import Company, KeyInfo
 from billportal.web.context import Context
 from billportal.web.errors import error_page
 from billportal.web.templates import NO_STORE, render
 
 SSO: Final = "/settings/developers/sso"
+API_KEYS: Final = "/settings/developers/api-keys"
 LOG_PAGE: Final = 50
 AUDIT_PAGE: Final = 50
 TEST_LINK_SECONDS: Final = 300
@@ -48,7 +50,9 @@ _NOTICES: Final = {
     "cut_off": "Every link issued before now is refused from now on.",
     "cutoff_removed": "The cutoff is removed.",
     "password_changed": "Your password has been changed. Your other sessions have been signed out.",
+    "api_key_revoked": "The API key is revoked: requests made with it are refused from now on.",
 }
+NO_API_KEY: Final = "There is no such active API key. It may have been revoked already."
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +377,7 @@ class Dashboard:
         visit, company = visited
         filters = LogFilters.parse(dict(request.query_params))
         before_raw = request.query_params.get("before", "")
-        before = int(before_raw) if before_raw.isdigit() and len(before_raw) < 19 else None
+        before = int(before_raw) if before_raw.isascii() and before_raw.isdigit() and len(before_raw) < 19 else None
         page = await log_page(self.context.store, company.id, filters, before, LOG_PAGE) if not filters.error else None
         older = ""
         if page is not None and page.older is not None:
@@ -475,6 +479,79 @@ class Dashboard:
         await management.remove_cutoff(self.context.store, company, visit.actor, self.context.clock())
         return self._done("cutoff_removed", f"{SSO}/revoke")
 
+    # -- API keys -----------------------------------------------------------------------------------
+
+    async def api_keys(self, request: Request) -> Response:
+        visited = await self._visit(request)
+        if isinstance(visited, Response):
+            return visited
+        visit, company = visited
+        return await self._api_keys_page(request, visit, company)
+
+    async def _api_keys_page(
+        self,
+        request: Request,
+        visit: AdminVisit,
+        company: Company,
+        *,
+        status_code: int = 200,
+        name: str = "",
+        errors: dict[str, str] | None = None,
+        created: NewApiKey | None = None,
+    ) -> Response:
+        return self._page(
+            request,
+            visit,
+            "dashboard/api_keys.html",
+            status_code=status_code,
+            title="API keys",
+            section="api_keys",
+            keys=await self.context.store.api.list_keys(company.id),
+            key_name=name,  # not ``name``: render() takes the template's name by that keyword
+            errors=errors or {},
+            created=created,
+            max_name_length=apikeys.MAX_NAME_LENGTH,
+        )
+
+    async def create_api_key(self, request: Request) -> Response:
+        """A new key, shown on this answer only: it is stored hashed, and no page shows it again."""
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        name = form.get("name", "").strip()
+        problem = apikeys.name_problem(name)
+        if problem:
+            return await self._api_keys_page(
+                request,
+                visit,
+                company,
+                status_code=400,
+                name=name[: apikeys.MAX_NAME_LENGTH * 2],
+                errors={"name": problem},
+            )
+        created = await apikeys.create(self.context.store, company, name, visit.actor, self.context.clock())
+        return await self._api_keys_page(request, visit, company, created=created)
+
+    async def revoke_api_key(self, request: Request) -> Response:
+        """Asks to confirm, then (with ``confirm=yes``) revokes; another company's key is one that does not exist."""
+        posted = await self._post(request)
+        if isinstance(posted, Response):
+            return posted
+        visit, company, form = posted
+        store = self.context.store
+        reference = apikeys.key_reference(request.path_params["key_id"])
+        key = apikeys.live_key(await store.api.list_keys(company.id), reference)
+        if key is None:
+            return error_page(404, NO_API_KEY)
+        if form.get("confirm") != "yes":
+            return self._page(
+                request, visit, "dashboard/api_key_revoke.html", title="Revoke API key", section="api_keys", key=key
+            )
+        if await apikeys.revoke(store, company, key.id, visit.actor, self.context.clock()) is None:
+            return error_page(404, NO_API_KEY)  # revoked meanwhile, in another tab or by the CLI
+        return self._done("api_key_revoked", API_KEYS)
+
     # -- audit trail --------------------------------------------------------------------------------
 
     async def audit_trail(self, request: Request) -> Response:
@@ -483,7 +560,7 @@ class Dashboard:
             return visited
         visit, company = visited
         before_raw = request.query_params.get("before", "")
-        before = int(before_raw) if before_raw.isdigit() and len(before_raw) < 19 else None
+        before = int(before_raw) if before_raw.isascii() and before_raw.isdigit() and len(before_raw) < 19 else None
         events = await self.context.store.admins.audit_events(company.id, before_id=before, limit=AUDIT_PAGE + 1)
         older = ""
         if len(events) > AUDIT_PAGE:
