@@ -27,6 +27,8 @@ async def keys_reencrypt(args: argparse.Namespace, store: Store, settings: Setti
         result = await reencrypt_sso_keys(store.backend, settings.master_key, settings.previous_master_keys)
     except SSOKeyError as exc:
         raise CommandError(f"{exc}; no key was changed") from None
+    if store.company_cache is not None:
+        await store.company_cache.drop_all()  # shared copies hold the keys as sealed before
     print_json(
         {
             "resealed": result.resealed,

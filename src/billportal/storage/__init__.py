@@ -10,7 +10,7 @@ from sqlalchemy.pool import NullPool
 
 from billportal.config import ConfigError, Settings
 from billportal.storage.backend import Backend
-from billportal.storage.cache import RedisClients, SessionCache
+from billportal.storage.cache import CompanyCache, JtiMarks, RedisClients, SessionCache
 from billportal.storage.errors import StorageUnavailable
 from billportal.storage.migrate import upgrade
 from billportal.storage.postgres import PostgresBackend
@@ -35,8 +35,17 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         backend = PostgresBackend(url, pool_size=settings.database_pool_size)
     else:
         raise ConfigError("BILLPORTAL_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
-    cache = SessionCache(RedisClients(settings.redis_url)) if settings.redis_url else None
-    return Store(backend, (settings.master_key, *settings.previous_master_keys), session_cache=cache)
+    master_keys = (settings.master_key, *settings.previous_master_keys)
+    if not settings.redis_url:
+        return Store(backend, master_keys)
+    redis = RedisClients(settings.redis_url)
+    return Store(
+        backend,
+        master_keys,
+        session_cache=SessionCache(redis),
+        company_cache=CompanyCache(redis),
+        jti_marks=JtiMarks(redis),
+    )
 
 
 def migrate_url(url: str) -> None:

@@ -11,13 +11,18 @@ made.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import weakref
+from dataclasses import dataclass
+from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from billportal.storage.errors import StorageUnavailable
 from billportal.storage.records import Session
 
 log = logging.getLogger("billportal.cache")
@@ -89,3 +94,88 @@ class SessionCache:
             await self.clients.get().delete(self._key(id_hash))
         except REDIS_ERRORS:
             log.warning("redis unavailable: a cached session copy may live %d s more", SESSION_TTL)
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyRows:
+    """A company's row and its SSO key rows (keys still sealed): what processes share."""
+
+    company: dict[str, Any]
+    keys: list[dict[str, Any]]
+
+
+COMPANY_TTL = 10  # seconds a shared copy lives; a change deletes it at once
+
+
+class CompanyCache:
+    """Companies' settings and sealed keys in Redis, so a fleet does not reload them from the database.
+
+    Sealed keys stay sealed here: only the processes that hold the master key
+    can open them.
+    """
+
+    def __init__(self, clients: RedisClients) -> None:
+        self.clients = clients
+
+    @staticmethod
+    def _key(username: str) -> str:
+        return "bp:company:" + username
+
+    async def get(self, username: str) -> CompanyRows | None:
+        try:
+            raw = await self.clients.get().get(self._key(username))
+        except REDIS_ERRORS:
+            return None
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            keys = [dict(k, sealed=base64.b64decode(k["sealed"])) for k in data["keys"]]
+            return CompanyRows(company=data["company"], keys=keys)
+        except (ValueError, KeyError, TypeError):
+            return None  # a copy written by another release: read the database
+
+    async def put(self, username: str, rows: CompanyRows) -> None:
+        keys = [dict(k, sealed=base64.b64encode(k["sealed"]).decode("ascii")) for k in rows.keys]
+        value = json.dumps({"company": rows.company, "keys": keys})
+        try:
+            await self.clients.get().set(self._key(username), value, ex=COMPANY_TTL)
+        except REDIS_ERRORS:
+            log.warning("redis unavailable: company settings not shared")
+
+    async def drop(self, username: str) -> None:
+        try:
+            await self.clients.get().delete(self._key(username))
+        except REDIS_ERRORS:
+            log.warning("redis unavailable: a shared copy of company settings may live %d s more", COMPANY_TTL)
+
+    async def drop_all(self) -> None:
+        """Forget every shared copy (after the master key re-sealed every key)."""
+        client = self.clients.get()
+        try:
+            async for key in client.scan_iter(match="bp:company:*", count=500):
+                await client.delete(key)
+        except REDIS_ERRORS:
+            log.warning("redis unavailable: shared company copies expire within %d s", COMPANY_TTL)
+
+
+class JtiMarks:
+    """Single-use marks in Redis, shared by every process, each kept until its link expires.
+
+    The database's mark, written with the session, stays the durable record (a
+    Redis without persistence forgets its marks when it restarts); this one
+    refuses a replay before any database work. When Redis cannot be asked, a
+    single-use link does not sign in: StorageUnavailable, a 503.
+    """
+
+    def __init__(self, clients: RedisClients) -> None:
+        self.clients = clients
+
+    async def take(self, company_id: int, jti: str, expires_at: int) -> bool:
+        """Mark ``jti`` used; False if it already was."""
+        digest = hashlib.sha256(jti.encode("utf-8", "replace")).hexdigest()
+        try:
+            taken = await self.clients.get().set(f"bp:jti:{company_id}:{digest}", b"1", nx=True, exat=expires_at)
+        except REDIS_ERRORS as exc:
+            raise StorageUnavailable("the single-use mark could not be written") from exc
+        return bool(taken)

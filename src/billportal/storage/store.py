@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row, func, insert, literal_column, select, update
@@ -18,13 +19,14 @@ from sqlalchemy import exc as sa_exc
 
 from billportal.metrics import count_sign_in
 from billportal.sso import keys as sso_keys
+from billportal.sso.reasons import Reason
 from billportal.sso.tokens import Policy, VerificationKey
 from billportal.storage import schema as t
 from billportal.storage.admins import AdminStore
 from billportal.storage.api import ApiStore
 from billportal.storage.backend import Backend
 from billportal.storage.billing import Billing, insert_document, page_of, totals
-from billportal.storage.cache import SessionCache
+from billportal.storage.cache import CompanyCache, CompanyRows, JtiMarks, SessionCache
 from billportal.storage.errors import Conflict
 from billportal.storage.records import (
     Company,
@@ -44,14 +46,14 @@ COMPANY_CACHE_SECONDS = 1.0
 KEY_LAST_USED_RESOLUTION = 60
 
 
-def _policy(row: Row[Any]) -> Policy:
-    issuers = frozenset(filter(None, (part.strip() for part in row.sso_allowed_issuers.split("\n"))))
+def _policy(row: dict[str, Any]) -> Policy:
+    issuers = frozenset(filter(None, (part.strip() for part in row["sso_allowed_issuers"].split("\n"))))
     return Policy(
-        leeway=row.sso_leeway_seconds,
-        max_lifetime=row.sso_max_lifetime_seconds,
-        require_jti=bool(row.sso_require_jti),
+        leeway=row["sso_leeway_seconds"],
+        max_lifetime=row["sso_max_lifetime_seconds"],
+        require_jti=bool(row["sso_require_jti"]),
         allowed_issuers=issuers,
-        iat_cutoff=row.sso_iat_cutoff,
+        iat_cutoff=row["sso_iat_cutoff"],
     )
 
 
@@ -99,10 +101,17 @@ class Store:
     """billportal's data, whatever database holds it."""
 
     def __init__(
-        self, backend: Backend, master_keys: Sequence[bytes], session_cache: SessionCache | None = None
+        self,
+        backend: Backend,
+        master_keys: Sequence[bytes],
+        session_cache: SessionCache | None = None,
+        company_cache: CompanyCache | None = None,
+        jti_marks: JtiMarks | None = None,
     ) -> None:
         self.backend = backend
         self.session_cache = session_cache
+        self.company_cache = company_cache
+        self.jti_marks = jti_marks
         self._master_keys = tuple(master_keys)
         self._sealing_key = self._master_keys[0]
         self._companies: dict[str, tuple[float, Company | None]] = {}
@@ -120,52 +129,90 @@ class Store:
 
         The short cache keeps the sign-in path free of key decryption while a
         rotation made by another process (the CLI, another worker) still takes
-        effect within a second.
+        effect within a second. With Redis, processes share a copy of the rows
+        (SSO keys still sealed) so a fleet does not reload them all from the
+        database; a change deletes that copy.
         """
         now = time.monotonic()
         cached = self._companies.get(username)
         if cached is not None and now - cached[0] < COMPANY_CACHE_SECONDS:
             return cached[1]
-        company = await self.backend.read(lambda conn: self._load_company(conn, username))
+        company = None
+        if self.company_cache is not None:
+            shared = await self.company_cache.get(username)
+            if shared is not None:
+                try:
+                    company = self._company_from(shared)
+                except sso_keys.SSOKeyError:
+                    company = None  # sealed under a master key retired since: read the database
+
+        if company is None:
+            rows = await self.backend.read(lambda conn: self._company_rows(conn, username))
+            if rows is not None and self.company_cache is not None:
+                await self.company_cache.put(username, rows)
+            company = None if rows is None else self._company_from(rows)
         if len(self._companies) > 10_000:
             self._companies.clear()
         self._companies[username] = (now, company)
         return company
 
     def forget_company(self, username: str) -> None:
-        """Drop the cached copy after a change made in this process."""
+        """Drop this process's copy (``_company_changed`` also drops the shared one)."""
         self._companies.pop(username, None)
 
-    def _load_company(self, conn: Connection, username: str) -> Company | None:
+    async def _company_changed(self, username: str) -> None:
+        self.forget_company(username)
+        if self.company_cache is not None:
+            await self.company_cache.drop(username)
+
+    @staticmethod
+    def _company_rows(conn: Connection, username: str) -> CompanyRows | None:
         row = conn.execute(select(t.companies).where(t.companies.c.username == username)).first()
         if row is None:
             return None
         key_rows = conn.execute(
             select(t.sso_keys).where(t.sso_keys.c.company_id == row.id).order_by(t.sso_keys.c.id.desc())
         ).all()
+        return CompanyRows(
+            company=dict(row._mapping),
+            keys=[
+                {
+                    "kid": k.kid,
+                    "state": k.state,
+                    "retiring_until": k.retiring_until,
+                    "master_key_id": k.master_key_id,
+                    "sealed": bytes(k.secret_encrypted),
+                }
+                for k in key_rows
+            ],
+        )
+
+    def _company_from(self, rows: CompanyRows) -> Company:
+        """The company with its keys opened (SSOKeyError if one does not open)."""
+        row = rows.company
         # The active key first: the verifier tries keys in this order.
         keys = tuple(
             VerificationKey(
-                kid=k.kid,
-                secret=sso_keys.unseal(self._master_keys, k.master_key_id, row.id, k.secret_encrypted),
-                state=k.state,
-                retiring_until=k.retiring_until,
+                kid=k["kid"],
+                secret=sso_keys.unseal(self._master_keys, k["master_key_id"], row["id"], k["sealed"]),
+                state=k["state"],
+                retiring_until=k["retiring_until"],
             )
-            for k in sorted(key_rows, key=lambda k: k.state != "active")
+            for k in sorted(rows.keys, key=lambda k: k["state"] != "active")
         )
         return Company(
-            id=row.id,
-            username=row.username,
-            name=row.name,
-            accent_color=row.accent_color,
-            time_zone=row.time_zone,
-            payment_instructions=row.payment_instructions,
-            sso_enabled=bool(row.sso_enabled),
+            id=row["id"],
+            username=row["username"],
+            name=row["name"],
+            accent_color=row["accent_color"],
+            time_zone=row["time_zone"],
+            payment_instructions=row["payment_instructions"],
+            sso_enabled=bool(row["sso_enabled"]),
             policy=_policy(row),
-            sign_in_url=row.sign_in_url,
-            sign_out_url=row.sign_out_url,
-            error_url=row.error_url,
-            frame_ancestors=tuple(row.frame_ancestors.split()),
+            sign_in_url=row["sign_in_url"],
+            sign_out_url=row["sign_out_url"],
+            error_url=row["error_url"],
+            frame_ancestors=tuple(row["frame_ancestors"].split()),
             keys=keys,
         )
 
@@ -185,7 +232,7 @@ class Store:
             return company_id, kid
 
         result = await self.backend.write(change)
-        self.forget_company(username)
+        await self._company_changed(username)
         return result
 
     def _insert_key(self, conn: Connection, company_id: int, sso_key: str, *, weak: bool, now: int) -> str:
@@ -223,7 +270,7 @@ class Store:
             return self._insert_key(conn, company.id, sso_key, weak=weak, now=now)
 
         kid = await self.backend.write(change)
-        self.forget_company(company.username)
+        await self._company_changed(company.username)
         return kid
 
     async def revoke_key(self, company: Company, kid: str, *, now: int) -> bool:
@@ -239,7 +286,7 @@ class Store:
             return bool(result.rowcount)
 
         revoked = await self.backend.write(change)
-        self.forget_company(company.username)
+        await self._company_changed(company.username)
         return revoked
 
     async def list_keys(self, company_id: int) -> list[KeyInfo]:
@@ -276,7 +323,7 @@ class Store:
             conn.execute(update(t.companies).where(t.companies.c.id == company.id).values(**values))
 
         await self.backend.write(change)
-        self.forget_company(company.username)
+        await self._company_changed(company.username)
 
     # -- customers ---------------------------------------------------------------
 
@@ -457,11 +504,21 @@ class Store:
 
     async def complete_sign_in(self, sign_in: NewSignIn) -> bool:
         """Write the session, the event and the single-use mark; False if the jti was used."""
+        event = sign_in.event
+        marks = self.jti_marks
+        if (
+            marks is not None
+            and sign_in.jti_expires_at is not None
+            and event.jti is not None
+            and not await marks.take(event.company_id, event.jti, sign_in.jti_expires_at)
+        ):
+            await self.record_event(replace(event, result="failure", reason=Reason.JTI_REPLAYED.value))
+            return False
         signed_in = await self.backend.sign_in(sign_in)
         if signed_in:
-            count_sign_in(sign_in.event.result, sign_in.event.reason)
+            count_sign_in(event.result, event.reason)
         else:
-            count_sign_in("failure", "jti_replayed")
+            count_sign_in("failure", Reason.JTI_REPLAYED.value)
         return signed_in
 
     async def record_event(self, event: SignInEvent) -> None:
