@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, settings
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
@@ -89,6 +89,30 @@ def session_count(store: Store) -> int:
         store.backend.read(lambda conn: conn.execute(select(func.count()).select_from(t.sessions)).scalar_one())
     )
     return count
+
+
+def database(world: World, company: str | None = None, admin_id: int | None = None) -> dict[str, list[str]]:
+    """Every row of every table, or only one company's rows (and one admin's), to compare before and after."""
+    company_id = world.company(company).id if company else None
+
+    def read(conn: Connection) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for table in t.metadata.sorted_tables:
+            query = select(table)
+            if company_id is not None:
+                if table.name == "admins":
+                    query = query.where(table.c.id == admin_id)
+                elif table.name == "companies":
+                    query = query.where(table.c.id == company_id)
+                elif "company_id" in table.c:
+                    query = query.where(table.c.company_id == company_id)
+                else:
+                    continue
+            found[table.name] = sorted(repr(tuple(row)) for row in conn.execute(query))
+        return found
+
+    rows: dict[str, list[str]] = run(world.store.backend.read(read))
+    return rows
 
 
 def last_reason(world: World, company: str = "acme") -> str:

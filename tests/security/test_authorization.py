@@ -9,8 +9,8 @@ CSRF token and refuses a request without it. A new route fails
 ``test_every_portal_route_is_classified`` until its path parameters are known
 here (DOCUMENT_KINDS) or it is listed as public.
 
-The dashboard and the REST API get the same treatment when they land: add their
-router, their public routes and their credentials to this module.
+The dashboard and the REST API get the same treatment in test_dashboard_routes.py
+and test_api_routes.py.
 """
 
 from __future__ import annotations
@@ -156,6 +156,15 @@ def test_ids_out_of_range_are_a_404_never_an_error(world: World, documents: Docu
             assert response.status_code in (403, 404), (path, document_id[:30], response.status_code)
         for malformed in ("-1", "1.5", "0x10", "1e3", "\uff11\uff12", "1%00", " 1"):
             assert client.get(fill(path, malformed)).status_code == 404, (path, malformed)
+
+
+def test_hostile_query_parameters_are_never_an_error(world: World, documents: Documents) -> None:
+    # ?page=² passed str.isdigit() and then failed int(); 5,000 digits are past int()'s limit.
+    client = signed_in(world)
+    for path in protected(world, "GET"):
+        for value in ("\u00b2", "\u0661", "9" * 5000, "-1", "0", str(2**63), "\x00"):
+            response = client.get(own_url(path, documents), params={"page": value, "before": value})
+            assert response.status_code < 500, (path, value[:20], response.status_code)
 
 
 def test_a_state_change_on_another_customers_document_is_refused(world: World, documents: Documents) -> None:

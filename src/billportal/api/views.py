@@ -75,6 +75,8 @@ def _query(request: Request, op: Operation) -> dict[str, Any]:
         if param.where != "query" or param.name not in request.query_params:
             continue
         raw = request.query_params[param.name]
+        if "\x00" in raw:  # PostgreSQL refuses a NUL in a string, even to compare
+            raise ApiError("invalid_parameter", f"{param.name} cannot hold a NUL character", param.name)
         value: Any = raw
         if param.schema.get("type") == "integer":
             if not re.fullmatch(r"-?[0-9]{1,20}", raw):

@@ -202,7 +202,8 @@ class AdminAuth:
         if wait:
             return self._too_many(request, email, wait)
         admins = self.context.store.admins
-        admin = await admins.admin_by_email(email) if email else None
+        # (no address holds a NUL, which PostgreSQL refuses even to compare)
+        admin = await admins.admin_by_email(email) if email and "\x00" not in email else None
         password_hash = admin.password_hash if admin is not None else passwords.decoy_hash()
         if admin is None or not await self._password_ok(password_hash, password):
             now = self.context.clock()

@@ -83,7 +83,7 @@ def today_in(company: Company, now: int) -> str:
 def page_number(request: Request) -> int:
     """The ``page`` query parameter of a list; 1 when absent or not a sensible page number."""
     text = request.query_params.get("page", "1")
-    return int(text) if text.isdigit() and 0 < int(text) < MAX_PAGE else 1
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 7 and 0 < int(text) < MAX_PAGE else 1
 
 
 def _document_id(request: Request) -> int | None:

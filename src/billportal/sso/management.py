@@ -62,7 +62,8 @@ async def rotate(store: Store, company: Company, grace: str, actor: Actor, now: 
 
 async def revoke(store: Store, company: Company, kid: str, actor: Actor, now: int) -> bool:
     """Revoke a retiring key early; False if ``kid`` is not a retiring key of the company."""
-    if not await store.revoke_key(company, kid, now=now):
+    # Only a kid the company has reaches the database (PostgreSQL refuses a NUL in a string).
+    if not any(key.kid == kid for key in company.keys) or not await store.revoke_key(company, kid, now=now):
         return False
     await audit.record(store, actor, "sso.key_revoked", now, company_ids=[company.id], detail=f"key {kid}")
     return True

@@ -165,7 +165,7 @@ class SignIn:
             result=result,
             reason=reason.value,
             customer_id=customer_id,
-            issuer=issuer,
+            issuer=issuer[:200] if issuer is not None else None,  # a signed iss may be longer than the column
             kid=kid,
             jti=jti[:255] if jti else None,
             ip=client_ip(request),

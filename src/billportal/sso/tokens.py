@@ -304,7 +304,7 @@ def _check_subject(claims: dict[str, Any], policy: Policy) -> tuple[int, str | N
     if customer_id is None:
         raise _Refused(Reason.SUB_INVALID)
     issuer = claims.get("iss")
-    if issuer is not None and not isinstance(issuer, str):
+    if issuer is not None and (not isinstance(issuer, str) or "\x00" in issuer):
         raise _Refused(Reason.ISS_INVALID)
     if policy.allowed_issuers and issuer not in policy.allowed_issuers:
         raise _Refused(Reason.ISSUER_NOT_ALLOWED)
@@ -312,7 +312,7 @@ def _check_subject(claims: dict[str, Any], policy: Policy) -> tuple[int, str | N
     if jti is None:
         if policy.require_jti:
             raise _Refused(Reason.JTI_REQUIRED)
-    elif not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
+    elif not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH or "\x00" in jti:
         raise _Refused(Reason.JTI_INVALID)
     return customer_id, issuer, jti
 
@@ -338,7 +338,8 @@ def verify(token: str, keys: tuple[VerificationKey, ...], policy: Policy, now: i
 
 
 def _loggable_str(value: object, limit: int) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
+    # The sign-in log keeps what it can of a refused token; PostgreSQL refuses a NUL in a string.
+    return value[:limit].replace("\x00", "\ufffd") if isinstance(value, str) else None
 
 
 def verify_signature_only(token: str, secret: bytes) -> bool:
