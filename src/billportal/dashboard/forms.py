@@ -135,6 +135,29 @@ def _issuers(raw: str, errors: dict[str, str]) -> tuple[str, ...]:
     return tuple(issuers)
 
 
+MAX_FRAME_ANCESTORS: Final = 10
+
+
+def _frame_ancestors(raw: str, errors: dict[str, str]) -> tuple[str, ...]:
+    """Origins allowed to frame the portal (CSP frame-ancestors): https://host[:port], one a line."""
+    origins = []
+    for line in raw.splitlines():
+        url = line.strip().rstrip("/")
+        if not url:
+            continue
+        problem = url_problem(url)
+        parts = urlsplit(url) if problem is None else None
+        if problem is None and parts is not None and (parts.path or parts.query):
+            problem = "Give an origin only, such as https://app.example.com (no path)."
+        if problem is not None:
+            errors["frame_ancestors"] = f"{url[:60]}: {problem}"
+            return ()
+        origins.append(url.lower())
+    if len(set(origins)) > MAX_FRAME_ANCESTORS:
+        errors["frame_ancestors"] = f"List at most {MAX_FRAME_ANCESTORS} sites."
+    return tuple(sorted(set(origins)))
+
+
 def parse_policy(form: Form) -> PolicyForm:
     """Check the policy form; ``settings`` is set only when every field is right."""
     values = {
@@ -145,11 +168,13 @@ def parse_policy(form: Form) -> PolicyForm:
         "sign_in_url": form.text("sign_in_url", MAX_URL_LENGTH + 1).strip(),
         "sign_out_url": form.text("sign_out_url", MAX_URL_LENGTH + 1).strip(),
         "error_url": form.text("error_url", MAX_URL_LENGTH + 1).strip(),
+        "frame_ancestors": form.text("frame_ancestors", MAX_FRAME_ANCESTORS * (MAX_URL_LENGTH + 2)),
     }
     errors: dict[str, str] = {}
     leeway = _leeway(values["leeway"], errors)
     max_lifetime = _max_lifetime(values["max_lifetime"], errors)
     issuers = _issuers(values["allowed_issuers"], errors)
+    frame_ancestors = _frame_ancestors(values["frame_ancestors"], errors)
     for name in ("sign_in_url", "sign_out_url", "error_url"):
         problem = url_problem(values[name]) if values[name] else None
         if problem:
@@ -164,6 +189,7 @@ def parse_policy(form: Form) -> PolicyForm:
             sign_in_url=values["sign_in_url"],
             sign_out_url=values["sign_out_url"],
             error_url=values["error_url"],
+            frame_ancestors=frame_ancestors,
         )
     return result
 
@@ -178,6 +204,7 @@ def policy_values(settings: PolicySettings) -> dict[str, str]:
         "sign_in_url": settings.sign_in_url,
         "sign_out_url": settings.sign_out_url,
         "error_url": settings.error_url,
+        "frame_ancestors": "\n".join(settings.frame_ancestors),
     }
 
 

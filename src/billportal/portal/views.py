@@ -143,7 +143,7 @@ class Portal:
         return self._sign_in_needed(company, page_id)
 
     def _sign_in_needed(self, company: Company, page_id: str) -> Response:
-        headers = dict(NO_STORE)
+        headers = page_headers(company)
         if company.sign_in_url:
             # Remote login: the company's app signs the visitor in again and
             # sends them back to the page they asked for.
@@ -609,7 +609,7 @@ class Portal:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
-        return render("portal/signed_out.html", company=company)
+        return render("portal/signed_out.html", headers=page_headers(company), company=company)
 
     async def theme(self, request: Request) -> Response:
         """The company's accent colour as CSS (the CSP allows no inline styles)."""

@@ -96,6 +96,7 @@ class PolicySettings:
     sign_in_url: str
     sign_out_url: str
     error_url: str
+    frame_ancestors: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, company: Company) -> PolicySettings:
@@ -108,6 +109,7 @@ class PolicySettings:
             sign_in_url=company.sign_in_url,
             sign_out_url=company.sign_out_url,
             error_url=company.error_url,
+            frame_ancestors=company.frame_ancestors,
         )
 
     def columns(self) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class PolicySettings:
             "sign_in_url": self.sign_in_url,
             "sign_out_url": self.sign_out_url,
             "error_url": self.error_url,
+            "frame_ancestors": " ".join(self.frame_ancestors),
         }
 
 
@@ -131,6 +134,7 @@ _POLICY_NAMES: Final = {
     "sign_in_url": "sign-in URL",
     "sign_out_url": "sign-out URL",
     "error_url": "error URL",
+    "frame_ancestors": "sites that may embed the portal",
 }
 
 
