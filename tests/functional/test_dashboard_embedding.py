@@ -10,7 +10,7 @@ from tests.functional.test_dashboard_sso import save_policy
 
 
 def _frame_ancestors(world: World, company: str = "acme") -> str:
-    policy = world.client(company).get("/signed-out").headers["content-security-policy"]
+    policy: str = world.client(company).get("/signed-out").headers["content-security-policy"]
     return next(part.strip() for part in policy.split(";") if part.strip().startswith("frame-ancestors"))
 
 
