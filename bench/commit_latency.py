@@ -5,7 +5,8 @@ per ``BEGIN IMMEDIATE ... COMMIT``, as the group commit writes them when sign-in
 arrive one at a time, on a copy of the 1,000-customer database opened by
 ``billportal.storage.sqlite.connect`` (WAL, synchronous=NORMAL): once with
 SQLite's default WAL auto-checkpoint (every 1,000 pages, run inside the COMMIT
-that crosses it, which is how billportal runs), once with it off. The event loop
+that crosses it), once with it off, as billportal runs it (its Checkpointer
+thread copies the WAL back every second, outside any COMMIT). The event loop
 waits for each of these commits, so their tail is a floor under the sign-in's.
 """
 
