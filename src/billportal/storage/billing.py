@@ -114,6 +114,21 @@ def page_of(
     return rows, total
 
 
+def visible_to(table: Table, company_id: int, customer_id: int) -> list[ColumnElement[bool]]:
+    """The customer's own documents of this company, drafts left out: every portal read starts here."""
+    c = table.c
+    return [c.company_id == company_id, c.customer_id == customer_id, c.status != "draft"]
+
+
+def visible_document(
+    conn: Connection, table: Table, document_id: int, company_id: int, customer_id: int
+) -> Row[Any] | None:
+    """One document if, and only if, this customer may see it."""
+    return conn.execute(
+        select(table).where(table.c.id == document_id, *visible_to(table, company_id, customer_id))
+    ).first()
+
+
 def totals(lines: Sequence[LineInput]) -> tuple[int, int, int, int]:
     """(subtotal, discount, tax, total) of some lines, in minor units."""
     subtotal = sum(line_amount(x.quantity, x.unit_price, 0, 0) for x in lines)
@@ -416,7 +431,7 @@ class Billing:
     ) -> tuple[list[CreditNote], int]:
         def query(conn: Connection) -> tuple[list[CreditNote], int]:
             c = t.credit_notes.c
-            where = (c.company_id == company_id, c.customer_id == customer_id, c.status != "draft")
+            where = visible_to(t.credit_notes, company_id, customer_id)
             rows, total = page_of(
                 conn, t.credit_notes, where, (c.issued_on.desc(), c.id.desc()), limit=limit, offset=offset
             )
@@ -427,12 +442,7 @@ class Billing:
 
     async def credit_note(self, company_id: int, customer_id: int, note_id: int) -> CreditNote | None:
         def query(conn: Connection) -> CreditNote | None:
-            c = t.credit_notes.c
-            row = conn.execute(
-                select(t.credit_notes).where(
-                    c.id == note_id, c.company_id == company_id, c.customer_id == customer_id, c.status != "draft"
-                )
-            ).first()
+            row = visible_document(conn, t.credit_notes, note_id, company_id, customer_id)
             return None if row is None else _credit_note(row, _lines(conn, "credit_note", note_id))
 
         note: CreditNote | None = await self.backend.read(query)
@@ -498,7 +508,7 @@ class Billing:
     ) -> tuple[list[Estimate], int]:
         def query(conn: Connection) -> tuple[list[Estimate], int]:
             c = t.estimates.c
-            where = (c.company_id == company_id, c.customer_id == customer_id, c.status != "draft")
+            where = visible_to(t.estimates, company_id, customer_id)
             rows, total = page_of(
                 conn, t.estimates, where, (c.issued_on.desc(), c.id.desc()), limit=limit, offset=offset
             )
@@ -509,12 +519,7 @@ class Billing:
 
     async def estimate(self, company_id: int, customer_id: int, estimate_id: int) -> Estimate | None:
         def query(conn: Connection) -> Estimate | None:
-            c = t.estimates.c
-            row = conn.execute(
-                select(t.estimates).where(
-                    c.id == estimate_id, c.company_id == company_id, c.customer_id == customer_id, c.status != "draft"
-                )
-            ).first()
+            row = visible_document(conn, t.estimates, estimate_id, company_id, customer_id)
             return None if row is None else _estimate(row, _lines(conn, "estimate", estimate_id))
 
         estimate: Estimate | None = await self.backend.read(query)

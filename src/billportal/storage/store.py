@@ -25,7 +25,7 @@ from billportal.storage import schema as t
 from billportal.storage.admins import AdminStore
 from billportal.storage.api import ApiStore
 from billportal.storage.backend import Backend
-from billportal.storage.billing import Billing, insert_document, page_of, totals
+from billportal.storage.billing import Billing, insert_document, page_of, totals, visible_document, visible_to
 from billportal.storage.cache import CompanyCache, CompanyRows, JtiMarks, SessionCache
 from billportal.storage.errors import Conflict
 from billportal.storage.records import (
@@ -439,7 +439,7 @@ class Store:
 
         def query(conn: Connection) -> tuple[list[Invoice], int]:
             c = t.invoices.c
-            where = [c.company_id == company_id, c.customer_id == customer_id, c.status != "draft"]
+            where = visible_to(t.invoices, company_id, customer_id)
             if statuses:
                 where.append(c.status.in_(statuses))
             if past_due_before is not None:
@@ -459,12 +459,7 @@ class Store:
         """One invoice with its lines, only if it belongs to this customer of this company."""
 
         def query(conn: Connection) -> Invoice | None:
-            c = t.invoices.c
-            row = conn.execute(
-                select(t.invoices).where(
-                    c.id == invoice_id, c.company_id == company_id, c.customer_id == customer_id, c.status != "draft"
-                )
-            ).first()
+            row = visible_document(conn, t.invoices, invoice_id, company_id, customer_id)
             if row is None:
                 return None
             li = t.line_items.c
