@@ -100,7 +100,7 @@ def _empty_postgres(url: str) -> None:
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
-def _empty_redis(url: str) -> None:
+def empty_redis(url: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
@@ -113,7 +113,7 @@ def settings(tmp_path: Path, scale_out_database: str) -> Settings:
     if scale_out_database:
         _empty_postgres(scale_out_database)
         if SCALE_OUT_REDIS:
-            _empty_redis(SCALE_OUT_REDIS)
+            empty_redis(SCALE_OUT_REDIS)
         # No pool: the test client runs each request on a new event loop.
         return Settings(
             data_dir=tmp_path,

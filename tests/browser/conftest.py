@@ -26,6 +26,7 @@ from tests.conftest import (
     SCALE_OUT_DATABASE,
     SCALE_OUT_REDIS,
     drop_postgres_database,
+    empty_redis,
     new_postgres_database,
 )
 
@@ -90,6 +91,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         database = new_postgres_database(SCALE_OUT_DATABASE)
         env["BILLPORTAL_DATABASE_URL"] = database
         env["BILLPORTAL_REDIS_URL"] = SCALE_OUT_REDIS.rsplit("/", 1)[0] + "/14"
+        # One Redis serves one deployment: what another module's server left there
+        # (its company settings, its marks) belongs to another database.
+        empty_redis(env["BILLPORTAL_REDIS_URL"])
     env.update(
         {
             "BILLPORTAL_DATA_DIR": str(data),
