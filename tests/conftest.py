@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -207,3 +209,34 @@ def world(store: Store, clock: Clock, settings: Settings) -> World:
 @pytest.fixture
 def token_factory(world: World) -> Callable[..., str]:
     return world.token
+
+
+_JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}")
+
+
+class _EveryLogLine(logging.Handler):
+    """Keeps every log line written in this test process, whatever its logger or level."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # httpx and httpcore are the tests' own HTTP clients (the browser's side): they log URLs.
+        if record.name.split(".")[0] not in ("httpx", "httpcore"):
+            self.lines.append(f"{record.name}: {record.getMessage()}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_any_log() -> Iterator[None]:
+    """After the whole suite, no sign-in token appears in anything billportal logged."""
+    handler = _EveryLogLine()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    leaked = [line for line in handler.lines if _JWT_SHAPE.search(line)]
+    assert not leaked, f"{len(leaked)} log lines hold a token, e.g. {leaked[0][:80]!r}"
