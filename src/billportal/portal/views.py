@@ -37,6 +37,7 @@ from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
 from billportal.web.security import content_security_policy
 from billportal.web.templates import NO_STORE, render
+from billportal.web.urls import with_query
 
 T = TypeVar("T")
 
@@ -147,8 +148,7 @@ class Portal:
         if company.sign_in_url:
             # Remote login: the company's app signs the visitor in again and
             # sends them back to the page they asked for.
-            separator = "&" if "?" in company.sign_in_url else "?"
-            url = f"{company.sign_in_url}{separator}{urlencode({'redirect_to': page_id})}"
+            url = with_query(company.sign_in_url, redirect_to=page_id)
             return RedirectResponse(url, status_code=303, headers=headers)
         clear = sessions.clear_cookie_header(
             self.context.settings.session_cookie_name, secure=self.context.settings.cookie_secure

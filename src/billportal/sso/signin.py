@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
@@ -18,6 +17,7 @@ from billportal.web.context import Context, client_ip, company_for
 from billportal.web.errors import error_page
 from billportal.web.ratelimit import FailureLimiter, Limit, storage_uri
 from billportal.web.templates import render
+from billportal.web.urls import with_query
 
 _SIGN_IN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _NAVIGATION_DESTINATIONS = frozenset({"document", "iframe", "frame"})
@@ -224,7 +224,7 @@ class SignIn:
     def _failure(self, company: Company, reason: Reason) -> Response:
         if company.error_url:
             return RedirectResponse(
-                _with_query(company.error_url, error=reason.value), status_code=303, headers=_SIGN_IN_HEADERS
+                with_query(company.error_url, error=reason.value), status_code=303, headers=_SIGN_IN_HEADERS
             )
         # One page for every reason: the reason goes to the sign-in log only.
         return render("sign_in_failed.html", status_code=401, headers=_SIGN_IN_HEADERS, company=company)
@@ -246,9 +246,3 @@ def _address_key(request: Request) -> str:
         return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
     except ValueError:
         return address
-
-
-def _with_query(url: str, **params: str) -> str:
-    parts = urlsplit(url)
-    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
