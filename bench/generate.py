@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -31,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import COMPANY, ISSUER, TOKEN_TTL, VAR, schema_fingerprint
-from billportal.config import Settings, load_or_create_master_key
+from billportal.core.config import Settings, load_or_create_master_key
+from billportal.services import sso
+from billportal.services.audit import CLI
 from billportal.sso import keys as sso_keys
 from billportal.storage import open_store
 from billportal.storage.store import Store
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: every amount paid has its payment on record, as the billing core writes it
 HEAVY_CUSTOMERS = 16
 HEAVY_INVOICES = 60
 BATCH = 100_000
@@ -87,19 +90,17 @@ def ensure(dataset: Dataset) -> tuple[Path, float | None]:
 
 async def setup_company(store: Store, now: int) -> int:
     """The bench company with every policy rule switched on (jti required, issuer list, cutoff...)."""
-    company_id, _ = await store.create_company(
-        COMPANY, "Acme Corporation", sso_keys.generate_sso_key(), weak=False, now=now
+    company_id, _ = await sso.create_company(
+        store, COMPANY, "Acme Corporation", sso_keys.generate_sso_key(), weak=False, now=now
     )
     company = await store.company(COMPANY)
     assert company is not None
-    await store.update_company(
-        company,
-        sso_require_jti=True,
-        sso_max_lifetime_seconds=TOKEN_TTL,
-        sso_allowed_issuers=f"{ISSUER}\nanother-backend",
-        sso_iat_cutoff=now - 86_400,
-        sso_leeway_seconds=60,
+    policy = sso.PolicySettings.of(company)
+    strict = dataclasses.replace(
+        policy, require_jti=True, max_lifetime=TOKEN_TTL, allowed_issuers=(ISSUER, "another-backend"), leeway=60
     )
+    await sso.update_policy(store, company, strict, CLI, now)
+    await sso.cut_off_links(store, company, CLI, now - 86_400)
     return company_id
 
 
@@ -187,6 +188,18 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
 
 _INSERT_CUSTOMER = _insert_sql("customers", CUSTOMER_COLUMNS)
 _INSERT_INVOICE = _insert_sql("invoices", INVOICE_COLUMNS)
+# What was paid on an invoice was paid by a payment on record: one per such invoice, as the billing core writes it.
+_INSERT_PAYMENTS = (
+    "INSERT INTO payments (company_id, customer_id, number, currency, received_on, method, reference, amount,"
+    " created_at, updated_at) SELECT company_id, customer_id, 'PAY-' || substr(number, 5), currency, issued_on,"
+    " 'card', '', amount_paid, created_at, updated_at FROM invoices WHERE company_id = ? AND amount_paid > 0"
+    " ORDER BY id"
+)
+_INSERT_APPLICATIONS = (
+    "INSERT INTO payment_applications (payment_id, invoice_id, amount) SELECT p.id, i.id, i.amount_paid"
+    " FROM invoices AS i JOIN payments AS p ON p.company_id = i.company_id AND p.number = 'PAY-' || substr(i.number, 5)"
+    " WHERE i.company_id = ? AND i.amount_paid > 0"
+)
 _INSERT_LINE = (
     "INSERT INTO line_items (document_kind, document_id, position, description, quantity, unit_price,"
     " discount, tax, amount) SELECT 'invoice', id, 1, 'Bench subscription', '1', subtotal, 0, tax, total"
@@ -233,6 +246,8 @@ def build(dataset: Dataset, *, progress: bool = True) -> float:
         invoices = _insert_batches(conn, _INSERT_INVOICE, invoice_rows(company_id, counts, today, now))
         conn.execute("BEGIN")
         conn.execute(_INSERT_LINE, (company_id, HEAVY_CUSTOMERS))
+        conn.execute(_INSERT_PAYMENTS, (company_id,))
+        conn.execute(_INSERT_APPLICATIONS, (company_id,))
         conn.execute("COMMIT")
         conn.execute("ANALYZE")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -37,7 +37,7 @@ from bench.generate import (
     invoices_per_customer,
     setup_company,
 )
-from billportal.config import ConfigError, Settings, load_or_create_master_key
+from billportal.core.config import ConfigError, Settings, load_or_create_master_key
 from billportal.storage import open_store, schema
 from billportal.storage.store import Store
 
@@ -186,7 +186,7 @@ async def _seed(store: Store, dataset: Dataset) -> str:
         store.forget_company(COMPANY)
         company = await store.company(COMPANY)
     assert company is not None
-    return next(k.secret.decode("utf-8") for k in company.keys if k.state == "active")
+    return next(k.secret.decode("utf-8") for k in company.sso_keys if k.state == "active")
 
 
 def seed(database_url: str, redis_url: str, data_dir: Path, dataset: Dataset) -> str:

@@ -45,10 +45,10 @@ from bench.generate import HEAVY_CUSTOMERS
 from bench.tokens import make_token
 from billportal import server as billportal_server
 from billportal.app import build_app
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.portal import views as billportal_views
-from billportal.sessions import cookie_header, new_csrf_token
 from billportal.storage import open_store, schema
+from billportal.web.sessions import cookie_header, new_csrf_token
 from billportal.web.templates import render
 
 SESSION_SECONDS = 12 * 60 * 60
@@ -113,7 +113,7 @@ async def _load(state: State) -> None:
         company = await store.company(COMPANY)
         if company is None:
             raise RuntimeError(f"no company {COMPANY!r} in the bench database")
-        state.key = next(k.secret.decode("utf-8") for k in company.keys if k.state == "active")
+        state.key = next(k.secret.decode("utf-8") for k in company.sso_keys if k.state == "active")
         ids = schema.customers.c
 
         def customer_ids(conn: Connection) -> set[int]:

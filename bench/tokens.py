@@ -23,7 +23,7 @@ from pathlib import Path
 import jwt
 
 from bench.common import COMPANY, ISSUER, TOKEN_TTL, write_secret
-from billportal.config import Settings, load_or_create_master_key
+from billportal.core.config import Settings, load_or_create_master_key
 from billportal.storage import open_store
 
 _HEADER = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode("ascii")
@@ -38,7 +38,7 @@ def sso_key(data_dir: Path) -> str:
         store.close()
     if company is None:
         raise RuntimeError(f"no company {COMPANY!r} in {data_dir}")
-    return next(k.secret.decode("utf-8") for k in company.keys if k.state == "active")
+    return next(k.secret.decode("utf-8") for k in company.sso_keys if k.state == "active")
 
 
 def _b64(raw: bytes) -> str:

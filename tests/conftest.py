@@ -23,11 +23,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from billportal.app import build_app
-from billportal.config import Settings
+from billportal.core.config import Settings
+from billportal.services.billing import Billing
 from billportal.storage import migrate_url, open_store
-from billportal.storage.records import Company, LineInput
+from billportal.storage.records import Company
 from billportal.storage.schema import metadata
 from billportal.storage.store import Store
+from tests import factories
 
 MASTER_KEY = base64.urlsafe_b64decode("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 ACME_KEY = "acme-sso-key-0123456789abcdefghijklmnop"  # 39 bytes: not weak
@@ -149,6 +151,11 @@ class World:
     acme: Company
     globex: Company
 
+    @property
+    def billing(self) -> Billing:
+        """The billing service over this world's store."""
+        return Billing(self.store)
+
     def company(self, username: str) -> Company:
         self.store.forget_company(username)
         company = run(self.store.company(username))
@@ -168,42 +175,37 @@ class World:
 
 def _seed(store: Store, now: int) -> None:
     async def go() -> None:
-        acme_id, _ = await store.create_company("acme", "Acme Corporation", ACME_KEY, weak=False, now=now)
-        globex_id, _ = await store.create_company("globex", "Globex", GLOBEX_KEY, weak=False, now=now)
-        await store.create_customer(acme_id, "Wile E. Coyote", now=now, customer_id=1234, email="wile@example.com")
-        await store.create_customer(acme_id, "Road Runner", now=now, customer_id=1235)
-        await store.create_customer(acme_id, "Seed Sample", now=now, customer_id=1234567890)
-        await store.create_customer(globex_id, "Hank Scorpio", now=now, customer_id=1234)
-        await store.create_customer(globex_id, "Homer Simpson", now=now, customer_id=77)
+        acme = await factories.company(store, "acme", ACME_KEY, name="Acme Corporation", now=now)
+        globex = await factories.company(store, "globex", GLOBEX_KEY, name="Globex", now=now)
+        await factories.customer(store, acme.id, id=1234, name="Wile E. Coyote", email="wile@example.com", now=now)
+        await factories.customer(store, acme.id, id=1235, name="Road Runner", now=now)
+        await factories.customer(store, acme.id, id=1234567890, name="Seed Sample", now=now)
+        await factories.customer(store, globex.id, id=1234, name="Hank Scorpio", now=now)
+        await factories.customer(store, globex.id, id=77, name="Homer Simpson", now=now)
         for company_id, customer_id, number in [
-            (acme_id, 1234, "INV-0001"),
-            (acme_id, 1234, "INV-0002"),
-            (acme_id, 1235, "INV-0003"),
-            (globex_id, 1234, "GLX-0001"),
+            (acme.id, 1234, "INV-0001"),
+            (acme.id, 1234, "INV-0002"),
+            (acme.id, 1235, "INV-0003"),
+            (globex.id, 1234, "GLX-0001"),
         ]:
-            await store.create_invoice(
-                company_id,
-                customer_id,
-                number=number,
-                currency="USD",
-                status="open",
-                issued_on="2026-11-01",
-                due_on="2026-12-01",
-                lines=[LineInput("Rocket skates", "2", 12500), LineInput("Giant magnet", "1", 9900, tax=990)],
-                now=now,
-            )
+            await factories.invoice(store, company_id, customer_id, number=number, due_on="2026-12-01", now=now)
 
     run(go())
 
 
-@pytest.fixture
-def world(store: Store, clock: Clock, settings: Settings) -> World:
+def seed_world(store: Store, clock: Clock, settings: Settings) -> World:
+    """Acme and Globex with their customers and invoices, on an empty store."""
     _seed(store, clock.now)
     acme = run(store.company("acme"))
     globex = run(store.company("globex"))
     assert acme is not None
     assert globex is not None
     return World(store, clock, settings, acme, globex)
+
+
+@pytest.fixture
+def world(store: Store, clock: Clock, settings: Settings) -> World:
+    return seed_world(store, clock, settings)
 
 
 @pytest.fixture

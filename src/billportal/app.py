@@ -16,13 +16,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billportal.api import api_mount
-from billportal.config import Settings
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
 from billportal.dashboard.routes import dashboard_routes
+from billportal.portal.signin import SignIn
 from billportal.portal.views import Portal
-from billportal.sso.signin import SignIn
 from billportal.storage import open_store
 from billportal.storage.store import Store
-from billportal.web.context import SITE_KEY, Context, system_clock
+from billportal.web.context import SITE_KEY, Context
 from billportal.web.convertors import BoundedIntConvertor, TokenConvertor
 from billportal.web.errors import ErrorGuard, error_page
 from billportal.web.hosts import Site, site_for

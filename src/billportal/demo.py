@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import sys
+from dataclasses import replace
 
 from billportal import _links
-from billportal.config import Settings
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
 from billportal.portal.views import today_in
+from billportal.services import companies, sso
+from billportal.services.audit import CLI
+from billportal.services.billing import Billing, Books, LineInput
 from billportal.sso import keys as sso_keys
 from billportal.storage import open_store
-from billportal.storage.records import LineInput
 from billportal.storage.store import Store
-from billportal.web.context import system_clock
 
 DEMO_COMPANY = "acme"
 DEMO_CUSTOMER = 1234
@@ -76,126 +80,127 @@ class _Numbers:
 
 
 async def seed(store: Store, now: int) -> str:
-    """Create the demo company if missing; return its active SSO key."""
+    """Create the demo company if missing; return its active SSO key.
+
+    Everything is made through the same write model as the API's: every paid
+    invoice has its payment, every credit its credit note.
+    """
     existing = await store.company(DEMO_COMPANY)
     if existing is not None:
-        for existing_key in existing.keys:
+        for existing_key in existing.sso_keys:
             if existing_key.state == "active":
                 return existing_key.secret.decode("utf-8")
     key = sso_keys.generate_sso_key()
-    company_id, _ = await store.create_company(DEMO_COMPANY, "Acme Corporation", key, weak=False, now=now)
+    company_id, _ = await sso.create_company(store, DEMO_COMPANY, "Acme Corporation", key, weak=False, now=now)
     company = await store.company(DEMO_COMPANY)
     assert company is not None
-    await store.update_company(company, time_zone="America/Denver", payment_instructions=_PAYMENT_INSTRUCTIONS)
-    store.forget_company(DEMO_COMPANY)
-    today = dt.date.fromisoformat(today_in(company, now))
+    profile = {"time_zone": "America/Denver", "payment_instructions": _PAYMENT_INSTRUCTIONS}
+    await companies.update_profile(store, company, profile, CLI, now)
+    billing = Billing(store)
+    today = dt.date.fromisoformat(today_in(replace(company, time_zone=profile["time_zone"]), now))
     numbers = _Numbers()
     for index, (cid, name, email, phone, line1, city, state, postal) in enumerate(_CUSTOMERS):
-        await store.create_customer(
-            company_id,
-            name,
-            now=now,
-            customer_id=cid,
-            email=email,
-            phone=phone,
-            address_line1=line1,
-            city=city,
-            state=state,
-            postal_code=postal,
-            country="US",
-        )
+        customer = {
+            "id": cid,
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "address_line1": line1,
+            "city": city,
+            "state": state,
+            "postal_code": postal,
+            "country": "US",
+        }
+        await billing.create_customer(company_id, customer, now=now)
         for offset, (days_ago, terms, story) in enumerate(_PLAN):
             issued = today - dt.timedelta(days=days_ago)
             lines = [
                 LineInput(desc, str(1 + (index + offset + n) % 3), price, tax=price // 10 if n == 0 else 0)
                 for n, (desc, price) in enumerate(_CATALOG[(index + offset) % 4 : (index + offset) % 4 + 3])
             ]
-            invoice_id = await store.create_invoice(
+            invoice = await billing.create_invoice(
                 company_id,
-                cid,
-                number=numbers.next("INV"),
-                currency="USD",
-                status={"voided": "voided", "draft": "draft"}.get(story, "open"),
-                issued_on=issued.isoformat(),
-                due_on=(issued + dt.timedelta(days=terms)).isoformat(),
-                lines=lines,
-                notes="Thank you for your business." if story == "paid" else "",
+                {
+                    "customer_id": cid,
+                    "number": numbers.next("INV"),
+                    "status": "draft" if story == "draft" else "open",
+                    "issued_on": issued.isoformat(),
+                    "due_on": (issued + dt.timedelta(days=terms)).isoformat(),
+                    "lines": lines,
+                    "notes": "Thank you for your business." if story == "paid" else "",
+                },
                 now=now,
             )
-            total = sum(line.amount for line in lines)
-            if story in ("paid", "partly paid"):
-                amount = total if story == "paid" else round(total * 0.4)
+            if story == "voided":
+                await billing.write(company_id, functools.partial(Books.void_invoice, invoice_id=invoice.id), now=now)
+            elif story in ("paid", "partly paid"):
+                amount = invoice.total if story == "paid" else round(invoice.total * 0.4)
                 received = issued + dt.timedelta(days=20 if days_ago > 50 else 15)
-                await store.billing.create_payment(
-                    company_id,
-                    cid,
-                    number=numbers.next("PAY"),
-                    currency="USD",
-                    received_on=min(received, today).isoformat(),
-                    method=("check", "card", "ach")[offset % 3],
-                    amount=amount,
-                    applications=[(invoice_id, amount)],
-                    reference=f"{cid}-{offset}",
-                    now=now,
-                )
+                payment = {
+                    "customer_id": cid,
+                    "number": numbers.next("PAY"),
+                    "received_on": min(received, today).isoformat(),
+                    "method": ("check", "card", "ach")[offset % 3],
+                    "amount": amount,
+                    "applications": [{"invoice_id": invoice.id, "amount": amount}],
+                    "reference": f"{cid}-{offset}",
+                }
+                await billing.record_payment(company_id, payment, now=now)
             elif story == "credited":
                 returned = lines[-1]
-                await store.billing.create_credit_note(
-                    company_id,
-                    cid,
-                    number=numbers.next("CN"),
-                    currency="USD",
-                    issued_on=(issued + dt.timedelta(days=3)).isoformat(),
-                    lines=[LineInput(f"Returned: {returned.description}", returned.quantity, returned.unit_price)],
-                    invoice_id=invoice_id,
-                    notes="Credited on the invoice.",
-                    now=now,
-                )
+                credit = {
+                    "customer_id": cid,
+                    "number": numbers.next("CN"),
+                    "issued_on": (issued + dt.timedelta(days=3)).isoformat(),
+                    "lines": [LineInput(f"Returned: {returned.description}", returned.quantity, returned.unit_price)],
+                    "invoice_id": invoice.id,
+                    "notes": "Credited on the invoice.",
+                }
+                await billing.create_credit_note(company_id, credit, now=now)
         if index == 0:
             # A goodwill credit held on the account: it lowers the balance due.
-            await store.billing.create_credit_note(
-                company_id,
-                cid,
-                number=numbers.next("CN"),
-                currency="USD",
-                issued_on=(today - dt.timedelta(days=8)).isoformat(),
-                lines=[LineInput("Goodwill credit: late delivery of rocket skates", "1", 2500)],
-                now=now,
-            )
-        await store.billing.create_estimate(
-            company_id,
-            cid,
-            number=numbers.next("EST"),
-            currency="USD",
-            issued_on=(today - dt.timedelta(days=3)).isoformat(),
-            expires_on=(today + dt.timedelta(days=30)).isoformat(),
-            lines=[
+            goodwill = {
+                "customer_id": cid,
+                "number": numbers.next("CN"),
+                "issued_on": (today - dt.timedelta(days=8)).isoformat(),
+                "lines": [LineInput("Goodwill credit: late delivery of rocket skates", "1", 2500)],
+            }
+            await billing.create_credit_note(company_id, goodwill, now=now)
+        estimate = {
+            "customer_id": cid,
+            "number": numbers.next("EST"),
+            "issued_on": (today - dt.timedelta(days=3)).isoformat(),
+            "expires_on": (today + dt.timedelta(days=30)).isoformat(),
+            "lines": [
                 LineInput("Portable hole (industrial)", "2", 49900, tax=9980),
                 LineInput("Installation", "3", 7500, discount=2500),
             ],
-            notes="Delivery within two weeks of approval.",
-            now=now,
-        )
+            "notes": "Delivery within two weeks of approval.",
+        }
+        await billing.create_estimate(company_id, estimate, now=now)
         if index == 1:
-            approved = await store.billing.create_estimate(
+            approvable = {
+                "customer_id": cid,
+                "number": numbers.next("EST"),
+                "issued_on": (today - dt.timedelta(days=30)).isoformat(),
+                "expires_on": (today + dt.timedelta(days=1)).isoformat(),
+                "lines": [LineInput("Earthquake pills (case)", "4", 14500)],
+            }
+            approved = await billing.create_estimate(company_id, approvable, now=now)
+            await billing.approve_estimate(
                 company_id,
                 cid,
-                number=numbers.next("EST"),
-                currency="USD",
-                issued_on=(today - dt.timedelta(days=30)).isoformat(),
-                expires_on=(today + dt.timedelta(days=1)).isoformat(),
-                lines=[LineInput("Earthquake pills (case)", "4", 14500)],
-                now=now,
-            )
-            await store.billing.approve_estimate(
-                company_id, cid, approved, approved_by="Road Runner (billing)", now=now - 20 * 86400
+                approved.id,
+                approved_by="Road Runner (billing)",
+                now=now - 20 * 86400,
+                valid_on=None,
             )
     return key
 
 
 async def seed_admin(store: Store, now: int) -> str | None:
     """The demo's dashboard admin; returns a one-time password the first time only."""
-    from billportal.dashboard import passwords
+    from billportal.services import passwords
 
     if await store.admins.admin_by_email(DEMO_ADMIN) is not None:
         return None

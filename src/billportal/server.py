@@ -7,7 +7,7 @@ import tempfile
 
 import uvicorn
 
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.web.logging import log_config
 from billportal.web.protocol import MAX_HEAD_BYTES
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import httpx
 from starlette.testclient import TestClient
 
-from billportal.dashboard import passwords
+from tests import factories
 from tests.conftest import World, run
 
 ADMIN_EMAIL = "ada@acme.example"
@@ -26,23 +25,12 @@ def form_token(html: str) -> str:
     return match.group(1)
 
 
-@functools.cache
-def _hash(password: str) -> str:
-    # argon2 is slow on purpose: hash each test password once per run.
-    return passwords.hash_password(password)
-
-
 def make_admin(
     world: World, email: str = ADMIN_EMAIL, password: str = PASSWORD, company: str = "acme", must_change: bool = False
 ) -> int:
+    company_id = world.company(company).id
     return run(
-        world.store.admins.create_admin(
-            email,
-            _hash(password),
-            company_id=world.company(company).id,
-            must_change_password=must_change,
-            now=world.clock.now,
-        )
+        factories.admin(world.store, email, password, company_id, must_change_password=must_change, now=world.clock.now)
     )
 
 

@@ -15,7 +15,9 @@ from html import unescape
 
 from starlette.testclient import TestClient
 
-from billportal.storage.records import LineInput
+from billportal.services.billing import Billing, LineInput
+from billportal.storage.documents import Scope
+from tests import factories
 from tests.conftest import GLOBEX_KEY, World, run
 
 # 2026-11-28 12:00 UTC: the documents below are dated around it.
@@ -36,122 +38,67 @@ class Docs:
 def add_documents(world: World) -> Docs:
     """Set the clock to NOW and add the documents (idempotent per world)."""
     world.clock.now = NOW
-    store, billing = world.store, world.store.billing
+    store = world.store
     acme, globex = world.acme.id, world.globex.id
 
     async def make() -> Docs:
+        billing = Billing(store)
         invoices: dict[str, int] = {}
         for company_id, customer_id in ((acme, 1234), (acme, 1235), (globex, 1234)):
-            rows, _ = await store.invoices(company_id, customer_id)
+            rows, _ = await billing.invoices(Scope(company_id, customer_id))
             invoices.update({invoice.number: invoice.id for invoice in rows})
-        invoices["INV-0009"] = await store.create_invoice(
-            acme,
-            1234,
-            number="INV-0009",
-            currency="USD",
-            status="open",
-            issued_on="2026-10-05",
-            due_on="2026-11-04",
-            lines=[LineInput("Dehydrated boulders", "3", 3999, discount=999)],
-            now=NOW,
-        )
-        payments = {
-            "PAY-0999": await billing.create_payment(
+        boulders = [LineInput("Dehydrated boulders", "3", 3999, discount=999)]
+        invoices["INV-0009"] = (
+            await factories.invoice(
+                store,
                 acme,
                 1234,
-                number="PAY-0999",
-                currency="USD",
-                received_on="2026-10-20",
-                method="check",
-                amount=10998,
-                applications=[(invoices["INV-0009"], 10998)],
+                number="INV-0009",
+                issued_on="2026-10-05",
+                due_on="2026-11-04",
+                lines=boulders,
                 now=NOW,
-            ),
-            "PAY-1001": await billing.create_payment(
-                acme,
-                1234,
-                number="PAY-1001",
-                currency="USD",
-                received_on="2026-11-10",
-                method="card",
-                amount=10000,
-                applications=[(invoices["INV-0001"], 10000)],
-                reference="ch_123",
+            )
+        ).id
+        payments = {}
+        for company_id, customer_id, number, received, method, amount, invoice, applied, extra in (
+            (acme, 1234, "PAY-0999", "2026-10-20", "check", 10998, "INV-0009", 10998, {}),
+            (acme, 1234, "PAY-1001", "2026-11-10", "card", 10000, "INV-0001", 10000, {"reference": "ch_123"}),
+            (acme, 1234, "PAY-1002", "2026-11-12", "ach", 20000, "INV-0002", 15000, {}),
+            (acme, 1235, "PAY-2001", "2026-11-11", "bank_transfer", 5000, "INV-0003", 5000, {}),
+            (globex, 1234, "GLX-PAY-1", "2026-11-11", "card", 5000, "GLX-0001", 5000, {}),
+        ):
+            made = await factories.payment(
+                store,
+                company_id,
+                customer_id,
+                number=number,
+                received_on=received,
+                method=method,
+                amount=amount,
+                applications=[(invoices[invoice], applied)],
                 now=NOW,
-            ),
-            "PAY-1002": await billing.create_payment(
-                acme,
-                1234,
-                number="PAY-1002",
-                currency="USD",
-                received_on="2026-11-12",
-                method="ach",
-                amount=20000,
-                applications=[(invoices["INV-0002"], 15000)],
+                **extra,
+            )
+            payments[number] = made.id
+        credit_notes = {}
+        for company_id, customer_id, number, issued, line, applied_to in (
+            (acme, 1234, "CN-1", "2026-11-15", LineInput("Returned giant magnet", "1", 9900), "INV-0001"),
+            (acme, 1234, "CN-2", "2026-11-16", LineInput("Goodwill credit", "1", 2500), None),
+            (acme, 1235, "CN-3", "2026-11-16", LineInput("Goodwill credit", "1", 1000), None),
+            (globex, 1234, "GLX-CN-1", "2026-11-16", LineInput("Goodwill credit", "1", 1000), None),
+        ):
+            note = await factories.credit_note(
+                store,
+                company_id,
+                customer_id,
+                number=number,
+                issued_on=issued,
+                lines=[line],
+                invoice_id=invoices[applied_to] if applied_to else None,
                 now=NOW,
-            ),
-            "PAY-2001": await billing.create_payment(
-                acme,
-                1235,
-                number="PAY-2001",
-                currency="USD",
-                received_on="2026-11-11",
-                method="bank_transfer",
-                amount=5000,
-                applications=[(invoices["INV-0003"], 5000)],
-                now=NOW,
-            ),
-            "GLX-PAY-1": await billing.create_payment(
-                globex,
-                1234,
-                number="GLX-PAY-1",
-                currency="USD",
-                received_on="2026-11-11",
-                method="card",
-                amount=5000,
-                applications=[(invoices["GLX-0001"], 5000)],
-                now=NOW,
-            ),
-        }
-        credit_notes = {
-            "CN-1": await billing.create_credit_note(
-                acme,
-                1234,
-                number="CN-1",
-                currency="USD",
-                issued_on="2026-11-15",
-                lines=[LineInput("Returned giant magnet", "1", 9900)],
-                invoice_id=invoices["INV-0001"],
-                now=NOW,
-            ),
-            "CN-2": await billing.create_credit_note(
-                acme,
-                1234,
-                number="CN-2",
-                currency="USD",
-                issued_on="2026-11-16",
-                lines=[LineInput("Goodwill credit", "1", 2500)],
-                now=NOW,
-            ),
-            "CN-3": await billing.create_credit_note(
-                acme,
-                1235,
-                number="CN-3",
-                currency="USD",
-                issued_on="2026-11-16",
-                lines=[LineInput("Goodwill credit", "1", 1000)],
-                now=NOW,
-            ),
-            "GLX-CN-1": await billing.create_credit_note(
-                globex,
-                1234,
-                number="GLX-CN-1",
-                currency="USD",
-                issued_on="2026-11-16",
-                lines=[LineInput("Goodwill credit", "1", 1000)],
-                now=NOW,
-            ),
-        }
+            )
+            credit_notes[number] = note.id
         estimate_lines = [LineInput("Portable hole", "2", 49900, tax=4990)]
         estimates = {}
         for company_id, customer_id, number, issued, expires in (
@@ -160,16 +107,17 @@ def add_documents(world: World) -> Docs:
             (acme, 1235, "EST-3", "2026-11-20", "2026-12-31"),
             (globex, 1234, "GLX-EST-1", "2026-11-20", "2026-12-31"),
         ):
-            estimates[number] = await billing.create_estimate(
+            made_estimate = await factories.estimate(
+                store,
                 company_id,
                 customer_id,
                 number=number,
-                currency="USD",
                 issued_on=issued,
                 expires_on=expires,
                 lines=estimate_lines,
                 now=NOW,
             )
+            estimates[number] = made_estimate.id
         return Docs(invoices, payments, credit_notes, estimates)
 
     return run(make())

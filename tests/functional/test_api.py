@@ -12,8 +12,11 @@ from starlette.testclient import TestClient
 
 from billportal.api.errors import ERROR_CODES
 from billportal.app import build_app
-from billportal.portal.pages import SEED_PAGE_IDS
-from billportal.storage.api import LAST_USED_RESOLUTION
+from billportal.services import api_keys
+from billportal.services.api_keys import LAST_USED_RESOLUTION
+from billportal.services.audit import CLI
+from billportal.sso.pages import SEED_PAGE_IDS
+from tests import factories
 from tests.conftest import World, run
 
 DASHBOARD = "https://dashboard.localhost"
@@ -31,8 +34,8 @@ def dashboard(world: World, key: str | None = None, *, bearer: bool = False) -> 
 
 
 def new_key(world: World, company: str = "acme") -> str:
-    company_id = world.acme.id if company == "acme" else world.globex.id
-    return run(world.store.api.create_key(company_id, f"{company} test", now=world.clock.now)).key
+    owner = world.acme if company == "acme" else world.globex
+    return run(factories.api_key(world.store, owner, name=f"{company} test", now=world.clock.now)).key
 
 
 @pytest.fixture
@@ -82,7 +85,7 @@ def test_basic_and_bearer_both_authenticate(world: World) -> None:
 def test_no_key_wrong_key_and_revoked_key_are_refused_alike(world: World) -> None:
     key = new_key(world)
     revoked = new_key(world)
-    run(world.store.api.revoke_key(world.acme.id, revoked[:16], now=world.clock.now))
+    run(api_keys.revoke(world.store, world.acme, revoked[:16], CLI, world.clock.now))
     answers = [
         dashboard(world).get("/api/v1/customers"),
         dashboard(world, key[:-1] + ("A" if key[-1] != "A" else "B")).get("/api/v1/customers"),
@@ -131,29 +134,29 @@ def test_another_companys_objects_are_not_found(world: World) -> None:
 
 
 def test_last_used_is_recorded_at_most_once_a_minute(world: World) -> None:
-    created = run(world.store.api.create_key(world.acme.id, "sync", now=world.clock.now))
+    created = run(factories.api_key(world.store, world.acme, name="sync", now=world.clock.now))
     client = dashboard(world, created.key)
     assert created.info.last_used_at is None
     client.get("/api/v1/customers")
-    first = run(world.store.api.list_keys(world.acme.id))[0].last_used_at
+    first = run(api_keys.keys_of(world.store, world.acme.id))[0].last_used_at
     assert first == world.clock.now
     world.clock.advance(LAST_USED_RESOLUTION - 1)
     client.get("/api/v1/customers")
-    assert run(world.store.api.list_keys(world.acme.id))[0].last_used_at == first
+    assert run(api_keys.keys_of(world.store, world.acme.id))[0].last_used_at == first
     world.clock.advance(1)
     client.get("/api/v1/customers")
-    assert run(world.store.api.list_keys(world.acme.id))[0].last_used_at == world.clock.now
+    assert run(api_keys.keys_of(world.store, world.acme.id))[0].last_used_at == world.clock.now
 
 
 def test_keys_are_stored_hashed_and_never_logged(world: World, caplog: pytest.LogCaptureFixture) -> None:
-    created = run(world.store.api.create_key(world.acme.id, "sync", now=world.clock.now))
+    created = run(factories.api_key(world.store, world.acme, name="sync", now=world.clock.now))
     assert created.key.startswith("bp_live_")
     assert created.key not in repr(created)
 
     def stored(conn: Any) -> list[Any]:
         return list(conn.exec_driver_sql("SELECT prefix, key_hash, name FROM api_keys").all())
 
-    rows = run(world.store.api.read(stored))
+    rows = run(world.store.read(stored))
     assert all(created.key not in str(row) for row in rows)
     caplog.set_level(logging.DEBUG)
     dashboard(world, created.key + "x").get("/api/v1/customers")
@@ -456,7 +459,7 @@ def test_idempotency_covers_every_post(api: TestClient, world: World) -> None:
     def stored_bodies(conn: Any) -> list[str]:
         return [row[0] for row in conn.exec_driver_sql("SELECT response_body FROM idempotency_keys").all()]
 
-    stored = " ".join(run(world.store.api.read(stored_bodies)))
+    stored = " ".join(run(world.store.read(stored_bodies)))
     assert rotated.json()["key"] not in stored  # sealed: the SSO key is not readable in the database
     assert link_once.json()["url"].split("/login/")[1].split("?")[0] not in stored
 
@@ -493,7 +496,7 @@ def test_a_sign_in_link_from_the_api_signs_the_customer_in(api: TestClient, worl
     assert link["url"].startswith("https://acme.localhost/login/")
     assert link["url"].endswith("?redirect_to=invoices")
     assert link["expires_at"] == world.clock.now + 600
-    assert link["kid"] == world.acme.keys[0].kid
+    assert link["kid"] == world.acme.sso_keys[0].kid
     portal = world.client("acme")
     landed = portal.get(link["url"].removeprefix("https://acme.localhost"))
     assert landed.status_code == 303
@@ -521,7 +524,11 @@ def test_sign_in_links_follow_the_company_policy(api: TestClient, world: World) 
         "invalid_field",
         "redirect_to",
     )
-    run(world.store.update_company(world.acme, sso_max_lifetime_seconds=120, sso_allowed_issuers="billing-app"))
+    run(
+        factories.company_settings(
+            world.store, world.acme, sso_max_lifetime_seconds=120, sso_allowed_issuers="billing-app"
+        )
+    )
     world.store.forget_company("acme")
     error(
         api.post("/api/v1/customers/1234/sign_in_links", json={"ttl": 300, "issuer": "billing-app"}),
@@ -532,7 +539,7 @@ def test_sign_in_links_follow_the_company_policy(api: TestClient, world: World) 
     error(api.post("/api/v1/customers/1234/sign_in_links", json={"ttl": 60}), 422, "issuer_not_allowed", "issuer")
     made = api.post("/api/v1/customers/1234/sign_in_links", json={"ttl": 60, "issuer": "billing-app"})
     assert made.status_code == 201
-    run(world.store.update_company(world.acme, sso_enabled=False))
+    run(factories.company_settings(world.store, world.acme, sso_enabled=False))
     world.store.forget_company("acme")
     error(api.post("/api/v1/customers/1234/sign_in_links"), 409, "sso_disabled")
     assert set(SEED_PAGE_IDS) >= {"invoices", "my_account"}
@@ -542,7 +549,7 @@ def test_sign_in_links_follow_the_company_policy(api: TestClient, world: World) 
 
 
 def test_rotate_without_downtime_then_revoke_the_old_key(api: TestClient, world: World) -> None:
-    old_kid = world.acme.keys[0].kid
+    old_kid = world.acme.sso_keys[0].kid
     rotated = api.post("/api/v1/sso_keys/rotate", json={"grace_period": "24h"}).json()
     assert rotated["previous_kid"] == old_kid
     assert rotated["retiring_until"] == world.clock.now + 86400

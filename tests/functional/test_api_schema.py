@@ -19,8 +19,9 @@ from schemathesis.schemas import BaseSchema
 
 from billportal.api.openapi import openapi_document
 from billportal.app import build_app
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.storage import open_store
+from tests import factories
 from tests.conftest import MASTER_KEY, SCALE_OUT_DATABASE, World, run
 
 DASHBOARD = {"Host": "dashboard.localhost"}
@@ -60,7 +61,7 @@ def test_operation_answers_as_documented(
     world: World, served_schema: BaseSchema, method: str, path: str, mode: GenerationMode
 ) -> None:
     app = build_app(world.settings, world.store, world.clock)
-    key = run(world.store.api.create_key(world.acme.id, "schemathesis", now=world.clock.now)).key
+    key = run(factories.api_key(world.store, world.acme, name="schemathesis", now=world.clock.now)).key
     headers = {**DASHBOARD, "Authorization": f"Bearer {key}"}
     operation = served_schema[path][method]
 

@@ -11,8 +11,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from billportal.storage.admins import AuditEvent
-from billportal.storage.api import ApiKeyInfo
+from billportal.services import api_keys
+from billportal.storage.records import ApiKeyInfo, AuditEvent
 from tests.browser.conftest import LiveServer, live_server
 from tests.conftest import World, run
 from tests.functional.dashboard_support import ADMIN_EMAIL, PASSWORD, Dashboard, admin_of_acme, make_admin, sign_in
@@ -44,7 +44,7 @@ def create(dashboard: Dashboard, name: str) -> str:
 
 
 def keys_of(world: World, company: str = "acme") -> list[ApiKeyInfo]:
-    return run(world.store.api.list_keys(world.company(company).id))
+    return run(api_keys.keys_of(world.store, world.company(company).id))
 
 
 def info_of(world: World, key: str, company: str = "acme") -> ApiKeyInfo:

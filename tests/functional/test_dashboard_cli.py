@@ -102,7 +102,7 @@ def test_admin_grant_list_and_reset(world: World, cli: Any) -> None:
 
 
 def test_sso_key_list_rotate_and_revoke(world: World, cli: Any) -> None:
-    old_kid = world.company("acme").keys[0].kid
+    old_kid = world.company("acme").sso_keys[0].kid
     status, out, _ = cli("sso-key", "list", "--tenant", "acme")
     assert status == 0
     assert old_kid in out

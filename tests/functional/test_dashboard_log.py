@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.dashboard import sign_in_log
 from billportal.dashboard.forms import LogFilters
 from billportal.storage import open_store
@@ -70,7 +70,7 @@ def test_the_log_shows_every_attempt_with_its_details(world: World) -> None:
     assert "Firefox/140 &lt;b&gt;bold&lt;/b&gt;" in newest
     assert "<b>bold</b>" not in page.text
     assert "badge-on" in oldest
-    assert world.company("acme").keys[0].kid in oldest
+    assert world.company("acme").sso_keys[0].kid in oldest
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
+from tests import factories
 from tests.conftest import ACME_KEY, World, run
 from tests.functional.dashboard_support import PASSWORD, SSO, Dashboard, admin_of_acme, make_admin, sign_in
 
@@ -30,7 +31,7 @@ def signs_in(world: World, token: str) -> bool:
 
 def reveal_active(dashboard: Dashboard, world: World) -> tuple[str, str]:
     """(kid, key) of the active key, as an admin reveals it."""
-    kid = next(k.kid for k in world.company("acme").keys if k.state == "active")
+    kid = next(k.kid for k in world.company("acme").sso_keys if k.state == "active")
     page = dashboard.post(f"{SSO}/keys/{kid}/reveal", {"password": PASSWORD})
     match = re.search(r'id="sso-key"[^>]*value="([^"]+)"', page.text)
     assert match, page.text
@@ -47,7 +48,7 @@ def claims(world: World, **extra: Any) -> dict[str, Any]:
 
 def test_rotation_with_grace_old_and_new_keys_both_sign_in_until_the_old_is_revoked(world: World) -> None:
     dashboard = admin_of_acme(world)
-    old_kid = world.company("acme").keys[0].kid
+    old_kid = world.company("acme").sso_keys[0].kid
     old_link = world.token(claims(world))  # made by the company's backend before the rotation
 
     rotated = dashboard.post(f"{SSO}/keys/rotate", {"grace": "1h"})
@@ -103,16 +104,16 @@ def test_rotation_without_grace_stops_the_old_key_at_once(world: World) -> None:
 
 def test_the_active_key_cannot_be_revoked_and_grace_must_be_offered(world: World) -> None:
     dashboard = admin_of_acme(world)
-    kid = world.company("acme").keys[0].kid
+    kid = world.company("acme").sso_keys[0].kid
     assert dashboard.post(f"{SSO}/keys/{kid}/revoke").status_code == 409
     assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "3d"}).status_code == 400
-    assert [k.state for k in world.company("acme").keys] == ["active"]
+    assert [k.state for k in world.company("acme").sso_keys] == ["active"]
     assert signs_in(world, world.token(claims(world)))
 
 
 def test_a_kid_in_the_header_picks_the_key(world: World) -> None:
     dashboard = admin_of_acme(world)
-    old_kid = world.company("acme").keys[0].kid
+    old_kid = world.company("acme").sso_keys[0].kid
     dashboard.post(f"{SSO}/keys/rotate", {"grace": "1h"})
     new_kid, new_key = reveal_active(dashboard, world)
     assert signs_in(world, world.token(claims(world), kid=old_kid))
@@ -126,7 +127,7 @@ def test_a_kid_in_the_header_picks_the_key(world: World) -> None:
 
 
 def test_weak_imported_key_shows_a_warning(world: World) -> None:
-    company_id, _ = run(world.store.create_company("shorty", "Shorty", "secret", weak=True, now=world.clock.now))
+    company_id = run(factories.company(world.store, "shorty", "secret", weak=True, now=world.clock.now)).id
     make_admin(world, email="sam@shorty.example", company="shorty")
     dashboard = sign_in(world, email="sam@shorty.example")
     page = dashboard.get(SSO)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+from billportal.storage.documents import Scope
 from tests.conftest import World, run
 from tests.functional.portal_world import Docs, add_documents, csrf_token, signed_in
 
@@ -72,10 +73,10 @@ def test_approving_another_customers_estimate_is_a_404_and_changes_nothing(
     assert response.status_code == 404
     assert response.text == client.get("/estimates/987654").text
     for company, customer_id in ((world.acme, 1235), (world.globex, 1234)):
-        estimates, _ = run(world.store.billing.estimates(company.id, customer_id))
+        estimates, _ = run(world.billing.documents("estimate", Scope(company.id, customer_id)))
         assert {e.status for e in estimates} == {"sent"}
-    assert run(world.store.billing.customer_events(world.acme.id)) == []
-    assert run(world.store.billing.customer_events(world.globex.id)) == []
+    assert run(world.billing.customer_events(world.acme.id)) == []
+    assert run(world.billing.customer_events(world.globex.id)) == []
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ def test_nothing_is_shown_without_a_session(world: World, docs: Docs, path: str)
 def test_no_change_without_a_session(world: World, docs: Docs, path: str) -> None:
     response = world.client().post(path, data={"csrf_token": "x", "name": "Mallory", "approved_by": "Mallory"})
     assert response.status_code == 401
-    assert run(world.store.billing.customer_events(world.acme.id)) == []
+    assert run(world.billing.customer_events(world.acme.id)) == []
 
 
 def test_a_csrf_token_of_another_session_is_refused(world: World, docs: Docs) -> None:
@@ -123,6 +124,6 @@ def test_a_csrf_token_of_another_session_is_refused(world: World, docs: Docs) ->
     mine = signed_in(world)
     response = mine.post("/billing-info", data={"csrf_token": their_token, "name": "Mallory"})
     assert response.status_code == 403
-    customer = run(world.store.customer(world.acme.id, 1234))
+    customer = run(world.billing.customer(world.acme.id, 1234))
     assert customer is not None
     assert customer.name == "Wile E. Coyote"

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
-from billportal.portal.pages import PAGE_PATHS, SEED_PAGE_IDS
-from billportal.storage.records import LineInput
+from billportal.services.billing import LineInput
+from billportal.sso.pages import PAGE_PATHS, SEED_PAGE_IDS
+from billportal.storage.documents import Scope
+from tests import factories
 from tests.conftest import World, run
 from tests.functional.portal_world import (
     INVOICE_TOTAL,
@@ -138,15 +140,14 @@ def test_invoice_filters_search_and_pagination(world: World, docs: Docs, client:
 
     async def many() -> None:
         for n in range(30):
-            await world.store.create_invoice(
+            await factories.invoice(
+                world.store,
                 world.acme.id,
                 1234,
                 number=f"BULK-{n:03d}",
-                currency="USD",
-                status="open",
                 issued_on="2026-09-01",
                 due_on="2026-10-01",
-                lines=[],
+                lines=[LineInput("Bird seed", "1", 2999)],
                 now=world.clock.now,
             )
 
@@ -212,9 +213,7 @@ def test_every_document_has_a_pdf(
 
 def test_pdf_text_outside_latin_1_never_fails(world: World, client: TestClient, docs: Docs) -> None:
     run(
-        world.store.billing.update_billing_info(
-            world.acme.id, 1234, {"name": "Łukasz Żółć 山田 \u202e"}, now=world.clock.now
-        )
+        world.billing.update_billing_info(world.acme.id, 1234, {"name": "Łukasz Żółć 山田 \u202e"}, now=world.clock.now)
     )
     response = client.get(f"/invoices/{docs.invoices['INV-0001']}/pdf")
     assert response.status_code == 200
@@ -273,10 +272,10 @@ def test_approving_an_estimate_records_who_and_when(world: World, client: TestCl
     assert response.headers["location"] == f"/estimates/{estimate_id}"
     after = text_of(client.get(f"/estimates/{estimate_id}").text)
     assert "Approved by Wile E. Coyote on 2026-11-28 12:00 UTC" in after
-    estimate = run(world.store.billing.estimate(world.acme.id, 1234, estimate_id))
+    estimate = run(world.billing.get("estimate", Scope(world.acme.id, 1234), estimate_id))
     assert estimate is not None
     assert (estimate.status, estimate.approved_by, estimate.approved_at) == ("approved", "Wile E. Coyote", NOW)
-    (event,) = run(world.store.billing.customer_events(world.acme.id, customer_id=1234))
+    (event,) = run(world.billing.customer_events(world.acme.id, customer_id=1234))
     assert event.kind == "estimate.approved"
     again = client.post(f"/estimates/{estimate_id}/approve", data={"csrf_token": csrf_token(page), "approved_by": "X"})
     assert again.status_code == 409
@@ -298,9 +297,9 @@ def test_approval_needs_a_name_and_the_csrf_token(world: World, client: TestClie
         f"/estimates/{docs.estimates['EST-2']}/approve", data={"csrf_token": token, "approved_by": "Wile"}
     )
     assert expired.status_code == 409
-    for estimate in run(world.store.billing.estimates(world.acme.id, 1234))[0]:
+    for estimate in run(world.billing.documents("estimate", Scope(world.acme.id, 1234)))[0]:
         assert estimate.status == "sent"
-    assert run(world.store.billing.customer_events(world.acme.id)) == []
+    assert run(world.billing.customer_events(world.acme.id)) == []
 
 
 # -- statements -----------------------------------------------------------------------------
@@ -352,10 +351,10 @@ def test_the_default_month_follows_the_companys_time_zone(world: World, docs: Do
     # 2026-12-01 03:00 UTC is still November 30 in Denver.
     world.clock.now = int(datetime(2026, 12, 1, 3, tzinfo=UTC).timestamp())
     client = signed_in(world)
-    run(world.store.update_company(world.acme, time_zone="America/Denver"))
+    run(factories.company_settings(world.store, world.acme, time_zone="America/Denver"))
     world.store.forget_company("acme")
     assert "Statement for November 2026" in client.get("/statements/balance-forward").text
-    run(world.store.update_company(world.acme, time_zone="UTC"))
+    run(factories.company_settings(world.store, world.acme, time_zone="UTC"))
     world.store.forget_company("acme")
     assert "Statement for December 2026" in client.get("/statements/balance-forward").text
 
@@ -375,7 +374,11 @@ def test_statement_pdfs(client: TestClient, kind: str, title: str) -> None:
 
 
 def test_pay_shows_the_balance_its_parts_and_the_instructions(world: World, client: TestClient) -> None:
-    run(world.store.update_company(world.acme, payment_instructions="Bank: First Desert Bank\nIBAN: US00 1234"))
+    run(
+        factories.company_settings(
+            world.store, world.acme, payment_instructions="Bank: First Desert Bank\nIBAN: US00 1234"
+        )
+    )
     world.store.forget_company("acme")
     page = client.get("/pay").text
     text = text_of(page)
@@ -419,11 +422,11 @@ def test_billing_details_are_saved_and_the_company_sees_the_change(world: World,
     saved = client.get("/billing-info?saved=1").text
     assert "Your billing details were saved." in saved
     assert 'value="1 Mesa Road"' in saved
-    customer = run(world.store.customer(world.acme.id, 1234))
+    customer = run(world.billing.customer(world.acme.id, 1234))
     assert customer is not None
     assert (customer.address_line1, customer.city, customer.country) == ("1 Mesa Road", "Albuquerque", "US")
     assert "1 Mesa Road" in client.get("/").text
-    (event,) = run(world.store.billing.customer_events(world.acme.id, customer_id=1234))
+    (event,) = run(world.billing.customer_events(world.acme.id, customer_id=1234))
     assert event.kind == "billing_info.updated"
     assert "address_line1" in event.detail
 
@@ -458,8 +461,8 @@ def test_billing_details_are_checked_field_by_field(
     # What was typed is kept, escaped; nothing was saved.
     if field == "postal_code":
         assert 'value="&lt;b&gt;"' in html
-    assert run(world.store.billing.customer_events(world.acme.id)) == []
-    customer = run(world.store.customer(world.acme.id, 1234))
+    assert run(world.billing.customer_events(world.acme.id)) == []
+    customer = run(world.billing.customer(world.acme.id, 1234))
     assert customer is not None
     assert customer.name == "Wile E. Coyote"
 
@@ -468,7 +471,7 @@ def test_billing_details_need_the_csrf_token(world: World, client: TestClient) -
     form = _billing_form(client.get("/billing-info").text, csrf_token="forged", city="Nowhere")
     response = client.post("/billing-info", data=form)
     assert response.status_code == 403
-    assert run(world.store.billing.customer_events(world.acme.id)) == []
+    assert run(world.billing.customer_events(world.acme.id)) == []
 
 
 def test_a_form_too_large_or_not_a_form_is_refused_plainly(client: TestClient) -> None:
@@ -492,7 +495,7 @@ def test_a_form_too_large_or_not_a_form_is_refused_plainly(client: TestClient) -
 
 
 def test_theme_uses_the_company_accent_and_stays_readable(world: World, client: TestClient) -> None:
-    run(world.store.update_company(world.acme, accent_color="#FDE047"))  # a light yellow
+    run(factories.company_settings(world.store, world.acme, accent_color="#FDE047"))  # a light yellow
     world.store.forget_company("acme")
     css = client.get("/theme.css").text
     assert "--accent: #fde047;" in css
@@ -500,7 +503,7 @@ def test_theme_uses_the_company_accent_and_stays_readable(world: World, client: 
     ink = re.search(r"--accent-ink: (#[0-9a-f]{6})", css)
     assert ink is not None
     assert ink.group(1) != "#fde047"
-    run(world.store.update_company(world.acme, accent_color="red;}*{"))
+    run(factories.company_settings(world.store, world.acme, accent_color="red;}*{"))
     world.store.forget_company("acme")
     assert "--accent: #2563eb;" in client.get("/theme.css").text
 
@@ -538,26 +541,25 @@ def test_pages_cost_the_same_few_queries_however_much_history(
 
     async def more_history() -> None:
         for n in range(40):
-            invoice_id = await world.store.create_invoice(
+            invoice = await factories.invoice(
+                world.store,
                 world.acme.id,
                 1234,
                 number=f"HIST-{n:03d}",
-                currency="USD",
-                status="open",
                 issued_on="2026-08-01",
                 due_on="2026-09-01",
                 lines=[LineInput("Bird seed", "1", 2999), LineInput("Magnet", "2", 1000)],
                 now=world.clock.now,
             )
-            await world.store.billing.create_payment(
+            await factories.payment(
+                world.store,
                 world.acme.id,
                 1234,
                 number=f"HPAY-{n:03d}",
-                currency="USD",
                 received_on="2026-08-15",
                 method="card",
                 amount=2000,
-                applications=[(invoice_id, 1000), (docs.invoices["INV-0001"], 10)],  # INV-0001 gets many payments
+                applications=[(invoice.id, 1000), (docs.invoices["INV-0001"], 10)],  # INV-0001 gets many payments
                 now=world.clock.now,
             )
 

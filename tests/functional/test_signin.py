@@ -10,9 +10,14 @@ from typing import Any
 import jwt
 import pytest
 
-from billportal.portal.pages import SEED_PAGE_IDS
+from billportal.services import sso
+from billportal.services.audit import CLI
+from billportal.services.billing import Billing
+from billportal.sso.pages import SEED_PAGE_IDS
+from billportal.storage.documents import Scope
 from billportal.storage.records import SignInEvent
 from billportal.storage.store import Store
+from tests import factories
 from tests.conftest import ACME_KEY, GLOBEX_KEY, Clock, World, run
 
 SEED_TOKEN_STRING_SUB = (
@@ -66,8 +71,8 @@ def test_seed_samples_verify_before_their_exp_and_expire_after(
     store: Store, settings: Any, token: str, key: str, customer_id: int
 ) -> None:
     clock = Clock()
-    company_id, _ = run(store.create_company("seedco", "Seed Co", key, weak=True, now=clock.now))
-    run(store.create_customer(company_id, "Sample", now=clock.now, customer_id=customer_id))
+    company_id = run(factories.company(store, "seedco", key, name="Seed Co", weak=True, now=clock.now)).id
+    run(factories.customer(store, company_id, id=customer_id, name="Sample", now=clock.now))
     seedco = run(store.company("seedco"))
     assert seedco is not None
     world = World(store, clock, settings, seedco, seedco)
@@ -338,9 +343,10 @@ def test_sign_out_needs_the_csrf_token(world: World) -> None:
 def test_invoice_detail_is_scoped_to_the_customer(world: World) -> None:
     client = world.client()
     client.get(f"/login/{world.token()}")
-    mine, _ = run(world.store.invoices(world.acme.id, 1234))
-    theirs, _ = run(world.store.invoices(world.acme.id, 1235))
-    other_company, _ = run(world.store.invoices(world.globex.id, 1234))
+    billing = Billing(world.store)
+    mine, _ = run(billing.invoices(Scope(world.acme.id, 1234)))
+    theirs, _ = run(billing.invoices(Scope(world.acme.id, 1235)))
+    other_company, _ = run(billing.invoices(Scope(world.globex.id, 1234)))
     page = client.get(f"/invoices/{mine[0].id}")
     assert page.status_code == 200
     assert "Rocket skates" in page.text
@@ -352,8 +358,8 @@ def test_invoice_detail_is_scoped_to_the_customer(world: World) -> None:
 
 
 def test_a_link_signed_with_a_revoked_key_is_logged_with_that_key(world: World) -> None:
-    old_kid = world.acme.keys[0].kid
-    run(world.store.rotate_key(world.acme, "a-brand-new-sso-key-0123456789abcdef", grace_seconds=0, weak=False, now=1))
+    old_kid = world.acme.sso_keys[0].kid
+    run(sso.rotate(world.store, world.acme, "none", CLI, world.clock.now))
     world.store.forget_company("acme")
     response = world.client().get(f"/login/{world.token()}")  # signed with the old key, no kid in the header
     assert response.status_code == 401

@@ -100,7 +100,7 @@ def test_a_token_from_each_library_signs_in(world: World, signer: str) -> None:
 
 @pytest.mark.parametrize("signer", list(SIGNERS))
 def test_string_sub_kid_header_and_redirect(world: World, signer: str) -> None:
-    kid = world.acme.keys[0].kid
+    kid = world.acme.sso_keys[0].kid
     claims = {"sub": "1234", "iss": "backend", "exp": world.clock.now + 300, "jti": f"{signer}-once"}
     token = SIGNERS[signer](ACME_KEY, claims, kid)
     assert signs_in(world, token, "?redirect_to=invoices") == "/invoices"

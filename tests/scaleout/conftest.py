@@ -25,7 +25,7 @@ import httpx
 import jwt
 import pytest
 
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.storage import open_store
 from tests.browser.conftest import free_port
 from tests.conftest import MASTER_KEY
@@ -237,7 +237,7 @@ def start_fleet(
     company = asyncio.run(store.company("acme"))
     store.close()
     assert company is not None
-    sso_key = next(k.secret.decode() for k in company.keys if k.state == "active")
+    sso_key = next(k.secret.decode() for k in company.sso_keys if k.state == "active")
     apps = [App(free_port(), env, tmp / f"app{i}.log", workers=workers) for i in range(count)]
     for app in apps:
         app.start()

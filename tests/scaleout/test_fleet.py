@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from billportal.config import Settings
-from billportal.sso.keys import generate_sso_key
+from billportal.core.config import Settings
+from billportal.services import sso
+from billportal.services.audit import CLI
 from billportal.storage import open_store
 from tests.conftest import new_postgres_database
 from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
@@ -72,14 +73,13 @@ def test_a_key_rotated_through_one_process_is_in_force_on_the_other_within_a_sec
     old_token = fleet.token()
     assert second.get(f"/login/{old_token}").status_code == 303
     store = open_store(Settings.from_env(fleet.env), migrate=False)
-    new_key = generate_sso_key()
 
-    async def rotate() -> None:
+    async def rotate() -> str:
         company = await store.company("acme")
         assert company is not None
-        await store.rotate_key(company, new_key, grace_seconds=0, weak=False, now=int(time.time()))
+        return (await sso.rotate(store, company, "none", CLI, int(time.time()))).key
 
-    asyncio.run(rotate())
+    new_key = asyncio.run(rotate())
     store.close()
     rotated_at = time.monotonic()
     fleet.sso_key, old_key = new_key, fleet.sso_key

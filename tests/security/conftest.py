@@ -24,10 +24,11 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from billportal.app import build_app, portal_router
+from billportal.services.billing import LineInput
 from billportal.storage import schema as t
-from billportal.storage.records import LineInput
 from billportal.storage.store import Store
 from billportal.web.context import Context
+from tests import factories
 from tests.conftest import ACME_KEY, GLOBEX_KEY, World, run
 from tests.functional.test_signin import COOKIE, b64
 
@@ -206,42 +207,40 @@ def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> di
     lines = [LineInput(f"{tag} widget", "1", 10000)]
 
     async def go() -> dict[str, int]:
-        invoice = await store.create_invoice(
+        invoice = await factories.invoice(
+            store,
             company_id,
             customer_id,
             number=f"{tag}-INV",
-            currency="USD",
-            status="open",
             issued_on="2026-11-02",
             due_on="2099-12-01",
             lines=lines,
             now=now,
         )
-        payment = await store.billing.create_payment(
+        payment = await factories.payment(
+            store,
             company_id,
             customer_id,
             number=f"{tag}-PAY",
-            currency="USD",
             received_on="2026-11-03",
-            method="check",
             amount=5000,
-            applications=[(invoice, 5000)],
+            applications=[(invoice.id, 5000)],
             now=now,
         )
-        credit_note = await store.billing.create_credit_note(
-            company_id, customer_id, number=f"{tag}-CN", currency="USD", issued_on="2026-11-04", lines=lines, now=now
+        credit_note = await factories.credit_note(
+            store, company_id, customer_id, number=f"{tag}-CN", issued_on="2026-11-04", lines=lines, now=now
         )
-        estimate = await store.billing.create_estimate(
+        estimate = await factories.estimate(
+            store,
             company_id,
             customer_id,
             number=f"{tag}-EST",
-            currency="USD",
             issued_on="2026-11-05",
             expires_on="2099-12-31",
             lines=lines,
             now=now,
         )
-        return {"invoice": invoice, "payment": payment, "credit_note": credit_note, "estimate": estimate}
+        return {"invoice": invoice.id, "payment": payment.id, "credit_note": credit_note.id, "estimate": estimate.id}
 
     return run(go())
 

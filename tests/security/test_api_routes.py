@@ -30,8 +30,11 @@ from billportal.api import api_router
 from billportal.api.errors import ERROR_CODES
 from billportal.api.operations import OPERATIONS, Operation
 from billportal.app import build_app
+from billportal.services import api_keys
+from billportal.services.audit import CLI
 from billportal.web.context import Context
 from billportal.web.errors import ErrorGuard
+from tests import factories
 from tests.conftest import ACME_KEY, GLOBEX_KEY, World, run
 from tests.security.conftest import HS256, Documents, database, good_claims, signed
 
@@ -101,8 +104,8 @@ def client(world: World, key: str | None = None, *, bearer: bool = False) -> Tes
 
 
 def new_key(world: World, company: str = "acme") -> str:
-    company_id = world.company(company).id
-    return run(world.store.api.create_key(company_id, f"{company} security suite", now=world.clock.now)).key
+    owner = world.company(company)
+    return run(factories.api_key(world.store, owner, name=f"{company} security suite", now=world.clock.now)).key
 
 
 def parameters(op: Operation) -> list[str]:
@@ -179,7 +182,7 @@ def refused_keys(world: World) -> dict[str, dict[str, Any]]:
     """Client settings for every way of not having a valid key."""
     key = new_key(world)
     revoked = new_key(world)
-    run(world.store.api.revoke_key(world.acme.id, revoked[:16], now=world.clock.now))
+    run(api_keys.revoke(world.store, world.acme, revoked[:16], CLI, world.clock.now))
     wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
     return {
         "no key": {},
@@ -222,7 +225,7 @@ def test_no_wrong_or_revoked_key_gets_the_same_401_on_every_operation(world: Wor
 def globex_values(world: World, documents: Documents, op: Operation) -> list[str]:
     """globex's ids for the operation's path parameter: its objects, or its SSO keys."""
     if "kid" in parameters(op):
-        return [key.kid for key in world.company("globex").keys]
+        return [key.kid for key in world.company("globex").sso_keys]
     kind = kind_of(op)
     return ["77"] if kind == "customer" else [str(documents.other_company[kind])]  # 77: globex's only
 
@@ -230,7 +233,7 @@ def globex_values(world: World, documents: Documents, op: Operation) -> list[str
 def acme_value(world: World, documents: Documents, op: Operation) -> str:
     """acme's own id for the operation: its retiring key (when it has one), or an object of customer 1234's."""
     if "kid" in parameters(op):
-        keys = world.company("acme").keys
+        keys = world.company("acme").sso_keys
         return next((key.kid for key in keys if key.state == "retiring"), keys[0].kid)
     kind = kind_of(op)
     return "1234" if kind == "customer" else str(documents.mine[kind])
@@ -304,7 +307,7 @@ def test_lists_never_show_globex_data_whatever_the_filters(world: World) -> None
             assert response.status_code == 200, (op.name, query)
             for marker in GLOBEX_MARKERS:
                 assert marker not in response.text, (op.name, query, marker)
-            for key in world.company("globex").keys:
+            for key in world.company("globex").sso_keys:
                 assert key.kid not in response.text, (op.name, query)
         if "customer_id" in filters:
             assert api.get(url(op), params={"customer_id": "77"}).json()["data"] == [], op.name

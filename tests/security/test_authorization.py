@@ -26,7 +26,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from billportal.app import portal_router
+from billportal.storage.documents import Scope
 from billportal.web.context import Context
+from billportal.web.guards import declared
 from tests.conftest import World, run
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import (
@@ -78,6 +80,26 @@ def test_every_portal_route_is_classified(world: World) -> None:
             assert path.strip("/").split("/")[0] in DOCUMENT_KINDS, f"{path}: which kind of document is it?"
 
 
+# Routes that need no declared guard: they deal with whatever session the cookie names themselves.
+SELF_GUARDED = {("POST", "/logout"): "ends the cookie's session, live or not; checks its CSRF token when there is one"}
+
+
+def test_every_protected_route_declares_a_customer_session_and_every_post_a_checked_form(world: World) -> None:
+    router = portal_router(Context(world.settings, world.store, world.clock))
+    for route in router.routes:
+        if not isinstance(route, Route):
+            continue
+        assert route.methods is not None
+        for method in route.methods - {"HEAD"}:
+            if (method, route.path) in PUBLIC_ROUTES or (method, route.path) in SELF_GUARDED:
+                continue
+            guard = declared(route.endpoint)
+            assert guard is not None, f"{method} {route.path} declares no guard (@customer or @customer_form)"
+            assert guard.session == "customer", route.path
+            assert guard.form == (method == "POST"), f"{method} {route.path}: a POST reads a checked form, a GET none"
+            assert guard.page, f"{route.path}: where does a remote sign-in bring the customer back to?"
+
+
 # -- no session, no data ------------------------------------------------------------------------------------
 
 
@@ -108,8 +130,8 @@ def test_without_a_session_of_this_company_every_route_refuses(
 
 def snapshot(world: World, documents: Documents) -> tuple[Any, ...]:
     """What a state-changing route could change: the customer, the estimate, the session count."""
-    customer = run(world.store.customer(world.acme.id, 1234))
-    estimate = run(world.store.billing.estimate(world.acme.id, 1234, documents.mine["estimate"]))
+    customer = run(world.billing.customer(world.acme.id, 1234))
+    estimate = run(world.billing.get("estimate", Scope(world.acme.id, 1234), documents.mine["estimate"]))
     return customer, estimate, session_count(world.store)
 
 
@@ -181,7 +203,9 @@ def test_a_state_change_on_another_customers_document_is_refused(world: World, d
         ("neighbour", world.acme.id, 1235),
         ("other_company", world.globex.id, 1234),
     ):
-        estimate = run(world.store.billing.estimate(company_id, customer_id, getattr(documents, owner)["estimate"]))
+        estimate = run(
+            world.billing.get("estimate", Scope(company_id, customer_id), getattr(documents, owner)["estimate"])
+        )
         assert estimate is not None
         assert estimate.status == "sent"
 

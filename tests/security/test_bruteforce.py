@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from billportal.config import Settings
+from billportal.core.config import Settings
 from tests.conftest import World, run
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import HS256, good_claims, session_count, shared_app_clients, signed

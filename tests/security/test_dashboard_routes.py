@@ -28,6 +28,8 @@ from starlette.testclient import TestClient
 
 from billportal.app import dashboard_router
 from billportal.web.context import Context
+from billportal.web.guards import declared
+from tests import factories
 from tests.conftest import ACME_KEY, GLOBEX_KEY, World, run
 from tests.functional.dashboard_support import (
     ADMIN_COOKIE,
@@ -168,7 +170,7 @@ def customer_visits(world: World, company: str, customer_id: int, key: str, agen
 def tenants(world: World) -> Tenants:
     customer = customer_visits(world, "acme", 1234, ACME_KEY, "MINE-AGENT")
     customer_visits(world, "globex", 77, GLOBEX_KEY, "OTHERCO-AGENT")
-    run(world.store.create_company("initech", "Initech", INITECH_KEY, weak=False, now=world.clock.now))
+    run(factories.company(world.store, "initech", INITECH_KEY, name="Initech", now=world.clock.now))
     admin_id = make_admin(world)
     run(world.store.admins.grant(admin_id, world.company("initech").id))
     hank_id = make_admin(world, email=HANK, company="globex")
@@ -185,18 +187,18 @@ def tenants(world: World) -> Tenants:
     assert acme.post(f"{SSO}/keys/rotate", {"grace": "1h"}).status_code == 303
     assert acme.post(f"{SSO}/revoke/links").status_code == 303
 
-    acme_api = run(world.store.api.create_key(world.acme.id, "MINE sync", now=world.clock.now)).info
+    acme_api = run(factories.api_key(world.store, world.acme, name="MINE sync", now=world.clock.now)).info
     globex_api = [
-        run(world.store.api.create_key(world.globex.id, "OTHERCO sync", now=world.clock.now)) for _ in range(2)
+        run(factories.api_key(world.store, world.globex, name="OTHERCO sync", now=world.clock.now)) for _ in range(2)
     ]
     return Tenants(
         acme=acme,
         globex=globex,
         hank_id=hank_id,
         customer=customer,
-        acme_values={"kid": [k.kid for k in world.company("acme").keys], "key_id": [str(acme_api.id)]},
+        acme_values={"kid": [k.kid for k in world.company("acme").sso_keys], "key_id": [str(acme_api.id)]},
         globex_values={
-            "kid": [k.kid for k in world.company("globex").keys],  # the active key and the retiring one
+            "kid": [k.kid for k in world.company("globex").sso_keys],  # the active key and the retiring one
             "key_id": [str(globex_api[0].info.id), globex_api[1].info.prefix, globex_api[1].info.prefix + "\u2026"],
         },
         globex_secrets=[created.key for created in globex_api],
@@ -225,6 +227,29 @@ def test_every_dashboard_route_is_classified(world: World) -> None:
         assert parameters <= DASHBOARD_PARAMETERS.keys(), f"{path}: teach the suite its parameters {parameters}"
         if method == "GET":
             assert not parameters, f"{path}: a page with a path parameter: teach the suite whose it is"
+
+
+def test_every_protected_route_declares_an_admin_and_every_post_a_checked_form(world: World) -> None:
+    router = the_router(world)
+    for route in router.routes:
+        if not isinstance(route, Route):
+            continue
+        assert route.methods is not None
+        for method in route.methods - {"HEAD"}:
+            if (method, route.path) in DASHBOARD_PUBLIC_ROUTES:
+                continue
+            guard = declared(route.endpoint)
+            assert guard is not None, f"{method} {route.path} declares no guard (@admin)"
+            assert guard.session == "admin", route.path
+            assert guard.form == (method == "POST"), f"{method} {route.path}: a POST reads a checked form, a GET none"
+
+
+def test_revealing_a_key_declares_a_recent_password(world: World) -> None:
+    router = the_router(world)
+    reveal = next(r for r in router.routes if isinstance(r, Route) and r.path.endswith("/reveal"))
+    guard = declared(reveal.endpoint)
+    assert guard is not None
+    assert guard.sudo
 
 
 # -- no admin session, no data ------------------------------------------------------------------------------
@@ -315,7 +340,7 @@ def globex_queries(world: World) -> list[dict[str, str]]:
         {"customer": "1234", "result": "failure"},
         {"before": str(events[0].id + 1)},
         {"before": str(audit[0].id + 1)},
-        {"kid": globex.keys[0].kid},
+        {"kid": globex.sso_keys[0].kid},
     ]
 
 

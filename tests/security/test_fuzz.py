@@ -201,8 +201,8 @@ def test_login_never_fails_with_5xx_and_signs_in_only_the_same_claims(
     response = fuzz_client().get(login_path(mutated))
     assert response.status_code in (303, 401)
     if response.status_code == 303:
-        expected = verify(token, world.acme.keys, world.acme.policy, world.clock.now)
-        outcome = verify(mutated, world.acme.keys, world.acme.policy, world.clock.now)
+        expected = verify(token, world.acme.sso_keys, world.acme.policy, world.clock.now)
+        outcome = verify(mutated, world.acme.sso_keys, world.acme.policy, world.clock.now)
         assert isinstance(expected, Claims)
         assert isinstance(outcome, Claims)
         assert same_claims(outcome, expected)

@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from billportal.app import build_app
+from tests import factories
 from tests.conftest import World, run
 from tests.security.conftest import (
     HS256,
@@ -111,7 +112,7 @@ ALLOWED = "https://app.acme.example https://*.acme-partner.example:8443"
 def test_a_company_that_embeds_the_portal_gets_its_frame_ancestors_on_its_pages(
     world: World, documents: Documents
 ) -> None:
-    run(world.store.update_company(world.acme, frame_ancestors=ALLOWED))
+    run(factories.company_settings(world.store, world.acme, frame_ancestors=ALLOWED))
     client = signed_in(world)
     for path in protected(world, "GET"):
         response = client.get(own_url(path, documents))
@@ -135,8 +136,11 @@ def test_a_company_that_embeds_the_portal_gets_its_frame_ancestors_on_its_pages(
 )
 def test_a_company_setting_cannot_inject_into_the_policy(world: World, setting: str, ancestors: str) -> None:
     run(
-        world.store.update_company(
-            world.acme, frame_ancestors=setting, sign_out_url="https://bye.example; script-src 'unsafe-inline'"
+        factories.company_settings(
+            world.store,
+            world.acme,
+            frame_ancestors=setting,
+            sign_out_url="https://bye.example; script-src 'unsafe-inline'",
         )
     )
     response = signed_in(world).get("/")

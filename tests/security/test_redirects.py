@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from billportal.portal.pages import PAGE_PATHS
+from billportal.sso.pages import PAGE_PATHS
+from tests import factories
 from tests.conftest import World, run
 from tests.security.conftest import HS256, good_claims, signed
 from tests.security.test_sessions import csrf_token
@@ -68,7 +69,8 @@ def test_no_other_parameter_redirects_a_sign_in(world: World) -> None:
 def configured(world: World) -> World:
     """Acme with the URLs a company may set: remote sign-in, sign-out and error pages."""
     run(
-        world.store.update_company(
+        factories.company_settings(
+            world.store,
             world.acme,
             sign_in_url="https://app.acme.example/portal-login",
             sign_out_url="https://app.acme.example/bye?from=portal",

@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 
 from billportal.app import build_app
 from billportal.cli import main
-from billportal.config import Settings
-from billportal.sso.keys import SSOKeyError, master_key_id
+from billportal.core.config import Settings
+from billportal.core.crypto import SealError, master_key_id
 from billportal.storage import open_store
 from billportal.storage import schema as t
 from billportal.storage.store import Store
@@ -88,7 +88,7 @@ def sign_in_status(data: Path, *master_keys: bytes, key: str = SSO_KEY, tenant: 
 def sealed_by(data: Path) -> list[str]:
     store = open_with(data, NEW_MASTER, OLD_MASTER)
     try:
-        rows = run(store.backend.read(lambda conn: conn.execute(select(t.sso_keys.c.master_key_id)).scalars().all()))
+        rows = run(store.read(lambda conn: conn.execute(select(t.sso_keys.c.master_key_id)).scalars().all()))
         return list(rows)
     finally:
         store.close()
@@ -114,7 +114,7 @@ def test_master_key_rotation_loses_no_key(
     assert sign_in_status(data, OLD_MASTER) == 303
 
     use_master(monkeypatch, NEW_MASTER, OLD_MASTER)
-    status, out, err = billportal(capsys, "keys", "reencrypt")
+    status, out, err = billportal(capsys, "master-key", "reencrypt")
     assert (status, err) == (0, "")
     result = json.loads(out)
     assert result == {"resealed": 3, "already_current": 0, "master_key_id": master_key_id(NEW_MASTER)}
@@ -124,13 +124,13 @@ def test_master_key_rotation_loses_no_key(
     assert sign_in_status(data, NEW_MASTER) == 303
     assert sign_in_status(data, NEW_MASTER, key=SECOND_KEY, tenant="globex") == 303  # the retiring key still works
     store = open_with(data, OLD_MASTER)
-    with pytest.raises(SSOKeyError):
+    with pytest.raises(SealError):
         run(store.company("acme"))
     store.close()
 
     # Running it again changes nothing.
     use_master(monkeypatch, NEW_MASTER)
-    status, out, _ = billportal(capsys, "keys", "reencrypt")
+    status, out, _ = billportal(capsys, "master-key", "reencrypt")
     assert status == 0
     assert json.loads(out)["resealed"] == 0
     assert json.loads(out)["already_current"] == 3
@@ -142,7 +142,7 @@ def test_reencrypt_without_the_old_master_key_changes_nothing(
     data = two_companies
     before = sealed_by(data)
     use_master(monkeypatch, NEW_MASTER)  # BILLPORTAL_PREVIOUS_MASTER_KEYS forgotten
-    status, out, err = billportal(capsys, "keys", "reencrypt")
+    status, out, err = billportal(capsys, "master-key", "reencrypt")
     assert status == 2
     assert out == ""
     assert err.count("\n") == 1
@@ -169,7 +169,7 @@ def test_a_sealed_key_moved_to_another_company_does_not_open(two_companies: Path
 
         run(store.backend.write(swap))
         store.forget_company("globex")
-        with pytest.raises(SSOKeyError):
+        with pytest.raises(SealError):
             run(store.company("globex"))
     finally:
         store.close()

@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from billportal import sessions
-from billportal.config import Settings
+from billportal.core.config import Settings
+from billportal.web import sessions
 from tests.conftest import World, run
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import HS256, assert_refused, good_claims, last_reason, session_count, signed

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
+from tests import factories
 from tests.conftest import ACME_KEY, GLOBEX_KEY, World, run
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import (
@@ -201,7 +202,7 @@ CASES: dict[str, Case] = {
     "kid a number": ((lambda w: signed({"alg": "HS256", "kid": 1}, good_claims(w))), "kid_invalid"),
     "kid an object": ((lambda w: signed({"alg": "HS256", "kid": {"$ne": None}}, good_claims(w))), "kid_invalid"),
     "kid of another company's key": (
-        (lambda w: signed({"alg": "HS256", "kid": w.globex.keys[0].kid}, good_claims(w), GLOBEX_KEY)),
+        (lambda w: signed({"alg": "HS256", "kid": w.globex.sso_keys[0].kid}, good_claims(w), GLOBEX_KEY)),
         "kid_unknown",
     ),
     # -- keys carried in the header ---------------------------------------------------------
@@ -671,7 +672,7 @@ def test_hostile_issuer_on_a_good_link_is_not_shown_raw_on_any_page(world: World
 def test_hostile_customer_data_is_escaped(world: World) -> None:
     from tests.conftest import run
 
-    run(world.store.create_customer(world.acme.id, HOSTILE, now=world.clock.now, customer_id=4242, email=HOSTILE))
+    run(factories.customer(world.store, world.acme.id, id=4242, name=HOSTILE, email=HOSTILE, now=world.clock.now))
     client = world.client()
     assert client.get(f"/login/{signed(HS256, good_claims(world, sub=4242))}").status_code == 303
     page = client.get("/")

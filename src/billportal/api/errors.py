@@ -7,11 +7,10 @@ a key, a token or the value that was sent.
 
 from __future__ import annotations
 
-from typing import Final
+import json
+from typing import Any, Final
 
 from starlette.responses import Response
-
-from billportal.storage.api import encode_json
 
 # code: (HTTP status, what it means and what to do)
 ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
@@ -29,6 +28,7 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "method_not_allowed": (405, "The address does not take this method; the Allow header lists those it takes."),
     "request_too_large": (413, "The body is larger than 1 MiB."),
     "customer_exists": (409, "A customer with this id already exists."),
+    "customer_id_required": (409, "No id above the company's largest customer id is free: send the customer's id."),
     "customer_has_documents": (409, "The customer has documents; only customers without any can be deleted."),
     "number_taken": (409, "Another document of this kind already has this number."),
     "invoice_not_editable": (409, "The invoice is paid, voided or has payments; only some fields may change."),
@@ -43,7 +43,7 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "sso_disabled": (409, "Single sign-on is off for the company; turn it on in the dashboard."),
     "no_active_key": (409, "The company has no active SSO key; rotate to make one."),
     "key_not_retiring": (409, "Only a retiring SSO key can be revoked; rotate to replace the active one."),
-    "conflict": (409, "The change conflicts with the data as it is now."),
+    "conflict": (409, "The change conflicts with the data as it is now, or with another made at the same time."),
     "customer_not_found": (422, "customer_id names no customer of the company."),
     "invoice_not_open": (422, "The invoice is not an open invoice of this customer."),
     "currency_mismatch": (422, "The invoice is in another currency than the payment or credit note."),
@@ -65,6 +65,11 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
 }
 
 JSON_HEADERS: Final = {"Cache-Control": "no-store"}
+
+
+def encode_json(value: Any) -> str:
+    """JSON text as the API sends it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class ApiError(Exception):

@@ -6,13 +6,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection
-
 from billportal.api import resources as r
 from billportal.api.fields import Shape
-from billportal.storage import api as db
+from billportal.services.billing import Books
+from billportal.sso.reasons import Reason
 
-ObjectChange = Callable[[Connection, int, int, int], dict[str, Any]]
+Create = Callable[[Books, Mapping[str, Any]], Any]
+Update = Callable[[Books, int, Mapping[str, Any]], Any]
+Change = Callable[[Books, int], Any]  # delete or void: the object as it ends up
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +35,10 @@ class Collection:
     path: str  # "/credit_notes"
     tag: str  # "Credit notes"
     shape: Shape
-    create: Callable[[Connection, int, Mapping[str, Any], int], dict[str, Any]]
-    update: Callable[[Connection, int, int, Mapping[str, Any], int], dict[str, Any]]
-    delete: ObjectChange
-    void: ObjectChange | None = None
+    create: Create  # each a method of the one billing write model
+    update: Update
+    delete: Change
+    void: Change | None = None
     statuses: tuple[str, ...] = ()
     delete_doc: str = ""
     void_doc: str = ""
@@ -78,9 +79,9 @@ COLLECTIONS: Final = (
         "/customers",
         "Customers",
         r.CUSTOMER,
-        db.create_customer,
-        db.update_customer,
-        lambda conn, company_id, object_id, _now: db.delete_customer(conn, company_id, object_id),
+        Books.create_customer,
+        Books.update_customer,
+        Books.delete_customer,
         delete_doc="Deletes a customer without documents, and signs it out of the portal.",
     ),
     Collection(
@@ -88,10 +89,10 @@ COLLECTIONS: Final = (
         "/invoices",
         "Invoices",
         r.INVOICE,
-        db.create_invoice,
-        db.update_invoice,
-        lambda conn, company_id, object_id, _now: db.delete_invoice(conn, company_id, object_id),
-        db.void_invoice,
+        Books.create_invoice,
+        Books.update_invoice,
+        Books.delete_invoice,
+        Books.void_invoice,
         r.INVOICE_STATUSES,
         delete_doc="Deletes a draft invoice. An invoice that was issued is voided instead.",
         void_doc="Voids an open invoice without payments or credits: nothing is owed on it any more.",
@@ -101,9 +102,9 @@ COLLECTIONS: Final = (
         "/payments",
         "Payments",
         r.PAYMENT,
-        db.create_payment,
-        db.update_payment,
-        db.delete_payment,
+        Books.record_payment,
+        Books.update_payment,
+        Books.delete_payment,
         delete_doc="Deletes a payment (a mistake, or one that bounced): the invoices it paid are owed again.",
     ),
     Collection(
@@ -111,10 +112,10 @@ COLLECTIONS: Final = (
         "/credit_notes",
         "Credit notes",
         r.CREDIT_NOTE,
-        db.create_credit_note,
-        db.update_credit_note,
-        lambda conn, company_id, object_id, _now: db.delete_credit_note(conn, company_id, object_id),
-        db.void_credit_note,
+        Books.create_credit_note,
+        Books.update_credit_note,
+        Books.delete_credit_note,
+        Books.void_credit_note,
         r.CREDIT_NOTE_STATUSES,
         delete_doc="Deletes a draft credit note. One that was issued is voided instead.",
         void_doc="Voids a credit note; one applied to an invoice gives the invoice its balance back.",
@@ -124,10 +125,10 @@ COLLECTIONS: Final = (
         "/estimates",
         "Estimates",
         r.ESTIMATE,
-        db.create_estimate,
-        db.update_estimate,
-        lambda conn, company_id, object_id, _now: db.delete_estimate(conn, company_id, object_id),
-        db.void_estimate,
+        Books.create_estimate,
+        Books.update_estimate,
+        Books.delete_estimate,
+        Books.void_estimate,
         r.ESTIMATE_STATUSES,
         delete_doc="Deletes a draft estimate. One that was sent is voided instead.",
         void_doc="Voids an estimate: the customer can no longer approve it.",
@@ -328,7 +329,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         params=(
             *PAGE_PARAMS,
             Param("result", "query", {"type": "string", "enum": ["success", "failure"]}, "Only this result."),
-            Param("reason", "query", {"type": "string", "maxLength": 40}, "Only this reason code."),
+            Param("reason", "query", {"type": "string", "enum": [r.value for r in Reason]}, "Only this reason code."),
             CUSTOMER_FILTER,
         ),
     ),

@@ -8,15 +8,15 @@ binary fraction.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Final
 
 from billportal.api.errors import ERROR_CODES
 from billportal.api.fields import Field, Shape, read_only
-from billportal.portal.pages import SEED_PAGE_IDS
-from billportal.sso.management import GRACE_PERIODS
-from billportal.sso.tokens import MAX_CUSTOMER_ID
-from billportal.storage.api import MAX_AMOUNT
-from billportal.storage.billing import PAYMENT_METHODS
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID
+from billportal.services.billing import PAYMENT_METHODS
+from billportal.services.sso import GRACE_PERIODS
+from billportal.sso.pages import SEED_PAGE_IDS
 
 # Text on one line, without control characters; and the same with at least one visible character.
 LINE: Final = r"^[^\u0000-\u001F\u007F]*$"
@@ -52,7 +52,7 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-ID: Final = integer(1, MAX_CUSTOMER_ID)
+ID: Final = integer(1, MAX_ID)
 TIME: Final = integer(0, MAX_TIME)
 DATE: Final = {"type": "string", "format": "date"}
 MONEY: Final = integer()
@@ -448,3 +448,15 @@ ERROR: Final = Shape(
     ),
 )
 ERROR_RESPONSE: Final = Shape("Error", "Every error answer.", (read_only("error", {"shape": ERROR}, "The error."),))
+
+
+def api_object(kind: str, record: Any) -> dict[str, Any]:
+    """A stored record as the API's answer reads it: its fields, ``object``, and what is worked out from them."""
+    values = dataclasses.asdict(record)
+    for part in ("lines", "applications"):
+        if part in values:
+            values[part] = list(values[part])  # asdict keeps tuples; JSON arrays are lists
+    values["object"] = kind
+    if kind == "payment":
+        values["unapplied"] = record.unapplied
+    return values

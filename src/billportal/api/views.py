@@ -15,16 +15,19 @@ from starlette.responses import Response
 
 from billportal import _links
 from billportal.api import resources as r
-from billportal.api.errors import JSON_HEADERS, ApiError, error_response
+from billportal.api.errors import JSON_HEADERS, ApiError, encode_json, error_response
 from billportal.api.fields import Invalid, check, parse
 from billportal.api.operations import Collection, Operation
-from billportal.audit import Actor
-from billportal.sso import management
-from billportal.sso.tokens import MAX_CUSTOMER_ID
-from billportal.storage import api as db
-from billportal.storage.api import ApiCaller, Idempotency, Outcome, Refused, encode_json
-from billportal.storage.errors import Conflict, NotFound
-from billportal.storage.records import Company, KeyInfo
+from billportal.core.bounds import MAX_ID, storable_text
+from billportal.core.errors import Refused
+from billportal.services import api_keys, idempotency
+from billportal.services import sso as management
+from billportal.services.audit import Actor
+from billportal.services.billing import Books
+from billportal.services.idempotency import Idempotency
+from billportal.storage import companies
+from billportal.storage.documents import Scope
+from billportal.storage.records import ApiCaller, Company, SsoKeyInfo
 from billportal.web.context import Context, client_ip
 
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -58,7 +61,7 @@ def encode_cursor(object_id: int) -> str:
 
 def decode_cursor(cursor: str) -> int:
     """The id a page starts after (or before, for the newest-first sign-in log); the query checked the digits."""
-    return min(int(cursor), MAX_CUSTOMER_ID)
+    return min(int(cursor), MAX_ID)
 
 
 def json_response(body: str, status_code: int = 200, *, replayed: bool = False) -> Response:
@@ -75,7 +78,7 @@ def _query(request: Request, op: Operation) -> dict[str, Any]:
         if param.where != "query" or param.name not in request.query_params:
             continue
         raw = request.query_params[param.name]
-        if "\x00" in raw:  # PostgreSQL refuses a NUL in a string, even to compare
+        if not storable_text(raw):  # PostgreSQL refuses a NUL in a string, even to compare
             raise ApiError("invalid_parameter", f"{param.name} cannot hold a NUL character", param.name)
         value: Any = raw
         if param.schema.get("type") == "integer":
@@ -103,7 +106,7 @@ async def _body(request: Request) -> bytes:
 
 def _object_id(request: Request) -> int:
     object_id: int = request.path_params["id"]
-    if not 0 < object_id <= MAX_CUSTOMER_ID:
+    if not 0 < object_id <= MAX_ID:
         raise ApiError("not_found")
     return object_id
 
@@ -114,6 +117,7 @@ class Api:
     def __init__(self, context: Context) -> None:
         self.context = context
         self.store = context.store
+        self.billing = context.billing
 
     # -- plumbing
 
@@ -130,14 +134,14 @@ class Api:
             try:
                 caller = await self._caller(request)
                 return await handler(request, caller, op)
-            except (ApiError, Invalid, Refused, NotFound, Conflict) as exc:
+            except (ApiError, Invalid, Refused) as exc:
                 return _answer(exc)
 
         return view
 
     async def _caller(self, request: Request) -> ApiCaller:
         key = presented_key(request.headers.get("authorization", ""))
-        caller = await self.store.api.authenticate(key, now=self.context.clock()) if key else None
+        caller = await api_keys.authenticate(self.store, key, now=self.context.clock()) if key else None
         if caller is None:
             raise ApiError("unauthorized", headers=_UNAUTHORIZED_HEADERS)
         return caller
@@ -167,16 +171,19 @@ class Api:
         status: int,
         answer: Callable[[Connection], dict[str, Any]],
     ) -> Response:
-        """Run a write in one transaction (with its idempotency record, for a POST that has a key)."""
-
-        def change(conn: Connection) -> tuple[int, str]:
-            return status, encode_json(answer(conn))
-
-        idempotency = self._idempotency(request, body) if request.method == "POST" else None
-        outcome = await self.store.api.write(
-            caller.company_id, change, idempotency=idempotency, now=self.context.clock()
+        """Run a write in one transaction (with its idempotency key, for a POST that has one)."""
+        key = self._idempotency(request, body) if request.method == "POST" else None
+        outcome = await idempotency.run(
+            self.store,
+            caller.company_id,
+            key,
+            now=self.context.clock(),
+            work=lambda conn: (status, encode_json(answer(conn))),
         )
         return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    def _books(self, conn: Connection, caller: ApiCaller) -> Books:
+        return Books(conn, caller.company_id, self.context.clock())
 
     # -- collections
 
@@ -184,37 +191,36 @@ class Api:
         c = _collection(op)
         query = _query(request, op)
         limit = query.get("limit", DEFAULT_PAGE_SIZE)
-        after = decode_cursor(query["cursor"]) if "cursor" in query else None
-        page: db.Page = await self.store.api.read(
-            lambda conn: db.page(
-                conn,
-                c.kind,
-                caller.company_id,
-                limit=limit,
-                after_id=after,
-                updated_after=query.get("updated_after"),
-                customer_id=query.get("customer_id"),
-                status=query.get("status"),
-            )
+        objects, has_more = await self.billing.listing(
+            c.kind,
+            caller.company_id,
+            limit=limit,
+            after_id=decode_cursor(query["cursor"]) if "cursor" in query else None,
+            updated_after=query.get("updated_after"),
+            customer_id=query.get("customer_id"),
+            status=query.get("status"),
         )
-        return json_response(_list_body(op, page.data, page.has_more, page.last_id))
+        data = [r.api_object(c.kind, found) for found in objects]
+        return json_response(_list_body(op, data, has_more, objects[-1].id if objects else None))
 
     async def get_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
-        object_id = _object_id(request)
-        found = await self.store.api.read(lambda conn: db.fetch(conn, c.kind, caller.company_id, object_id))
+        found = await self.billing.get(c.kind, Scope(caller.company_id), _object_id(request))
         if found is None:
             raise ApiError("not_found", f"no such {c.label}")
-        return json_response(encode_json(c.shape.dump(found)))
+        return json_response(encode_json(c.shape.dump(r.api_object(c.kind, found))))
 
     async def create_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         body = await _body(request)
         assert op.body is not None
         values = parse(body, op.body)
-        now = self.context.clock()
         return await self._write(
-            request, caller, body, 201, lambda conn: c.shape.dump(c.create(conn, caller.company_id, values, now))
+            request,
+            caller,
+            body,
+            201,
+            lambda conn: c.shape.dump(r.api_object(c.kind, c.create(self._books(conn, caller), values))),
         )
 
     async def update_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
@@ -223,26 +229,24 @@ class Api:
         body = await _body(request)
         assert op.body is not None
         values = parse(body, op.body)
-        now = self.context.clock()
         return await self._write(
             request,
             caller,
             body,
             200,
-            lambda conn: c.shape.dump(c.update(conn, caller.company_id, object_id, values, now)),
+            lambda conn: c.shape.dump(r.api_object(c.kind, c.update(self._books(conn, caller), object_id, values))),
         )
 
     async def delete_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         object_id = _object_id(request)
-        now = self.context.clock()
         response = await self._write(
             request,
             caller,
             b"",
             200,
             lambda conn: r.DELETED.dump(
-                {"object": c.kind, "id": c.delete(conn, caller.company_id, object_id, now)["id"], "deleted": True}
+                {"object": c.kind, "id": c.delete(self._books(conn, caller), object_id).id, "deleted": True}
             ),
         )
         if c.kind == "customer":
@@ -255,9 +259,12 @@ class Api:
         void = c.void
         object_id = _object_id(request)
         body = await _body(request)
-        now = self.context.clock()
         return await self._write(
-            request, caller, body, 200, lambda conn: c.shape.dump(void(conn, caller.company_id, object_id, now))
+            request,
+            caller,
+            body,
+            200,
+            lambda conn: c.shape.dump(r.api_object(c.kind, void(self._books(conn, caller), object_id))),
         )
 
     # -- sign-in links
@@ -317,7 +324,7 @@ class Api:
     # -- SSO keys and the sign-in log
 
     async def list_sso_keys(self, _request: Request, caller: ApiCaller, op: Operation) -> Response:
-        keys = await self.store.list_keys(caller.company_id)
+        keys = await management.sso_keys_of(self.store, caller.company_id)
         data = [{"object": "sso_key", **_key_fields(k)} for k in keys]
         return json_response(_list_body(op, data, False, None))
 
@@ -325,50 +332,40 @@ class Api:
         body = await _body(request)
         assert op.body is not None
         values = parse(body, op.body) if body.strip() else {}
-        idempotency = self._idempotency(request, body)
-        now = self.context.clock()
-        if idempotency is not None:
-            stored = await self.store.api.replay(caller.company_id, idempotency, now=now)
-            if stored is not None:
-                return json_response(stored.body, stored.status_code, replayed=True)
         company = await self._company(caller)
-        rotation = await management.rotate(
-            self.store, company, values.get("grace_period", "24h"), self._actor(request, caller), now
-        )
-        answer = r.SSO_KEY_ROTATION.dump(
-            {
-                "object": "sso_key_rotation",
-                "kid": rotation.kid,
-                "key": rotation.key,
-                "previous_kid": rotation.previous_kid,
-                "retiring_until": rotation.retiring_until,
-            }
-        )
-        outcome = Outcome(201, encode_json(answer))
-        if idempotency is not None:
-            await self.store.api.record(caller.company_id, idempotency, outcome, now=now)
-        return json_response(outcome.body, outcome.status_code)
+        actor, now = self._actor(request, caller), self.context.clock()
+        grace = values.get("grace_period", "24h")
+
+        def rotate(conn: Connection) -> dict[str, Any]:
+            rotation = management.rotate_in(conn, self.store, company, grace, actor=actor, now=now)
+            return r.SSO_KEY_ROTATION.dump(
+                {
+                    "object": "sso_key_rotation",
+                    "kid": rotation.kid,
+                    "key": rotation.key,
+                    "previous_kid": rotation.previous_kid,
+                    "retiring_until": rotation.retiring_until,
+                }
+            )
+
+        return await self._write(request, caller, body, 201, rotate)
 
     async def revoke_sso_key(self, request: Request, caller: ApiCaller, _op: Operation) -> Response:
         body = await _body(request)
-        idempotency = self._idempotency(request, body)
-        now = self.context.clock()
-        if idempotency is not None:
-            stored = await self.store.api.replay(caller.company_id, idempotency, now=now)
-            if stored is not None:
-                return json_response(stored.body, stored.status_code, replayed=True)
         kid: str = request.path_params["kid"]
         company = await self._company(caller)
-        known = next((k for k in company.keys if k.kid == kid), None)
+        known = next((k for k in company.sso_keys if k.kid == kid), None)
         if known is None:
             raise ApiError("not_found", "no SSO key of the company has this kid")
-        if not await management.revoke(self.store, company, kid, self._actor(request, caller), now):
-            raise ApiError("key_not_retiring", f"the key is {known.state}; only a retiring key can be revoked")
-        info = next(k for k in await self.store.list_keys(caller.company_id) if k.kid == kid)
-        outcome = Outcome(200, encode_json(r.SSO_KEY.dump({"object": "sso_key", **_key_fields(info)})))
-        if idempotency is not None:
-            await self.store.api.record(caller.company_id, idempotency, outcome, now=now)
-        return json_response(outcome.body)
+        actor, now = self._actor(request, caller), self.context.clock()
+
+        def revoke(conn: Connection) -> dict[str, Any]:
+            if not management.revoke_in(conn, company, kid, actor=actor, now=now):
+                raise ApiError("key_not_retiring", f"the key is {known.state}; only a retiring key can be revoked")
+            info = next(k for k in companies.sso_key_infos(conn, company.id) if k.kid == kid)
+            return r.SSO_KEY.dump({"object": "sso_key", **_key_fields(info)})
+
+        return await self._write(request, caller, body, 200, revoke)
 
     async def list_sign_in_events(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         query = _query(request, op)
@@ -404,13 +401,11 @@ class Api:
         return Actor(caller.actor, ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300])
 
 
-def _answer(exc: Exception) -> Response:
+def _answer(exc: ApiError | Invalid | Refused) -> Response:
     """The JSON answer to a refused request."""
     if isinstance(exc, ApiError):
         return exc.response()
-    if isinstance(exc, (Invalid, Refused)):
-        return error_response(exc.code, exc.message, exc.field)
-    return error_response("not_found" if isinstance(exc, NotFound) else "conflict", str(exc))
+    return error_response(exc.code, exc.message, exc.field)
 
 
 def _collection(op: Operation) -> Collection:
@@ -418,7 +413,7 @@ def _collection(op: Operation) -> Collection:
     return op.collection
 
 
-def _key_fields(info: KeyInfo) -> dict[str, Any]:
+def _key_fields(info: SsoKeyInfo) -> dict[str, Any]:
     return {
         "kid": info.kid,
         "state": info.state,

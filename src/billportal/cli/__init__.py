@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
-from billportal.cli import admins, apikeys, keys, masterkeys, server, sso, tenants
+from billportal.cli import admins, api_keys, master_keys, server, sso, sso_keys, tenants
 from billportal.cli._common import CommandError, Handler
-from billportal.config import ConfigError, Settings
+from billportal.core.config import ConfigError, Settings
+from billportal.core.crypto import SealError
+from billportal.core.errors import Refused, StorageUnavailable
 from billportal.storage import open_store
-from billportal.storage.errors import Conflict, NotFound, StorageUnavailable
+from billportal.web.logging import redact_all
 
-COMMAND_MODULES = (server, tenants, sso, masterkeys, admins, keys, apikeys)
+COMMAND_MODULES = (server, tenants, sso, master_keys, admins, sso_keys, api_keys)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,11 +44,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             status: int = args.run(args, settings)
             return status
         return asyncio.run(_with_store(args.handler, args, settings))
-    except (CommandError, ConfigError, Conflict, NotFound, StorageUnavailable) as exc:
+    except (CommandError, ConfigError, Refused, SealError) as exc:
         print(f"billportal: error: {exc}", file=sys.stderr)
+        return 2
+    except StorageUnavailable as exc:
+        cause = exc.__cause__
+        detail = f" ({type(cause).__name__}: {str(cause).splitlines()[0][:200]})" if cause and str(cause) else ""
+        print(f"billportal: error: {exc}{redact_all(detail)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback with BILLPORTAL_DEBUG=1
+        print(f"billportal: internal error: {type(exc).__name__}: {redact_all(str(exc))[:300]}", file=sys.stderr)
+        if os.environ.get("BILLPORTAL_DEBUG") == "1":
+            traceback.print_exc()
+        return 70  # EX_SOFTWARE
 
 
 async def _with_store(handler: Handler, args: argparse.Namespace, settings: Settings) -> int:

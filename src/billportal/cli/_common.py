@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.sso.tokens import parse_customer_id
 from billportal.storage.records import Company
 from billportal.storage.store import Store

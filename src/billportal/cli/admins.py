@@ -6,11 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from billportal import _links, audit
+from billportal import _links
 from billportal.cli._common import CommandError, company_named, default_base_url, print_json
-from billportal.config import Settings
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
+from billportal.services import audit
 from billportal.storage.store import Store
-from billportal.web.context import system_clock
 
 
 def register(commands: Any) -> None:
@@ -54,7 +55,7 @@ def _email(raw: str) -> str:
 
 def _password(from_stdin: bool) -> tuple[str, bool]:
     """The password and whether it is a one-time one (generated, to be changed at first sign-in)."""
-    from billportal.dashboard import passwords
+    from billportal.services import passwords
 
     if not from_stdin:
         return passwords.generate_password(), True
@@ -70,7 +71,7 @@ def _dashboard_url(settings: Settings) -> str:
 
 
 async def admin_create(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    from billportal.dashboard import passwords
+    from billportal.services import passwords
 
     company = await company_named(store, args.tenant)
     email = _email(args.email)
@@ -106,7 +107,7 @@ async def admin_grant(args: argparse.Namespace, store: Store, settings: Settings
 
 
 async def admin_reset_password(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    from billportal.dashboard import passwords
+    from billportal.services import passwords
 
     email = _email(args.email)
     admin = await store.admins.admin_by_email(email)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.storage.store import Store
 
 

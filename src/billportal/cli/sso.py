@@ -8,11 +8,11 @@ from typing import Any
 
 from billportal import _links
 from billportal.cli._common import CommandError, company_named, customer_id_arg, default_base_url, print_json
-from billportal.config import Settings
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
+from billportal.services.sso import active_key
 from billportal.sso.explain import explain_now, token_from
-from billportal.sso.management import active_key
 from billportal.storage.store import Store
-from billportal.web.context import system_clock
 
 
 def register(commands: Any) -> None:

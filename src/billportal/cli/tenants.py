@@ -8,10 +8,12 @@ from typing import Any
 
 from billportal import _links
 from billportal.cli._common import CommandError, company_named, customer_id_arg, default_base_url, print_json
-from billportal.config import Settings
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
+from billportal.services import sso as management
+from billportal.services.billing import Billing
 from billportal.sso import keys as sso_keys
 from billportal.storage.store import Store
-from billportal.web.context import system_clock
 from billportal.web.hosts import valid_username
 
 
@@ -52,7 +54,9 @@ async def tenant_create(args: argparse.Namespace, store: Store, settings: Settin
             "billportal: warning: the imported SSO key is shorter than 32 bytes; rotate to a generated key soon",
             file=sys.stderr,
         )
-    company_id, kid = await store.create_company(username, args.name.strip(), key, weak=weak, now=system_clock())
+    company_id, kid = await management.create_company(
+        store, username, args.name.strip(), key, weak=weak, now=system_clock()
+    )
     print_json(
         {
             "company": {"id": company_id, "username": username, "name": args.name.strip()},
@@ -68,10 +72,11 @@ async def customer_create(args: argparse.Namespace, store: Store, settings: Sett
     company = await company_named(store, args.tenant)
     if not args.name.strip():
         raise CommandError("--name must not be empty")
-    customer_id = customer_id_arg(args.id) if args.id is not None else None
-    fields = {"email": args.email} if args.email else {}
-    customer = await store.create_customer(
-        company.id, args.name.strip(), now=system_clock(), customer_id=customer_id, **fields
-    )
+    values: dict[str, object] = {"name": args.name.strip()}
+    if args.id is not None:
+        values["id"] = customer_id_arg(args.id)
+    if args.email:
+        values["email"] = args.email
+    customer = await Billing(store).create_customer(company.id, values, now=system_clock())
     print_json({"id": customer.id, "number": customer.number, "name": customer.name, "email": customer.email})
     return 0

@@ -10,22 +10,26 @@ host-only cookie set with the form.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from billportal import audit, sessions
-from billportal.audit import Actor
-from billportal.config import Settings
-from billportal.dashboard import passwords
-from billportal.dashboard.forms import Form, normalize_email, read_form
-from billportal.storage.admins import Admin, AdminSession, Membership
-from billportal.storage.records import Company
+from billportal.core.bounds import storable_text
+from billportal.core.config import Settings
+from billportal.dashboard.forms import MAX_BODY, normalize_email
+from billportal.services import audit, passwords
+from billportal.services.audit import Actor
+from billportal.storage.records import Admin, AdminSession, Company, Membership
+from billportal.web import sessions
 from billportal.web.context import Context, client_ip
 from billportal.web.errors import error_page
+from billportal.web.forms import Form, UnreadableForm, read_form
+from billportal.web.guards import Guard, declare
 from billportal.web.ratelimit import FailureLimiter, Limit, storage_uri
 from billportal.web.templates import NO_STORE, render
 
@@ -37,6 +41,7 @@ SIGN_IN_PER_ACCOUNT: Final = Limit("admin-sign-in-account", "10/15 minutes")
 CONFIRM_PER_ADMIN: Final = Limit("admin-confirm", "5/5 minutes")
 _USER_AGENT_LIMIT: Final = 300
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
+UNREADABLE_FORM: Final = "The form could not be read. Reload the page and try again."
 
 
 def admin_cookie_name(settings: Settings) -> str:
@@ -66,6 +71,62 @@ class AdminVisit:
         return self.session.sudo_until is not None and now < self.session.sudo_until
 
 
+@dataclass(frozen=True, slots=True)
+class Sudo:
+    """A view that asks for the admin's password again unless they gave it in the last few minutes."""
+
+    why: str  # "Revealing the SSO key": "... needs your password again"
+    button: str  # "Confirm and reveal"
+
+
+class _Guarded(Protocol):
+    @property
+    def auth(self) -> AdminAuth: ...
+
+
+DashboardView = Callable[[Any, Request], Awaitable[Response]]
+
+
+def admin(
+    *,
+    form: bool = False,
+    company: bool = True,
+    password_change: bool = False,
+    max_fields: int = 20,
+    sudo: Sudo | None = None,
+) -> Callable[[Callable[..., Awaitable[Response]]], DashboardView]:
+    """The view needs a signed-in admin, and it is called with what it declared it needs.
+
+    The view gets ``(request, visit)``, then the company being administered
+    (``company``, the default: an admin of none sees a page that says so), then
+    the posted form (``form``: read, size-capped, its CSRF token checked).
+    ``password_change`` lets in an admin who must still replace a one-time
+    password; ``sudo`` asks for the password again unless it was given lately.
+    """
+    guard = Guard("admin", form=form, sudo=sudo is not None)
+
+    def decorate(view: Callable[..., Awaitable[Response]]) -> DashboardView:
+        @functools.wraps(view)
+        async def guarded(self: _Guarded, request: Request) -> Response:
+            entered = await self.auth.enter(
+                request, guard, company=company, password_change=password_change, max_fields=max_fields, sudo=sudo
+            )
+            if isinstance(entered, Response):
+                return entered
+            visit, posted = entered
+            parts: list[Any] = [visit]
+            if company:
+                parts.append(visit.company)
+            if form:
+                parts.append(posted)
+            return await view(self, request, *parts)
+
+        declare(guarded, guard)
+        return guarded
+
+    return decorate
+
+
 class AdminAuth:
     """Who is signed in to the dashboard, and the views that sign admins in and out."""
 
@@ -75,6 +136,11 @@ class AdminAuth:
         self.limiter = FailureLimiter(storage_uri(context.settings.redis_url))
         self.cookie = admin_cookie_name(context.settings)
         self.form_cookie = form_cookie_name(context.settings)
+
+    @property
+    def auth(self) -> AdminAuth:
+        """Itself: its own views are guarded like the dashboard's."""
+        return self
 
     # -- the signed-in admin -----------------------------------------------------------
 
@@ -111,19 +177,72 @@ class AdminAuth:
         company = await context.store.company(current.username) if current else None
         return AdminVisit(admin, session, company, memberships, actor_for(request, admin))
 
-    async def post(
-        self, request: Request, *, max_fields: int = 20, password_change: bool = False
+    async def enter(
+        self,
+        request: Request,
+        guard: Guard,
+        *,
+        company: bool,
+        password_change: bool,
+        max_fields: int,
+        sudo: Sudo | None,
     ) -> tuple[AdminVisit, Form] | Response:
-        """A signed-in admin's form, once its CSRF token has been checked."""
+        """Check what a view declared (a signed-in admin, a company, a form with its CSRF token, a recent password)."""
         visit = await self.visit(request, password_change=password_change)
         if isinstance(visit, Response):
             return visit
-        form = await read_form(request, max_fields)
-        if form is None:
-            return error_page(400, "The form could not be read. Reload the page and try again.")
+        if company and visit.company is None:
+            if guard.form:
+                return error_page(404, "You administer no company.")
+            return self._page(visit, "dashboard/no_company.html", title="No company")
+        form = await self._checked_form(request, visit, max_fields) if guard.form else Form()
+        if isinstance(form, Response):
+            return form
+        if sudo is not None and not visit.in_sudo(self.context.clock()):
+            asked = await self._ask_password(request, visit, form, sudo)
+            if asked is not None:
+                return asked
+        return visit, form
+
+    async def _checked_form(self, request: Request, visit: AdminVisit, max_fields: int) -> Form | Response:
+        """The posted form, once its CSRF token matches the session's; else the page that refuses it."""
+        try:
+            form = await read_form(request, max_bytes=MAX_BODY, max_fields=max_fields)
+        except UnreadableForm as refused:
+            return error_page(refused.status, UNREADABLE_FORM if refused.status == 400 else refused.message)
         if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
             return error_page(403, EXPIRED_FORM)
-        return visit, form
+        return form
+
+    async def _ask_password(self, request: Request, visit: AdminVisit, form: Form, sudo: Sudo) -> Response | None:
+        """None once the password in the form is right; else the page that asks for it (again)."""
+        password = form.get("password", "")
+        mistake = await self.confirm_password(visit, password) if password else ""
+        if mistake is None:
+            return None
+        return self._page(
+            visit,
+            "dashboard/confirm_password.html",
+            status_code=403 if mistake else 200,
+            title="Confirm your password",
+            sudo=sudo,
+            error=mistake,
+            action=request.url.path,
+            replay={name: value for name, value in form.items() if name not in ("csrf_token", "password")},
+        )
+
+    def _page(self, visit: AdminVisit, template: str, *, status_code: int = 200, **context: Any) -> Response:
+        return render(
+            template,
+            status_code=status_code,
+            section="",
+            admin=visit.admin,
+            company=visit.company,
+            companies=visit.companies,
+            csrf_token=visit.session.csrf_token,
+            notice="",
+            **context,
+        )
 
     async def confirm_password(self, visit: AdminVisit, password: str) -> str | None:
         """Sudo mode: the admin's password again. None when confirmed, else what went wrong."""
@@ -185,9 +304,10 @@ class AdminAuth:
         return response
 
     async def sign_in(self, request: Request) -> Response:
-        form = await read_form(request, max_fields=4)
-        if form is None:
-            return error_page(400, "The form could not be read. Reload the page and try again.")
+        try:
+            form = await read_form(request, max_bytes=MAX_BODY, max_fields=4)
+        except UnreadableForm as refused:
+            return error_page(refused.status, UNREADABLE_FORM if refused.status == 400 else refused.message)
         expected = request.cookies.get(self.form_cookie, "")
         if not expected or not sessions.same_token(expected, form.get("csrf_token", "")):
             return self._sign_in_form(request, status_code=403, error=EXPIRED_FORM)
@@ -203,7 +323,7 @@ class AdminAuth:
             return self._too_many(request, email, wait)
         admins = self.context.store.admins
         # (no address holds a NUL, which PostgreSQL refuses even to compare)
-        admin = await admins.admin_by_email(email) if email and "\x00" not in email else None
+        admin = await admins.admin_by_email(email) if email and storable_text(email) else None
         password_hash = admin.password_hash if admin is not None else passwords.decoy_hash()
         if admin is None or not await self._password_ok(password_hash, password):
             now = self.context.clock()
@@ -271,11 +391,8 @@ class AdminAuth:
         response.headers.append("set-cookie", sessions.clear_cookie_header(self.form_cookie, secure=secure))
         return response
 
-    async def sign_out(self, request: Request) -> Response:
-        posted = await self.post(request, max_fields=2, password_change=True)
-        if isinstance(posted, Response):
-            return posted
-        visit, _ = posted
+    @admin(form=True, company=False, password_change=True, max_fields=2)
+    async def sign_out(self, _request: Request, visit: AdminVisit, _form: Form) -> Response:
         await self.context.store.admins.end_session(visit.session.id_hash)
         response = RedirectResponse("/sign-in?notice=signed_out", status_code=303, headers=dict(NO_STORE))
         response.headers["Clear-Site-Data"] = '"cache"'
@@ -283,10 +400,8 @@ class AdminAuth:
 
     # -- account and company switcher --------------------------------------------------
 
-    async def account(self, request: Request) -> Response:
-        visit = await self.visit(request, password_change=True)
-        if isinstance(visit, Response):
-            return visit
+    @admin(company=False, password_change=True)
+    async def account(self, request: Request, visit: AdminVisit) -> Response:
         return self._account_page(request, visit)
 
     def _account_page(
@@ -306,11 +421,8 @@ class AdminAuth:
             min_length=passwords.MIN_LENGTH,
         )
 
-    async def change_password(self, request: Request) -> Response:
-        posted = await self.post(request, max_fields=5, password_change=True)
-        if isinstance(posted, Response):
-            return posted
-        visit, form = posted
+    @admin(form=True, company=False, password_change=True, max_fields=5)
+    async def change_password(self, request: Request, visit: AdminVisit, form: Form) -> Response:
         current = form.text("current_password", passwords.MAX_LENGTH + 1)
         new = form.text("new_password", passwords.MAX_LENGTH + 1)
         errors: dict[str, str] = {}
@@ -342,11 +454,8 @@ class AdminAuth:
         target = "/?notice=password_changed" if visit.admin.must_change_password else "/account?notice=password_changed"
         return RedirectResponse(target, status_code=303, headers=dict(NO_STORE))
 
-    async def switch_company(self, request: Request) -> Response:
-        posted = await self.post(request, max_fields=3)
-        if isinstance(posted, Response):
-            return posted
-        visit, form = posted
+    @admin(form=True, company=False, max_fields=3)
+    async def switch_company(self, _request: Request, visit: AdminVisit, form: Form) -> Response:
         wanted = form.get("company_id", "")
         target = next((m for m in visit.companies if str(m.company_id) == wanted), None)
         if target is None:

@@ -8,15 +8,11 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
-from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
-from starlette.requests import Request
-
 from billportal._links import parse_duration
-from billportal.sso.management import PolicySettings
+from billportal.services.sso import PolicySettings
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import parse_customer_id
+from billportal.web.forms import Form
 
 MAX_BODY: Final = 64 * 1024
 MAX_URL_LENGTH: Final = 2000
@@ -25,33 +21,6 @@ MAX_ISSUERS: Final = 50
 MAX_ISSUER_LENGTH: Final = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-class Form(dict[str, str]):
-    """A submitted form's text fields (the first value of each; files are refused)."""
-
-    def text(self, name: str, limit: int = 1000) -> str:
-        return self.get(name, "")[:limit]
-
-
-async def read_form(request: Request, max_fields: int = 20) -> Form | None:
-    """The form of a POST, or None if it is too large or malformed."""
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_BODY:
-        return None
-    try:
-        async with request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_BODY) as data:
-            return _texts(data)
-    except (HTTPException, MultiPartException, ValueError, UnicodeDecodeError):
-        return None
-
-
-def _texts(data: FormData) -> Form:
-    form = Form()
-    for name, value in data.multi_items():
-        if isinstance(value, str) and name not in form:
-            form[name] = value
-    return form
 
 
 def normalize_email(value: str) -> str:

@@ -10,27 +10,27 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from billportal import _links, apikeys, audit
-from billportal.dashboard.auth import AdminAuth, AdminVisit
+from billportal import _links
+from billportal.dashboard.auth import AdminAuth, AdminVisit, Sudo, admin
 from billportal.dashboard.forms import (
     REASON_CODES,
-    Form,
     LogFilters,
     customer_id_field,
     parse_policy,
     policy_values,
 )
 from billportal.dashboard.sign_in_log import SCAN_WINDOW, log_csv, log_page
-from billportal.portal.pages import SEED_PAGE_IDS
-from billportal.sso import management
+from billportal.services import api_keys, audit
+from billportal.services import sso as management
+from billportal.services.sso import GRACE_LABELS, GRACE_PERIODS, PolicySettings
 from billportal.sso.explain import Explanation, explain_now, token_from
-from billportal.sso.management import GRACE_LABELS, GRACE_PERIODS, PolicySettings
+from billportal.sso.pages import SEED_PAGE_IDS
 from billportal.sso.reasons import Reason, explain
 from billportal.sso.tokens import MAX_TOKEN_BYTES
-from billportal.storage.api import NewApiKey
-from billportal.storage.records import Company, KeyInfo
+from billportal.storage.records import Company, NewApiKey, SsoKeyInfo
 from billportal.web.context import Context
 from billportal.web.errors import error_page
+from billportal.web.forms import Form
 from billportal.web.templates import NO_STORE, render
 
 SSO: Final = "/settings/developers/sso"
@@ -59,7 +59,7 @@ NO_API_KEY: Final = "There is no such active API key. It may have been revoked a
 class KeyRow:
     """A key as the key list shows it."""
 
-    info: KeyInfo
+    info: SsoKeyInfo
     state: str  # active, retiring, retired (grace over), revoked
 
     @property
@@ -67,7 +67,7 @@ class KeyRow:
         return self.state in ("retiring", "retired")
 
 
-def key_rows(keys: list[KeyInfo], now: int) -> list[KeyRow]:
+def key_rows(keys: list[SsoKeyInfo], now: int) -> list[KeyRow]:
     rows = []
     for info in keys:
         state = info.state
@@ -88,26 +88,9 @@ class Dashboard:
 
     def __init__(self, context: Context, auth: AdminAuth) -> None:
         self.context = context
-        self.auth = auth
+        self.auth = auth  # what @admin checks each view's declared needs with
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    async def _visit(self, request: Request) -> tuple[AdminVisit, Company] | Response:
-        visit = await self.auth.visit(request)
-        if isinstance(visit, Response):
-            return visit
-        if visit.company is None:
-            return self._page(request, visit, "dashboard/no_company.html", title="No company", section="")
-        return visit, visit.company
-
-    async def _post(self, request: Request, max_fields: int = 20) -> tuple[AdminVisit, Company, Form] | Response:
-        posted = await self.auth.post(request, max_fields=max_fields)
-        if isinstance(posted, Response):
-            return posted
-        visit, form = posted
-        if visit.company is None:
-            return error_page(404, "You administer no company.")
-        return visit, visit.company, form
 
     def _page(
         self, request: Request, visit: AdminVisit, template: str, *, status_code: int = 200, **context: Any
@@ -126,19 +109,17 @@ class Dashboard:
     def _done(self, notice: str, path: str = SSO) -> Response:
         return RedirectResponse(f"{path}?notice={notice}", status_code=303, headers=dict(NO_STORE))
 
-    async def home(self, request: Request) -> Response:
+    @admin(company=False, password_change=True)
+    async def home(self, request: Request, _visit: AdminVisit) -> Response:
         notice = request.query_params.get("notice", "")
         query = f"?{urlencode({'notice': notice})}" if notice in _NOTICES else ""
         return RedirectResponse(SSO + query, status_code=303, headers=dict(NO_STORE))
 
     # -- Single Sign-On: status and keys ------------------------------------------------------
 
-    async def sso(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        visit, company = visited
-        keys = key_rows(await self.context.store.list_keys(company.id), self.context.clock())
+    @admin()
+    async def sso(self, request: Request, visit: AdminVisit, company: Company) -> Response:
+        keys = key_rows(await management.sso_keys_of(self.context.store, company.id), self.context.clock())
         return self._page(
             request,
             visit,
@@ -151,31 +132,22 @@ class Dashboard:
             portal_url=_links.portal_url(company.username, portal_base_url(request)),
         )
 
-    async def set_enabled(self, request: Request) -> Response:
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
+    @admin(form=True)
+    async def set_enabled(self, _request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         enabled = form.get("enabled") == "on"
         await management.set_enabled(self.context.store, company, enabled, visit.actor, self.context.clock())
         return self._done("enabled" if enabled else "disabled")
 
-    async def rotate(self, request: Request) -> Response:
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
+    @admin(form=True)
+    async def rotate(self, _request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         grace = form.get("grace", "")
         if grace not in GRACE_PERIODS:
             return error_page(400, "Choose a grace period from the list.")
         await management.rotate(self.context.store, company, grace, visit.actor, self.context.clock())
         return self._done("rotated")
 
-    async def revoke_key(self, request: Request) -> Response:
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, _ = posted
+    @admin(form=True)
+    async def revoke_key(self, request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         kid = request.path_params["kid"]
         if not await management.revoke(self.context.store, company, kid, visit.actor, self.context.clock()):
             return error_page(
@@ -183,51 +155,21 @@ class Dashboard:
             )
         return self._done("revoked")
 
-    async def reveal(self, request: Request) -> Response:
+    @admin(form=True, sudo=Sudo("Revealing the SSO key", "Confirm and reveal"))
+    async def reveal(self, request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         """The active key, after the admin's password (sudo mode: asked again after a few minutes)."""
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
         kid = request.path_params["kid"]
-        active = management.active_key(company)
-        if active is None or active.kid != kid:
+        secret = await management.reveal(self.context.store, company, kid, visit.actor, self.context.clock())
+        if secret is None:
             return error_page(404, "Only the active key can be revealed.")
-        now = self.context.clock()
-        if not visit.in_sudo(now):
-            password = form.get("password", "")
-            mistake = await self.auth.confirm_password(visit, password) if password else ""
-            if mistake is not None:
-                return self._page(
-                    request,
-                    visit,
-                    "dashboard/reveal.html",
-                    status_code=403 if mistake else 200,
-                    title="Confirm your password",
-                    section="keys",
-                    kid=kid,
-                    secret=None,
-                    error=mistake,
-                )
-        secret = await management.reveal(self.context.store, company, kid, visit.actor, now)
         return self._page(
-            request,
-            visit,
-            "dashboard/reveal.html",
-            title="SSO key",
-            section="keys",
-            kid=kid,
-            secret=secret,
-            error="",
+            request, visit, "dashboard/reveal.html", title="SSO key", section="keys", kid=kid, secret=secret
         )
 
     # -- policy ---------------------------------------------------------------------------------
 
-    async def policy(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        visit, company = visited
+    @admin()
+    async def policy(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         return self._policy_page(request, visit, policy_values(PolicySettings.of(company)), {})
 
     def _policy_page(
@@ -249,11 +191,8 @@ class Dashboard:
             errors=errors,
         )
 
-    async def save_policy(self, request: Request) -> Response:
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
+    @admin(form=True)
+    async def save_policy(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         parsed = parse_policy(form)
         if parsed.settings is None:
             return self._policy_page(request, visit, parsed.values, parsed.errors, status_code=400)
@@ -264,11 +203,8 @@ class Dashboard:
 
     # -- try it -----------------------------------------------------------------------------------
 
-    async def try_it(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        visit, company = visited
+    @admin()
+    async def try_it(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         return await self._try_page(request, visit, company)
 
     async def _try_page(
@@ -294,7 +230,7 @@ class Dashboard:
             status_code=status_code,
             title="Try it",
             section="try",
-            customers=await self.context.store.customers(company.id, limit=200),
+            customers=await self.context.billing.customers(company.id, limit=200),
             page_ids=SEED_PAGE_IDS,
             link=link,
             link_expires=link_expires,
@@ -305,12 +241,9 @@ class Dashboard:
             test_seconds=TEST_LINK_SECONDS,
         )
 
-    async def try_link(self, request: Request) -> Response:
+    @admin(form=True)
+    async def try_link(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A link for one customer, valid 5 minutes, made by the code behind ``billportal sso-url``."""
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
         store = self.context.store
         values = {
             "customer": form.text("customer", 20).strip(),
@@ -352,12 +285,9 @@ class Dashboard:
             request, visit, company, link=link, link_expires=now + ttl, explanation=explanation, values=values
         )
 
-    async def try_explain(self, request: Request) -> Response:
+    @admin(form=True)
+    async def try_explain(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """What ``billportal sso-explain`` says of a pasted token or link."""
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
         pasted = form.text("token", MAX_TOKEN_BYTES * 2)
         if not pasted.strip():
             return await self._try_page(
@@ -370,11 +300,8 @@ class Dashboard:
 
     # -- sign-in log ------------------------------------------------------------------------------
 
-    async def log(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        visit, company = visited
+    @admin()
+    async def log(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         filters = LogFilters.parse(dict(request.query_params))
         before_raw = request.query_params.get("before", "")
         before = int(before_raw) if before_raw.isascii() and before_raw.isdigit() and len(before_raw) < 19 else None
@@ -400,11 +327,8 @@ class Dashboard:
             csv_url=f"{SSO}/log.csv" + ("?" + urlencode(filters.query()) if filters.query() else ""),
         )
 
-    async def log_csv(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        _, company = visited
+    @admin()
+    async def log_csv(self, request: Request, _visit: AdminVisit, company: Company) -> Response:
         filters = LogFilters.parse(dict(request.query_params))
         if filters.error:
             return error_page(400, filters.error)
@@ -419,11 +343,8 @@ class Dashboard:
 
     # -- revoke -------------------------------------------------------------------------------------
 
-    async def revoke_page(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        visit, _ = visited
+    @admin()
+    async def revoke_page(self, request: Request, visit: AdminVisit, _company: Company) -> Response:
         return self._revoke_page(request, visit)
 
     def _revoke_page(
@@ -441,11 +362,8 @@ class Dashboard:
             error=status_code >= 400,
         )
 
-    async def sign_out_customer(self, request: Request) -> Response:
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
+    @admin(form=True)
+    async def sign_out_customer(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         raw = form.text("customer", 20).strip()
         customer_id = customer_id_field(raw)
         store = self.context.store
@@ -463,29 +381,20 @@ class Dashboard:
         )
         return self._revoke_page(request, visit, message=message)
 
-    async def cut_off(self, request: Request) -> Response:
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, _ = posted
+    @admin(form=True)
+    async def cut_off(self, _request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         await management.cut_off_links(self.context.store, company, visit.actor, self.context.clock())
         return self._done("cut_off", f"{SSO}/revoke")
 
-    async def remove_cutoff(self, request: Request) -> Response:
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, _ = posted
+    @admin(form=True)
+    async def remove_cutoff(self, _request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         await management.remove_cutoff(self.context.store, company, visit.actor, self.context.clock())
         return self._done("cutoff_removed", f"{SSO}/revoke")
 
     # -- API keys -----------------------------------------------------------------------------------
 
-    async def api_keys(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        visit, company = visited
+    @admin()
+    async def api_keys(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         return await self._api_keys_page(request, visit, company)
 
     async def _api_keys_page(
@@ -506,59 +415,50 @@ class Dashboard:
             status_code=status_code,
             title="API keys",
             section="api_keys",
-            keys=await self.context.store.api.list_keys(company.id),
+            keys=await api_keys.keys_of(self.context.store, company.id),
             key_name=name,  # not ``name``: render() takes the template's name by that keyword
             errors=errors or {},
             created=created,
-            max_name_length=apikeys.MAX_NAME_LENGTH,
+            max_name_length=api_keys.MAX_NAME_LENGTH,
         )
 
-    async def create_api_key(self, request: Request) -> Response:
+    @admin(form=True)
+    async def create_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A new key, shown on this answer only: it is stored hashed, and no page shows it again."""
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
         name = form.get("name", "").strip()
-        problem = apikeys.name_problem(name)
+        problem = api_keys.name_problem(name)
         if problem:
             return await self._api_keys_page(
                 request,
                 visit,
                 company,
                 status_code=400,
-                name=name[: apikeys.MAX_NAME_LENGTH * 2],
+                name=name[: api_keys.MAX_NAME_LENGTH * 2],
                 errors={"name": problem},
             )
-        created = await apikeys.create(self.context.store, company, name, visit.actor, self.context.clock())
+        created = await api_keys.create(self.context.store, company, name, visit.actor, self.context.clock())
         return await self._api_keys_page(request, visit, company, created=created)
 
-    async def revoke_api_key(self, request: Request) -> Response:
+    @admin(form=True)
+    async def revoke_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """Asks to confirm, then (with ``confirm=yes``) revokes; another company's key is one that does not exist."""
-        posted = await self._post(request)
-        if isinstance(posted, Response):
-            return posted
-        visit, company, form = posted
         store = self.context.store
-        reference = apikeys.key_reference(request.path_params["key_id"])
-        key = apikeys.live_key(await store.api.list_keys(company.id), reference)
+        reference = api_keys.key_reference(request.path_params["key_id"])
+        key = api_keys.live_key(await api_keys.keys_of(store, company.id), reference)
         if key is None:
             return error_page(404, NO_API_KEY)
         if form.get("confirm") != "yes":
             return self._page(
                 request, visit, "dashboard/api_key_revoke.html", title="Revoke API key", section="api_keys", key=key
             )
-        if await apikeys.revoke(store, company, key.id, visit.actor, self.context.clock()) is None:
+        if await api_keys.revoke(store, company, key.id, visit.actor, self.context.clock()) is None:
             return error_page(404, NO_API_KEY)  # revoked meanwhile, in another tab or by the CLI
         return self._done("api_key_revoked", API_KEYS)
 
     # -- audit trail --------------------------------------------------------------------------------
 
-    async def audit_trail(self, request: Request) -> Response:
-        visited = await self._visit(request)
-        if isinstance(visited, Response):
-            return visited
-        visit, company = visited
+    @admin()
+    async def audit_trail(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         before_raw = request.query_params.get("before", "")
         before = int(before_raw) if before_raw.isascii() and before_raw.isdigit() and len(before_raw) < 19 else None
         events = await self.context.store.admins.audit_events(company.id, before_id=before, limit=AUDIT_PAGE + 1)

@@ -1,4 +1,4 @@
-"""The forms customers send: a small body read safely, and each field checked with a reason."""
+"""The fields of the forms customers send, each checked with a reason (the body is read by billportal.web.forms)."""
 
 from __future__ import annotations
 
@@ -7,51 +7,9 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-
-MAX_FORM_BYTES: Final = 16 * 1024
-MAX_FORM_FIELDS: Final = 40
 # Bidirectional overrides and isolates could make saved text read differently from what it is.
 _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-class UnreadableForm(Exception):
-    """The request body is not a form this page accepts; ``status`` says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
-    """The fields of a URL-encoded form (what browsers send), first value of each name.
-
-    The body is read up to ``max_bytes`` and no further, whatever Content-Length claims.
-    """
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise UnreadableForm(400, "This form could not be read. Go back, reload the page and try again.")
-    declared = request.headers.get("content-length", "")
-    if declared and (not declared.isdigit() or int(declared) > max_bytes):
-        raise UnreadableForm(413, "The form is larger than this page accepts.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise UnreadableForm(413, "The form is larger than this page accepts.")
-    try:
-        pairs = parse_qsl(
-            bytes(body).decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict"
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise UnreadableForm(400, "This form could not be read. Go back, reload the page and try again.") from None
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        fields.setdefault(name, value)
-    return fields
 
 
 def clean_text(value: str) -> str:

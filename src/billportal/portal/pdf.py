@@ -14,10 +14,10 @@ from typing import Final
 
 from fpdf import FPDF, FontFace
 
-from billportal.money import format_money
+from billportal.core.money import format_money
 from billportal.portal.labels import address_lines, credit_note_state, estimate_state, status_label
+from billportal.services.statements import BalanceForwardStatement, OpenItemStatement, method_label
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, LineItem, Payment
-from billportal.storage.statements import BalanceForwardStatement, OpenItemStatement, method_label
 from billportal.web.templates import format_date, format_datetime
 
 _ENCODING: Final = "cp1252"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,15 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from billportal import sessions
-from billportal.portal.forms import (
-    APPROVER_FIELD,
-    BILLING_INFO_FIELDS,
-    UnreadableForm,
-    check_billing_info,
-    clean_text,
-    read_form,
-)
+from billportal.portal.forms import APPROVER_FIELD, BILLING_INFO_FIELDS, check_billing_info, clean_text
 from billportal.portal.labels import (
     address_lines,
     credit_note_state,
@@ -31,24 +24,24 @@ from billportal.portal.labels import (
     status_label,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
+from billportal.services.statements import BalanceForwardStatement, Month, OpenItemStatement, method_label
+from billportal.storage.documents import Scope
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, Payment, Session
-from billportal.storage.statements import BalanceForwardStatement, Month, OpenItemStatement, method_label
+from billportal.web import sessions
 from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
+from billportal.web.forms import Form, UnreadableForm, read_form
+from billportal.web.guards import Guard, declare
 from billportal.web.security import content_security_policy
 from billportal.web.templates import NO_STORE, render
 from billportal.web.urls import with_query
-
-T = TypeVar("T")
 
 PER_PAGE: Final = 25
 INVOICES_PER_PAGE: Final = PER_PAGE
 RECENT_PAYMENTS: Final = 5
 STATEMENT_MONTHS: Final = 24
 MAX_PAGE: Final = 100_000
-# Documents' ids are INTEGER columns, 32-bit on PostgreSQL: a larger id names none
-# (and binding it would fail there with an error instead).
-MAX_DOCUMENT_ID: Final = 2**31 - 1
+EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
 _STATUS_FILTERS: Final = {
     "all": (),
     "open": ("open",),
@@ -71,6 +64,60 @@ class Visit:
     session: Session
     customer: Customer
 
+    @property
+    def scope(self) -> Scope:
+        """What this customer may see: their own documents, drafts left out."""
+        return Scope(self.company.id, self.customer.id)
+
+
+PortalView = Callable[["Portal", Request], Awaitable[Response]]
+CustomerView = Callable[["Portal", Request, Visit], Awaitable[Response]]
+
+
+def customer(page_id: str) -> Callable[[CustomerView], PortalView]:
+    """The view needs a signed-in customer of the host's company; otherwise the visitor is asked to sign in.
+
+    ``page_id`` (a ``redirect_to`` page id) is where a remote sign-in brings the customer back to.
+    """
+
+    def decorate(view: CustomerView) -> PortalView:
+        @functools.wraps(view)
+        async def guarded(self: Portal, request: Request) -> Response:
+            visit = await self.visit(request, page_id)
+            if not isinstance(visit, Visit):
+                return visit
+            return await view(self, request, visit)
+
+        declare(guarded, Guard("customer", page=page_id))
+        return guarded
+
+    return decorate
+
+
+def customer_form(
+    page_id: str,
+) -> Callable[[Callable[[Portal, Request, Visit, Form], Awaitable[Response]]], PortalView]:
+    """As :func:`customer`, for a posted form: it is read (size-capped) and its CSRF token checked first."""
+
+    def decorate(view: Callable[[Portal, Request, Visit, Form], Awaitable[Response]]) -> PortalView:
+        @functools.wraps(view)
+        async def guarded(self: Portal, request: Request) -> Response:
+            visit = await self.visit(request, page_id)
+            if not isinstance(visit, Visit):
+                return visit
+            try:
+                form = await read_form(request)
+            except UnreadableForm as refused:
+                return error_page(refused.status, refused.message)
+            if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
+                return error_page(403, EXPIRED_FORM)
+            return await view(self, request, visit, form)
+
+        declare(guarded, Guard("customer", form=True, page=page_id))
+        return guarded
+
+    return decorate
+
 
 def today_in(company: Company, now: int) -> str:
     """The company's calendar date (due dates and statements follow its time zone)."""
@@ -87,10 +134,10 @@ def page_number(request: Request) -> int:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 7 and 0 < int(text) < MAX_PAGE else 1
 
 
-def _document_id(request: Request) -> int | None:
-    """The document id in the path, or None when no stored document can have it."""
+def _document_id(request: Request) -> int:
+    """The document id in the path (bounded by the route's convertor; one past a column's range finds nothing)."""
     document_id: int = request.path_params["document_id"]
-    return document_id if 0 < document_id <= MAX_DOCUMENT_ID else None
+    return document_id
 
 
 def pdf_response(content: bytes, filename: str) -> Response:
@@ -121,8 +168,9 @@ class Portal:
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        self.billing = context.billing
 
-    async def _visit(self, request: Request, page_id: str) -> Visit | Response:
+    async def visit(self, request: Request, page_id: str) -> Visit | Response:
         """The signed-in visit, or the answer for a visitor who is not signed in."""
         context = self.context
         company = await company_for(request, context)
@@ -135,11 +183,11 @@ class Portal:
             now = context.clock()
             if session is not None and session.company_id == company.id:
                 if sessions.is_live(session, now, context.timeouts):
-                    customer = await context.store.customer(company.id, session.customer_id)
-                    if customer is not None:
+                    found = await self.billing.customer(company.id, session.customer_id)
+                    if found is not None:
                         if sessions.needs_touch(session, now):
                             await context.store.touch_session(id_hash, now)
-                        return Visit(company, session, customer)
+                        return Visit(company, session, found)
                 await context.store.end_session(id_hash)
         return self._sign_in_needed(company, page_id)
 
@@ -175,42 +223,14 @@ class Portal:
     def _today(self, visit: Visit) -> str:
         return today_in(visit.company, self.context.clock())
 
-    async def _document(
-        self, request: Request, page_id: str, load: Callable[[Visit, int], Awaitable[T | None]]
-    ) -> tuple[Visit, T] | Response:
-        """The signed-in visit and the document the path names; the same 404 for another's or none."""
-        visit = await self._visit(request, page_id)
-        if not isinstance(visit, Visit):
-            return visit
-        document_id = _document_id(request)
-        document = await load(visit, document_id) if document_id is not None else None
-        if document is None:
-            return error_page(404)
-        return visit, document
+    async def _document(self, request: Request, visit: Visit, kind: str) -> Any:
+        """The document the path names if it is this customer's to see; None otherwise (the same 404 for both)."""
+        return await self.billing.get(kind, visit.scope, _document_id(request))
 
-    async def _form(self, request: Request, visit: Visit) -> dict[str, str] | Response:
-        """A posted form whose CSRF token matches the session's, or the page that refuses it."""
-        try:
-            form = await read_form(request)
-        except UnreadableForm as refused:
-            return error_page(refused.status, refused.message)
-        if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
-            return error_page(403, "This form has expired. Go back, reload the page and try again.")
-        return form
-
-    async def _list(
-        self,
-        request: Request,
-        page_id: str,
-        template: str,
-        fetch: Callable[..., Awaitable[tuple[Sequence[Any], int]]],
-    ) -> Response:
+    async def _list(self, request: Request, visit: Visit, kind: str, page_id: str, template: str) -> Response:
         """One page of a customer's payments, credit notes or estimates."""
-        visit = await self._visit(request, page_id)
-        if not isinstance(visit, Visit):
-            return visit
         page = page_number(request)
-        rows, total = await fetch(visit.company.id, visit.customer.id, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+        rows, total = await self.billing.documents(kind, visit.scope, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
         return self._page(
             visit,
             template,
@@ -225,16 +245,13 @@ class Portal:
 
     # -- My Account and pay ------------------------------------------------------------
 
-    async def my_account(self, request: Request) -> Response:
-        visit = await self._visit(request, "my_account")
-        if not isinstance(visit, Visit):
-            return visit
-        store = self.context.store
-        company, customer = visit.company, visit.customer
+    @customer("my_account")
+    async def my_account(self, _request: Request, visit: Visit) -> Response:
+        billing, company, customer = self.billing, visit.company, visit.customer
         today = self._today(visit)
-        open_invoices, open_count = await store.invoices(company.id, customer.id, statuses=("open",), limit=PER_PAGE)
-        balance = await store.billing.account_balance(company.id, customer.id, customer.currency, today=today)
-        payments = await store.billing.recent_payments(company.id, customer.id, limit=RECENT_PAYMENTS)
+        open_invoices, open_count = await billing.invoices(visit.scope, statuses=("open",), limit=PER_PAGE)
+        balance = await billing.account_balance(company.id, customer.id, customer.currency, today=today)
+        payments = await billing.recent_payments(visit.scope, limit=RECENT_PAYMENTS)
         return self._page(
             visit,
             "portal/my_account.html",
@@ -246,32 +263,27 @@ class Portal:
             today=today,
         )
 
-    async def pay(self, request: Request) -> Response:
-        visit = await self._visit(request, "pay")
-        if not isinstance(visit, Visit):
-            return visit
+    @customer("pay")
+    async def pay(self, _request: Request, visit: Visit) -> Response:
         today = self._today(visit)
         customer = visit.customer
-        statement = await self.context.store.billing.open_item_statement(
+        statement = await self.billing.open_item_statement(
             visit.company.id, customer.id, customer.currency, Month.of(today), today=today
         )
         return self._page(visit, "portal/pay.html", page="pay", statement=statement, today=today)
 
     # -- invoices ----------------------------------------------------------------------
 
-    async def invoices(self, request: Request) -> Response:
-        visit = await self._visit(request, "invoices")
-        if not isinstance(visit, Visit):
-            return visit
+    @customer("invoices")
+    async def invoices(self, request: Request, visit: Visit) -> Response:
         status = request.query_params.get("status", "all")
         if status not in _STATUS_FILTERS:
             status = "all"
         search = clean_text(request.query_params.get("q", ""))[:64]
         page = page_number(request)
         today = self._today(visit)
-        rows, total = await self.context.store.invoices(
-            visit.company.id,
-            visit.customer.id,
+        rows, total = await self.billing.invoices(
+            visit.scope,
             statuses=_STATUS_FILTERS[status],
             past_due_before=today if status == "past_due" else None,
             number_contains=search,
@@ -292,17 +304,12 @@ class Portal:
             today=today,
         )
 
-    async def _invoice(self, visit: Visit, invoice_id: int) -> Invoice | None:
-        return await self.context.store.invoice(visit.company.id, visit.customer.id, invoice_id)
-
-    async def invoice(self, request: Request) -> Response:
-        found = await self._document(request, "invoices", self._invoice)
-        if not isinstance(found, tuple):
-            return found
-        visit, invoice = found
-        payments, credit_notes = await self.context.store.billing.invoice_settlements(
-            visit.company.id, visit.customer.id, invoice.id
-        )
+    @customer("invoices")
+    async def invoice(self, request: Request, visit: Visit) -> Response:
+        invoice: Invoice | None = await self._document(request, visit, "invoice")
+        if invoice is None:
+            return error_page(404)
+        payments, credit_notes = await self.billing.settlements(visit.scope, invoice.id)
         return self._page(
             visit,
             "portal/invoice.html",
@@ -313,14 +320,12 @@ class Portal:
             today=self._today(visit),
         )
 
-    async def invoice_pdf(self, request: Request) -> Response:
-        found = await self._document(request, "invoices", self._invoice)
-        if not isinstance(found, tuple):
-            return found
-        visit, invoice = found
-        payments, credit_notes = await self.context.store.billing.invoice_settlements(
-            visit.company.id, visit.customer.id, invoice.id
-        )
+    @customer("invoices")
+    async def invoice_pdf(self, request: Request, visit: Visit) -> Response:
+        invoice: Invoice | None = await self._document(request, visit, "invoice")
+        if invoice is None:
+            return error_page(404)
+        payments, credit_notes = await self.billing.settlements(visit.scope, invoice.id)
         content = await run_in_threadpool(
             pdf().invoice_pdf,
             visit.company,
@@ -334,67 +339,64 @@ class Portal:
 
     # -- payments ------------------------------------------------------------------------
 
-    async def payments(self, request: Request) -> Response:
-        return await self._list(request, "payments", "portal/payments.html", self.context.store.billing.payments)
+    @customer("payments")
+    async def payments(self, request: Request, visit: Visit) -> Response:
+        return await self._list(request, visit, "payment", "payments", "portal/payments.html")
 
-    async def _payment(self, visit: Visit, payment_id: int) -> Payment | None:
-        return await self.context.store.billing.payment(visit.company.id, visit.customer.id, payment_id)
-
-    async def payment(self, request: Request) -> Response:
-        found = await self._document(request, "payments", self._payment)
-        if not isinstance(found, tuple):
-            return found
-        visit, payment = found
+    @customer("payments")
+    async def payment(self, request: Request, visit: Visit) -> Response:
+        payment: Payment | None = await self._document(request, visit, "payment")
+        if payment is None:
+            return error_page(404)
         return self._page(visit, "portal/payment.html", page="payments", payment=payment)
 
-    async def payment_pdf(self, request: Request) -> Response:
-        found = await self._document(request, "payments", self._payment)
-        if not isinstance(found, tuple):
-            return found
-        visit, payment = found
+    @customer("payments")
+    async def payment_pdf(self, request: Request, visit: Visit) -> Response:
+        payment: Payment | None = await self._document(request, visit, "payment")
+        if payment is None:
+            return error_page(404)
         content = await run_in_threadpool(pdf().receipt_pdf, visit.company, visit.customer, payment)
         return pdf_response(content, download_name("receipt", payment.number))
 
     # -- credit notes ------------------------------------------------------------------------
 
-    async def credit_notes(self, request: Request) -> Response:
-        billing = self.context.store.billing
-        return await self._list(request, "credit_notes", "portal/credit_notes.html", billing.credit_notes)
+    @customer("credit_notes")
+    async def credit_notes(self, request: Request, visit: Visit) -> Response:
+        return await self._list(request, visit, "credit_note", "credit_notes", "portal/credit_notes.html")
 
-    async def _credit_note(self, visit: Visit, note_id: int) -> tuple[CreditNote, Invoice | None] | None:
+    async def _credit_note(self, request: Request, visit: Visit) -> tuple[CreditNote, Invoice | None] | None:
         """A credit note and the invoice it was applied to, if any."""
-        store = self.context.store
-        note = await store.billing.credit_note(visit.company.id, visit.customer.id, note_id)
+        note: CreditNote | None = await self._document(request, visit, "credit_note")
         if note is None:
             return None
         invoice = None
         if note.invoice_id is not None:
-            invoice = await store.invoice(visit.company.id, visit.customer.id, note.invoice_id)
+            invoice = await self.billing.get("invoice", visit.scope, note.invoice_id)
         return note, invoice
 
-    async def credit_note(self, request: Request) -> Response:
-        found = await self._document(request, "credit_notes", self._credit_note)
-        if not isinstance(found, tuple):
-            return found
-        visit, (note, invoice) = found
+    @customer("credit_notes")
+    async def credit_note(self, request: Request, visit: Visit) -> Response:
+        found = await self._credit_note(request, visit)
+        if found is None:
+            return error_page(404)
+        note, invoice = found
         return self._page(visit, "portal/credit_note.html", page="credit_notes", note=note, invoice=invoice)
 
-    async def credit_note_pdf(self, request: Request) -> Response:
-        found = await self._document(request, "credit_notes", self._credit_note)
-        if not isinstance(found, tuple):
-            return found
-        visit, (note, invoice) = found
+    @customer("credit_notes")
+    async def credit_note_pdf(self, request: Request, visit: Visit) -> Response:
+        found = await self._credit_note(request, visit)
+        if found is None:
+            return error_page(404)
+        note, invoice = found
         number = invoice.number if invoice is not None else None
         content = await run_in_threadpool(pdf().credit_note_pdf, visit.company, visit.customer, note, number)
         return pdf_response(content, download_name("credit-note", note.number))
 
     # -- estimates ---------------------------------------------------------------------------
 
-    async def estimates(self, request: Request) -> Response:
-        return await self._list(request, "estimates", "portal/estimates.html", self.context.store.billing.estimates)
-
-    async def _estimate(self, visit: Visit, estimate_id: int) -> Estimate | None:
-        return await self.context.store.billing.estimate(visit.company.id, visit.customer.id, estimate_id)
+    @customer("estimates")
+    async def estimates(self, request: Request, visit: Visit) -> Response:
+        return await self._list(request, visit, "estimate", "estimates", "portal/estimates.html")
 
     def _estimate_page(self, visit: Visit, estimate: Estimate, status_code: int = 200, **form: str) -> Response:
         state = estimate_state(estimate, self._today(visit))
@@ -411,39 +413,33 @@ class Portal:
             approve_notice=form.get("notice", ""),
         )
 
-    async def estimate(self, request: Request) -> Response:
-        found = await self._document(request, "estimates", self._estimate)
-        if not isinstance(found, tuple):
-            return found
-        visit, estimate = found
+    @customer("estimates")
+    async def estimate(self, request: Request, visit: Visit) -> Response:
+        estimate: Estimate | None = await self._document(request, visit, "estimate")
+        if estimate is None:
+            return error_page(404)
         return self._estimate_page(visit, estimate)
 
-    async def estimate_pdf(self, request: Request) -> Response:
-        found = await self._document(request, "estimates", self._estimate)
-        if not isinstance(found, tuple):
-            return found
-        visit, estimate = found
+    @customer("estimates")
+    async def estimate_pdf(self, request: Request, visit: Visit) -> Response:
+        estimate: Estimate | None = await self._document(request, visit, "estimate")
+        if estimate is None:
+            return error_page(404)
         content = await run_in_threadpool(
             pdf().estimate_pdf, visit.company, visit.customer, estimate, self._today(visit)
         )
         return pdf_response(content, download_name("estimate", estimate.number))
 
-    async def approve_estimate(self, request: Request) -> Response:
+    @customer_form("estimates")
+    async def approve_estimate(self, request: Request, visit: Visit, form: Form) -> Response:
         """The customer approves an estimate: who (the name they type) and when are kept."""
-        visit = await self._visit(request, "estimates")
-        if not isinstance(visit, Visit):
-            return visit
-        form = await self._form(request, visit)
-        if not isinstance(form, dict):
-            return form
-        document_id = _document_id(request)
-        estimate = await self._estimate(visit, document_id) if document_id is not None else None
+        estimate: Estimate | None = await self._document(request, visit, "estimate")
         if estimate is None:
             return error_page(404)
         name, error = APPROVER_FIELD.check(form.get(APPROVER_FIELD.name, ""))
         if error:
             return self._estimate_page(visit, estimate, 400, approved_by=name, error=error)
-        approved = await self.context.store.billing.approve_estimate(
+        approved = await self.billing.approve_estimate(
             visit.company.id,
             visit.customer.id,
             estimate.id,
@@ -453,29 +449,26 @@ class Portal:
         )
         if not approved:
             # Approved in another tab, expired, or withdrawn meanwhile: show it as it is now.
-            current = await self._estimate(visit, estimate.id) or estimate
+            current = await self._document(request, visit, "estimate") or estimate
             return self._estimate_page(visit, current, 409, notice="This estimate can no longer be approved.")
         return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
 
     # -- statements ----------------------------------------------------------------------------
 
-    async def _statement_month(self, request: Request, page_id: str) -> tuple[Visit, Month, str, str] | Response:
-        """The visit, the month asked for (default: the company's current one), today, and an error."""
-        visit = await self._visit(request, page_id)
-        if not isinstance(visit, Visit):
-            return visit
+    def _statement_month(self, request: Request, visit: Visit) -> tuple[Month, str, str]:
+        """The month asked for (default: the company's current one), today, and what is wrong with the ask."""
         today = self._today(visit)
         current = Month.of(today)
         asked = request.query_params.get("month", "")
         if not asked:
-            return visit, current, today, ""
+            return current, today, ""
         try:
             month = Month.parse(asked[:16])
         except ValueError:
-            return visit, current, today, "Choose a month from the list."
+            return current, today, "Choose a month from the list."
         if month > current:
-            return visit, current, today, "Statements can be made up to the current month."
-        return visit, month, today, ""
+            return current, today, "Statements can be made up to the current month."
+        return month, today, ""
 
     def _months(self, chosen: Month, today: str) -> list[Month]:
         """The months offered in the chooser: the last two years, and the chosen one."""
@@ -486,16 +479,12 @@ class Portal:
             months.append(chosen)
         return months
 
-    async def _statement(self, request: Request, kind: str) -> Response:
-        page_id, template = _STATEMENTS[kind]
-        found = await self._statement_month(request, page_id)
-        if not isinstance(found, tuple):
-            return found
-        visit, month, today, error = found
+    async def _statement(self, request: Request, visit: Visit, kind: str) -> Response:
+        month, today, error = self._statement_month(request, visit)
         statement = await self._statement_for(visit, kind, month, today)
         return self._page(
             visit,
-            template,
+            _STATEMENTS[kind][1],
             status_code=400 if error else 200,
             page="statements",
             kind=kind,
@@ -507,19 +496,15 @@ class Portal:
     async def _statement_for(
         self, visit: Visit, kind: str, month: Month, today: str
     ) -> BalanceForwardStatement | OpenItemStatement:
-        billing = self.context.store.billing
         company, customer = visit.company, visit.customer
         if kind == "balance-forward":
-            return await billing.balance_forward_statement(
+            return await self.billing.balance_forward_statement(
                 company.id, customer.id, customer.currency, month, today=today
             )
-        return await billing.open_item_statement(company.id, customer.id, customer.currency, month, today=today)
+        return await self.billing.open_item_statement(company.id, customer.id, customer.currency, month, today=today)
 
-    async def _statement_pdf(self, request: Request, kind: str) -> Response:
-        found = await self._statement_month(request, _STATEMENTS[kind][0])
-        if not isinstance(found, tuple):
-            return found
-        visit, month, today, error = found
+    async def _statement_pdf(self, request: Request, visit: Visit, kind: str) -> Response:
+        month, today, error = self._statement_month(request, visit)
         if error:
             return error_page(400, error)
         statement = await self._statement_for(visit, kind, month, today)
@@ -529,17 +514,21 @@ class Portal:
             content = await run_in_threadpool(pdf().open_item_pdf, visit.company, visit.customer, statement)
         return pdf_response(content, download_name(f"statement-{kind}", month.key))
 
-    async def balance_forward_statement(self, request: Request) -> Response:
-        return await self._statement(request, "balance-forward")
+    @customer("balance_forward_statement")
+    async def balance_forward_statement(self, request: Request, visit: Visit) -> Response:
+        return await self._statement(request, visit, "balance-forward")
 
-    async def balance_forward_statement_pdf(self, request: Request) -> Response:
-        return await self._statement_pdf(request, "balance-forward")
+    @customer("balance_forward_statement")
+    async def balance_forward_statement_pdf(self, request: Request, visit: Visit) -> Response:
+        return await self._statement_pdf(request, visit, "balance-forward")
 
-    async def open_item_statement(self, request: Request) -> Response:
-        return await self._statement(request, "open-item")
+    @customer("open_item_statement")
+    async def open_item_statement(self, request: Request, visit: Visit) -> Response:
+        return await self._statement(request, visit, "open-item")
 
-    async def open_item_statement_pdf(self, request: Request) -> Response:
-        return await self._statement_pdf(request, "open-item")
+    @customer("open_item_statement")
+    async def open_item_statement_pdf(self, request: Request, visit: Visit) -> Response:
+        return await self._statement_pdf(request, visit, "open-item")
 
     # -- billing details ----------------------------------------------------------------------
 
@@ -557,45 +546,39 @@ class Portal:
             saved=saved,
         )
 
-    async def billing_info(self, request: Request) -> Response:
-        visit = await self._visit(request, "update_billing_info")
-        if not isinstance(visit, Visit):
-            return visit
+    @customer("update_billing_info")
+    async def billing_info(self, request: Request, visit: Visit) -> Response:
         values = {field.name: getattr(visit.customer, field.name) for field in BILLING_INFO_FIELDS}
         saved = request.query_params.get("saved") == "1"
         return self._billing_info_page(visit, values, {}, saved=saved)
 
-    async def update_billing_info(self, request: Request) -> Response:
-        visit = await self._visit(request, "update_billing_info")
-        if not isinstance(visit, Visit):
-            return visit
-        form = await self._form(request, visit)
-        if not isinstance(form, dict):
-            return form
+    @customer_form("update_billing_info")
+    async def update_billing_info(self, _request: Request, visit: Visit, form: Form) -> Response:
         values, errors = check_billing_info(form)
         if errors:
             return self._billing_info_page(visit, values, errors, saved=False, status_code=400)
-        await self.context.store.billing.update_billing_info(
-            visit.company.id, visit.customer.id, values, now=self.context.clock()
-        )
+        await self.billing.update_billing_info(visit.company.id, visit.customer.id, values, now=self.context.clock())
         return RedirectResponse("/billing-info?saved=1", status_code=303, headers=dict(NO_STORE))
 
     # -- signing out -----------------------------------------------------------------------------
 
     async def sign_out(self, request: Request) -> Response:
+        """Ends the session (a session that is already over signs out too: the browser only forgets it)."""
         context = self.context
         company = await company_for(request, context)
         if company is None:
             return error_page(404)
+        try:
+            form = await read_form(request, max_bytes=1024, max_fields=4)
+        except UnreadableForm as refused:
+            return error_page(refused.status, refused.message)
         cookie = request.cookies.get(context.settings.session_cookie_name)
-        async with request.form(max_files=0, max_fields=4, max_part_size=1024) as form:
-            submitted = form.get("csrf_token")
         if not cookie:
             return RedirectResponse("/signed-out", status_code=303, headers=dict(NO_STORE))
         id_hash = sessions.hash_session_id(cookie)
         session = await context.store.session(id_hash)
-        if session is not None and (not isinstance(submitted, str) or not sessions.csrf_matches(session, submitted)):
-            return error_page(403, "This form has expired. Go back, reload the page and try again.")
+        if session is not None and not sessions.csrf_matches(session, form.get("csrf_token", "")):
+            return error_page(403, EXPIRED_FORM)
         await context.store.end_session(id_hash)
         target = company.sign_out_url or "/signed-out"
         headers = dict(NO_STORE)

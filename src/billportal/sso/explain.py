@@ -10,13 +10,25 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from billportal.sso.reasons import Reason, explain
-from billportal.sso.tokens import Claims, Rejection, verify
-from billportal.storage.records import Company
+from billportal.sso.tokens import Claims, Policy, Rejection, VerificationKey, verify
 
 _PREVIEW_LIMIT = 2000
+
+
+class SignOnSettings(Protocol):
+    """What the debugger reads of a company (its record in storage has these)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def sso_enabled(self) -> bool: ...
+    @property
+    def sso_keys(self) -> tuple[VerificationKey, ...]: ...
+    @property
+    def policy(self) -> Policy: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +94,7 @@ def _time_note(name: str, value: object, now: int) -> str | None:
     return f"{name}:     {when} ({relative})"
 
 
-def explain_token(token: str, company: Company, now: int, customer_exists: bool | None) -> Explanation:
+def explain_token(token: str, company: SignOnSettings, now: int, customer_exists: bool | None) -> Explanation:
     """Explain ``token`` for ``company`` at ``now``.
 
     ``customer_exists`` is whether the ``sub`` names a customer (None: not
@@ -102,7 +114,7 @@ def explain_token(token: str, company: Company, now: int, customer_exists: bool 
     if not company.sso_enabled:
         outcome = Rejection(Reason.SSO_DISABLED)
     else:
-        outcome = verify(token, company.keys, company.policy, now)
+        outcome = verify(token, company.sso_keys, company.policy, now)
     if isinstance(outcome, Claims):
         notes.append(f"key:     {outcome.kid}")
         reason = Reason.OK if customer_exists is not False else Reason.CUSTOMER_UNKNOWN
@@ -121,9 +133,9 @@ def token_from(text: str) -> str:
 
 
 async def explain_now(
-    token: str, company: Company, now: int, customer_exists: Callable[[int, int], Awaitable[bool]]
+    token: str, company: SignOnSettings, now: int, customer_exists: Callable[[int, int], Awaitable[bool]]
 ) -> Explanation:
     """Explain ``token``, looking its customer up (``customer_exists(company id, customer id)``) if it verifies."""
-    outcome = verify(token, company.keys, company.policy, now)
+    outcome = verify(token, company.sso_keys, company.policy, now)
     exists = await customer_exists(company.id, outcome.customer_id) if isinstance(outcome, Claims) else None
     return explain_token(token, company, now, exists)

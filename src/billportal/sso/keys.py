@@ -1,4 +1,4 @@
-"""SSO keys: generation, strength, and encryption at rest.
+"""SSO keys: generation and strength (they are sealed at rest by billportal.core.crypto).
 
 A company's SSO key is a string: its JWT library signs with the UTF-8 bytes of
 that string, exactly as the seed product's Ruby example passes it to
@@ -12,21 +12,15 @@ company's row does not open. A database dump alone reveals no key.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import secrets
-from collections.abc import Iterable
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 MIN_KEY_BYTES: Final = 32
-_NONCE_BYTES: Final = 12
 
 
 class SSOKeyError(Exception):
-    """A key cannot be used; the message never contains key material."""
+    """A key cannot be imported; the message never contains key material."""
 
 
 class WeakKeyError(SSOKeyError):
@@ -60,31 +54,3 @@ def check_importable(sso_key: str, allow_weak: bool) -> bool:
             f"the SSO key is shorter than {MIN_KEY_BYTES} bytes; pass --allow-weak-key to import it anyway"
         )
     return weak
-
-
-def master_key_id(master_key: bytes) -> str:
-    """A short fingerprint naming a master key, so rotation knows which one sealed a row."""
-    return hashlib.sha256(b"billportal-master-key-id" + master_key).hexdigest()[:16]
-
-
-def _associated_data(company_id: int) -> bytes:
-    return f"billportal:sso-key:company:{company_id}".encode("ascii")
-
-
-def seal(master_key: bytes, company_id: int, secret: bytes) -> bytes:
-    """Encrypt a key for storage: nonce || ciphertext || tag."""
-    nonce = os.urandom(_NONCE_BYTES)
-    return nonce + AESGCM(master_key).encrypt(nonce, secret, _associated_data(company_id))
-
-
-def unseal(master_keys: Iterable[bytes], sealed_by: str, company_id: int, sealed: bytes) -> bytes:
-    """Decrypt a stored key with whichever of ``master_keys`` sealed it."""
-    for master_key in master_keys:
-        if master_key_id(master_key) == sealed_by:
-            try:
-                return AESGCM(master_key).decrypt(
-                    sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _associated_data(company_id)
-                )
-            except InvalidTag:
-                raise SSOKeyError("a stored SSO key failed its integrity check") from None
-    raise SSOKeyError(f"no configured master key has id {sealed_by}; set BILLPORTAL_PREVIOUS_MASTER_KEYS")

@@ -27,10 +27,11 @@ from typing import Any, Final, NamedTuple
 
 from jwt.algorithms import HMACAlgorithm
 
+from billportal.core.bounds import MAX_ID
 from billportal.sso.reasons import Reason
 
 MAX_TOKEN_BYTES: Final = 4096
-MAX_CUSTOMER_ID: Final = 2**63 - 1
+MAX_CUSTOMER_ID: Final = MAX_ID  # a sub is a customer id: any positive BIGINT
 # NumericDate bounds: after 2000-01-01 and before 10000-01-01.
 MIN_TIME: Final = 946_684_800
 MAX_TIME: Final = 253_402_300_799

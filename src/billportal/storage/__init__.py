@@ -1,4 +1,4 @@
-"""Storage: the schema, its migrations, and the :class:`Store` every query goes through."""
+"""Storage: the schema, its migrations, the queries, and the :class:`Store` that runs them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from sqlalchemy import create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
-from billportal.config import ConfigError, Settings
+from billportal.core.config import ConfigError, Settings
+from billportal.core.crypto import MasterKeys
+from billportal.core.errors import StorageUnavailable
 from billportal.storage.backend import Backend
 from billportal.storage.cache import CompanyCache, JtiMarks, RedisClients, SessionCache
-from billportal.storage.errors import StorageUnavailable
 from billportal.storage.migrate import upgrade
 from billportal.storage.postgres import PostgresBackend
 from billportal.storage.sqlite import SQLiteBackend
@@ -35,7 +36,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         backend = PostgresBackend(url, pool_size=settings.database_pool_size)
     else:
         raise ConfigError("BILLPORTAL_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://...")
-    master_keys = (settings.master_key, *settings.previous_master_keys)
+    master_keys = MasterKeys(settings.master_key, settings.previous_master_keys)
     if not settings.redis_url:
         return Store(backend, master_keys)
     redis = RedisClients(settings.redis_url)

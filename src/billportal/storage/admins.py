@@ -6,65 +6,17 @@ looked up by the SHA-256 of their id, as customer sessions are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
-from sqlalchemy import exc as sa_exc
 
+from billportal.core.errors import Refused
 from billportal.storage import schema as t
 from billportal.storage.backend import Backend
-from billportal.storage.errors import Conflict
-
-
-@dataclass(frozen=True, slots=True)
-class Admin:
-    """A person who administers one or more companies in the dashboard."""
-
-    id: int
-    email: str
-    password_hash: str = field(repr=False)
-    created_at: int
-    password_changed_at: int
-    must_change_password: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    """A company an admin administers."""
-
-    company_id: int
-    username: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class AdminSession:
-    """A signed-in admin's dashboard session."""
-
-    id_hash: bytes = field(repr=False)
-    admin_id: int
-    company_id: int | None
-    csrf_token: str = field(repr=False)
-    created_at: int
-    last_seen_at: int
-    expires_at: int
-    sudo_until: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One entry of the admin audit trail: who did what, when, from where."""
-
-    company_id: int | None
-    admin_id: int | None
-    actor: str
-    at: int
-    action: str
-    detail: str
-    ip: str
-    user_agent: str
-    id: int | None = None
+from billportal.storage.bounds import check_row
+from billportal.storage.dialect import insert_or_nothing
+from billportal.storage.records import Admin, AdminSession, AuditEvent, Membership
 
 
 def _admin(row: Row[Any]) -> Admin:
@@ -89,25 +41,22 @@ class AdminStore:
     async def create_admin(
         self, email: str, password_hash: str, *, company_id: int, must_change_password: bool, now: int
     ) -> int:
-        """A new admin of one company; Conflict if the email is taken."""
+        """A new admin of one company; Refused ``admin_exists`` if the email is taken."""
 
         def change(conn: Connection) -> int:
-            try:
-                admin_id: int = conn.execute(
-                    insert(t.admins)
-                    .values(
-                        email=email,
-                        password_hash=password_hash,
-                        created_at=now,
-                        password_changed_at=now,
-                        must_change_password=must_change_password,
-                    )
-                    .returning(t.admins.c.id)
-                ).scalar_one()
-            except sa_exc.IntegrityError:
-                raise Conflict(f"an admin with email {email!r} already exists") from None
+            values = {
+                "email": email,
+                "password_hash": password_hash,
+                "created_at": now,
+                "password_changed_at": now,
+                "must_change_password": must_change_password,
+            }
+            check_row(t.admins, values)
+            admin_id = conn.execute(insert_or_nothing(conn, t.admins, values).returning(t.admins.c.id)).scalar()
+            if admin_id is None:
+                raise Refused("admin_exists", f"an admin with email {email!r} already exists", "email")
             conn.execute(insert(t.admin_memberships).values(admin_id=admin_id, company_id=company_id))
-            return admin_id
+            return int(admin_id)
 
         admin_id: int = await self.backend.write(change)
         return admin_id
@@ -132,12 +81,9 @@ class AdminStore:
         """Make an admin an admin of one more company; False if they already were."""
 
         def change(conn: Connection) -> bool:
-            m = t.admin_memberships.c
-            exists = conn.execute(select(m.admin_id).where(m.admin_id == admin_id, m.company_id == company_id)).first()
-            if exists is not None:
-                return False
-            conn.execute(insert(t.admin_memberships).values(admin_id=admin_id, company_id=company_id))
-            return True
+            values = {"admin_id": admin_id, "company_id": company_id}
+            statement = insert_or_nothing(conn, t.admin_memberships, values).returning(t.admin_memberships.c.admin_id)
+            return conn.execute(statement).first() is not None
 
         granted: bool = await self.backend.write(change)
         return granted
@@ -267,27 +213,9 @@ class AdminStore:
     # -- audit trail ---------------------------------------------------------------------
 
     async def record(self, *events: AuditEvent) -> None:
-        """Append events to the audit trail."""
-        rows = [
-            {
-                "company_id": e.company_id,
-                "admin_id": e.admin_id,
-                "actor": e.actor[:254],
-                "at": e.at,
-                "action": e.action,
-                "detail": e.detail,
-                "ip": e.ip[:45],
-                "user_agent": e.user_agent[:300],
-            }
-            for e in events
-        ]
-        if not rows:
-            return
-
-        def change(conn: Connection) -> None:
-            conn.execute(insert(t.audit_events), rows)
-
-        await self.backend.write(change)
+        """Append events to the audit trail, in a transaction of their own."""
+        if events:
+            await self.backend.write(lambda conn: write_audit(conn, events))
 
     async def audit_events(self, company_id: int, *, before_id: int | None = None, limit: int = 50) -> list[AuditEvent]:
         """A company's audit trail, newest first, keyset-paginated by id."""
@@ -314,3 +242,22 @@ class AdminStore:
             ]
 
         return list(await self.backend.read(query))
+
+
+def write_audit(conn: Connection, events: Sequence[AuditEvent]) -> None:
+    """Append events to the audit trail, in the caller's transaction (the change they record)."""
+    rows = [
+        {
+            "company_id": e.company_id,
+            "admin_id": e.admin_id,
+            "actor": e.actor[:254],
+            "at": e.at,
+            "action": e.action,
+            "detail": e.detail,
+            "ip": e.ip[:45],
+            "user_agent": e.user_agent[:300],
+        }
+        for e in events
+    ]
+    if rows:
+        conn.execute(insert(t.audit_events), rows)

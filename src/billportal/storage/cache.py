@@ -22,7 +22,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from billportal.storage.errors import StorageUnavailable
+from billportal.core.errors import StorageUnavailable
 from billportal.storage.records import Session
 
 log = logging.getLogger("billportal.cache")

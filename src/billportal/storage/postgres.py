@@ -20,13 +20,12 @@ from sqlalchemy.pool import NullPool
 
 from billportal.sso.reasons import Reason
 from billportal.storage import schema as t
-from billportal.storage.errors import StorageUnavailable
+from billportal.storage.failures import raise_as_storage_error
 from billportal.storage.records import NewSignIn, Session, SignInEvent
 
 T = TypeVar("T")
 
 CALL_TIMEOUT = 5.0  # seconds for any one storage call, connection included
-_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError, TimeoutError)
 
 
 def engine_for(url: str, pool_size: int) -> AsyncEngine:
@@ -36,9 +35,11 @@ def engine_for(url: str, pool_size: int) -> AsyncEngine:
         "options": "-c statement_timeout=4000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000",
     }
     if pool_size <= 0:
-        return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+        return create_async_engine(url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True)
     return create_async_engine(
         url,
+        # An error's text never carries the values of a statement (a session's hash, a sealed key).
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=2,
@@ -126,8 +127,8 @@ class PostgresBackend:
                         return await work(conn)
                 async with self.engine.connect() as conn:
                     return await work(conn)
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable("the database did not answer") from exc
+        except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise_as_storage_error(exc, "written" if write else "read")
 
     async def read(self, query: Callable[[Connection], T]) -> T:
         result: T = await self._call(lambda conn: conn.run_sync(query), write=False)
@@ -226,6 +227,10 @@ class PostgresBackend:
             await conn.exec_driver_sql("SELECT 1")
 
         await self._call(work, write=False)
+
+    def connections_in_use(self) -> int | None:
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        return int(checked_out()) if callable(checked_out) else None
 
     def close(self) -> None:
         # Connections are closed by the pool's owner loop; dispose what can be disposed.

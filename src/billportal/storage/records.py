@@ -1,16 +1,21 @@
-"""Plain records that the storage layer returns: no ORM objects leak past it."""
+"""Every record the storage layer returns: plain dataclasses, so that no row object leaks past it.
+
+Money is integer minor units beside an ISO 4217 currency; times are integer UNIX
+seconds; dates are ``YYYY-MM-DD`` strings.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
 
 from billportal.sso.tokens import Policy, VerificationKey
+
+# -- companies and their SSO keys -------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Company:
-    """A merchant, with its SSO policy and its decrypted SSO keys (kept in memory only)."""
+    """A merchant, with its SSO policy and its opened SSO keys (kept in memory only)."""
 
     id: int
     username: str
@@ -24,11 +29,11 @@ class Company:
     sign_out_url: str
     error_url: str
     frame_ancestors: tuple[str, ...]
-    keys: tuple[VerificationKey, ...] = field(repr=False)
+    sso_keys: tuple[VerificationKey, ...] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
-class KeyInfo:
+class SsoKeyInfo:
     """An SSO key as listed to admins: never the secret itself."""
 
     kid: str
@@ -38,6 +43,9 @@ class KeyInfo:
     last_used_at: int | None
     retiring_until: int | None
     revoked_at: int | None
+
+
+# -- customers and their documents --------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,185 @@ class Customer:
     postal_code: str
     country: str
     currency: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    """One line of an invoice, credit note or estimate."""
+
+    position: int
+    description: str
+    quantity: str
+    unit_price: int
+    discount: int
+    tax: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    status: str  # draft, open, paid, voided
+    issued_on: str
+    due_on: str | None
+    subtotal: int
+    discount: int
+    tax: int
+    total: int
+    amount_paid: int
+    amount_credited: int
+    balance: int
+    notes: str
+    created_at: int
+    updated_at: int
+    lines: tuple[LineItem, ...] = ()
+
+    def display_status(self, today: str) -> str:
+        """The status a customer sees: an open invoice past its due date is past due."""
+        if self.status == "open" and self.due_on is not None and self.due_on < today:
+            return "past_due"
+        return self.status
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentApplication:
+    """The part of a payment applied to one invoice."""
+
+    invoice_id: int
+    invoice_number: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    received_on: str
+    method: str
+    reference: str
+    amount: int
+    created_at: int
+    updated_at: int
+    applications: tuple[PaymentApplication, ...] = ()
+
+    @property
+    def unapplied(self) -> int:
+        return self.amount - sum(a.amount for a in self.applications)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNote:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    status: str  # draft, open (account credit), applied (to invoice_id), voided
+    issued_on: str
+    invoice_id: int | None
+    subtotal: int  # less the lines' discounts
+    tax: int
+    total: int
+    notes: str
+    created_at: int
+    updated_at: int
+    lines: tuple[LineItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    id: int
+    company_id: int
+    customer_id: int
+    number: str
+    currency: str
+    status: str  # draft, sent, approved, declined, voided
+    issued_on: str
+    expires_on: str | None
+    subtotal: int  # less the lines' discounts
+    tax: int
+    total: int
+    approved_by: str | None
+    approved_at: int | None
+    notes: str
+    created_at: int
+    updated_at: int
+    lines: tuple[LineItem, ...] = ()
+
+
+Document = Invoice | Payment | CreditNote | Estimate
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEvent:
+    """Something a customer did in the portal that the company sees."""
+
+    id: int
+    company_id: int
+    customer_id: int
+    at: int
+    kind: str
+    detail: str
+
+
+# -- a customer's statement: the documents it is computed from ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerInvoice:
+    id: int
+    number: str
+    issued_on: str
+    due_on: str | None
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPayment:
+    id: int
+    number: str
+    received_on: str
+    method: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerApplication:
+    payment_id: int
+    invoice_id: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCreditNote:
+    id: int
+    number: str
+    issued_on: str
+    invoice_id: int | None
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """A customer's documents in one currency, issued up to some date."""
+
+    currency: str
+    invoices: tuple[LedgerInvoice, ...]
+    payments: tuple[LedgerPayment, ...]
+    applications: tuple[LedgerApplication, ...]
+    credit_notes: tuple[LedgerCreditNote, ...]
+
+
+# -- customers' sessions and sign-ins ------------------------------------------------------
 
 
 @dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
@@ -87,44 +274,6 @@ class SignInEvent:
     id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LineItem:
-    position: int
-    description: str
-    quantity: str
-    unit_price: int
-    discount: int
-    tax: int
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class Invoice:
-    id: int
-    company_id: int
-    customer_id: int
-    number: str
-    currency: str
-    status: str
-    issued_on: str
-    due_on: str | None
-    subtotal: int
-    discount: int
-    tax: int
-    total: int
-    amount_paid: int
-    balance: int
-    notes: str
-    lines: tuple[LineItem, ...] = ()
-    amount_credited: int = 0
-
-    def display_status(self, today: str) -> str:
-        """The status a customer sees: an open invoice past its due date is past due."""
-        if self.status == "open" and self.due_on is not None and self.due_on < today:
-            return "past_due"
-        return self.status
-
-
 @dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
 class NewSignIn:
     """Everything one successful sign-in writes, in one transaction."""
@@ -135,94 +284,93 @@ class NewSignIn:
     key_last_used: tuple[str, int] | None  # (kid, now) when the stored time is stale
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentApplication:
-    """The part of a payment applied to one invoice."""
-
-    invoice_id: int
-    invoice_number: str
-    amount: int
+# -- the dashboard: admins, their sessions, the audit trail -----------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Payment:
-    id: int
-    company_id: int
-    customer_id: int
-    number: str
-    currency: str
-    received_on: str
-    method: str
-    reference: str
-    amount: int
-    applications: tuple[PaymentApplication, ...] = ()
-
-    @property
-    def unapplied(self) -> int:
-        return self.amount - sum(a.amount for a in self.applications)
-
-
-@dataclass(frozen=True, slots=True)
-class CreditNote:
-    id: int
-    company_id: int
-    customer_id: int
-    number: str
-    currency: str
-    status: str  # draft, open (account credit), applied (to invoice_id), voided
-    issued_on: str
-    invoice_id: int | None
-    subtotal: int
-    tax: int
-    total: int
-    notes: str
-    lines: tuple[LineItem, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    id: int
-    company_id: int
-    customer_id: int
-    number: str
-    currency: str
-    status: str  # draft, sent, approved, declined, voided
-    issued_on: str
-    expires_on: str | None
-    subtotal: int
-    tax: int
-    total: int
-    approved_by: str | None
-    approved_at: int | None
-    notes: str
-    lines: tuple[LineItem, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerEvent:
-    """Something a customer did in the portal that the company sees."""
+class Admin:
+    """A person who administers one or more companies in the dashboard."""
 
     id: int
+    email: str
+    password_hash: str = field(repr=False)
+    created_at: int
+    password_changed_at: int
+    must_change_password: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A company an admin administers."""
+
     company_id: int
-    customer_id: int
+    username: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    """A signed-in admin's dashboard session."""
+
+    id_hash: bytes = field(repr=False)
+    admin_id: int
+    company_id: int | None
+    csrf_token: str = field(repr=False)
+    created_at: int
+    last_seen_at: int
+    expires_at: int
+    sudo_until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the admin audit trail: who did what, when, from where."""
+
+    company_id: int | None
+    admin_id: int | None
+    actor: str
     at: int
-    kind: str
+    action: str
     detail: str
+    ip: str
+    user_agent: str
+    id: int | None = None
+
+
+# -- the REST API: API keys ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class LineInput:
-    description: str
-    quantity: str
-    unit_price: int
-    discount: int = 0
-    tax: int = 0
+class ApiKeyInfo:
+    """An API key as listed: never the key itself, which is stored only as its SHA-256."""
+
+    id: int
+    company_id: int
+    prefix: str
+    name: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    """A key just made: ``key`` is shown to its creator once and never again."""
+
+    key: str = field(repr=False)
+    info: ApiKeyInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCaller:
+    """Whose API key signed an API request."""
+
+    company_id: int
+    username: str
+    key_id: int
+    prefix: str
 
     @property
-    def amount(self) -> int:
-        return line_amount(self.quantity, self.unit_price, self.discount, self.tax)
-
-
-def line_amount(quantity: str, unit_price: int, discount: int, tax: int) -> int:
-    gross = (Decimal(quantity) * unit_price).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-    return int(gross) - discount + tax
+    def actor(self) -> str:
+        """How the audit trail names this caller."""
+        return f"api:{self.prefix}"

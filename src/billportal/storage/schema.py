@@ -75,6 +75,15 @@ sso_keys = Table(
     UniqueConstraint("company_id", "kid", name="uq_sso_keys_company_kid"),
     CheckConstraint("state IN ('active', 'retiring', 'revoked')", name="state"),
 )
+# One active key per company, whatever runs at once: a rotation that would make a second one fails.
+_ACTIVE = text("state = 'active'")
+Index(
+    "uq_sso_keys_one_active",
+    sso_keys.c.company_id,
+    unique=True,
+    sqlite_where=_ACTIVE,
+    postgresql_where=_ACTIVE,
+)
 
 customers = Table(
     "customers",
@@ -212,6 +221,15 @@ estimates = Table(
     CheckConstraint("status IN ('draft', 'sent', 'approved', 'declined', 'voided')", name="status"),
 )
 Index("ix_estimates_customer", estimates.c.company_id, estimates.c.customer_id, estimates.c.issued_on)
+
+number_sequences = Table(
+    "number_sequences",
+    metadata,
+    # The next number of each kind of document a company numbers automatically (INV-00042).
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("next_value", BigInteger, nullable=False),
+)
 
 customer_events = Table(
     "customer_events",

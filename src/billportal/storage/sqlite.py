@@ -26,8 +26,9 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
+from billportal.core.errors import StorageUnavailable
 from billportal.sso.reasons import Reason
-from billportal.storage.errors import StorageUnavailable
+from billportal.storage.failures import raise_as_storage_error
 from billportal.storage.records import NewSignIn, Session, SignInEvent
 
 T = TypeVar("T")
@@ -63,7 +64,8 @@ class _Locking:
 
 def engine_for(conn: sqlite3.Connection, locking: _Locking) -> Engine:
     """A SQLAlchemy engine over that very connection."""
-    engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
+    # hide_parameters: an error's text never carries the values of a statement.
+    engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool, hide_parameters=True)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
@@ -100,26 +102,46 @@ class WriteQueue:
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         self._scheduled = False
-        conn = self._conn
-        results: list[Any] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for write, _ in batch:
-                    results.append(write(conn))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except Exception as exc:  # noqa: BLE001 - every waiter must hear of the failure
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(StorageUnavailable("the database could not be written"))
-            del exc
+            results = self._commit([write for write, _ in batch])
+        except Exception:  # noqa: BLE001 - each waiter hears of its own failure below
+            # One write failed, or the commit did: try each on its own, so that a
+            # write that fails for its own reason does not take the others with it,
+            # and each waiter gets the cause of its own failure.
+            for write, future in batch:
+                try:
+                    result = self._commit([write])[0]
+                except Exception as exc:  # noqa: BLE001 - handed to the request that asked for the write
+                    if not future.done():
+                        future.set_exception(_storage_error(exc, "written"))
+                else:
+                    if not future.done():
+                        future.set_result(result)
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    def _commit(self, writes: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        """Run the writes in one transaction; the results, once committed."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = [write(conn) for write in writes]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+
+def _storage_error(error: Exception, doing: str) -> Exception:
+    """The error a caller should see: StorageUnavailable for an unavailable database, else the error itself."""
+    try:
+        raise_as_storage_error(error, doing)
+    except Exception as translated:  # noqa: BLE001 - the translation is the result
+        return translated
 
 
 class Checkpointer:
@@ -179,16 +201,16 @@ class SQLiteBackend:
         try:
             with self.engine.connect() as connection:
                 return query(connection)
-        except (sqlite3.OperationalError, sa_exc.OperationalError) as exc:
-            raise StorageUnavailable("the database could not be read") from exc
+        except (sqlite3.Error, sa_exc.DBAPIError) as exc:
+            raise_as_storage_error(exc, "read")
 
     async def write(self, change: Callable[[Connection], T]) -> T:
         self._locking.immediate = True
         try:
             with self.engine.begin() as connection:
                 return change(connection)
-        except (sqlite3.OperationalError, sa_exc.OperationalError) as exc:
-            raise StorageUnavailable("the database could not be written") from exc
+        except (sqlite3.Error, sa_exc.DBAPIError) as exc:
+            raise_as_storage_error(exc, "written")
 
     def close(self) -> None:
         self.checkpointer.stop()
@@ -200,8 +222,8 @@ class SQLiteBackend:
     async def customer_exists(self, company_id: int, customer_id: int) -> bool:
         try:
             row = self.conn.execute(_CUSTOMER_EXISTS, (company_id, customer_id)).fetchone()
-        except sqlite3.OperationalError as exc:
-            raise StorageUnavailable("the database could not be read") from exc
+        except sqlite3.Error as exc:
+            raise_as_storage_error(exc, "read")
         return row is not None
 
     async def sign_in(self, sign_in: NewSignIn) -> bool:
@@ -213,8 +235,8 @@ class SQLiteBackend:
     async def session(self, id_hash: bytes) -> Session | None:
         try:
             row = self.conn.execute(_SESSION, (id_hash,)).fetchone()
-        except sqlite3.OperationalError as exc:
-            raise StorageUnavailable("the database could not be read") from exc
+        except sqlite3.Error as exc:
+            raise_as_storage_error(exc, "read")
         return None if row is None else Session(id_hash, *row)
 
     async def touch_session(self, id_hash: bytes, now: int) -> None:
@@ -228,7 +250,10 @@ class SQLiteBackend:
         try:
             self.conn.execute("SELECT 1").fetchone()
         except sqlite3.Error as exc:
-            raise StorageUnavailable("the database could not be read") from exc
+            raise StorageUnavailable("the database could not be read") from exc  # whatever it is: not ready
+
+    def connections_in_use(self) -> int | None:
+        return None  # one connection, no pool
 
     async def end_customer_sessions(self, company_id: int, customer_id: int) -> int:
         cursor = await self.writes.submit(lambda conn: conn.execute(_END_CUSTOMER_SESSIONS, (company_id, customer_id)))

@@ -1,21 +1,18 @@
-"""What every view needs: settings, storage and the clock (which tests may move)."""
+"""What every view needs: settings, storage, the services over it, and the clock (which tests may move)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from billportal.config import Settings
-from billportal.sessions import Timeouts
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
+from billportal.services.billing import Billing
 from billportal.storage.records import Company
 from billportal.storage.store import Store
-
-
-def system_clock() -> int:
-    return int(time.time())
+from billportal.web.sessions import Timeouts
 
 
 @dataclass
@@ -24,9 +21,11 @@ class Context:
     store: Store
     clock: Callable[[], int] = system_clock
     timeouts: Timeouts = field(init=False)
+    billing: Billing = field(init=False)
 
     def __post_init__(self) -> None:
         self.timeouts = Timeouts(self.settings.session_idle_seconds, self.settings.session_absolute_seconds)
+        self.billing = Billing(self.store)
 
 
 SITE_KEY = "billportal.site"

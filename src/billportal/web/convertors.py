@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
-
 from starlette.convertors import Convertor
 
-MAX_ID: Final = 2**63 - 1
+from billportal.core.bounds import MAX_ID
 
 
 class BoundedIntConvertor(Convertor[int]):

@@ -11,7 +11,8 @@ from starlette.formparsers import MultiPartException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from billportal.storage.errors import StorageUnavailable
+from billportal.core.errors import StorageUnavailable
+from billportal.web.logging import redact_all
 from billportal.web.templates import render
 
 log = logging.getLogger("billportal.errors")
@@ -39,7 +40,7 @@ def error_page(status_code: int, message: str | None = None, headers: dict[str, 
 
 
 class ErrorGuard:
-    """Never a traceback to the client: storage outages give 503, anything else 500.
+    """Never a traceback to the client: a storage outage is a 503, a bug a 500; both logged with their cause.
 
     ``answer`` makes the error response (the HTML error page; the API's is JSON).
     """
@@ -62,8 +63,10 @@ class ErrorGuard:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except StorageUnavailable:
-            log.warning("storage unavailable; answered 503")
+        except StorageUnavailable as exc:
+            log.warning(
+                "storage unavailable on %s %s: %s; answered 503", scope.get("method"), _path_for_log(scope), _cause(exc)
+            )
             if not started:
                 await self.answer(503, headers={"Retry-After": "5"})(scope, receive, send)
         except MultiPartException:
@@ -74,16 +77,25 @@ class ErrorGuard:
             if not started:
                 await self.answer(exc.status_code if 400 <= exc.status_code < 500 else 500)(scope, receive, send)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: a page, never a traceback
-            # The type and the frames, not the message: a message could quote input.
-            log.error(  # noqa: TRY400 - log.exception would print the message, which may quote input
+            # A bug: logged with its cause and its traceback, redacted of anything token- or key-shaped.
+            log.error(  # noqa: TRY400 - the traceback is in the message, redacted; exc_info would print it raw
                 "unhandled %s on %s %s\n%s",
                 type(exc).__name__,
                 scope.get("method"),
                 _path_for_log(scope),
-                "".join(traceback.format_tb(exc.__traceback__)),
+                redact_all("".join(traceback.format_exception(exc))),
             )
             if not started:
                 await self.answer(500)(scope, receive, send)
+
+
+def _cause(exc: StorageUnavailable) -> str:
+    """What made the storage unavailable, in one line: ``the database could not be read (OperationalError: ...)``."""
+    cause = exc.__cause__
+    if cause is None:
+        return str(exc)
+    detail = redact_all(str(getattr(cause, "orig", None) or cause).split("\n", 1)[0])[:300]
+    return f"{exc} ({type(getattr(cause, 'orig', None) or cause).__name__}: {detail})"
 
 
 def _path_for_log(scope: Scope) -> str:

@@ -14,11 +14,18 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 _LOGIN_PATH = re.compile(r"/login/[^\s?\"]*")
 _SECRET_QUERY = re.compile(r"([?&](?:token|key|api_key|session|password)=)[^&\s\"]*", re.IGNORECASE)
+# Anything shaped like a signed token or an API key, wherever it appears (an exception's text, say).
+_SECRET_SHAPES = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|bp_live_[A-Za-z0-9_-]+")
 
 
 def redact(text: str) -> str:
     """``/login/eyJ...`` becomes ``/login/[redacted]``; secret-looking query values too."""
     return _SECRET_QUERY.sub(r"\1[redacted]", _LOGIN_PATH.sub("/login/[redacted]", text))
+
+
+def redact_all(text: str) -> str:
+    """:func:`redact`, and any token- or API-key-shaped string wherever it stands (for error texts)."""
+    return _SECRET_SHAPES.sub("[redacted]", redact(text))
 
 
 class RedactingFilter(logging.Filter):

@@ -20,9 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from billportal.metrics import DATABASE_UP, LATENCY, POOL_IN_USE, REDIS_UP, RESPONSES
-from billportal.storage.cache import REDIS_ERRORS
-from billportal.storage.errors import StorageUnavailable
+from billportal.core.errors import StorageUnavailable
+from billportal.core.metrics import DATABASE_UP, LATENCY, POOL_IN_USE, REDIS_UP, RESPONSES
 from billportal.storage.store import Store
 from billportal.web.logging import request_id
 
@@ -123,24 +122,18 @@ class Operations:
         checks: dict[str, bool] = {}
         try:
             async with asyncio.timeout(1.0):
-                await self.store.backend.ping()
+                await self.store.ping()
             checks["database"] = True
         except (StorageUnavailable, TimeoutError):
             checks["database"] = False
         DATABASE_UP.set(1 if checks["database"] else 0)
-        cache = self.store.session_cache
-        if cache is not None:
-            try:
-                async with asyncio.timeout(1.0):
-                    await cache.clients.get().ping()
-                checks["redis"] = True
-            except REDIS_ERRORS:
-                checks["redis"] = False
-            REDIS_UP.set(1 if checks["redis"] else 0)
-        pool = getattr(getattr(self.store.backend, "engine", None), "pool", None)
-        checked_out = getattr(pool, "checkedout", None)
-        if callable(checked_out):
-            POOL_IN_USE.set(checked_out())
+        redis = await self.store.redis_answers(timeout=1.0)
+        if redis is not None:
+            checks["redis"] = redis
+            REDIS_UP.set(1 if redis else 0)
+        in_use = self.store.connections_in_use()
+        if in_use is not None:
+            POOL_IN_USE.set(in_use)
         return checks
 
     @staticmethod

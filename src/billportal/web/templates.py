@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-from billportal.money import format_money
+from billportal.core.money import format_money
 
 environment = Environment(
     loader=PackageLoader("billportal", "templates"),

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from billportal.portal.pages import SEED_PAGE_IDS
+from billportal.sso.pages import SEED_PAGE_IDS
 from billportal.sso.reasons import EXPLANATIONS, Reason
 
-GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "integration.md").read_text(encoding="utf-8")
+GUIDE = (Path(__file__).resolve().parents[3] / "docs" / "integration.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("reason", list(Reason))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from billportal import audit
 from billportal.cli._common import CommandError, company_named, customer_id_arg, print_json
-from billportal.config import Settings
-from billportal.sso import management
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
+from billportal.services import audit
+from billportal.services import sso as management
 from billportal.storage.store import Store
-from billportal.web.context import system_clock
 
 
 def register(commands: Any) -> None:
@@ -58,7 +58,7 @@ async def key_list(args: argparse.Namespace, store: Store, settings: Settings) -
     del settings
     company = await company_named(store, args.tenant)
     now = system_clock()
-    keys = await store.list_keys(company.id)
+    keys = await management.sso_keys_of(store, company.id)
     rows = [
         {
             "kid": k.kid,

@@ -1,7 +1,10 @@
-"""Changing a company's single sign-on: keys, policy, cutoffs; each change goes to the audit trail.
+"""A company's single sign-on: its creation with a first SSO key, rotation, revocation, policy and cutoffs.
 
-The dashboard and ``billportal sso-key`` both call these functions, so a change
-means the same and is recorded the same wherever it is made.
+The dashboard, the API and ``billportal sso-key`` all call these functions, so
+a change means the same and is recorded the same wherever it is made. Each
+change and its audit entry are one transaction; a change to the SSO keys first
+locks the company's row, so that changes made at once (two rotations, on two
+processes) run one after the other and leave exactly one active key.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from billportal import audit
-from billportal.audit import Actor
+from sqlalchemy import Connection
+
+from billportal.services import audit
+from billportal.services.audit import Actor
 from billportal.sso import keys as sso_keys
 from billportal.sso.tokens import VerificationKey
-from billportal.storage.records import Company
+from billportal.storage import companies
+from billportal.storage.records import Company, SsoKeyInfo
 from billportal.storage.store import Store
 
 # How long a rotated-out key keeps signing customers in, as offered at rotation.
@@ -28,7 +34,7 @@ GRACE_LABELS: Final[dict[str, str]] = {
 
 def active_key(company: Company) -> VerificationKey | None:
     """The key new links are signed with."""
-    return next((key for key in company.keys if key.state == "active"), None)
+    return next((key for key in company.sso_keys if key.state == "active"), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,32 +47,82 @@ class Rotation:
     retiring_until: int | None
 
 
-async def rotate(store: Store, company: Company, grace: str, actor: Actor, now: int) -> Rotation:
-    """A new generated key becomes active; the old one retires after ``grace`` (a GRACE_PERIODS key)."""
+async def create_company(
+    store: Store, username: str, name: str, sso_key: str, *, weak: bool, now: int
+) -> tuple[int, str]:
+    """A new company with its first, active SSO key (generated, or imported); return (company id, kid)."""
+
+    def change(conn: Connection) -> tuple[int, str]:
+        company_id = companies.insert(conn, username, name, now)
+        kid = sso_keys.generate_kid()
+        sealed = store.master_keys.seal(sso_key.encode("utf-8"), companies.SSO_KEY_PURPOSE, company_id)
+        companies.insert_sso_key(conn, company_id, kid, sealed, weak=weak, now=now)
+        return company_id, kid
+
+    return await store.write(change)
+
+
+def rotate_in(conn: Connection, store: Store, company: Company, grace: str, *, actor: Actor, now: int) -> Rotation:
+    """Rotate inside the caller's transaction (the API's, which also keeps its idempotent answer)."""
     seconds = GRACE_PERIODS[grace]
-    previous = active_key(company)
-    key = sso_keys.generate_sso_key()
-    kid = await store.rotate_key(company, key, grace_seconds=seconds, weak=False, now=now)
+    companies.lock(conn, company.id)
+    previous = companies.active_kid(conn, company.id)
+    if seconds:
+        companies.retire_active_sso_key(conn, company.id, now + seconds)
+    else:
+        # No grace: the active key stops now, and so does any key still retiring from an earlier rotation.
+        companies.revoke_sso_keys(conn, company.id, now)
+    key, kid = sso_keys.generate_sso_key(), sso_keys.generate_kid()
+    sealed = store.master_keys.seal(key.encode("utf-8"), companies.SSO_KEY_PURPOSE, company.id)
+    companies.insert_sso_key(conn, company.id, kid, sealed, weak=False, now=now)
+    companies.changed(conn, company.username)
     retiring_until = now + seconds if previous is not None and seconds else None
     if previous is None:
         detail = f"new key {kid} active"
     elif retiring_until is not None:
-        detail = (
-            f"new key {kid} active; {previous.kid} retiring until {audit.when(retiring_until)} ({GRACE_LABELS[grace]})"
-        )
+        detail = f"new key {kid} active; {previous} retiring until {audit.when(retiring_until)} ({GRACE_LABELS[grace]})"
     else:
-        detail = f"new key {kid} active; {previous.kid} revoked at once (no grace period)"
-    await audit.record(store, actor, "sso.key_rotated", now, company_ids=[company.id], detail=detail)
-    return Rotation(kid, key, previous.kid if previous else None, retiring_until)
+        detail = f"new key {kid} active; {previous} revoked at once (no grace period)"
+    audit.record_in(conn, actor, "sso.key_rotated", now, company_ids=[company.id], detail=detail)
+    return Rotation(kid, key, previous, retiring_until)
+
+
+async def rotate(store: Store, company: Company, grace: str, actor: Actor, now: int) -> Rotation:
+    """A new generated key becomes active; the old one retires after ``grace`` (a GRACE_PERIODS key)."""
+    return await store.write(lambda conn: rotate_in(conn, store, company, grace, actor=actor, now=now))
+
+
+def revoke_in(conn: Connection, company: Company, kid: str, *, actor: Actor, now: int) -> bool:
+    """Revoke a retiring key early, in the caller's transaction; False unless ``kid`` is a retiring key."""
+    # Only a kid the company has reaches the database (PostgreSQL refuses a NUL in a string).
+    if not any(key.kid == kid for key in company.sso_keys):
+        return False
+    companies.lock(conn, company.id)
+    if not companies.revoke_sso_keys(conn, company.id, now, kid=kid):
+        return False
+    companies.changed(conn, company.username)
+    audit.record_in(conn, actor, "sso.key_revoked", now, company_ids=[company.id], detail=f"key {kid}")
+    return True
 
 
 async def revoke(store: Store, company: Company, kid: str, actor: Actor, now: int) -> bool:
     """Revoke a retiring key early; False if ``kid`` is not a retiring key of the company."""
-    # Only a kid the company has reaches the database (PostgreSQL refuses a NUL in a string).
-    if not any(key.kid == kid for key in company.keys) or not await store.revoke_key(company, kid, now=now):
-        return False
-    await audit.record(store, actor, "sso.key_revoked", now, company_ids=[company.id], detail=f"key {kid}")
-    return True
+    return await store.write(lambda conn: revoke_in(conn, company, kid, actor=actor, now=now))
+
+
+async def sso_keys_of(store: Store, company_id: int) -> list[SsoKeyInfo]:
+    """The company's SSO keys as admins see them, newest first (never the secrets)."""
+    return await store.read(lambda conn: companies.sso_key_infos(conn, company_id))
+
+
+async def _change_settings(
+    store: Store, company: Company, values: dict[str, Any], *, actor: Actor, action: str, now: int, detail: str = ""
+) -> None:
+    def change(conn: Connection) -> None:
+        companies.update_settings(conn, company.id, company.username, {**values, "updated_at": now})
+        audit.record_in(conn, actor, action, now, company_ids=[company.id], detail=detail)
+
+    await store.write(change)
 
 
 async def reveal(store: Store, company: Company, kid: str, actor: Actor, now: int) -> str | None:
@@ -81,8 +137,8 @@ async def reveal(store: Store, company: Company, kid: str, actor: Actor, now: in
 async def set_enabled(store: Store, company: Company, enabled: bool, actor: Actor, now: int) -> None:
     if company.sso_enabled == enabled:
         return
-    await store.update_company(company, sso_enabled=enabled, updated_at=now)
-    await audit.record(store, actor, "sso.enabled" if enabled else "sso.disabled", now, company_ids=[company.id])
+    action = "sso.enabled" if enabled else "sso.disabled"
+    await _change_settings(store, company, {"sso_enabled": enabled}, actor=actor, action=action, now=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,25 +214,25 @@ async def update_policy(store: Store, company: Company, new: PolicySettings, act
     ]
     if not changes:
         return []
-    await store.update_company(company, **new.columns(), updated_at=now)
     detail = "; ".join(f"{label}: {_shown(before)} → {_shown(after)}" for label, before, after in changes)
-    await audit.record(store, actor, "sso.policy_changed", now, company_ids=[company.id], detail=detail)
+    await _change_settings(
+        store, company, new.columns(), actor=actor, action="sso.policy_changed", now=now, detail=detail
+    )
     return [label for label, _, _ in changes]
 
 
 async def cut_off_links(store: Store, company: Company, actor: Actor, now: int) -> None:
     """Reject every link issued before ``now`` (and every link without ``iat``)."""
-    await store.update_company(company, sso_iat_cutoff=now, updated_at=now)
-    await audit.record(
-        store, actor, "sso.links_cut_off", now, company_ids=[company.id], detail=f"cutoff {audit.when(now)}"
+    detail = f"cutoff {audit.when(now)}"
+    await _change_settings(
+        store, company, {"sso_iat_cutoff": now}, actor=actor, action="sso.links_cut_off", now=now, detail=detail
     )
 
 
 async def remove_cutoff(store: Store, company: Company, actor: Actor, now: int) -> None:
     if company.policy.iat_cutoff is None:
         return
-    await store.update_company(company, sso_iat_cutoff=None, updated_at=now)
-    await audit.record(store, actor, "sso.cutoff_removed", now, company_ids=[company.id])
+    await _change_settings(store, company, {"sso_iat_cutoff": None}, actor=actor, action="sso.cutoff_removed", now=now)
 
 
 async def sign_out_customer(store: Store, company: Company, customer_id: int, actor: Actor, now: int) -> int:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from billportal import sessions
-from billportal.portal.pages import landing_path
+from billportal.sso.pages import landing_path
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
 from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
+from billportal.web import sessions
 from billportal.web.context import Context, client_ip, company_for
 from billportal.web.errors import error_page
+from billportal.web.forms import Form, UnreadableForm, read_form
 from billportal.web.ratelimit import FailureLimiter, Limit, storage_uri
 from billportal.web.templates import render
 from billportal.web.urls import with_query
@@ -49,17 +49,12 @@ class SignIn:
         if not length.isdigit() or int(length) > MAX_TOKEN_BYTES + 1024:
             return await self._reject(request, company, Rejection(Reason.TOKEN_TOO_LONG), self.context.clock())
         try:
-            async with request.form(max_files=0, max_fields=4, max_part_size=MAX_TOKEN_BYTES + 512) as form:
-                token = form.get("token")
-                redirect_to = form.get("redirect_to") or request.query_params.get("redirect_to")
-        except MultiPartException:
+            form = await read_form(request, max_bytes=MAX_TOKEN_BYTES + 1024, max_fields=4, multipart=True)
+        except UnreadableForm:
             # A body past the form's limits, or not a form: refused as a malformed token.
-            token, redirect_to = "", None
-        if not isinstance(token, str):
-            token = ""
-        return await self._sign_in(
-            request, token, redirect_to if isinstance(redirect_to, str) else None, company=company
-        )
+            form = Form()
+        redirect_to = form.get("redirect_to") or request.query_params.get("redirect_to")
+        return await self._sign_in(request, form.get("token", ""), redirect_to, company=company)
 
     async def _sign_in(
         self, request: Request, token: str, redirect_to: str | None, company: Company | None = None
@@ -83,7 +78,7 @@ class SignIn:
             # browser in; a top-level navigation from the company's app may.
             outcome = Rejection(Reason.CROSS_SITE_REQUEST)
         else:
-            outcome = verify(token, company.keys, company.policy, now)
+            outcome = verify(token, company.sso_keys, company.policy, now)
         if isinstance(outcome, Rejection):
             return await self._reject(request, company, outcome, now)
         claims = outcome

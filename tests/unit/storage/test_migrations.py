@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from billportal.config import Settings
+from billportal.core.config import Settings
 from billportal.storage import open_store
 from billportal.storage.schema import metadata
 from billportal.storage.sqlite import SQLiteBackend

@@ -9,19 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billportal.demo import seed
-from billportal.storage.records import LineInput
-from billportal.storage.statements import (
-    AGING_BUCKETS,
-    Ledger,
-    LedgerApplication,
-    LedgerCreditNote,
-    LedgerInvoice,
-    LedgerPayment,
-    Month,
-    balance_forward,
-    open_items,
-)
+from billportal.services.billing import Billing, LineInput
+from billportal.services.statements import AGING_BUCKETS, Month, balance_forward, open_items
+from billportal.storage.documents import Scope
+from billportal.storage.records import Ledger, LedgerApplication, LedgerCreditNote, LedgerInvoice, LedgerPayment
 from billportal.storage.store import Store
+from tests import factories
 from tests.conftest import World, run
 from tests.functional.portal_world import add_documents
 
@@ -38,9 +31,9 @@ def ledgers(draw: st.DrawFn) -> Ledger:
     amounts = st.integers(min_value=0, max_value=500_000)
     days = st.integers(min_value=0, max_value=200)
     invoices = tuple(
-        LedgerInvoice(n + 1, f"INV-{n}", day(issued), day(issued + terms) if terms >= 0 else None, total, balance)
-        for n, (issued, terms, total, balance) in enumerate(
-            draw(st.lists(st.tuples(days, st.integers(-1, 60), amounts, amounts), max_size=12))
+        LedgerInvoice(n + 1, f"INV-{n}", day(issued), day(issued + terms) if terms >= 0 else None, total)
+        for n, (issued, terms, total) in enumerate(
+            draw(st.lists(st.tuples(days, st.integers(-1, 60), amounts), max_size=12))
         )
     )
     payments = tuple(
@@ -103,15 +96,16 @@ def test_a_worked_example() -> None:
     ledger = Ledger(
         "USD",
         invoices=(
-            LedgerInvoice(1, "INV-1", "2026-10-05", "2026-10-20", 10_000, 0),
-            LedgerInvoice(2, "INV-2", "2026-11-02", "2026-11-16", 20_000, 12_000),
-            LedgerInvoice(3, "INV-3", "2026-11-20", None, 5_000, 0),  # imported as paid: nothing recorded
+            LedgerInvoice(1, "INV-1", "2026-10-05", "2026-10-20", 10_000),
+            LedgerInvoice(2, "INV-2", "2026-11-02", "2026-11-16", 20_000),
+            LedgerInvoice(3, "INV-3", "2026-11-20", None, 5_000),
         ),
         payments=(
             LedgerPayment(1, "PAY-1", "2026-10-25", "check", 10_000),
             LedgerPayment(2, "PAY-2", "2026-11-10", "ach", 9_000),
+            LedgerPayment(3, "PAY-3", "2026-11-20", "card", 5_000),  # paid on the day, in full
         ),
-        applications=(LedgerApplication(1, 1, 10_000), LedgerApplication(2, 2, 6_000)),
+        applications=(LedgerApplication(1, 1, 10_000), LedgerApplication(2, 2, 6_000), LedgerApplication(3, 3, 5_000)),
         credit_notes=(
             LedgerCreditNote(1, "CN-1", "2026-11-12", 2, 2_000),
             LedgerCreditNote(2, "CN-2", "2026-11-13", None, 500),
@@ -126,7 +120,7 @@ def test_a_worked_example() -> None:
         ("credit_note", "CN-1", 9_000),
         ("credit_note", "CN-2", 8_500),
         ("invoice", "INV-3", 13_500),
-        ("settlement", "INV-3", 8_500),
+        ("payment", "PAY-3", 8_500),
     ]
     items = open_items(ledger, Month(2026, 11), "2026-11-30")
     assert [(i.number, i.outstanding, i.days_past_due, i.aging) for i in items.invoices] == [
@@ -170,7 +164,7 @@ def test_month_edges() -> None:
 
 def test_stored_statements_end_at_the_balance_due(world: World) -> None:
     add_documents(world)
-    billing = world.store.billing
+    billing = world.billing
     today = "2026-11-28"
     for company, customer_id in ((world.acme, 1234), (world.acme, 1235), (world.globex, 1234), (world.globex, 77)):
         balance = run(billing.account_balance(company.id, customer_id, "USD", today=today))
@@ -185,49 +179,55 @@ def test_stored_statements_end_at_the_balance_due(world: World) -> None:
     assert late.past_due == late.owed
 
 
-def test_an_invoice_imported_as_paid_gets_a_settlement_line(world: World) -> None:
-    store = world.store
-    run(
-        store.create_invoice(
+def test_an_invoice_paid_in_full_shows_its_payment(world: World) -> None:
+    store, now = world.store, world.clock.now
+    invoice = run(
+        factories.invoice(
+            store,
             world.acme.id,
             1235,
             number="OLD-1",
-            currency="USD",
-            status="paid",
             issued_on="2026-09-03",
-            due_on=None,
             lines=[LineInput("Bird seed", "1", 2999)],
-            amount_paid=2999,
-            now=world.clock.now,
+            now=now,
+        )
+    )
+    run(
+        factories.payment(
+            store,
+            world.acme.id,
+            1235,
+            amount=2999,
+            received_on="2026-09-03",
+            applications=[(invoice.id, 2999)],
+            now=now,
         )
     )
     statement = run(
-        store.billing.balance_forward_statement(world.acme.id, 1235, "USD", Month(2026, 9), today="2026-11-28")
+        world.billing.balance_forward_statement(world.acme.id, 1235, "USD", Month(2026, 9), today="2026-11-28")
     )
     assert [(line.kind, line.charge, line.credit) for line in statement.lines] == [
         ("invoice", 2999, 0),
-        ("settlement", 0, 2999),
+        ("payment", 0, 2999),
     ]
     assert statement.closing == 0
 
 
 def test_other_currencies_and_other_customers_stay_out(world: World) -> None:
-    store = world.store
     run(
-        store.create_invoice(
+        factories.invoice(
+            world.store,
             world.acme.id,
             1234,
             number="EUR-1",
             currency="EUR",
-            status="open",
             issued_on="2026-11-03",
-            due_on=None,
             lines=[LineInput("Euro thing", "1", 1000)],
             now=world.clock.now,
         )
     )
     statement = run(
-        store.billing.balance_forward_statement(world.acme.id, 1234, "USD", Month(2026, 11), today="2026-11-28")
+        world.billing.balance_forward_statement(world.acme.id, 1234, "USD", Month(2026, 11), today="2026-11-28")
     )
     assert [line.number for line in statement.lines] == ["INV-0001", "INV-0002"]
 
@@ -239,16 +239,17 @@ def test_the_demo_company_is_believable_and_adds_up(store: Store) -> None:
     assert company is not None
     assert company.time_zone == "America/Denver"
     assert company.payment_instructions
-    billing = store.billing
+    billing = Billing(store)
     today = "2026-11-28"
     statuses: set[str] = set()
-    for customer in run(store.customers(company.id)):
-        invoices, _ = run(store.invoices(company.id, customer.id, limit=100))
+    for customer in run(billing.customers(company.id)):
+        scope = Scope(company.id, customer.id)
+        invoices, _ = run(billing.invoices(scope, limit=100))
         statuses |= {invoice.display_status(today) for invoice in invoices}
         assert any(0 < invoice.amount_paid < invoice.total for invoice in invoices)  # a partial payment
-        estimates, _ = run(billing.estimates(company.id, customer.id))
+        estimates, _ = run(billing.documents("estimate", scope))
         assert any(estimate.status == "sent" for estimate in estimates)
-        assert run(billing.credit_notes(company.id, customer.id))[1] >= 1
+        assert run(billing.documents("credit_note", scope))[1] >= 1
         balance = run(billing.account_balance(company.id, customer.id, "USD", today=today))
         for month in (Month(2026, 9), Month(2026, 10), Month(2026, 11)):
             statement = run(billing.balance_forward_statement(company.id, customer.id, "USD", month, today=today))

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from billportal.storage.admins import AuditEvent
+from sqlalchemy import Connection
+
+from billportal.storage.admins import write_audit
+from billportal.storage.records import AuditEvent
 from billportal.storage.store import Store
 
 
@@ -45,6 +48,7 @@ ACTIONS: Final[dict[str, str]] = {
     "sso.test_link": "Test sign-in link made",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
+    "company.updated": "Company settings changed",
 }
 
 
@@ -57,24 +61,36 @@ def when(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def entries(
+    actor: Actor, action: str, now: int, *, company_ids: Iterable[int | None], detail: str = ""
+) -> list[AuditEvent]:
+    """One entry per company the action concerns."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    return [
+        AuditEvent(
+            company_id=company_id,
+            admin_id=actor.admin_id,
+            actor=actor.name,
+            at=now,
+            action=action,
+            detail=detail,
+            ip=actor.ip,
+            user_agent=actor.user_agent,
+        )
+        for company_id in company_ids
+    ]
+
+
+def record_in(
+    conn: Connection, actor: Actor, action: str, now: int, *, company_ids: Iterable[int | None], detail: str = ""
+) -> None:
+    """Record the action in the transaction that makes the change: both are kept, or neither."""
+    write_audit(conn, entries(actor, action, now, company_ids=company_ids, detail=detail))
+
+
 async def record(
     store: Store, actor: Actor, action: str, now: int, *, company_ids: Iterable[int | None], detail: str = ""
 ) -> None:
-    """Write one entry per company the action concerns."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}")
-    await store.admins.record(
-        *(
-            AuditEvent(
-                company_id=company_id,
-                admin_id=actor.admin_id,
-                actor=actor.name,
-                at=now,
-                action=action,
-                detail=detail,
-                ip=actor.ip,
-                user_agent=actor.user_agent,
-            )
-            for company_id in company_ids
-        )
-    )
+    """Record an action that changed nothing else (a sign-in, a key revealed), in a transaction of its own."""
+    await store.admins.record(*entries(actor, action, now, company_ids=company_ids, detail=detail))

@@ -9,27 +9,21 @@ statement date, in one currency), so they can never disagree:
 
 Invoices count from their issue date, payments from the day they were received,
 credit notes from their issue date. Drafts and voided documents do not count.
-An invoice whose stored balance says more was settled than its recorded payments
-and credit notes explain (for example one imported as already paid) gets a
-settlement line for the difference on its issue date, so the statement always
-ends at the balance the customer is shown elsewhere.
+Every change of an invoice's balance is a payment or a credit note on record
+(services/billing.py writes no other), so the statement always ends at the
+balance the customer is shown elsewhere.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Final
 
-from sqlalchemy import Connection, select
+from billportal.storage.records import Ledger, LedgerCreditNote
 
-from billportal.storage import schema as t
-
-INVOICE_STATUSES: Final = ("open", "paid")
-CREDIT_NOTE_STATUSES: Final = ("open", "applied")
 AGING_BUCKETS: Final = ("current", "1-30", "31-60", "61-90", "over 90")
 _MONTH = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})")
 
@@ -93,110 +87,6 @@ class AccountBalance:
 # -- the raw documents ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerInvoice:
-    id: int
-    number: str
-    issued_on: str
-    due_on: str | None
-    total: int
-    balance: int  # today's stored balance
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerPayment:
-    id: int
-    number: str
-    received_on: str
-    method: str
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerApplication:
-    payment_id: int
-    invoice_id: int
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerCreditNote:
-    id: int
-    number: str
-    issued_on: str
-    invoice_id: int | None
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ledger:
-    """A customer's documents in one currency, issued up to some date."""
-
-    currency: str
-    invoices: tuple[LedgerInvoice, ...]
-    payments: tuple[LedgerPayment, ...]
-    applications: tuple[LedgerApplication, ...]
-    credit_notes: tuple[LedgerCreditNote, ...]
-
-
-def load_ledger(conn: Connection, company_id: int, customer_id: int, currency: str, until: str) -> Ledger:
-    """The documents a statement up to ``until`` needs (four indexed queries).
-
-    Applications and credit notes of invoices in range are read whatever their
-    date: an invoice's settlement line needs everything applied to it so far.
-    """
-    inv, pay, app, cn = t.invoices.c, t.payments.c, t.payment_applications.c, t.credit_notes.c
-    invoice_rows = conn.execute(
-        select(inv.id, inv.number, inv.issued_on, inv.due_on, inv.total, inv.balance).where(
-            inv.company_id == company_id,
-            inv.customer_id == customer_id,
-            inv.currency == currency,
-            inv.status.in_(INVOICE_STATUSES),
-            inv.issued_on <= until,
-        )
-    ).all()
-    payment_rows = conn.execute(
-        select(pay.id, pay.number, pay.received_on, pay.method, pay.amount).where(
-            pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
-        )
-    ).all()
-    application_rows = conn.execute(
-        select(app.payment_id, app.invoice_id, app.amount)
-        .join(t.payments, pay.id == app.payment_id)
-        .where(pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
-    ).all()
-    credit_rows = conn.execute(
-        select(cn.id, cn.number, cn.issued_on, cn.invoice_id, cn.total).where(
-            cn.company_id == company_id,
-            cn.customer_id == customer_id,
-            cn.currency == currency,
-            cn.status.in_(CREDIT_NOTE_STATUSES),
-        )
-    ).all()
-    return Ledger(
-        currency=currency,
-        invoices=tuple(LedgerInvoice(*row) for row in invoice_rows),
-        payments=tuple(LedgerPayment(*row) for row in payment_rows),
-        applications=tuple(LedgerApplication(*row) for row in application_rows),
-        credit_notes=tuple(LedgerCreditNote(*row) for row in credit_rows),
-    )
-
-
-def _settled_elsewhere(ledger: Ledger) -> dict[int, int]:
-    """Per invoice: what its balance says was settled beyond its recorded payments and credits."""
-    explained: dict[int, int] = defaultdict(int)
-    for application in ledger.applications:
-        explained[application.invoice_id] += application.amount
-    for note in ledger.credit_notes:
-        if note.invoice_id is not None:
-            explained[note.invoice_id] += note.total
-    return {
-        invoice.id: gap
-        for invoice in ledger.invoices
-        if (gap := invoice.total - invoice.balance - explained[invoice.id]) != 0
-    }
-
-
 # -- balance forward -----------------------------------------------------------------
 
 
@@ -205,8 +95,8 @@ class StatementLine:
     """One line of activity; ``charge`` adds to what is owed, ``credit`` takes away."""
 
     on: str
-    kind: str  # invoice, payment, credit_note, settlement
-    document_id: int | None
+    kind: str  # invoice, payment, credit_note
+    document_id: int
     number: str
     description: str
     charge: int
@@ -228,7 +118,7 @@ class BalanceForwardStatement:
     lines: tuple[StatementLine, ...]
 
 
-_KIND_ORDER = {"invoice": 0, "settlement": 1, "payment": 2, "credit_note": 3}
+_KIND_ORDER = {"invoice": 0, "payment": 1, "credit_note": 2}
 _METHODS = {
     "ach": "ACH",
     "bank_transfer": "Bank transfer",
@@ -251,14 +141,6 @@ def _entries(ledger: Ledger, until: str) -> list[StatementLine]:
         StatementLine(invoice.issued_on, "invoice", invoice.id, invoice.number, "Invoice", invoice.total, 0, 0)
         for invoice in invoices.values()
     ]
-    for invoice_id, amount in _settled_elsewhere(ledger).items():
-        if invoice_id in invoices:
-            invoice = invoices[invoice_id]
-            entries.append(
-                StatementLine(
-                    invoice.issued_on, "settlement", None, invoice.number, "Settled on the invoice", 0, amount, 0
-                )
-            )
     for payment in ledger.payments:
         if payment.received_on <= until:
             description = f"Payment ({method_label(payment.method)})"
@@ -290,7 +172,7 @@ def balance_forward(ledger: Ledger, month: Month, until: str) -> BalanceForwardS
         else:
             lines.append(replace(entry, balance=running))
     invoiced = sum(line.charge for line in lines)
-    paid = sum(line.credit for line in lines if line.kind in ("payment", "settlement"))
+    paid = sum(line.credit for line in lines if line.kind == "payment")
     credited = sum(line.credit for line in lines if line.kind == "credit_note")
     return BalanceForwardStatement(
         month=month,
@@ -360,10 +242,9 @@ def open_items(ledger: Ledger, month: Month, until: str) -> OpenItemStatement:
     as_of = min(month.last_day, until)
     as_of_day = date.fromisoformat(as_of)
     in_range = {invoice.id: invoice for invoice in ledger.invoices if invoice.issued_on <= as_of}
-    settled = _settled_elsewhere(ledger)
     payments = {payment.id: payment for payment in ledger.payments if payment.received_on <= as_of}
 
-    owed = {invoice_id: invoice.total - settled.get(invoice_id, 0) for invoice_id, invoice in in_range.items()}
+    owed = {invoice_id: invoice.total for invoice_id, invoice in in_range.items()}
     unapplied = {payment_id: payment.amount for payment_id, payment in payments.items()}
     for application in ledger.applications:
         if application.payment_id in payments and application.invoice_id in in_range:

@@ -6,13 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-from billportal import apikeys
-from billportal.audit import CLI, when
 from billportal.cli._common import CommandError, company_named, print_json
-from billportal.config import Settings
-from billportal.storage.api import ApiKeyInfo
+from billportal.core.clock import system_clock
+from billportal.core.config import Settings
+from billportal.services import api_keys
+from billportal.services.audit import CLI, when
+from billportal.storage.records import ApiKeyInfo
 from billportal.storage.store import Store
-from billportal.web.context import system_clock
 
 
 def register(commands: Any) -> None:
@@ -51,10 +51,10 @@ async def api_key_create(args: argparse.Namespace, store: Store, settings: Setti
     del settings
     company = await company_named(store, args.tenant)
     name = args.name.strip()
-    problem = apikeys.name_problem(name) if name else None
+    problem = api_keys.name_problem(name) if name else None
     if problem:
         raise CommandError(f"--name: {problem}")
-    created = await apikeys.create(store, company, name, CLI, system_clock())
+    created = await api_keys.create(store, company, name, CLI, system_clock())
     print_json({**_shown(created.info), "key": created.key})
     print("billportal: the key is shown only now: store it in your backend's secrets", file=sys.stderr)
     return 0
@@ -63,7 +63,7 @@ async def api_key_create(args: argparse.Namespace, store: Store, settings: Setti
 async def api_key_list(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    keys = await store.api.list_keys(company.id)
+    keys = await api_keys.keys_of(store, company.id)
     if args.json:
         print_json([_shown(k) for k in keys])
         return 0
@@ -80,8 +80,8 @@ async def api_key_list(args: argparse.Namespace, store: Store, settings: Setting
 async def api_key_revoke(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    which = apikeys.key_reference(args.key)
-    revoked = await apikeys.revoke(store, company, which, CLI, system_clock()) if which is not None else None
+    which = api_keys.key_reference(args.key)
+    revoked = await api_keys.revoke(store, company, which, CLI, system_clock()) if which is not None else None
     if revoked is None:
         raise CommandError(f"company {company.username!r} has no live API key {args.key[:30]!r}")
     print(f"revoked API key {revoked.prefix}… ({revoked.name or 'unnamed'})")

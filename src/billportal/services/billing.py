@@ -1,0 +1,741 @@
+"""The one write model for customers and their documents: every change to billing data goes through :class:`Books`.
+
+The REST API, the portal's actions, the dashboard, the CLI, the demo and the
+tests' factories all change customers, invoices, payments, credit notes and
+estimates through :class:`Books`, which owns numbering, currencies, status
+moves, totals, settlement, voiding and credits. Nothing can make a state that
+the API would refuse.
+
+A :class:`Books` lives for one transaction (``Books(conn, company_id, now)``);
+:class:`Billing` opens the transaction for callers that need nothing else in
+it. Money is safe when several processes write at once: the rows a change
+depends on are locked first (``SELECT ... FOR UPDATE`` on PostgreSQL, in id
+order; SQLite writes one at a time), and an invoice's balance only moves through
+a conditional update that checks it (:func:`billportal.storage.documents.settle`).
+A rule that is broken raises :class:`~billportal.core.errors.Refused` with a
+stable code, and the transaction changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy import Row as SqlRow
+
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID
+from billportal.core.errors import NotFound, Refused
+from billportal.services import statements
+from billportal.storage import documents
+from billportal.storage.documents import Scope
+from billportal.storage.records import (
+    CreditNote,
+    Customer,
+    CustomerEvent,
+    Estimate,
+    Invoice,
+    LineItem,
+    Payment,
+)
+from billportal.storage.store import Store
+
+T = TypeVar("T")
+
+NUMBER_PREFIXES: Final = {"invoice": "INV", "payment": "PAY", "credit_note": "CN", "estimate": "EST"}
+PAYMENT_METHODS: Final = ("ach", "bank_transfer", "card", "cash", "check", "other")
+MAX_LINES: Final = 100
+CUSTOMER_FIELDS: Final = (
+    "number",
+    "name",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "currency",
+)
+BILLING_FIELDS: Final = CUSTOMER_FIELDS[1:-1]  # what a customer may change in the portal: not number or currency
+_INVOICE_FIELDS: Final = ("number", "currency", "status", "issued_on", "due_on", "notes")
+_PAYMENT_FIELDS: Final = ("number", "received_on", "method", "reference")
+_CREDIT_NOTE_FIELDS: Final = ("number", "currency", "status", "issued_on", "notes")
+_ESTIMATE_FIELDS: Final = ("number", "currency", "status", "issued_on", "expires_on", "notes")
+_ESTIMATE_MOVES: Final = {("draft", "sent"), ("sent", "draft"), ("sent", "declined"), ("declined", "sent")}
+_CURRENCY: Final = re.compile(r"[A-Z]{3}")
+_QUANTITY: Final = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
+
+
+# -- lines and totals ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    """One line of a document as it is given: its amount is worked out."""
+
+    description: str
+    quantity: str  # a decimal string: "2", "1.5"
+    unit_price: int
+    discount: int = 0
+    tax: int = 0
+
+    @property
+    def gross(self) -> int:
+        """Quantity times unit price, rounded half to even to whole minor units."""
+        return int((Decimal(self.quantity) * self.unit_price).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+    @property
+    def amount(self) -> int:
+        return self.gross - self.discount + self.tax
+
+    @classmethod
+    def of(cls, line: LineInput | Mapping[str, Any]) -> LineInput:
+        if isinstance(line, LineInput):
+            return line
+        return cls(
+            line["description"], line["quantity"], line["unit_price"], line.get("discount", 0), line.get("tax", 0)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What some lines come to, in minor units: ``subtotal - discount + tax = total``."""
+
+    subtotal: int
+    discount: int
+    tax: int
+    total: int
+
+    def columns(self, kind: str) -> dict[str, int]:
+        """The document's total columns: invoices keep the discount apart, credit notes and estimates net of it."""
+        if kind == "invoice":
+            return {"subtotal": self.subtotal, "discount": self.discount, "tax": self.tax, "total": self.total}
+        return {"subtotal": self.subtotal - self.discount, "tax": self.tax, "total": self.total}
+
+
+def _amount(value: Any, field: str, minimum: int = 0) -> int:
+    if type(value) is not int or not minimum <= value <= MAX_AMOUNT:
+        raise Refused(
+            "invalid_field", f"{field} must be a whole number of minor units from {minimum} to {MAX_AMOUNT}", field
+        )
+    return value
+
+
+def priced(lines: Sequence[LineInput | Mapping[str, Any]]) -> tuple[list[LineItem], Totals]:
+    """Lines numbered from 1 with their amounts, and their totals; each amount and the totals within bounds."""
+    if not 1 <= len(lines) <= MAX_LINES:
+        raise Refused("invalid_field", f"a document has 1 to {MAX_LINES} lines", "lines")
+    items: list[LineItem] = []
+    for index, raw in enumerate(lines):
+        where = f"lines[{index}]"
+        line = LineInput.of(raw)
+        if not isinstance(line.quantity, str) or not _QUANTITY.fullmatch(line.quantity):
+            raise Refused(
+                "invalid_field", f'{where}.quantity must be a decimal number such as "2" or "1.5"', f"{where}.quantity"
+            )
+        if not isinstance(line.description, str) or not line.description.strip():
+            raise Refused("invalid_field", f"{where}.description must say what the line is for", f"{where}.description")
+        for name in ("unit_price", "discount", "tax"):
+            _amount(getattr(line, name), f"{where}.{name}")
+        if Decimal(line.quantity) * line.unit_price > MAX_AMOUNT:
+            raise Refused("amount_too_large", f"quantity times unit price is above {MAX_AMOUNT}", where)
+        if line.amount < 0:
+            raise Refused(
+                "discount_too_large", "the discount is larger than quantity times unit price", f"{where}.discount"
+            )
+        items.append(
+            LineItem(index + 1, line.description, line.quantity, line.unit_price, line.discount, line.tax, line.amount)
+        )
+    subtotal = sum(line.amount + line.discount - line.tax for line in items)
+    discount = sum(line.discount for line in items)
+    tax = sum(line.tax for line in items)
+    totals = Totals(subtotal, discount, tax, subtotal - discount + tax)
+    if max(totals.subtotal, totals.total) > MAX_AMOUNT:
+        raise Refused("amount_too_large", f"the document's total is above {MAX_AMOUNT}", "lines")
+    return items, totals
+
+
+def _currency(value: Any, field: str = "currency") -> str:
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise Refused("invalid_field", f"{field} must be an ISO 4217 code in capitals, such as USD", field)
+    return value
+
+
+def _day(value: Any, field: str) -> str:
+    try:
+        if isinstance(value, str) and len(value) == 10:
+            return date.fromisoformat(value).isoformat()
+    except ValueError:
+        pass
+    raise Refused("invalid_field", f"{field} must be a date written YYYY-MM-DD", field)
+
+
+def _dates(first: str, then: str | None, field: str) -> None:
+    _day(first, "issued_on")
+    if then is not None and _day(then, field) < first:
+        raise Refused("date_order", f"{field} is before issued_on", field)
+
+
+def _label(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+# -- the write model ---------------------------------------------------------------------------
+
+
+class Books:
+    """One company's customers and documents, open for changes inside one transaction."""
+
+    def __init__(self, conn: Connection, company_id: int, now: int) -> None:
+        self.conn = conn
+        self.company_id = company_id
+        self.now = now
+        self._scope = Scope(company_id)
+
+    # -- plumbing
+
+    def _get(self, kind: str, object_id: int) -> Any:
+        found = documents.get(self.conn, kind, self._scope, object_id)
+        if found is None:
+            raise NotFound(f"no such {_label(kind)}")
+        return found
+
+    def _lock(self, kind: str, object_id: int) -> SqlRow[Any]:
+        row = documents.lock(self.conn, kind, self.company_id, object_id)
+        if row is None:
+            raise NotFound(f"no such {_label(kind)}")
+        return row
+
+    def _customer_of(self, values: Mapping[str, Any]) -> Customer:
+        """The customer a new document is for (it must exist)."""
+        found = documents.customer(self.conn, self.company_id, values["customer_id"])
+        if found is None:
+            raise Refused("customer_not_found", "no customer has this id", "customer_id")
+        return found
+
+    def _insert(self, kind: str, number: str | None, row: dict[str, Any], lines: Sequence[LineItem] = ()) -> Any:
+        """Insert a document under its number, or the next free one; Refused ``number_taken`` if it is not free."""
+        for _ in range(5):
+            row["number"] = number or documents.next_number(self.conn, self.company_id, kind, NUMBER_PREFIXES[kind])
+            document_id = documents.insert_document(self.conn, kind, row, lines)
+            if document_id is not None:
+                return self._get(kind, document_id)
+            if number:
+                break  # a number given by hand is taken; a drawn one was taken by hand meanwhile: draw again
+        raise Refused("number_taken", f"another {_label(kind)} has number {row['number'][:64]!r}", "number")
+
+    def _check_number(self, kind: str, values: Mapping[str, Any], own_id: int) -> None:
+        if "number" in values and documents.number_taken(self.conn, kind, self.company_id, values["number"], own_id):
+            raise Refused("number_taken", f"another {_label(kind)} has number {values['number'][:64]!r}", "number")
+
+    def _save(self, kind: str, document_id: int, values: Mapping[str, Any], fields: Sequence[str]) -> Any:
+        """Store a document's changed ``fields``, and its new lines and totals if ``values`` has lines."""
+        if "currency" in values:
+            _currency(values["currency"])
+        self._check_number(kind, values, document_id)
+        changes = {name: values[name] for name in fields if name in values}
+        if "lines" in values:
+            lines, totals = priced(values["lines"])
+            changes.update(totals.columns(kind))
+            if kind == "invoice":
+                changes["balance"] = totals.total  # nothing is paid or credited on it: the caller checked
+            documents.replace_lines(self.conn, kind, document_id, lines)
+        return self._update(kind, document_id, changes)
+
+    def _update(self, kind: str, object_id: int, changes: dict[str, Any]) -> Any:
+        documents.update_row(self.conn, kind, self.company_id, object_id, {**changes, "updated_at": self.now})
+        return self._get(kind, object_id)
+
+    def _delete_draft(self, kind: str, document_id: int) -> Any:
+        if self._lock(kind, document_id).status != "draft":
+            raise Refused("not_a_draft", f"only drafts are deleted; void this {_label(kind)} instead")
+        document = self._get(kind, document_id)
+        documents.delete_document(self.conn, kind, document_id)
+        return document
+
+    def _settle(self, invoice_id: int, *, paid: int = 0, credited: int = 0, field: str) -> None:
+        """Take a payment or credit off a locked invoice whose balance was checked: the update checks again."""
+        if not documents.settle(self.conn, self.company_id, invoice_id, paid=paid, credited=credited, now=self.now):
+            raise Refused("amount_exceeds_balance", "more than the invoice's balance", field)
+
+    def _unsettle(self, invoice_id: int, *, paid: int = 0, credited: int = 0) -> None:
+        if not documents.unsettle(self.conn, self.company_id, invoice_id, paid=paid, credited=credited, now=self.now):
+            raise Refused("conflict", "the invoice changed meanwhile; retry")
+
+    def _open_invoice(self, customer_id: int, invoice_id: Any, currency: str, field: str) -> SqlRow[Any]:
+        """An open invoice of the customer in the currency, locked."""
+        row = documents.lock(self.conn, "invoice", self.company_id, invoice_id) if type(invoice_id) is int else None
+        if row is None or row.customer_id != customer_id or row.status != "open":
+            raise Refused("invoice_not_open", "this is not an open invoice of the customer", field)
+        if row.currency != currency:
+            raise Refused("currency_mismatch", "the invoice is in another currency", field)
+        return row
+
+    # -- customers
+
+    def create_customer(self, values: Mapping[str, Any]) -> Customer:
+        """A new customer; its id is the next one above the largest unless ``values`` names it."""
+        fields = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
+        if not str(fields.get("name", "")).strip():
+            raise Refused("missing_field", "name is required", "name")
+        _currency(fields.setdefault("currency", "USD"))
+        wanted = values.get("id")
+        if wanted is not None and (type(wanted) is not int or not 0 < wanted <= MAX_ID):
+            raise Refused("invalid_field", f"id must be a whole number from 1 to {MAX_ID}", "id")
+        for _ in range(5):
+            customer_id = (
+                wanted if wanted is not None else documents.largest_customer_id(self.conn, self.company_id) + 1
+            )
+            if customer_id > MAX_ID:
+                raise Refused("customer_id_required", "no id above the largest customer id is free: send an id", "id")
+            row = {
+                **fields,
+                "company_id": self.company_id,
+                "id": customer_id,
+                "number": fields.get("number") or f"CUST-{customer_id:05d}",
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            if documents.insert_customer(self.conn, row):
+                found: Customer = self._get("customer", customer_id)
+                return found
+            if wanted is not None:
+                raise Refused("customer_exists", f"customer {customer_id} already exists", "id")
+        raise Refused("conflict", "customers are being created at the same time; retry")
+
+    def update_customer(self, customer_id: int, values: Mapping[str, Any]) -> Customer:
+        self._lock("customer", customer_id)
+        changes = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
+        if "currency" in changes:
+            _currency(changes["currency"])
+        if "name" in changes and not str(changes["name"]).strip():
+            raise Refused("invalid_field", "name must have at least one visible character", "name")
+        updated: Customer = (
+            self._update("customer", customer_id, changes) if changes else self._get("customer", customer_id)
+        )
+        return updated
+
+    def delete_customer(self, customer_id: int) -> Customer:
+        """Delete a customer that has no documents (documents are never deleted with their customer)."""
+        self._lock("customer", customer_id)
+        customer: Customer = self._get("customer", customer_id)
+        kind = documents.first_document_kind(self.conn, self.company_id, customer_id)
+        if kind is not None:
+            raise Refused(
+                "customer_has_documents",
+                f"the customer has {_label(kind)}s; void or delete them first, or keep the customer",
+            )
+        documents.delete_customer(self.conn, self.company_id, customer_id)
+        return customer
+
+    def update_billing_info(self, customer_id: int, values: Mapping[str, str]) -> list[str]:
+        """The customer's own change to their billing contact and address; the company is told. Returns what changed."""
+        unknown = set(values) - set(BILLING_FIELDS)
+        if unknown:
+            raise ValueError(f"not billing fields: {sorted(unknown)}")
+        before = self._lock("customer", customer_id)
+        changed = {name: value for name, value in values.items() if getattr(before, name) != value}
+        if changed:
+            self._update("customer", customer_id, changed)
+            documents.record_customer_event(
+                self.conn,
+                self.company_id,
+                customer_id,
+                "billing_info.updated",
+                {"fields": sorted(changed)},
+                now=self.now,
+            )
+        return sorted(changed)
+
+    # -- invoices
+
+    def create_invoice(self, values: Mapping[str, Any]) -> Invoice:
+        """An invoice, draft or open (owed from now on)."""
+        customer = self._customer_of(values)
+        currency = _currency(values.get("currency") or customer.currency)
+        status = values.get("status", "open")
+        if status not in ("draft", "open"):
+            raise Refused("invalid_status", "an invoice is made as a draft or open; payments make it paid", "status")
+        _dates(values["issued_on"], values.get("due_on"), "due_on")
+        lines, totals = priced(values["lines"])
+        row = {
+            "company_id": self.company_id,
+            "customer_id": customer.id,
+            "currency": currency,
+            "status": status,
+            "issued_on": values["issued_on"],
+            "due_on": values.get("due_on"),
+            **totals.columns("invoice"),
+            "amount_paid": 0,
+            "amount_credited": 0,
+            "balance": totals.total,
+            "notes": values.get("notes", ""),
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        invoice: Invoice = self._insert("invoice", values.get("number"), row, lines)
+        return invoice
+
+    def update_invoice(self, invoice_id: int, values: Mapping[str, Any]) -> Invoice:
+        """Change an invoice. Paid and voided ones keep all but their notes; lines change only while nothing is paid."""
+        row = self._lock("invoice", invoice_id)
+        status = row.status
+        if status in ("paid", "voided") and set(values) - {"notes"}:
+            raise Refused("invoice_not_editable", f"a {status} invoice can only have its notes changed")
+        new_status = values.get("status", status)
+        if new_status != status and not (status == "draft" and new_status == "open"):
+            raise Refused("invalid_status_change", f"an invoice cannot go from {status} to {new_status}", "status")
+        if values.get("currency", row.currency) != row.currency and status != "draft":
+            raise Refused("invoice_not_editable", "only a draft invoice can change its currency", "currency")
+        if "lines" in values and (row.amount_paid or row.amount_credited):
+            raise Refused("invoice_not_editable", "the lines of an invoice with payments or credits are fixed", "lines")
+        _dates(values.get("issued_on", row.issued_on), values.get("due_on", row.due_on), "due_on")
+        invoice: Invoice = self._save("invoice", invoice_id, values, _INVOICE_FIELDS)
+        return invoice
+
+    def delete_invoice(self, invoice_id: int) -> Invoice:
+        """Delete a draft (an invoice that was issued is voided instead)."""
+        invoice: Invoice = self._delete_draft("invoice", invoice_id)
+        return invoice
+
+    def void_invoice(self, invoice_id: int) -> Invoice:
+        """Void an open invoice that nothing was paid or credited on: it is owed no more."""
+        row = self._lock("invoice", invoice_id)
+        if row.status != "open":
+            raise Refused("not_voidable", f"a {row.status} invoice cannot be voided (only open ones)")
+        if row.amount_paid or row.amount_credited:
+            raise Refused("not_voidable", "delete the payments and void the credit notes applied to it first")
+        invoice: Invoice = self._update("invoice", invoice_id, {"status": "voided", "balance": 0})
+        return invoice
+
+    # -- payments
+
+    def record_payment(self, values: Mapping[str, Any]) -> Payment:
+        """A payment received, applied at once to the invoices it lists; what is left stays as credit."""
+        customer = self._customer_of(values)
+        currency = _currency(values.get("currency") or customer.currency)
+        if values["method"] not in PAYMENT_METHODS:
+            raise Refused("invalid_field", f"method must be one of {', '.join(PAYMENT_METHODS)}", "method")
+        amount = _amount(values["amount"], "amount", minimum=1)
+        _day(values["received_on"], "received_on")
+        applications = [(a["invoice_id"], a["amount"]) for a in values.get("applications", ())]
+        for index, (_, applied) in enumerate(applications):
+            _amount(applied, f"applications[{index}].amount", minimum=1)
+        if sum(applied for _, applied in applications) > amount:
+            raise Refused("overapplied", "the applications add up to more than the payment", "applications")
+        seen: set[Any] = set()
+        for index, (invoice_id, _) in enumerate(applications):
+            if invoice_id in seen:
+                raise Refused("duplicate_invoice", "an invoice is listed twice", f"applications[{index}].invoice_id")
+            seen.add(invoice_id)
+        # Invoices are locked in id order, so two payments of the same invoices never wait on each other.
+        order = sorted(
+            range(len(applications)), key=lambda i: applications[i][0] if type(applications[i][0]) is int else 0
+        )
+        for index in order:
+            invoice_id, applied = applications[index]
+            invoice = self._open_invoice(customer.id, invoice_id, currency, f"applications[{index}].invoice_id")
+            if applied > invoice.balance:
+                raise Refused(
+                    "amount_exceeds_balance", "more than the invoice's balance", f"applications[{index}].amount"
+                )
+        row = {
+            "company_id": self.company_id,
+            "customer_id": customer.id,
+            "currency": currency,
+            "received_on": values["received_on"],
+            "method": values["method"],
+            "reference": values.get("reference", ""),
+            "amount": amount,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        payment: Payment = self._insert("payment", values.get("number"), row)
+        for index in order:
+            invoice_id, applied = applications[index]
+            self._settle(invoice_id, paid=applied, field=f"applications[{index}].amount")
+        documents.insert_applications(self.conn, payment.id, applications)
+        recorded: Payment = self._get("payment", payment.id)
+        return recorded
+
+    def update_payment(self, payment_id: int, values: Mapping[str, Any]) -> Payment:
+        """Change a payment's details (not its amount or applications: delete it and record it again)."""
+        self._lock("payment", payment_id)
+        if "method" in values and values["method"] not in PAYMENT_METHODS:
+            raise Refused("invalid_field", f"method must be one of {', '.join(PAYMENT_METHODS)}", "method")
+        if "received_on" in values:
+            _day(values["received_on"], "received_on")
+        payment: Payment = self._save("payment", payment_id, values, _PAYMENT_FIELDS)
+        return payment
+
+    def delete_payment(self, payment_id: int) -> Payment:
+        """Delete a payment (recorded by mistake, or bounced): the invoices it paid are owed again."""
+        self._lock("payment", payment_id)
+        payment: Payment = self._get("payment", payment_id)
+        for invoice_id, applied in documents.applications(self.conn, payment_id):
+            self._unsettle(invoice_id, paid=applied)
+        documents.delete_document(self.conn, "payment", payment_id)
+        return payment
+
+    # -- credit notes
+
+    def create_credit_note(self, values: Mapping[str, Any]) -> CreditNote:
+        """A credit note: account credit (open), or applied to the open invoice ``invoice_id`` at once."""
+        customer = self._customer_of(values)
+        currency = _currency(values.get("currency") or customer.currency)
+        _dates(values["issued_on"], None, "issued_on")
+        lines, totals = priced(values["lines"])
+        invoice_id = values.get("invoice_id")
+        status = values.get("status", "open")
+        if status not in ("draft", "open"):
+            raise Refused("invalid_status", "a credit note is made as a draft or open", "status")
+        if invoice_id is not None:
+            invoice = self._open_invoice(customer.id, invoice_id, currency, "invoice_id")
+            if not 0 < totals.total <= invoice.balance:
+                raise Refused(
+                    "amount_exceeds_balance", "the credit must be more than 0 and at most the balance", "lines"
+                )
+            if status == "draft":
+                raise Refused("invalid_status", "a credit note applied to an invoice is not a draft", "status")
+            status = "applied"
+        row = {
+            "company_id": self.company_id,
+            "customer_id": customer.id,
+            "currency": currency,
+            "status": status,
+            "issued_on": values["issued_on"],
+            "invoice_id": invoice_id,
+            **totals.columns("credit_note"),
+            "notes": values.get("notes", ""),
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        note: CreditNote = self._insert("credit_note", values.get("number"), row, lines)
+        if invoice_id is not None:
+            self._settle(invoice_id, credited=totals.total, field="lines")
+        return note
+
+    def update_credit_note(self, note_id: int, values: Mapping[str, Any]) -> CreditNote:
+        """Change a credit note: its lines, currency and status only while it is a draft."""
+        row = self._lock("credit_note", note_id)
+        if row.status == "voided" and set(values) - {"notes"}:
+            raise Refused("credit_note_not_editable", "a voided credit note can only have its notes changed")
+        new_status = values.get("status", row.status)
+        if new_status != row.status and not (row.status == "draft" and new_status == "open"):
+            raise Refused(
+                "invalid_status_change", f"a credit note cannot go from {row.status} to {new_status}", "status"
+            )
+        if ("lines" in values or "currency" in values) and row.status != "draft":
+            raise Refused("credit_note_not_editable", "only a draft's lines and currency can change", "lines")
+        if "issued_on" in values:
+            _day(values["issued_on"], "issued_on")
+        note: CreditNote = self._save("credit_note", note_id, values, _CREDIT_NOTE_FIELDS)
+        return note
+
+    def delete_credit_note(self, note_id: int) -> CreditNote:
+        note: CreditNote = self._delete_draft("credit_note", note_id)
+        return note
+
+    def void_credit_note(self, note_id: int) -> CreditNote:
+        """Void a credit note; one applied to an invoice gives the invoice its balance back."""
+        row = self._lock("credit_note", note_id)
+        if row.status not in ("open", "applied"):
+            raise Refused("not_voidable", f"a {row.status} credit note cannot be voided")
+        if row.status == "applied" and row.invoice_id is not None:
+            self._lock("invoice", row.invoice_id)
+            self._unsettle(row.invoice_id, credited=row.total)
+        note: CreditNote = self._update("credit_note", note_id, {"status": "voided"})
+        return note
+
+    # -- estimates
+
+    def create_estimate(self, values: Mapping[str, Any]) -> Estimate:
+        customer = self._customer_of(values)
+        currency = _currency(values.get("currency") or customer.currency)
+        status = values.get("status", "sent")
+        if status not in ("draft", "sent", "declined"):
+            raise Refused("invalid_status", "an estimate is made as a draft, sent or declined", "status")
+        _dates(values["issued_on"], values.get("expires_on"), "expires_on")
+        lines, totals = priced(values["lines"])
+        row = {
+            "company_id": self.company_id,
+            "customer_id": customer.id,
+            "currency": currency,
+            "status": status,
+            "issued_on": values["issued_on"],
+            "expires_on": values.get("expires_on"),
+            **totals.columns("estimate"),
+            "notes": values.get("notes", ""),
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        estimate: Estimate = self._insert("estimate", values.get("number"), row, lines)
+        return estimate
+
+    def update_estimate(self, estimate_id: int, values: Mapping[str, Any]) -> Estimate:
+        """Change an estimate; an approved or voided one keeps all but its notes."""
+        row = self._lock("estimate", estimate_id)
+        status = row.status
+        if status in ("approved", "voided") and set(values) - {"notes"}:
+            raise Refused("estimate_not_editable", f"an {status} estimate can only have its notes changed")
+        new_status = values.get("status", status)
+        if new_status != status and (status, new_status) not in _ESTIMATE_MOVES:
+            raise Refused("invalid_status_change", f"an estimate cannot go from {status} to {new_status}", "status")
+        _dates(values.get("issued_on", row.issued_on), values.get("expires_on", row.expires_on), "expires_on")
+        estimate: Estimate = self._save("estimate", estimate_id, values, _ESTIMATE_FIELDS)
+        return estimate
+
+    def delete_estimate(self, estimate_id: int) -> Estimate:
+        estimate: Estimate = self._delete_draft("estimate", estimate_id)
+        return estimate
+
+    def void_estimate(self, estimate_id: int) -> Estimate:
+        row = self._lock("estimate", estimate_id)
+        if row.status in ("draft", "voided"):
+            raise Refused("not_voidable", f"a {row.status} estimate cannot be voided")
+        estimate: Estimate = self._update("estimate", estimate_id, {"status": "voided"})
+        return estimate
+
+    def approve_estimate(self, estimate_id: int, customer_id: int, *, approved_by: str, valid_on: str | None) -> bool:
+        """The customer approves a sent estimate (not expired on ``valid_on``); False if it cannot be approved now."""
+        row = documents.lock(self.conn, "estimate", self.company_id, estimate_id)
+        if row is None or row.customer_id != customer_id or row.status != "sent":
+            return False
+        if valid_on is not None and row.expires_on is not None and row.expires_on < valid_on:
+            return False
+        self._update(
+            "estimate", estimate_id, {"status": "approved", "approved_by": approved_by, "approved_at": self.now}
+        )
+        detail = {"estimate_id": estimate_id, "by": approved_by}
+        documents.record_customer_event(
+            self.conn, self.company_id, customer_id, "estimate.approved", detail, now=self.now
+        )
+        return True
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+class Billing:
+    """Billing data of every company: :meth:`write` opens :class:`Books` in a transaction; the reads are here too."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def write(self, company_id: int, work: Callable[[Books], T], *, now: int) -> T:
+        """Run ``work`` on the company's books in one transaction (all of it, or nothing)."""
+        return await self.store.write(lambda conn: work(Books(conn, company_id, now)))
+
+    # -- the changes callers make most, each in a transaction of its own
+
+    async def create_customer(self, company_id: int, values: Mapping[str, Any], *, now: int) -> Customer:
+        return await self.write(company_id, lambda books: books.create_customer(values), now=now)
+
+    async def create_invoice(self, company_id: int, values: Mapping[str, Any], *, now: int) -> Invoice:
+        return await self.write(company_id, lambda books: books.create_invoice(values), now=now)
+
+    async def record_payment(self, company_id: int, values: Mapping[str, Any], *, now: int) -> Payment:
+        return await self.write(company_id, lambda books: books.record_payment(values), now=now)
+
+    async def create_credit_note(self, company_id: int, values: Mapping[str, Any], *, now: int) -> CreditNote:
+        return await self.write(company_id, lambda books: books.create_credit_note(values), now=now)
+
+    async def create_estimate(self, company_id: int, values: Mapping[str, Any], *, now: int) -> Estimate:
+        return await self.write(company_id, lambda books: books.create_estimate(values), now=now)
+
+    async def approve_estimate(
+        self, company_id: int, customer_id: int, estimate_id: int, *, approved_by: str, now: int, valid_on: str | None
+    ) -> bool:
+        return await self.write(
+            company_id,
+            lambda books: books.approve_estimate(estimate_id, customer_id, approved_by=approved_by, valid_on=valid_on),
+            now=now,
+        )
+
+    async def update_billing_info(
+        self, company_id: int, customer_id: int, values: Mapping[str, str], *, now: int
+    ) -> list[str]:
+        return await self.write(company_id, lambda books: books.update_billing_info(customer_id, values), now=now)
+
+    # -- reads
+
+    async def get(self, kind: str, scope: Scope, object_id: int) -> Any:
+        """One customer or document in scope, complete; None if there is none (or it is not in scope)."""
+        return await self.store.read(lambda conn: documents.get(conn, kind, scope, object_id))
+
+    async def customer(self, company_id: int, customer_id: int) -> Customer | None:
+        return await self.store.read(lambda conn: documents.customer(conn, company_id, customer_id))
+
+    async def customers(self, company_id: int, limit: int = 100) -> list[Customer]:
+        return await self.store.read(lambda conn: documents.customers(conn, company_id, limit))
+
+    async def listing(self, kind: str, company_id: int, *, limit: int, **filters: Any) -> tuple[list[Any], bool]:
+        """A page of a company's objects in id order (the API's lists), and whether more follow."""
+        return await self.store.read(lambda conn: documents.listing(conn, kind, company_id, limit=limit, **filters))
+
+    async def invoices(
+        self,
+        scope: Scope,
+        *,
+        statuses: Sequence[str] = (),
+        past_due_before: str | None = None,
+        number_contains: str = "",
+        limit: int = 25,
+        offset: int = 0,
+    ) -> tuple[list[Invoice], int]:
+        """One page of invoices in scope, newest first, and how many match."""
+        where = documents.invoice_filters(statuses, past_due_before, number_contains)
+        return await self.store.read(
+            lambda conn: documents.page(conn, "invoice", scope, where=where, limit=limit, offset=offset)
+        )
+
+    async def documents(self, kind: str, scope: Scope, *, limit: int = 25, offset: int = 0) -> tuple[list[Any], int]:
+        """One page of payments, credit notes or estimates in scope, newest first, and how many there are."""
+        return await self.store.read(lambda conn: documents.page(conn, kind, scope, limit=limit, offset=offset))
+
+    async def recent_payments(self, scope: Scope, limit: int = 5) -> list[Payment]:
+        """The newest payments, without counting them all (for My Account)."""
+        payments, _ = await self.store.read(
+            lambda conn: documents.page(conn, "payment", scope, limit=limit, count=False)
+        )
+        return payments
+
+    async def settlements(self, scope: Scope, invoice_id: int) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
+        """What settled one invoice: its payments (with the amount applied) and its credit notes."""
+        return await self.store.read(lambda conn: documents.settlements(conn, scope, invoice_id))
+
+    async def account_balance(
+        self, company_id: int, customer_id: int, currency: str, *, today: str | None = None
+    ) -> statements.AccountBalance:
+        """What the customer owes now: open invoices less unused credit, and how much is past due (one query)."""
+        owed, past_due, unused = await self.store.read(
+            lambda conn: documents.account_balance(conn, company_id, customer_id, currency, today)
+        )
+        return statements.AccountBalance(owed=owed, past_due=past_due, unused_credit=unused)
+
+    async def balance_forward_statement(
+        self, company_id: int, customer_id: int, currency: str, month: statements.Month, *, today: str
+    ) -> statements.BalanceForwardStatement:
+        """The month's activity between its opening and closing balances (up to ``today``)."""
+        end = min(month.last_day, today)
+        ledger = await self.store.read(lambda conn: documents.ledger(conn, company_id, customer_id, currency, end))
+        return statements.balance_forward(ledger, month, today)
+
+    async def open_item_statement(
+        self, company_id: int, customer_id: int, currency: str, month: statements.Month, *, today: str
+    ) -> statements.OpenItemStatement:
+        """Invoices owed and credit unused at the month's end (or ``today``, if earlier)."""
+        end = min(month.last_day, today)
+        ledger = await self.store.read(lambda conn: documents.ledger(conn, company_id, customer_id, currency, end))
+        return statements.open_items(ledger, month, today)
+
+    async def customer_events(
+        self, company_id: int, *, customer_id: int | None = None, limit: int = 50
+    ) -> list[CustomerEvent]:
+        return await self.store.read(lambda conn: documents.customer_events(conn, company_id, customer_id, limit))

@@ -1,0 +1,51 @@
+"""Master key rotation: every SSO key re-sealed under the current master key.
+
+The master key (``BILLPORTAL_MASTER_KEY``) seals secrets at rest; it is not an
+SSO key and not an API key. After a new master key is set, with the old one in
+``BILLPORTAL_PREVIOUS_MASTER_KEYS``, ``billportal master-key reencrypt`` re-seals
+every stored SSO key under the new one, so that the old one can be dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from billportal.storage import companies
+from billportal.storage.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Reencrypted:
+    """What a re-encryption did: keys re-sealed, and keys already under the current master key."""
+
+    resealed: int
+    already_current: int
+    master_key_id: str
+
+
+async def reencrypt_sso_keys(store: Store) -> Reencrypted:
+    """Re-seal each SSO key not sealed by the current master key, opening it with whichever key sealed it.
+
+    One transaction: if any key cannot be opened, :class:`~billportal.core.crypto.SealError`
+    is raised and no row changes, so no key is ever lost half-way.
+    """
+    master_keys = store.master_keys
+    current = master_keys.current_id
+
+    def change(conn: Connection) -> Reencrypted:
+        keys = companies.sealed_sso_keys(conn)
+        stale = [(key_id, company_id, sealed) for key_id, company_id, sealed in keys if sealed.master_key_id != current]
+        for key_id, company_id, sealed in stale:
+            secret = master_keys.unseal(sealed, companies.SSO_KEY_PURPOSE, company_id)
+            resealed = master_keys.seal(secret, companies.SSO_KEY_PURPOSE, company_id)
+            companies.reseal_sso_key(conn, key_id, sealed, resealed)
+        return Reencrypted(resealed=len(stale), already_current=len(keys) - len(stale), master_key_id=current)
+
+    result = await store.write(change)
+    if store.company_cache is not None:
+        await store.company_cache.drop_all()
+    for username in await store.read(companies.usernames):
+        store.forget_company(username)
+    return result

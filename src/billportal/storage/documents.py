@@ -1,0 +1,526 @@
+"""Queries for customers and their documents: invoices, payments, credit notes, estimates.
+
+Functions of a ``Connection``, run inside the caller's transaction. They hold
+no business rules: those are in :mod:`billportal.services.billing`, the only
+code that calls the writing functions here. Every read takes a :class:`Scope`,
+so a query can only ever return what its caller may see: one company's
+objects, or one customer's visible documents.
+
+Money is written with conditional updates (:func:`settle`, :func:`unsettle`):
+an invoice's balance only moves while it stays between 0 and its total, whatever
+another transaction did meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Connection, Row, Table, case, delete, func, literal, select, update
+
+from billportal.storage import schema as t
+from billportal.storage.bounds import check_row, fits
+from billportal.storage.dialect import insert_or_nothing
+from billportal.storage.records import (
+    CreditNote,
+    Customer,
+    CustomerEvent,
+    Estimate,
+    Invoice,
+    Ledger,
+    LedgerApplication,
+    LedgerCreditNote,
+    LedgerInvoice,
+    LedgerPayment,
+    LineItem,
+    Payment,
+    PaymentApplication,
+)
+
+TABLES: Final[dict[str, Table]] = {
+    "customer": t.customers,
+    "invoice": t.invoices,
+    "payment": t.payments,
+    "credit_note": t.credit_notes,
+    "estimate": t.estimates,
+}
+DOCUMENT_KINDS: Final = ("invoice", "payment", "credit_note", "estimate")
+RECORDS: Final = {
+    "customer": Customer,
+    "invoice": Invoice,
+    "payment": Payment,
+    "credit_note": CreditNote,
+    "estimate": Estimate,
+}
+# Statuses a statement counts: drafts and voided documents do not.
+LEDGER_INVOICE_STATUSES: Final = ("open", "paid")
+LEDGER_CREDIT_NOTE_STATUSES: Final = ("open", "applied")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose objects a read may return: one company's, or only one customer's documents (drafts never shown)."""
+
+    company_id: int
+    customer_id: int | None = None
+
+    def where(self, table: Table) -> list[ColumnElement[bool]]:
+        c = table.c
+        conditions = [c.company_id == self.company_id]
+        if self.customer_id is not None:
+            conditions.append(c.customer_id == self.customer_id)
+            if "status" in c:
+                conditions.append(c.status != "draft")
+        return conditions
+
+
+@cache
+def _columns(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in ("lines", "applications"))
+
+
+def _record(kind: str, row: Row[Any], **parts: Any) -> Any:
+    cls = RECORDS[kind]
+    mapping = row._mapping
+    return cls(**{name: mapping[name] for name in _columns(cls)}, **parts)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _lines_of(conn: Connection, kind: str, ids: Sequence[int]) -> dict[int, tuple[LineItem, ...]]:
+    found: dict[int, list[LineItem]] = {i: [] for i in ids}
+    if ids:
+        li = t.line_items.c
+        rows = conn.execute(
+            select(t.line_items)
+            .where(li.document_kind == kind, li.document_id.in_(ids))
+            .order_by(li.document_id, li.position)
+        ).all()
+        for r in rows:
+            found[r.document_id].append(
+                LineItem(r.position, r.description, r.quantity, r.unit_price, r.discount, r.tax, r.amount)
+            )
+    return {i: tuple(lines) for i, lines in found.items()}
+
+
+def _applications_of(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[PaymentApplication, ...]]:
+    found: dict[int, list[PaymentApplication]] = {i: [] for i in ids}
+    if ids:
+        pa, inv = t.payment_applications.c, t.invoices.c
+        rows = conn.execute(
+            select(pa.payment_id, pa.invoice_id, inv.number, pa.amount)
+            .join(t.invoices, inv.id == pa.invoice_id)
+            .where(pa.payment_id.in_(ids))
+            .order_by(pa.payment_id, inv.number, pa.invoice_id)
+        ).all()
+        for r in rows:
+            found[r.payment_id].append(PaymentApplication(r.invoice_id, r.number, r.amount))
+    return {i: tuple(applications) for i, applications in found.items()}
+
+
+def complete(conn: Connection, kind: str, rows: Sequence[Row[Any]], *, parts: bool = True) -> list[Any]:
+    """Rows as records; with ``parts``, documents with their lines and payments with their applications."""
+    if not parts or kind == "customer":
+        return [_record(kind, r) for r in rows]
+    ids = [r.id for r in rows]
+    if kind == "payment":
+        applications = _applications_of(conn, ids)
+        return [_record(kind, r, applications=applications[r.id]) for r in rows]
+    lines = _lines_of(conn, kind, ids)
+    return [_record(kind, r, lines=lines[r.id]) for r in rows]
+
+
+def get(conn: Connection, kind: str, scope: Scope, object_id: int) -> Any:
+    """One object in scope, complete (None when there is none, or it is out of scope: alike)."""
+    table = TABLES[kind]
+    if not fits(table.c.id, object_id):
+        return None
+    row = conn.execute(select(table).where(table.c.id == object_id, *scope.where(table))).first()
+    return None if row is None else complete(conn, kind, [row])[0]
+
+
+def customer(conn: Connection, company_id: int, customer_id: int) -> Customer | None:
+    found: Customer | None = get(conn, "customer", Scope(company_id), customer_id)
+    return found
+
+
+def customers(conn: Connection, company_id: int, limit: int = 100) -> list[Customer]:
+    c = t.customers.c
+    rows = conn.execute(select(t.customers).where(c.company_id == company_id).order_by(c.id).limit(limit)).all()
+    return complete(conn, "customer", rows)
+
+
+def listing(
+    conn: Connection,
+    kind: str,
+    company_id: int,
+    *,
+    limit: int,
+    after_id: int | None = None,
+    updated_after: int | None = None,
+    customer_id: int | None = None,
+    status: str | None = None,
+) -> tuple[list[Any], bool]:
+    """Objects in id order after ``after_id``, and whether more follow (keyset paging: the same cost at any depth)."""
+    table = TABLES[kind]
+    c = table.c
+    where = [c.company_id == company_id]
+    if after_id is not None:
+        if not fits(c.id, after_id + 1):
+            return [], False
+        where.append(c.id > after_id)
+    if updated_after is not None:
+        where.append(c.updated_at > updated_after)
+    if customer_id is not None and kind != "customer":
+        where.append(c.customer_id == customer_id)
+    if status is not None and "status" in c:
+        where.append(c.status == status)
+    rows = conn.execute(select(table).where(*where).order_by(c.id).limit(limit + 1)).all()
+    return complete(conn, kind, rows[:limit]), len(rows) > limit
+
+
+def _newest_first(table: Table) -> tuple[Any, ...]:
+    c = table.c
+    dated = c.received_on if table is t.payments else c.issued_on
+    return (dated.desc(), c.id.desc())
+
+
+def page(
+    conn: Connection,
+    kind: str,
+    scope: Scope,
+    *,
+    limit: int,
+    offset: int = 0,
+    where: Sequence[ColumnElement[bool]] = (),
+    count: bool = True,
+) -> tuple[list[Any], int]:
+    """One page of documents in scope, newest first (without lines), and how many match in all."""
+    table = TABLES[kind]
+    conditions = [*scope.where(table), *where]
+    total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one() if count else 0
+    rows = conn.execute(
+        select(table).where(*conditions).order_by(*_newest_first(table)).limit(limit).offset(offset)
+    ).all()
+    return complete(conn, kind, rows, parts=False), int(total)
+
+
+def invoice_filters(
+    statuses: Sequence[str] = (), past_due_before: str | None = None, number_contains: str = ""
+) -> list[ColumnElement[bool]]:
+    """The invoice list's filters: statuses, past due on a date, part of the number."""
+    c = t.invoices.c
+    where: list[ColumnElement[bool]] = []
+    if statuses:
+        where.append(c.status.in_(statuses))
+    if past_due_before is not None:
+        where += [c.status == "open", c.due_on < past_due_before]
+    if number_contains:
+        escaped = number_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(c.number.ilike(f"%{escaped}%", escape="\\"))
+    return where
+
+
+def settlements(conn: Connection, scope: Scope, invoice_id: int) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
+    """What settled one invoice: its payments (each with the amount applied to it) and its credit notes."""
+    p, pa, cn = t.payments.c, t.payment_applications.c, t.credit_notes.c
+    paid = conn.execute(
+        select(t.payments, pa.amount.label("applied"))
+        .join(t.payment_applications, pa.payment_id == p.id)
+        .where(pa.invoice_id == invoice_id, *scope.where(t.payments))
+        .order_by(p.received_on, p.id)
+    ).all()
+    notes = conn.execute(
+        select(t.credit_notes)
+        .where(cn.invoice_id == invoice_id, cn.status == "applied", *scope.where(t.credit_notes))
+        .order_by(cn.issued_on, cn.id)
+    ).all()
+    payments = [(_record("payment", r), int(r.applied)) for r in paid]
+    return payments, complete(conn, "credit_note", notes, parts=False)
+
+
+def account_balance(
+    conn: Connection, company_id: int, customer_id: int, currency: str, today: str | None
+) -> tuple[int, int, int]:
+    """(owed on open invoices, of which past due on ``today``, unused credit), in one query."""
+    inv, cn, pay, app = t.invoices.c, t.credit_notes.c, t.payments.c, t.payment_applications.c
+    open_invoices = (inv.company_id == company_id, inv.customer_id == customer_id, inv.currency == currency)
+    owed = select(func.coalesce(func.sum(inv.balance), 0)).where(*open_invoices, inv.status == "open")
+    past_due = owed.where(inv.due_on < today) if today is not None else select(literal(0))
+    notes = select(func.coalesce(func.sum(cn.total), 0)).where(
+        cn.company_id == company_id, cn.customer_id == customer_id, cn.currency == currency, cn.status == "open"
+    )
+    received = select(func.coalesce(func.sum(pay.amount), 0)).where(
+        pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
+    )
+    # Applied to an invoice that still counts; what went to a voided one is credit again.
+    applied = (
+        select(func.coalesce(func.sum(app.amount), 0))
+        .join(t.payments, pay.id == app.payment_id)
+        .join(t.invoices, inv.id == app.invoice_id)
+        .where(pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
+        .where(inv.status.in_(LEDGER_INVOICE_STATUSES), inv.currency == currency)
+    )
+    parts = [q.scalar_subquery() for q in (owed, past_due, notes, received, applied)]
+    o, late, n, r, a = (int(v) for v in conn.execute(select(*parts)).one())
+    return o, late, n + r - a
+
+
+def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, until: str) -> Ledger:
+    """The documents a statement up to ``until`` needs (four indexed queries).
+
+    Applications and credit notes of invoices in range are read whatever their
+    date: an invoice's statement lines need everything applied to it so far.
+    """
+    inv, pay, app, cn = t.invoices.c, t.payments.c, t.payment_applications.c, t.credit_notes.c
+    invoice_rows = conn.execute(
+        select(inv.id, inv.number, inv.issued_on, inv.due_on, inv.total).where(
+            inv.company_id == company_id,
+            inv.customer_id == customer_id,
+            inv.currency == currency,
+            inv.status.in_(LEDGER_INVOICE_STATUSES),
+            inv.issued_on <= until,
+        )
+    ).all()
+    payment_rows = conn.execute(
+        select(pay.id, pay.number, pay.received_on, pay.method, pay.amount).where(
+            pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
+        )
+    ).all()
+    application_rows = conn.execute(
+        select(app.payment_id, app.invoice_id, app.amount)
+        .join(t.payments, pay.id == app.payment_id)
+        .where(pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
+    ).all()
+    credit_rows = conn.execute(
+        select(cn.id, cn.number, cn.issued_on, cn.invoice_id, cn.total).where(
+            cn.company_id == company_id,
+            cn.customer_id == customer_id,
+            cn.currency == currency,
+            cn.status.in_(LEDGER_CREDIT_NOTE_STATUSES),
+        )
+    ).all()
+    return Ledger(
+        currency=currency,
+        invoices=tuple(LedgerInvoice(*row) for row in invoice_rows),
+        payments=tuple(LedgerPayment(*row) for row in payment_rows),
+        applications=tuple(LedgerApplication(*row) for row in application_rows),
+        credit_notes=tuple(LedgerCreditNote(*row) for row in credit_rows),
+    )
+
+
+def customer_events(
+    conn: Connection, company_id: int, customer_id: int | None = None, limit: int = 50
+) -> list[CustomerEvent]:
+    c = t.customer_events.c
+    where = [c.company_id == company_id]
+    if customer_id is not None:
+        where.append(c.customer_id == customer_id)
+    rows = conn.execute(select(t.customer_events).where(*where).order_by(c.id.desc()).limit(limit)).all()
+    return [CustomerEvent(r.id, r.company_id, r.customer_id, r.at, r.kind, r.detail) for r in rows]
+
+
+# -- writing: only the billing service calls these ------------------------------------------------
+
+
+def lock(conn: Connection, kind: str, company_id: int, object_id: int) -> Row[Any] | None:
+    """The object's row, locked until the transaction ends (PostgreSQL; SQLite writes one at a time anyway)."""
+    table = TABLES[kind]
+    if not fits(table.c.id, object_id):
+        return None
+    return conn.execute(
+        select(table).where(table.c.id == object_id, table.c.company_id == company_id).with_for_update()
+    ).first()
+
+
+def insert_customer(conn: Connection, values: dict[str, Any]) -> bool:
+    """A new customer row; False (nothing written) if the company already has a customer with its id."""
+    check_row(t.customers, values)
+    statement = insert_or_nothing(conn, t.customers, values, ("company_id", "id")).returning(t.customers.c.id)
+    return conn.execute(statement).first() is not None
+
+
+def largest_customer_id(conn: Connection, company_id: int) -> int:
+    c = t.customers.c
+    return int(conn.execute(select(func.coalesce(func.max(c.id), 0)).where(c.company_id == company_id)).scalar_one())
+
+
+def update_row(conn: Connection, kind: str, company_id: int, object_id: int, values: dict[str, Any]) -> None:
+    """Change the columns in ``values`` of one row (the caller locked it and checked the rules)."""
+    table = TABLES[kind]
+    check_row(table, values)
+    conn.execute(update(table).where(table.c.company_id == company_id, table.c.id == object_id).values(**values))
+
+
+def first_document_kind(conn: Connection, company_id: int, customer_id: int) -> str | None:
+    """A kind of document the customer has (to refuse deleting it), or None."""
+    for kind in DOCUMENT_KINDS:
+        table = TABLES[kind]
+        c = table.c
+        if conn.execute(select(c.id).where(c.company_id == company_id, c.customer_id == customer_id).limit(1)).first():
+            return kind
+    return None
+
+
+def delete_customer(conn: Connection, company_id: int, customer_id: int) -> None:
+    c = t.customers.c
+    conn.execute(delete(t.customers).where(c.company_id == company_id, c.id == customer_id))
+
+
+def insert_lines(conn: Connection, kind: str, document_id: int, lines: Sequence[LineItem]) -> None:
+    if not lines:
+        return
+    rows = [
+        {
+            "document_kind": kind,
+            "document_id": document_id,
+            "position": line.position,
+            "description": line.description,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "discount": line.discount,
+            "tax": line.tax,
+            "amount": line.amount,
+        }
+        for line in lines
+    ]
+    for row in rows:
+        check_row(t.line_items, row)
+    conn.execute(t.line_items.insert(), rows)
+
+
+def insert_document(conn: Connection, kind: str, values: dict[str, Any], lines: Sequence[LineItem] = ()) -> int | None:
+    """A new document and its lines; None (nothing written) if the company has one of this kind with its number."""
+    table = TABLES[kind]
+    check_row(table, values)
+    statement = insert_or_nothing(conn, table, values, ("company_id", "number")).returning(table.c.id)
+    document_id = conn.execute(statement).scalar()
+    if document_id is None:
+        return None
+    insert_lines(conn, kind, int(document_id), lines)
+    return int(document_id)
+
+
+def replace_lines(conn: Connection, kind: str, document_id: int, lines: Sequence[LineItem]) -> None:
+    li = t.line_items.c
+    conn.execute(delete(t.line_items).where(li.document_kind == kind, li.document_id == document_id))
+    insert_lines(conn, kind, document_id, lines)
+
+
+def delete_document(conn: Connection, kind: str, document_id: int) -> None:
+    li, table = t.line_items.c, TABLES[kind]
+    if kind == "payment":
+        conn.execute(delete(t.payment_applications).where(t.payment_applications.c.payment_id == document_id))
+    else:
+        conn.execute(delete(t.line_items).where(li.document_kind == kind, li.document_id == document_id))
+    conn.execute(delete(table).where(table.c.id == document_id))
+
+
+def number_taken(conn: Connection, kind: str, company_id: int, number: str, own_id: int | None = None) -> bool:
+    c = TABLES[kind].c
+    where = [c.company_id == company_id, c.number == number]
+    if own_id is not None:
+        where.append(c.id != own_id)
+    return conn.execute(select(c.id).where(*where)).first() is not None
+
+
+def next_number(conn: Connection, company_id: int, kind: str, prefix: str) -> str:
+    """The next free ``{prefix}-00042`` of the company's documents of ``kind``.
+
+    A counter row per company and kind, advanced by an ``UPDATE``: its row lock
+    makes concurrent creations take turns, so two never draw the same number.
+    A number taken by hand is skipped.
+    """
+    s = t.number_sequences.c
+    advance = (
+        update(t.number_sequences)
+        .where(s.company_id == company_id, s.kind == kind)
+        .values(next_value=s.next_value + 1)
+        .returning(s.next_value)
+    )
+    while True:
+        drawn = conn.execute(advance).scalar()
+        if drawn is None:
+            table = TABLES[kind]
+            existing = conn.execute(
+                select(func.count()).select_from(table).where(table.c.company_id == company_id)
+            ).scalar_one()
+            start = {"company_id": company_id, "kind": kind, "next_value": int(existing) + 1}
+            conn.execute(insert_or_nothing(conn, t.number_sequences, start, ("company_id", "kind")))
+            continue
+        number = f"{prefix}-{int(drawn) - 1:05d}"
+        if not number_taken(conn, kind, company_id, number):
+            return number
+
+
+def settle(conn: Connection, company_id: int, invoice_id: int, *, paid: int, credited: int, now: int) -> bool:
+    """Take a payment or a credit off an open invoice's balance: paid when nothing is left.
+
+    One conditional update: False, and nothing changed, unless the invoice is
+    open and its balance (as it is now, after any concurrent write) covers the amount.
+    """
+    c, amount = t.invoices.c, paid + credited
+    result = conn.execute(
+        update(t.invoices)
+        .where(c.id == invoice_id, c.company_id == company_id, c.status == "open", c.balance >= amount)
+        .values(
+            amount_paid=c.amount_paid + paid,
+            amount_credited=c.amount_credited + credited,
+            balance=c.balance - amount,
+            status=case((c.balance == amount, literal("paid")), else_=literal("open")),
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount == 1)
+
+
+def unsettle(conn: Connection, company_id: int, invoice_id: int, *, paid: int, credited: int, now: int) -> bool:
+    """Give back what a payment or a credit took off an invoice (a paid invoice is open again)."""
+    c = t.invoices.c
+    result = conn.execute(
+        update(t.invoices)
+        .where(
+            c.id == invoice_id,
+            c.company_id == company_id,
+            c.status.in_(("open", "paid")),
+            c.amount_paid >= paid,
+            c.amount_credited >= credited,
+        )
+        .values(
+            amount_paid=c.amount_paid - paid,
+            amount_credited=c.amount_credited - credited,
+            balance=c.balance + paid + credited,
+            status="open",
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount == 1)
+
+
+def insert_applications(conn: Connection, payment_id: int, applications: Iterable[tuple[int, int]]) -> None:
+    rows = [{"payment_id": payment_id, "invoice_id": i, "amount": a} for i, a in applications]
+    if rows:
+        conn.execute(t.payment_applications.insert(), rows)
+
+
+def applications(conn: Connection, payment_id: int) -> list[tuple[int, int]]:
+    """(invoice id, amount) of each part of a payment, in invoice id order."""
+    pa = t.payment_applications.c
+    rows = conn.execute(
+        select(pa.invoice_id, pa.amount).where(pa.payment_id == payment_id).order_by(pa.invoice_id)
+    ).all()
+    return [(int(r.invoice_id), int(r.amount)) for r in rows]
+
+
+def record_customer_event(
+    conn: Connection, company_id: int, customer_id: int, kind: str, detail: dict[str, Any], *, now: int
+) -> None:
+    conn.execute(
+        t.customer_events.insert().values(
+            company_id=company_id, customer_id=customer_id, at=now, kind=kind, detail=json.dumps(detail, sort_keys=True)
+        )
+    )

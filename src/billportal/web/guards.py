@@ -1,0 +1,36 @@
+"""What a view declares it needs before it runs: who must be signed in, a form with its CSRF token, a recent password.
+
+Each site turns these into a decorator on its views (``@customer(...)`` in the
+portal, ``@admin(...)`` in the dashboard), so that a handler reads like its
+feature and the checks are written once. Every declaration is kept in
+:data:`DECLARED`, which the security suite walks: a route that changes data
+must declare a checked form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A view's requirements."""
+
+    session: str  # "customer" (the portal) or "admin" (the dashboard)
+    form: bool = False  # a posted form, read by billportal.web.forms, whose CSRF token matches the session's
+    sudo: bool = False  # the admin entered their password again within the last minutes
+    page: str = ""  # the portal's page id, where a remote sign-in sends the customer back to
+
+
+DECLARED: Final[dict[Callable[..., Any], Guard]] = {}
+
+
+def declare(view: Callable[..., Any], guard: Guard) -> None:
+    DECLARED[view] = guard
+
+
+def declared(endpoint: Callable[..., Any]) -> Guard | None:
+    """The guard a route's endpoint (a bound method or a function) declared, if any."""
+    return DECLARED.get(getattr(endpoint, "__func__", endpoint))

@@ -1,0 +1,132 @@
+"""One factory per model, each through the service the product itself uses: tests make no state the API would refuse.
+
+Every factory is a coroutine over a :class:`~billportal.storage.store.Store`;
+its defaults make a believable object, and any field can be given. Money is
+minor units, dates are ``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from billportal.services import api_keys, sso
+from billportal.services.audit import CLI
+from billportal.services.billing import Billing, LineInput
+from billportal.services.passwords import hash_password
+from billportal.storage import companies
+from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, NewApiKey, Payment
+from billportal.storage.store import Store
+
+LINES = (LineInput("Rocket skates", "2", 12500), LineInput("Giant magnet", "1", 9900, tax=990))
+
+
+async def company(
+    store: Store, username: str, sso_key: str, *, now: int, name: str = "", weak: bool = False
+) -> Company:
+    """A company with ``sso_key`` as its active SSO key."""
+    await sso.create_company(store, username, name or username.capitalize(), sso_key, weak=weak, now=now)
+    store.forget_company(username)
+    found = await store.company(username)
+    assert found is not None
+    return found
+
+
+async def company_settings(store: Store, company: Company, **columns: Any) -> None:
+    """Change a company's settings columns as its admins' pages store them (every cached copy is dropped)."""
+    await store.write(lambda conn: companies.update_settings(conn, company.id, company.username, columns))
+
+
+async def customer(store: Store, company_id: int, *, now: int, name: str = "Wile E. Coyote", **fields: Any) -> Customer:
+    """A customer (``id=`` to choose its id, as a company's own customer id)."""
+    return await Billing(store).create_customer(company_id, {"name": name, **fields}, now=now)
+
+
+async def invoice(
+    store: Store,
+    company_id: int,
+    customer_id: int,
+    *,
+    now: int,
+    issued_on: str = "2026-11-01",
+    lines: Sequence[LineInput] = LINES,
+    **fields: Any,
+) -> Invoice:
+    """An invoice, open unless ``status="draft"``; ``number=`` or the next free one."""
+    values = {"customer_id": customer_id, "issued_on": issued_on, "lines": list(lines), **fields}
+    return await Billing(store).create_invoice(company_id, values, now=now)
+
+
+async def payment(
+    store: Store,
+    company_id: int,
+    customer_id: int,
+    *,
+    now: int,
+    amount: int,
+    applications: Sequence[tuple[int, int]] = (),
+    received_on: str = "2026-11-10",
+    method: str = "check",
+    **fields: Any,
+) -> Payment:
+    """A payment, applied to ``[(invoice id, amount), ...]``."""
+    values = {
+        "customer_id": customer_id,
+        "amount": amount,
+        "received_on": received_on,
+        "method": method,
+        "applications": [{"invoice_id": i, "amount": a} for i, a in applications],
+        **fields,
+    }
+    return await Billing(store).record_payment(company_id, values, now=now)
+
+
+async def credit_note(
+    store: Store,
+    company_id: int,
+    customer_id: int,
+    *,
+    now: int,
+    lines: Sequence[LineInput],
+    issued_on: str = "2026-11-12",
+    **fields: Any,
+) -> CreditNote:
+    """A credit note: account credit, or applied to ``invoice_id=``."""
+    values = {"customer_id": customer_id, "issued_on": issued_on, "lines": list(lines), **fields}
+    return await Billing(store).create_credit_note(company_id, values, now=now)
+
+
+async def estimate(
+    store: Store,
+    company_id: int,
+    customer_id: int,
+    *,
+    now: int,
+    lines: Sequence[LineInput] = LINES,
+    issued_on: str = "2026-11-20",
+    **fields: Any,
+) -> Estimate:
+    """An estimate, sent unless ``status=`` says otherwise."""
+    values = {"customer_id": customer_id, "issued_on": issued_on, "lines": list(lines), **fields}
+    return await Billing(store).create_estimate(company_id, values, now=now)
+
+
+@functools.cache
+def _hashed(password: str) -> str:
+    # argon2 is slow on purpose: each test password is hashed once per run.
+    return hash_password(password)
+
+
+async def admin(
+    store: Store, email: str, password: str, company_id: int, *, now: int, must_change_password: bool = False
+) -> int:
+    """A dashboard admin of one company."""
+    return await store.admins.create_admin(
+        email, _hashed(password), company_id=company_id, must_change_password=must_change_password, now=now
+    )
+
+
+async def api_key(store: Store, company: Company, *, now: int, name: str = "test key") -> NewApiKey:
+    """An API key of the company (its plaintext is in the answer)."""
+    return await api_keys.create(store, company, name, CLI, now)
