@@ -47,6 +47,7 @@ from tests.security.test_authorization import Forms
 
 # (method, path) -> why it needs no admin session.
 DASHBOARD_PUBLIC_ROUTES = {
+    ("GET", "/"): "only sends the browser on to the Single Sign-On page, which needs a session",
     ("GET", "/sign-in"): "the sign-in form",
     ("POST", "/sign-in"): "signs in; its CSRF token is tied to a form cookie (test_sign_in_refuses_a_forged_form)",
     ("MOUNT", "/static"): "the stylesheets",

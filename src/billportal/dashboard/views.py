@@ -109,8 +109,8 @@ class Dashboard:
     def _done(self, notice: str, path: str = SSO) -> Response:
         return RedirectResponse(f"{path}?notice={notice}", status_code=303, headers=dict(NO_STORE))
 
-    @admin(company=False, password_change=True)
-    async def home(self, request: Request, _visit: AdminVisit) -> Response:
+    async def home(self, request: Request) -> Response:
+        """Sends the browser on to the Single Sign-On page (which asks it to sign in, if need be)."""
         notice = request.query_params.get("notice", "")
         query = f"?{urlencode({'notice': notice})}" if notice in _NOTICES else ""
         return RedirectResponse(SSO + query, status_code=303, headers=dict(NO_STORE))
