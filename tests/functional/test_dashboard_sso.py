@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -405,3 +406,43 @@ def test_explain_a_pasted_token_or_link(world: World) -> None:
     assert "<script>alert(1)</script>" not in garbage.text
     assert dashboard.post(f"{SSO}/try/explain", {"token": "  "}).status_code == 400
     assert ACME_KEY not in good.text
+
+
+def test_explain_knows_a_single_use_link_that_was_used(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    token = world.token(claims(world, jti="order-1"))
+    before = dashboard.post(f"{SSO}/try/explain", {"token": token})
+    assert "would sign in now" in before.text
+    assert "the first sign-in uses it up" in before.text
+    # Explaining is read-only: the link still signs in afterwards, once.
+    assert signs_in(world, token)
+    after = dashboard.post(f"{SSO}/try/explain", {"token": token})
+    assert "would NOT sign in now" in after.text
+    assert "<code>jti_replayed</code>" in after.text
+    assert "used already" in after.text
+
+
+def test_explain_says_when_a_retiring_key_stops(world: World) -> None:
+    world.clock.now = int(datetime(2027, 1, 15, 12, tzinfo=UTC).timestamp())
+    run(factories.company_settings(world.store, world.company("acme"), time_zone="America/Denver"))
+    dashboard = admin_of_acme(world)
+    old_kid = world.company("acme").sso_keys[0].kid
+    token = world.token(claims(world))  # signed with the key about to retire
+    assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "1h"}).status_code == 303
+    answer = dashboard.post(f"{SSO}/try/explain", {"token": token})
+    # 12:00 UTC + 1 h is 06:00 in Denver (MST)
+    assert "would sign in now" in answer.text
+    assert "until Jan 15, 2027, 06:00:00 MST" in answer.text
+    assert f"{old_kid} is retiring: links signed with it stop working at Jan 15, 2027, 06:00:00 MST" in answer.text
+    world.clock.now += 3600
+    late = sign_in(world).post(f"{SSO}/try/explain", {"token": world.token(claims(world))})
+    assert "would NOT sign in now" in late.text
+
+
+def test_try_it_names_the_pages_it_can_land_on(world: World) -> None:
+    page = admin_of_acme(world).get(f"{SSO}/try")
+    assert (
+        '<option value="balance_forward_statement">Statement, balance forward (balance_forward_statement)</option>'
+        in (page.text)
+    )
+    assert ">Billing details (update_billing_info)</option>" in page.text

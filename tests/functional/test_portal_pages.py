@@ -271,7 +271,7 @@ def test_approving_an_estimate_records_who_and_when(world: World, client: TestCl
     assert response.status_code == 303
     assert response.headers["location"] == f"/estimates/{estimate_id}"
     after = text_of(client.get(f"/estimates/{estimate_id}").text)
-    assert "Approved by Wile E. Coyote on 2026-11-28 12:00 UTC" in after
+    assert "Approved by Wile E. Coyote on Nov 28, 2026, 12:00 UTC" in after
     estimate = run(world.billing.get("estimate", Scope(world.acme.id, 1234), estimate_id))
     assert estimate is not None
     assert (estimate.status, estimate.approved_by, estimate.approved_at) == ("approved", "Wile E. Coyote", NOW)

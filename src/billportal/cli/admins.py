@@ -8,7 +8,7 @@ from typing import Any
 
 from billportal import _links
 from billportal.cli._common import CommandError, company_named, default_base_url, print_json
-from billportal.core.clock import system_clock
+from billportal.core.clock import iso_utc, system_clock
 from billportal.core.config import Settings
 from billportal.services import audit
 from billportal.storage.store import Store
@@ -141,8 +141,8 @@ async def admin_list(args: argparse.Namespace, store: Store, settings: Settings)
             {
                 "id": a.id,
                 "email": a.email,
-                "created": audit.when(a.created_at),
-                "password_changed": audit.when(a.password_changed_at),
+                "created": iso_utc(a.created_at),
+                "password_changed": iso_utc(a.password_changed_at),
                 "must_change_password": a.must_change_password,
             }
             for a in members

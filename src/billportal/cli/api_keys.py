@@ -7,10 +7,10 @@ import sys
 from typing import Any
 
 from billportal.cli._common import CommandError, company_named, print_json
-from billportal.core.clock import system_clock
+from billportal.core.clock import human_time, iso_utc, system_clock
 from billportal.core.config import Settings
 from billportal.services import api_keys
-from billportal.services.audit import CLI, when
+from billportal.services.audit import CLI
 from billportal.storage.records import ApiKeyInfo
 from billportal.storage.store import Store
 
@@ -41,9 +41,9 @@ def _shown(info: ApiKeyInfo) -> dict[str, Any]:
         "id": info.id,
         "prefix": info.prefix,
         "name": info.name,
-        "created_at": info.created_at,
-        "last_used_at": info.last_used_at,
-        "revoked_at": info.revoked_at,
+        "created_at": iso_utc(info.created_at),
+        "last_used_at": iso_utc(info.last_used_at),
+        "revoked_at": iso_utc(info.revoked_at),
     }
 
 
@@ -72,7 +72,7 @@ async def api_key_list(args: argparse.Namespace, store: Store, settings: Setting
         return 0
     for k in keys:
         state = "revoked" if k.revoked_at is not None else "active"
-        used = "never used" if k.last_used_at is None else f"last used {when(k.last_used_at)}"
+        used = "never used" if k.last_used_at is None else f"last used {human_time(k.last_used_at, company.time_zone)}"
         print(f"{k.id:>5}  {k.prefix}…  {state:<8} {used:<34} {k.name}")
     return 0
 

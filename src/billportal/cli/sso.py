@@ -63,7 +63,9 @@ async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) ->
 async def sso_explain(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    explanation = await explain_now(token_from(args.token), company, system_clock(), store.customer_exists)
+    explanation = await explain_now(
+        token_from(args.token), company, system_clock(), store.customer_exists, store.jti_used
+    )
     if args.json:
         print_json(explanation.as_dict())
     else:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from billportal.cli._common import CommandError, company_named, customer_id_arg, print_json
-from billportal.core.clock import system_clock
+from billportal.core.clock import human_time, iso_utc, system_clock
 from billportal.core.config import Settings
 from billportal.services import audit
 from billportal.services import sso as management
@@ -59,32 +59,37 @@ async def key_list(args: argparse.Namespace, store: Store, settings: Settings) -
     company = await company_named(store, args.tenant)
     now = system_clock()
     keys = await management.sso_keys_of(store, company.id)
-    rows = [
-        {
-            "kid": k.kid,
-            "state": _state(k.state, k.retiring_until, now),
-            "weak": k.weak,
-            "created": audit.when(k.created_at),
-            "last_used": audit.when(k.last_used_at) if k.last_used_at else None,
-            "retiring_until": audit.when(k.retiring_until) if k.retiring_until else None,
-            "revoked": audit.when(k.revoked_at) if k.revoked_at else None,
-        }
-        for k in keys
-    ]
     if args.json:
-        print_json(rows)
+        print_json(
+            [
+                {
+                    "kid": k.kid,
+                    "state": _state(k.state, k.retiring_until, now),
+                    "weak": k.weak,
+                    "created": iso_utc(k.created_at),
+                    "last_used": iso_utc(k.last_used_at),
+                    "retiring_until": iso_utc(k.retiring_until),
+                    "revoked": iso_utc(k.revoked_at),
+                }
+                for k in keys
+            ]
+        )
         return 0
-    line = "{:<18} {:<9} {:<24} {:<24} {}"
+    zone = company.time_zone
+    line = "{:<18} {:<9} {:<26} {:<26} {}"
     print(line.format("KID", "STATE", "CREATED", "LAST USED", "NOTE"))
-    for row in rows:
+    for k in keys:
+        state = _state(k.state, k.retiring_until, now)
         note = []
-        if row["retiring_until"] and row["state"] == "retiring":
-            note.append(f"signs in until {row['retiring_until']}")
-        if row["revoked"]:
-            note.append(f"revoked {row['revoked']}")
-        if row["weak"]:
+        if k.retiring_until and state == "retiring":
+            note.append(f"signs in until {human_time(k.retiring_until, zone)}")
+        if k.revoked_at:
+            note.append(f"revoked {human_time(k.revoked_at, zone)}")
+        if k.weak:
             note.append("WEAK: rotate to a generated key")
-        print(line.format(row["kid"], row["state"], row["created"], row["last_used"] or "never", "; ".join(note)))
+        print(
+            line.format(k.kid, state, human_time(k.created_at, zone), human_time(k.last_used_at, zone), "; ".join(note))
+        )
     return 0
 
 
@@ -97,7 +102,7 @@ async def key_rotate(args: argparse.Namespace, store: Store, settings: Settings)
             "kid": rotation.kid,
             "key": rotation.key,
             "previous_kid": rotation.previous_kid,
-            "previous_retiring_until": audit.when(rotation.retiring_until) if rotation.retiring_until else None,
+            "previous_retiring_until": iso_utc(rotation.retiring_until),
         }
     )
     return 0
@@ -119,7 +124,8 @@ async def key_revoke_before_now(args: argparse.Namespace, store: Store, settings
     company = await company_named(store, args.tenant)
     now = system_clock()
     await management.cut_off_links(store, company, audit.CLI, now)
-    print(f"links for {company.username} issued before {audit.when(now)} are refused from now on")
+    cutoff = human_time(now, company.time_zone, seconds=True)
+    print(f"links for {company.username} issued before {cutoff} are refused from now on")
     return 0
 
 

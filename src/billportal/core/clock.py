@@ -1,9 +1,16 @@
-"""The time: integer UNIX seconds (tests pass a clock of their own that they can move)."""
+"""The time: integer UNIX seconds (tests pass a clock of their own that they can move).
+
+Also the one way times are written: for people, in the company's time zone with the
+zone named (``Dec 1, 2026, 20:50 MST``); for programs (CSV, CLI JSON), ISO 8601 UTC.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Clock = Callable[[], int]
 
@@ -11,3 +18,56 @@ Clock = Callable[[], int]
 def system_clock() -> int:
     """Now, in whole UNIX seconds."""
     return int(time.time())
+
+
+@lru_cache(maxsize=256)
+def zone_of(name: str | None) -> ZoneInfo:
+    """The IANA time zone ``name``, or UTC when it is unknown."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local(timestamp: int, zone: str | None) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).astimezone(zone_of(zone))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def human_date(day: date | str | None) -> str:
+    """A calendar date as people read it: ``Dec 1, 2026`` (an ISO string is accepted)."""
+    if not day:
+        return ""
+    if isinstance(day, str):
+        try:
+            parsed = date.fromisoformat(day)
+        except ValueError:
+            return day
+    else:
+        parsed = day
+    return f"{parsed:%b} {parsed.day}, {parsed.year}"
+
+
+def human_time(timestamp: int | None, zone: str | None = "UTC", seconds: bool = False) -> str:
+    """A UNIX time as people read it, in ``zone`` with the zone named: ``Dec 1, 2026, 20:50 MST``."""
+    if timestamp is None:
+        return "never"
+    local = _local(timestamp, zone)
+    if local is None:
+        return str(timestamp)
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{human_date(local.date())}, {clock} {local:%Z}"
+
+
+def local_date(timestamp: int, zone: str | None) -> date:
+    """The calendar day ``timestamp`` falls on in ``zone``."""
+    return datetime.fromtimestamp(timestamp, UTC).astimezone(zone_of(zone)).date()
+
+
+def iso_utc(timestamp: int | None) -> str | None:
+    """A UNIX time for programs: ISO 8601 in UTC, ``2026-12-01T20:50:13Z``."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

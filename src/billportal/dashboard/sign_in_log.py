@@ -15,9 +15,9 @@ import csv
 import io
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
+from billportal.core.clock import iso_utc
 from billportal.dashboard.forms import LogFilters
 from billportal.storage.records import SignInEvent
 from billportal.storage.store import Store
@@ -92,7 +92,7 @@ def _csv(rows: Iterable[Iterable[object]]) -> str:
 
 
 def _row(e: SignInEvent) -> tuple[object, ...]:
-    at = datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = iso_utc(e.at)
     return (at, e.result, e.reason, e.customer_id, e.issuer, e.kid, e.ip, e.user_agent, e.id)
 
 

@@ -24,7 +24,7 @@ from billportal.services import api_keys, audit
 from billportal.services import sso as management
 from billportal.services.sso import GRACE_LABELS, GRACE_PERIODS, PolicySettings
 from billportal.sso.explain import Explanation, explain_now, token_from
-from billportal.sso.pages import SEED_PAGE_IDS
+from billportal.sso.pages import PAGE_NAMES, SEED_PAGE_IDS
 from billportal.sso.reasons import Reason, explain
 from billportal.sso.tokens import MAX_TOKEN_BYTES
 from billportal.storage.records import Company, NewApiKey, SsoKeyInfo
@@ -231,7 +231,7 @@ class Dashboard:
             title="Try it",
             section="try",
             customers=await self.context.billing.customers(company.id, limit=200),
-            page_ids=SEED_PAGE_IDS,
+            page_names=PAGE_NAMES,
             link=link,
             link_expires=link_expires,
             explanation=explanation,
@@ -280,7 +280,7 @@ class Dashboard:
         await audit.record(
             store, visit.actor, "sso.test_link", now, company_ids=[company.id], detail=f"customer {customer_id}"
         )
-        explanation = await explain_now(token_from(link), company, now, store.customer_exists)
+        explanation = await explain_now(token_from(link), company, now, store.customer_exists, store.jti_used)
         return await self._try_page(
             request, visit, company, link=link, link_expires=now + ttl, explanation=explanation, values=values
         )
@@ -293,8 +293,9 @@ class Dashboard:
             return await self._try_page(
                 request, visit, company, status_code=400, errors={"token": "Paste a token or a sign-in link."}
             )
+        store = self.context.store
         explanation = await explain_now(
-            token_from(pasted), company, self.context.clock(), self.context.store.customer_exists
+            token_from(pasted), company, self.context.clock(), store.customer_exists, store.jti_used
         )
         return await self._try_page(request, visit, company, explanation=explanation, token=pasted)
 

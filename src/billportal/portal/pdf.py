@@ -14,11 +14,11 @@ from typing import Final
 
 from fpdf import FPDF, FontFace
 
+from billportal.core.clock import human_date, human_time
 from billportal.core.money import format_money
 from billportal.portal.labels import address_lines, credit_note_state, estimate_state, status_label
 from billportal.services.statements import BalanceForwardStatement, OpenItemStatement, method_label
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, LineItem, Payment
-from billportal.web.templates import format_date, format_datetime
 
 _ENCODING: Final = "cp1252"
 _SUBSTITUTES: Final = {"\u20b9": "INR ", "\u2212": "-", "\u00a0": " ", "\u2009": " ", "\u202f": " "}
@@ -223,9 +223,9 @@ def invoice_pdf(
     today: str,
 ) -> bytes:
     doc = DocumentPDF(company, customer, "Invoice", invoice.number)
-    facts = [("Invoice", invoice.number), ("Issued", format_date(invoice.issued_on))]
+    facts = [("Invoice", invoice.number), ("Issued", human_date(invoice.issued_on))]
     if invoice.due_on:
-        facts.append(("Due", format_date(invoice.due_on)))
+        facts.append(("Due", human_date(invoice.due_on)))
     facts += [("Status", status_label(invoice.display_status(today))), ("Balance due", doc.money(invoice.balance))]
     doc.parties(facts)
     doc.line_items(invoice.lines, invoice.currency)
@@ -243,10 +243,10 @@ def invoice_pdf(
     if payments or credit_notes:
         doc.heading("Payments and credits applied")
         rows = [
-            [format_date(p.received_on), f"Payment {p.number}", method_label(p.method), money(applied)]
+            [human_date(p.received_on), f"Payment {p.number}", method_label(p.method), money(applied)]
             for p, applied in payments
         ]
-        rows += [[format_date(n.issued_on), f"Credit note {n.number}", "", money(n.total)] for n in credit_notes]
+        rows += [[human_date(n.issued_on), f"Credit note {n.number}", "", money(n.total)] for n in credit_notes]
         doc.table(["Date", "Document", "Method", "Applied"], rows, [18, 40, 22, 20], numeric_from=3)
     doc.paragraph(invoice.notes, "Notes")
     if invoice.balance > 0 and invoice.status == "open":
@@ -260,7 +260,7 @@ def credit_note_pdf(company: Company, customer: Customer, note: CreditNote, invo
     doc.parties(
         [
             ("Credit note", note.number),
-            ("Issued", format_date(note.issued_on)),
+            ("Issued", human_date(note.issued_on)),
             ("Status", status_label(credit_note_state(note))),
             ("Applied to", applied),
         ]
@@ -277,13 +277,13 @@ def credit_note_pdf(company: Company, customer: Customer, note: CreditNote, invo
 
 def estimate_pdf(company: Company, customer: Customer, estimate: Estimate, today: str) -> bytes:
     doc = DocumentPDF(company, customer, "Estimate", estimate.number)
-    facts = [("Estimate", estimate.number), ("Issued", format_date(estimate.issued_on))]
+    facts = [("Estimate", estimate.number), ("Issued", human_date(estimate.issued_on))]
     if estimate.expires_on:
-        facts.append(("Valid until", format_date(estimate.expires_on)))
+        facts.append(("Valid until", human_date(estimate.expires_on)))
     facts.append(("Status", status_label(estimate_state(estimate, today))))
     if estimate.approved_by:
         facts.append(("Approved by", estimate.approved_by))
-        facts.append(("Approved at", format_datetime(estimate.approved_at, company.time_zone)))
+        facts.append(("Approved at", human_time(estimate.approved_at, company.time_zone)))
     doc.parties(facts)
     doc.line_items(estimate.lines, estimate.currency)
     totals = [("Subtotal", doc.money(estimate.subtotal))]
@@ -299,7 +299,7 @@ def receipt_pdf(company: Company, customer: Customer, payment: Payment) -> bytes
     doc = DocumentPDF(company, customer, "Payment receipt", payment.number)
     facts = [
         ("Receipt", payment.number),
-        ("Received", format_date(payment.received_on)),
+        ("Received", human_date(payment.received_on)),
         ("Method", method_label(payment.method)),
     ]
     if payment.reference:
@@ -326,15 +326,15 @@ def balance_forward_pdf(company: Company, customer: Customer, statement: Balance
     money = doc.money
     doc.parties(
         [
-            ("Period", f"{format_date(statement.period_start)} to {format_date(statement.period_end)}"),
+            ("Period", f"{human_date(statement.period_start)} to {human_date(statement.period_end)}"),
             ("Opening balance", money(statement.opening)),
             ("Closing balance", money(statement.closing)),
         ]
     )
-    rows = [[format_date(statement.period_start), "Opening balance", "", "", money(statement.opening)]]
+    rows = [[human_date(statement.period_start), "Opening balance", "", "", money(statement.opening)]]
     rows += [
         [
-            format_date(line.on),
+            human_date(line.on),
             f"{line.description} {line.number}",
             money(line.charge) if line.charge else "",
             money(line.credit) if line.credit else "",
@@ -342,7 +342,7 @@ def balance_forward_pdf(company: Company, customer: Customer, statement: Balance
         ]
         for line in statement.lines
     ]
-    rows.append([format_date(statement.period_end), "Closing balance", "", "", money(statement.closing)])
+    rows.append([human_date(statement.period_end), "Closing balance", "", "", money(statement.closing)])
     doc.table(["Date", "Activity", "Charges", "Credits", "Balance"], rows, [16, 44, 15, 15, 16], numeric_from=2)
     doc.totals(
         [
@@ -360,7 +360,7 @@ def balance_forward_pdf(company: Company, customer: Customer, statement: Balance
 def open_item_pdf(company: Company, customer: Customer, statement: OpenItemStatement) -> bytes:
     doc = DocumentPDF(company, customer, "Statement", f"Open items, {statement.month.label}")
     money = doc.money
-    doc.parties([("As of", format_date(statement.as_of)), ("Balance due", money(statement.total))])
+    doc.parties([("As of", human_date(statement.as_of)), ("Balance due", money(statement.total))])
     if statement.invoices:
         doc.heading("Open invoices")
         doc.table(
@@ -368,8 +368,8 @@ def open_item_pdf(company: Company, customer: Customer, statement: OpenItemState
             [
                 [
                     item.number,
-                    format_date(item.on),
-                    format_date(item.due_on),
+                    human_date(item.on),
+                    human_date(item.due_on),
                     str(item.days_past_due) if item.days_past_due > 0 else "",
                     money(item.total),
                     money(item.outstanding),
@@ -386,7 +386,7 @@ def open_item_pdf(company: Company, customer: Customer, statement: OpenItemState
         doc.table(
             ["Document", "Date", "Unused"],
             [
-                [f"{status_label(item.kind)} {item.number}", format_date(item.on), money(-item.outstanding)]
+                [f"{status_label(item.kind)} {item.number}", human_date(item.on), money(-item.outstanding)]
                 for item in statement.credits
             ],
             [50, 25, 25],

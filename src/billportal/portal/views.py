@@ -5,16 +5,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Final
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core.clock import local_date
 from billportal.portal.forms import APPROVER_FIELD, BILLING_INFO_FIELDS, check_billing_info, clean_text
 from billportal.portal.labels import (
     address_lines,
@@ -121,11 +120,7 @@ def customer_form(
 
 def today_in(company: Company, now: int) -> str:
     """The company's calendar date (due dates and statements follow its time zone)."""
-    try:
-        zone = ZoneInfo(company.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return datetime.fromtimestamp(now, UTC).astimezone(zone).date().isoformat()
+    return local_date(now, company.time_zone).isoformat()
 
 
 def page_number(request: Request) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy import Connection
@@ -54,11 +53,6 @@ ACTIONS: Final[dict[str, str]] = {
 
 def action_label(action: str) -> str:
     return ACTIONS.get(action, action)
-
-
-def when(timestamp: int) -> str:
-    """A time as audit details and CLI output write it."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def entries(

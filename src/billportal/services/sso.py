@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
+from billportal.core.clock import human_time
 from billportal.services import audit
 from billportal.services.audit import Actor
 from billportal.sso import keys as sso_keys
@@ -80,7 +81,8 @@ def rotate_in(conn: Connection, store: Store, company: Company, grace: str, *, a
     if previous is None:
         detail = f"new key {kid} active"
     elif retiring_until is not None:
-        detail = f"new key {kid} active; {previous} retiring until {audit.when(retiring_until)} ({GRACE_LABELS[grace]})"
+        until = human_time(retiring_until, company.time_zone, seconds=True)
+        detail = f"new key {kid} active; {previous} retiring until {until} ({GRACE_LABELS[grace]})"
     else:
         detail = f"new key {kid} active; {previous} revoked at once (no grace period)"
     audit.record_in(conn, actor, "sso.key_rotated", now, company_ids=[company.id], detail=detail)
@@ -223,7 +225,7 @@ async def update_policy(store: Store, company: Company, new: PolicySettings, act
 
 async def cut_off_links(store: Store, company: Company, actor: Actor, now: int) -> None:
     """Reject every link issued before ``now`` (and every link without ``iat``)."""
-    detail = f"cutoff {audit.when(now)}"
+    detail = f"cutoff {human_time(now, company.time_zone, seconds=True)}"
     await _change_settings(
         store, company, {"sso_iat_cutoff": now}, actor=actor, action="sso.links_cut_off", now=now, detail=detail
     )

@@ -36,6 +36,20 @@ SEED_PAGE_IDS: Final = (
     "update_billing_info",
 )
 
+# What each page is called in the portal, for people choosing one (the dashboard's Try it).
+PAGE_NAMES: Final[dict[str, str]] = {
+    "my_account": "My account",
+    "invoices": "Invoices",
+    "credit_notes": "Credit notes",
+    "estimates": "Estimates",
+    "payments": "Payments",
+    "balance_forward_statement": "Statement, balance forward",
+    "open_item_statement": "Statement, open items",
+    "pay": "Pay",
+    "add_payment_method": "Add a payment method (My account for now)",
+    "update_billing_info": "Billing details",
+}
+
 
 def landing_path(page_id: str | None) -> str:
     """The portal path for a ``redirect_to`` value; anything unknown is My Account."""

@@ -189,6 +189,20 @@ class Store:
     async def customer_exists(self, company_id: int, customer_id: int) -> bool:
         return await self.backend.customer_exists(company_id, customer_id)
 
+    async def jti_used(self, company_id: int, jti: str, now: int) -> bool:
+        """Whether a sign-in would find ``jti`` taken (read-only, the rule the sign-in's mark obeys).
+
+        A mark whose link has expired may be taken again, so only a live one counts.
+        """
+
+        def query(conn: Connection) -> bool:
+            c = t.used_jtis.c
+            found = select(c.jti).where(c.company_id == company_id, c.jti == jti, c.expires_at > now)
+            return conn.execute(found).first() is not None
+
+        used: bool = await self.backend.read(query)
+        return used
+
     async def complete_sign_in(self, sign_in: NewSignIn) -> bool:
         """Write the session, the event and the single-use mark; False if the jti was used."""
         event = sign_in.event

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from billportal.core.clock import human_date, human_time
 from billportal.core.money import format_money
 
 environment = Environment(
@@ -21,32 +20,9 @@ environment = Environment(
 )
 
 
-def format_datetime(timestamp: int | None, zone: str = "UTC", seconds: bool = False) -> str:
-    """A UNIX time as ``2026-11-05 14:03 MST`` in a time zone (UTC if unknown); logs add the seconds."""
-    if timestamp is None:
-        return "never"
-    try:
-        tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("UTC")
-    pattern = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"
-    return datetime.fromtimestamp(timestamp, UTC).astimezone(tz).strftime(pattern)
-
-
-def format_date(iso: str | None) -> str:
-    """An ISO date as ``Nov 5, 2026``."""
-    if not iso:
-        return ""
-    try:
-        day = date.fromisoformat(iso)
-    except ValueError:
-        return iso
-    return f"{day:%b} {day.day}, {day.year}"
-
-
 environment.filters["money"] = format_money
-environment.filters["datetime"] = format_datetime
-environment.filters["date"] = format_date
+environment.filters["datetime"] = human_time
+environment.filters["date"] = human_date
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
