@@ -280,7 +280,7 @@ def test_company_switcher_for_an_admin_of_several_companies(world: World) -> Non
     page = dashboard.get(f"{SSO}/log")
     assert f'<option value="{globex.id}" selected>Globex' in page.text
     # Changes now apply to globex, not acme.
-    dashboard.post(f"{SSO}/enabled", {"enabled": "off"})
+    dashboard.post(f"{SSO}/enabled", {"enabled": "off", "confirm": "yes"})
     assert not world.company("globex").sso_enabled
     assert world.company("acme").sso_enabled
 
@@ -289,7 +289,7 @@ def test_an_admin_cannot_switch_to_another_company(world: World) -> None:
     dashboard = admin_of_acme(world)
     response = dashboard.post("/switch", {"company_id": str(world.company("globex").id)})
     assert response.status_code == 404
-    dashboard.post(f"{SSO}/enabled", {"enabled": "off"})
+    dashboard.post(f"{SSO}/enabled", {"enabled": "off", "confirm": "yes"})
     assert world.company("globex").sso_enabled
 
 
@@ -297,7 +297,7 @@ def test_audit_trail_is_per_company(world: World) -> None:
     dashboard = admin_of_acme(world)
     make_admin(world, email="hank@globex.example", company="globex")
     globex = sign_in(world, email="hank@globex.example")
-    globex.post(f"{SSO}/enabled", {"enabled": "off"})
+    globex.post(f"{SSO}/enabled", {"enabled": "off", "confirm": "yes"})
     page = dashboard.get("/audit")
     assert "hank@globex.example" not in page.text
     assert "Single sign-on turned off" not in page.text

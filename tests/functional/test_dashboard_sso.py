@@ -97,7 +97,7 @@ def test_longer_grace_periods(world: World, grace: str, seconds: int) -> None:
 
 def test_rotation_without_grace_stops_the_old_key_at_once(world: World) -> None:
     dashboard = admin_of_acme(world)
-    dashboard.post(f"{SSO}/keys/rotate", {"grace": "none"})
+    dashboard.post(f"{SSO}/keys/rotate", {"grace": "none", "confirm": "yes"})
     assert login(world, world.token(claims(world))) == (401, "key_revoked")
     _, new_key = reveal_active(dashboard, world)
     assert signs_in(world, world.token(claims(world), key=new_key))
@@ -143,7 +143,7 @@ def test_weak_imported_key_shows_a_warning(world: World) -> None:
 
 def test_turning_sso_off_refuses_every_link(world: World) -> None:
     dashboard = admin_of_acme(world)
-    dashboard.post(f"{SSO}/enabled", {"enabled": "off"})
+    dashboard.post(f"{SSO}/enabled", {"enabled": "off", "confirm": "yes"})
     assert login(world, world.token(claims(world))) == (401, "sso_disabled")
     assert "sso_disabled" in dashboard.get(SSO).text
     dashboard.post(f"{SSO}/enabled", {"enabled": "on"})
@@ -446,3 +446,36 @@ def test_try_it_names_the_pages_it_can_land_on(world: World) -> None:
         in (page.text)
     )
     assert ">Billing details (update_billing_info)</option>" in page.text
+
+
+# -- dangerous actions ask first ----------------------------------------------------------
+
+
+def test_turning_sso_off_asks_first(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    asked = dashboard.post(f"{SSO}/enabled", {"enabled": "off"})
+    assert asked.status_code == 200
+    assert "Turn single sign-on off?" in asked.text
+    assert 'name="confirm" value="yes"' in asked.text
+    assert world.company("acme").sso_enabled  # nothing changed yet
+    assert signs_in(world, world.token(claims(world)))
+    done = dashboard.post(f"{SSO}/enabled", {"enabled": "off", "confirm": "yes"})
+    assert done.status_code == 303
+    assert not world.company("acme").sso_enabled
+    # Turning it back on is not dangerous: one click.
+    assert dashboard.post(f"{SSO}/enabled", {"enabled": "on"}).status_code == 303
+    assert world.company("acme").sso_enabled
+
+
+def test_rotating_with_no_grace_asks_first(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    kids = [k.kid for k in world.company("acme").sso_keys]
+    asked = dashboard.post(f"{SSO}/keys/rotate", {"grace": "none"})
+    assert asked.status_code == 200
+    assert "Rotate with no grace period?" in asked.text
+    assert [k.kid for k in world.company("acme").sso_keys] == kids
+    assert signs_in(world, world.token(claims(world)))
+    # A grace period is not dangerous: one click.
+    assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "1h"}).status_code == 303
+    assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "none", "confirm": "yes"}).status_code == 303
+    assert login(world, world.token(claims(world)))[0] == 401

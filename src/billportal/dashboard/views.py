@@ -83,6 +83,43 @@ def portal_base_url(request: Request) -> str:
     return f"{request.url.scheme}://{host.removeprefix('dashboard.')}"
 
 
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What a dangerous action's confirmation page says, and the form fields it sends again."""
+
+    question: str
+    consequences: tuple[str, ...]
+    button: str
+    fields: dict[str, str]
+    cancel: str = SSO
+
+
+TURN_SSO_OFF: Final = Confirmation(
+    "Turn single sign-on off?",
+    (
+        (
+            "Every sign-in link is refused from now on (reason sso_disabled): no customer can get into the portal"
+            " from your app until you turn it back on."
+        ),
+        "Customers already signed in stay signed in; the keys and the policy are kept.",
+    ),
+    "Turn single sign-on off",
+    {"enabled": "off"},
+)
+ROTATE_WITHOUT_GRACE: Final = Confirmation(
+    "Rotate with no grace period?",
+    (
+        (
+            "The current key, and any key still retiring, stops signing customers in at once: every link your"
+            " backend makes with it is refused until it uses the new key."
+        ),
+        "Choose a grace period instead if your backend cannot switch keys this minute.",
+    ),
+    "Rotate now, with no grace",
+    {"grace": "none"},
+)
+
+
 class Dashboard:
     """The pages of Settings > Developers > Single Sign-On and the audit trail."""
 
@@ -104,6 +141,18 @@ class Dashboard:
             csrf_token=visit.session.csrf_token,
             notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
             **context,
+        )
+
+    def _confirm(self, request: Request, visit: AdminVisit, confirmation: Confirmation) -> Response:
+        """Ask before a dangerous action: the same form again, with ``confirm=yes`` (no JavaScript)."""
+        return self._page(
+            request,
+            visit,
+            "dashboard/confirm.html",
+            title=confirmation.question,
+            section="keys",
+            confirmation=confirmation,
+            action=request.url.path,
         )
 
     def _done(self, notice: str, path: str = SSO) -> Response:
@@ -133,16 +182,20 @@ class Dashboard:
         )
 
     @admin(form=True)
-    async def set_enabled(self, _request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+    async def set_enabled(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         enabled = form.get("enabled") == "on"
+        if not enabled and company.sso_enabled and form.get("confirm") != "yes":
+            return self._confirm(request, visit, TURN_SSO_OFF)
         await management.set_enabled(self.context.store, company, enabled, visit.actor, self.context.clock())
         return self._done("enabled" if enabled else "disabled")
 
     @admin(form=True)
-    async def rotate(self, _request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+    async def rotate(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         grace = form.get("grace", "")
         if grace not in GRACE_PERIODS:
             return error_page(400, "Choose a grace period from the list.")
+        if grace == "none" and company.sso_keys and form.get("confirm") != "yes":
+            return self._confirm(request, visit, ROTATE_WITHOUT_GRACE)
         await management.rotate(self.context.store, company, grace, visit.actor, self.context.clock())
         return self._done("rotated")
 
