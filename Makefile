@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo PORT=8001` when port 8000 is taken.
 demo: $(STAMP)
-	$(BIN)/billportal demo
+	$(BIN)/billportal demo $(if $(PORT),--port $(PORT))
 
 # Debian's chromium for the browser tests (Playwright drives it; it downloads no browser).
 browser-deps:

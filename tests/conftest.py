@@ -122,11 +122,12 @@ def settings(tmp_path: Path, scale_out_database: str) -> Settings:
         return Settings(
             data_dir=tmp_path,
             master_key=MASTER_KEY,
+            public_url="https://localhost",
             database_url=scale_out_database,
             database_pool_size=0,
             redis_url=SCALE_OUT_REDIS,
         )
-    return Settings(data_dir=tmp_path, master_key=MASTER_KEY)
+    return Settings(data_dir=tmp_path, master_key=MASTER_KEY, public_url="https://localhost")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import socket
 import sys
 from dataclasses import replace
 
@@ -218,15 +219,37 @@ async def _seed_all(store: Store, now: int) -> tuple[str, str | None]:
     return key, await seed_admin(store, now)
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (the check uvicorn's own bind would fail)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def run_demo(settings: Settings, *, host: str, port: int, serve_after: bool = True) -> int:
+    if serve_after and port_taken(host, port):
+        print(
+            f"billportal demo: port {port} on {host} is in use (another demo?): stop it, or choose another port"
+            f" with `make demo PORT={port + 1}` or `billportal demo --port {port + 1}`",
+            file=sys.stderr,
+        )
+        return 1
+    hint = ""
+    if not settings.public_url and settings.base_domain == "localhost":
+        settings = replace(settings, public_url=f"http://localhost:{port}")
+        if port != 8000:  # the CLI, run on its own, would otherwise say :8000
+            hint = f"BILLPORTAL_PUBLIC_URL={settings.base_url} "
     store = open_store(settings)
     try:
         key, admin_password = asyncio.run(_seed_all(store, system_clock()))
     finally:
         store.close()
-    local = settings.base_domain == "localhost"
-    base = f"http://{settings.base_domain}:{port}" if local else f"https://{settings.base_domain}"
-    dashboard = f"http://dashboard.localhost:{port}" if local else f"https://dashboard.{settings.base_domain}"
+    base = settings.base_url
+    dashboard = _links.portal_url("dashboard", base)
     url = _links.sign_in_url(key, DEMO_COMPANY, DEMO_CUSTOMER, issuer="billportal demo", ttl="1h", base_url=base)
     admin = (
         f"{DEMO_ADMIN}, one-time password {admin_password} (you choose a new one at first sign-in)"
@@ -238,7 +261,7 @@ def run_demo(settings: Settings, *, host: str, port: int, serve_after: bool = Tr
         "  billportal demo: company 'acme' (Acme Corporation), customer 1234 (Wile E. Coyote)\n\n"
         f"  Sign in as the customer (the link is valid for 1 hour):\n  {url}\n\n"
         f"  The company's dashboard: {dashboard}\n  Admin: {admin}\n\n"
-        "  More links:  .venv/bin/billportal sso-url --tenant acme --customer 1235 --redirect-to invoices\n"
+        f"  More links:  {hint}.venv/bin/billportal sso-url --tenant acme --customer 1235 --redirect-to invoices\n"
         "  Debug one:   .venv/bin/billportal sso-explain --tenant acme TOKEN\n",
         file=sys.stderr if not serve_after else sys.stdout,
         flush=True,

@@ -14,6 +14,9 @@ from billportal.web.protocol import MAX_HEAD_BYTES
 
 def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
     """Serve until interrupted. Each worker process builds its own app from the environment."""
+    if settings.base_domain == "localhost" and not os.environ.get("BILLPORTAL_PUBLIC_URL"):
+        # Links and hints name the port this server listens on (workers read it from the environment).
+        os.environ["BILLPORTAL_PUBLIC_URL"] = f"http://localhost:{port}"
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its metrics here; /metrics adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billportal-metrics-")

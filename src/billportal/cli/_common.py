@@ -26,13 +26,6 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def default_base_url(settings: Settings, port: int = 8000) -> str:
-    """``https://{base domain}``; the embedded default is the demo's ``http://localhost:8000``."""
-    if settings.base_domain == "localhost":
-        return f"http://localhost:{port}"
-    return f"https://{settings.base_domain}"
-
-
 async def company_named(store: Store, username: str) -> Company:
     company = await store.company(username)
     if company is None:

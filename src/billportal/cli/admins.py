@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from billportal import _links
-from billportal.cli._common import CommandError, company_named, default_base_url, print_json
+from billportal.cli._common import CommandError, company_named, print_json
 from billportal.core.clock import iso_utc, system_clock
 from billportal.core.config import Settings
 from billportal.services import audit
@@ -67,7 +67,7 @@ def _password(from_stdin: bool) -> tuple[str, bool]:
 
 
 def _dashboard_url(settings: Settings) -> str:
-    return _links.portal_url("dashboard", default_base_url(settings)) + "/sign-in"
+    return _links.portal_url("dashboard", settings.base_url) + "/sign-in"
 
 
 async def admin_create(args: argparse.Namespace, store: Store, settings: Settings) -> int:

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from billportal import _links
-from billportal.cli._common import CommandError, company_named, customer_id_arg, default_base_url, print_json
+from billportal.cli._common import CommandError, company_named, customer_id_arg, print_json
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.sso import active_key
@@ -52,7 +52,7 @@ async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) ->
             ttl=args.ttl,
             redirect_to=args.redirect_to,
             single_use=args.single_use,
-            base_url=args.base_url or default_base_url(settings),
+            base_url=args.base_url or settings.base_url,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from billportal import _links
-from billportal.cli._common import CommandError, company_named, customer_id_arg, default_base_url, print_json
+from billportal.cli._common import CommandError, company_named, customer_id_arg, print_json
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services import sso as management
@@ -60,7 +60,7 @@ async def tenant_create(args: argparse.Namespace, store: Store, settings: Settin
     print_json(
         {
             "company": {"id": company_id, "username": username, "name": args.name.strip()},
-            "portal_url": _links.portal_url(username, default_base_url(settings)),
+            "portal_url": _links.portal_url(username, settings.base_url),
             "sso_key": {"kid": kid, "key": key, "imported": imported, "weak": weak},
         }
     )

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -61,6 +62,25 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return value
 
 
+def _public_url(raw: str) -> tuple[str, str]:
+    """``BILLPORTAL_PUBLIC_URL`` checked: (``scheme://host[:port]``, host), or ("", "") when unset."""
+    raw = raw.strip().rstrip("/")
+    if not raw:
+        return "", ""
+    problem = "BILLPORTAL_PUBLIC_URL must look like https://portal.example.com or http://localhost:8731"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(problem) from None
+    host = (parts.hostname or "").strip(".")
+    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
+        raise ConfigError(problem)
+    if parts.path or parts.query or parts.fragment:
+        raise ConfigError(problem)
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else ""), host
+
+
 def decode_master_key(raw: str, name: str = "BILLPORTAL_MASTER_KEY") -> bytes:
     """Decode a base64url master key of exactly 32 bytes."""
     try:
@@ -77,6 +97,9 @@ class Settings:
     """Server settings. Build with :meth:`from_env`, or directly in tests."""
 
     base_domain: str = "localhost"
+    # Where people reach billportal (scheme, base domain, port): links, hints and the API's own
+    # origin are built from it, never from a request's Host header. Empty: the default below.
+    public_url: str = ""
     data_dir: Path = Path("var")
     database_url: str = ""
     database_pool_size: int = 10
@@ -94,6 +117,13 @@ class Settings:
     # ("N/second|minute|hour"); past either, /login answers 429 until the window ends.
     login_failures_per_ip: str = "20/minute"
     login_failures_per_company: str = "300/minute"
+
+    @property
+    def base_url(self) -> str:
+        """``https://{base domain}`` (``http://localhost:8000`` embedded), or ``BILLPORTAL_PUBLIC_URL``."""
+        if self.public_url:
+            return self.public_url
+        return "http://localhost:8000" if self.base_domain == "localhost" else f"https://{self.base_domain}"
 
     @property
     def dashboard_host(self) -> str:
@@ -125,12 +155,16 @@ class Settings:
             for part in env.get("BILLPORTAL_PREVIOUS_MASTER_KEYS", "").split(",")
             if part.strip()
         )
-        base_domain = (env.get("BILLPORTAL_BASE_DOMAIN") or "localhost").strip().lower().strip(".")
+        public_url, public_host = _public_url(env.get("BILLPORTAL_PUBLIC_URL", ""))
+        base_domain = (env.get("BILLPORTAL_BASE_DOMAIN") or public_host or "localhost").strip().lower().strip(".")
         if not base_domain or any(c in base_domain for c in "/:@ "):
             raise ConfigError("BILLPORTAL_BASE_DOMAIN must be a host name such as portal.example.com")
+        if public_host and public_host != base_domain:
+            raise ConfigError(f"BILLPORTAL_PUBLIC_URL names {public_host}, but BILLPORTAL_BASE_DOMAIN is {base_domain}")
         proxies = tuple(p.strip() for p in env.get("BILLPORTAL_TRUSTED_PROXIES", "").split(",") if p.strip())
         return cls(
             base_domain=base_domain,
+            public_url=public_url,
             data_dir=data_dir,
             database_url=env.get("BILLPORTAL_DATABASE_URL", ""),
             database_pool_size=_int(env, "BILLPORTAL_DATABASE_POOL_SIZE", 10),

@@ -77,12 +77,6 @@ def key_rows(keys: list[SsoKeyInfo], now: int) -> list[KeyRow]:
     return rows
 
 
-def portal_base_url(request: Request) -> str:
-    """``{scheme}://{base domain}[:port]`` as the browser reached the dashboard host."""
-    host = request.headers.get("host", "").lower()
-    return f"{request.url.scheme}://{host.removeprefix('dashboard.')}"
-
-
 @dataclass(frozen=True, slots=True)
 class Confirmation:
     """What a dangerous action's confirmation page says, and the form fields it sends again."""
@@ -178,7 +172,7 @@ class Dashboard:
             keys=keys,
             weak_active=any(row.state == "active" and row.info.weak for row in keys),
             grace_labels=GRACE_LABELS,
-            portal_url=_links.portal_url(company.username, portal_base_url(request)),
+            portal_url=_links.portal_url(company.username, self.context.settings.base_url),
         )
 
     @admin(form=True)
@@ -326,7 +320,7 @@ class Dashboard:
             ttl=ttl,
             redirect_to=values["redirect_to"] or None,
             single_use=policy.require_jti,
-            base_url=portal_base_url(request),
+            base_url=self.context.settings.base_url,
             kid=key.kid,
         )
         now = self.context.clock()
