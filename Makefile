@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint typecheck unit browser-deps interop-deps bench bench-deps fuzz clean
+.PHONY: demo dist test lint typecheck unit browser-deps interop-deps bench bench-deps fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 # `make demo PORT=8001` when port 8000 is taken.
 demo: $(STAMP)
 	$(BIN)/billportal demo $(if $(PORT),--port $(PORT))
+
+# The sdist and the wheel in dist/, checked (the SDK installs from the wheel without the server extra).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 # Debian's chromium for the browser tests (Playwright drives it; it downloads no browser).
 browser-deps:

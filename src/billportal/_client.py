@@ -380,6 +380,26 @@ def api_url(base_url: str) -> str:
     return f"{parts.scheme}://{netloc}{API_PREFIX}"
 
 
+def _is_localhost(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost")
+
+
+class _Loopback(httpx.HTTPTransport):
+    """Reach ``localhost`` and ``*.localhost`` on the loopback address, as RFC 6761 says they are.
+
+    Browsers and curl do this; Python's resolver on many systems does not resolve
+    ``*.localhost``. The request keeps its ``Host`` header and its TLS server name.
+    """
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if _is_localhost(host):
+            request.extensions = {**request.extensions, "sni_hostname": host}
+            request.url = request.url.copy_with(host="127.0.0.1")
+        return super().handle_request(request)
+
+
 # -- the client --------------------------------------------------------------------------------------
 
 
@@ -389,7 +409,8 @@ class Client:
     ``base_url`` is ``https://{base domain}``, as for :func:`billportal.sign_in_url`
     (the dashboard host is also accepted). Retries: up to ``max_retries`` on 429,
     503 and connection failures, waiting what ``Retry-After`` asks (at most
-    ``max_retry_wait`` seconds) or else 0.5 s, 1 s, 2 s...
+    ``max_retry_wait`` seconds) or else 0.5 s, 1 s, 2 s... A ``localhost`` base URL
+    (``http://localhost:8000``, a development server) is reached on 127.0.0.1.
     """
 
     def __init__(
@@ -412,7 +433,9 @@ class Client:
             auth=httpx.BasicAuth(api_key, ""),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=timeout,
-            transport=transport,
+            transport=transport
+            if transport is not None or not _is_localhost(urlsplit(self.api_url).hostname or "")
+            else _Loopback(),
             follow_redirects=False,
         )
         self.customers = Customers(self)

@@ -2,15 +2,17 @@
 
 Real sockets all the way: the server is the browser suite's ``live_server``,
 the SDK and the "browser" are httpx clients. Python's resolver may not know
-``*.localhost``, so the clients connect to 127.0.0.1 and keep the Host header
-of the name they asked for, as a browser resolving it would.
+``*.localhost``: the SDK connects to 127.0.0.1 by itself (RFC 6761), and the
+"browser" here does the same with its own transport, as a real browser would.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import subprocess
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +40,9 @@ def api_key(server: LiveServer, name: str) -> str:
 def test_sdk_creates_a_customer_and_an_invoice_and_the_link_lands_on_my_account(live_server: LiveServer) -> None:
     key = api_key(live_server, "sdk journey")
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    with billportal.Client(key, f"http://localhost:{live_server.port}", transport=Loopback()) as client:
+    # No transport of our own: the SDK reaches dashboard.localhost on 127.0.0.1 by itself, although
+    # Python's resolver here does not know *.localhost (the test below proves that).
+    with billportal.Client(key, f"http://localhost:{live_server.port}") as client:
         customer = client.customers.create(name="Bugs Bunny", email="bugs@carrot.example", country="US")
         invoice = client.invoices.create(
             customer_id=customer["id"],
@@ -76,7 +80,7 @@ def test_sdk_creates_a_customer_and_an_invoice_and_the_link_lands_on_my_account(
 
 def test_a_revoked_key_stops_at_once(live_server: LiveServer) -> None:
     key = api_key(live_server, "to revoke")
-    client = billportal.Client(key, f"http://dashboard.localhost:{live_server.port}", transport=Loopback())
+    client = billportal.Client(key, f"http://dashboard.localhost:{live_server.port}")
     assert client.customers.retrieve(1234)["name"]
     listed = live_server.cli("api-key", "list", "--tenant", "acme", "--json")
     prefix = next(k["prefix"] for k in json.loads(listed) if key.startswith(k["prefix"]) and k["revoked_at"] is None)
@@ -86,6 +90,27 @@ def test_a_revoked_key_stops_at_once(live_server: LiveServer) -> None:
     assert refused.value.code == "unauthorized"
     assert key not in live_server.log()
     client.close()
+
+
+def test_the_sdk_needs_no_resolver_for_localhost(live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = api_key(live_server, "loopback")
+    resolve = socket.getaddrinfo
+
+    def debian_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        """Like Debian's: *.localhost is not a known name (the SDK must not need it to be)."""
+        if isinstance(host, str) and host.rstrip(".").endswith("localhost"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", debian_resolver)
+    with billportal.Client(key, f"http://localhost:{live_server.port}", max_retries=0) as client:
+        assert client.customers.retrieve(1234)["id"] == 1234
+    # A name that is not localhost is resolved as usual: nothing is silently sent to 127.0.0.1.
+    with (
+        billportal.Client(key, "http://billportal.invalid", max_retries=0) as elsewhere,
+        pytest.raises(billportal.APIConnectionError),
+    ):
+        elsewhere.customers.retrieve(1234)
 
 
 def test_the_cli_refuses_an_unknown_key_in_one_line(live_server: LiveServer) -> None:
