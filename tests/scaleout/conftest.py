@@ -13,6 +13,7 @@ import base64
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,21 @@ class PrivatePostgres:
             capture_output=True,
             timeout=60,
         )
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (this cluster's only)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the cluster: connections stay open, nothing answers."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
 
 
 @dataclass
@@ -225,13 +241,14 @@ def start_fleet(
         }
     )
     env.update(extra or {})
-    subprocess.run(
+    seeded = subprocess.run(
         [sys.executable, "-m", "billportal", "demo", "--no-serve"],
         env=env,
         capture_output=True,
-        check=True,
+        check=False,
         timeout=120,
     )
+    assert seeded.returncode == 0, seeded.stderr.decode(errors="replace")
     # The demo's SSO key, read back from the shared database as the server reads it.
     store = open_store(Settings.from_env(env), migrate=False)
     company = asyncio.run(store.company("acme"))
