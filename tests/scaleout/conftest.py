@@ -19,10 +19,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import jwt
 import pytest
 
@@ -30,6 +29,7 @@ from billportal.core.config import Settings
 from billportal.storage import open_store
 from tests.browser.conftest import free_port
 from tests.conftest import MASTER_KEY
+from tests.server_process import App
 
 _PG_BINS = glob.glob("/usr/lib/postgresql/*/bin")
 PG_BIN = Path(max(_PG_BINS)) if _PG_BINS else None
@@ -153,53 +153,6 @@ def redis_server() -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
-
-
-@dataclass
-class App:
-    """One ``billportal serve`` process."""
-
-    port: int
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    workers: int = 1
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15, follow_redirects=False))
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "billportal", "serve", "--port", str(self.port), "--workers", str(self.workers)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if self.client.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("billportal serve did not start:\n" + self.log.read_text(errors="replace"))
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-            self.process = None
-
-    def get(
-        self, path: str, *, cookie: str | None = None, host: str = "acme", client_ip: str | None = None
-    ) -> httpx.Response:
-        headers = {"host": f"{host}.localhost:{self.port}"}
-        if client_ip:
-            headers["x-forwarded-for"] = client_ip  # believed: the fleet trusts 127.0.0.1 as its proxy
-        if cookie:
-            headers["cookie"] = f"__Host-bp_session={cookie}"
-        return self.client.get(f"http://127.0.0.1:{self.port}{path}", headers=headers)
 
 
 @dataclass

@@ -17,7 +17,8 @@ from sqlalchemy import create_engine
 from billportal.storage.migrate import alembic_config
 from tests.browser.conftest import free_port
 from tests.conftest import MASTER_KEY, new_postgres_database
-from tests.scaleout.conftest import App, Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.server_process import App
 
 # Built by migration 0002 on the biggest table, while sign-ins write to it.
 ONLINE_INDEXES = (
