@@ -30,6 +30,7 @@ from billportal.web.hosts import Site, site_for
 from billportal.web.operations import OPERATIONS_PATHS, Observability, Operations
 from billportal.web.proxies import TrustedProxies
 from billportal.web.security import SecurityHeaders
+from billportal.web.shedding import LoadShedding
 
 STATIC_DIR = Path(__file__).with_name("static")
 # Longest path plus query string served: a sign-in token is at most 4 KiB.
@@ -151,7 +152,7 @@ class Billportal:
 def build_app(settings: Settings, store: Store, clock: Callable[[], int] = system_clock) -> ASGIApp:
     """The app over an open store (tests pass their own clock)."""
     app = SecurityHeaders(ErrorGuard(Billportal(Context(settings, store, clock))))
-    return Observability(TrustedProxies(app, settings.trusted_proxies))
+    return Observability(LoadShedding(TrustedProxies(app, settings.trusted_proxies), settings.max_in_flight))
 
 
 def create_app() -> ASGIApp:

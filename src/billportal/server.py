@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import logging.config
 import os
+import resource
 import tempfile
 
 import uvicorn
 
 from billportal.core.config import Settings
 from billportal.web.logging import log_config
-from billportal.web.protocol import MAX_HEAD_BYTES
+from billportal.web.protocol import MAX_HEAD_BYTES, limits
+
+log = logging.getLogger("billportal.server")
+
+
+def raise_file_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard limit (each connection is one); (before, after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft in (hard, resource.RLIM_INFINITY):
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return soft, soft
+    return soft, hard
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
@@ -17,6 +34,17 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
     if settings.base_domain == "localhost" and not os.environ.get("BILLPORTAL_PUBLIC_URL"):
         # Links and hints name the port this server listens on (workers read it from the environment).
         os.environ["BILLPORTAL_PUBLIC_URL"] = f"http://localhost:{port}"
+    logging_config = log_config(access_log=settings.access_log, json_format=settings.log_format == "json")
+    logging.config.dictConfig(logging_config)
+    before, after = raise_file_limit()
+    _, max_connections = limits()
+    log.info(
+        "open files: limit %s%s; at most %d connections and %d requests in progress per process",
+        after,
+        f" (raised from {before})" if after != before else "",
+        max_connections,
+        settings.max_in_flight,
+    )
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its metrics here; /metrics adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billportal-metrics-")
@@ -26,7 +54,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
         host=host,
         port=port,
         workers=workers,
-        log_config=log_config(access_log=settings.access_log, json_format=settings.log_format == "json"),
+        log_config=logging_config,
         access_log=settings.access_log,
         # Forwarded headers are handled by the app (web/proxies.py), from trusted proxies only.
         proxy_headers=False,

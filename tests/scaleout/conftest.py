@@ -13,15 +13,15 @@ import base64
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import jwt
 import pytest
 
@@ -29,6 +29,7 @@ from billportal.core.config import Settings
 from billportal.storage import open_store
 from tests.browser.conftest import free_port
 from tests.conftest import MASTER_KEY
+from tests.server_process import App
 
 _PG_BINS = glob.glob("/usr/lib/postgresql/*/bin")
 PG_BIN = Path(max(_PG_BINS)) if _PG_BINS else None
@@ -79,6 +80,21 @@ class PrivatePostgres:
             capture_output=True,
             timeout=60,
         )
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (this cluster's only)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the cluster: connections stay open, nothing answers."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
 
 
 @dataclass
@@ -140,53 +156,6 @@ def redis_server() -> Iterator[PrivateRedis]:
 
 
 @dataclass
-class App:
-    """One ``billportal serve`` process."""
-
-    port: int
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    workers: int = 1
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15, follow_redirects=False))
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "billportal", "serve", "--port", str(self.port), "--workers", str(self.workers)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if self.client.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("billportal serve did not start:\n" + self.log.read_text(errors="replace"))
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-            self.process = None
-
-    def get(
-        self, path: str, *, cookie: str | None = None, host: str = "acme", client_ip: str | None = None
-    ) -> httpx.Response:
-        headers = {"host": f"{host}.localhost:{self.port}"}
-        if client_ip:
-            headers["x-forwarded-for"] = client_ip  # believed: the fleet trusts 127.0.0.1 as its proxy
-        if cookie:
-            headers["cookie"] = f"__Host-bp_session={cookie}"
-        return self.client.get(f"http://127.0.0.1:{self.port}{path}", headers=headers)
-
-
-@dataclass
 class Fleet:
     """Processes that share one PostgreSQL database and one Redis."""
 
@@ -225,13 +194,14 @@ def start_fleet(
         }
     )
     env.update(extra or {})
-    subprocess.run(
+    seeded = subprocess.run(
         [sys.executable, "-m", "billportal", "demo", "--no-serve"],
         env=env,
         capture_output=True,
-        check=True,
+        check=False,
         timeout=120,
     )
+    assert seeded.returncode == 0, seeded.stderr.decode(errors="replace")
     # The demo's SSO key, read back from the shared database as the server reads it.
     store = open_store(Settings.from_env(env), migrate=False)
     company = asyncio.run(store.company("acme"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -105,3 +106,45 @@ def test_outages_give_503_then_recover_and_no_answered_session_is_lost(
     assert app.client.get(f"http://127.0.0.1:{app.port}/readyz").status_code == 200
     lost = [c for c in stream.cookies if app.get("/", cookie=c).status_code != 200]
     assert not lost, f"{len(lost)} of {len(stream.cookies)} answered sessions were lost"
+
+
+CALL_BOUND = 5.0  # seconds: docs/deploy.md's bound on any storage call
+SLACK = 1.5  # for the request around it, on a shared machine
+
+
+def test_a_frozen_database_answers_503_within_the_documented_bound(fleet: Fleet, postgres: PrivatePostgres) -> None:
+    """SIGSTOP: connections stay open and nothing answers, unlike a stopped server that refuses them."""
+    app = fleet.apps[0]
+    cookie = app.get(f"/login/{fleet.token()}").cookies["__Host-bp_session"]
+    assert app.get("/invoices", cookie=cookie).status_code == 200
+
+    def timed(path: str, with_cookie: bool) -> tuple[int, float]:
+        started = time.monotonic()
+        status = app.get(path, cookie=cookie if with_cookie else None).status_code
+        return status, time.monotonic() - started
+
+    postgres.freeze()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda i: timed(f"/login/{fleet.token(jti=f'frozen-{i}')}" if i % 2 else "/invoices", not i % 2),
+                    range(8),
+                )
+            )
+            started = time.monotonic()
+            ready = app.client.get(f"http://127.0.0.1:{app.port}/readyz")
+            ready_took = time.monotonic() - started
+    finally:
+        postgres.thaw()
+
+    assert {status for status, _ in answers} == {503}, answers
+    assert max(took for _, took in answers) < CALL_BOUND + SLACK, answers
+    assert ready.status_code == 503
+    assert ready_took < 1.0 + SLACK
+    # Thawed: the dropped connections are replaced and requests are served again.
+    deadline = time.monotonic() + 10
+    while app.get(f"/login/{fleet.token()}").status_code != 303:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert app.get("/invoices", cookie=cookie).status_code == 200

@@ -20,7 +20,7 @@ from billportal.cli import admins, api_keys, master_keys, server, sso, sso_keys,
 from billportal.cli._common import CommandError, Handler
 from billportal.core.config import ConfigError, Settings
 from billportal.core.crypto import SealError
-from billportal.core.errors import Refused, StorageUnavailable
+from billportal.core.errors import DatabaseDamaged, Refused, StorageUnavailable
 from billportal.storage import open_store
 from billportal.web.logging import redact_all
 
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             status: int = args.run(args, settings)
             return status
         return asyncio.run(_with_store(args.handler, args, settings))
-    except (CommandError, ConfigError, Refused, SealError) as exc:
+    except (CommandError, ConfigError, DatabaseDamaged, Refused, SealError) as exc:
         print(f"billportal: error: {exc}", file=sys.stderr)
         return 2
     except StorageUnavailable as exc:

@@ -117,6 +117,12 @@ class Settings:
     # ("N/second|minute|hour"); past either, /login answers 429 until the window ends.
     login_failures_per_ip: str = "20/minute"
     login_failures_per_company: str = "300/minute"
+    # Connections and load, per process (docs/deploy.md#connections-and-load): a request's
+    # head must arrive within head_timeout_seconds; past max_connections open connections a
+    # new one is answered 503 and closed; past max_in_flight requests at once, 503 at once.
+    head_timeout_seconds: int = 10
+    max_connections: int = 4096
+    max_in_flight: int = 256
 
     @property
     def base_url(self) -> str:
@@ -180,6 +186,9 @@ class Settings:
             access_log=_bool(env, "BILLPORTAL_ACCESS_LOG", True),
             login_failures_per_ip=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_IP", "20/minute"),
             login_failures_per_company=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_COMPANY", "300/minute"),
+            head_timeout_seconds=_int(env, "BILLPORTAL_HEAD_TIMEOUT_SECONDS", 10, 1),
+            max_connections=_int(env, "BILLPORTAL_MAX_CONNECTIONS", 4096, 1),
+            max_in_flight=_int(env, "BILLPORTAL_MAX_IN_FLIGHT", 256, 1),
         )
 
 

@@ -21,6 +21,10 @@ class StorageUnavailable(Exception):
     """The database or Redis could not answer in time; answered 503, with the cause chained for the log."""
 
 
+class DatabaseDamaged(Exception):
+    """The database file fails SQLite's integrity check: billportal refuses to serve it (one line, no traceback)."""
+
+
 class Refused(Exception):
     """A change the rules of the data refuse: ``code`` names the rule, ``field`` the input at fault."""
 

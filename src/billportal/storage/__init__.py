@@ -13,7 +13,7 @@ from billportal.core.crypto import MasterKeys
 from billportal.core.errors import StorageUnavailable
 from billportal.storage.backend import Backend
 from billportal.storage.cache import CompanyCache, JtiMarks, RedisClients, SessionCache
-from billportal.storage.migrate import upgrade
+from billportal.storage.migrate import upgrade_postgres
 from billportal.storage.postgres import PostgresBackend
 from billportal.storage.sqlite import SQLiteBackend
 from billportal.storage.store import Store
@@ -53,8 +53,8 @@ def migrate_url(url: str) -> None:
     """Run the migrations on the database at ``url`` (a synchronous connection)."""
     engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
     try:
-        with engine.begin() as connection:
-            upgrade(connection)
+        with engine.connect() as connection:
+            upgrade_postgres(connection)
     except sa_exc.OperationalError as exc:
         raise StorageUnavailable("the database could not be reached to run the migrations") from exc
     finally:

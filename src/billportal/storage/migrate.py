@@ -1,14 +1,31 @@
-"""Database migrations (Alembic), run programmatically: ``billportal db upgrade``."""
+"""Database migrations (Alembic), run programmatically: ``billportal db upgrade``.
+
+Migrations are written to run while the previous release still serves
+(``tests/unit/storage/test_migrations_online.py`` checks each script): on
+PostgreSQL an index on an existing table is built with ``CREATE INDEX
+CONCURRENTLY`` (:func:`create_index_online`), which never blocks writes. Only
+one process migrates at a time: PostgreSQL's runs hold an advisory lock, and
+SQLite's hold the write lock.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# pg_advisory_lock key for "a process is migrating this database" ("bpmigrat" in ASCII).
+MIGRATION_LOCK = 0x62706D6967726174
+LOCK_WAIT_SECONDS = 600.0
+
+log = logging.getLogger("billportal.storage")
 
 
 def alembic_config(url: str = "") -> Config:
@@ -19,8 +36,67 @@ def alembic_config(url: str = "") -> Config:
     return config
 
 
-def upgrade(connection: Connection) -> None:
-    """Bring the database on ``connection`` up to the newest schema."""
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Bring the database on ``connection`` up to ``revision`` (the newest schema by default)."""
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
+
+
+def upgrade_postgres(connection: Connection, revision: str = "head") -> None:
+    """Migrate under the migration lock; ``connection`` must not be in a transaction.
+
+    Each migration commits on its own (some build indexes outside any transaction).
+    The lock is polled rather than waited on: a session waiting inside
+    ``pg_advisory_lock`` holds a snapshot, which a concurrent index build in the
+    lock holder would wait for in turn.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    waiting = False
+    while not connection.execute(sa.select(sa.func.pg_try_advisory_lock(MIGRATION_LOCK))).scalar_one():
+        connection.commit()
+        if not waiting:
+            log.info("another process is migrating this database; waiting for it")
+            waiting = True
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"another process held the migration lock for over {LOCK_WAIT_SECONDS:g} s")
+        time.sleep(0.2)
+    connection.commit()
+    try:
+        upgrade(connection, revision)
+    finally:
+        connection.rollback()
+        connection.execute(sa.select(sa.func.pg_advisory_unlock(MIGRATION_LOCK)))
+        connection.commit()
+
+
+def create_index_online(
+    name: str, table: str, columns: Sequence[str], *, unique: bool = False, where: str | None = None
+) -> None:
+    """In a migration: create an index without blocking writes to ``table`` (CONCURRENTLY on PostgreSQL)."""
+    from alembic import op
+
+    condition = sa.text(where) if where else None
+    if op.get_bind().dialect.name != "postgresql":
+        op.create_index(name, table, list(columns), unique=unique, sqlite_where=condition)
+        return
+    with op.get_context().autocommit_block():
+        # An interrupted concurrent build leaves an invalid index behind: build it again.
+        invalid = op.get_bind().execute(
+            sa.text(
+                "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+                " WHERE relname = :name AND NOT indisvalid"
+            ),
+            {"name": name},
+        )
+        if invalid.first() is not None:
+            op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+        op.create_index(
+            name,
+            table,
+            list(columns),
+            unique=unique,
+            postgresql_where=condition,
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )

@@ -2,18 +2,25 @@
 
 The same SQLAlchemy Core functions that serve SQLite run here through
 ``AsyncConnection.run_sync``; the sign-in path is a handful of statements in one
-transaction. Every call is bounded in time: a database that is down or slow
-gives :class:`StorageUnavailable` (a 503) within a few seconds, never a hang,
-and the pool reconnects by itself when the database is back.
+transaction. Every call is bounded in time: a database that is down, slow or
+frozen gives :class:`StorageUnavailable` (a 503) within :data:`CALL_TIMEOUT`,
+never a hang, and the pool reconnects by itself when the database is back.
+
+A call that runs out of time drops its connection (the socket is shut down)
+rather than cancelling it: psycopg's cancel sends a cancel request to the
+server and waits for it, which takes seconds more when the server is frozen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, delete, event, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -26,17 +33,28 @@ from billportal.storage.records import NewSignIn, Session, SignInEvent
 T = TypeVar("T")
 
 CALL_TIMEOUT = 5.0  # seconds for any one storage call, connection included
+PING_TIMEOUT = 1.0  # seconds for /readyz's ping
+IDLE_CHECK_SECONDS = 10.0  # a pooled connection idle longer than this is checked before use
+
+# libpq's own bounds, so that even a connection nobody waits on does not linger:
+# connects, unacknowledged writes (tcp_user_timeout, ms) and silent peers (keepalives).
+CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 2,
+    "tcp_user_timeout": 5000,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "options": "-c statement_timeout=4000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000",
+}
 
 
 def engine_for(url: str, pool_size: int) -> AsyncEngine:
     """An async engine with bounded connects, statements and pool waits (pool_size 0: no pool)."""
-    connect_args: dict[str, Any] = {
-        "connect_timeout": 2,
-        "options": "-c statement_timeout=4000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000",
-    }
+    connect_args = dict(CONNECT_ARGS)
     if pool_size <= 0:
         return create_async_engine(url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         # An error's text never carries the values of a statement (a session's hash, a sealed key).
         hide_parameters=True,
@@ -44,10 +62,55 @@ def engine_for(url: str, pool_size: int) -> AsyncEngine:
         max_overflow=pool_size,
         pool_timeout=2,
         pool_recycle=1800,
-        # No pre-ping (a round trip per checkout): a broken connection raises,
-        # the pool discards it, and the request answers 503 at once.
+        # No pre-ping on every checkout (a round trip each): only a connection
+        # that sat idle is checked (_check_idle), so one that a PostgreSQL
+        # restart broke is replaced rather than answered as a 503.
         connect_args=connect_args,
     )
+    event.listen(engine.sync_engine.pool, "checkin", _note_checkin)
+    event.listen(engine.sync_engine.pool, "checkout", _check_idle)
+    return engine
+
+
+def _note_checkin(dbapi_connection: Any, record: Any) -> None:
+    del dbapi_connection
+    record.info["idle_since"] = time.monotonic()
+
+
+def _check_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Ping a connection that sat idle in the pool; a dead one is replaced (DisconnectionError)."""
+    del proxy
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_CHECK_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as exc:
+        raise sa_exc.DisconnectionError("an idle pooled connection no longer answers") from exc
+
+
+def _drop(connection: Any) -> None:
+    """Shut the socket of a psycopg connection: whatever waits on it fails at once, without a cancel request."""
+    try:
+        fd = connection.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # noqa: BLE001 - already closed or broken: nothing left to drop
+        return
+
+
+def _abandon(task: asyncio.Future[Any], held: list[Any]) -> None:
+    """Give up on a storage call: drop the connection it holds, or cancel it while it has none."""
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    if held:
+        for connection in held:
+            _drop(connection)
+    else:
+        task.cancel()  # waiting for the pool or a connect: no query to cancel on the server
 
 
 # Data-modifying CTEs all run, in one snapshot, as one atomic statement: the
@@ -116,19 +179,39 @@ class PostgresBackend:
         # which PostgreSQL runs atomically on their own.
         self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def _call(self, work: Callable[[AsyncConnection], Any], *, write: bool, single: bool = False) -> Any:
-        try:
-            async with asyncio.timeout(CALL_TIMEOUT):
-                if single:
-                    async with self.autocommit.connect() as conn:
-                        return await work(conn)
-                if write:
-                    async with self.engine.begin() as conn:
-                        return await work(conn)
-                async with self.engine.connect() as conn:
+    async def _call(
+        self,
+        work: Callable[[AsyncConnection], Any],
+        *,
+        write: bool,
+        single: bool = False,
+        timeout: float = CALL_TIMEOUT,
+    ) -> Any:
+        held: list[Any] = []  # the driver's connection, while the work holds one
+
+        async def run() -> Any:
+            try:
+                source = self.autocommit if single else self.engine
+                async with source.begin() if write and not single else source.connect() as conn:
+                    held.append((await conn.get_raw_connection()).driver_connection)
                     return await work(conn)
+            finally:
+                held.clear()
+
+        task = asyncio.ensure_future(run())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            _abandon(task, held)  # the caller gave up (its own bound, or the client left)
+            raise
+        doing = "written" if write else "read"
+        if not done:
+            _abandon(task, held)
+            raise_as_storage_error(TimeoutError(f"no answer from the database within {timeout:g} s"), doing)
+        try:
+            return task.result()
         except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
-            raise_as_storage_error(exc, "written" if write else "read")
+            raise_as_storage_error(exc, doing)
 
     async def read(self, query: Callable[[Connection], T]) -> T:
         result: T = await self._call(lambda conn: conn.run_sync(query), write=False)
@@ -226,7 +309,7 @@ class PostgresBackend:
         async def work(conn: AsyncConnection) -> None:
             await conn.exec_driver_sql("SELECT 1")
 
-        await self._call(work, write=False)
+        await self._call(work, write=False, single=True, timeout=PING_TIMEOUT)
 
     def connections_in_use(self) -> int | None:
         checked_out = getattr(self.engine.pool, "checkedout", None)

@@ -26,10 +26,11 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
-from billportal.core.errors import StorageUnavailable
+from billportal.core.errors import DatabaseDamaged, StorageUnavailable
 from billportal.sso.reasons import Reason
 from billportal.storage.failures import raise_as_storage_error
 from billportal.storage.records import NewSignIn, Session, SignInEvent
+from billportal.storage.sqlite_files import RESTORE_HINT, check_integrity, hold_open
 
 T = TypeVar("T")
 log = logging.getLogger("billportal.storage")
@@ -182,7 +183,18 @@ class SQLiteBackend:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn = connect(path)
+        self._open = hold_open(path)  # a restore refuses while this is held
+        try:
+            self.conn = connect(path)
+            # A damaged file (a backup copied over a live -wal, a failing disk) is
+            # refused here, not discovered request by request.
+            check_integrity(self.conn, path)
+        except sqlite3.DatabaseError as exc:
+            self._open.close()
+            raise DatabaseDamaged(f"{path} is not a readable SQLite database ({exc}); {RESTORE_HINT}") from None
+        except BaseException:
+            self._open.close()
+            raise
         self._locking = _Locking()
         self.engine = engine_for(self.conn, self._locking)
         self.writes = WriteQueue(self.conn)
@@ -216,6 +228,7 @@ class SQLiteBackend:
         self.checkpointer.stop()
         self.engine.dispose()
         self.conn.close()
+        self._open.close()
 
     # -- the sign-in path: prepared SQL on the raw connection ---------------------
 

@@ -7,31 +7,73 @@ request up to the blank line that ends its headers and, past
 without parsing any further: no more than one read (at most 256 KiB) is ever
 held. What the client still sends is read and dropped for a moment before the
 connection closes, so that the client reads the answer rather than a reset.
+
+It also bounds connections (docs/deploy.md#connections-and-load):
+
+* a request's head must be complete within ``BILLPORTAL_HEAD_TIMEOUT_SECONDS`` of
+  the connection opening or the previous answer ending, else the connection is
+  closed (with a 408 if part of a head arrived): idle and slowloris connections
+  do not pile up;
+* past ``BILLPORTAL_MAX_CONNECTIONS`` open connections (never more than the
+  file-descriptor limit allows), a new connection is answered 503 and closed, and
+  a line is logged, so that accepting never fails silently for want of a
+  descriptor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import resource
+import time
 from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from billportal.core.config import Settings
 from billportal.web.security import DEFAULT_CSP
+
+log = logging.getLogger("billportal.connections")
 
 MAX_HEAD_BYTES: Final = 16 * 1024
 LINGER_SECONDS: Final = 2.0
+FD_RESERVE: Final = 64  # descriptors kept for the database, logs and files
+LOG_EVERY_SECONDS: Final = 10.0
 
-_REASONS: Final = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS: Final = {
+    408: (b"Request Timeout", b"The request took too long to arrive.\n"),
+    414: (b"URI Too Long", b"The request is too large.\n"),
+    431: (b"Request Header Fields Too Large", b"The request is too large.\n"),
+    503: (b"Service Unavailable", b"Too many connections; retry shortly.\n"),
+}
+
+
+@functools.cache
+def limits() -> tuple[float, int]:
+    """(head timeout in seconds, most connections open at once) for this process."""
+    settings = Settings.from_env()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = settings.max_connections if soft == resource.RLIM_INFINITY else soft - FD_RESERVE
+    return float(settings.head_timeout_seconds), max(1, min(settings.max_connections, ceiling))
+
+
+class _CapNotes:
+    """Rate-limits the "too many connections" line to one every LOG_EVERY_SECONDS."""
+
+    logged_at = -LOG_EVERY_SECONDS
+    refused = 0
 
 
 def _refusal(status: int) -> bytes:
-    body = b"The request is too large.\n"
+    reason, body = _REASONS[status]
     return b"".join(
         [
-            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+            b"HTTP/1.1 %d %s\r\n" % (status, reason),
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n",
+            *([b"retry-after: 1\r\n"] if status == 503 else []),
             b"content-security-policy: " + DEFAULT_CSP.encode("ascii") + b"\r\n",
             b"x-content-type-options: nosniff\r\n",
             b"referrer-policy: no-referrer\r\n",
@@ -53,7 +95,57 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._refused = False
+        self._head_timer: asyncio.TimerHandle | None = None
         self._new_head()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        head_timeout, max_connections = limits()
+        if len(self.connections) > max_connections:
+            self._note_cap(max_connections)
+            self._refused = True
+            transport.write(_refusal(503))
+            transport.close()  # at once: a flood of refused connections must not hold descriptors
+            return
+        self._head_timer = self.loop.call_later(head_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next request's head gets the same bound (uvicorn's keep-alive
+        # timeout ends an idle connection sooner, but not one that trickles).
+        if not self.transport.is_closing() and self._head_timer is None:
+            self._head_timer = self.loop.call_later(limits()[0], self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self._refused:
+            return
+        if self._head_bytes:
+            self._refuse(408)  # part of a head arrived: say why
+        else:
+            self.transport.close()
+
+    @staticmethod
+    def _note_cap(max_connections: int) -> None:
+        _CapNotes.refused += 1
+        now = time.monotonic()
+        if now - _CapNotes.logged_at >= LOG_EVERY_SECONDS:
+            log.warning(
+                "connection limit reached: %d open (BILLPORTAL_MAX_CONNECTIONS, file descriptors);"
+                " %d new connections answered 503 since the last note",
+                max_connections,
+                _CapNotes.refused,
+            )
+            _CapNotes.logged_at, _CapNotes.refused = now, 0
 
     def _new_head(self) -> None:
         self._in_head = True
@@ -83,6 +175,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._stop_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -91,6 +184,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int) -> None:
         self._refused = True
+        self._stop_head_timer()
         transport = self.transport
         transport.write(_refusal(status))
         if transport.can_write_eof():

@@ -14,6 +14,9 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # One transaction per migration: a migration may commit on its own, to
+        # build an index outside any transaction (migrate.create_index_online).
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,39 +10,26 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from billportal.storage.migrate import create_index_online
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-_FAILURES = sa.text("result = 'failure'")
+_FAILURES = "result = 'failure'"
 
 
 def upgrade() -> None:
     with op.batch_alter_table("admins", schema=None) as batch_op:
         batch_op.add_column(sa.Column("must_change_password", sa.Boolean(), server_default="0", nullable=False))
-    with op.batch_alter_table("sign_in_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_sign_in_events_failure_customer",
-            ["company_id", "customer_id", "id"],
-            unique=False,
-            sqlite_where=_FAILURES,
-            postgresql_where=_FAILURES,
-        )
-        batch_op.create_index(
-            "ix_sign_in_events_failures",
-            ["company_id", "id"],
-            unique=False,
-            sqlite_where=_FAILURES,
-            postgresql_where=_FAILURES,
-        )
-        batch_op.create_index(
-            "ix_sign_in_events_failure_reason",
-            ["company_id", "reason", "id"],
-            unique=False,
-            sqlite_where=_FAILURES,
-            postgresql_where=_FAILURES,
-        )
+    create_index_online(
+        "ix_sign_in_events_failure_customer", "sign_in_events", ["company_id", "customer_id", "id"], where=_FAILURES
+    )
+    create_index_online("ix_sign_in_events_failures", "sign_in_events", ["company_id", "id"], where=_FAILURES)
+    create_index_online(
+        "ix_sign_in_events_failure_reason", "sign_in_events", ["company_id", "reason", "id"], where=_FAILURES
+    )
 
 
 def downgrade() -> None:

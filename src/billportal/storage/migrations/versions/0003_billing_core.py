@@ -12,12 +12,14 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
+from billportal.storage.migrate import create_index_online
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_ACTIVE = sa.text("state = 'active'")
+_ACTIVE = "state = 'active'"
 
 
 def upgrade() -> None:
@@ -43,14 +45,7 @@ def upgrade() -> None:
             " WHERE newer.company_id = sso_keys.company_id AND newer.state = 'active')"
         ).bindparams(until=int(time.time()) + 86400)
     )
-    with op.batch_alter_table("sso_keys", schema=None) as batch_op:
-        batch_op.create_index(
-            "uq_sso_keys_one_active",
-            ["company_id"],
-            unique=True,
-            sqlite_where=_ACTIVE,
-            postgresql_where=_ACTIVE,
-        )
+    create_index_online("uq_sso_keys_one_active", "sso_keys", ["company_id"], unique=True, where=_ACTIVE)
 
 
 def downgrade() -> None:

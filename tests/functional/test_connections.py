@@ -1,0 +1,149 @@
+"""Idle, slow and too many connections, and load shedding: real sockets against a real server process.
+
+Short bounds are set through the environment (BILLPORTAL_HEAD_TIMEOUT_SECONDS,
+BILLPORTAL_MAX_CONNECTIONS, BILLPORTAL_MAX_IN_FLIGHT); docs/deploy.md states the
+defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import resource
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server_process import Embedded
+
+HEAD = b"GET /signed-out HTTP/1.1\r\nHost: acme.localhost\r\n"
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    return sock
+
+
+def _read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes; and how long that took (``limit`` if it never did)."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    received = b""
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received, time.monotonic() - started
+    return received, limit
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response (its head, then Content-Length bytes of body)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Embedded]:
+    embedded = Embedded(tmp_path / "data", **request.param)
+    embedded.app.start()
+    yield embedded
+    embedded.app.stop()
+
+
+@pytest.mark.parametrize("server", [{"BILLPORTAL_HEAD_TIMEOUT_SECONDS": "1"}], indirect=True)
+def test_idle_and_slow_connections_are_closed_within_the_head_timeout(server: Embedded) -> None:
+    port = server.app.port
+    idle = _connect(port)
+    slow = _connect(port)
+    slow.sendall(HEAD)  # ... and never the blank line
+    kept_alive = _connect(port)
+    kept_alive.sendall(HEAD + b"\r\n")
+    assert _read_response(kept_alive).startswith(b"HTTP/1.1 200")
+    kept_alive.sendall(b"GET /signed-out HTTP/1.1\r\n")  # the next request trickles in
+
+    for sock, answer in ((idle, b""), (slow, b"HTTP/1.1 408"), (kept_alive, b"HTTP/1.1 408")):
+        with sock:
+            received, took = _read_until_closed(sock, limit=5)
+            assert received.startswith(answer), received
+            assert took < 3, took  # the bound (1 s), on a busy machine
+
+    # Requests that arrive in time are served as before.
+    assert server.app.get("/signed-out").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "server", [{"BILLPORTAL_MAX_CONNECTIONS": "10", "BILLPORTAL_HEAD_TIMEOUT_SECONDS": "30"}], indirect=True
+)
+def test_past_the_connection_cap_new_connections_get_503_and_a_log_line(server: Embedded) -> None:
+    held = [_connect(server.app.port) for _ in range(10)]
+    time.sleep(0.3)
+    with _connect(server.app.port) as refused:
+        received, took = _read_until_closed(refused, limit=5)
+    assert received.startswith(b"HTTP/1.1 503"), received
+    assert b"retry-after: 1" in received.lower()
+    assert took < 1
+    for sock in held:
+        sock.close()
+    time.sleep(0.3)
+    assert server.app.get("/signed-out").status_code == 200
+    assert "connection limit reached" in server.app.log.read_text(errors="replace")
+
+
+def _lower_file_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
+    embedded = Embedded(tmp_path / "data")
+    embedded.app.preexec_fn = _lower_file_limit
+    embedded.app.start()
+    try:
+        assert embedded.app.process is not None
+        limits = Path(f"/proc/{embedded.app.process.pid}/limits").read_text()
+    finally:
+        embedded.app.stop()
+    match = re.search(r"Max open files\s+(\S+)\s+(\S+)", limits)
+    assert match is not None
+    assert match.group(1) == match.group(2)
+    assert "raised from 256" in embedded.app.log.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("server", [{"BILLPORTAL_MAX_IN_FLIGHT": "3"}], indirect=True)
+def test_past_max_in_flight_requests_are_shed_with_503_and_retry_after(server: Embedded) -> None:
+    # Three requests in progress: each waits for a body that does not come.
+    waiting = [_connect(server.app.port) for _ in range(3)]
+    for sock in waiting:
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: acme.localhost\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+        )
+    time.sleep(0.5)
+
+    started = time.monotonic()
+    shed = server.app.get("/signed-out")
+    assert shed.status_code == 503
+    assert shed.headers["retry-after"] == "1"
+    assert time.monotonic() - started < 0.5
+    assert server.app.client.get(f"http://127.0.0.1:{server.app.port}/readyz").status_code == 200  # never shed
+    api = server.app.client.get(
+        f"http://127.0.0.1:{server.app.port}/api/v1/customers", headers={"host": "dashboard.localhost"}
+    )
+    assert api.status_code == 503
+    assert api.json()["error"]["code"] == "overloaded"
+
+    for sock in waiting:
+        sock.close()
+    time.sleep(0.3)
+    assert server.app.get("/signed-out").status_code == 200
+    assert "overloaded" in server.app.log.read_text(errors="replace")

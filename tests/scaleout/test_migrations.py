@@ -1,0 +1,145 @@
+"""``db upgrade`` on PostgreSQL: online under sign-in load, and safe when two processes run it at once."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+
+from billportal.storage.migrate import alembic_config
+from tests.browser.conftest import free_port
+from tests.conftest import MASTER_KEY, new_postgres_database
+from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.server_process import App
+
+# Built by migration 0002 on the biggest table, while sign-ins write to it.
+ONLINE_INDEXES = (
+    "ix_sign_in_events_failure_customer",
+    "ix_sign_in_events_failures",
+    "ix_sign_in_events_failure_reason",
+)
+
+
+def _env(tmp: Path, database_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "BILLPORTAL_DATA_DIR": str(tmp),
+            "BILLPORTAL_MASTER_KEY": base64.urlsafe_b64encode(MASTER_KEY).decode(),
+            "BILLPORTAL_DATABASE_URL": database_url,
+            "BILLPORTAL_ACCESS_LOG": "0",
+        }
+    )
+    env.pop("BILLPORTAL_REDIS_URL", None)
+    return env
+
+
+def _upgrade(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "billportal", "db", "upgrade"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _wait_for_index_build_to_wait(url: str) -> None:
+    """Until the upgrade's CREATE INDEX waits for the writer's transaction."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        while not conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE query ILIKE '%CREATE INDEX%' AND wait_event_type = 'Lock'"
+        ).fetchone():
+            assert time.monotonic() < deadline, "the upgrade never reached its index build"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
+) -> Iterator[Fleet]:
+    fleet = start_fleet(tmp_path_factory.mktemp("migrations"), new_postgres_database(postgres.url), redis_server.url, 1)
+    yield fleet
+    for app in fleet.apps:
+        app.stop()
+
+
+def test_an_upgrade_under_sign_in_load_never_blocks_sign_ins(fleet: Fleet) -> None:
+    """While a long transaction writes to sign_in_events, 0002's index builds wait for it; sign-ins do not."""
+    from alembic import command
+
+    url = fleet.env["BILLPORTAL_DATABASE_URL"]
+    engine = create_engine(url)
+    with engine.begin() as connection:  # back to the first release's schema, with the app still serving
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    engine.dispose()
+    app = fleet.apps[0]
+    assert app.get(f"/login/{fleet.token()}").status_code == 303
+
+    # A writer in a long transaction: a plain CREATE INDEX would queue behind it, and every
+    # sign-in's insert behind the CREATE INDEX.
+    with psycopg.connect(_plain(url)) as writer:
+        writer.execute("LOCK TABLE sign_in_events IN ROW EXCLUSIVE MODE")
+        upgrade = _upgrade(fleet.env)
+        _wait_for_index_build_to_wait(url)
+        slowest, statuses = 0.0, []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            statuses.append(app.get(f"/login/{fleet.token()}").status_code)
+            slowest = max(slowest, time.monotonic() - started)
+        writer.rollback()
+        _, stderr = upgrade.communicate(timeout=60)
+
+    assert upgrade.returncode == 0, stderr
+    assert set(statuses) == {303}, statuses
+    assert slowest < 1.0
+    with psycopg.connect(_plain(url)) as conn:
+        valid: dict[str, bool] = dict(
+            conn.execute(
+                "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = ANY(%s)",
+                [list(ONLINE_INDEXES)],
+            ).fetchall()
+        )
+    assert valid == dict.fromkeys(ONLINE_INDEXES, True)
+
+
+def test_two_upgrades_at_once_both_succeed(tmp_path: Path, postgres: PrivatePostgres) -> None:
+    for trial in range(3):
+        env = _env(tmp_path, new_postgres_database(postgres.url))
+        runs = [_upgrade(env), _upgrade(env)]
+        results = [(run.wait(timeout=120), run.communicate()[1]) for run in runs]
+        assert [status for status, _ in results] == [0, 0], (trial, results)
+
+
+def test_two_workers_on_a_fresh_database_both_start(tmp_path: Path, postgres: PrivatePostgres) -> None:
+    app = App(free_port(), _env(tmp_path, new_postgres_database(postgres.url)), tmp_path / "app.log", workers=2)
+    app.start()
+    try:
+        time.sleep(3)  # a worker that crashed while migrating would have been replaced by now, and logged
+        assert app.process is not None
+        children = Path(f"/proc/{app.process.pid}/task/{app.process.pid}/children").read_text().split()
+        assert len(children) >= 2  # the workers (and multiprocessing's helper)
+        ready = app.client.get(f"http://127.0.0.1:{app.port}/readyz")
+        assert ready.status_code == 200
+    finally:
+        app.stop()
+    log = app.log.read_text(errors="replace")
+    assert "Traceback" not in log, log
+    assert "died" not in log, log  # uvicorn's supervisor replaces a worker that exited
