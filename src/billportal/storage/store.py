@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, literal_column, select
@@ -61,6 +62,8 @@ class Store:
         self.company_cache = company_cache
         self.jti_marks = jti_marks
         self._companies: dict[str, tuple[float, Company | None]] = {}
+        self._loading: dict[str, asyncio.Task[Company | None]] = {}
+        self._changes = 0  # changes made by this process: a load that saw one meanwhile keeps no copy
         self.admins = AdminStore(backend)
 
     def close(self) -> None:
@@ -95,12 +98,15 @@ class Store:
         await self.backend.ping()
 
     async def redis_answers(self, timeout: float) -> bool | None:
-        """Whether Redis answers within ``timeout`` seconds (None: no Redis is configured)."""
+        """Whether Redis answers within ``timeout`` seconds (None: no Redis is configured).
+
+        False at once while the circuit breaker waits after a failure.
+        """
         if self.session_cache is None:
             return None
         try:
             async with asyncio.timeout(timeout):
-                await self.session_cache.clients.get().ping()
+                await self.session_cache.clients.call(lambda redis: redis.ping())
         except REDIS_ERRORS:
             return False
         return True
@@ -118,12 +124,29 @@ class Store:
         rotation made by another process (the CLI, another worker) still takes
         effect within a second. With Redis, processes share a copy of the rows
         (SSO keys still sealed) so a fleet does not reload them all from the
-        database; a change deletes that copy.
+        database; a change deletes that copy. One request at a time loads a
+        company; the others wait for its answer.
         """
-        now = time.monotonic()
         cached = self._companies.get(username)
-        if cached is not None and now - cached[0] < COMPANY_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < COMPANY_CACHE_SECONDS:
             return cached[1]
+        loop = asyncio.get_running_loop()
+        loading = self._loading.get(username)
+        if loading is None or loading.get_loop() is not loop:
+            loading = loop.create_task(self._load_company(username))
+            self._loading[username] = loading
+            loading.add_done_callback(partial(self._loaded, username))
+        # Shielded: a waiter that goes away does not cancel the others' answer.
+        return await asyncio.shield(loading)
+
+    def _loaded(self, username: str, task: asyncio.Task[Company | None]) -> None:
+        if self._loading.get(username) is task:
+            del self._loading[username]
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter has it raised already
+
+    async def _load_company(self, username: str) -> Company | None:
+        changes = self._changes
         company = None
         if self.company_cache is not None:
             shared = await self.company_cache.get(username)
@@ -138,14 +161,18 @@ class Store:
             if rows is not None and self.company_cache is not None:
                 await self.company_cache.put(username, rows)
             company = None if rows is None else self._company_from(rows)
-        if len(self._companies) > 10_000:
-            self._companies.clear()
-        self._companies[username] = (now, company)
+        if changes == self._changes:  # else a change was made meanwhile: the next request loads it
+            if len(self._companies) > 10_000:
+                self._companies.clear()
+            # Stamped now, after the fetch: its time is what the copy's age is counted from.
+            self._companies[username] = (time.monotonic(), company)
         return company
 
     def forget_company(self, username: str) -> None:
         """Drop this process's copy (``company_changed`` also drops the shared one)."""
+        self._changes += 1
         self._companies.pop(username, None)
+        self._loading.pop(username, None)
 
     async def company_changed(self, username: str) -> None:
         """Drop every cached copy of the company's settings."""

@@ -3,7 +3,9 @@
 ``/healthz`` says the process answers; ``/readyz`` says whether it can sign
 people in: 200 while its database answers and its master key opens the stored
 SSO keys, else 503 with the reasons in the JSON body, so a load balancer stops
-sending traffic to a worker that cannot serve. ``/metrics`` (Prometheus text format) answers only clients in
+sending traffic to a worker that cannot serve. A Redis that does not answer
+makes the process degraded (``"status": "degraded"``), still 200: it signs
+people in on the database alone. ``/metrics`` (Prometheus text format) answers only clients in
 ``BILLPORTAL_METRICS_NETWORKS`` (loopback by default); behind a trusted proxy
 the client is the forwarded address, so the public never sees it.
 """
@@ -100,9 +102,11 @@ class Operations:
             response = PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
         elif path == "/readyz":
             checks, reasons = await self.readiness()
+            # Without Redis sign-ins still work (on the database): degraded, but ready.
             ready = checks["database"] and checks["master_key"]
+            status = "degraded" if ready and reasons else "ok" if ready else "unavailable"
             response = JSONResponse(
-                {"ready": ready, "checks": checks, "reasons": reasons},
+                {"ready": ready, "status": status, "checks": checks, "reasons": reasons},
                 status_code=200 if ready else 503,
                 headers={"Cache-Control": "no-store"},
             )
@@ -158,7 +162,10 @@ class Operations:
         if not checks["master_key"]:
             reasons["master_key"] = "the master key opens none of the stored SSO keys"
         if checks.get("redis") is False:
-            reasons["redis"] = "Redis did not answer within a second"
+            reasons["redis"] = (
+                "Redis did not answer (or failed recently): sign-ins and pages continue on the database; "
+                "single-use links answer 503"
+            )
         return checks, reasons
 
     async def check(self) -> dict[str, bool]:
