@@ -220,13 +220,22 @@ class JtiMarks:
     def __init__(self, clients: RedisClients) -> None:
         self.clients = clients
 
+    @staticmethod
+    def _key(company_id: int, jti: str) -> str:
+        return f"bp:jti:{company_id}:{hashlib.sha256(jti.encode('utf-8', 'replace')).hexdigest()}"
+
     async def take(self, company_id: int, jti: str, expires_at: int) -> bool:
         """Mark ``jti`` used; False if it already was."""
-        digest = hashlib.sha256(jti.encode("utf-8", "replace")).hexdigest()
+        key = self._key(company_id, jti)
         try:
-            taken = await self.clients.call(
-                lambda r: r.set(f"bp:jti:{company_id}:{digest}", b"1", nx=True, exat=expires_at)
-            )
+            taken = await self.clients.call(lambda r: r.set(key, b"1", nx=True, exat=expires_at))
         except REDIS_ERRORS as exc:
             raise StorageUnavailable("the single-use mark could not be written") from exc
         return bool(taken)
+
+    async def release(self, company_id: int, jti: str) -> None:
+        """Undo :meth:`take` when the sign-in's database write failed: the database's mark is the authority."""
+        try:
+            await self.clients.call(lambda r: r.delete(self._key(company_id, jti)))
+        except REDIS_ERRORS:
+            log.warning("redis unavailable: a single-use mark of a failed sign-in was not released")

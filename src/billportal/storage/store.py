@@ -228,7 +228,13 @@ class Store:
         ):
             await self.record_event(replace(event, result="failure", reason=Reason.JTI_REPLAYED.value))
             return False
-        signed_in = await self.backend.sign_in(sign_in)
+        try:
+            signed_in = await self.backend.sign_in(sign_in)
+        except BaseException:
+            if marks is not None and sign_in.jti_expires_at is not None and event.jti is not None:
+                # Not written, or not known to be: the database's own mark decides the retry.
+                await asyncio.shield(marks.release(event.company_id, event.jti))
+            raise
         if signed_in:
             count_sign_in(event.result, event.reason)
         else:
