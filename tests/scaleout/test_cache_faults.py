@@ -6,20 +6,25 @@ machine's shared ones), so that it may freeze them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import jwt
 import psycopg
 import pytest
 
+from tests.browser.conftest import free_port
 from tests.conftest import new_postgres_database
-from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.scaleout.conftest import REDIS_CLI, App, Fleet, PrivatePostgres, PrivateRedis, start_fleet
 
 
 @pytest.fixture
@@ -28,7 +33,13 @@ def fleet(
 ) -> Iterator[Fleet]:
     redis_server.flush()
     database = new_postgres_database(postgres.url)
-    fleet = start_fleet(tmp_path_factory.mktemp("cache-faults"), database, redis_server.url, 1)
+    fleet = start_fleet(
+        tmp_path_factory.mktemp("cache-faults"),
+        database,
+        redis_server.url,
+        1,
+        extra={"BILLPORTAL_TRUSTED_PROXIES": "127.0.0.1"},  # so that each test client has its own address
+    )
     yield fleet
     for app in fleet.apps:
         app.stop()
@@ -119,3 +130,47 @@ def test_a_single_use_link_refused_with_503_still_signs_in_on_retry(fleet: Fleet
     assert answer.status_code == 303, answer.headers.get("location")
     # Still single-use: the database's mark, and the Redis one, refuse it now.
     assert app.get(f"/login/{token}").status_code == 401
+
+
+def _signed(key: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": 1234, "iss": "fleet test", "iat": now, "exp": now + 600}, key, algorithm="HS256")
+
+
+def test_a_stale_copy_shared_after_a_rotation_never_brings_the_revoked_key_back(
+    fleet: Fleet, redis_server: PrivateRedis, tmp_path: Path
+) -> None:
+    other = fleet.apps[0]
+    # This process waits between reading the company and sharing its copy: a rotation commits meanwhile.
+    slow = App(free_port(), dict(fleet.env, BILLPORTAL_TEST_PAUSE_BEFORE_SHARING_COMPANY="5"), tmp_path / "slow.log")
+    slow.start()
+    fleet.apps.append(slow)
+    old_key = fleet.sso_key
+    assert other.get(f"/login/{_signed(old_key)}").status_code == 303
+    time.sleep(1.2)  # every process's own copy has expired
+    # The shared copy expires (as it does after ten seconds): the next load reads the database.
+    forget = "for _, key in ipairs(redis.call('KEYS', 'bp:company:*')) do redis.call('DEL', key) end"
+    subprocess.run([REDIS_CLI, "-p", str(redis_server.port), "eval", forget, "0"], check=True, timeout=10)
+
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        stale = pool.submit(lambda: slow.get(f"/login/{_signed(old_key)}"))
+        time.sleep(0.5)  # the slow process has read the rows, and waits to share them
+        rotation = json.loads(fleet.cli("sso-key", "rotate", "--tenant", "acme", "--grace", "none"))
+        rotated = time.monotonic()
+        assert not stale.done(), "the rotation did not commit while the stale copy was held"
+        assert other.get(f"/login/{_signed(old_key)}", client_ip="198.51.100.201").status_code == 401
+        stale.result()
+        shared = time.monotonic()
+    assert rotated - started < 5
+
+    # From now on (the slow process's own copy is at most a second old) the revoked key never signs in.
+    time.sleep(1.2)
+    refused = []
+    for i in range(40):  # four seconds: on an old release the stale copy lived ten
+        refused.append(other.get(f"/login/{_signed(old_key)}", client_ip=f"198.51.100.{i}").status_code)
+        time.sleep(0.1)
+    refused.append(slow.get(f"/login/{_signed(old_key)}", client_ip="198.51.100.200").status_code)
+    assert set(refused) == {401}, refused
+    assert other.get(f"/login/{_signed(rotation['key'])}").status_code == 303
+    assert time.monotonic() - shared > 4

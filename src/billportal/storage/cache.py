@@ -151,47 +151,84 @@ class CompanyRows:
 
 
 COMPANY_TTL = 10  # seconds a shared copy lives; a change deletes it at once
+VERSION_FLOOR_TTL = 86_400  # seconds a change's version floor is kept: far longer than any stale write
+
+# A copy is "{version}\n{json}". Written only if no newer version is shared, or known to exist
+# (the floor a change leaves): a process that read the rows before a change cannot put them back after it.
+_PUT_IF_NEWER = """
+local version = tonumber(ARGV[1])
+if version < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local shared = tonumber(string.match(current, '^(%d+)\n'))
+  if shared and shared > version then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+_DROP_BELOW = """
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
 
 
 class CompanyCache:
     """Companies' settings and sealed keys in Redis, so a fleet does not reload them from the database.
 
     Sealed keys stay sealed here: only the processes that hold the master key
-    can open them.
+    can open them. Each copy carries the company's version; a change leaves its
+    version as a floor, and a copy older than the floor or than the shared one
+    is never written.
     """
 
     def __init__(self, clients: RedisClients) -> None:
         self.clients = clients
 
     @staticmethod
-    def _key(username: str) -> str:
-        return "bp:company:" + username
+    def _keys(username: str) -> list[str]:
+        # One hash tag: both keys live on one node of a Redis Cluster, as a script needs.
+        return [f"bp:company:{{{username}}}", f"bp:company-version:{{{username}}}"]
 
     async def get(self, username: str) -> CompanyRows | None:
+        key = self._keys(username)[0]
         try:
-            raw = await self.clients.call(lambda r: r.get(self._key(username)))
+            raw = await self.clients.call(lambda r: r.get(key))
         except REDIS_ERRORS:
             return None
         if raw is None:
             return None
         try:
-            data = json.loads(raw)
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            _version, _, body = text.partition("\n")
+            data = json.loads(body)
             keys = [dict(k, sealed=base64.b64decode(k["sealed"])) for k in data["keys"]]
             return CompanyRows(company=data["company"], keys=keys)
         except (ValueError, KeyError, TypeError):
             return None  # a copy written by another release: read the database
 
-    async def put(self, username: str, rows: CompanyRows) -> None:
+    async def put(self, username: str, rows: CompanyRows) -> bool:
+        """Share the rows, unless a newer version is shared or known; whether they were written."""
         keys = [dict(k, sealed=base64.b64encode(k["sealed"]).decode("ascii")) for k in rows.keys]
-        value = json.dumps({"company": rows.company, "keys": keys})
+        version = int(rows.company["version"])
+        value = f"{version}\n" + json.dumps({"company": rows.company, "keys": keys})
         try:
-            await self.clients.call(lambda r: r.set(self._key(username), value, ex=COMPANY_TTL))
+            written = await self.clients.call(
+                lambda r: r.eval(_PUT_IF_NEWER, 2, *self._keys(username), version, value, COMPANY_TTL)
+            )
         except REDIS_ERRORS:
             log.warning("redis unavailable: company settings not shared")
+            return False
+        return bool(written)
 
-    async def drop(self, username: str) -> None:
+    async def drop(self, username: str, version: int) -> None:
+        """Delete the shared copy, and refuse any copy older than ``version`` from now on."""
         try:
-            await self.clients.call(lambda r: r.delete(self._key(username)))
+            await self.clients.call(
+                lambda r: r.eval(_DROP_BELOW, 2, *self._keys(username), version, VERSION_FLOOR_TTL)
+            )
         except REDIS_ERRORS:
             log.warning("redis unavailable: a shared copy of company settings may live %d s more", COMPANY_TTL)
 

@@ -10,6 +10,7 @@ costs one indexed read and a share of one group commit.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,6 +33,9 @@ from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
 T = TypeVar("T")
 
 COMPANY_CACHE_SECONDS = 1.0
+# Test-only: widens the race between reading a company and sharing the copy
+# (tests/scaleout/test_cache_faults.py); never set in production.
+PAUSE_BEFORE_SHARING_FOR_TESTS = float(os.environ.get("BILLPORTAL_TEST_PAUSE_BEFORE_SHARING_COMPANY") or 0)
 
 
 def _policy(row: dict[str, Any]) -> Policy:
@@ -77,7 +81,7 @@ class Store:
 
     async def write(self, change: Callable[[Connection], T]) -> T:
         """Run ``change`` in one write transaction; then drop the cached copies of the companies it changed."""
-        changed: set[str] = set()
+        changed: dict[str, int] = {}  # username: its new version
 
         def run(conn: Connection) -> T:
             conn.info[companies.CHANGED_COMPANIES] = changed
@@ -90,8 +94,8 @@ class Store:
             return await self.backend.write(run)
         finally:
             # Dropped whether or not the commit happened: a copy read meanwhile is never newer than the database.
-            for username in changed:
-                await self.company_changed(username)
+            for username, version in changed.items():
+                await self.company_changed(username, version)
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers (for /readyz)."""
@@ -159,6 +163,8 @@ class Store:
         if company is None:
             rows = await self.backend.read(lambda conn: companies.rows(conn, username))
             if rows is not None and self.company_cache is not None:
+                if PAUSE_BEFORE_SHARING_FOR_TESTS:
+                    await asyncio.sleep(PAUSE_BEFORE_SHARING_FOR_TESTS)
                 await self.company_cache.put(username, rows)
             company = None if rows is None else self._company_from(rows)
         if changes == self._changes:  # else a change was made meanwhile: the next request loads it
@@ -174,11 +180,11 @@ class Store:
         self._companies.pop(username, None)
         self._loading.pop(username, None)
 
-    async def company_changed(self, username: str) -> None:
-        """Drop every cached copy of the company's settings."""
+    async def company_changed(self, username: str, version: int) -> None:
+        """Drop every cached copy of the company's settings; the shared copy takes no version below ``version``."""
         self.forget_company(username)
         if self.company_cache is not None:
-            await self.company_cache.drop(username)
+            await self.company_cache.drop(username, version)
 
     def _company_from(self, rows: CompanyRows) -> Company:
         """The company with its SSO keys opened (SealError if one does not open)."""
