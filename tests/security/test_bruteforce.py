@@ -1,9 +1,11 @@
 """Brute force: failed sign-ins are limited per address and per company; the 429 tells nothing apart.
 
 The limits are settings (``BILLPORTAL_LOGIN_FAILURES_PER_IP``, 20/minute, and
-``..._PER_COMPANY``, 300/minute). Only failures count, and the check comes before
-the token is even read, so once blocked, a correct token gets the same 429 as a
-wrong one: guessing on during a block learns nothing.
+``..._PER_COMPANY``, 300/minute). Only failures count. An address's check comes
+before the token is even read, so once an address is blocked, a correct token
+from it gets the same 429 as a wrong one: guessing on during a block learns
+nothing. The company's limit slows failures only: a correctly signed link is
+never refused by it, or anyone could block a company's sign-ins (issue 12.9).
 
 Credential endpoints (add the dashboard's admin sign-in here when it lands):
 each must count failures and answer 429 with Retry-After past its limit.
@@ -86,15 +88,37 @@ def test_failures_against_one_company_are_limited_across_addresses(world: World)
     for n in range(30):
         assert client_for(f"192.0.2.{n + 1}").get(f"/login/{bad_token(world, n)}").status_code == 401
     fresh_address = client_for("192.0.2.200")
-    blocked = fresh_address.get(f"/login/{signed(HS256, good_claims(world))}")
+    blocked = fresh_address.get(f"/login/{bad_token(world, 99)}")
     assert blocked.status_code == 429
     assert "retry-after" in blocked.headers
+    # The company's limit slows failures only: a correctly signed link still signs in.
+    assert fresh_address.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
     # Another company's portal is not affected.
     other = client_for("192.0.2.201", company="globex")
     assert (
         other.get(f"/login/{signed(HS256, good_claims(world), 'globex-sso-key-0123456789abcdefghijklmn')}").status_code
         == 303
     )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_junk_from_many_networks_never_blocks_a_valid_link(world: World, method: str) -> None:
+    # Issue 12.9: 320 junk attempts from 16 IPv6 /64s (each within its own limit) used up the
+    # company's 300 failures a minute, and a valid link from a fresh address got 429.
+    client_for = shared_app_clients(world)
+    for network in range(16):
+        junk = client_for(f"2001:db8:{network + 1:x}::1")
+        for n in range(20):
+            if method == "GET":
+                assert junk.get(f"/login/junk-{network}-{n}").status_code in (401, 429)
+            else:
+                assert junk.post("/login", data={"token": f"junk-{network}-{n}"}).status_code in (401, 429)
+    fresh = client_for("2001:db8:ffff::1")
+    assert fresh.get(f"/login/{bad_token(world)}").status_code == 429  # failures are still slowed
+    token = signed(HS256, good_claims(world))
+    answer = fresh.get(f"/login/{token}") if method == "GET" else fresh.post("/login", data={"token": token})
+    assert answer.status_code == 303
+    assert COOKIE in answer.cookies
 
 
 def test_the_429_is_the_same_whichever_limit_and_whatever_the_failures(world: World) -> None:

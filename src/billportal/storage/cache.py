@@ -226,9 +226,7 @@ class CompanyCache:
     async def drop(self, username: str, version: int) -> None:
         """Delete the shared copy, and refuse any copy older than ``version`` from now on."""
         try:
-            await self.clients.call(
-                lambda r: r.eval(_DROP_BELOW, 2, *self._keys(username), version, VERSION_FLOOR_TTL)
-            )
+            await self.clients.call(lambda r: r.eval(_DROP_BELOW, 2, *self._keys(username), version, VERSION_FLOOR_TTL))
         except REDIS_ERRORS:
             log.warning("redis unavailable: a shared copy of company settings may live %d s more", COMPANY_TTL)
 
