@@ -141,7 +141,7 @@ class Billportal:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.operations.check_master_keys()
+                await self.operations.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.context.store.close()

@@ -174,3 +174,24 @@ def test_a_stale_copy_shared_after_a_rotation_never_brings_the_revoked_key_back(
     assert set(refused) == {401}, refused
     assert other.get(f"/login/{_signed(rotation['key'])}").status_code == 303
     assert time.monotonic() - shared > 4
+
+
+def test_an_unreachable_redis_at_start_up_is_logged_and_failures_are_still_limited(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    nowhere = f"redis://:not-logged@127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = App(free_port(), dict(fleet.env, BILLPORTAL_REDIS_URL=nowhere), tmp_path / "no-redis.log")
+    app.start()
+    fleet.apps.append(app)
+    ready = app.client.get(f"http://127.0.0.1:{app.port}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+    assert app.get(f"/login/{fleet.token()}").status_code == 303
+    statuses = [app.get(f"/login/junk-{n}", client_ip="198.51.100.77").status_code for n in range(21)]
+    assert statuses == [401] * 20 + [429]
+    app.stop()
+    log = app.log.read_text()
+    warning = next(line for line in log.splitlines() if "does not answer: serving without it" in line)
+    assert "WARNING" in warning
+    assert "not-logged" not in log
+    assert "failures are counted by this process alone" in log

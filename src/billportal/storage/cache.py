@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -54,6 +55,12 @@ class RedisClients:
         self._failures = 0  # in a row
         self._closed_until = 0.0  # monotonic time before which Redis is not asked
         self._probing = False
+
+    @property
+    def address(self) -> str:
+        """``host:port/db`` of the URL, for logs (never its password)."""
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
 
     @property
     def backing_off(self) -> bool:

@@ -115,6 +115,11 @@ class Store:
             return False
         return True
 
+    @property
+    def redis_address(self) -> str | None:
+        """Where Redis is, for logs (None: no Redis is configured)."""
+        return None if self.session_cache is None else self.session_cache.clients.address
+
     def connections_in_use(self) -> int | None:
         """Database connections checked out of the pool (None: the backend has no pool)."""
         return self.backend.connections_in_use()

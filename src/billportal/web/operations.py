@@ -127,6 +127,16 @@ class Operations:
             return False
         return any(address in network for network in self.metrics_networks)
 
+    async def startup(self) -> None:
+        """Say at once, in the log, what this process will have to do without."""
+        await self.check_master_keys()
+        if await self.store.redis_answers(timeout=1.0) is False:
+            log.warning(
+                "Redis at %s does not answer: serving without it until it does (sessions and company "
+                "settings from the database, failures counted per process, single-use links answer 503)",
+                self.store.redis_address,
+            )
+
     async def check_master_keys(self, timeout: float = 5.0) -> SealCheck | None:
         """Whether the master keys open the stored SSO keys; checked once (None: the database did not answer)."""
         if self.sealed is None:
