@@ -142,6 +142,7 @@ class Billportal:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.operations.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.context.store.close()

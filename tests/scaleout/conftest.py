@@ -121,6 +121,10 @@ class PrivateRedis:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
 
+    def flush(self) -> None:
+        """Forget every key (the next test's database is a new one)."""
+        subprocess.run([REDIS_CLI, "-p", str(self.port), "flushall"], capture_output=True, check=True, timeout=10)
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.kill()

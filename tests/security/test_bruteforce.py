@@ -1,9 +1,11 @@
 """Brute force: failed sign-ins are limited per address and per company; the 429 tells nothing apart.
 
 The limits are settings (``BILLPORTAL_LOGIN_FAILURES_PER_IP``, 20/minute, and
-``..._PER_COMPANY``, 300/minute). Only failures count, and the check comes before
-the token is even read, so once blocked, a correct token gets the same 429 as a
-wrong one: guessing on during a block learns nothing.
+``..._PER_COMPANY``, 300/minute). Only failures count. An address's check comes
+before the token is even read, so once an address is blocked, a correct token
+from it gets the same 429 as a wrong one: guessing on during a block learns
+nothing. The company's limit slows failures only: a correctly signed link is
+never refused by it, or anyone could block a company's sign-ins (issue 12.9).
 
 Credential endpoints (add the dashboard's admin sign-in here when it lands):
 each must count failures and answer 429 with Retry-After past its limit.
@@ -86,15 +88,37 @@ def test_failures_against_one_company_are_limited_across_addresses(world: World)
     for n in range(30):
         assert client_for(f"192.0.2.{n + 1}").get(f"/login/{bad_token(world, n)}").status_code == 401
     fresh_address = client_for("192.0.2.200")
-    blocked = fresh_address.get(f"/login/{signed(HS256, good_claims(world))}")
+    blocked = fresh_address.get(f"/login/{bad_token(world, 99)}")
     assert blocked.status_code == 429
     assert "retry-after" in blocked.headers
+    # The company's limit slows failures only: a correctly signed link still signs in.
+    assert fresh_address.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
     # Another company's portal is not affected.
     other = client_for("192.0.2.201", company="globex")
     assert (
         other.get(f"/login/{signed(HS256, good_claims(world), 'globex-sso-key-0123456789abcdefghijklmn')}").status_code
         == 303
     )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_junk_from_many_networks_never_blocks_a_valid_link(world: World, method: str) -> None:
+    # Issue 12.9: 320 junk attempts from 16 IPv6 /64s (each within its own limit) used up the
+    # company's 300 failures a minute, and a valid link from a fresh address got 429.
+    client_for = shared_app_clients(world)
+    for network in range(16):
+        junk = client_for(f"2001:db8:{network + 1:x}::1")
+        for n in range(20):
+            if method == "GET":
+                assert junk.get(f"/login/junk-{network}-{n}").status_code in (401, 429)
+            else:
+                assert junk.post("/login", data={"token": f"junk-{network}-{n}"}).status_code in (401, 429)
+    fresh = client_for("2001:db8:ffff::1")
+    assert fresh.get(f"/login/{bad_token(world)}").status_code == 429  # failures are still slowed
+    token = signed(HS256, good_claims(world))
+    answer = fresh.get(f"/login/{token}") if method == "GET" else fresh.post("/login", data={"token": token})
+    assert answer.status_code == 303
+    assert COOKIE in answer.cookies
 
 
 def test_the_429_is_the_same_whichever_limit_and_whatever_the_failures(world: World) -> None:
@@ -151,12 +175,15 @@ def test_with_redis_every_process_shares_the_count(world: World) -> None:
     assert second("198.51.100.20").get("/login/x").status_code == expected
 
 
-def test_when_the_counters_cannot_be_reached_failures_are_still_refused_plainly(
+def test_when_the_counters_cannot_be_reached_each_process_counts_alone(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Nothing listens on port 1: each count fails at once, and is skipped with a warning.
-    attacker = shared_app_clients(world, redis_url="redis://127.0.0.1:1/0")("198.51.100.30")
-    for n in range(25):
+    # Nothing listens on port 1: the shared count fails at once, and this process counts instead.
+    client_for = shared_app_clients(world, redis_url="redis://127.0.0.1:1/0")
+    attacker = client_for("198.51.100.30")
+    for n in range(20):
         assert attacker.get(f"/login/{bad_token(world, n)}").status_code == 401
-    assert attacker.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
-    assert "rate-limit storage unavailable" in caplog.text
+    assert attacker.get(f"/login/{bad_token(world, 20)}").status_code == 429
+    assert attacker.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 429
+    assert client_for("198.51.100.31").get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
+    assert "rate-limit storage unavailable: failures are counted by this process alone" in caplog.text

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+_SQLITE_FILE = "billportal.sqlite3"
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it, never its value."""
@@ -137,7 +139,7 @@ class Settings:
 
     @property
     def sqlite_path(self) -> Path:
-        return self.data_dir / "billportal.sqlite3"
+        return self.data_dir / _SQLITE_FILE
 
     @property
     def effective_database_url(self) -> str:
@@ -154,7 +156,22 @@ class Settings:
         """Read the settings from the environment (``os.environ`` by default)."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("BILLPORTAL_DATA_DIR") or "var")
+        database_url = env.get("BILLPORTAL_DATABASE_URL", "")
         master_raw = env.get("BILLPORTAL_MASTER_KEY", "")
+        if not master_raw and database_url and not database_url.startswith("sqlite:"):
+            # A key generated on one host would seal keys that the fleet's other hosts cannot open.
+            raise ConfigError(
+                "BILLPORTAL_MASTER_KEY must be set when BILLPORTAL_DATABASE_URL is not SQLite "
+                "(the same key on every process; it is generated only for the embedded SQLite build)"
+            )
+        if not master_raw and not (data_dir / "master.key").exists():
+            database = Path(database_url.removeprefix("sqlite:///")) if database_url else data_dir / _SQLITE_FILE
+            if database.exists():
+                # A new key would open none of the secrets this database holds.
+                raise ConfigError(
+                    f"{data_dir / 'master.key'} is missing but the database {database} exists: restore the key "
+                    "or set BILLPORTAL_MASTER_KEY"
+                )
         master_key = decode_master_key(master_raw) if master_raw else load_or_create_master_key(data_dir)
         previous = tuple(
             decode_master_key(part, "BILLPORTAL_PREVIOUS_MASTER_KEYS")
@@ -172,7 +189,7 @@ class Settings:
             base_domain=base_domain,
             public_url=public_url,
             data_dir=data_dir,
-            database_url=env.get("BILLPORTAL_DATABASE_URL", ""),
+            database_url=database_url,
             database_pool_size=_int(env, "BILLPORTAL_DATABASE_POOL_SIZE", 10),
             redis_url=env.get("BILLPORTAL_REDIS_URL", ""),
             master_key=master_key,

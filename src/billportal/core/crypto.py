@@ -79,10 +79,13 @@ class MasterKeys:
         key = self._keys.get(sealed.master_key_id)
         if key is None:
             raise SealError(
-                f"no configured master key has id {sealed.master_key_id}; set BILLPORTAL_PREVIOUS_MASTER_KEYS"
+                f"no configured master key has id {sealed.master_key_id}: set BILLPORTAL_MASTER_KEY to the key "
+                "that sealed the stored secrets (or add it to BILLPORTAL_PREVIOUS_MASTER_KEYS)"
             )
         nonce, ciphertext = sealed.blob[:_NONCE_BYTES], sealed.blob[_NONCE_BYTES:]
         try:
             return AESGCM(key).decrypt(nonce, ciphertext, _context(purpose, company_id))
         except InvalidTag:
-            raise SealError(f"a sealed {purpose} failed its integrity check") from None
+            raise SealError(
+                f"a sealed {purpose} failed its integrity check under master key {sealed.master_key_id}"
+            ) from None

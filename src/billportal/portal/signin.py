@@ -43,7 +43,7 @@ class SignIn:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
-        if self.limiter.blocking and (limited := await self._rate_limited(request, company)):
+        if self.limiter.blocking and (limited := await self._rate_limited(request, company, whole_company=False)):
             return limited
         length = request.headers.get("content-length", "")
         if not length.isdigit() or int(length) > MAX_TOKEN_BYTES + 1024:
@@ -64,9 +64,9 @@ class SignIn:
             company = await company_for(request, context)
             if company is None:
                 return error_page(404)
-            # Checked before verifying (POST checked before reading its body); an
-            # empty table of blocked keys makes this free on a good sign-in.
-            if self.limiter.blocking and (limited := await self._rate_limited(request, company)):
+            # The address's own failures are checked before verifying (POST's before
+            # reading its body); an empty table of blocked keys makes this free.
+            if self.limiter.blocking and (limited := await self._rate_limited(request, company, whole_company=False)):
                 return limited
         now = context.clock()
 
@@ -170,6 +170,10 @@ class SignIn:
     async def _reject(
         self, request: Request, company: Company, rejection: Rejection, now: int, jti: str | None = None
     ) -> Response:
+        # The company's limit slows failures only: anyone can fail, so it must never refuse a
+        # correctly signed link (verifying one costs microseconds; its key cannot be guessed).
+        if self.limiter.blocking and (limited := await self._rate_limited(request, company, whole_company=True)):
+            return limited
         event = self._event(
             request,
             company,
@@ -185,13 +189,12 @@ class SignIn:
         await self._count_failure(request, company, now)
         return self._failure(company, rejection.reason)
 
-    async def _rate_limited(self, request: Request, company: Company) -> Response | None:
-        """The 429 answer if this address or this company has used up its failures."""
+    async def _rate_limited(self, request: Request, company: Company, *, whole_company: bool) -> Response | None:
+        """The 429 answer if this address (or, for a failure, this company) has used up its failures."""
         limiter = self.limiter
-        wait = max(
-            await limiter.retry_after(self._per_ip, _address_key(request)) or 0,
-            await limiter.retry_after(self._per_company, str(company.id)) or 0,
-        )
+        wait = await limiter.retry_after(self._per_ip, _address_key(request)) or 0
+        if whole_company:
+            wait = max(wait, await limiter.retry_after(self._per_company, str(company.id)) or 0)
         if not wait:
             return None
         # One page whichever limit it is, and whatever the failures were.

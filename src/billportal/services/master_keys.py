@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from billportal.core.crypto import SealError
 from billportal.storage import companies
 from billportal.storage.store import Store
 
@@ -49,3 +50,29 @@ async def reencrypt_sso_keys(store: Store) -> Reencrypted:
     for username in await store.read(companies.usernames):
         store.forget_company(username)
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class SealCheck:
+    """How many stored SSO keys the configured master keys open, and how many they do not."""
+
+    opened: int
+    unopened: int
+
+    @property
+    def usable(self) -> bool:
+        """False when keys are stored and none opens: the master key is wrong or missing."""
+        return self.opened > 0 or self.unopened == 0
+
+
+async def check_sso_keys(store: Store) -> SealCheck:
+    """Try to open every stored SSO key with the configured master keys (a start-up check)."""
+    keys = await store.read(companies.sealed_sso_keys)
+    opened = 0
+    for _key_id, company_id, sealed in keys:
+        try:
+            store.master_keys.unseal(sealed, companies.SSO_KEY_PURPOSE, company_id)
+        except SealError:
+            continue
+        opened += 1
+    return SealCheck(opened=opened, unopened=len(keys) - opened)

@@ -1,9 +1,11 @@
 """Queries for companies and their SSO keys: functions of a ``Connection``, run inside the caller's transaction.
 
-A change to a company calls :func:`changed`, so that :meth:`Store.write
+A change to a company calls :func:`changed`, which bumps the company's version
+in the same transaction, so that :meth:`Store.write
 <billportal.storage.store.Store.write>` drops every cached copy of its settings
 once the transaction has committed (and not before, when another process could
-read the old rows back into the cache).
+read the old rows back into the cache), and the shared copy refuses any older
+version written back later.
 """
 
 from __future__ import annotations
@@ -23,12 +25,19 @@ from billportal.storage.records import SsoKeyInfo
 
 CHANGED_COMPANIES: Final = "billportal.changed_companies"
 SSO_KEY_PURPOSE: Final = "sso-key"  # what a sealed SSO key is bound to (with its company)
-_EDITABLE: Final = frozenset(t.companies.c.keys()) - {"id", "username", "created_at"}
+_EDITABLE: Final = frozenset(t.companies.c.keys()) - {"id", "username", "created_at", "version"}
 
 
 def changed(conn: Connection, username: str) -> None:
-    """Have every cached copy of the company dropped once this transaction commits."""
-    conn.info.setdefault(CHANGED_COMPANIES, set()).add(username)
+    """Bump the company's version, and have every cached copy dropped once this transaction commits."""
+    versions: dict[str, int] = conn.info.setdefault(CHANGED_COMPANIES, {})
+    if username in versions:
+        return  # once per transaction
+    c = t.companies.c
+    version = conn.execute(
+        update(t.companies).where(c.username == username).values(version=c.version + 1).returning(c.version)
+    ).scalar()
+    versions[username] = int(version or 0)
 
 
 def rows(conn: Connection, username: str) -> CompanyRows | None:

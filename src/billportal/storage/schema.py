@@ -55,6 +55,9 @@ companies = Table(
     Column("frame_ancestors", Text, nullable=False, server_default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Bumped in the transaction of every change to the settings or the SSO keys, so that a
+    # cached copy read before a change never replaces a newer one (storage/cache.py).
+    Column("version", BigInteger, nullable=False, server_default="1"),
 )
 
 sso_keys = Table(

@@ -10,9 +10,11 @@ costs one indexed read and a share of one group commit.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, literal_column, select
@@ -31,6 +33,9 @@ from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
 T = TypeVar("T")
 
 COMPANY_CACHE_SECONDS = 1.0
+# Test-only: widens the race between reading a company and sharing the copy
+# (tests/scaleout/test_cache_faults.py); never set in production.
+PAUSE_BEFORE_SHARING_FOR_TESTS = float(os.environ.get("BILLPORTAL_TEST_PAUSE_BEFORE_SHARING_COMPANY") or 0)
 
 
 def _policy(row: dict[str, Any]) -> Policy:
@@ -61,6 +66,8 @@ class Store:
         self.company_cache = company_cache
         self.jti_marks = jti_marks
         self._companies: dict[str, tuple[float, Company | None]] = {}
+        self._loading: dict[str, asyncio.Task[Company | None]] = {}
+        self._changes = 0  # changes made by this process: a load that saw one meanwhile keeps no copy
         self.admins = AdminStore(backend)
 
     def close(self) -> None:
@@ -74,7 +81,7 @@ class Store:
 
     async def write(self, change: Callable[[Connection], T]) -> T:
         """Run ``change`` in one write transaction; then drop the cached copies of the companies it changed."""
-        changed: set[str] = set()
+        changed: dict[str, int] = {}  # username: its new version
 
         def run(conn: Connection) -> T:
             conn.info[companies.CHANGED_COMPANIES] = changed
@@ -87,23 +94,31 @@ class Store:
             return await self.backend.write(run)
         finally:
             # Dropped whether or not the commit happened: a copy read meanwhile is never newer than the database.
-            for username in changed:
-                await self.company_changed(username)
+            for username, version in changed.items():
+                await self.company_changed(username, version)
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers (for /readyz)."""
         await self.backend.ping()
 
     async def redis_answers(self, timeout: float) -> bool | None:
-        """Whether Redis answers within ``timeout`` seconds (None: no Redis is configured)."""
+        """Whether Redis answers within ``timeout`` seconds (None: no Redis is configured).
+
+        False at once while the circuit breaker waits after a failure.
+        """
         if self.session_cache is None:
             return None
         try:
             async with asyncio.timeout(timeout):
-                await self.session_cache.clients.get().ping()
+                await self.session_cache.clients.call(lambda redis: redis.ping())
         except REDIS_ERRORS:
             return False
         return True
+
+    @property
+    def redis_address(self) -> str | None:
+        """Where Redis is, for logs (None: no Redis is configured)."""
+        return None if self.session_cache is None else self.session_cache.clients.address
 
     def connections_in_use(self) -> int | None:
         """Database connections checked out of the pool (None: the backend has no pool)."""
@@ -118,12 +133,29 @@ class Store:
         rotation made by another process (the CLI, another worker) still takes
         effect within a second. With Redis, processes share a copy of the rows
         (SSO keys still sealed) so a fleet does not reload them all from the
-        database; a change deletes that copy.
+        database; a change deletes that copy. One request at a time loads a
+        company; the others wait for its answer.
         """
-        now = time.monotonic()
         cached = self._companies.get(username)
-        if cached is not None and now - cached[0] < COMPANY_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < COMPANY_CACHE_SECONDS:
             return cached[1]
+        loop = asyncio.get_running_loop()
+        loading = self._loading.get(username)
+        if loading is None or loading.get_loop() is not loop:
+            loading = loop.create_task(self._load_company(username))
+            self._loading[username] = loading
+            loading.add_done_callback(partial(self._loaded, username))
+        # Shielded: a waiter that goes away does not cancel the others' answer.
+        return await asyncio.shield(loading)
+
+    def _loaded(self, username: str, task: asyncio.Task[Company | None]) -> None:
+        if self._loading.get(username) is task:
+            del self._loading[username]
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter has it raised already
+
+    async def _load_company(self, username: str) -> Company | None:
+        changes = self._changes
         company = None
         if self.company_cache is not None:
             shared = await self.company_cache.get(username)
@@ -136,22 +168,28 @@ class Store:
         if company is None:
             rows = await self.backend.read(lambda conn: companies.rows(conn, username))
             if rows is not None and self.company_cache is not None:
+                if PAUSE_BEFORE_SHARING_FOR_TESTS:
+                    await asyncio.sleep(PAUSE_BEFORE_SHARING_FOR_TESTS)
                 await self.company_cache.put(username, rows)
             company = None if rows is None else self._company_from(rows)
-        if len(self._companies) > 10_000:
-            self._companies.clear()
-        self._companies[username] = (now, company)
+        if changes == self._changes:  # else a change was made meanwhile: the next request loads it
+            if len(self._companies) > 10_000:
+                self._companies.clear()
+            # Stamped now, after the fetch: its time is what the copy's age is counted from.
+            self._companies[username] = (time.monotonic(), company)
         return company
 
     def forget_company(self, username: str) -> None:
         """Drop this process's copy (``company_changed`` also drops the shared one)."""
+        self._changes += 1
         self._companies.pop(username, None)
+        self._loading.pop(username, None)
 
-    async def company_changed(self, username: str) -> None:
-        """Drop every cached copy of the company's settings."""
+    async def company_changed(self, username: str, version: int) -> None:
+        """Drop every cached copy of the company's settings; the shared copy takes no version below ``version``."""
         self.forget_company(username)
         if self.company_cache is not None:
-            await self.company_cache.drop(username)
+            await self.company_cache.drop(username, version)
 
     def _company_from(self, rows: CompanyRows) -> Company:
         """The company with its SSO keys opened (SealError if one does not open)."""
@@ -215,7 +253,13 @@ class Store:
         ):
             await self.record_event(replace(event, result="failure", reason=Reason.JTI_REPLAYED.value))
             return False
-        signed_in = await self.backend.sign_in(sign_in)
+        try:
+            signed_in = await self.backend.sign_in(sign_in)
+        except BaseException:
+            if marks is not None and sign_in.jti_expires_at is not None and event.jti is not None:
+                # Not written, or not known to be: the database's own mark decides the retry.
+                await asyncio.shield(marks.release(event.company_id, event.jti))
+            raise
         if signed_in:
             count_sign_in(event.result, event.reason)
         else:

@@ -11,6 +11,7 @@ from starlette.formparsers import MultiPartException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from billportal.core.crypto import SealError
 from billportal.core.errors import StorageUnavailable
 from billportal.web.logging import redact_all
 from billportal.web.templates import render
@@ -66,6 +67,16 @@ class ErrorGuard:
         except StorageUnavailable as exc:
             log.warning(
                 "storage unavailable on %s %s: %s; answered 503", scope.get("method"), _path_for_log(scope), _cause(exc)
+            )
+            if not started:
+                await self.answer(503, headers={"Retry-After": "5"})(scope, receive, send)
+        except SealError as exc:
+            # The server's configuration, not the request: /readyz says so too.
+            log.error(  # noqa: TRY400 - the message says what to fix; the traceback would not
+                "a stored secret did not open on %s %s: %s; answered 503 (check BILLPORTAL_MASTER_KEY)",
+                scope.get("method"),
+                _path_for_log(scope),
+                exc,
             )
             if not started:
                 await self.answer(503, headers={"Retry-After": "5"})(scope, receive, send)

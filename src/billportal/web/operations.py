@@ -1,8 +1,11 @@
 """For operators: request ids, latency metrics, ``/healthz``, ``/readyz`` and ``/metrics``.
 
-``/healthz`` says the process answers; ``/readyz`` says its database (and Redis,
-when configured) answer, so a load balancer stops sending traffic to a worker
-that cannot serve. ``/metrics`` (Prometheus text format) answers only clients in
+``/healthz`` says the process answers; ``/readyz`` says whether it can sign
+people in: 200 while its database answers and its master key opens the stored
+SSO keys, else 503 with the reasons in the JSON body, so a load balancer stops
+sending traffic to a worker that cannot serve. A Redis that does not answer
+makes the process degraded (``"status": "degraded"``), still 200: it signs
+people in on the database alone. ``/metrics`` (Prometheus text format) answers only clients in
 ``BILLPORTAL_METRICS_NETWORKS`` (loopback by default); behind a trusted proxy
 the client is the forwarded address, so the public never sees it.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -22,8 +26,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billportal.core.errors import StorageUnavailable
 from billportal.core.metrics import DATABASE_UP, LATENCY, POOL_IN_USE, REDIS_UP, RESPONSES
+from billportal.services.master_keys import SealCheck, check_sso_keys
 from billportal.storage.store import Store
 from billportal.web.logging import request_id
+
+log = logging.getLogger("billportal.operations")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -86,6 +93,7 @@ class Operations:
     def __init__(self, store: Store, metrics_networks: str = "127.0.0.0/8,::1/128") -> None:
         self.store = store
         self.metrics_networks = _networks(metrics_networks)
+        self.sealed: SealCheck | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -93,10 +101,12 @@ class Operations:
         if path == "/healthz":
             response = PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
         elif path == "/readyz":
-            checks = await self.check()
-            ready = all(checks.values())
+            checks, reasons = await self.readiness()
+            # Without Redis sign-ins still work (on the database): degraded, but ready.
+            ready = checks["database"] and checks["master_key"]
+            status = "degraded" if ready and reasons else "ok" if ready else "unavailable"
             response = JSONResponse(
-                {"ready": ready, "checks": checks},
+                {"ready": ready, "status": status, "checks": checks, "reasons": reasons},
                 status_code=200 if ready else 503,
                 headers={"Cache-Control": "no-store"},
             )
@@ -116,6 +126,57 @@ class Operations:
         except ValueError:
             return False
         return any(address in network for network in self.metrics_networks)
+
+    async def startup(self) -> None:
+        """Say at once, in the log, what this process will have to do without."""
+        await self.check_master_keys()
+        if await self.store.redis_answers(timeout=1.0) is False:
+            log.warning(
+                "Redis at %s does not answer: serving without it until it does (sessions and company "
+                "settings from the database, failures counted per process, single-use links answer 503)",
+                self.store.redis_address,
+            )
+
+    async def check_master_keys(self, timeout: float = 5.0) -> SealCheck | None:
+        """Whether the master keys open the stored SSO keys; checked once (None: the database did not answer)."""
+        if self.sealed is None:
+            try:
+                async with asyncio.timeout(timeout):
+                    sealed = await check_sso_keys(self.store)
+            except (StorageUnavailable, TimeoutError):
+                return None
+            self.sealed = sealed
+            if not sealed.usable:
+                log.error(
+                    "the master key opens none of the %d stored SSO keys: no sign-in can succeed and /readyz "
+                    "answers 503; set the BILLPORTAL_MASTER_KEY that sealed them (or add it to "
+                    "BILLPORTAL_PREVIOUS_MASTER_KEYS)",
+                    sealed.unopened,
+                )
+            elif sealed.unopened:
+                log.warning(
+                    "%d of %d stored SSO keys do not open with the configured master keys",
+                    sealed.unopened,
+                    sealed.opened + sealed.unopened,
+                )
+        return self.sealed
+
+    async def readiness(self) -> tuple[dict[str, bool], dict[str, str]]:
+        """Each check's outcome, and a reason for each that failed."""
+        checks = await self.check()
+        reasons: dict[str, str] = {}
+        if not checks["database"]:
+            reasons["database"] = "the database did not answer within a second"
+        sealed = await self.check_master_keys(timeout=1.0)
+        checks["master_key"] = sealed is None or sealed.usable
+        if not checks["master_key"]:
+            reasons["master_key"] = "the master key opens none of the stored SSO keys"
+        if checks.get("redis") is False:
+            reasons["redis"] = (
+                "Redis did not answer (or failed recently): sign-ins and pages continue on the database; "
+                "single-use links answer 503"
+            )
+        return checks, reasons
 
     async def check(self) -> dict[str, bool]:
         """Ping the database (and Redis), each bounded to a second; set the health gauges."""

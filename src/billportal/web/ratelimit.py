@@ -5,7 +5,9 @@ release is never slowed; once an address or a company has failed too often,
 every attempt from it is answered 429 with ``Retry-After`` until the window
 passes, with nothing that tells the reasons apart. The counters live in memory
 for the embedded build and in Redis (``async+redis://...``) when configured,
-so several processes share them.
+so several processes share them. While Redis cannot be reached, each process
+counts in its own memory (retrying Redis every few seconds), so an outage never
+stops the counting.
 
 The check made before each attempt costs nothing measurable: it is a lookup in
 this process's table of blocked keys, which :meth:`FailureLimiter.failed` fills
@@ -32,7 +34,8 @@ from limits.storage import storage_from_string
 log = logging.getLogger("billportal.ratelimit")
 
 _MAX_BLOCKED = 100_000
-# Redis answers in well under a millisecond; a failure is not counted rather than kept waiting.
+_FALLBACK_SECONDS = 5.0  # after the shared counters failed, how long this process counts alone
+# Redis answers in well under a millisecond; a failure is counted in memory rather than kept waiting.
 _REDIS_OPTIONS: dict[str, float | str | bool] = {
     "implementation": "redispy",
     "socket_timeout": 0.5,
@@ -58,6 +61,16 @@ def storage_uri(redis_url: str) -> str:
     return f"async+{redis_url}" if redis_url else ""
 
 
+async def _count(counters: FixedWindowRateLimiter, limit: Limit, key: str) -> float | None:
+    """Count one failure; when that used up the allowance, the time (UNIX) its window ends."""
+    item = limit.item
+    await counters.hit(item, limit.scope, key)
+    if await counters.test(item, limit.scope, key):
+        return None
+    stats = await counters.get_window_stats(item, limit.scope, key)
+    return float(stats.reset_time)
+
+
 class FailureLimiter:
     """Counts failures per key and says whether a key is over its limit."""
 
@@ -69,6 +82,9 @@ class FailureLimiter:
             weakref.WeakKeyDictionary()
         )
         self._blocked: dict[tuple[str, str], float] = {}
+        # While the shared counters cannot be reached, this process's own (and Redis is not asked).
+        self._fallback = FixedWindowRateLimiter(MemoryStorage())
+        self._shared_down_until = 0.0
 
     def _counters(self) -> FixedWindowRateLimiter:
         if self._memory is not None:
@@ -101,23 +117,29 @@ class FailureLimiter:
 
     async def failed(self, limit: Limit, key: str) -> int | None:
         """Count one failure for ``key``; if that used up its allowance, the seconds to wait."""
-        item = limit.item
-        counters = self._counters()
-        try:
-            await counters.hit(item, limit.scope, key)
-            if await counters.test(item, limit.scope, key):
-                return None
-            stats = await counters.get_window_stats(item, limit.scope, key)
-        except StorageError:
-            # Nothing is decided on a count that could not be made: the attempt was refused anyway.
-            log.warning("rate-limit storage unavailable; a failure was not counted")
+        reset_time: float | None
+        if time.monotonic() < self._shared_down_until:
+            reset_time = await _count(self._fallback, limit, key)
+        else:
+            try:
+                reset_time = await _count(self._counters(), limit, key)
+            except StorageError:
+                # Redis is down: this process counts alone meanwhile, rather than not at all.
+                log.warning(
+                    "rate-limit storage unavailable: failures are counted by this process alone for %.0f s",
+                    _FALLBACK_SECONDS,
+                )
+                self._shared_down_until = time.monotonic() + _FALLBACK_SECONDS
+                reset_time = await _count(self._fallback, limit, key)
+        if reset_time is None:
             return None
         if len(self._blocked) >= _MAX_BLOCKED:
             now = time.time()
             self._blocked = {k: until for k, until in self._blocked.items() if until > now}
-        self._blocked[(limit.scope, key)] = stats.reset_time
-        return max(1, math.ceil(stats.reset_time - time.time()))
+        self._blocked[(limit.scope, key)] = reset_time
+        return max(1, math.ceil(reset_time - time.time()))
 
     async def reset(self) -> None:
         self._blocked.clear()
+        await self._fallback.storage.reset()
         await self._counters().storage.reset()
