@@ -7,6 +7,11 @@ request up to the blank line that ends its headers and, past
 without parsing any further: no more than one read (at most 256 KiB) is ever
 held. What the client still sends is read and dropped for a moment before the
 connection closes, so that the client reads the answer rather than a reset.
+
+A request answered before its body was read to the end (a form past its cap, a
+body that is not a form) ends its connection the same way: uvicorn would read on
+to find the next request, parsing whatever the client chose to send (1 MiB of
+one-byte chunks costs seconds of the server's time, an endless stream forever).
 """
 
 from __future__ import annotations
@@ -89,10 +94,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._new_head()
 
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            # Answered with its body still unread: no reading on for a next request.
+            self.server_state.total_requests += 1
+            self._drop_and_close()
+            return
+        super().on_response_complete()
+
     def _refuse(self, status: int) -> None:
+        self.transport.write(_refusal(status))
+        self._drop_and_close()
+
+    def _drop_and_close(self) -> None:
+        """Read and drop what the client still sends for a moment, then close (it reads the answer, not a reset)."""
         self._refused = True
         transport = self.transport
-        transport.write(_refusal(status))
         if transport.can_write_eof():
             transport.write_eof()
         asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
