@@ -17,6 +17,7 @@ more attempt through, counts it, and blocks the key too.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import time
@@ -28,6 +29,9 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+from starlette.requests import Request
+
+from billportal.web.context import client_ip
 
 log = logging.getLogger("billportal.ratelimit")
 
@@ -56,6 +60,17 @@ class Limit:
 def storage_uri(redis_url: str) -> str:
     """The counters' storage for ``BILLPORTAL_REDIS_URL`` ("": this process's memory)."""
     return f"async+{redis_url}" if redis_url else ""
+
+
+def address_key(request: Request) -> str:
+    """The client's address as a limit counts it: an IPv6 client counts as its /64, which one host can fill."""
+    address = client_ip(request)
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
+    except ValueError:
+        return address
 
 
 class FailureLimiter:
@@ -99,18 +114,54 @@ class FailureLimiter:
             return None
         return max(1, math.ceil(wait))
 
-    async def failed(self, limit: Limit, key: str) -> int | None:
-        """Count one failure for ``key``; if that used up its allowance, the seconds to wait."""
+    async def failed(self, limit: Limit, key: str, *, counted: bool = False) -> int | None:
+        """Count one failure for ``key``; if that used up its allowance, the seconds to wait.
+
+        ``counted``: the failure was already counted by :meth:`attempt`; only the verdict is left.
+        """
         item = limit.item
         counters = self._counters()
         try:
-            await counters.hit(item, limit.scope, key)
+            if not counted:
+                await counters.hit(item, limit.scope, key)
             if await counters.test(item, limit.scope, key):
                 return None
-            stats = await counters.get_window_stats(item, limit.scope, key)
         except StorageError:
             # Nothing is decided on a count that could not be made: the attempt was refused anyway.
             log.warning("rate-limit storage unavailable; a failure was not counted")
+            return None
+        return await self._block(limit, key)
+
+    async def attempt(self, limit: Limit, key: str) -> int | None:
+        """Count an attempt as a failure before it is judged; the seconds to wait if that is past the allowance.
+
+        Counted first, in one atomic increment, so that concurrent attempts (on any
+        process) cannot all pass a check made before any of them failed. An attempt
+        that then succeeds gives its count back (:meth:`succeeded`): only failures use
+        up the allowance. One refused here must not be judged at all.
+        """
+        item = limit.item
+        try:
+            if await self._counters().hit(item, limit.scope, key):
+                return None
+        except StorageError:
+            log.warning("rate-limit storage unavailable; an attempt was not counted")
+            return None
+        return await self._block(limit, key)
+
+    async def succeeded(self, limit: Limit, key: str) -> None:
+        """Give back the count of an :meth:`attempt` that succeeded."""
+        try:
+            await self._counters().hit(limit.item, limit.scope, key, cost=-1)
+        except StorageError:
+            log.warning("rate-limit storage unavailable; a success was not given back")
+
+    async def _block(self, limit: Limit, key: str) -> int | None:
+        """Note ``key`` as blocked until its window ends; the seconds to wait."""
+        try:
+            stats = await self._counters().get_window_stats(limit.item, limit.scope, key)
+        except StorageError:
+            log.warning("rate-limit storage unavailable; a block was not read")
             return None
         if len(self._blocked) >= _MAX_BLOCKED:
             now = time.time()
