@@ -5,15 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from billportal.core.config import Settings
 from billportal.web import sessions
-from tests.conftest import World, run
+from tests.conftest import ACME_KEY, GLOBEX_KEY, World, run
+from tests.functional.dashboard_support import PASSWORD, SSO, admin_of_acme
+from tests.functional.test_dashboard_sso import claims, login, reveal_active, signs_in
 from tests.functional.test_signin import COOKIE
-from tests.security.conftest import HS256, assert_refused, good_claims, last_reason, session_count, signed
+from tests.security.conftest import (
+    HS256,
+    assert_refused,
+    good_claims,
+    last_reason,
+    session_count,
+    shared_app_clients,
+    signed,
+)
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -254,3 +265,91 @@ def test_signing_out_one_session_leaves_the_customers_others(world: World) -> No
     laptop.post("/logout", data={"csrf_token": csrf_token(laptop.get("/").text)})
     assert laptop.get("/").status_code == 401
     assert phone.get("/").status_code == 200
+
+
+# -- the emergency switches (issue 12.6) ------------------------------------------------------------------
+
+
+def signed_in_browsers(world: World) -> dict[str, Any]:
+    """Two acme customers and one globex customer, each signed in and seen once (Redis then holds a copy)."""
+    browsers = {}
+    for name, company, sub, key in (
+        ("wile", "acme", 1234, ACME_KEY),
+        ("road runner", "acme", 1235, ACME_KEY),
+        ("hank", "globex", 1234, GLOBEX_KEY),
+    ):
+        client = world.client(company)
+        assert client.get(f"/login/{signed(HS256, good_claims(world, sub=sub), key)}").status_code == 303
+        assert client.get("/").status_code == 200
+        browsers[name] = client
+    return browsers
+
+
+def test_a_link_cutoff_can_also_end_every_session_made_before_it(world: World) -> None:
+    browsers = signed_in_browsers(world)
+    thief = world.client(cookies={COOKIE: browsers["wile"].cookies[COOKIE]})  # a copied cookie
+    assert thief.get("/").status_code == 200
+    dashboard = admin_of_acme(world)
+    assert dashboard.post(f"{SSO}/revoke/links", {"sessions": "end"}).status_code == 303
+    for client in (browsers["wile"], browsers["road runner"], thief):
+        response = client.get("/")
+        assert response.status_code == 401
+        assert "Wile E. Coyote" not in response.text
+    assert browsers["hank"].get("/").status_code == 200  # another company's customers stay
+    assert session_count(world.store) == 1
+    world.clock.advance(1)
+    fresh = world.client()
+    assert fresh.get(f"/login/{signed(HS256, good_claims(world, iat=world.clock.now))}").status_code == 303
+    assert fresh.get("/").status_code == 200
+    audit = run(world.store.admins.audit_events(world.acme.id))
+    assert audit[0].action == "sso.links_cut_off"
+    assert "every customer signed out (2 sessions ended)" in audit[0].detail
+
+
+def test_a_link_cutoff_alone_leaves_sessions_as_they_are(world: World) -> None:
+    browsers = signed_in_browsers(world)
+    dashboard = admin_of_acme(world)
+    assert dashboard.post(f"{SSO}/revoke/links").status_code == 303
+    assert browsers["wile"].get("/").status_code == 200
+
+
+def test_signing_every_customer_out_ends_each_session_and_every_copy_of_it(world: World) -> None:
+    browsers = signed_in_browsers(world)
+    cookie = browsers["road runner"].cookies[COOKIE]
+    other_process = shared_app_clients(world)("203.0.113.50", cookies={COOKIE: cookie})
+    assert other_process.get("/").status_code == 200
+    dashboard = admin_of_acme(world)
+    page = dashboard.get(f"{SSO}/revoke")
+    assert "Sign every customer out" in page.text
+    assert 'name="sessions" value="end" checked' in page.text
+    assert dashboard.post(f"{SSO}/revoke/everyone").status_code == 303
+    # The rows are gone, and a copy Redis still holds (30 s) or another process read opens nothing.
+    assert run(world.store.session(sessions.hash_session_id(cookie))) is None or world.settings.redis_url
+    for client in (browsers["wile"], browsers["road runner"], other_process):
+        assert client.get("/").status_code == 401
+    assert browsers["hank"].get("/").status_code == 200
+    audit = run(world.store.admins.audit_events(world.acme.id))
+    assert (audit[0].action, audit[0].detail) == (
+        "sso.customers_signed_out",
+        "every customer signed out (2 sessions ended)",
+    )
+    # Links still valid sign in again: the switch ends sessions, not links.
+    world.clock.advance(1)
+    again = world.client()
+    assert again.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
+    assert again.get("/").status_code == 200
+
+
+def test_a_rotation_without_grace_retires_every_older_key(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    first = world.company("acme").sso_keys[0].kid
+    assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "7d", "password": PASSWORD}).status_code == 303
+    second, second_key = reveal_active(dashboard, world)
+    assert signs_in(world, world.token(claims(world)))  # the first key, retiring for 7 days
+    assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "none", "password": PASSWORD}).status_code == 303
+    _, third_key = reveal_active(dashboard, world)
+    assert login(world, world.token(claims(world))) == (401, "key_revoked")
+    assert login(world, world.token(claims(world), key=second_key)) == (401, "key_revoked")
+    assert signs_in(world, world.token(claims(world), key=third_key))
+    states = {key.kid: key.state for key in world.company("acme").sso_keys}
+    assert states[first] == states[second] == "revoked"

@@ -182,6 +182,8 @@ class Store:
             error_url=row["error_url"],
             frame_ancestors=tuple(row["frame_ancestors"].split()),
             sso_keys=keys,
+            # (.get: a copy shared by a process of the release before has no such column)
+            session_cutoff=row.get("sso_session_cutoff"),
         )
 
     # -- sign-in path (hot) --------------------------------------------------------
