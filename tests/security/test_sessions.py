@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
+from billportal.app import build_app
+from billportal.cli import main
 from billportal.core.config import Settings
+from billportal.storage import open_store
+from billportal.storage import schema as t
 from billportal.web import sessions
 from tests.conftest import ACME_KEY, GLOBEX_KEY, World, run
-from tests.functional.dashboard_support import PASSWORD, SSO, admin_of_acme
+from tests.functional.dashboard_support import (
+    ADMIN_EMAIL,
+    PASSWORD,
+    SSO,
+    admin_of_acme,
+    attempt_sign_in,
+    make_admin,
+)
 from tests.functional.test_dashboard_sso import claims, login, reveal_active, signs_in
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import (
@@ -353,3 +369,73 @@ def test_a_rotation_without_grace_retires_every_older_key(world: World) -> None:
     assert signs_in(world, world.token(claims(world), key=third_key))
     states = {key.kid: key.state for key in world.company("acme").sso_keys}
     assert states[first] == states[second] == "revoked"
+
+
+# -- sessions that are over are pruned; a session in use never idles out (issue 12.12) ---------------------
+
+
+def sessions_over_and_live(world: World) -> tuple[TestClient, TestClient]:
+    """An idle-expired and a live customer session, and the same for admins; times on the real clock."""
+    idle = world.settings.session_idle_seconds
+    world.clock.now = int(time.time()) - idle - 120
+    old = world.client()
+    assert old.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
+    make_admin(world)
+    attempt_sign_in(world.client("dashboard"), ADMIN_EMAIL, PASSWORD)
+    world.clock.now = int(time.time())
+    live = world.client()
+    assert live.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
+    assert attempt_sign_in(world.client("dashboard"), ADMIN_EMAIL, PASSWORD).status_code == 303
+    return old, live
+
+
+def admin_session_count(world: World) -> int:
+    query = select(func.count()).select_from(t.admin_sessions)
+    count: int = run(world.store.read(lambda conn: conn.execute(query).scalar_one()))
+    return count
+
+
+def test_the_cli_prunes_the_sessions_that_are_over(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, live = sessions_over_and_live(world)
+    assert (session_count(world.store), admin_session_count(world)) == (2, 2)
+    settings = world.settings
+    monkeypatch.setenv("BILLPORTAL_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("BILLPORTAL_MASTER_KEY", base64.urlsafe_b64encode(settings.master_key).decode())
+    monkeypatch.setenv("BILLPORTAL_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("BILLPORTAL_REDIS_URL", settings.redis_url)
+    capsys.readouterr()
+    assert main(["sessions", "prune"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"pruned": 2}
+    assert (session_count(world.store), admin_session_count(world)) == (1, 1)
+    assert live.get("/").status_code == 200  # the live ones are untouched
+    assert old.get("/").status_code == 401
+
+
+def test_each_server_prunes_the_sessions_that_are_over_in_the_background(world: World) -> None:
+    sessions_over_and_live(world)
+    store = open_store(world.settings, migrate=False)  # the server's own: it closes it at shutdown
+    with TestClient(build_app(world.settings, store, world.clock)):  # startup: pruned at once, then every 10 min
+        deadline = time.monotonic() + 10
+        while (session_count(world.store), admin_session_count(world)) != (1, 1):
+            assert time.monotonic() < deadline, "the sessions that are over were not pruned"
+            time.sleep(0.05)
+
+
+def test_with_a_60_second_idle_timeout_a_session_in_use_does_not_idle_out(world: World) -> None:
+    # last_seen_at was written once a minute: with a 60 s idle timeout a busy session died at 60 s.
+    settings = replace(world.settings, session_idle_seconds=60)
+    app = build_app(settings, world.store, world.clock)
+    customer = TestClient(app, base_url="https://acme.localhost", follow_redirects=False)
+    assert customer.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
+    make_admin(world)
+    admin = TestClient(app, base_url="https://dashboard.localhost", follow_redirects=False)
+    assert attempt_sign_in(admin, ADMIN_EMAIL, PASSWORD).status_code == 303
+    for _ in range(12):  # four minutes, a request every 20 seconds
+        world.clock.advance(20)
+        assert customer.get("/").status_code == 200
+        assert admin.get(SSO).status_code == 200
+    world.clock.advance(60)  # and idle for the whole timeout: over
+    assert customer.get("/").status_code == 401
+    assert admin.get(SSO).status_code == 303

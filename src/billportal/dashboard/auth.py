@@ -174,7 +174,7 @@ class AdminAuth:
         if current is None and memberships:
             current = memberships[0]
         company_id = current.company_id if current else None
-        last_seen = now if sessions.needs_touch(session, now) else session.last_seen_at
+        last_seen = now if sessions.needs_touch(session, now, context.timeouts) else session.last_seen_at
         if (company_id, last_seen) != (session.company_id, session.last_seen_at):
             await admins.update_session(id_hash, company_id=company_id, last_seen_at=last_seen)
             session = replace(session, company_id=company_id, last_seen_at=last_seen)

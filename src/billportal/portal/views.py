@@ -186,7 +186,7 @@ class Portal:
                 if sessions.is_live(session, now, context.timeouts) and not cut_off:
                     found = await self.billing.customer(company.id, session.customer_id)
                     if found is not None:
-                        if sessions.needs_touch(session, now):
+                        if sessions.needs_touch(session, now, context.timeouts):
                             await context.store.touch_session(id_hash, now)
                         return Visit(company, session, found)
                 await context.store.end_session(id_hash)
