@@ -7,6 +7,9 @@ it from ``BILLPORTAL_*`` settings. Requests are dispatched by Host header:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from billportal.api import api_mount
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
+from billportal.core.errors import StorageUnavailable
 from billportal.dashboard.routes import dashboard_routes
 from billportal.portal.signin import SignIn
 from billportal.portal.views import Portal
@@ -30,10 +34,13 @@ from billportal.web.hosts import Site, site_for
 from billportal.web.operations import OPERATIONS_PATHS, Observability, Operations
 from billportal.web.proxies import TrustedProxies
 from billportal.web.security import SecurityHeaders
+from billportal.web.sessions import PRUNE_INTERVAL
 from billportal.web.shedding import LoadShedding
 
 STATIC_DIR = Path(__file__).with_name("static")
 # Longest path plus query string served: a sign-in token is at most 4 KiB.
+log = logging.getLogger("billportal.sessions")
+
 MAX_TARGET_LENGTH = 8192
 
 # Every route's {name:int}, ours and any added later, is bounded (before routes compile).
@@ -139,15 +146,34 @@ class Billportal:
         await app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        pruning: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.operations.startup()
+                pruning = asyncio.create_task(self._prune_sessions())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if pruning is not None:
+                    pruning.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pruning
                 self.context.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _prune_sessions(self) -> None:
+        """Delete the sessions that are over, at startup and every PRUNE_INTERVAL (and `billportal sessions prune`)."""
+        context = self.context
+        while True:
+            try:
+                ended = await context.store.prune_sessions(context.clock(), context.timeouts.idle)
+            except StorageUnavailable:
+                log.warning("database unavailable: sessions that are over were not pruned; will retry")
+            else:
+                if ended:
+                    log.info("pruned %d sessions that were over", ended)
+            await asyncio.sleep(PRUNE_INTERVAL)
 
 
 def build_app(settings: Settings, store: Store, clock: Callable[[], int] = system_clock) -> ASGIApp:

@@ -24,7 +24,8 @@ import pytest
 
 from tests.browser.conftest import free_port
 from tests.conftest import new_postgres_database
-from tests.scaleout.conftest import REDIS_CLI, App, Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.scaleout.conftest import REDIS_CLI, Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.server_process import App
 
 
 @pytest.fixture

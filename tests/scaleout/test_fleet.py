@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from billportal.core.config import Settings
 from billportal.services import sso
 from billportal.services.audit import CLI
 from billportal.storage import open_store
+from tests import factories
 from tests.conftest import new_postgres_database
+from tests.functional.dashboard_support import form_token
 from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.server_process import App
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +113,46 @@ def test_failed_sign_ins_are_rate_limited_across_both_processes(fleet: Fleet) ->
         assert int(limited.headers["retry-after"]) > 0
     # Another address is not affected.
     assert first.get(f"/login/{fleet.token()}", client_ip="192.0.2.78").status_code == 303
+
+
+def admin_sign_in(app: App, email: str, password: str, address: str) -> httpx.Response:
+    """The dashboard's sign-in form, filled in and posted from ``address``, on a connection of its own."""
+    host = {"host": f"dashboard.localhost:{app.port}", "x-forwarded-for": address}
+    with httpx.Client(timeout=30, follow_redirects=False) as client:
+        form = client.get(f"http://127.0.0.1:{app.port}/sign-in", headers=host)
+        cookie = form.headers["set-cookie"].split(";", 1)[0]
+        token = form_token(form.text)
+        return client.post(
+            f"http://127.0.0.1:{app.port}/sign-in",
+            headers={**host, "cookie": cookie},
+            data={"csrf_token": token, "email": email, "password": password},
+        )
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_concurrent_admin_sign_ins_past_the_limit_are_refused_on_both_processes(fleet: Fleet, trial: int) -> None:
+    # The review's race: an account past its 10 failures (all seen by the first process), then
+    # 25 attempts at once over both processes, each with the right password. The second process
+    # has no block of its own yet; counting each attempt before checking it refuses them all.
+    email = f"racer-{trial}-{time.time_ns()}@acme.example"
+    password = "correct horse battery staple"
+    store = open_store(Settings.from_env(fleet.env), migrate=False)
+    try:
+        acme = asyncio.run(store.company("acme"))
+        assert acme is not None
+        asyncio.run(factories.admin(store, email, password, acme.id, now=int(time.time())))
+    finally:
+        store.close()
+    first, second = fleet.apps
+    answers = [admin_sign_in(first, email, f"wrong {n}", f"198.18.{trial}.{n + 1}").status_code for n in range(10)]
+    assert answers == [401] * 9 + [429]
+    barrier = threading.Barrier(25)
+
+    def attempt(n: int) -> int:
+        barrier.wait(timeout=30)
+        app = (first, second)[n % 2]
+        return admin_sign_in(app, email, password, f"198.19.{trial}.{n + 1}").status_code
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        statuses = list(pool.map(attempt, range(25)))
+    assert statuses == [429] * 25

@@ -18,7 +18,8 @@ import pytest
 
 from tests.browser.conftest import free_port
 from tests.conftest import new_postgres_database
-from tests.scaleout.conftest import App, Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.server_process import App
 
 OTHER_MASTER_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
 

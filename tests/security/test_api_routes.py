@@ -30,6 +30,7 @@ from billportal.api import api_router
 from billportal.api.errors import ERROR_CODES
 from billportal.api.operations import OPERATIONS, Operation
 from billportal.app import build_app
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID
 from billportal.services import api_keys
 from billportal.services.audit import CLI
 from billportal.web.context import Context
@@ -399,3 +400,36 @@ def test_out_of_range_ids_in_a_body_or_query_are_4xx(world: World, documents: Do
                     assert_json_error(response, 400, 404, 422)
     # The control: the well-formed version of the same request works.
     assert api.get(f"{PREFIX}/invoices/{invoice}").status_code == 200
+
+
+def test_a_create_without_an_id_or_number_after_the_largest_is_refused_not_a_500(world: World) -> None:
+    # The next automatic customer id after 2^63 - 1 is past every column; the review got a 500.
+    api = client(world, new_key(world))
+    assert api.post(f"{PREFIX}/customers", json={"id": MAX_ID, "name": "Max"}).status_code == 201
+    for _ in range(2):
+        assert_json_error(api.post(f"{PREFIX}/customers", json={"name": "Next"}), 409, 422)
+    assert api.get(f"{PREFIX}/customers/{MAX_ID}").json()["name"] == "Max"
+    # Documents numbered by hand up to the largest number a counter can follow, then one without.
+    for kind, path in (("invoice", "invoices"), ("payment", "payments"), ("credit_note", "credit_notes")):
+        for number in (f"N-{MAX_ID}", "9" * 40, f"N-{'9' * 19}"):
+            made = api.post(f"{PREFIX}/{path}", json={**CREATE[kind], "number": number})
+            assert made.status_code < 500, (kind, number, made.text)
+            after = api.post(f"{PREFIX}/{path}", json=CREATE[kind])
+            assert after.status_code < 500, (kind, number, after.text)
+
+
+def test_document_totals_are_bounded_like_amounts(world: World) -> None:
+    # 100 lines of the largest amount made invoices of 10^14, past MAX_AMOUNT (issue 12.12).
+    api = client(world, new_key(world))
+    assert api.get(f"{PREFIX}/customers").status_code == 200  # (the key's first use is recorded)
+    before = database(world)
+    largest = {"description": "x", "quantity": "1", "unit_price": MAX_AMOUNT}
+    taxed = {"description": "x", "quantity": "1", "unit_price": MAX_AMOUNT, "tax": 1}
+    for kind, path in (("invoice", "invoices"), ("credit_note", "credit_notes"), ("estimate", "estimates")):
+        for lines in ([largest] * 100, [largest, {**largest, "unit_price": 1}], [taxed]):
+            error = assert_json_error(api.post(f"{PREFIX}/{path}", json={**CREATE[kind], "lines": lines}), 422)
+            assert error["code"] == "amount_too_large", (kind, error)
+    assert database(world) == before
+    made = api.post(f"{PREFIX}/invoices", json={**CREATE["invoice"], "lines": [largest]})  # the bound itself
+    assert made.status_code == 201
+    assert made.json()["total"] == MAX_AMOUNT

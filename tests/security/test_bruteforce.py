@@ -7,18 +7,32 @@ from it gets the same 429 as a wrong one: guessing on during a block learns
 nothing. The company's limit slows failures only: a correctly signed link is
 never refused by it, or anyone could block a company's sign-ins (issue 12.9).
 
-Credential endpoints (add the dashboard's admin sign-in here when it lands):
-each must count failures and answer 429 with Retry-After past its limit.
+Credential endpoints (sign-in links, and the dashboard's admin sign-in at the
+end): each must count failures and answer 429 with Retry-After past its limit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
+import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from billportal.app import build_app
 from billportal.core.config import Settings
+from billportal.dashboard.auth import MAX_PASSWORD_CHECKS
 from tests.conftest import World, run
+from tests.functional.dashboard_support import (
+    ADMIN_COOKIE,
+    ADMIN_EMAIL,
+    PASSWORD,
+    attempt_sign_in,
+    form_token,
+    make_admin,
+)
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import HS256, good_claims, session_count, shared_app_clients, signed
 
@@ -187,3 +201,116 @@ def test_when_the_counters_cannot_be_reached_each_process_counts_alone(
     assert attacker.get(f"/login/{signed(HS256, good_claims(world))}").status_code == 429
     assert client_for("198.51.100.31").get(f"/login/{signed(HS256, good_claims(world))}").status_code == 303
     assert "rate-limit storage unavailable: failures are counted by this process alone" in caplog.text
+
+
+# -- the dashboard's admin sign-in (issue 12.2, 12.3) ---------------------------------------------
+
+
+def password_checks(world: World) -> int:
+    """How many argon2 checks this process has made, read from /metrics as an operator reads it."""
+    metrics = shared_app_clients(world)("127.0.0.1").get("/metrics")
+    assert metrics.status_code == 200
+    found = re.findall(
+        r'^billportal_password_checks_total\{result="(?:match|mismatch)"\} (\S+)$', metrics.text, re.MULTILINE
+    )
+    return int(sum(float(value) for value in found))
+
+
+class AdminSignIns:
+    """The dashboard's sign-in form on one app (one limiter, one cap on argon2 work), from any address."""
+
+    def __init__(self, world: World) -> None:
+        self.app = build_app(world.settings, world.store, world.clock)
+
+    def __call__(self, address: str, email: str, password: str) -> httpx.Response:
+        client = TestClient(
+            self.app, base_url="https://dashboard.localhost", follow_redirects=False, client=(address, 40000)
+        )
+        return attempt_sign_in(client, email, password)
+
+    def at_once(self, attempts: list[tuple[str, str, str]]) -> list[httpx.Response]:
+        """(address, email, password) sign-ins sent at once, answered in the order given."""
+        return run(_at_once(self.app, attempts))
+
+
+async def _at_once(app: Any, attempts: list[tuple[str, str, str]]) -> list[httpx.Response]:
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(address, 40000)), base_url="https://dashboard.localhost"
+        )
+        for address, _, _ in attempts
+    ]
+    forms = [await client.get("/sign-in") for client in clients]
+    answers = await asyncio.gather(
+        *(
+            client.post("/sign-in", data={"csrf_token": form_token(form.text), "email": email, "password": password})
+            for client, form, (_, email, password) in zip(clients, forms, attempts, strict=True)
+        )
+    )
+    for client in clients:
+        await client.aclose()
+    return list(answers)
+
+
+def test_an_unknown_admin_email_costs_the_same_argon2_check_as_a_wrong_password(world: World) -> None:
+    make_admin(world)
+    attempt = AdminSignIns(world)
+    for email in (ADMIN_EMAIL, "nobody@acme.example", "nobody\x00@acme.example", ""):
+        before = password_checks(world)
+        answer = attempt("198.51.100.40", email, "not the password at all")
+        assert answer.status_code == 401
+        assert password_checks(world) == before + 1, f"{email!r} was answered without checking a hash"
+
+
+def test_concurrent_admin_sign_ins_cannot_pass_the_account_limit(world: World) -> None:
+    make_admin(world)
+    attempt = AdminSignIns(world)
+    for n in range(9):  # one failure short of the account's limit of 10
+        assert attempt(f"198.51.100.{n + 1}", ADMIN_EMAIL, f"wrong {n}").status_code == 401
+    before = password_checks(world)
+    # Three at once (within the cap on argon2 work), the right password last.
+    burst = [(f"192.0.2.{n + 1}", ADMIN_EMAIL, f"wrong again {n}") for n in range(2)]
+    answers = attempt.at_once([*burst, ("192.0.2.99", ADMIN_EMAIL, PASSWORD)])
+    assert [a.status_code for a in answers] == [429, 429, 429]
+    assert password_checks(world) == before + 1  # only the attempt the allowance had left was checked
+    assert all(ADMIN_COOKIE not in a.cookies for a in answers)
+
+
+def test_argon2_work_is_capped_and_the_excess_answered_429_at_once(world: World) -> None:
+    before = password_checks(world)
+    answers = AdminSignIns(world).at_once(
+        [(f"192.0.2.{n + 1}", f"nobody{n}@acme.example", "not a password") for n in range(12)]
+    )
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(401) == MAX_PASSWORD_CHECKS
+    assert statuses.count(429) == 12 - MAX_PASSWORD_CHECKS
+    busy = next(a for a in answers if a.status_code == 429)
+    assert busy.headers["retry-after"] == "1"
+    assert "Try again in a few seconds" in busy.text
+    assert password_checks(world) == before + MAX_PASSWORD_CHECKS
+
+
+def test_admin_sign_ins_from_ipv6_are_counted_by_their_64_prefix(world: World) -> None:
+    attempt = AdminSignIns(world)
+    for n in range(19):  # the address limit is 20: a new address (and email) per guess must not reset it
+        assert attempt(f"2001:db8:1:2::{n + 1:x}", f"guess{n}@acme.example", "wrong").status_code == 401
+    assert attempt("2001:db8:1:2::ff", "guess-last@acme.example", "wrong").status_code == 429
+    assert attempt("2001:db8:1:2:ffff::1", "another@acme.example", "wrong").status_code == 429
+    assert attempt("2001:db8:1:3::1", "another@acme.example", "wrong").status_code == 401
+
+
+def test_with_redis_an_admin_blocked_on_one_process_is_refused_on_another_even_with_the_right_password(
+    world: World,
+) -> None:
+    make_admin(world)
+    first, second = AdminSignIns(world), AdminSignIns(world)
+    for n in range(10):
+        first(f"198.51.100.{n + 1}", ADMIN_EMAIL, f"wrong {n}")
+    before = password_checks(world)
+    answer = second("198.51.100.50", ADMIN_EMAIL, PASSWORD)
+    if world.settings.redis_url:
+        # Counted before it is checked: the shared count is past the limit, so it is never checked.
+        assert answer.status_code == 429
+        assert password_checks(world) == before
+    else:
+        assert answer.status_code == 303  # each process counts alone without Redis (docs/security.md)

@@ -9,8 +9,12 @@ them; the server's memory is read from /proc before and after.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import socket
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -171,6 +175,84 @@ def test_an_oversized_body_is_refused_without_being_read(warm: LiveServer, path:
     after_rss, after_peak = memory_kib(warm.process.pid)
     assert after_peak - before_peak < 2 * MAX_GROWTH_KIB
     assert after_rss - before_rss < MAX_GROWTH_KIB
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stream_until_closed(
+    server: LiveServer, head: bytes, body: Iterable[bytes], *, limit: float
+) -> tuple[bytes, float, float]:
+    """Send ``head`` then ``body``'s pieces, on a kept-alive connection, until the server closes it.
+
+    Returns the answer, the seconds until its first byte and the seconds until the
+    server closed the connection (``limit`` if it had not by then).
+    """
+    with socket.create_connection(("127.0.0.1", server.port), timeout=limit) as sock:
+        stop = threading.Event()
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                sock.sendall(head)
+                for piece in body:
+                    if stop.is_set():
+                        break
+                    sock.sendall(piece)
+
+        sender = threading.Thread(target=send, daemon=True)
+        started = time.monotonic()
+        sender.start()
+        answer, first, closed = b"", limit, limit
+        try:
+            while time.monotonic() - started < limit:
+                data = sock.recv(65536)
+                if not data:
+                    closed = time.monotonic() - started
+                    break
+                if not answer:
+                    first = time.monotonic() - started
+                answer += data
+        except (ConnectionResetError, TimeoutError):
+            closed = time.monotonic() - started if answer else limit
+        finally:
+            stop.set()
+        sender.join(5)
+    return answer, first, closed
+
+
+@pytest.mark.parametrize("path", ["/logout", "/login"])
+@pytest.mark.parametrize("framing", ["1 MiB of & in one-byte chunks", "an endless stream"])
+def test_an_unread_body_is_refused_in_milliseconds_and_ends_its_connection(
+    warm: LiveServer, path: str, framing: str
+) -> None:
+    # No session, no Connection: close. Once answered, the server must not read on: uvicorn would
+    # parse the rest of the body (one-byte chunks cost a Python call each) or an endless stream forever.
+    head = (
+        "\r\n".join(
+            [
+                f"POST {path} HTTP/1.1",
+                "Host: acme.localhost",
+                "Content-Type: application/x-www-form-urlencoded",
+                "Transfer-Encoding: chunked",
+            ]
+        ).encode()
+        + b"\r\n\r\n"
+    )
+    chunks = b"1\r\n&\r\n" * (8 * KIB)  # 8 KiB of "&", a chunk each
+    if framing == "an endless stream":
+        body: Iterable[bytes] = itertools.repeat(chunks)
+    else:
+        body = [*[chunks] * (MIB // (8 * KIB)), b"0\r\n\r\n"]
+    cpu_before = cpu_seconds(warm.process.pid)
+    answer, first, closed = stream_until_closed(warm, head, body, limit=8.0)
+    cpu_used = cpu_seconds(warm.process.pid) - cpu_before
+    assert answer.startswith(b"HTTP/1.1 413 " if path == "/logout" else b"HTTP/1.1 401 "), answer[:100]
+    assert first < 1.0
+    assert closed < first + 4.0  # the server ended the connection (after a short linger), not the client
+    assert cpu_used < 1.0
 
 
 def test_no_token_key_or_session_id_reaches_the_servers_log(warm: LiveServer) -> None:

@@ -7,7 +7,14 @@ import os
 from typing import Any
 
 from billportal import _links
-from billportal.cli._common import CommandError, company_named, customer_id_arg, print_json
+from billportal.cli._common import (
+    STDIN_OR_ENV_HELP,
+    CommandError,
+    company_named,
+    customer_id_arg,
+    print_json,
+    secret_arg,
+)
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.sso import active_key
@@ -19,7 +26,10 @@ def register(commands: Any) -> None:
     url = commands.add_parser("sso-url", help="print a sign-in URL for a customer")
     url.add_argument("--tenant", required=True)
     url.add_argument("--customer", required=True)
-    url.add_argument("--key", help="the SSO key (default: $BILLPORTAL_SSO_KEY, else the active key in the database)")
+    url.add_argument(
+        "--key",
+        help=f"the SSO key (default: $BILLPORTAL_SSO_KEY, else the active key in the database; {STDIN_OR_ENV_HELP})",
+    )
     url.add_argument("--ttl", default="1h", help="lifetime: 300, 5m, 1h, 1d (default 1h)")
     url.add_argument("--redirect-to", metavar="PAGE", help="page id, e.g. invoices")
     url.add_argument("--issuer", default="billportal-cli")
@@ -28,7 +38,7 @@ def register(commands: Any) -> None:
     url.set_defaults(handler=sso_url)
 
     explain = commands.add_parser("sso-explain", help="say whether a token would sign in now, and why not")
-    explain.add_argument("token", help="the token, or the whole sign-in URL")
+    explain.add_argument("token", help=f"the token, or the whole sign-in URL ({STDIN_OR_ENV_HELP})")
     explain.add_argument("--tenant", required=True)
     explain.add_argument("--json", action="store_true", help="print the answer as JSON")
     explain.set_defaults(handler=sso_explain)
@@ -42,7 +52,8 @@ async def _active_key(store: Store, username: str) -> str:
 
 
 async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    key = args.key or os.environ.get("BILLPORTAL_SSO_KEY") or await _active_key(store, args.tenant)
+    given = secret_arg(args.key, "--key") if args.key else ""
+    key = given or os.environ.get("BILLPORTAL_SSO_KEY") or await _active_key(store, args.tenant)
     try:
         url = _links.sign_in_url(
             key,
@@ -63,9 +74,8 @@ async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) ->
 async def sso_explain(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    explanation = await explain_now(
-        token_from(args.token), company, system_clock(), store.customer_exists, store.jti_used
-    )
+    token = token_from(secret_arg(args.token, "the token"))
+    explanation = await explain_now(token, company, system_clock(), store.customer_exists, store.jti_used)
     if args.json:
         print_json(explanation.as_dict())
     else:

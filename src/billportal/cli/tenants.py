@@ -7,7 +7,14 @@ import sys
 from typing import Any
 
 from billportal import _links
-from billportal.cli._common import CommandError, company_named, customer_id_arg, print_json
+from billportal.cli._common import (
+    STDIN_OR_ENV_HELP,
+    CommandError,
+    company_named,
+    customer_id_arg,
+    print_json,
+    secret_arg,
+)
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services import sso as management
@@ -22,7 +29,9 @@ def register(commands: Any) -> None:
     create = tenant.add_parser("create", help="create a company and its SSO key (prints JSON)")
     create.add_argument("username", help="the subdomain: {username}.{base domain}")
     create.add_argument("--name", required=True)
-    create.add_argument("--import-sso-key", metavar="KEY", help="keep the key your backend already uses")
+    create.add_argument(
+        "--import-sso-key", metavar="KEY", help=f"keep the key your backend already uses ({STDIN_OR_ENV_HELP})"
+    )
     create.add_argument("--allow-weak-key", action="store_true", help="accept an imported key under 32 bytes")
     create.set_defaults(handler=tenant_create)
 
@@ -42,11 +51,12 @@ async def tenant_create(args: argparse.Namespace, store: Store, settings: Settin
     if not args.name.strip():
         raise CommandError("--name must not be empty")
     if args.import_sso_key is not None:
+        key = secret_arg(args.import_sso_key, "--import-sso-key")
         try:
-            weak = sso_keys.check_importable(args.import_sso_key, args.allow_weak_key)
+            weak = sso_keys.check_importable(key, args.allow_weak_key)
         except sso_keys.SSOKeyError as exc:
             raise CommandError(str(exc)) from None
-        key, imported = args.import_sso_key, True
+        imported = True
     else:
         key, weak, imported = sso_keys.generate_sso_key(), False, False
     if weak:

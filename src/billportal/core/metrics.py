@@ -16,6 +16,9 @@ DATABASE_UP = Gauge("billportal_database_up", "1 if the database answered the la
 REDIS_UP = Gauge(
     "billportal_redis_up", "1 if Redis answered the last check (absent: not configured)", multiprocess_mode="min"
 )
+PASSWORD_CHECKS = Counter(
+    "billportal_password_checks", "Admin passwords checked with argon2 (the decoy hash included), by result", ["result"]
+)
 POOL_IN_USE = Gauge("billportal_database_pool_in_use", "Database connections checked out", multiprocess_mode="sum")
 
 

@@ -10,6 +10,7 @@ host-only cookie set with the form.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from billportal.web.context import Context, client_ip
 from billportal.web.errors import error_page
 from billportal.web.forms import Form, UnreadableForm, read_form
 from billportal.web.guards import Guard, declare
-from billportal.web.ratelimit import FailureLimiter, Limit, storage_uri
+from billportal.web.ratelimit import FailureLimiter, Limit, address_key, storage_uri
 from billportal.web.templates import NO_STORE, render
 
 SUDO_SECONDS: Final = 5 * 60
@@ -39,6 +40,10 @@ FORM_COOKIE_SECONDS: Final = 60 * 60
 SIGN_IN_PER_IP: Final = Limit("admin-sign-in-ip", "20/10 minutes")
 SIGN_IN_PER_ACCOUNT: Final = Limit("admin-sign-in-account", "10/15 minutes")
 CONFIRM_PER_ADMIN: Final = Limit("admin-confirm", "5/5 minutes")
+# argon2 at once in this process (each takes 64 MiB and tens of milliseconds of a core); one
+# more is answered 429 at once rather than queued, so a burst costs neither memory nor waiting.
+MAX_PASSWORD_CHECKS: Final = 4
+BUSY: Final = "Too many sign-ins at this moment. Try again in a few seconds."
 _USER_AGENT_LIMIT: Final = 300
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
 UNREADABLE_FORM: Final = "The form could not be read. Reload the page and try again."
@@ -136,6 +141,7 @@ class AdminAuth:
         self.limiter = FailureLimiter(storage_uri(context.settings.redis_url))
         self.cookie = admin_cookie_name(context.settings)
         self.form_cookie = form_cookie_name(context.settings)
+        self.password_checks = asyncio.Semaphore(MAX_PASSWORD_CHECKS)
 
     @property
     def auth(self) -> AdminAuth:
@@ -168,7 +174,7 @@ class AdminAuth:
         if current is None and memberships:
             current = memberships[0]
         company_id = current.company_id if current else None
-        last_seen = now if sessions.needs_touch(session, now) else session.last_seen_at
+        last_seen = now if sessions.needs_touch(session, now, context.timeouts) else session.last_seen_at
         if (company_id, last_seen) != (session.company_id, session.last_seen_at):
             await admins.update_session(id_hash, company_id=company_id, last_seen_at=last_seen)
             session = replace(session, company_id=company_id, last_seen_at=last_seen)
@@ -247,19 +253,27 @@ class AdminAuth:
     async def confirm_password(self, visit: AdminVisit, password: str) -> str | None:
         """Sudo mode: the admin's password again. None when confirmed, else what went wrong."""
         key = str(visit.admin.id)
-        wait = await self.limiter.retry_after(CONFIRM_PER_ADMIN, key)
-        if wait is None and await self._password_ok(visit.admin.password_hash, password):
-            now = self.context.clock()
-            await self.context.store.admins.update_session(visit.session.id_hash, sudo_until=now + SUDO_SECONDS)
-            return None
-        if wait is None:
-            wait = await self.limiter.failed(CONFIRM_PER_ADMIN, key)
-            if wait is None:
-                return "That password is not right."
-        return f"Too many wrong passwords. Try again in {wait} seconds."
+        limiter = self.limiter
+        wait = await limiter.retry_after(CONFIRM_PER_ADMIN, key)
+        if wait:
+            return _too_many_passwords(wait)
+        if self.password_checks.locked():
+            return BUSY
+        async with self.password_checks:
+            wait = await limiter.attempt(CONFIRM_PER_ADMIN, key)
+            if wait:
+                return _too_many_passwords(wait)
+            if await self._password_ok(visit.admin.password_hash, password):
+                await limiter.succeeded(CONFIRM_PER_ADMIN, key)
+                now = self.context.clock()
+                await self.context.store.admins.update_session(visit.session.id_hash, sudo_until=now + SUDO_SECONDS)
+                return None
+        wait = await limiter.failed(CONFIRM_PER_ADMIN, key, counted=True)
+        return _too_many_passwords(wait) if wait else "That password is not right."
 
     async def _password_ok(self, password_hash: str, password: str) -> bool:
         # argon2 takes tens of milliseconds of CPU: off the event loop, so sign-ins by link never wait on it.
+        # Callers hold one of self.password_checks.
         ok: bool = await run_in_threadpool(passwords.verify_password, password_hash, password)
         return ok
 
@@ -312,38 +326,45 @@ class AdminAuth:
         if not expected or not sessions.same_token(expected, form.get("csrf_token", "")):
             return self._sign_in_form(request, status_code=403, error=EXPIRED_FORM)
         email = normalize_email(form.text("email", 300))
-        password = form.text("password", passwords.MAX_LENGTH + 1)
-        address = client_ip(request)
+        return await self._check_sign_in(request, email, form.text("password", passwords.MAX_LENGTH + 1))
+
+    async def _check_sign_in(self, request: Request, email: str, password: str) -> Response:
+        """The session, or the answer that refuses it: past a limit, too busy, or a wrong email or password."""
+        limits = ((SIGN_IN_PER_IP, address_key(request)), (SIGN_IN_PER_ACCOUNT, email))
         limiter = self.limiter
-        wait = max(
-            await limiter.retry_after(SIGN_IN_PER_IP, address) or 0,
-            await limiter.retry_after(SIGN_IN_PER_ACCOUNT, email) or 0,
-        )
+        wait = max([await limiter.retry_after(limit, key) or 0 for limit, key in limits])
         if wait:
             return self._too_many(request, email, wait)
+        if self.password_checks.locked():
+            return self._sign_in_form(request, status_code=429, email=email, error=BUSY, retry_after=1)
         admins = self.context.store.admins
-        # (no address holds a NUL, which PostgreSQL refuses even to compare)
-        admin = await admins.admin_by_email(email) if email and storable_text(email) else None
-        password_hash = admin.password_hash if admin is not None else passwords.decoy_hash()
-        if admin is None or not await self._password_ok(password_hash, password):
-            now = self.context.clock()
-            if admin is not None:
-                memberships = await admins.memberships(admin.id)
-                await audit.record(
-                    self.context.store,
-                    actor_for(request, admin),
-                    "admin.sign_in_failed",
-                    now,
-                    company_ids=[m.company_id for m in memberships],
-                )
-            wait = max(
-                await limiter.failed(SIGN_IN_PER_IP, address) or 0,
-                await limiter.failed(SIGN_IN_PER_ACCOUNT, email) or 0,
-            )
+        async with self.password_checks:
+            # Counted before the password is checked: of concurrent attempts, only the allowance is checked.
+            wait = max([await limiter.attempt(limit, key) or 0 for limit, key in limits])
             if wait:
                 return self._too_many(request, email, wait)
-            return self._sign_in_form(request, status_code=401, email=email, error="Email or password is incorrect.")
-        return await self._start_session(request, admin, password)
+            # (no address holds a NUL, which PostgreSQL refuses even to compare)
+            admin = await admins.admin_by_email(email) if email and storable_text(email) else None
+            # An unknown email checks the decoy hash: the same work, the same time as a wrong password.
+            password_hash = admin.password_hash if admin is not None else passwords.decoy_hash()
+            right = await self._password_ok(password_hash, password)
+            if admin is not None and right:
+                for limit, key in limits:
+                    await limiter.succeeded(limit, key)
+                return await self._start_session(request, admin, password)
+        if admin is not None:
+            memberships = await admins.memberships(admin.id)
+            await audit.record(
+                self.context.store,
+                actor_for(request, admin),
+                "admin.sign_in_failed",
+                self.context.clock(),
+                company_ids=[m.company_id for m in memberships],
+            )
+        wait = max([await limiter.failed(limit, key, counted=True) or 0 for limit, key in limits])
+        if wait:
+            return self._too_many(request, email, wait)
+        return self._sign_in_form(request, status_code=401, email=email, error="Email or password is incorrect.")
 
     def _too_many(self, request: Request, email: str, wait: int) -> Response:
         message = f"Too many failed sign-ins. Try again in {wait} seconds."
@@ -462,6 +483,10 @@ class AdminAuth:
             return error_page(404, "You do not administer that company.")
         await self.context.store.admins.update_session(visit.session.id_hash, company_id=target.company_id)
         return RedirectResponse("/settings/developers/sso", status_code=303, headers=dict(NO_STORE))
+
+
+def _too_many_passwords(wait: int) -> str:
+    return f"Too many wrong passwords. Try again in {wait} seconds."
 
 
 def _to_sign_in() -> Response:

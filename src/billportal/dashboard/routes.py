@@ -35,6 +35,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(f"{SSO}/log.csv", pages.log_csv, methods=get),
         Route(f"{SSO}/revoke", pages.revoke_page, methods=get),
         Route(f"{SSO}/revoke/customer", pages.sign_out_customer, methods=post),
+        Route(f"{SSO}/revoke/everyone", pages.sign_out_everyone, methods=post),
         Route(f"{SSO}/revoke/links", pages.cut_off, methods=post),
         Route(f"{SSO}/revoke/cutoff", pages.remove_cutoff, methods=post),
         Route(API_KEYS, pages.api_keys, methods=get),

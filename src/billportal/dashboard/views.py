@@ -48,6 +48,8 @@ _NOTICES: Final = {
     "policy_saved": "The sign-in policy is saved.",
     "policy_unchanged": "Nothing changed.",
     "cut_off": "Every link issued before now is refused from now on.",
+    "cut_off_and_signed_out": "Every link issued before now is refused from now on, and every customer is signed out.",
+    "signed_out_everyone": "Every customer is signed out. Links they still hold sign them in again until they expire.",
     "cutoff_removed": "The cutoff is removed.",
     "password_changed": "Your password has been changed. Your other sessions have been signed out.",
     "api_key_revoked": "The API key is revoked: requests made with it are refused from now on.",
@@ -430,9 +432,17 @@ class Dashboard:
         return self._revoke_page(request, visit, message=message)
 
     @admin(form=True)
-    async def cut_off(self, _request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
-        await management.cut_off_links(self.context.store, company, visit.actor, self.context.clock())
-        return self._done("cut_off", f"{SSO}/revoke")
+    async def cut_off(self, _request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+        end_sessions = form.get("sessions") == "end"
+        await management.cut_off_links(
+            self.context.store, company, visit.actor, self.context.clock(), end_sessions=end_sessions
+        )
+        return self._done("cut_off_and_signed_out" if end_sessions else "cut_off", f"{SSO}/revoke")
+
+    @admin(form=True)
+    async def sign_out_everyone(self, _request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
+        await management.sign_out_everyone(self.context.store, company, visit.actor, self.context.clock())
+        return self._done("signed_out_everyone", f"{SSO}/revoke")
 
     @admin(form=True)
     async def remove_cutoff(self, _request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -15,7 +13,7 @@ from billportal.web import sessions
 from billportal.web.context import Context, client_ip, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import Form, UnreadableForm, read_form
-from billportal.web.ratelimit import FailureLimiter, Limit, storage_uri
+from billportal.web.ratelimit import FailureLimiter, Limit, address_key, storage_uri
 from billportal.web.templates import render
 from billportal.web.urls import with_query
 
@@ -192,7 +190,7 @@ class SignIn:
     async def _rate_limited(self, request: Request, company: Company, *, whole_company: bool) -> Response | None:
         """The 429 answer if this address (or, for a failure, this company) has used up its failures."""
         limiter = self.limiter
-        wait = await limiter.retry_after(self._per_ip, _address_key(request)) or 0
+        wait = await limiter.retry_after(self._per_ip, address_key(request)) or 0
         if whole_company:
             wait = max(wait, await limiter.retry_after(self._per_company, str(company.id)) or 0)
         if not wait:
@@ -202,7 +200,7 @@ class SignIn:
 
     async def _count_failure(self, request: Request, company: Company, now: int) -> None:
         limiter = self.limiter
-        address = await limiter.failed(self._per_ip, _address_key(request))
+        address = await limiter.failed(self._per_ip, address_key(request))
         whole_company = await limiter.failed(self._per_company, str(company.id))
         if address or whole_company:
             # Logged once, when the block begins: refused attempts write nothing.
@@ -233,14 +231,3 @@ def _cross_site_subresource(request: Request) -> bool:
     if headers.get("sec-fetch-site") != "cross-site":
         return False
     return headers.get("sec-fetch-dest", "document") not in _NAVIGATION_DESTINATIONS
-
-
-def _address_key(request: Request) -> str:
-    """The client address; an IPv6 client counts as its /64, which one host can fill."""
-    address = client_ip(request)
-    if ":" not in address:
-        return address
-    try:
-        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
-    except ValueError:
-        return address

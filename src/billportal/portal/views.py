@@ -177,10 +177,11 @@ class Portal:
             session = await context.store.session(id_hash)
             now = context.clock()
             if session is not None and session.company_id == company.id:
-                if sessions.is_live(session, now, context.timeouts):
+                cut_off = company.session_cutoff is not None and session.created_at <= company.session_cutoff
+                if sessions.is_live(session, now, context.timeouts) and not cut_off:
                     found = await self.billing.customer(company.id, session.customer_id)
                     if found is not None:
-                        if sessions.needs_touch(session, now):
+                        if sessions.needs_touch(session, now, context.timeouts):
                             await context.store.touch_session(id_hash, now)
                         return Visit(company, session, found)
                 await context.store.end_session(id_hash)

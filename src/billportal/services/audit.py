@@ -44,6 +44,7 @@ ACTIONS: Final[dict[str, str]] = {
     "sso.links_cut_off": "Links issued before now rejected",
     "sso.cutoff_removed": "Link cutoff removed",
     "sso.customer_signed_out": "Customer signed out everywhere",
+    "sso.customers_signed_out": "Every customer signed out",
     "sso.test_link": "Test sign-in link made",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",

@@ -9,6 +9,8 @@ from typing import Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from billportal.core.metrics import PASSWORD_CHECKS
+
 MIN_LENGTH: Final = 12
 MAX_LENGTH: Final = 1024  # hashing cost grows with the input: no megabyte passwords
 
@@ -25,9 +27,11 @@ def verify_password(password_hash: str, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(password_hash, password)
+        ok: bool = _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
-        return False
+        ok = False
+    PASSWORD_CHECKS.labels("match" if ok else "mismatch").inc()
+    return ok
 
 
 def needs_rehash(password_hash: str) -> bool:

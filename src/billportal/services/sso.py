@@ -223,12 +223,47 @@ async def update_policy(store: Store, company: Company, new: PolicySettings, act
     return [label for label, _, _ in changes]
 
 
-async def cut_off_links(store: Store, company: Company, actor: Actor, now: int) -> None:
-    """Reject every link issued before ``now`` (and every link without ``iat``)."""
-    detail = f"cutoff {human_time(now, company.time_zone, seconds=True)}"
-    await _change_settings(
-        store, company, {"sso_iat_cutoff": now}, actor=actor, action="sso.links_cut_off", now=now, detail=detail
-    )
+async def cut_off_links(store: Store, company: Company, actor: Actor, now: int, *, end_sessions: bool = False) -> int:
+    """Reject every link issued before ``now`` (and every link without ``iat``).
+
+    ``end_sessions``: also end every customer session made until now (see
+    :func:`sign_out_everyone`); return how many ended.
+    """
+    values: dict[str, Any] = {"sso_iat_cutoff": now}
+    if end_sessions:
+        values["sso_session_cutoff"] = now
+
+    def change(conn: Connection) -> int:
+        companies.update_settings(conn, company.id, company.username, {**values, "updated_at": now})
+        ended = companies.end_sessions_until(conn, company.id, now) if end_sessions else 0
+        detail = f"cutoff {human_time(now, company.time_zone, seconds=True)}" + (
+            f"; every customer signed out ({_sessions(ended)})" if end_sessions else ""
+        )
+        audit.record_in(conn, actor, "sso.links_cut_off", now, company_ids=[company.id], detail=detail)
+        return ended
+
+    return await store.write(change)
+
+
+async def sign_out_everyone(store: Store, company: Company, actor: Actor, now: int) -> int:
+    """End every customer session of the company made until ``now``, in every process; return how many.
+
+    The rows go, and the company's session cutoff ends, at their next request, any copy
+    of them (Redis keeps one for 30 seconds) in any process.
+    """
+
+    def change(conn: Connection) -> int:
+        companies.update_settings(conn, company.id, company.username, {"sso_session_cutoff": now, "updated_at": now})
+        ended = companies.end_sessions_until(conn, company.id, now)
+        detail = f"every customer signed out ({_sessions(ended)})"
+        audit.record_in(conn, actor, "sso.customers_signed_out", now, company_ids=[company.id], detail=detail)
+        return ended
+
+    return await store.write(change)
+
+
+def _sessions(count: int) -> str:
+    return f"{count} session{'s' if count != 1 else ''} ended"
 
 
 async def remove_cutoff(store: Store, company: Company, actor: Actor, now: int) -> None:

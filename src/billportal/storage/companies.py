@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from billportal.core.crypto import Sealed
 from billportal.core.errors import Refused
@@ -95,6 +95,13 @@ def update_settings(conn: Connection, company_id: int, username: str, values: Ma
     check_row(t.companies, values)
     conn.execute(update(t.companies).where(t.companies.c.id == company_id).values(**values))
     changed(conn, username)
+
+
+def end_sessions_until(conn: Connection, company_id: int, cutoff: int) -> int:
+    """Delete the company's customer sessions created at or before ``cutoff``; return how many."""
+    s = t.sessions.c
+    ended = conn.execute(delete(t.sessions).where(s.company_id == company_id, s.created_at <= cutoff))
+    return int(ended.rowcount)
 
 
 # -- SSO keys ------------------------------------------------------------------------------

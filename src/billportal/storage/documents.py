@@ -19,8 +19,9 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, case, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, case, delete, false, func, literal, select, update
 
+from billportal.core.bounds import storable_text
 from billportal.storage import schema as t
 from billportal.storage.bounds import check_row, fits
 from billportal.storage.dialect import insert_or_nothing
@@ -219,7 +220,9 @@ def invoice_filters(
         where.append(c.status.in_(statuses))
     if past_due_before is not None:
         where += [c.status == "open", c.due_on < past_due_before]
-    if number_contains:
+    if number_contains and not storable_text(number_contains):
+        where.append(false())  # no number holds a NUL, and PostgreSQL refuses one even to compare
+    elif number_contains:
         escaped = number_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append(c.number.ilike(f"%{escaped}%", escape="\\"))
     return where

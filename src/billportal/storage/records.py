@@ -30,6 +30,7 @@ class Company:
     error_url: str
     frame_ancestors: tuple[str, ...]
     sso_keys: tuple[VerificationKey, ...] = field(repr=False)
+    session_cutoff: int | None = None  # customer sessions created at or before it are over
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,8 @@ companies = Table(
     Column("sso_require_jti", Boolean, nullable=False, server_default="0"),
     Column("sso_allowed_issuers", Text, nullable=False, server_default=""),
     Column("sso_iat_cutoff", BigInteger, nullable=True),
+    # Customer sessions created at or before this moment are over (the emergency sign-out).
+    Column("sso_session_cutoff", BigInteger, nullable=True),
     Column("sign_in_url", Text, nullable=False, server_default=""),
     Column("sign_out_url", Text, nullable=False, server_default=""),
     Column("error_url", Text, nullable=False, server_default=""),

@@ -14,7 +14,9 @@ process being killed (not a power cut between checkpoints; see docs/deploy.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -49,12 +51,25 @@ _PRAGMAS = (
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open the database file with the pragmas billportal relies on."""
+    """Open the database file with the pragmas billportal relies on; only its owner may read it (0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _owner_only(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
     for pragma in _PRAGMAS:
         conn.execute(pragma)
     return conn
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600, and tighten an older one (and its -wal, -shm) to 0600.
+
+    SQLite creates the -wal and -shm files with the database file's mode, so they follow.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
 
 
 class _Locking:

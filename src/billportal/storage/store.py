@@ -17,7 +17,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, literal_column, select
+from sqlalchemy import Connection, delete, func, literal_column, or_, select
 
 from billportal.core.crypto import MasterKeys, Sealed, SealError
 from billportal.core.metrics import count_sign_in
@@ -220,6 +220,8 @@ class Store:
             error_url=row["error_url"],
             frame_ancestors=tuple(row["frame_ancestors"].split()),
             sso_keys=keys,
+            # (.get: a copy shared by a process of the release before has no such column)
+            session_cutoff=row.get("sso_session_cutoff"),
         )
 
     # -- sign-in path (hot) --------------------------------------------------------
@@ -305,6 +307,24 @@ class Store:
             for id_hash in hashes:
                 await self.session_cache.drop(id_hash)
         return await self.backend.end_customer_sessions(company_id, customer_id)
+
+    async def prune_sessions(self, now: int, idle_seconds: int) -> int:
+        """Delete customer and admin sessions past their absolute end or idle too long; return how many.
+
+        The rule is the one each request applies (web/sessions.py ``is_live``): only
+        sessions that could no longer be used go. A Redis copy of one (30 s at most)
+        is judged by the same rule.
+        """
+
+        def change(conn: Connection) -> int:
+            ended = 0
+            for table in (t.sessions, t.admin_sessions):
+                c = table.c
+                over = or_(c.expires_at <= now, c.last_seen_at <= now - idle_seconds)
+                ended += int(conn.execute(delete(table).where(over)).rowcount)
+            return ended
+
+        return await self.write(change)
 
     # -- sign-in log -----------------------------------------------------------------
 

@@ -18,6 +18,11 @@ It also bounds connections (docs/deploy.md#connections-and-load):
   file-descriptor limit allows), a new connection is answered 503 and closed, and
   a line is logged, so that accepting never fails silently for want of a
   descriptor.
+
+A request answered before its body was read to the end (a form past its cap, a
+body that is not a form) ends its connection the same way: uvicorn would read on
+to find the next request, parsing whatever the client chose to send (1 MiB of
+one-byte chunks costs seconds of the server's time, an endless stream forever).
 """
 
 from __future__ import annotations
@@ -114,6 +119,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            # Answered with its body still unread: no reading on for a next request.
+            self.server_state.total_requests += 1
+            self._drop_and_close()
+            return
         super().on_response_complete()
         # The next request's head gets the same bound (uvicorn's keep-alive
         # timeout ends an idle connection sooner, but not one that trickles).
@@ -183,10 +194,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._new_head()
 
     def _refuse(self, status: int) -> None:
+        self.transport.write(_refusal(status))
+        self._drop_and_close()
+
+    def _drop_and_close(self) -> None:
+        """Read and drop what the client still sends for a moment, then close (it reads the answer, not a reset)."""
         self._refused = True
         self._stop_head_timer()
         transport = self.transport
-        transport.write(_refusal(status))
         if transport.can_write_eof():
             transport.write_eof()
         asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)

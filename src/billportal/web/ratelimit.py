@@ -19,19 +19,26 @@ more attempt through, counts it, and blocks the key too.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+from starlette.requests import Request
+
+from billportal.web.context import client_ip
 
 log = logging.getLogger("billportal.ratelimit")
+T = TypeVar("T")
 
 _MAX_BLOCKED = 100_000
 _FALLBACK_SECONDS = 5.0  # after the shared counters failed, how long this process counts alone
@@ -61,13 +68,19 @@ def storage_uri(redis_url: str) -> str:
     return f"async+{redis_url}" if redis_url else ""
 
 
-async def _count(counters: FixedWindowRateLimiter, limit: Limit, key: str) -> float | None:
-    """Count one failure; when that used up the allowance, the time (UNIX) its window ends."""
-    item = limit.item
-    await counters.hit(item, limit.scope, key)
-    if await counters.test(item, limit.scope, key):
-        return None
-    stats = await counters.get_window_stats(item, limit.scope, key)
+def address_key(request: Request) -> str:
+    """The client's address as a limit counts it: an IPv6 client counts as its /64, which one host can fill."""
+    address = client_ip(request)
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
+    except ValueError:
+        return address
+
+
+async def _reset_time(counters: FixedWindowRateLimiter, limit: Limit, key: str) -> float:
+    stats = await counters.get_window_stats(limit.item, limit.scope, key)
     return float(stats.reset_time)
 
 
@@ -115,14 +128,11 @@ class FailureLimiter:
             return None
         return max(1, math.ceil(wait))
 
-    async def failed(self, limit: Limit, key: str) -> int | None:
-        """Count one failure for ``key``; if that used up its allowance, the seconds to wait."""
-        reset_time: float | None
-        if time.monotonic() < self._shared_down_until:
-            reset_time = await _count(self._fallback, limit, key)
-        else:
+    async def _run(self, work: Callable[[FixedWindowRateLimiter], Awaitable[T]]) -> T:
+        """``work`` on the shared counters, or on this process's own while they cannot be reached."""
+        if time.monotonic() >= self._shared_down_until:
             try:
-                reset_time = await _count(self._counters(), limit, key)
+                return await work(self._counters())
             except StorageError:
                 # Redis is down: this process counts alone meanwhile, rather than not at all.
                 log.warning(
@@ -130,7 +140,49 @@ class FailureLimiter:
                     _FALLBACK_SECONDS,
                 )
                 self._shared_down_until = time.monotonic() + _FALLBACK_SECONDS
-                reset_time = await _count(self._fallback, limit, key)
+        return await work(self._fallback)
+
+    async def failed(self, limit: Limit, key: str, *, counted: bool = False) -> int | None:
+        """Count one failure for ``key``; if that used up its allowance, the seconds to wait.
+
+        ``counted``: the failure was already counted by :meth:`attempt`; only the verdict is left.
+        """
+
+        async def count(counters: FixedWindowRateLimiter) -> float | None:
+            if not counted:
+                await counters.hit(limit.item, limit.scope, key)
+            if await counters.test(limit.item, limit.scope, key):
+                return None
+            return await _reset_time(counters, limit, key)
+
+        return self._block(limit, key, await self._run(count))
+
+    async def attempt(self, limit: Limit, key: str) -> int | None:
+        """Count an attempt as a failure before it is judged; the seconds to wait if that is past the allowance.
+
+        Counted first, in one atomic increment, so that concurrent attempts (on any
+        process) cannot all pass a check made before any of them failed. An attempt
+        that then succeeds gives its count back (:meth:`succeeded`): only failures use
+        up the allowance. One refused here must not be judged at all.
+        """
+
+        async def count(counters: FixedWindowRateLimiter) -> float | None:
+            if await counters.hit(limit.item, limit.scope, key):
+                return None
+            return await _reset_time(counters, limit, key)
+
+        return self._block(limit, key, await self._run(count))
+
+    async def succeeded(self, limit: Limit, key: str) -> None:
+        """Give back the count of an :meth:`attempt` that succeeded."""
+
+        async def give_back(counters: FixedWindowRateLimiter) -> None:
+            await counters.hit(limit.item, limit.scope, key, cost=-1)
+
+        await self._run(give_back)
+
+    def _block(self, limit: Limit, key: str, reset_time: float | None) -> int | None:
+        """Note ``key`` as blocked until ``reset_time`` (None: not blocked); the seconds to wait."""
         if reset_time is None:
             return None
         if len(self._blocked) >= _MAX_BLOCKED:

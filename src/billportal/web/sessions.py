@@ -21,7 +21,8 @@ class SessionLike(Protocol):
 
 
 SESSION_ID_BYTES = 32  # 256 bits
-TOUCH_INTERVAL = 60  # seconds between writes of last_seen_at
+TOUCH_INTERVAL = 60  # seconds between writes of last_seen_at, at most
+PRUNE_INTERVAL = 10 * 60  # seconds between deletions of the sessions that are over, in each process
 
 
 def new_session_id() -> str:
@@ -58,8 +59,13 @@ def is_live(session: SessionLike, now: int, timeouts: Timeouts) -> bool:
     return now < session.expires_at and now - session.last_seen_at < timeouts.idle
 
 
-def needs_touch(session: SessionLike, now: int) -> bool:
-    return now - session.last_seen_at >= TOUCH_INTERVAL
+def touch_interval(timeouts: Timeouts) -> int:
+    """Seconds between writes of last_seen_at: well below the idle timeout, so a session in use never idles out."""
+    return max(1, min(TOUCH_INTERVAL, timeouts.idle // 4))
+
+
+def needs_touch(session: SessionLike, now: int, timeouts: Timeouts) -> bool:
+    return now - session.last_seen_at >= touch_interval(timeouts)
 
 
 def cookie_header(name: str, value: str, *, secure: bool, max_age: int) -> str:
