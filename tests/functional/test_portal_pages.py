@@ -347,16 +347,68 @@ def test_a_bad_month_is_explained_beside_the_chooser(client: TestClient, month: 
         assert client.get(f"/statements/{kind}/pdf", params={"month": month}).status_code == 400
 
 
-def test_the_default_month_follows_the_companys_time_zone(world: World, docs: Docs) -> None:
+def _months_offered(html: str) -> list[str]:
+    return re.findall(r'<option value="(\d{4}-\d{2})"', html)
+
+
+def test_the_current_month_follows_the_companys_time_zone(world: World, docs: Docs) -> None:
     # 2026-12-01 03:00 UTC is still November 30 in Denver.
     world.clock.now = int(datetime(2026, 12, 1, 3, tzinfo=UTC).timestamp())
     client = signed_in(world)
     run(factories.company_settings(world.store, world.acme, time_zone="America/Denver"))
     world.store.forget_company("acme")
-    assert "Statement for November 2026" in client.get("/statements/balance-forward").text
+    assert _months_offered(client.get("/statements/balance-forward").text)[0] == "2026-11"
     run(factories.company_settings(world.store, world.acme, time_zone="UTC"))
     world.store.forget_company("acme")
-    assert "Statement for December 2026" in client.get("/statements/balance-forward").text
+    assert _months_offered(client.get("/statements/balance-forward").text)[0] == "2026-12"
+
+
+FIRST_OF_DECEMBER = int(datetime(2026, 12, 1, 9, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize("kind", ["balance-forward", "open-item"])
+def test_on_the_first_the_statement_is_of_the_month_just_closed(world: World, docs: Docs, kind: str) -> None:
+    world.clock.now = FIRST_OF_DECEMBER
+    client = signed_in(world)
+    page = client.get(f"/statements/{kind}").text
+    assert re.search(r'<option value="2026-11" selected>', page)
+    if kind == "balance-forward":
+        text = text_of(page)
+        assert "Statement for November 2026" in text
+        assert "Invoices + $717.80" in text
+        assert "No activity this month" not in text
+    # December can still be asked for, and the PDF follows the same default.
+    assert "Statement for December 2026" in client.get("/statements/balance-forward?month=2026-12").text
+    pdf = client.get(f"/statements/{kind}/pdf")
+    assert pdf.headers["content-disposition"] == f'attachment; filename="statement-{kind}-2026-11.pdf"'
+
+
+def test_the_current_month_is_the_default_once_it_has_activity(world: World, docs: Docs) -> None:
+    world.clock.now = FIRST_OF_DECEMBER
+    run(
+        factories.payment(
+            world.store, world.acme.id, 1234, amount=1000, received_on="2026-12-01", now=FIRST_OF_DECEMBER
+        )
+    )
+    page = signed_in(world).get("/statements/balance-forward").text
+    assert "Statement for December 2026" in page
+    assert "Payments \u2212 $10.00" in text_of(page)
+
+
+def test_the_month_list_starts_at_the_customers_first_month(world: World, docs: Docs) -> None:
+    world.clock.now = FIRST_OF_DECEMBER
+    # Acme's 1234 has documents from October 2026 on (INV-0009, issued 2026-10-05).
+    offered = _months_offered(signed_in(world).get("/statements/open-item").text)
+    assert offered == ["2026-12", "2026-11", "2026-10"]
+    # A customer created today with no documents: only this month, and it is the default.
+    run(factories.customer(world.store, world.acme.id, id=4321, name="New Customer", now=FIRST_OF_DECEMBER))
+    page = signed_in(world, customer_id=4321).get("/statements/balance-forward").text
+    assert _months_offered(page) == ["2026-12"]
+    assert "Statement for December 2026" in page
+    # An older month asked for by URL is still shown, and offered beside the others.
+    older = signed_in(world, customer_id=4321).get("/statements/balance-forward?month=2026-06").text
+    assert "Statement for June 2026" in older
+    assert _months_offered(older) == ["2026-12", "2026-06"]
 
 
 @pytest.mark.parametrize(("kind", "title"), [("balance-forward", "Balance forward"), ("open-item", "Open items")])

@@ -24,7 +24,13 @@ from billportal.portal.labels import (
     status_label,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
-from billportal.services.statements import BalanceForwardStatement, Month, OpenItemStatement, method_label
+from billportal.services.statements import (
+    BalanceForwardStatement,
+    Month,
+    OpenItemStatement,
+    StatementMonths,
+    method_label,
+)
 from billportal.storage.documents import Scope
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, Payment, Session
 from billportal.web import sessions
@@ -39,7 +45,6 @@ from billportal.web.urls import with_query
 PER_PAGE: Final = 25
 INVOICES_PER_PAGE: Final = PER_PAGE
 RECENT_PAYMENTS: Final = 5
-STATEMENT_MONTHS: Final = 24
 MAX_PAGE: Final = 100_000
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
 _STATUS_FILTERS: Final = {
@@ -455,33 +460,30 @@ class Portal:
 
     # -- statements ----------------------------------------------------------------------------
 
-    def _statement_month(self, request: Request, visit: Visit) -> tuple[Month, str, str]:
-        """The month asked for (default: the company's current one), today, and what is wrong with the ask."""
+    async def _statement_month(self, request: Request, visit: Visit) -> tuple[Month, StatementMonths, str, str]:
+        """The month asked for (default: see :func:`statement_months`), the months offered, today, and what is wrong."""
         today = self._today(visit)
-        current = Month.of(today)
+        company, customer = visit.company, visit.customer
+        months = await self.billing.statement_months(
+            company.id, customer.id, customer.currency, today=today, since=today_in(company, customer.created_at)
+        )
         asked = request.query_params.get("month", "")
         if not asked:
-            return current, today, ""
+            return months.default, months, today, ""
         try:
             month = Month.parse(asked[:16])
         except ValueError:
-            return current, today, "Choose a month from the list."
-        if month > current:
-            return current, today, "Statements can be made up to the current month."
-        return month, today, ""
-
-    def _months(self, chosen: Month, today: str) -> list[Month]:
-        """The months offered in the chooser: the last two years, and the chosen one."""
-        months = [Month.of(today)]
-        while len(months) < STATEMENT_MONTHS:
-            months.append(months[-1].previous())
-        if chosen not in months:
-            months.append(chosen)
-        return months
+            return months.default, months, today, "Choose a month from the list."
+        if month > Month.of(today):
+            return months.default, months, today, "Statements can be made up to the current month."
+        return month, months, today, ""
 
     async def _statement(self, request: Request, visit: Visit, kind: str) -> Response:
-        month, today, error = self._statement_month(request, visit)
+        month, months, today, error = await self._statement_month(request, visit)
         statement = await self._statement_for(visit, kind, month, today)
+        offered = list(months.offered)
+        if month not in offered:
+            offered.append(month)
         return self._page(
             visit,
             _STATEMENTS[kind][1],
@@ -489,7 +491,7 @@ class Portal:
             page="statements",
             kind=kind,
             statement=statement,
-            months=self._months(month, today),
+            months=offered,
             month_error=error,
         )
 
@@ -504,7 +506,7 @@ class Portal:
         return await self.billing.open_item_statement(company.id, customer.id, customer.currency, month, today=today)
 
     async def _statement_pdf(self, request: Request, visit: Visit, kind: str) -> Response:
-        month, today, error = self._statement_month(request, visit)
+        month, _months, today, error = await self._statement_month(request, visit)
         if error:
             return error_page(400, error)
         statement = await self._statement_for(visit, kind, month, today)

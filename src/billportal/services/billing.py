@@ -727,6 +727,15 @@ class Billing:
         ledger = await self.store.read(lambda conn: documents.ledger(conn, company_id, customer_id, currency, end))
         return statements.balance_forward(ledger, month, today)
 
+    async def statement_months(
+        self, company_id: int, customer_id: int, currency: str, *, today: str, since: str
+    ) -> statements.StatementMonths:
+        """The months a statement can be asked for (the customer exists ``since``), and the default one."""
+        first, last = await self.store.read(
+            lambda conn: documents.activity_span(conn, company_id, customer_id, currency, today)
+        )
+        return statements.statement_months(today, since, first, last)
+
     async def open_item_statement(
         self, company_id: int, customer_id: int, currency: str, month: statements.Month, *, today: str
     ) -> statements.OpenItemStatement:
