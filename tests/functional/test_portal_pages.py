@@ -22,6 +22,7 @@ from tests.functional.portal_world import (
     Docs,
     add_documents,
     csrf_token,
+    hidden_fields,
     pdf_text,
     signed_in,
     text_of,
@@ -264,10 +265,9 @@ def test_estimates_list_and_detail(client: TestClient, docs: Docs) -> None:
 
 def test_approving_an_estimate_records_who_and_when(world: World, client: TestClient, docs: Docs) -> None:
     estimate_id = docs.estimates["EST-1"]
-    page = client.get(f"/estimates/{estimate_id}").text
-    response = client.post(
-        f"/estimates/{estimate_id}/approve", data={"csrf_token": csrf_token(page), "approved_by": "  Wile  E. Coyote "}
-    )
+    action = f"/estimates/{estimate_id}/approve"
+    form = hidden_fields(client.get(f"/estimates/{estimate_id}").text, action)
+    response = client.post(action, data={**form, "approved_by": "  Wile  E. Coyote "})
     assert response.status_code == 303
     assert response.headers["location"] == f"/estimates/{estimate_id}"
     after = text_of(client.get(f"/estimates/{estimate_id}").text)
@@ -277,7 +277,7 @@ def test_approving_an_estimate_records_who_and_when(world: World, client: TestCl
     assert (estimate.status, estimate.approved_by, estimate.approved_at) == ("approved", "Wile E. Coyote", NOW)
     (event,) = run(world.billing.customer_events(world.acme.id, customer_id=1234))
     assert event.kind == "estimate.approved"
-    again = client.post(f"/estimates/{estimate_id}/approve", data={"csrf_token": csrf_token(page), "approved_by": "X"})
+    again = client.post(action, data={**form, "approved_by": "X"})
     assert again.status_code == 409
     assert "can no longer be approved" in again.text
 

@@ -24,6 +24,7 @@ from billportal.portal.labels import (
     status_label,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
+from billportal.services.billing import Answer, estimate_version
 from billportal.services.statements import (
     BalanceForwardStatement,
     Month,
@@ -47,6 +48,10 @@ INVOICES_PER_PAGE: Final = PER_PAGE
 RECENT_PAYMENTS: Final = 5
 MAX_PAGE: Final = 100_000
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
+_ANSWER_NOTICES: Final = {
+    Answer.CHANGED: "This estimate changed; review it again.",
+    Answer.CLOSED: "This estimate can no longer be approved.",
+}
 _STATUS_FILTERS: Final = {
     "all": (),
     "open": ("open",),
@@ -416,6 +421,7 @@ class Portal:
             approved_by=form.get("approved_by", ""),
             approve_error=form.get("error", ""),
             approve_notice=form.get("notice", ""),
+            version=estimate_version(estimate),
         )
 
     @customer("estimates")
@@ -444,18 +450,19 @@ class Portal:
         name, error = APPROVER_FIELD.check(form.get(APPROVER_FIELD.name, ""))
         if error:
             return self._estimate_page(visit, estimate, 400, approved_by=name, error=error)
-        approved = await self.billing.approve_estimate(
+        answer = await self.billing.approve_estimate(
             visit.company.id,
             visit.customer.id,
             estimate.id,
             approved_by=name,
+            version=form.get("version", ""),
             now=self.context.clock(),
             valid_on=self._today(visit),
         )
-        if not approved:
-            # Approved in another tab, expired, or withdrawn meanwhile: show it as it is now.
+        if answer is not Answer.DONE:
+            # Changed, answered in another tab, expired or withdrawn meanwhile: show it as it is now.
             current = await self._document(request, visit, "estimate") or estimate
-            return self._estimate_page(visit, current, 409, notice="This estimate can no longer be approved.")
+            return self._estimate_page(visit, current, 409, notice=_ANSWER_NOTICES[answer])
         return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
 
     # -- statements ----------------------------------------------------------------------------

@@ -18,11 +18,14 @@ stable code, and the transaction changes nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection
@@ -184,6 +187,30 @@ def _dates(first: str, then: str | None, field: str) -> None:
 
 def _label(kind: str) -> str:
     return kind.replace("_", " ")
+
+
+def estimate_version(estimate: Estimate) -> str:
+    """A digest of what the customer reads on an estimate: an answer is taken only for the version they saw."""
+    seen = [
+        estimate.number,
+        estimate.currency,
+        estimate.issued_on,
+        estimate.expires_on,
+        estimate.subtotal,
+        estimate.tax,
+        estimate.total,
+        estimate.notes,
+        [[line.description, line.quantity, line.unit_price, line.discount, line.tax] for line in estimate.lines],
+    ]
+    return hashlib.sha256(json.dumps(seen, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+class Answer(StrEnum):
+    """How a customer's answer to an estimate went."""
+
+    DONE = "done"
+    CLOSED = "closed"  # it takes no answer now: answered meanwhile, expired, voided, or not the customer's
+    CHANGED = "changed"  # it changed since the customer saw it: they review it again
 
 
 # -- the write model ---------------------------------------------------------------------------
@@ -602,13 +629,24 @@ class Books:
         estimate: Estimate = self._update("estimate", estimate_id, {"status": "voided"})
         return estimate
 
-    def approve_estimate(self, estimate_id: int, customer_id: int, *, approved_by: str, valid_on: str | None) -> bool:
-        """The customer approves a sent estimate (not expired on ``valid_on``); False if it cannot be approved now."""
+    def _answerable(self, estimate_id: int, customer_id: int, version: str, valid_on: str | None) -> Answer:
+        """Whether the customer can answer the estimate now (it is locked), in the version they saw."""
         row = documents.lock(self.conn, "estimate", self.company_id, estimate_id)
         if row is None or row.customer_id != customer_id or row.status != "sent":
-            return False
+            return Answer.CLOSED
         if valid_on is not None and row.expires_on is not None and row.expires_on < valid_on:
-            return False
+            return Answer.CLOSED
+        if estimate_version(self._get("estimate", estimate_id)) != version:
+            return Answer.CHANGED
+        return Answer.DONE
+
+    def approve_estimate(
+        self, estimate_id: int, customer_id: int, *, approved_by: str, version: str, valid_on: str | None
+    ) -> Answer:
+        """The customer approves a sent estimate (not expired on ``valid_on``) in the ``version`` they saw."""
+        answer = self._answerable(estimate_id, customer_id, version, valid_on)
+        if answer is not Answer.DONE:
+            return answer
         self._update(
             "estimate", estimate_id, {"status": "approved", "approved_by": approved_by, "approved_at": self.now}
         )
@@ -616,7 +654,7 @@ class Books:
         documents.record_customer_event(
             self.conn, self.company_id, customer_id, "estimate.approved", detail, now=self.now
         )
-        return True
+        return Answer.DONE
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -650,11 +688,21 @@ class Billing:
         return await self.write(company_id, lambda books: books.create_estimate(values), now=now)
 
     async def approve_estimate(
-        self, company_id: int, customer_id: int, estimate_id: int, *, approved_by: str, now: int, valid_on: str | None
-    ) -> bool:
+        self,
+        company_id: int,
+        customer_id: int,
+        estimate_id: int,
+        *,
+        approved_by: str,
+        version: str,
+        now: int,
+        valid_on: str | None,
+    ) -> Answer:
         return await self.write(
             company_id,
-            lambda books: books.approve_estimate(estimate_id, customer_id, approved_by=approved_by, valid_on=valid_on),
+            lambda books: books.approve_estimate(
+                estimate_id, customer_id, approved_by=approved_by, version=version, valid_on=valid_on
+            ),
             now=now,
         )
 
