@@ -211,6 +211,8 @@ class Estimate(TypedDict):
     total: int
     approved_by: str | None
     approved_at: int | None
+    declined_at: int | None
+    decline_reason: str
     created_at: int
     updated_at: int
 

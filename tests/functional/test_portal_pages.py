@@ -257,16 +257,18 @@ def test_estimates_list_and_detail(client: TestClient, docs: Docs) -> None:
     assert "EST-3" not in listing
     detail = client.get(f"/estimates/{docs.estimates['EST-1']}").text
     assert "Portable hole" in detail
-    assert 'action="/estimates/{}/approve"'.format(docs.estimates["EST-1"]) in detail
+    assert 'href="/estimates/{}/approve"'.format(docs.estimates["EST-1"]) in detail
+    assert 'action="/estimates/{}/decline"'.format(docs.estimates["EST-1"]) in detail
     expired = client.get(f"/estimates/{docs.estimates['EST-2']}").text
     assert "/approve" not in expired
+    assert "/decline" not in expired
     assert "expired on Nov 1, 2026" in text_of(expired)
 
 
 def test_approving_an_estimate_records_who_and_when(world: World, client: TestClient, docs: Docs) -> None:
     estimate_id = docs.estimates["EST-1"]
     action = f"/estimates/{estimate_id}/approve"
-    form = hidden_fields(client.get(f"/estimates/{estimate_id}").text, action)
+    form = hidden_fields(client.get(action).text, action)
     response = client.post(action, data={**form, "approved_by": "  Wile  E. Coyote "})
     assert response.status_code == 303
     assert response.headers["location"] == f"/estimates/{estimate_id}"

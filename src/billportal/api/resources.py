@@ -309,6 +309,12 @@ ESTIMATE: Final = Shape(
         *_sums("subtotal", "tax", "total"),
         read_only("approved_by", nullable({"type": "string"}), "Who approved it in the portal."),
         read_only("approved_at", nullable(TIME), "When it was approved."),
+        read_only("declined_at", nullable(TIME), "When it was declined (by the customer, or set so); null otherwise."),
+        read_only(
+            "decline_reason",
+            {"type": "string"},
+            "Why the customer declined it in the portal, in their words (may be empty).",
+        ),
         *_timestamps(),
     ),
 )

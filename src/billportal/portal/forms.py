@@ -100,6 +100,7 @@ BILLING_INFO_FIELDS: Final = (
 )
 
 APPROVER_FIELD: Final = Field("approved_by", "Your full name", 200, required=True, autocomplete="name")
+DECLINE_REASON_FIELD: Final = Field("reason", "Reason (optional)", 1000, hint="The company sees what you write here.")
 
 
 def check_billing_info(form: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -15,7 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from billportal.portal.forms import APPROVER_FIELD, BILLING_INFO_FIELDS, check_billing_info, clean_text
+from billportal.portal.forms import (
+    APPROVER_FIELD,
+    BILLING_INFO_FIELDS,
+    DECLINE_REASON_FIELD,
+    check_billing_info,
+    clean_text,
+)
 from billportal.portal.labels import (
     address_lines,
     credit_note_state,
@@ -48,9 +54,12 @@ INVOICES_PER_PAGE: Final = PER_PAGE
 RECENT_PAYMENTS: Final = 5
 MAX_PAGE: Final = 100_000
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
+# (what the customer answered, how it went) -> what they are told
 _ANSWER_NOTICES: Final = {
-    Answer.CHANGED: "This estimate changed; review it again.",
-    Answer.CLOSED: "This estimate can no longer be approved.",
+    ("approve", Answer.CHANGED): "This estimate changed; review it again.",
+    ("approve", Answer.CLOSED): "This estimate can no longer be approved.",
+    ("decline", Answer.CHANGED): "This estimate changed; review it again.",
+    ("decline", Answer.CLOSED): "This estimate can no longer be declined.",
 }
 _STATUS_FILTERS: Final = {
     "all": (),
@@ -417,10 +426,24 @@ class Portal:
             page="estimates",
             estimate=estimate,
             state=state,
+            reason_field=DECLINE_REASON_FIELD,
+            reason=form.get("reason", ""),
+            reason_error=form.get("reason_error", ""),
+            notice=form.get("notice", ""),
+            version=estimate_version(estimate),
+        )
+
+    def _approval_page(self, visit: Visit, estimate: Estimate, status_code: int = 200, **form: str) -> Response:
+        """The confirmation step of an approval: the total, the approver's name, and the version shown."""
+        return self._page(
+            visit,
+            "portal/estimate_approve.html",
+            status_code=status_code,
+            page="estimates",
+            estimate=estimate,
             field=APPROVER_FIELD,
             approved_by=form.get("approved_by", ""),
             approve_error=form.get("error", ""),
-            approve_notice=form.get("notice", ""),
             version=estimate_version(estimate),
         )
 
@@ -441,6 +464,16 @@ class Portal:
         )
         return pdf_response(content, download_name("estimate", estimate.number))
 
+    @customer("estimates")
+    async def confirm_approval(self, request: Request, visit: Visit) -> Response:
+        """Asks the customer to confirm the approval, showing the total they agree to."""
+        estimate: Estimate | None = await self._document(request, visit, "estimate")
+        if estimate is None:
+            return error_page(404)
+        if estimate_state(estimate, self._today(visit)) != "awaiting_approval":
+            return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
+        return self._approval_page(visit, estimate)
+
     @customer_form("estimates")
     async def approve_estimate(self, request: Request, visit: Visit, form: Form) -> Response:
         """The customer approves an estimate: who (the name they type) and when are kept."""
@@ -449,7 +482,7 @@ class Portal:
             return error_page(404)
         name, error = APPROVER_FIELD.check(form.get(APPROVER_FIELD.name, ""))
         if error:
-            return self._estimate_page(visit, estimate, 400, approved_by=name, error=error)
+            return self._approval_page(visit, estimate, 400, approved_by=name, error=error)
         answer = await self.billing.approve_estimate(
             visit.company.id,
             visit.customer.id,
@@ -459,11 +492,36 @@ class Portal:
             now=self.context.clock(),
             valid_on=self._today(visit),
         )
-        if answer is not Answer.DONE:
-            # Changed, answered in another tab, expired or withdrawn meanwhile: show it as it is now.
-            current = await self._document(request, visit, "estimate") or estimate
-            return self._estimate_page(visit, current, 409, notice=_ANSWER_NOTICES[answer])
-        return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
+        return await self._answered(request, visit, estimate, "approve", answer)
+
+    @customer_form("estimates")
+    async def decline_estimate(self, request: Request, visit: Visit, form: Form) -> Response:
+        """The customer declines an estimate, with a reason the company sees if they give one."""
+        estimate: Estimate | None = await self._document(request, visit, "estimate")
+        if estimate is None:
+            return error_page(404)
+        reason, error = DECLINE_REASON_FIELD.check(form.get(DECLINE_REASON_FIELD.name, ""))
+        if error:
+            return self._estimate_page(visit, estimate, 400, reason=reason, reason_error=error)
+        answer = await self.billing.decline_estimate(
+            visit.company.id,
+            visit.customer.id,
+            estimate.id,
+            reason=reason,
+            version=form.get("version", ""),
+            now=self.context.clock(),
+            valid_on=self._today(visit),
+        )
+        return await self._answered(request, visit, estimate, "decline", answer)
+
+    async def _answered(
+        self, request: Request, visit: Visit, estimate: Estimate, action: str, answer: Answer
+    ) -> Response:
+        if answer is Answer.DONE:
+            return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
+        # Changed, answered in another tab, expired or withdrawn meanwhile: show it as it is now.
+        current = await self._document(request, visit, "estimate") or estimate
+        return self._estimate_page(visit, current, 409, notice=_ANSWER_NOTICES[action, answer])
 
     # -- statements ----------------------------------------------------------------------------
 

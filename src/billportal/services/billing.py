@@ -597,6 +597,7 @@ class Books:
             "status": status,
             "issued_on": values["issued_on"],
             "expires_on": values.get("expires_on"),
+            "declined_at": self.now if status == "declined" else None,
             **totals.columns("estimate"),
             "notes": values.get("notes", ""),
             "created_at": self.now,
@@ -616,6 +617,10 @@ class Books:
             raise Refused("invalid_status_change", f"an estimate cannot go from {status} to {new_status}", "status")
         _dates(values.get("issued_on", row.issued_on), values.get("expires_on", row.expires_on), "expires_on")
         estimate: Estimate = self._save("estimate", estimate_id, values, _ESTIMATE_FIELDS)
+        if new_status != status:
+            # Declined (by the company) now, or sent again: a decline of before is history (customer_events).
+            declined_at = self.now if new_status == "declined" else None
+            estimate = self._update("estimate", estimate_id, {"declined_at": declined_at, "decline_reason": ""})
         return estimate
 
     def delete_estimate(self, estimate_id: int) -> Estimate:
@@ -653,6 +658,20 @@ class Books:
         detail = {"estimate_id": estimate_id, "by": approved_by}
         documents.record_customer_event(
             self.conn, self.company_id, customer_id, "estimate.approved", detail, now=self.now
+        )
+        return Answer.DONE
+
+    def decline_estimate(
+        self, estimate_id: int, customer_id: int, *, reason: str, version: str, valid_on: str | None
+    ) -> Answer:
+        """The customer declines a sent estimate in the ``version`` they saw, with a reason (may be empty)."""
+        answer = self._answerable(estimate_id, customer_id, version, valid_on)
+        if answer is not Answer.DONE:
+            return answer
+        self._update("estimate", estimate_id, {"status": "declined", "declined_at": self.now, "decline_reason": reason})
+        detail = {"estimate_id": estimate_id, "reason": reason}
+        documents.record_customer_event(
+            self.conn, self.company_id, customer_id, "estimate.declined", detail, now=self.now
         )
         return Answer.DONE
 
@@ -702,6 +721,25 @@ class Billing:
             company_id,
             lambda books: books.approve_estimate(
                 estimate_id, customer_id, approved_by=approved_by, version=version, valid_on=valid_on
+            ),
+            now=now,
+        )
+
+    async def decline_estimate(
+        self,
+        company_id: int,
+        customer_id: int,
+        estimate_id: int,
+        *,
+        reason: str,
+        version: str,
+        now: int,
+        valid_on: str | None,
+    ) -> Answer:
+        return await self.write(
+            company_id,
+            lambda books: books.decline_estimate(
+                estimate_id, customer_id, reason=reason, version=version, valid_on=valid_on
             ),
             now=now,
         )

@@ -172,6 +172,8 @@ class Estimate:
     total: int
     approved_by: str | None
     approved_at: int | None
+    declined_at: int | None
+    decline_reason: str
     notes: str
     created_at: int
     updated_at: int

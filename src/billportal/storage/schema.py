@@ -214,6 +214,8 @@ estimates = Table(
     Column("total", BigInteger, nullable=False, server_default="0"),
     Column("approved_by", String(200), nullable=True),
     Column("approved_at", BigInteger, nullable=True),
+    Column("declined_at", BigInteger, nullable=True),
+    Column("decline_reason", Text, nullable=False, server_default=""),  # the customer's, from the portal
     Column("notes", Text, nullable=False, server_default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
