@@ -451,7 +451,12 @@ def test_pay_without_instructions_says_whom_to_ask(client: TestClient) -> None:
 
 
 def _billing_form(page: str, **changes: str) -> dict[str, str]:
-    fields = dict(re.findall(r'name="([a-z_0-9]+)" type="[a-z]+" value="([^"]*)"', page))
+    """The billing details form as the page fills it in (inputs' values, selects' chosen options), then ``changes``."""
+    fields = dict(re.findall(r'<input id="[a-z_0-9]+" name="([a-z_0-9]+)"[^>]* value="([^"]*)"', page))
+    selects = re.findall(r'<select id="[a-z_0-9]+" name="([a-z_0-9]+)"[^>]*>(.*?)</select>', page, re.DOTALL)
+    for name, options in selects:
+        chosen = re.search(r'<option value="([^"]*)" selected>', options)
+        fields[name] = chosen.group(1) if chosen else ""
     fields = {name: unescape(value) for name, value in fields.items()}
     fields["csrf_token"] = csrf_token(page)
     fields.update(changes)
@@ -485,6 +490,45 @@ def test_billing_details_are_saved_and_the_company_sees_the_change(world: World,
     assert "address_line1" in event.detail
 
 
+def test_country_is_chosen_from_iso_3166_and_the_state_from_its_subdivisions(world: World, client: TestClient) -> None:
+    page = client.get("/billing-info").text
+    assert re.search(r'<select id="country" name="country"[^>]*>', page)
+    assert '<option value="DE">Germany</option>' in page
+    assert '<option value="XX"' not in page
+    base = {"name": "Wile", "address_line1": "1 Mesa Road", "city": "Albuquerque"}
+    # The state may be written as its code, its ISO code or its name: it is kept as the code.
+    for spelling in ("NM", "us-nm", "new mexico"):
+        form = _billing_form(client.get("/billing-info").text, **base, country="US", state=spelling)
+        assert client.post("/billing-info", data=form).status_code == 303
+        customer = run(world.billing.customer(world.acme.id, 1234))
+        assert customer is not None
+        assert (customer.country, customer.state) == ("US", "NM")
+    # The country's subdivisions are offered as a list, with the saved one chosen.
+    saved = client.get("/billing-info").text
+    assert re.search(r'<select id="state" name="state"[^>]*>', saved)
+    assert '<option value="NM" selected>New Mexico</option>' in saved
+    assert "The list is for United States." in text_of(saved)
+    assert "Albuquerque, NM United States" in text_of(client.get("/").text)  # the country by its name
+    # Another country: its own list once saved; a country ISO 3166-2 knows nothing of keeps a text field.
+    form = _billing_form(saved, country="CA", state="")
+    assert client.post("/billing-info", data=form).status_code == 303
+    canada = client.get("/billing-info").text
+    assert '<option value="ON">Ontario</option>' in canada
+    assert '<option value="NM"' not in canada
+    form = _billing_form(canada, country="AQ", state="Ross Dependency", tax_id="de 123456789")
+    assert client.post("/billing-info", data=form).status_code == 303
+    antarctica = client.get("/billing-info").text
+    assert re.search(r'<input id="state" name="state"[^>]* value="Ross Dependency"', antarctica)
+    customer = run(world.billing.customer(world.acme.id, 1234))
+    assert customer is not None
+    assert (customer.country, customer.state, customer.tax_id) == ("AQ", "Ross Dependency", "DE 123456789")
+    assert re.search(r'<input id="tax_id" name="tax_id"[^>]* value="DE 123456789"', antarctica)
+    assert "Tax or VAT id DE 123456789" in text_of(client.get("/").text)
+    assert "tax id DE 123456789" in text_of(client.get("/statements/open-item").text)
+    invoices, _ = run(world.billing.invoices(Scope(world.acme.id, 1234)))
+    assert "Tax id DE 123456789" in pdf_text(client.get(f"/invoices/{invoices[0].id}/pdf").content)
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
@@ -493,7 +537,13 @@ def test_billing_details_are_saved_and_the_company_sees_the_change(world: World,
         ({"phone": "call me"}, "phone", "Enter a phone number in digits"),
         ({"address_line1": ""}, "address_line1", "Enter address line 1."),
         ({"city": "x" * 101}, "city", "City can be at most 100 characters."),
-        ({"country": "USA"}, "country", "Enter the two-letter country code"),
+        ({"country": "USA"}, "country", "Choose your country from the list."),
+        ({"country": "XX"}, "country", "Choose your country from the list."),
+        ({"country": ""}, "country", "Enter country."),
+        ({"state": "Ontario"}, "state", "Choose a state or province of United States from the list."),
+        ({"country": "CA", "state": "NM"}, "state", "Choose a state or province of Canada from the list."),
+        ({"tax_id": "DE 123; DROP"}, "tax_id", "Enter the tax id in letters and digits"),
+        ({"tax_id": "D" * 65}, "tax_id", "Tax or VAT id can be at most 64 characters."),
         ({"postal_code": "<b>"}, "postal_code", "Enter the postal code"),
         ({"address_line2": "evil\u202ename"}, "address_line2", "contains characters that cannot be saved"),
         ({"state": "a\x00b"}, "state", "contains characters that cannot be saved"),

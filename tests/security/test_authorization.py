@@ -220,6 +220,7 @@ class Forms(HTMLParser):
         super().__init__()
         self.forms: list[dict[str, Any]] = []
         self._current: dict[str, Any] | None = None
+        self._select: str | None = None
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -231,17 +232,27 @@ class Forms(HTMLParser):
                 "fields": {},
             }
             self.forms.append(self._current)
+        elif self._current is not None and tag == "option" and self._select is not None:
+            # A select sends its chosen option, or its first one when none is chosen.
+            value = attributes.get("value") or ""
+            self._current.setdefault("options", {}).setdefault(self._select, []).append(value)
+            if self._current["fields"][self._select] is None or "selected" in attributes:
+                self._current["fields"][self._select] = value
         elif self._current is not None and tag in ("input", "textarea", "select") and attributes.get("name"):
             if attributes.get("type") in ("checkbox", "radio") and "checked" not in attributes:
                 return
             name = attributes["name"]
-            self._current["fields"][name] = attributes.get("value") or ""
+            self._current["fields"][name] = None if tag == "select" else attributes.get("value") or ""
+            self._select = name if tag == "select" else None
             if "required" in attributes:
                 self._current.setdefault("required", {})[name] = attributes
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
             self._current = None
+        elif tag == "select" and self._current is not None and self._select is not None:
+            self._current["fields"][self._select] = self._current["fields"][self._select] or ""
+            self._select = None
 
 
 def csrf_of(client: TestClient) -> str:
@@ -333,7 +344,10 @@ def test_every_state_changing_form_accepts_its_own_token(world: World, documents
         client = signed_in(world)  # a fresh session: the sign-out form ends one
         fields = dict(form["fields"])
         for name, attributes in form.get("required", {}).items():
-            if not fields[name]:  # what a person would type into an empty required field
+            options = [option for option in form.get("options", {}).get(name, []) if option]
+            if not fields[name] and options:  # what a person would choose in a required list
+                fields[name] = options[0]
+            elif not fields[name]:  # what a person would type into an empty required field
                 email = attributes.get("type") == "email"
                 fields[name] = (
                     "security@example.com" if email else "Security Suite"[: int(attributes.get("maxlength") or 99)]

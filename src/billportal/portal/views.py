@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import countries
 from billportal.portal.forms import (
     APPROVER_FIELD,
     BILLING_INFO_FIELDS,
@@ -611,6 +612,9 @@ class Portal:
             values=values,
             errors=errors,
             saved=saved,
+            countries=countries.countries(),
+            country_name=countries.country_name(values["country"]),
+            regions=countries.subdivisions(values["country"]),
         )
 
     @customer("update_billing_info")

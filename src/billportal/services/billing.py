@@ -31,7 +31,8 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy import Row as SqlRow
 
-from billportal.core.bounds import MAX_AMOUNT, MAX_ID
+from billportal.core import countries
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.core.errors import NotFound, Refused
 from billportal.services import statements
 from billportal.storage import documents
@@ -63,6 +64,7 @@ CUSTOMER_FIELDS: Final = (
     "state",
     "postal_code",
     "country",
+    "tax_id",
     "currency",
 )
 BILLING_FIELDS: Final = CUSTOMER_FIELDS[1:-1]  # what a customer may change in the portal: not number or currency
@@ -183,6 +185,25 @@ def _dates(first: str, then: str | None, field: str) -> None:
     _day(first, "issued_on")
     if then is not None and _day(then, field) < first:
         raise Refused("date_order", f"{field} is before issued_on", field)
+
+
+def _place(changes: dict[str, Any], before: Any = None) -> None:
+    """Check the tax id, country and region a customer will have; the region is written as its ISO 3166-2 code."""
+    country = str(changes.get("country", getattr(before, "country", "")))
+    state = str(changes.get("state", getattr(before, "state", "")))
+    tax_id = str(changes.get("tax_id", ""))
+    if tax_id and (len(tax_id) > 64 or not re.fullmatch(TAX_ID, tax_id)):
+        raise Refused(
+            "invalid_field", "tax_id must be letters and digits, with spaces, dots, hyphens or slashes", "tax_id"
+        )
+    if country and countries.country_name(country) is None:
+        raise Refused("invalid_field", "country must be an ISO 3166-1 alpha-2 code in capitals, such as US", "country")
+    if country and state:
+        code = countries.region(country, state)
+        if code is None:
+            raise Refused("state_not_in_country", f"state must name a subdivision of {country} (ISO 3166-2)", "state")
+        if code != state:
+            changes["state"] = code
 
 
 def _label(kind: str) -> str:
@@ -312,6 +333,7 @@ class Books:
         if not str(fields.get("name", "")).strip():
             raise Refused("missing_field", "name is required", "name")
         _currency(fields.setdefault("currency", "USD"))
+        _place(fields)
         wanted = values.get("id")
         if wanted is not None and (type(wanted) is not int or not 0 < wanted <= MAX_ID):
             raise Refused("invalid_field", f"id must be a whole number from 1 to {MAX_ID}", "id")
@@ -337,8 +359,9 @@ class Books:
         raise Refused("conflict", "customers are being created at the same time; retry")
 
     def update_customer(self, customer_id: int, values: Mapping[str, Any]) -> Customer:
-        self._lock("customer", customer_id)
+        before = self._lock("customer", customer_id)
         changes = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
+        _place(changes, before)
         if "currency" in changes:
             _currency(changes["currency"])
         if "name" in changes and not str(changes["name"]).strip():
@@ -367,7 +390,9 @@ class Books:
         if unknown:
             raise ValueError(f"not billing fields: {sorted(unknown)}")
         before = self._lock("customer", customer_id)
-        changed = {name: value for name, value in values.items() if getattr(before, name) != value}
+        wanted = dict(values)
+        _place(wanted, before)
+        changed = {name: value for name, value in wanted.items() if getattr(before, name) != value}
         if changed:
             self._update("customer", customer_id, changed)
             documents.record_customer_event(

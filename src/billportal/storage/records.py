@@ -62,6 +62,7 @@ class Customer:
     state: str
     postal_code: str
     country: str
+    tax_id: str
     currency: str
     created_at: int
     updated_at: int

@@ -100,6 +100,7 @@ customers = Table(
     Column("state", String(100), nullable=False, server_default=""),
     Column("postal_code", String(32), nullable=False, server_default=""),
     Column("country", String(2), nullable=False, server_default=""),
+    Column("tax_id", String(64), nullable=False, server_default=""),
     Column("currency", String(3), nullable=False, server_default="USD"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),

@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("tax_id", sa.String(length=64), server_default="", nullable=False))
     with op.batch_alter_table("estimates", schema=None) as batch_op:
         batch_op.add_column(sa.Column("declined_at", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("decline_reason", sa.Text(), server_default="", nullable=False))
@@ -26,3 +28,5 @@ def downgrade() -> None:
     with op.batch_alter_table("estimates", schema=None) as batch_op:
         batch_op.drop_column("decline_reason")
         batch_op.drop_column("declined_at")
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_column("tax_id")
