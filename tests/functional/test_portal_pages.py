@@ -444,7 +444,19 @@ def test_pay_shows_the_balance_its_parts_and_the_instructions(world: World, clie
 
 
 def test_pay_without_instructions_says_whom_to_ask(client: TestClient) -> None:
-    assert "Please contact Acme Corporation for how to pay." in client.get("/pay").text
+    text = text_of(client.get("/pay").text)
+    assert "Please contact Acme Corporation for how to pay, and quote your customer number" in text
+    assert "Your customer number CUST-01234" in text
+
+
+def test_pay_asks_once_for_the_customer_number(world: World, client: TestClient) -> None:
+    # The demo's instructions ask for the customer number in the company's own words.
+    instructions = "Pay by bank transfer.\nPlease quote your customer number and the invoice numbers you are paying."
+    run(factories.company_settings(world.store, world.acme, payment_instructions=instructions))
+    world.store.forget_company("acme")
+    text = text_of(client.get("/pay").text).casefold()
+    assert text.count("quote your customer number") == 1
+    assert "your customer number cust-01234" in text  # the number itself is still given
 
 
 # -- billing details ----------------------------------------------------------------------
