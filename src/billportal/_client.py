@@ -60,6 +60,7 @@ class Customer(TypedDict):
     state: str
     postal_code: str
     country: str
+    tax_id: str
     currency: str
     created_at: int
     updated_at: int
@@ -75,6 +76,7 @@ class _CustomerDetails(TypedDict, total=False):
     state: str
     postal_code: str
     country: str
+    tax_id: str
     currency: str
 
 
@@ -211,6 +213,8 @@ class Estimate(TypedDict):
     total: int
     approved_by: str | None
     approved_at: int | None
+    declined_at: int | None
+    decline_reason: str
     created_at: int
     updated_at: int
 

@@ -15,7 +15,7 @@ from billportal.core.config import Settings
 from billportal.portal.views import today_in
 from billportal.services import companies, sso
 from billportal.services.audit import CLI
-from billportal.services.billing import Billing, Books, LineInput
+from billportal.services.billing import Billing, Books, LineInput, estimate_version
 from billportal.sso import keys as sso_keys
 from billportal.storage import open_store
 from billportal.storage.store import Store
@@ -193,6 +193,7 @@ async def seed(store: Store, now: int) -> str:
                 cid,
                 approved.id,
                 approved_by="Road Runner (billing)",
+                version=estimate_version(approved),
                 now=now - 20 * 86400,
                 valid_on=None,
             )

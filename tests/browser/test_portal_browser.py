@@ -87,15 +87,18 @@ def test_a_customers_journey_through_the_portal(live_server: LiveServer, page: P
     nav(page, "My account")
     expect(page.locator("address").first).to_contain_text("42 Canyon Road")
 
-    # An estimate awaiting approval is approved; who and when are shown.
+    # An estimate awaiting approval is approved after a confirmation showing the total; who and when are shown.
     nav(page, "Estimates")
     screenshot(page, "portal-estimates")
     page.get_by_role("row", name=re.compile("Awaiting approval")).get_by_role("link").first.click()
     screenshot(page, "portal-estimate")
+    total = page.locator("tfoot tr").last.locator("td").last.inner_text()
+    page.get_by_role("link", name="Approve estimate…").click()
+    expect(page.locator("#approval-total")).to_have_text(total)
     page.get_by_label("Your full name").fill("Wile E. Coyote")
-    page.get_by_role("button", name="Approve estimate").click()
+    page.get_by_role("button", name=f"Approve for {total}").click()
     expect(page.locator("#approval-status")).to_contain_text("Approved by Wile E. Coyote on")
-    expect(page.get_by_role("button", name="Approve estimate")).to_have_count(0)
+    expect(page.get_by_role("link", name="Approve estimate…")).to_have_count(0)
 
     # Payments, a receipt, credit notes and how to pay.
     nav(page, "Payments")

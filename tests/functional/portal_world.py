@@ -140,6 +140,14 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
+def hidden_fields(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the page's form that posts to ``action`` (its CSRF token, an estimate's version...)."""
+    match = re.search(rf'<form[^>]*action="{re.escape(action)}"(.*?)</form>', html, re.DOTALL)
+    assert match is not None, f"no form posts to {action}"
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', match.group(1))
+    return {name: unescape(value) for name, value in found}
+
+
 def text_of(html: str) -> str:
     """The visible text of a page, tags dropped and space squeezed, for asserting on what people read."""
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())

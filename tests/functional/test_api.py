@@ -193,6 +193,21 @@ def test_customer_create_read_update_delete(api: TestClient) -> None:
     assert api.get("/api/v1/customers/1234").status_code == 200
 
 
+def test_customer_country_is_iso_3166_and_the_state_one_of_its_subdivisions(api: TestClient) -> None:
+    error(api.post("/api/v1/customers", json={"name": "Nowhere", "country": "XX"}), 400, "invalid_field", "country")
+    error(api.post("/api/v1/customers", json={"name": "Lower", "country": "us"}), 400, "invalid_field", "country")
+    made = create(api, "customers", {"id": 50, "name": "Marvin", "country": "US", "state": "New Mexico"})
+    assert (made["country"], made["state"], made["tax_id"]) == ("US", "NM", "")  # kept as the ISO 3166-2 code
+    error(api.patch("/api/v1/customers/50", json={"state": "Ontario"}), 422, "state_not_in_country", "state")
+    # A new country with the old state that is not one of its own is refused: send both.
+    error(api.patch("/api/v1/customers/50", json={"country": "CA"}), 422, "state_not_in_country", "state")
+    moved = api.patch("/api/v1/customers/50", json={"country": "CA", "state": "CA-ON", "tax_id": "123456789RT0001"})
+    assert (moved.json()["country"], moved.json()["state"], moved.json()["tax_id"]) == ("CA", "ON", "123456789RT0001")
+    # Where ISO 3166-2 lists no subdivisions, the state is free text.
+    assert api.patch("/api/v1/customers/50", json={"country": "AQ", "state": "Ross"}).json()["state"] == "Ross"
+    error(api.patch("/api/v1/customers/50", json={"tax_id": "12;34"}), 400, "invalid_field", "tax_id")
+
+
 def test_customer_list_pages_with_a_cursor_and_filters_by_update_time(api: TestClient, world: World) -> None:
     for n in range(5):
         create(api, "customers", {"id": 2000 + n, "name": f"Customer {n}"})

@@ -22,6 +22,7 @@ from tests.functional.portal_world import (
     Docs,
     add_documents,
     csrf_token,
+    hidden_fields,
     pdf_text,
     signed_in,
     text_of,
@@ -256,18 +257,19 @@ def test_estimates_list_and_detail(client: TestClient, docs: Docs) -> None:
     assert "EST-3" not in listing
     detail = client.get(f"/estimates/{docs.estimates['EST-1']}").text
     assert "Portable hole" in detail
-    assert 'action="/estimates/{}/approve"'.format(docs.estimates["EST-1"]) in detail
+    assert 'href="/estimates/{}/approve"'.format(docs.estimates["EST-1"]) in detail
+    assert 'action="/estimates/{}/decline"'.format(docs.estimates["EST-1"]) in detail
     expired = client.get(f"/estimates/{docs.estimates['EST-2']}").text
     assert "/approve" not in expired
+    assert "/decline" not in expired
     assert "expired on Nov 1, 2026" in text_of(expired)
 
 
 def test_approving_an_estimate_records_who_and_when(world: World, client: TestClient, docs: Docs) -> None:
     estimate_id = docs.estimates["EST-1"]
-    page = client.get(f"/estimates/{estimate_id}").text
-    response = client.post(
-        f"/estimates/{estimate_id}/approve", data={"csrf_token": csrf_token(page), "approved_by": "  Wile  E. Coyote "}
-    )
+    action = f"/estimates/{estimate_id}/approve"
+    form = hidden_fields(client.get(action).text, action)
+    response = client.post(action, data={**form, "approved_by": "  Wile  E. Coyote "})
     assert response.status_code == 303
     assert response.headers["location"] == f"/estimates/{estimate_id}"
     after = text_of(client.get(f"/estimates/{estimate_id}").text)
@@ -277,7 +279,7 @@ def test_approving_an_estimate_records_who_and_when(world: World, client: TestCl
     assert (estimate.status, estimate.approved_by, estimate.approved_at) == ("approved", "Wile E. Coyote", NOW)
     (event,) = run(world.billing.customer_events(world.acme.id, customer_id=1234))
     assert event.kind == "estimate.approved"
-    again = client.post(f"/estimates/{estimate_id}/approve", data={"csrf_token": csrf_token(page), "approved_by": "X"})
+    again = client.post(action, data={**form, "approved_by": "X"})
     assert again.status_code == 409
     assert "can no longer be approved" in again.text
 
@@ -347,16 +349,68 @@ def test_a_bad_month_is_explained_beside_the_chooser(client: TestClient, month: 
         assert client.get(f"/statements/{kind}/pdf", params={"month": month}).status_code == 400
 
 
-def test_the_default_month_follows_the_companys_time_zone(world: World, docs: Docs) -> None:
+def _months_offered(html: str) -> list[str]:
+    return re.findall(r'<option value="(\d{4}-\d{2})"', html)
+
+
+def test_the_current_month_follows_the_companys_time_zone(world: World, docs: Docs) -> None:
     # 2026-12-01 03:00 UTC is still November 30 in Denver.
     world.clock.now = int(datetime(2026, 12, 1, 3, tzinfo=UTC).timestamp())
     client = signed_in(world)
     run(factories.company_settings(world.store, world.acme, time_zone="America/Denver"))
     world.store.forget_company("acme")
-    assert "Statement for November 2026" in client.get("/statements/balance-forward").text
+    assert _months_offered(client.get("/statements/balance-forward").text)[0] == "2026-11"
     run(factories.company_settings(world.store, world.acme, time_zone="UTC"))
     world.store.forget_company("acme")
-    assert "Statement for December 2026" in client.get("/statements/balance-forward").text
+    assert _months_offered(client.get("/statements/balance-forward").text)[0] == "2026-12"
+
+
+FIRST_OF_DECEMBER = int(datetime(2026, 12, 1, 9, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize("kind", ["balance-forward", "open-item"])
+def test_on_the_first_the_statement_is_of_the_month_just_closed(world: World, docs: Docs, kind: str) -> None:
+    world.clock.now = FIRST_OF_DECEMBER
+    client = signed_in(world)
+    page = client.get(f"/statements/{kind}").text
+    assert re.search(r'<option value="2026-11" selected>', page)
+    if kind == "balance-forward":
+        text = text_of(page)
+        assert "Statement for November 2026" in text
+        assert "Invoices + $717.80" in text
+        assert "No activity this month" not in text
+    # December can still be asked for, and the PDF follows the same default.
+    assert "Statement for December 2026" in client.get("/statements/balance-forward?month=2026-12").text
+    pdf = client.get(f"/statements/{kind}/pdf")
+    assert pdf.headers["content-disposition"] == f'attachment; filename="statement-{kind}-2026-11.pdf"'
+
+
+def test_the_current_month_is_the_default_once_it_has_activity(world: World, docs: Docs) -> None:
+    world.clock.now = FIRST_OF_DECEMBER
+    run(
+        factories.payment(
+            world.store, world.acme.id, 1234, amount=1000, received_on="2026-12-01", now=FIRST_OF_DECEMBER
+        )
+    )
+    page = signed_in(world).get("/statements/balance-forward").text
+    assert "Statement for December 2026" in page
+    assert "Payments \u2212 $10.00" in text_of(page)
+
+
+def test_the_month_list_starts_at_the_customers_first_month(world: World, docs: Docs) -> None:
+    world.clock.now = FIRST_OF_DECEMBER
+    # Acme's 1234 has documents from October 2026 on (INV-0009, issued 2026-10-05).
+    offered = _months_offered(signed_in(world).get("/statements/open-item").text)
+    assert offered == ["2026-12", "2026-11", "2026-10"]
+    # A customer created today with no documents: only this month, and it is the default.
+    run(factories.customer(world.store, world.acme.id, id=4321, name="New Customer", now=FIRST_OF_DECEMBER))
+    page = signed_in(world, customer_id=4321).get("/statements/balance-forward").text
+    assert _months_offered(page) == ["2026-12"]
+    assert "Statement for December 2026" in page
+    # An older month asked for by URL is still shown, and offered beside the others.
+    older = signed_in(world, customer_id=4321).get("/statements/balance-forward?month=2026-06").text
+    assert "Statement for June 2026" in older
+    assert _months_offered(older) == ["2026-12", "2026-06"]
 
 
 @pytest.mark.parametrize(("kind", "title"), [("balance-forward", "Balance forward"), ("open-item", "Open items")])
@@ -390,14 +444,31 @@ def test_pay_shows_the_balance_its_parts_and_the_instructions(world: World, clie
 
 
 def test_pay_without_instructions_says_whom_to_ask(client: TestClient) -> None:
-    assert "Please contact Acme Corporation for how to pay." in client.get("/pay").text
+    text = text_of(client.get("/pay").text)
+    assert "Please contact Acme Corporation for how to pay, and quote your customer number" in text
+    assert "Your customer number CUST-01234" in text
+
+
+def test_pay_asks_once_for_the_customer_number(world: World, client: TestClient) -> None:
+    # The demo's instructions ask for the customer number in the company's own words.
+    instructions = "Pay by bank transfer.\nPlease quote your customer number and the invoice numbers you are paying."
+    run(factories.company_settings(world.store, world.acme, payment_instructions=instructions))
+    world.store.forget_company("acme")
+    text = text_of(client.get("/pay").text).casefold()
+    assert text.count("quote your customer number") == 1
+    assert "your customer number cust-01234" in text  # the number itself is still given
 
 
 # -- billing details ----------------------------------------------------------------------
 
 
 def _billing_form(page: str, **changes: str) -> dict[str, str]:
-    fields = dict(re.findall(r'name="([a-z_0-9]+)" type="[a-z]+" value="([^"]*)"', page))
+    """The billing details form as the page fills it in (inputs' values, selects' chosen options), then ``changes``."""
+    fields = dict(re.findall(r'<input id="[a-z_0-9]+" name="([a-z_0-9]+)"[^>]* value="([^"]*)"', page))
+    selects = re.findall(r'<select id="[a-z_0-9]+" name="([a-z_0-9]+)"[^>]*>(.*?)</select>', page, re.DOTALL)
+    for name, options in selects:
+        chosen = re.search(r'<option value="([^"]*)" selected>', options)
+        fields[name] = chosen.group(1) if chosen else ""
     fields = {name: unescape(value) for name, value in fields.items()}
     fields["csrf_token"] = csrf_token(page)
     fields.update(changes)
@@ -431,6 +502,45 @@ def test_billing_details_are_saved_and_the_company_sees_the_change(world: World,
     assert "address_line1" in event.detail
 
 
+def test_country_is_chosen_from_iso_3166_and_the_state_from_its_subdivisions(world: World, client: TestClient) -> None:
+    page = client.get("/billing-info").text
+    assert re.search(r'<select id="country" name="country"[^>]*>', page)
+    assert '<option value="DE">Germany</option>' in page
+    assert '<option value="XX"' not in page
+    base = {"name": "Wile", "address_line1": "1 Mesa Road", "city": "Albuquerque"}
+    # The state may be written as its code, its ISO code or its name: it is kept as the code.
+    for spelling in ("NM", "us-nm", "new mexico"):
+        form = _billing_form(client.get("/billing-info").text, **base, country="US", state=spelling)
+        assert client.post("/billing-info", data=form).status_code == 303
+        customer = run(world.billing.customer(world.acme.id, 1234))
+        assert customer is not None
+        assert (customer.country, customer.state) == ("US", "NM")
+    # The country's subdivisions are offered as a list, with the saved one chosen.
+    saved = client.get("/billing-info").text
+    assert re.search(r'<select id="state" name="state"[^>]*>', saved)
+    assert '<option value="NM" selected>New Mexico</option>' in saved
+    assert "The list is for United States." in text_of(saved)
+    assert "Albuquerque, NM United States" in text_of(client.get("/").text)  # the country by its name
+    # Another country: its own list once saved; a country ISO 3166-2 knows nothing of keeps a text field.
+    form = _billing_form(saved, country="CA", state="")
+    assert client.post("/billing-info", data=form).status_code == 303
+    canada = client.get("/billing-info").text
+    assert '<option value="ON">Ontario</option>' in canada
+    assert '<option value="NM"' not in canada
+    form = _billing_form(canada, country="AQ", state="Ross Dependency", tax_id="de 123456789")
+    assert client.post("/billing-info", data=form).status_code == 303
+    antarctica = client.get("/billing-info").text
+    assert re.search(r'<input id="state" name="state"[^>]* value="Ross Dependency"', antarctica)
+    customer = run(world.billing.customer(world.acme.id, 1234))
+    assert customer is not None
+    assert (customer.country, customer.state, customer.tax_id) == ("AQ", "Ross Dependency", "DE 123456789")
+    assert re.search(r'<input id="tax_id" name="tax_id"[^>]* value="DE 123456789"', antarctica)
+    assert "Tax or VAT id DE 123456789" in text_of(client.get("/").text)
+    assert "tax id DE 123456789" in text_of(client.get("/statements/open-item").text)
+    invoices, _ = run(world.billing.invoices(Scope(world.acme.id, 1234)))
+    assert "Tax id DE 123456789" in pdf_text(client.get(f"/invoices/{invoices[0].id}/pdf").content)
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
@@ -439,7 +549,13 @@ def test_billing_details_are_saved_and_the_company_sees_the_change(world: World,
         ({"phone": "call me"}, "phone", "Enter a phone number in digits"),
         ({"address_line1": ""}, "address_line1", "Enter address line 1."),
         ({"city": "x" * 101}, "city", "City can be at most 100 characters."),
-        ({"country": "USA"}, "country", "Enter the two-letter country code"),
+        ({"country": "USA"}, "country", "Choose your country from the list."),
+        ({"country": "XX"}, "country", "Choose your country from the list."),
+        ({"country": ""}, "country", "Enter country."),
+        ({"state": "Ontario"}, "state", "Choose a state or province of United States from the list."),
+        ({"country": "CA", "state": "NM"}, "state", "Choose a state or province of Canada from the list."),
+        ({"tax_id": "DE 123; DROP"}, "tax_id", "Enter the tax id in letters and digits"),
+        ({"tax_id": "D" * 65}, "tax_id", "Tax or VAT id can be at most 64 characters."),
         ({"postal_code": "<b>"}, "postal_code", "Enter the postal code"),
         ({"address_line2": "evil\u202ename"}, "address_line2", "contains characters that cannot be saved"),
         ({"state": "a\x00b"}, "state", "contains characters that cannot be saved"),

@@ -227,6 +227,7 @@ class Forms(HTMLParser):
         super().__init__()
         self.forms: list[dict[str, Any]] = []
         self._current: dict[str, Any] | None = None
+        self._select: str | None = None
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -238,17 +239,27 @@ class Forms(HTMLParser):
                 "fields": {},
             }
             self.forms.append(self._current)
+        elif self._current is not None and tag == "option" and self._select is not None:
+            # A select sends its chosen option, or its first one when none is chosen.
+            value = attributes.get("value") or ""
+            self._current.setdefault("options", {}).setdefault(self._select, []).append(value)
+            if self._current["fields"][self._select] is None or "selected" in attributes:
+                self._current["fields"][self._select] = value
         elif self._current is not None and tag in ("input", "textarea", "select") and attributes.get("name"):
             if attributes.get("type") in ("checkbox", "radio") and "checked" not in attributes:
                 return
             name = attributes["name"]
-            self._current["fields"][name] = attributes.get("value") or ""
+            self._current["fields"][name] = None if tag == "select" else attributes.get("value") or ""
+            self._select = name if tag == "select" else None
             if "required" in attributes:
                 self._current.setdefault("required", {})[name] = attributes
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
             self._current = None
+        elif tag == "select" and self._current is not None and self._select is not None:
+            self._current["fields"][self._select] = self._current["fields"][self._select] or ""
+            self._select = None
 
 
 def csrf_of(client: TestClient) -> str:
@@ -260,7 +271,7 @@ def post_forms(world: World, documents: Documents, client: TestClient) -> Iterat
     """(page, form) for every POST form on every protected page."""
     for path in protected(world, "GET"):
         response = client.get(own_url(path, documents))
-        if not response.headers["content-type"].startswith("text/html"):
+        if not response.headers.get("content-type", "").startswith("text/html"):
             continue
         for form in Forms(response.text).forms:
             if form["method"] == "post":
@@ -319,13 +330,31 @@ def test_every_state_changing_form_refuses_a_forged_request(world: World, docume
         assert (client.get(page).text, snapshot(world, documents)) == before, form["action"]
 
 
+def reopen_estimate(world: World, documents: Documents) -> None:
+    """Send the estimate again if a form declined it (the company's move)."""
+    estimate_id = documents.mine["estimate"]
+    estimate = run(world.billing.get("estimate", Scope(world.acme.id, 1234), estimate_id))
+    if estimate is not None and estimate.status == "declined":
+        now = world.clock.now
+        run(
+            world.billing.write(
+                world.acme.id, lambda books: books.update_estimate(estimate_id, {"status": "sent"}), now=now
+            )
+        )
+
+
 def test_every_state_changing_form_accepts_its_own_token(world: World, documents: Documents) -> None:
     # The control for the test above: the same forms, submitted as the page made them, work.
-    for _, form in post_forms(world, documents, signed_in(world)):
+    # Each answer to the estimate (decline, approve) is tried on it as it was sent.
+    for _, form in list(post_forms(world, documents, signed_in(world))):
+        reopen_estimate(world, documents)
         client = signed_in(world)  # a fresh session: the sign-out form ends one
         fields = dict(form["fields"])
         for name, attributes in form.get("required", {}).items():
-            if not fields[name]:  # what a person would type into an empty required field
+            options = [option for option in form.get("options", {}).get(name, []) if option]
+            if not fields[name] and options:  # what a person would choose in a required list
+                fields[name] = options[0]
+            elif not fields[name]:  # what a person would type into an empty required field
                 email = attributes.get("type") == "email"
                 fields[name] = (
                     "security@example.com" if email else "Security Suite"[: int(attributes.get("maxlength") or 99)]

@@ -53,6 +53,10 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "discount_too_large": (422, "A line's discount is larger than quantity times unit price."),
     "amount_too_large": (422, "A line's quantity times unit price is above 10^12 minor units."),
     "date_order": (422, "The due or expiry date is before the issue date."),
+    "state_not_in_country": (
+        422,
+        "The state is not one of the country's ISO 3166-2 subdivisions: send its code (NM), US-NM or its name.",
+    ),
     "invalid_status": (422, "The status does not go with the other fields sent."),
     "ttl_too_long": (422, "The link would outlive the company's maximum link lifetime."),
     "issuer_not_allowed": (422, "The issuer is not in the company's list of allowed issuers."),

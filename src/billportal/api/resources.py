@@ -13,7 +13,8 @@ from typing import Any, Final
 
 from billportal.api.errors import ERROR_CODES
 from billportal.api.fields import Field, Shape, read_only
-from billportal.core.bounds import MAX_AMOUNT, MAX_ID
+from billportal.core import countries
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.services.billing import PAYMENT_METHODS
 from billportal.services.sso import GRACE_PERIODS
 from billportal.sso.pages import SEED_PAGE_IDS
@@ -125,13 +126,24 @@ CUSTOMER: Final = Shape(
         Field("address_line1", text(200), "Billing address, first line."),
         Field("address_line2", text(200), "Billing address, second line."),
         Field("city", text(100), "City."),
-        Field("state", text(100), "State, province or region."),
+        Field(
+            "state",
+            text(100),
+            "State, province or region. For a country whose ISO 3166-2 subdivisions are known, one of them:"
+            " its code (NM), with the country (US-NM) or its name (New Mexico); kept as the code (NM).",
+        ),
         Field("postal_code", text(32), "Postal code."),
         Field(
             "country",
-            {"type": "string", "maxLength": 2, "pattern": "^$|^[A-Z]{2}$"},
-            "ISO 3166 country code in capitals, such as US.",
-            hint="must be a two-letter country code in capitals, such as US, or empty",
+            {"type": "string", "enum": ["", *sorted(code for code, _ in countries.countries())]},
+            "ISO 3166-1 alpha-2 country code in capitals, such as US (or empty).",
+            hint="must be an ISO 3166-1 alpha-2 country code in capitals, such as US, or empty",
+        ),
+        Field(
+            "tax_id",
+            {"type": "string", "maxLength": 64, "pattern": f"^$|^{TAX_ID}$"},
+            "The customer's tax or VAT id, as their tax authority writes it (or empty).",
+            hint="must be letters and digits, with spaces, dots, hyphens or slashes between them, or empty",
         ),
         Field("currency", CURRENCY, "The customer's currency (default USD).", hint=CURRENCY_HINT),
         *_timestamps(),
@@ -309,6 +321,12 @@ ESTIMATE: Final = Shape(
         *_sums("subtotal", "tax", "total"),
         read_only("approved_by", nullable({"type": "string"}), "Who approved it in the portal."),
         read_only("approved_at", nullable(TIME), "When it was approved."),
+        read_only("declined_at", nullable(TIME), "When it was declined (by the customer, or set so); null otherwise."),
+        read_only(
+            "decline_reason",
+            {"type": "string"},
+            "Why the customer declined it in the portal, in their words (may be empty).",
+        ),
         *_timestamps(),
     ),
 )

@@ -14,6 +14,8 @@ from typing import Final
 MAX_ID: Final = 2**63 - 1  # customer ids (the ``sub`` of a token) and every BIGINT column
 MAX_SERIAL_ID: Final = 2**31 - 1  # document, key and admin ids: INTEGER columns on PostgreSQL
 MAX_AMOUNT: Final = 10**12  # minor units: ten billion dollars is the largest amount anywhere, totals included
+# A customer's tax or VAT id (up to 64 characters): DE123456789, 12-3456789, GB 123 4567 89.
+TAX_ID: Final = r"[A-Za-z0-9][A-Za-z0-9 ./-]*"
 
 
 def storable_text(value: str) -> bool:

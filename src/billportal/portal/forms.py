@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from billportal.core import countries
+from billportal.core.bounds import TAX_ID
+
 # Bidirectional overrides and isolates could make saved text read differently from what it is.
 _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -53,6 +56,7 @@ class Field:
         return value, None
 
 
+CHOOSE_COUNTRY: Final = "Choose your country from the list."
 BILLING_INFO_FIELDS: Final = (
     Field("name", "Billing name", 200, required=True, autocomplete="organization"),
     Field(
@@ -74,10 +78,20 @@ BILLING_INFO_FIELDS: Final = (
         pattern=re.compile(r"(?=(?:\D*\d){5})\+?[0-9 ().\-/]+(\s*(x|ext\.?)\s*[0-9]+)?", re.IGNORECASE),
         pattern_error="Enter a phone number in digits, with + ( ) - . / or spaces if you like.",
     ),
+    Field(
+        "country",
+        "Country",
+        2,
+        required=True,
+        autocomplete="country",
+        pattern=re.compile(r"[A-Z]{2}"),
+        pattern_error=CHOOSE_COUNTRY,
+        upper=True,
+    ),
     Field("address_line1", "Address line 1", 200, required=True, autocomplete="address-line1"),
     Field("address_line2", "Address line 2", 200, autocomplete="address-line2"),
     Field("city", "City", 100, required=True, autocomplete="address-level2"),
-    Field("state", "State or region", 100, autocomplete="address-level1"),
+    Field("state", "State or province", 100, autocomplete="address-level1"),
     Field(
         "postal_code",
         "Postal code",
@@ -87,19 +101,18 @@ BILLING_INFO_FIELDS: Final = (
         pattern_error="Enter the postal code in letters, digits, spaces or hyphens.",
     ),
     Field(
-        "country",
-        "Country",
-        2,
-        required=True,
-        autocomplete="country",
-        hint="Two letters, such as US or DE.",
-        pattern=re.compile(r"[A-Z]{2}"),
-        pattern_error="Enter the two-letter country code, such as US or DE.",
+        "tax_id",
+        "Tax or VAT id",
+        64,
+        hint="If you have one, as your tax authority writes it, such as DE123456789.",
+        pattern=re.compile(TAX_ID),
+        pattern_error="Enter the tax id in letters and digits, with spaces, dots, hyphens or slashes if it has them.",
         upper=True,
     ),
 )
 
 APPROVER_FIELD: Final = Field("approved_by", "Your full name", 200, required=True, autocomplete="name")
+DECLINE_REASON_FIELD: Final = Field("reason", "Reason (optional)", 1000, hint="The company sees what you write here.")
 
 
 def check_billing_info(form: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -110,4 +123,14 @@ def check_billing_info(form: Mapping[str, str]) -> tuple[dict[str, str], dict[st
         values[field.name], error = field.check(form.get(field.name, ""))
         if error:
             errors[field.name] = error
+    country, state = values["country"], values["state"]
+    name = countries.country_name(country)
+    if "country" not in errors and name is None:
+        errors["country"] = CHOOSE_COUNTRY
+    elif name is not None and state and "state" not in errors:
+        code = countries.region(country, state)
+        if code is None:
+            errors["state"] = f"Choose a state or province of {name} from the list."
+        else:
+            values["state"] = code
     return values, errors

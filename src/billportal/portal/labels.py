@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from billportal.core.countries import country_name
 from billportal.storage.records import CreditNote, Customer, Estimate
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -13,7 +14,8 @@ def address_lines(customer: Customer) -> list[str]:
     """The customer's name and postal address, one line each, empty parts left out."""
     place = " ".join(part for part in (customer.state, customer.postal_code) if part)
     city_line = ", ".join(part for part in (customer.city, place) if part)
-    lines = [customer.name, customer.address_line1, customer.address_line2, city_line, customer.country]
+    country = country_name(customer.country) or customer.country
+    lines = [customer.name, customer.address_line1, customer.address_line2, city_line, country]
     return [line for line in lines if line]
 
 

@@ -123,6 +123,8 @@ class DocumentPDF:
         pdf.set_font("helvetica", size=10)
         pdf.set_text_color(*_MUTED)
         pdf.cell(half, 5, f"Customer {self._customer.number}", new_x="LMARGIN", new_y="NEXT")
+        if self._customer.tax_id:
+            pdf.cell(half, 5, f"Tax id {self._customer.tax_id}", new_x="LMARGIN", new_y="NEXT")
         left_bottom = pdf.get_y()
         pdf.set_xy(pdf.l_margin + half, top)
         for label, value in facts:

@@ -13,8 +13,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import countries
 from billportal.core.clock import local_date
-from billportal.portal.forms import APPROVER_FIELD, BILLING_INFO_FIELDS, check_billing_info, clean_text
+from billportal.portal.forms import (
+    APPROVER_FIELD,
+    BILLING_INFO_FIELDS,
+    DECLINE_REASON_FIELD,
+    check_billing_info,
+    clean_text,
+)
 from billportal.portal.labels import (
     address_lines,
     credit_note_state,
@@ -23,7 +30,14 @@ from billportal.portal.labels import (
     status_label,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
-from billportal.services.statements import BalanceForwardStatement, Month, OpenItemStatement, method_label
+from billportal.services.billing import Answer, estimate_version
+from billportal.services.statements import (
+    BalanceForwardStatement,
+    Month,
+    OpenItemStatement,
+    StatementMonths,
+    method_label,
+)
 from billportal.storage.documents import Scope
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, Payment, Session
 from billportal.web import sessions
@@ -38,9 +52,15 @@ from billportal.web.urls import with_query
 PER_PAGE: Final = 25
 INVOICES_PER_PAGE: Final = PER_PAGE
 RECENT_PAYMENTS: Final = 5
-STATEMENT_MONTHS: Final = 24
 MAX_PAGE: Final = 100_000
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
+# (what the customer answered, how it went) -> what they are told
+_ANSWER_NOTICES: Final = {
+    ("approve", Answer.CHANGED): "This estimate changed; review it again.",
+    ("approve", Answer.CLOSED): "This estimate can no longer be approved.",
+    ("decline", Answer.CHANGED): "This estimate changed; review it again.",
+    ("decline", Answer.CLOSED): "This estimate can no longer be declined.",
+}
 _STATUS_FILTERS: Final = {
     "all": (),
     "open": ("open",),
@@ -403,10 +423,25 @@ class Portal:
             page="estimates",
             estimate=estimate,
             state=state,
+            reason_field=DECLINE_REASON_FIELD,
+            reason=form.get("reason", ""),
+            reason_error=form.get("reason_error", ""),
+            notice=form.get("notice", ""),
+            version=estimate_version(estimate),
+        )
+
+    def _approval_page(self, visit: Visit, estimate: Estimate, status_code: int = 200, **form: str) -> Response:
+        """The confirmation step of an approval: the total, the approver's name, and the version shown."""
+        return self._page(
+            visit,
+            "portal/estimate_approve.html",
+            status_code=status_code,
+            page="estimates",
+            estimate=estimate,
             field=APPROVER_FIELD,
             approved_by=form.get("approved_by", ""),
             approve_error=form.get("error", ""),
-            approve_notice=form.get("notice", ""),
+            version=estimate_version(estimate),
         )
 
     @customer("estimates")
@@ -426,6 +461,16 @@ class Portal:
         )
         return pdf_response(content, download_name("estimate", estimate.number))
 
+    @customer("estimates")
+    async def confirm_approval(self, request: Request, visit: Visit) -> Response:
+        """Asks the customer to confirm the approval, showing the total they agree to."""
+        estimate: Estimate | None = await self._document(request, visit, "estimate")
+        if estimate is None:
+            return error_page(404)
+        if estimate_state(estimate, self._today(visit)) != "awaiting_approval":
+            return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
+        return self._approval_page(visit, estimate)
+
     @customer_form("estimates")
     async def approve_estimate(self, request: Request, visit: Visit, form: Form) -> Response:
         """The customer approves an estimate: who (the name they type) and when are kept."""
@@ -434,50 +479,73 @@ class Portal:
             return error_page(404)
         name, error = APPROVER_FIELD.check(form.get(APPROVER_FIELD.name, ""))
         if error:
-            return self._estimate_page(visit, estimate, 400, approved_by=name, error=error)
-        approved = await self.billing.approve_estimate(
+            return self._approval_page(visit, estimate, 400, approved_by=name, error=error)
+        answer = await self.billing.approve_estimate(
             visit.company.id,
             visit.customer.id,
             estimate.id,
             approved_by=name,
+            version=form.get("version", ""),
             now=self.context.clock(),
             valid_on=self._today(visit),
         )
-        if not approved:
-            # Approved in another tab, expired, or withdrawn meanwhile: show it as it is now.
-            current = await self._document(request, visit, "estimate") or estimate
-            return self._estimate_page(visit, current, 409, notice="This estimate can no longer be approved.")
-        return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
+        return await self._answered(request, visit, estimate, "approve", answer)
+
+    @customer_form("estimates")
+    async def decline_estimate(self, request: Request, visit: Visit, form: Form) -> Response:
+        """The customer declines an estimate, with a reason the company sees if they give one."""
+        estimate: Estimate | None = await self._document(request, visit, "estimate")
+        if estimate is None:
+            return error_page(404)
+        reason, error = DECLINE_REASON_FIELD.check(form.get(DECLINE_REASON_FIELD.name, ""))
+        if error:
+            return self._estimate_page(visit, estimate, 400, reason=reason, reason_error=error)
+        answer = await self.billing.decline_estimate(
+            visit.company.id,
+            visit.customer.id,
+            estimate.id,
+            reason=reason,
+            version=form.get("version", ""),
+            now=self.context.clock(),
+            valid_on=self._today(visit),
+        )
+        return await self._answered(request, visit, estimate, "decline", answer)
+
+    async def _answered(
+        self, request: Request, visit: Visit, estimate: Estimate, action: str, answer: Answer
+    ) -> Response:
+        if answer is Answer.DONE:
+            return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
+        # Changed, answered in another tab, expired or withdrawn meanwhile: show it as it is now.
+        current = await self._document(request, visit, "estimate") or estimate
+        return self._estimate_page(visit, current, 409, notice=_ANSWER_NOTICES[action, answer])
 
     # -- statements ----------------------------------------------------------------------------
 
-    def _statement_month(self, request: Request, visit: Visit) -> tuple[Month, str, str]:
-        """The month asked for (default: the company's current one), today, and what is wrong with the ask."""
+    async def _statement_month(self, request: Request, visit: Visit) -> tuple[Month, StatementMonths, str, str]:
+        """The month asked for (default: see :func:`statement_months`), the months offered, today, and what is wrong."""
         today = self._today(visit)
-        current = Month.of(today)
+        company, customer = visit.company, visit.customer
+        months = await self.billing.statement_months(
+            company.id, customer.id, customer.currency, today=today, since=today_in(company, customer.created_at)
+        )
         asked = request.query_params.get("month", "")
         if not asked:
-            return current, today, ""
+            return months.default, months, today, ""
         try:
             month = Month.parse(asked[:16])
         except ValueError:
-            return current, today, "Choose a month from the list."
-        if month > current:
-            return current, today, "Statements can be made up to the current month."
-        return month, today, ""
-
-    def _months(self, chosen: Month, today: str) -> list[Month]:
-        """The months offered in the chooser: the last two years, and the chosen one."""
-        months = [Month.of(today)]
-        while len(months) < STATEMENT_MONTHS:
-            months.append(months[-1].previous())
-        if chosen not in months:
-            months.append(chosen)
-        return months
+            return months.default, months, today, "Choose a month from the list."
+        if month > Month.of(today):
+            return months.default, months, today, "Statements can be made up to the current month."
+        return month, months, today, ""
 
     async def _statement(self, request: Request, visit: Visit, kind: str) -> Response:
-        month, today, error = self._statement_month(request, visit)
+        month, months, today, error = await self._statement_month(request, visit)
         statement = await self._statement_for(visit, kind, month, today)
+        offered = list(months.offered)
+        if month not in offered:
+            offered.append(month)
         return self._page(
             visit,
             _STATEMENTS[kind][1],
@@ -485,7 +553,7 @@ class Portal:
             page="statements",
             kind=kind,
             statement=statement,
-            months=self._months(month, today),
+            months=offered,
             month_error=error,
         )
 
@@ -500,7 +568,7 @@ class Portal:
         return await self.billing.open_item_statement(company.id, customer.id, customer.currency, month, today=today)
 
     async def _statement_pdf(self, request: Request, visit: Visit, kind: str) -> Response:
-        month, today, error = self._statement_month(request, visit)
+        month, _months, today, error = await self._statement_month(request, visit)
         if error:
             return error_page(400, error)
         statement = await self._statement_for(visit, kind, month, today)
@@ -540,6 +608,9 @@ class Portal:
             values=values,
             errors=errors,
             saved=saved,
+            countries=countries.countries(),
+            country_name=countries.country_name(values["country"]),
+            regions=countries.subdivisions(values["country"]),
         )
 
     @customer("update_billing_info")

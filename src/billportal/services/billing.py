@@ -18,17 +18,21 @@ stable code, and the transaction changes nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy import Row as SqlRow
 
-from billportal.core.bounds import MAX_AMOUNT, MAX_ID
+from billportal.core import countries
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.core.errors import NotFound, Refused
 from billportal.services import statements
 from billportal.storage import documents
@@ -60,6 +64,7 @@ CUSTOMER_FIELDS: Final = (
     "state",
     "postal_code",
     "country",
+    "tax_id",
     "currency",
 )
 BILLING_FIELDS: Final = CUSTOMER_FIELDS[1:-1]  # what a customer may change in the portal: not number or currency
@@ -182,8 +187,51 @@ def _dates(first: str, then: str | None, field: str) -> None:
         raise Refused("date_order", f"{field} is before issued_on", field)
 
 
+def _place(changes: dict[str, Any], before: Any = None) -> None:
+    """Check the tax id, country and region a customer will have; the region is written as its ISO 3166-2 code."""
+    country = str(changes.get("country", getattr(before, "country", "")))
+    state = str(changes.get("state", getattr(before, "state", "")))
+    tax_id = str(changes.get("tax_id", ""))
+    if tax_id and (len(tax_id) > 64 or not re.fullmatch(TAX_ID, tax_id)):
+        raise Refused(
+            "invalid_field", "tax_id must be letters and digits, with spaces, dots, hyphens or slashes", "tax_id"
+        )
+    if country and countries.country_name(country) is None:
+        raise Refused("invalid_field", "country must be an ISO 3166-1 alpha-2 code in capitals, such as US", "country")
+    if country and state:
+        code = countries.region(country, state)
+        if code is None:
+            raise Refused("state_not_in_country", f"state must name a subdivision of {country} (ISO 3166-2)", "state")
+        if code != state:
+            changes["state"] = code
+
+
 def _label(kind: str) -> str:
     return kind.replace("_", " ")
+
+
+def estimate_version(estimate: Estimate) -> str:
+    """A digest of what the customer reads on an estimate: an answer is taken only for the version they saw."""
+    seen = [
+        estimate.number,
+        estimate.currency,
+        estimate.issued_on,
+        estimate.expires_on,
+        estimate.subtotal,
+        estimate.tax,
+        estimate.total,
+        estimate.notes,
+        [[line.description, line.quantity, line.unit_price, line.discount, line.tax] for line in estimate.lines],
+    ]
+    return hashlib.sha256(json.dumps(seen, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+class Answer(StrEnum):
+    """How a customer's answer to an estimate went."""
+
+    DONE = "done"
+    CLOSED = "closed"  # it takes no answer now: answered meanwhile, expired, voided, or not the customer's
+    CHANGED = "changed"  # it changed since the customer saw it: they review it again
 
 
 # -- the write model ---------------------------------------------------------------------------
@@ -285,6 +333,7 @@ class Books:
         if not str(fields.get("name", "")).strip():
             raise Refused("missing_field", "name is required", "name")
         _currency(fields.setdefault("currency", "USD"))
+        _place(fields)
         wanted = values.get("id")
         if wanted is not None and (type(wanted) is not int or not 0 < wanted <= MAX_ID):
             raise Refused("invalid_field", f"id must be a whole number from 1 to {MAX_ID}", "id")
@@ -310,8 +359,9 @@ class Books:
         raise Refused("conflict", "customers are being created at the same time; retry")
 
     def update_customer(self, customer_id: int, values: Mapping[str, Any]) -> Customer:
-        self._lock("customer", customer_id)
+        before = self._lock("customer", customer_id)
         changes = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
+        _place(changes, before)
         if "currency" in changes:
             _currency(changes["currency"])
         if "name" in changes and not str(changes["name"]).strip():
@@ -340,7 +390,9 @@ class Books:
         if unknown:
             raise ValueError(f"not billing fields: {sorted(unknown)}")
         before = self._lock("customer", customer_id)
-        changed = {name: value for name, value in values.items() if getattr(before, name) != value}
+        wanted = dict(values)
+        _place(wanted, before)
+        changed = {name: value for name, value in wanted.items() if getattr(before, name) != value}
         if changed:
             self._update("customer", customer_id, changed)
             documents.record_customer_event(
@@ -570,6 +622,7 @@ class Books:
             "status": status,
             "issued_on": values["issued_on"],
             "expires_on": values.get("expires_on"),
+            "declined_at": self.now if status == "declined" else None,
             **totals.columns("estimate"),
             "notes": values.get("notes", ""),
             "created_at": self.now,
@@ -589,6 +642,10 @@ class Books:
             raise Refused("invalid_status_change", f"an estimate cannot go from {status} to {new_status}", "status")
         _dates(values.get("issued_on", row.issued_on), values.get("expires_on", row.expires_on), "expires_on")
         estimate: Estimate = self._save("estimate", estimate_id, values, _ESTIMATE_FIELDS)
+        if new_status != status:
+            # Declined (by the company) now, or sent again: a decline of before is history (customer_events).
+            declined_at = self.now if new_status == "declined" else None
+            estimate = self._update("estimate", estimate_id, {"declined_at": declined_at, "decline_reason": ""})
         return estimate
 
     def delete_estimate(self, estimate_id: int) -> Estimate:
@@ -602,13 +659,24 @@ class Books:
         estimate: Estimate = self._update("estimate", estimate_id, {"status": "voided"})
         return estimate
 
-    def approve_estimate(self, estimate_id: int, customer_id: int, *, approved_by: str, valid_on: str | None) -> bool:
-        """The customer approves a sent estimate (not expired on ``valid_on``); False if it cannot be approved now."""
+    def _answerable(self, estimate_id: int, customer_id: int, version: str, valid_on: str | None) -> Answer:
+        """Whether the customer can answer the estimate now (it is locked), in the version they saw."""
         row = documents.lock(self.conn, "estimate", self.company_id, estimate_id)
         if row is None or row.customer_id != customer_id or row.status != "sent":
-            return False
+            return Answer.CLOSED
         if valid_on is not None and row.expires_on is not None and row.expires_on < valid_on:
-            return False
+            return Answer.CLOSED
+        if estimate_version(self._get("estimate", estimate_id)) != version:
+            return Answer.CHANGED
+        return Answer.DONE
+
+    def approve_estimate(
+        self, estimate_id: int, customer_id: int, *, approved_by: str, version: str, valid_on: str | None
+    ) -> Answer:
+        """The customer approves a sent estimate (not expired on ``valid_on``) in the ``version`` they saw."""
+        answer = self._answerable(estimate_id, customer_id, version, valid_on)
+        if answer is not Answer.DONE:
+            return answer
         self._update(
             "estimate", estimate_id, {"status": "approved", "approved_by": approved_by, "approved_at": self.now}
         )
@@ -616,7 +684,21 @@ class Books:
         documents.record_customer_event(
             self.conn, self.company_id, customer_id, "estimate.approved", detail, now=self.now
         )
-        return True
+        return Answer.DONE
+
+    def decline_estimate(
+        self, estimate_id: int, customer_id: int, *, reason: str, version: str, valid_on: str | None
+    ) -> Answer:
+        """The customer declines a sent estimate in the ``version`` they saw, with a reason (may be empty)."""
+        answer = self._answerable(estimate_id, customer_id, version, valid_on)
+        if answer is not Answer.DONE:
+            return answer
+        self._update("estimate", estimate_id, {"status": "declined", "declined_at": self.now, "decline_reason": reason})
+        detail = {"estimate_id": estimate_id, "reason": reason}
+        documents.record_customer_event(
+            self.conn, self.company_id, customer_id, "estimate.declined", detail, now=self.now
+        )
+        return Answer.DONE
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -650,11 +732,40 @@ class Billing:
         return await self.write(company_id, lambda books: books.create_estimate(values), now=now)
 
     async def approve_estimate(
-        self, company_id: int, customer_id: int, estimate_id: int, *, approved_by: str, now: int, valid_on: str | None
-    ) -> bool:
+        self,
+        company_id: int,
+        customer_id: int,
+        estimate_id: int,
+        *,
+        approved_by: str,
+        version: str,
+        now: int,
+        valid_on: str | None,
+    ) -> Answer:
         return await self.write(
             company_id,
-            lambda books: books.approve_estimate(estimate_id, customer_id, approved_by=approved_by, valid_on=valid_on),
+            lambda books: books.approve_estimate(
+                estimate_id, customer_id, approved_by=approved_by, version=version, valid_on=valid_on
+            ),
+            now=now,
+        )
+
+    async def decline_estimate(
+        self,
+        company_id: int,
+        customer_id: int,
+        estimate_id: int,
+        *,
+        reason: str,
+        version: str,
+        now: int,
+        valid_on: str | None,
+    ) -> Answer:
+        return await self.write(
+            company_id,
+            lambda books: books.decline_estimate(
+                estimate_id, customer_id, reason=reason, version=version, valid_on=valid_on
+            ),
             now=now,
         )
 
@@ -726,6 +837,15 @@ class Billing:
         end = min(month.last_day, today)
         ledger = await self.store.read(lambda conn: documents.ledger(conn, company_id, customer_id, currency, end))
         return statements.balance_forward(ledger, month, today)
+
+    async def statement_months(
+        self, company_id: int, customer_id: int, currency: str, *, today: str, since: str
+    ) -> statements.StatementMonths:
+        """The months a statement can be asked for (the customer exists ``since``), and the default one."""
+        first, last = await self.store.read(
+            lambda conn: documents.activity_span(conn, company_id, customer_id, currency, today)
+        )
+        return statements.statement_months(today, since, first, last)
 
     async def open_item_statement(
         self, company_id: int, customer_id: int, currency: str, month: statements.Month, *, today: str

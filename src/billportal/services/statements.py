@@ -25,6 +25,7 @@ from typing import Final
 from billportal.storage.records import Ledger, LedgerCreditNote
 
 AGING_BUCKETS: Final = ("current", "1-30", "31-60", "61-90", "over 90")
+MAX_MONTHS_OFFERED: Final = 120  # ten years in the month chooser; an older month can still be asked for by URL
 _MONTH = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})")
 
 
@@ -69,6 +70,30 @@ class Month:
 
     def previous(self) -> Month:
         return Month(self.year - 1, 12) if self.month == 1 else Month(self.year, self.month - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementMonths:
+    """The months a customer is offered a statement for (newest first), and the one shown when none is asked."""
+
+    offered: tuple[Month, ...]
+    default: Month
+
+
+def statement_months(today: str, since: str, first_activity: str | None, last_activity: str | None) -> StatementMonths:
+    """From the customer's first month (created ``since``, or earlier documents) to the current one.
+
+    The default is the last complete month, or the current one once it has activity: on the
+    1st, a statement of the month just closed rather than an empty one.
+    """
+    current = Month.of(today)
+    first = Month.of(min(since, first_activity) if first_activity else since)
+    offered = [current]
+    while offered[-1] > first and len(offered) < MAX_MONTHS_OFFERED:
+        offered.append(offered[-1].previous())
+    active_now = last_activity is not None and last_activity >= current.first_day
+    default = current if active_now or first >= current else current.previous()
+    return StatementMonths(tuple(offered), default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,6 +273,49 @@ def account_balance(
     return o, late, n + r - a
 
 
+def activity_span(
+    conn: Connection, company_id: int, customer_id: int, currency: str, until: str
+) -> tuple[str | None, str | None]:
+    """The first and the last day of a customer's statement activity up to ``until`` (one query); None if none."""
+    inv, pay, cn = t.invoices.c, t.payments.c, t.credit_notes.c
+    kinds = (
+        (
+            inv.issued_on,
+            [
+                inv.company_id == company_id,
+                inv.customer_id == customer_id,
+                inv.currency == currency,
+                inv.status.in_(LEDGER_INVOICE_STATUSES),
+                inv.issued_on <= until,
+            ],
+        ),
+        (
+            pay.received_on,
+            [
+                pay.company_id == company_id,
+                pay.customer_id == customer_id,
+                pay.currency == currency,
+                pay.received_on <= until,
+            ],
+        ),
+        (
+            cn.issued_on,
+            [
+                cn.company_id == company_id,
+                cn.customer_id == customer_id,
+                cn.currency == currency,
+                cn.status.in_(LEDGER_CREDIT_NOTE_STATUSES),
+                cn.issued_on <= until,
+            ],
+        ),
+    )
+    parts = [select(bound(on)).where(*where).scalar_subquery() for on, where in kinds for bound in (func.min, func.max)]
+    found = conn.execute(select(*parts)).one()
+    firsts = [day for day in found[0::2] if day is not None]
+    lasts = [day for day in found[1::2] if day is not None]
+    return (min(firsts) if firsts else None), (max(lasts) if lasts else None)
+
+
 def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, until: str) -> Ledger:
     """The documents a statement up to ``until`` needs (four indexed queries).
 

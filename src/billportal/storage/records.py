@@ -63,6 +63,7 @@ class Customer:
     state: str
     postal_code: str
     country: str
+    tax_id: str
     currency: str
     created_at: int
     updated_at: int
@@ -173,6 +174,8 @@ class Estimate:
     total: int
     approved_by: str | None
     approved_at: int | None
+    declined_at: int | None
+    decline_reason: str
     notes: str
     created_at: int
     updated_at: int

@@ -105,6 +105,7 @@ customers = Table(
     Column("state", String(100), nullable=False, server_default=""),
     Column("postal_code", String(32), nullable=False, server_default=""),
     Column("country", String(2), nullable=False, server_default=""),
+    Column("tax_id", String(64), nullable=False, server_default=""),
     Column("currency", String(3), nullable=False, server_default="USD"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
@@ -219,6 +220,8 @@ estimates = Table(
     Column("total", BigInteger, nullable=False, server_default="0"),
     Column("approved_by", String(200), nullable=True),
     Column("approved_at", BigInteger, nullable=True),
+    Column("declined_at", BigInteger, nullable=True),
+    Column("decline_reason", Text, nullable=False, server_default=""),  # the customer's, from the portal
     Column("notes", Text, nullable=False, server_default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID
 from billportal.core.errors import NotFound, Refused
-from billportal.services.billing import Books, LineInput
+from billportal.services.billing import Answer, Books, LineInput, estimate_version
 from billportal.services.statements import Month
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice
@@ -208,18 +208,23 @@ def test_an_estimate_is_approved_once_and_the_company_sees_it(world: World) -> N
         )
     )
 
-    def approve(customer_id: int) -> bool:
-        return bool(
-            run(
-                world.billing.approve_estimate(
-                    world.acme.id, customer_id, estimate.id, approved_by="Wile", now=world.clock.now, valid_on=None
-                )
+    def approve(customer_id: int, version: str = estimate_version(estimate)) -> Answer:
+        return run(
+            world.billing.approve_estimate(
+                world.acme.id,
+                customer_id,
+                estimate.id,
+                approved_by="Wile",
+                version=version,
+                now=world.clock.now,
+                valid_on=None,
             )
         )
 
-    assert not approve(1235)
-    assert approve(1234)
-    assert not approve(1234)
+    assert approve(1235) is Answer.CLOSED
+    assert approve(1234, "another version") is Answer.CHANGED
+    assert approve(1234) is Answer.DONE
+    assert approve(1234) is Answer.CLOSED
     approved = run(world.billing.get("estimate", Scope(world.acme.id, 1234), estimate.id))
     assert (approved.status, approved.approved_by, approved.total) == ("approved", "Wile", 99800)
     assert [e.kind for e in run(world.billing.customer_events(world.acme.id))] == ["estimate.approved"]

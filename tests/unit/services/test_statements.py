@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from billportal.demo import seed
 from billportal.services.billing import Billing, LineInput
-from billportal.services.statements import AGING_BUCKETS, Month, balance_forward, open_items
+from billportal.services.statements import (
+    AGING_BUCKETS,
+    MAX_MONTHS_OFFERED,
+    Month,
+    balance_forward,
+    open_items,
+    statement_months,
+)
 from billportal.storage.documents import Scope
 from billportal.storage.records import Ledger, LedgerApplication, LedgerCreditNote, LedgerInvoice, LedgerPayment
 from billportal.storage.store import Store
@@ -258,3 +265,18 @@ def test_the_demo_company_is_believable_and_adds_up(store: Store) -> None:
         assert statement.closing == balance.due > 0
         assert balance.past_due > 0
     assert statuses == {"paid", "open", "past_due", "voided"}  # and drafts, which customers never see
+
+
+def test_statement_months_default_to_the_month_just_closed_until_this_one_has_activity() -> None:
+    quiet = statement_months("2027-01-01", "2026-11-15", "2026-11-20", "2026-12-30")
+    assert quiet.offered == (Month(2027, 1), Month(2026, 12), Month(2026, 11))
+    assert quiet.default == Month(2026, 12)  # across the year's end
+    busy = statement_months("2027-01-01", "2026-11-15", "2026-11-20", "2027-01-01")
+    assert busy.default == Month(2027, 1)
+    # Documents older than the customer's record (history imported) count from their own month.
+    imported = statement_months("2027-01-10", "2027-01-05", "2026-12-01", "2026-12-01")
+    assert imported.offered == (Month(2027, 1), Month(2026, 12))
+    brand_new = statement_months("2027-01-10", "2027-01-10", None, None)
+    assert (brand_new.offered, brand_new.default) == ((Month(2027, 1),), Month(2027, 1))
+    ancient = statement_months("2027-01-10", "1990-01-01", None, None)
+    assert len(ancient.offered) == MAX_MONTHS_OFFERED
