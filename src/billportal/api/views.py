@@ -29,6 +29,7 @@ from billportal.storage import companies
 from billportal.storage.documents import Scope
 from billportal.storage.records import ApiCaller, Company, SsoKeyInfo
 from billportal.web.context import Context, client_ip
+from billportal.web.urls import base_url
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 DEFAULT_PAGE_SIZE: Final = 25
@@ -300,7 +301,7 @@ class Api:
             ttl=ttl,
             redirect_to=redirect_to,
             single_use=single_use,
-            base_url=self._base_url(request),
+            base_url=base_url(request, self.context.settings),
             kid=key.kid,
             now=now,
         )
@@ -314,12 +315,6 @@ class Api:
             "redirect_to": redirect_to,
         }
         return await self._write(request, caller, body, 201, lambda _conn: r.SIGN_IN_LINK.dump(link))
-
-    def _base_url(self, request: Request) -> str:
-        """``scheme://{base domain}[:port]``, as the dashboard was reached."""
-        port = request.url.port
-        suffix = f":{port}" if port is not None else ""
-        return f"{request.url.scheme}://{self.context.settings.base_domain}{suffix}"
 
     # -- SSO keys and the sign-in log
 

@@ -32,6 +32,7 @@ from billportal.web.context import Context
 from billportal.web.errors import error_page
 from billportal.web.forms import Form
 from billportal.web.templates import NO_STORE, render
+from billportal.web.urls import base_url
 
 SSO: Final = "/settings/developers/sso"
 API_KEYS: Final = "/settings/developers/api-keys"
@@ -75,12 +76,6 @@ def key_rows(keys: list[SsoKeyInfo], now: int) -> list[KeyRow]:
             state = "retired"
         rows.append(KeyRow(info, state))
     return rows
-
-
-def portal_base_url(request: Request) -> str:
-    """``{scheme}://{base domain}[:port]`` as the browser reached the dashboard host."""
-    host = request.headers.get("host", "").lower()
-    return f"{request.url.scheme}://{host.removeprefix('dashboard.')}"
 
 
 class Dashboard:
@@ -129,7 +124,7 @@ class Dashboard:
             keys=keys,
             weak_active=any(row.state == "active" and row.info.weak for row in keys),
             grace_labels=GRACE_LABELS,
-            portal_url=_links.portal_url(company.username, portal_base_url(request)),
+            portal_url=_links.portal_url(company.username, base_url(request, self.context.settings)),
         )
 
     @admin(form=True)
@@ -273,7 +268,7 @@ class Dashboard:
             ttl=ttl,
             redirect_to=values["redirect_to"] or None,
             single_use=policy.require_jti,
-            base_url=portal_base_url(request),
+            base_url=base_url(request, self.context.settings),
             kid=key.kid,
         )
         now = self.context.clock()
