@@ -20,8 +20,14 @@ SSO keys and the sign-in log of one company.
 **Authentication.** Every request carries an API key of the company (Settings > Developers > API keys \
 in the dashboard, or `billportal api-key create`): as the user name of HTTP Basic authentication with \
 an empty password (`curl -u bp_live_...:`), or as a Bearer token (`Authorization: Bearer bp_live_...`). \
-A missing, unknown or revoked key is answered 401; an object of another company is answered 404, as \
-one that does not exist.
+A missing, unknown or revoked key is answered 401 (with a `Bearer` challenge, which browsers do not \
+prompt for); an object of another company is answered 404, as one that does not exist.
+
+**Bodies and browsers.** Every POST and PATCH sends a JSON object with `Content-Type: application/json`, \
+`{}` when there is nothing to say (void, revoke, and the defaults of a rotation or a sign-in link); any \
+other type is answered 415 `unsupported_media_type`. The API is for backends: a POST, PATCH or DELETE \
+whose `Origin` is another site's, or whose `Sec-Fetch-Site` is `cross-site`, is refused 403 \
+`cross_site_request`, so that no web page can make a browser act with a key.
 
 **Objects.** JSON in, JSON out. Money is an integer of minor units (cents) beside an ISO 4217 \
 currency; times are UNIX seconds; dates are YYYY-MM-DD; quantities are decimal strings.
@@ -40,12 +46,14 @@ refused (422 idempotency_key_reused). 429 and 503 answers carry `Retry-After`.
 
 def _error_statuses(op: Operation) -> list[int]:
     statuses = [400, 401]
+    if op.method != "GET":
+        statuses.append(403)
     if "{" in op.path:
         statuses.append(404)
     if op.conflicts:
         statuses.append(409)
     if op.body is not None:
-        statuses.append(413)
+        statuses += [413, 415]
     if op.unprocessable or op.method == "POST":
         statuses.append(422)
     statuses.append(503)
@@ -80,7 +88,7 @@ def _operation(op: Operation, components: Components) -> dict[str, Any]:
         ]
     if op.body is not None:
         result["requestBody"] = {
-            "required": op.body_required,
+            "required": True,
             "content": {"application/json": {"schema": components.ref(op.body)}},
         }
     return result

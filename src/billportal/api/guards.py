@@ -1,0 +1,56 @@
+"""What each API operation declares (``@api_key()``) and the checks that enforce it, in one place.
+
+A browser can be made to send a request to the API by any page it visits (a
+form posted as ``text/plain``), and with credentials it cached. So every
+operation refuses a POST, PATCH or DELETE that says it comes from another site
+(``Origin`` other than the API's own, built from the settings; ``Sec-Fetch-Site:
+cross-site``), and a body that is not ``application/json``, which no form can
+send. Programs send neither header, so they are not affected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from starlette.requests import Request
+
+from billportal.api.errors import ApiError
+from billportal.core.config import Settings
+from billportal.web.guards import Guard, declare
+from billportal.web.urls import origin_of
+
+UNSAFE_METHODS: Final = frozenset({"POST", "PATCH", "DELETE", "PUT"})
+_JSON: Final = "application/json"
+
+View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
+
+
+def api_key() -> Callable[[View], View]:
+    """The operation needs an API key, a same-site (or non-browser) request and a JSON body."""
+    guard = Guard("api_key", same_origin=True, json_body=True)
+
+    def decorate(view: View) -> View:
+        declare(view, guard)
+        return view
+
+    return decorate
+
+
+def check_request(request: Request, guard: Guard, settings: Settings) -> None:
+    """Refuse, before the key is even looked up, what a cross-site page could have made a browser send."""
+    method = request.method
+    if guard.same_origin and method in UNSAFE_METHODS:
+        origin = request.headers.get("origin")
+        fetch_site = request.headers.get("sec-fetch-site", "").strip().lower()
+        if fetch_site == "cross-site" or (origin is not None and origin != origin_of("dashboard", request, settings)):
+            raise ApiError("cross_site_request")
+    if guard.json_body and (method in ("POST", "PATCH", "PUT") or _has_body(request)):
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != _JSON:
+            raise ApiError("unsupported_media_type")
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return "transfer-encoding" in request.headers or (length is not None and length.strip() not in ("", "0"))
