@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ACME_KEY, World, run
 from tests.factories import api_key
-from tests.functional.dashboard_support import SSO, admin_of_acme
+from tests.functional.dashboard_support import PASSWORD, SSO, admin_of_acme
 
 HOSTILE_HOSTS = [
     "dashboard.localhost:@evil.example",
@@ -25,7 +25,7 @@ HOSTILE_HOSTS = [
 
 def _try_link(world: World, host: str) -> tuple[int, str]:
     dashboard = admin_of_acme(world)
-    made = dashboard.post(f"{SSO}/try/link", {"customer": "1234"}, headers={"host": host})
+    made = dashboard.post(f"{SSO}/try/link", {"customer": "1234", "password": PASSWORD}, headers={"host": host})
     match = re.search(r'id="test-link"[^>]*value="([^"]+)"', made.text)
     return made.status_code, match.group(1) if match else ""
 

@@ -24,6 +24,7 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
         401,
         "No API key, or one that is unknown or revoked. Send it as the Basic user name or as a Bearer token.",
     ),
+    "insufficient_scope": (403, "The API key lacks the scope this operation needs (the message names it)."),
     "cross_site_request": (403, "The request came from a web page of another site: call the API from a backend."),
     "not_found": (404, "Nothing at this address, or no such object in this company."),
     "method_not_allowed": (405, "The address does not take this method; the Allow header lists those it takes."),

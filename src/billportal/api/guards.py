@@ -1,4 +1,7 @@
-"""What each API operation declares (``@api_key()``) and the checks that enforce it, in one place.
+"""What each API operation declares (``@api_key(scope=...)``) and the checks that enforce it, in one place.
+
+Each operation needs its scope (``services.api_keys.SCOPES``), chosen when the key
+was made: a key without ``sso_keys`` can neither read nor rotate the SSO keys.
 
 A browser can be made to send a request to the API by any page it visits (a
 form posted as ``text/plain``), and with credentials it cached. So every
@@ -17,6 +20,8 @@ from starlette.requests import Request
 
 from billportal.api.errors import ApiError
 from billportal.core.config import Settings
+from billportal.services.api_keys import SCOPES
+from billportal.storage.records import ApiCaller
 from billportal.web.guards import Guard, declare
 from billportal.web.urls import origin_of
 
@@ -26,9 +31,11 @@ _JSON: Final = "application/json"
 View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
 
 
-def api_key() -> Callable[[View], View]:
-    """The operation needs an API key, a same-site (or non-browser) request and a JSON body."""
-    guard = Guard("api_key", same_origin=True, json_body=True)
+def api_key(*, scope: str) -> Callable[[View], View]:
+    """The operation needs an API key with ``scope``, a same-site (or non-browser) request and a JSON body."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown API key scope {scope!r}")
+    guard = Guard("api_key", same_origin=True, json_body=True, scope=scope)
 
     def decorate(view: View) -> View:
         declare(view, guard)
@@ -49,6 +56,12 @@ def check_request(request: Request, guard: Guard, settings: Settings) -> None:
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != _JSON:
             raise ApiError("unsupported_media_type")
+
+
+def check_scope(caller: ApiCaller, guard: Guard) -> None:
+    """The key must hold the scope the operation declared."""
+    if guard.scope not in caller.scopes:
+        raise ApiError("insufficient_scope", f"This API key does not have the {guard.scope} scope.")
 
 
 def _has_body(request: Request) -> bool:

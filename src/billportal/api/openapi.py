@@ -10,10 +10,13 @@ from billportal.api import resources as r
 from billportal.api.errors import ERROR_CODES
 from billportal.api.fields import Components
 from billportal.api.operations import OPERATIONS, TAGS, Operation
+from billportal.api.views import required_scope
+from billportal.services.api_keys import SCOPES
 
 API_PREFIX: Final = "/api/v1"
 
-INTRODUCTION: Final = """\
+INTRODUCTION: Final = (
+    """\
 The billportal REST API: customers, invoices, payments, credit notes, estimates, sign-in links, \
 SSO keys and the sign-in log of one company.
 
@@ -22,6 +25,11 @@ in the dashboard, or `billportal api-key create`): as the user name of HTTP Basi
 an empty password (`curl -u bp_live_...:`), or as a Bearer token (`Authorization: Bearer bp_live_...`). \
 A missing, unknown or revoked key is answered 401 (with a `Bearer` challenge, which browsers do not \
 prompt for); an object of another company is answered 404, as one that does not exist.
+
+**Scopes.** Each key has the scopes chosen when it was made, and each operation needs one; a key \
+without it is answered 403 `insufficient_scope`. """
+    + "; ".join(f"`{name}`: {doc.lower()}" for name, doc in SCOPES.items())
+    + """.
 
 **Bodies and browsers.** Every POST and PATCH sends a JSON object with `Content-Type: application/json`, \
 `{}` when there is nothing to say (void, revoke, and the defaults of a rotation or a sign-in link); any \
@@ -42,12 +50,11 @@ refused (422 idempotency_key_reused). 429 and 503 answers carry `Retry-After`.
 **Errors** are `{"error": {"code", "message", "field"}}`: `code` is stable (see the table in the docs), \
 `field` names the input at fault, such as `lines[0].quantity`.
 """
+)
 
 
 def _error_statuses(op: Operation) -> list[int]:
-    statuses = [400, 401]
-    if op.method != "GET":
-        statuses.append(403)
+    statuses = [400, 401, 403]
     if "{" in op.path:
         statuses.append(404)
     if op.conflicts:
@@ -74,11 +81,14 @@ def _operation(op: Operation, components: Components) -> dict[str, Any]:
             "description": "Error: " + ", ".join(codes),
             "content": {"application/json": {"schema": error_ref}},
         }
+    scope = required_scope(op)
     result: dict[str, Any] = {
         "operationId": op.name,
         "summary": op.summary,
-        "description": op.description,
+        "description": f"{op.description} Needs an API key with the `{scope}` scope.",
         "tags": [op.tag],
+        # OpenAPI 3.1 lets an http scheme name roles: the scope the key must have.
+        "security": [{"basicAuth": [scope]}, {"bearerAuth": [scope]}],
         "responses": responses,
     }
     if op.params:

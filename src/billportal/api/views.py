@@ -17,7 +17,7 @@ from billportal import _links
 from billportal.api import resources as r
 from billportal.api.errors import JSON_HEADERS, ApiError, encode_json, error_response
 from billportal.api.fields import Invalid, check, parse
-from billportal.api.guards import api_key, check_request
+from billportal.api.guards import api_key, check_request, check_scope
 from billportal.api.operations import Collection, Operation
 from billportal.core.bounds import MAX_ID, storable_text
 from billportal.core.errors import Refused
@@ -140,6 +140,7 @@ class Api:
             try:
                 check_request(request, guards[method], self.context.settings)
                 caller = await self._caller(request)
+                check_scope(caller, guards[method])
                 return await handler(request, caller, op)
             except (ApiError, Invalid, Refused) as exc:
                 return _answer(exc)
@@ -194,7 +195,7 @@ class Api:
 
     # -- collections
 
-    @api_key()
+    @api_key(scope="documents:read")
     async def list_objects(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         query = _query(request, op)
@@ -211,7 +212,7 @@ class Api:
         data = [r.api_object(c.kind, found) for found in objects]
         return json_response(_list_body(op, data, has_more, objects[-1].id if objects else None))
 
-    @api_key()
+    @api_key(scope="documents:read")
     async def get_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         found = await self.billing.get(c.kind, Scope(caller.company_id), _object_id(request))
@@ -219,7 +220,7 @@ class Api:
             raise ApiError("not_found", f"no such {c.label}")
         return json_response(encode_json(c.shape.dump(r.api_object(c.kind, found))))
 
-    @api_key()
+    @api_key(scope="documents:write")
     async def create_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         body = await _body(request)
@@ -233,7 +234,7 @@ class Api:
             lambda conn: c.shape.dump(r.api_object(c.kind, c.create(self._books(conn, caller), values))),
         )
 
-    @api_key()
+    @api_key(scope="documents:write")
     async def update_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         object_id = _object_id(request)
@@ -248,7 +249,7 @@ class Api:
             lambda conn: c.shape.dump(r.api_object(c.kind, c.update(self._books(conn, caller), object_id, values))),
         )
 
-    @api_key()
+    @api_key(scope="documents:write")
     async def delete_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         object_id = _object_id(request)
@@ -265,7 +266,7 @@ class Api:
             await self.store.end_customer_sessions(caller.company_id, object_id)
         return response
 
-    @api_key()
+    @api_key(scope="documents:write")
     async def void_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         assert c.void is not None
@@ -284,7 +285,7 @@ class Api:
 
     # -- sign-in links
 
-    @api_key()
+    @api_key(scope="sign_in_links")
     async def create_sign_in_link(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         customer_id = _object_id(request)
         body = await _body(request)
@@ -333,13 +334,13 @@ class Api:
 
     # -- SSO keys and the sign-in log
 
-    @api_key()
+    @api_key(scope="sso_keys")
     async def list_sso_keys(self, _request: Request, caller: ApiCaller, op: Operation) -> Response:
         keys = await management.sso_keys_of(self.store, caller.company_id)
         data = [{"object": "sso_key", **_key_fields(k)} for k in keys]
         return json_response(_list_body(op, data, False, None))
 
-    @api_key()
+    @api_key(scope="sso_keys")
     async def rotate_sso_key(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         body = await _body(request)
         assert op.body is not None
@@ -362,7 +363,7 @@ class Api:
 
         return await self._write(request, caller, body, 201, rotate)
 
-    @api_key()
+    @api_key(scope="sso_keys")
     async def revoke_sso_key(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         body = await _body(request)
         assert op.body is not None
@@ -382,7 +383,7 @@ class Api:
 
         return await self._write(request, caller, body, 200, revoke)
 
-    @api_key()
+    @api_key(scope="sign_in_events:read")
     async def list_sign_in_events(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         query = _query(request, op)
         limit = query.get("limit", DEFAULT_PAGE_SIZE)
@@ -415,6 +416,11 @@ class Api:
 
     def _actor(self, request: Request, caller: ApiCaller) -> Actor:
         return Actor(caller.actor, ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300])
+
+
+def required_scope(op: Operation) -> str:
+    """The API key scope an operation declared (for the OpenAPI document and the docs)."""
+    return _guard_of(getattr(Api, op.handler)).scope
 
 
 def _guard_of(handler: Callable[..., Any]) -> Guard:
