@@ -127,6 +127,13 @@ async def admin(
     )
 
 
-async def api_key(store: Store, company: Company, *, now: int, name: str = "test key") -> NewApiKey:
-    """An API key of the company (its plaintext is in the answer)."""
-    return await api_keys.create(store, company, name, CLI, now)
+async def api_key(
+    store: Store,
+    company: Company,
+    *,
+    now: int,
+    name: str = "test key",
+    scopes: tuple[str, ...] = tuple(api_keys.SCOPES),
+) -> NewApiKey:
+    """An API key of the company (its plaintext is in the answer), with every scope unless told."""
+    return await api_keys.create(store, company, name, CLI, now, scopes=scopes)

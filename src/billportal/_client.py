@@ -308,11 +308,15 @@ class BillportalError(Exception):
 
 
 class InvalidRequestError(BillportalError):
-    """400, 413 or 422: the request is malformed or asks for the impossible; ``field`` says where."""
+    """400, 413, 415 or 422: the request is malformed or asks for the impossible; ``field`` says where."""
 
 
 class AuthenticationError(BillportalError):
     """401: no key, or one that is unknown or revoked."""
+
+
+class PermissionDeniedError(BillportalError):
+    """403: the key lacks the scope the operation needs, or the request came from a web page."""
 
 
 class NotFoundError(BillportalError):
@@ -342,9 +346,11 @@ class APIConnectionError(BillportalError):
 _ERRORS: Final[dict[int, type[BillportalError]]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
+    403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
     413: InvalidRequestError,
+    415: InvalidRequestError,
     422: InvalidRequestError,
     429: RateLimitError,
     503: ServiceUnavailableError,
@@ -476,6 +482,8 @@ class Client:
         if method == "POST":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in (params or {}).items() if v is not None}
+        if json is None and method in ("POST", "PATCH"):
+            json = {}  # the API takes a JSON object with every POST and PATCH, {} when there is nothing to say
         attempt = 0
         while True:
             try:

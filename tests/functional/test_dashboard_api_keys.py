@@ -35,9 +35,14 @@ def shown_key(html: str) -> str:
     return match.group(1)
 
 
+def key_form(name: str, scopes: tuple[str, ...] = api_keys.DEFAULT_SCOPES, **fields: str) -> dict[str, str]:
+    """The create form as an admin fills it in, with their password (making a key asks for it again)."""
+    return {"name": name, "password": PASSWORD, **{f"scope_{scope}": "on" for scope in scopes}, **fields}
+
+
 def create(dashboard: Dashboard, name: str) -> str:
     """Make a key in the dashboard; the key as its answer page shows it."""
-    response = dashboard.post(API_KEYS, {"name": name})
+    response = dashboard.post(API_KEYS, key_form(name))
     assert response.status_code == 200, response.text
     assert "it will not be shown again" in response.text
     return shown_key(response.text)
@@ -69,7 +74,7 @@ def test_a_key_is_shown_once_works_and_stops_when_revoked(world: World, caplog: 
     assert "No API keys yet" in empty.text
     assert f'href="{API_KEYS}" aria-current="page"' in empty.text  # in the settings navigation
 
-    answer = dashboard.post(API_KEYS, {"name": "  billing sync  "})
+    answer = dashboard.post(API_KEYS, key_form("  billing sync  "))
     assert answer.status_code == 200
     assert answer.headers["cache-control"] == "no-store"
     key = shown_key(answer.text)
@@ -114,8 +119,9 @@ def test_a_key_is_shown_once_works_and_stops_when_revoked(world: World, caplog: 
         ("api_key.revoked", ADMIN_EMAIL),
         ("api_key.created", ADMIN_EMAIL),
     ]
+    assert trail[0].detail == f"{info.prefix}… (billing sync)"
+    assert trail[1].detail == f"{info.prefix}… (billing sync), scopes: {', '.join(api_keys.DEFAULT_SCOPES)}"
     for event in trail[:2]:
-        assert event.detail == f"{info.prefix}… (billing sync)"
         assert event.ip
     page = dashboard.get("/audit").text
     assert "API key created" in page
@@ -150,7 +156,7 @@ def test_each_active_key_has_its_own_revoke_button(world: World) -> None:
 )
 def test_a_name_is_required_and_checked_beside_the_field(world: World, name: str, message: str) -> None:
     dashboard = admin_of_acme(world)
-    response = dashboard.post(API_KEYS, {"name": name})
+    response = dashboard.post(API_KEYS, key_form(name))
     assert response.status_code == 400
     assert re.search(r'id="name"[^>]*aria-invalid="true"', response.text)
     error = re.search(r'<p class="field-error" id="name-error">([^<]*)</p>', response.text)
@@ -291,7 +297,7 @@ def test_a_running_server_never_logs_the_key(live_server: LiveServer) -> None:
         page = browser.get(API_KEYS, headers=admin)
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert csrf
-        answer = browser.post(API_KEYS, data={"csrf_token": csrf.group(1), "name": "server log"}, headers=admin)
+        answer = browser.post(API_KEYS, data={"csrf_token": csrf.group(1), **key_form("server log")}, headers=admin)
         key = shown_key(answer.text)
         assert browser.get("/api/v1/customers", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         key_id = _REVOKE_ACTION.search(browser.get(API_KEYS, headers=admin).text)

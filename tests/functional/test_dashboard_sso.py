@@ -349,7 +349,7 @@ def test_try_it_makes_a_five_minute_link_that_signs_in(world: World) -> None:
     dashboard = admin_of_acme(world)
     page = dashboard.get(f"{SSO}/try")
     assert 'option value="1234"' in page.text
-    made = dashboard.post(f"{SSO}/try/link", {"customer": "1235", "redirect_to": "invoices"})
+    made = dashboard.post(f"{SSO}/try/link", {"password": PASSWORD, "customer": "1235", "redirect_to": "invoices"})
     assert made.status_code == 200
     match = re.search(r'id="test-link"[^>]*value="([^"]+)"', made.text)
     assert match
@@ -373,7 +373,7 @@ def test_try_it_makes_a_five_minute_link_that_signs_in(world: World) -> None:
 def test_try_it_follows_the_policy(world: World) -> None:
     dashboard = admin_of_acme(world)
     save_policy(dashboard, require_jti="on", allowed_issuers="Ruby Backend", max_lifetime="2m")
-    made = dashboard.post(f"{SSO}/try/link", {"customer": "1234", "issuer": "Ruby Backend"})
+    made = dashboard.post(f"{SSO}/try/link", {"password": PASSWORD, "customer": "1234", "issuer": "Ruby Backend"})
     match = re.search(r'id="test-link"[^>]*value="[^"]*/login/([^"?]+)', made.text)
     assert match
     assert signs_in(world, match.group(1))
@@ -383,7 +383,7 @@ def test_try_it_follows_the_policy(world: World) -> None:
 def test_try_it_refuses_unknown_customers(world: World) -> None:
     dashboard = admin_of_acme(world)
     for customer in ("77", "0", "x"):
-        response = dashboard.post(f"{SSO}/try/link", {"customer": customer})
+        response = dashboard.post(f"{SSO}/try/link", {"password": PASSWORD, "customer": customer})
         assert response.status_code == 400
         assert 'id="test-link"' not in response.text
 

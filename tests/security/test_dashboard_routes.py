@@ -181,7 +181,7 @@ def tenants(world: World) -> Tenants:
     assert globex.post(f"{SSO}/policy", policy).status_code == 303
     assert globex.post(f"{SSO}/keys/rotate", {"grace": "1h"}).status_code == 303  # a retiring key to aim at
     assert globex.post(f"{SSO}/revoke/links").status_code == 303  # a cutoff to remove
-    assert globex.post(f"{SSO}/try/link", {"customer": "77"}).status_code == 200
+    assert globex.post(f"{SSO}/try/link", {"customer": "77", "password": PASSWORD}).status_code == 200
 
     acme = sign_in(world)
     # A retiring key and a cutoff: the forms that revoke the one and remove the other appear.
@@ -422,13 +422,13 @@ def test_globex_ids_in_the_path_are_answered_as_missing_ones(world: World, tenan
 def test_globex_customers_are_answered_as_missing_ones(world: World, tenants: Tenants) -> None:
     before = globex_state(world, tenants)
     for path in (f"{SSO}/revoke/customer", f"{SSO}/try/link"):
-        missing = tenants.acme.post(path, {"customer": "999999"})
-        theirs = tenants.acme.post(path, {"customer": "77"})  # a customer of globex only
+        missing = tenants.acme.post(path, {"customer": "999999", "password": PASSWORD})
+        theirs = tenants.acme.post(path, {"customer": "77", "password": PASSWORD})  # a customer of globex only
         assert theirs.status_code == missing.status_code, path
         assert theirs.status_code in (400, 404), path
         assert answer_text(theirs, "77") == answer_text(missing, "999999"), path
         # The control: acme's own customer 1234 is found.
-        assert tenants.acme.post(path, {"customer": "1234"}).status_code == 200, path
+        assert tenants.acme.post(path, {"customer": "1234", "password": PASSWORD}).status_code == 200, path
     assert globex_state(world, tenants) == before
 
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 # code: (HTTP status, what it means and what to do)
 ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "invalid_json": (400, "The body is not JSON in UTF-8."),
-    "invalid_body": (400, "The body is not a JSON object, or is empty where one is needed."),
+    "invalid_body": (400, "The body is not a JSON object, or is empty: every POST and PATCH sends one ({} at least)."),
     "invalid_field": (400, "A field's value does not fit its schema; field names it (such as lines[0].quantity)."),
     "missing_field": (400, "A required field is missing; field names it."),
     "unknown_field": (400, "A field that this object does not have was sent (check the spelling)."),
@@ -24,9 +24,12 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
         401,
         "No API key, or one that is unknown or revoked. Send it as the Basic user name or as a Bearer token.",
     ),
+    "insufficient_scope": (403, "The API key lacks the scope this operation needs (the message names it)."),
+    "cross_site_request": (403, "The request came from a web page of another site: call the API from a backend."),
     "not_found": (404, "Nothing at this address, or no such object in this company."),
     "method_not_allowed": (405, "The address does not take this method; the Allow header lists those it takes."),
     "request_too_large": (413, "The body is larger than 1 MiB."),
+    "unsupported_media_type": (415, "A body must be JSON, sent with Content-Type: application/json."),
     "customer_exists": (409, "A customer with this id already exists."),
     "customer_id_required": (409, "No id above the company's largest customer id is free: send the customer's id."),
     "customer_has_documents": (409, "The customer has documents; only customers without any can be deleted."),

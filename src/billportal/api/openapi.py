@@ -10,18 +10,32 @@ from billportal.api import resources as r
 from billportal.api.errors import ERROR_CODES
 from billportal.api.fields import Components
 from billportal.api.operations import OPERATIONS, TAGS, Operation
+from billportal.api.views import required_scope
+from billportal.services.api_keys import SCOPES
 
 API_PREFIX: Final = "/api/v1"
 
-INTRODUCTION: Final = """\
+INTRODUCTION: Final = (
+    """\
 The billportal REST API: customers, invoices, payments, credit notes, estimates, sign-in links, \
 SSO keys and the sign-in log of one company.
 
 **Authentication.** Every request carries an API key of the company (Settings > Developers > API keys \
 in the dashboard, or `billportal api-key create`): as the user name of HTTP Basic authentication with \
 an empty password (`curl -u bp_live_...:`), or as a Bearer token (`Authorization: Bearer bp_live_...`). \
-A missing, unknown or revoked key is answered 401; an object of another company is answered 404, as \
-one that does not exist.
+A missing, unknown or revoked key is answered 401 (with a `Bearer` challenge, which browsers do not \
+prompt for); an object of another company is answered 404, as one that does not exist.
+
+**Scopes.** Each key has the scopes chosen when it was made, and each operation needs one; a key \
+without it is answered 403 `insufficient_scope`. """
+    + "; ".join(f"`{name}`: {doc.lower()}" for name, doc in SCOPES.items())
+    + """.
+
+**Bodies and browsers.** Every POST and PATCH sends a JSON object with `Content-Type: application/json`, \
+`{}` when there is nothing to say (void, revoke, and the defaults of a rotation or a sign-in link); any \
+other type is answered 415 `unsupported_media_type`. The API is for backends: a POST, PATCH or DELETE \
+whose `Origin` is another site's, or whose `Sec-Fetch-Site` is `cross-site`, is refused 403 \
+`cross_site_request`, so that no web page can make a browser act with a key.
 
 **Objects.** JSON in, JSON out. Money is an integer of minor units (cents) beside an ISO 4217 \
 currency; times are UNIX seconds; dates are YYYY-MM-DD; quantities are decimal strings.
@@ -36,16 +50,17 @@ refused (422 idempotency_key_reused). 429 and 503 answers carry `Retry-After`.
 **Errors** are `{"error": {"code", "message", "field"}}`: `code` is stable (see the table in the docs), \
 `field` names the input at fault, such as `lines[0].quantity`.
 """
+)
 
 
 def _error_statuses(op: Operation) -> list[int]:
-    statuses = [400, 401]
+    statuses = [400, 401, 403]
     if "{" in op.path:
         statuses.append(404)
     if op.conflicts:
         statuses.append(409)
     if op.body is not None:
-        statuses.append(413)
+        statuses += [413, 415]
     if op.unprocessable or op.method == "POST":
         statuses.append(422)
     statuses.append(503)
@@ -66,11 +81,14 @@ def _operation(op: Operation, components: Components) -> dict[str, Any]:
             "description": "Error: " + ", ".join(codes),
             "content": {"application/json": {"schema": error_ref}},
         }
+    scope = required_scope(op)
     result: dict[str, Any] = {
         "operationId": op.name,
         "summary": op.summary,
-        "description": op.description,
+        "description": f"{op.description} Needs an API key with the `{scope}` scope.",
         "tags": [op.tag],
+        # OpenAPI 3.1 lets an http scheme name roles: the scope the key must have.
+        "security": [{"basicAuth": [scope]}, {"bearerAuth": [scope]}],
         "responses": responses,
     }
     if op.params:
@@ -80,7 +98,7 @@ def _operation(op: Operation, components: Components) -> dict[str, Any]:
         ]
     if op.body is not None:
         result["requestBody"] = {
-            "required": op.body_required,
+            "required": True,
             "content": {"application/json": {"schema": components.ref(op.body)}},
         }
     return result

@@ -65,8 +65,7 @@ class Operation:
     handler: str  # the Api method that answers it
     answer: Shape
     status: int = 200
-    body: Shape | None = None
-    body_required: bool = True
+    body: Shape | None = None  # every POST and PATCH has one: a JSON object, {} at least
     params: tuple[Param, ...] = ()
     collection: Collection | None = None
     conflicts: bool = False  # may answer 409
@@ -244,6 +243,7 @@ def _collection_operations(c: Collection) -> list[Operation]:
                 c.void_doc,
                 "void_object",
                 c.shape,
+                body=r.EMPTY_REQUEST,
                 params=(ID_PARAM, IDEMPOTENCY),
                 collection=c,
                 conflicts=True,
@@ -266,12 +266,12 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Sign-in links",
         "Make a sign-in link",
         "A signed sign-in URL for the customer, made with the company's active SSO key on the server: for "
-        "backends that would rather not hold the SSO key. Make one each time the customer clicks.",
+        "backends that would rather not hold the SSO key. Make one each time the customer clicks. Send {} "
+        "for the defaults.",
         "create_sign_in_link",
         r.SIGN_IN_LINK,
         status=201,
         body=r.SIGN_IN_LINK_REQUEST,
-        body_required=False,
         params=(ID_PARAM, IDEMPOTENCY),
         conflicts=True,
         unprocessable=True,
@@ -293,12 +293,12 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "SSO keys",
         "Rotate the SSO key",
         "Makes a new active SSO key and answers it once. The old key keeps verifying links for the grace "
-        "period, so backends can switch to the new key without a failed sign-in.",
+        "period, so backends can switch to the new key without a failed sign-in. Send {} for the default "
+        "grace period (24h).",
         "rotate_sso_key",
         r.SSO_KEY_ROTATION,
         status=201,
         body=r.SSO_KEY_ROTATION_REQUEST,
-        body_required=False,
         params=(IDEMPOTENCY,),
     ),
     Operation(
@@ -310,6 +310,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Ends a retiring key's grace period now: links signed with it stop working at once.",
         "revoke_sso_key",
         r.SSO_KEY,
+        body=r.EMPTY_REQUEST,
         params=(
             Param("kid", "path", {"type": "string", "minLength": 1, "maxLength": 64}, "The key id.", required=True),
             IDEMPOTENCY,

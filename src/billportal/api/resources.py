@@ -395,6 +395,12 @@ SSO_KEY: Final = Shape(
     ),
 )
 
+EMPTY_REQUEST: Final = Shape(
+    "EmptyRequest",
+    "An empty JSON object, {}: the operation takes no options, and a body of JSON is what no web form can send.",
+    (),
+)
+
 SSO_KEY_ROTATION_REQUEST: Final = Shape(
     "SsoKeyRotationRequest",
     "How long the current key keeps verifying links after the rotation.",

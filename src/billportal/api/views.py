@@ -17,6 +17,7 @@ from billportal import _links
 from billportal.api import resources as r
 from billportal.api.errors import JSON_HEADERS, ApiError, encode_json, error_response
 from billportal.api.fields import Invalid, check, parse
+from billportal.api.guards import api_key, check_request, check_scope
 from billportal.api.operations import Collection, Operation
 from billportal.core.bounds import MAX_ID, storable_text
 from billportal.core.errors import Refused
@@ -29,13 +30,16 @@ from billportal.storage import companies
 from billportal.storage.documents import Scope
 from billportal.storage.records import ApiCaller, Company, SsoKeyInfo
 from billportal.web.context import Context, client_ip
+from billportal.web.guards import Guard, declared
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 DEFAULT_PAGE_SIZE: Final = 25
 DEFAULT_LINK_TTL: Final = 300
 DEFAULT_ISSUER: Final = "billportal-api"
 _IDEMPOTENCY_KEY: Final = re.compile(r"[!-~]{1,255}")
-_UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Basic realm="billportal API", charset="UTF-8"'}
+# Bearer, not Basic: a browser would prompt for a Basic challenge and then send what was typed
+# with every request to the API, whichever site made it (Basic credentials sent are still read).
+_UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Bearer realm="billportal API"'}
 
 Handler = Callable[[Request, ApiCaller, Operation], Awaitable[Response]]
 
@@ -124,6 +128,7 @@ class Api:
     def endpoint(self, operations: Mapping[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
         """The view of one path: picks the operation by method, answers 405 (with Allow) for others."""
         allow = ", ".join(sorted({*operations, *(["HEAD"] if "GET" in operations else [])}))
+        guards = {method: _guard_of(getattr(self, op.handler)) for method, op in operations.items()}
 
         async def view(request: Request) -> Response:
             method = "GET" if request.method == "HEAD" else request.method
@@ -132,7 +137,9 @@ class Api:
                 return error_response("method_not_allowed", headers={"Allow": allow})
             handler: Handler = getattr(self, op.handler)
             try:
+                check_request(request, guards[method], self.context.settings)
                 caller = await self._caller(request)
+                check_scope(caller, guards[method])
                 return await handler(request, caller, op)
             except (ApiError, Invalid, Refused) as exc:
                 return _answer(exc)
@@ -187,6 +194,7 @@ class Api:
 
     # -- collections
 
+    @api_key(scope="documents:read")
     async def list_objects(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         query = _query(request, op)
@@ -203,6 +211,7 @@ class Api:
         data = [r.api_object(c.kind, found) for found in objects]
         return json_response(_list_body(op, data, has_more, objects[-1].id if objects else None))
 
+    @api_key(scope="documents:read")
     async def get_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         found = await self.billing.get(c.kind, Scope(caller.company_id), _object_id(request))
@@ -210,6 +219,7 @@ class Api:
             raise ApiError("not_found", f"no such {c.label}")
         return json_response(encode_json(c.shape.dump(r.api_object(c.kind, found))))
 
+    @api_key(scope="documents:write")
     async def create_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         body = await _body(request)
@@ -223,6 +233,7 @@ class Api:
             lambda conn: c.shape.dump(r.api_object(c.kind, c.create(self._books(conn, caller), values))),
         )
 
+    @api_key(scope="documents:write")
     async def update_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         object_id = _object_id(request)
@@ -237,6 +248,7 @@ class Api:
             lambda conn: c.shape.dump(r.api_object(c.kind, c.update(self._books(conn, caller), object_id, values))),
         )
 
+    @api_key(scope="documents:write")
     async def delete_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         object_id = _object_id(request)
@@ -253,12 +265,15 @@ class Api:
             await self.store.end_customer_sessions(caller.company_id, object_id)
         return response
 
+    @api_key(scope="documents:write")
     async def void_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         c = _collection(op)
         assert c.void is not None
         void = c.void
         object_id = _object_id(request)
         body = await _body(request)
+        assert op.body is not None
+        parse(body, op.body)  # {}: a JSON object, so that no form can void
         return await self._write(
             request,
             caller,
@@ -269,11 +284,12 @@ class Api:
 
     # -- sign-in links
 
+    @api_key(scope="sign_in_links")
     async def create_sign_in_link(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         customer_id = _object_id(request)
         body = await _body(request)
         assert op.body is not None
-        values = parse(body, op.body) if body.strip() else {}
+        values = parse(body, op.body)
         company = await self._company(caller)
         if not company.sso_enabled:
             raise ApiError("sso_disabled")
@@ -317,15 +333,17 @@ class Api:
 
     # -- SSO keys and the sign-in log
 
+    @api_key(scope="sso_keys")
     async def list_sso_keys(self, _request: Request, caller: ApiCaller, op: Operation) -> Response:
         keys = await management.sso_keys_of(self.store, caller.company_id)
         data = [{"object": "sso_key", **_key_fields(k)} for k in keys]
         return json_response(_list_body(op, data, False, None))
 
+    @api_key(scope="sso_keys")
     async def rotate_sso_key(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         body = await _body(request)
         assert op.body is not None
-        values = parse(body, op.body) if body.strip() else {}
+        values = parse(body, op.body)
         company = await self._company(caller)
         actor, now = self._actor(request, caller), self.context.clock()
         grace = values.get("grace_period", "24h")
@@ -344,8 +362,11 @@ class Api:
 
         return await self._write(request, caller, body, 201, rotate)
 
-    async def revoke_sso_key(self, request: Request, caller: ApiCaller, _op: Operation) -> Response:
+    @api_key(scope="sso_keys")
+    async def revoke_sso_key(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         body = await _body(request)
+        assert op.body is not None
+        parse(body, op.body)
         kid: str = request.path_params["kid"]
         company = await self._company(caller)
         known = next((k for k in company.sso_keys if k.kid == kid), None)
@@ -361,6 +382,7 @@ class Api:
 
         return await self._write(request, caller, body, 200, revoke)
 
+    @api_key(scope="sign_in_events:read")
     async def list_sign_in_events(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
         query = _query(request, op)
         limit = query.get("limit", DEFAULT_PAGE_SIZE)
@@ -393,6 +415,18 @@ class Api:
 
     def _actor(self, request: Request, caller: ApiCaller) -> Actor:
         return Actor(caller.actor, ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300])
+
+
+def required_scope(op: Operation) -> str:
+    """The API key scope an operation declared (for the OpenAPI document and the docs)."""
+    return _guard_of(getattr(Api, op.handler)).scope
+
+
+def _guard_of(handler: Callable[..., Any]) -> Guard:
+    guard = declared(handler)
+    if guard is None:  # a new operation whose handler forgot @api_key: refuse to start, never serve it unguarded
+        raise RuntimeError(f"{getattr(handler, '__name__', handler)} declares no @api_key guard")
+    return guard
 
 
 def _answer(exc: ApiError | Invalid | Refused) -> Response:

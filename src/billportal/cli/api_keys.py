@@ -23,9 +23,16 @@ def register(commands: Any) -> None:
     create = api_key.add_parser("create", help="make a key; prints it once (JSON)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--name", default="", help="what the key is for, such as 'billing sync'")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=list(api_keys.SCOPES),
+        help="what the key may do; repeat for each (default: every scope but sso_keys). "
+        + "; ".join(f"{name}: {doc}" for name, doc in api_keys.SCOPES.items()),
+    )
     create.set_defaults(handler=api_key_create)
 
-    listing = api_key.add_parser("list", help="the keys: prefix, name, created, last used (never the key)")
+    listing = api_key.add_parser("list", help="the keys: prefix, name, scopes, created, last used (never the key)")
     listing.add_argument("--tenant", required=True)
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=api_key_list)
@@ -41,6 +48,7 @@ def _shown(info: ApiKeyInfo) -> dict[str, Any]:
         "id": info.id,
         "prefix": info.prefix,
         "name": info.name,
+        "scopes": list(info.scopes),
         "created_at": iso_utc(info.created_at),
         "last_used_at": iso_utc(info.last_used_at),
         "revoked_at": iso_utc(info.revoked_at),
@@ -54,7 +62,9 @@ async def api_key_create(args: argparse.Namespace, store: Store, settings: Setti
     problem = api_keys.name_problem(name) if name else None
     if problem:
         raise CommandError(f"--name: {problem}")
-    created = await api_keys.create(store, company, name, CLI, system_clock())
+    scopes = api_keys.scopes_of(args.scope or api_keys.DEFAULT_SCOPES)
+    assert scopes is not None  # argparse checked the choices
+    created = await api_keys.create(store, company, name, CLI, system_clock(), scopes=scopes)
     print_json({**_shown(created.info), "key": created.key})
     print("billportal: the key is shown only now: store it in your backend's secrets", file=sys.stderr)
     return 0
@@ -73,7 +83,7 @@ async def api_key_list(args: argparse.Namespace, store: Store, settings: Setting
     for k in keys:
         state = "revoked" if k.revoked_at is not None else "active"
         used = "never used" if k.last_used_at is None else f"last used {human_time(k.last_used_at, company.time_zone)}"
-        print(f"{k.id:>5}  {k.prefix}…  {state:<8} {used:<34} {k.name}")
+        print(f"{k.id:>5}  {k.prefix}…  {state:<8} {used:<34} {k.name}  [{' '.join(k.scopes)}]")
     return 0
 
 

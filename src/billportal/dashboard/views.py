@@ -290,7 +290,7 @@ class Dashboard:
             test_seconds=TEST_LINK_SECONDS,
         )
 
-    @admin(form=True)
+    @admin(form=True, sudo=Sudo("Making a sign-in link for a customer", "Confirm and make the link"))
     async def try_link(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A link for one customer, valid 5 minutes, made by the code behind ``billportal sso-url``."""
         store = self.context.store
@@ -463,6 +463,7 @@ class Dashboard:
         *,
         status_code: int = 200,
         name: str = "",
+        scopes: tuple[str, ...] | None = None,
         errors: dict[str, str] | None = None,
         created: NewApiKey | None = None,
     ) -> Response:
@@ -475,26 +476,38 @@ class Dashboard:
             section="api_keys",
             keys=await api_keys.keys_of(self.context.store, company.id),
             key_name=name,  # not ``name``: render() takes the template's name by that keyword
+            scopes=api_keys.SCOPES,
+            chosen_scopes=api_keys.DEFAULT_SCOPES if scopes is None else scopes,
             errors=errors or {},
             created=created,
             max_name_length=api_keys.MAX_NAME_LENGTH,
         )
 
-    @admin(form=True)
+    @admin(form=True, sudo=Sudo("Creating an API key", "Confirm and create the key"))
     async def create_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
-        """A new key, shown on this answer only: it is stored hashed, and no page shows it again."""
+        """A new key with the scopes ticked, shown once: it is stored hashed, and no page shows it again."""
         name = form.get("name", "").strip()
+        ticked = tuple(scope for scope in api_keys.SCOPES if form.get(f"scope_{scope}") == "on")
+        scopes = api_keys.scopes_of(ticked)
+        errors = {}
         problem = api_keys.name_problem(name)
         if problem:
+            errors["name"] = problem
+        if scopes is None:
+            errors["scopes"] = "Choose at least one thing the key may do."
+        if errors or scopes is None:
             return await self._api_keys_page(
                 request,
                 visit,
                 company,
                 status_code=400,
                 name=name[: api_keys.MAX_NAME_LENGTH * 2],
-                errors={"name": problem},
+                scopes=ticked,
+                errors=errors,
             )
-        created = await api_keys.create(self.context.store, company, name, visit.actor, self.context.clock())
+        created = await api_keys.create(
+            self.context.store, company, name, visit.actor, self.context.clock(), scopes=scopes
+        )
         return await self._api_keys_page(request, visit, company, created=created)
 
     @admin(form=True)

@@ -27,6 +27,17 @@ MAX_KEY_LENGTH: Final = 200
 LAST_USED_RESOLUTION: Final = 60  # a key's last-used time is written at most once a minute
 MAX_NAME_LENGTH: Final = 100
 _MAX_REFERENCE_LENGTH: Final = 40
+# What a key may do, chosen when it is made: scope -> what it allows, as the dashboard and the docs say it.
+SCOPES: Final[dict[str, str]] = {
+    "documents:read": "Read customers, invoices, payments, credit notes and estimates",
+    "documents:write": "Create, change, void and delete customers and documents",
+    "sign_in_links": "Make sign-in links for any customer",
+    "sso_keys": "List, rotate and revoke the SSO keys (a rotation answers the new key)",
+    "sign_in_events:read": "Read the sign-in log",
+}
+# A key made without naming scopes (``billportal api-key create`` without --scope, keys made before
+# scopes): everything but the SSO keys, which only a key made for them can read or rotate.
+DEFAULT_SCOPES: Final = ("documents:read", "documents:write", "sign_in_links", "sign_in_events:read")
 
 
 def hash_key(key: str) -> bytes:
@@ -42,6 +53,13 @@ def name_problem(name: str) -> str | None:
     if not name.isprintable():
         return "A name cannot contain line breaks or control characters."
     return None
+
+
+def scopes_of(chosen: set[str] | list[str] | tuple[str, ...]) -> tuple[str, ...] | None:
+    """The chosen scopes in their usual order; None if one is unknown or none is chosen."""
+    if not chosen or not set(chosen) <= SCOPES.keys():
+        return None
+    return tuple(scope for scope in SCOPES if scope in chosen)
 
 
 def key_reference(raw: str) -> int | str | None:
@@ -67,13 +85,18 @@ def _named(info: ApiKeyInfo) -> str:
     return f"{info.prefix}… ({info.name or 'unnamed'})"
 
 
-async def create(store: Store, company: Company, name: str, actor: Actor, now: int) -> NewApiKey:
-    """A new key for the company (``name`` validated by the caller); its plaintext is in the answer only."""
+async def create(
+    store: Store, company: Company, name: str, actor: Actor, now: int, *, scopes: tuple[str, ...]
+) -> NewApiKey:
+    """A new key for the company (``name``, ``scopes`` checked by the caller); its plaintext is in the answer only."""
     key = KEY_PREFIX + secrets.token_urlsafe(30)
 
     def change(conn: Connection) -> NewApiKey:
-        info = rows.insert(conn, company.id, prefix=key[:_PREFIX_LENGTH], key_hash=hash_key(key), name=name, now=now)
-        audit.record_in(conn, actor, "api_key.created", now, company_ids=[company.id], detail=_named(info))
+        info = rows.insert(
+            conn, company.id, prefix=key[:_PREFIX_LENGTH], key_hash=hash_key(key), name=name, scopes=scopes, now=now
+        )
+        detail = f"{_named(info)}, scopes: {', '.join(scopes)}"
+        audit.record_in(conn, actor, "api_key.created", now, company_ids=[company.id], detail=detail)
         return NewApiKey(key, info)
 
     return await store.write(change)
@@ -107,4 +130,10 @@ async def authenticate(store: Store, presented: str, *, now: int) -> ApiCaller |
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         key_id = row.id
         await store.write(lambda conn: rows.touch(conn, key_id, now))
-    return ApiCaller(company_id=row.company_id, username=row.username, key_id=row.id, prefix=row.prefix)
+    return ApiCaller(
+        company_id=row.company_id,
+        username=row.username,
+        key_id=row.id,
+        prefix=row.prefix,
+        scopes=frozenset(row.scopes.split()),
+    )

@@ -20,11 +20,21 @@ def _info(row: Row[Any]) -> ApiKeyInfo:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        scopes=tuple(row.scopes.split()),
     )
 
 
-def insert(conn: Connection, company_id: int, *, prefix: str, key_hash: bytes, name: str, now: int) -> ApiKeyInfo:
-    values = {"company_id": company_id, "prefix": prefix, "key_hash": key_hash, "name": name, "created_at": now}
+def insert(
+    conn: Connection, company_id: int, *, prefix: str, key_hash: bytes, name: str, scopes: tuple[str, ...], now: int
+) -> ApiKeyInfo:
+    values = {
+        "company_id": company_id,
+        "prefix": prefix,
+        "key_hash": key_hash,
+        "name": name,
+        "scopes": " ".join(scopes),
+        "created_at": now,
+    }
     check_row(t.api_keys, values)
     key_id = conn.execute(t.api_keys.insert().values(**values).returning(t.api_keys.c.id)).scalar_one()
     return _info(conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).one())
@@ -56,7 +66,7 @@ def by_hash(conn: Connection, key_hash: bytes) -> Any:
     """The live key with this hash, with its company's username."""
     k, co = t.api_keys.c, t.companies.c
     return conn.execute(
-        select(k.id, k.company_id, k.prefix, k.last_used_at, co.username)
+        select(k.id, k.company_id, k.prefix, k.last_used_at, k.scopes, co.username)
         .join(t.companies, co.id == k.company_id)
         .where(k.key_hash == key_hash, k.revoked_at.is_(None))
     ).first()

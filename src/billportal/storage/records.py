@@ -355,6 +355,7 @@ class ApiKeyInfo:
     created_at: int
     last_used_at: int | None
     revoked_at: int | None
+    scopes: tuple[str, ...]  # what the key may do (services.api_keys.SCOPES), in that order
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +374,7 @@ class ApiCaller:
     username: str
     key_id: int
     prefix: str
+    scopes: frozenset[str]
 
     @property
     def actor(self) -> str:

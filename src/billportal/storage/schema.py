@@ -381,6 +381,7 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_used_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("scopes", String(200), nullable=False, server_default=""),  # "documents:read sign_in_links": what it may do
 )
 
 idempotency_keys = Table(

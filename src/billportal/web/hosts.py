@@ -23,8 +23,23 @@ def host_without_port(host: str) -> str:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
+def host_port(host: str) -> int | None:
+    """The port a Host header names, when it is written as a port (1 to 65535 in digits); else None."""
+    name, colon, port = host.strip().rpartition(":")
+    if not colon or (":" in name and not name.endswith("]")):
+        return None
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+        return None
+    return int(port)
+
+
 def site_for(host_header: str, base_domain: str) -> Site | None:
-    """``acme.{base}`` is acme's portal, ``dashboard.{base}`` the dashboard, ``{base}`` the root."""
+    """``acme.{base}`` is acme's portal, ``dashboard.{base}`` the dashboard, ``{base}`` the root.
+
+    A port that is not digits (``dashboard.{base}:@evil.example``) names no site.
+    """
+    if host_header.strip().rpartition(":")[2] and ":" in host_header and host_port(host_header) is None:
+        return None
     host = host_without_port(host_header).rstrip(".")
     if host == base_domain:
         return Site("root")
