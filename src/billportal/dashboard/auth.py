@@ -229,7 +229,7 @@ class AdminAuth:
         return self._page(
             visit,
             "dashboard/confirm_password.html",
-            status_code=403 if mistake else 200,
+            status_code=(429 if mistake == BUSY else 403) if mistake else 200,
             title="Confirm your password",
             sudo=sudo,
             error=mistake,
