@@ -229,7 +229,7 @@ class AdminAuth:
         return self._page(
             visit,
             "dashboard/confirm_password.html",
-            status_code=403 if mistake else 200,
+            status_code=(429 if mistake == BUSY else 403) if mistake else 200,
             title="Confirm your password",
             sudo=sudo,
             error=mistake,
@@ -460,7 +460,10 @@ class AdminAuth:
         if mistake:
             return self._account_page(request, visit, status_code=403, errors={"current_password": mistake})
         now = self.context.clock()
-        password_hash: str = await run_in_threadpool(passwords.hash_password, new)
+        if self.password_checks.locked():
+            return self._account_page(request, visit, status_code=429, errors={"new_password": BUSY})
+        async with self.password_checks:
+            password_hash: str = await run_in_threadpool(passwords.hash_password, new)
         await self.context.store.admins.set_password(
             visit.admin.id, password_hash, must_change=False, now=now, keep_session=visit.session.id_hash
         )
