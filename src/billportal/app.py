@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from starlette.convertors import register_url_convertor
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,6 +40,15 @@ from billportal.web.sessions import PRUNE_INTERVAL
 from billportal.web.shedding import LoadShedding
 
 STATIC_DIR = Path(__file__).with_name("static")
+
+
+async def favicon(_request: Request) -> Response:
+    """The icon every browser asks each host for: public, kept a day."""
+    return FileResponse(
+        STATIC_DIR / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 # Longest path plus query string served: a sign-in token is at most 4 KiB.
 log = logging.getLogger("billportal.sessions")
 
@@ -81,6 +92,7 @@ def portal_router(context: Context) -> Router:
             Route("/logout", portal.sign_out, methods=["POST"]),
             Route("/signed-out", portal.signed_out, methods=["GET"]),
             Route("/theme.css", portal.theme, methods=["GET"]),
+            Route("/favicon.ico", favicon, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]
     )
@@ -90,6 +102,7 @@ def dashboard_router(context: Context) -> Router:
     """``dashboard.{base}``: the company admins' dashboard, and the REST API under /api/v1."""
     routes: list[BaseRoute] = [
         *dashboard_routes(context),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         api_mount(context),
     ]

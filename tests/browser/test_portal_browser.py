@@ -151,3 +151,44 @@ def test_the_portal_on_a_phone(live_server: LiveServer, page: Page) -> None:
         assert width <= 390, f"{path} is {width}px wide"
     page.goto(live_server.url("acme", "/"))
     screenshot(page, "portal-my-account-phone")
+
+
+PHONE_BAR_MAX = 72  # px: one line (brand, menu, sign out) is 59 px; the links in the bar took three lines, 166 px
+
+
+def test_on_a_phone_the_navigation_is_a_compact_menu(live_server: LiveServer, page: Page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    url = live_server.cli(
+        "sso-url", "--tenant", "acme", "--customer", "1235", "--base-url", f"http://localhost:{live_server.port}"
+    )
+    page.goto(url)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
+    bar = page.locator(".topbar").bounding_box()
+    assert bar is not None
+    assert bar["height"] <= PHONE_BAR_MAX, f"the bar is {bar['height']}px high"
+    portal_nav = page.get_by_role("navigation", name="Portal")
+    expect(portal_nav).to_have_count(0)  # closed: no links in the way
+    menu = page.locator("summary", has_text="Menu")
+    expect(menu).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    menu.click()
+    expect(portal_nav).to_be_visible()
+    expect(portal_nav.get_by_role("link")).to_have_count(8)
+    screenshot(page, "portal-menu-phone")
+    portal_nav.get_by_role("link", name="Invoices", exact=True).click()
+    expect(page).to_have_url(live_server.url("acme", "/invoices"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Invoices")
+    # On a wide screen the links are in the bar and there is no menu.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(page.locator("summary", has_text="Menu")).to_be_hidden()
+    expect(page.get_by_role("navigation", name="Portal").get_by_role("link")).to_have_count(8)
+    wide = page.locator(".topbar").bounding_box()
+    assert wide is not None
+    assert wide["height"] <= 2 * PHONE_BAR_MAX - 40  # the links on one line, the sign-out at most below them
+
+
+def test_the_favicon_does_not_404(live_server: LiveServer, page: Page) -> None:
+    response = page.goto(live_server.url("acme", "/favicon.ico"))  # chromium resolves *.localhost
+    assert response is not None
+    assert response.status == 200
+    assert response.headers["content-type"] == "image/x-icon"

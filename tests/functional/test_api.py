@@ -16,6 +16,7 @@ from billportal.services import api_keys
 from billportal.services.api_keys import LAST_USED_RESOLUTION
 from billportal.services.audit import CLI
 from billportal.sso.pages import SEED_PAGE_IDS
+from billportal.storage.schema import customers
 from tests import factories
 from tests.conftest import World, run
 
@@ -207,6 +208,22 @@ def test_customer_country_is_iso_3166_and_the_state_one_of_its_subdivisions(api:
     # Where ISO 3166-2 lists no subdivisions, the state is free text.
     assert api.patch("/api/v1/customers/50", json={"country": "AQ", "state": "Ross"}).json()["state"] == "Ross"
     error(api.patch("/api/v1/customers/50", json={"tax_id": "12;34"}), 400, "invalid_field", "tax_id")
+
+
+def test_a_customer_saved_before_the_country_rules_can_still_be_changed(world: World, api: TestClient) -> None:
+    # A country and state written straight into the table, as releases before ISO 3166 checks left them.
+    def legacy(conn: Any) -> None:
+        conn.execute(
+            customers.update()
+            .where(customers.c.company_id == world.acme.id, customers.c.id == 1235)
+            .values(country="XX", state="Somewhere")
+        )
+
+    run(world.store.write(legacy))
+    changed = api.patch("/api/v1/customers/1235", json={"email": "road@runner.example"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["country"], changed.json()["state"]) == ("XX", "Somewhere")
+    error(api.patch("/api/v1/customers/1235", json={"country": "XY"}), 400, "invalid_field", "country")
 
 
 def test_customer_list_pages_with_a_cursor_and_filters_by_update_time(api: TestClient, world: World) -> None:

@@ -681,3 +681,24 @@ def test_pages_cost_the_same_few_queries_however_much_history(
 
     run(more_history())
     assert _statements_for(client, path) == before
+
+
+# -- on a phone ---------------------------------------------------------------------------------
+
+
+def test_the_navigation_is_also_a_menu_that_opens_without_script(client: TestClient) -> None:
+    html = client.get("/invoices").text
+    compact = re.search(r'<details class="nav-compact">\s*<summary>Menu</summary>(.*?)</details>', html, re.DOTALL)
+    assert compact is not None
+    for href in ("/", "/invoices", "/payments", "/credit-notes", "/estimates", "/billing-info", "/pay"):
+        assert f'href="{href}"' in compact.group(1)
+    assert 'href="/invoices" aria-current="page"' in compact.group(1)
+
+
+@pytest.mark.parametrize("host", ["acme", "dashboard"])
+def test_the_favicon_is_served_on_every_host(world: World, host: str) -> None:
+    response = world.client(host).get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/x-icon"
+    assert response.content.startswith(b"\x00\x00\x01\x00")  # an ICO file
+    assert "public" in response.headers["cache-control"]

@@ -161,6 +161,7 @@ PUBLIC_ROUTES = {
     ("GET", "/signed-out"): "a fixed page saying the visitor is signed out",
     ("GET", "/theme.css"): "the company's accent colour, public by design",
     ("MOUNT", "/static"): "the stylesheet",
+    ("GET", "/favicon.ico"): "the icon browsers ask for, the same for everyone",
 }
 # A route's {document_id} names a document of the kind its first path segment says.
 DOCUMENT_KINDS = {"invoices": "invoice", "payments": "payment", "credit-notes": "credit_note", "estimates": "estimate"}

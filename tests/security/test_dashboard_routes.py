@@ -51,6 +51,7 @@ DASHBOARD_PUBLIC_ROUTES = {
     ("GET", "/sign-in"): "the sign-in form",
     ("POST", "/sign-in"): "signs in; its CSRF token is tied to a form cookie (test_sign_in_refuses_a_forged_form)",
     ("MOUNT", "/static"): "the stylesheets",
+    ("GET", "/favicon.ico"): "the icon browsers ask for, the same for everyone",
     ("MOUNT", "/api/v1"): "the REST API, with its own keys (test_api_routes.py)",
 }
 # A path parameter -> what it names, always within the company being administered.

@@ -188,15 +188,21 @@ def _dates(first: str, then: str | None, field: str) -> None:
 
 
 def _place(changes: dict[str, Any], before: Any = None) -> None:
-    """Check the tax id, country and region a customer will have; the region is written as its ISO 3166-2 code."""
-    country = str(changes.get("country", getattr(before, "country", "")))
-    state = str(changes.get("state", getattr(before, "state", "")))
+    """Check the tax id, country and region being changed; the region is written as its ISO 3166-2 code.
+
+    Only what changes is checked (with the other of country and region as it is), so a customer saved
+    before these rules can still have, say, their email changed.
+    """
     tax_id = str(changes.get("tax_id", ""))
     if tax_id and (len(tax_id) > 64 or not re.fullmatch(TAX_ID, tax_id)):
         raise Refused(
             "invalid_field", "tax_id must be letters and digits, with spaces, dots, hyphens or slashes", "tax_id"
         )
-    if country and countries.country_name(country) is None:
+    if "country" not in changes and "state" not in changes:
+        return
+    country = str(changes.get("country", getattr(before, "country", "")))
+    state = str(changes.get("state", getattr(before, "state", "")))
+    if "country" in changes and country and countries.country_name(country) is None:
         raise Refused("invalid_field", "country must be an ISO 3166-1 alpha-2 code in capitals, such as US", "country")
     if country and state:
         code = countries.region(country, state)
