@@ -43,9 +43,11 @@ def key_form(name: str, scopes: tuple[str, ...] = api_keys.DEFAULT_SCOPES, **fie
 def create(dashboard: Dashboard, name: str) -> str:
     """Make a key in the dashboard; the key as its answer page shows it."""
     response = dashboard.post(API_KEYS, key_form(name))
-    assert response.status_code == 200, response.text
-    assert "it will not be shown again" in response.text
-    return shown_key(response.text)
+    assert response.status_code == 303, response.text
+    shown = dashboard.get(response.headers["location"])
+    assert shown.status_code == 200
+    assert "it will not be shown again" in shown.text
+    return shown_key(shown.text)
 
 
 def keys_of(world: World, company: str = "acme") -> list[ApiKeyInfo]:
@@ -74,8 +76,10 @@ def test_a_key_is_shown_once_works_and_stops_when_revoked(world: World, caplog: 
     assert "No API keys yet" in empty.text
     assert f'href="{API_KEYS}" aria-current="page"' in empty.text  # in the settings navigation
 
-    answer = dashboard.post(API_KEYS, key_form("  billing sync  "))
-    assert answer.status_code == 200
+    made = dashboard.post(API_KEYS, key_form("  billing sync  "))
+    assert made.status_code == 303
+    assert made.headers["cache-control"] == "no-store"
+    answer = dashboard.get(made.headers["location"])
     assert answer.headers["cache-control"] == "no-store"
     key = shown_key(answer.text)
     assert answer.text.count(key) == 1
@@ -297,7 +301,10 @@ def test_a_running_server_never_logs_the_key(live_server: LiveServer) -> None:
         page = browser.get(API_KEYS, headers=admin)
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert csrf
-        answer = browser.post(API_KEYS, data={"csrf_token": csrf.group(1), **key_form("server log")}, headers=admin)
+        made = browser.post(API_KEYS, data={"csrf_token": csrf.group(1), **key_form("server log")}, headers=admin)
+        assert made.status_code == 303
+        carried = cookie_of(made, "__Host-bp_shown_once")
+        answer = browser.get(made.headers["location"], headers={"Cookie": f"{admin['Cookie']}; {carried}"})
         key = shown_key(answer.text)
         assert browser.get("/api/v1/customers", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         key_id = _REVOKE_ACTION.search(browser.get(API_KEYS, headers=admin).text)
@@ -308,7 +315,70 @@ def test_a_running_server_never_logs_the_key(live_server: LiveServer) -> None:
         assert browser.get("/api/v1/customers", headers={"Authorization": f"Bearer {key}"}).status_code == 401
         assert browser.get("/api/v1/customers", auth=(key, "")).status_code == 401
     log = live_server.log()
-    assert f'"POST {API_KEYS} HTTP/1.1" 200' in log  # the log is written: it holds the requests made above
+    assert f'"POST {API_KEYS} HTTP/1.1" 303' in log  # the log is written: it holds the requests made above
+    assert f'"GET {API_KEYS}?created=' in log
     assert f'"POST {revoke} HTTP/1.1" 303' in log
     assert key not in log
     assert key[len("bp_live_") :] not in log
+
+
+# -- post/redirect/get: a reload makes no second key (issue 19.7) -------------------------------------------
+
+
+def test_reloading_the_page_that_shows_a_key_makes_no_second_key(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    dashboard = admin_of_acme(world)
+    made = dashboard.post(API_KEYS, key_form("billing sync"))
+    assert made.status_code == 303
+    location = made.headers["location"]
+    info = keys_of(world)[0]
+    assert location == f"{API_KEYS}?created={info.id}"
+    carried = next(c for c in made.headers.get_list("set-cookie") if c.startswith("__Host-bp_shown_once="))
+    for flag in ("Path=/", "Max-Age=300", "HttpOnly", "Secure"):
+        assert flag in carried
+    shown = dashboard.get(location)
+    key = shown_key(shown.text)
+    assert key.startswith(info.prefix)
+    assert key not in location
+    assert key not in carried  # sealed with the master key
+    assert any(c.startswith("__Host-bp_shown_once=;") for c in shown.headers.get_list("set-cookie"))  # cleared
+
+    reloaded = dashboard.get(location)  # the browser's reload, after the redirect: a GET
+    assert reloaded.status_code == 200
+    assert "This key was shown once" in reloaded.text
+    assert key not in reloaded.text
+    assert not _SHOWN_KEY.search(reloaded.text)
+    assert len(keys_of(world)) == 1
+    assert [e.action for e in audit_trail(world)].count("api_key.created") == 1
+    assert key not in caplog.text
+
+
+def test_a_carried_key_opens_only_for_its_session_and_key_and_for_five_minutes(world: World) -> None:
+    first = admin_of_acme(world)
+    made = first.post(API_KEYS, key_form("one"))
+    carried = made.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    location = made.headers["location"]
+    other_key = create(first, "two")  # the same session makes another key: its own cookie
+    assert other_key
+
+    # The same admin signed in elsewhere (another session), with the cookie copied over.
+    elsewhere = sign_in(world)
+    elsewhere.client.cookies.set("__Host-bp_shown_once", carried, domain="dashboard.localhost")
+    assert "This key was shown once" in elsewhere.get(location).text
+
+    # The cookie shown for another key id of the same session.
+    two_id = keys_of(world)[0].id
+    first.client.cookies.set("__Host-bp_shown_once", carried, domain="dashboard.localhost")
+    assert "This key was shown once" in first.get(f"{API_KEYS}?created={two_id}").text
+
+    # Too late: the five minutes are over.
+    first.client.cookies.set("__Host-bp_shown_once", carried, domain="dashboard.localhost")
+    world.clock.advance(301)
+    late = first.get(location)
+    assert "This key was shown once" in late.text
+    assert not _SHOWN_KEY.search(late.text)
+    # Odd ids are the plain page.
+    for odd in ("x", "-1", "99999999999999999999", "bp_live_"):
+        assert first.get(f"{API_KEYS}?created={quote(odd)}").status_code == 200

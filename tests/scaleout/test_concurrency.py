@@ -28,6 +28,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
+from billportal.services.api_keys import SCOPES
 from tests.conftest import new_postgres_database
 from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
 
@@ -148,7 +149,8 @@ def fleet(
 
 @pytest.fixture(scope="module")
 def api(fleet: Fleet) -> Iterator[Api]:
-    created = json.loads(fleet.cli("api-key", "create", "--tenant", "acme", "--name", "concurrency tests"))
+    scopes = [arg for scope in SCOPES for arg in ("--scope", scope)]  # sso_keys too: the rotations
+    created = json.loads(fleet.cli("api-key", "create", "--tenant", "acme", "--name", "concurrency tests", *scopes))
     client = Api(fleet, created["key"])
     yield client
     client.close()

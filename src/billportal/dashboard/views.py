@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from billportal import _links
+from billportal.dashboard import shown_once
 from billportal.dashboard.auth import AdminAuth, AdminVisit, Sudo, admin
 from billportal.dashboard.forms import (
     REASON_CODES,
@@ -453,7 +454,34 @@ class Dashboard:
 
     @admin()
     async def api_keys(self, request: Request, visit: AdminVisit, company: Company) -> Response:
-        return await self._api_keys_page(request, visit, company)
+        """The keys; after a key was made (``?created={id}``), that key, once, or a word that it was shown."""
+        created_raw = request.query_params.get("created", "")
+        created_id = api_keys.key_reference(created_raw) if created_raw else None
+        if not isinstance(created_id, int):
+            response = await self._api_keys_page(request, visit, company)
+        else:
+            keys = await api_keys.keys_of(self.context.store, company.id)
+            info = next((k for k in keys if k.id == created_id), None)
+            secret = None
+            if info is not None:
+                secret = shown_once.take(
+                    request,
+                    self.context.settings,
+                    self.context.store.master_keys,
+                    session_hash=visit.session.id_hash,
+                    company_id=company.id,
+                    key_id=info.id,
+                    now=self.context.clock(),
+                )
+            response = await self._api_keys_page(
+                request,
+                visit,
+                company,
+                created=NewApiKey(secret, info) if info is not None and secret is not None else None,
+                shown_already=info is not None and secret is None,
+            )
+        shown_once.forget(request, response, self.context.settings)
+        return response
 
     async def _api_keys_page(
         self,
@@ -466,6 +494,7 @@ class Dashboard:
         scopes: tuple[str, ...] | None = None,
         errors: dict[str, str] | None = None,
         created: NewApiKey | None = None,
+        shown_already: bool = False,
     ) -> Response:
         return self._page(
             request,
@@ -480,12 +509,13 @@ class Dashboard:
             chosen_scopes=api_keys.DEFAULT_SCOPES if scopes is None else scopes,
             errors=errors or {},
             created=created,
+            shown_already=shown_already,
             max_name_length=api_keys.MAX_NAME_LENGTH,
         )
 
     @admin(form=True, sudo=Sudo("Creating an API key", "Confirm and create the key"))
     async def create_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
-        """A new key with the scopes ticked, shown once: it is stored hashed, and no page shows it again."""
+        """A new key with the scopes ticked, shown once on the page this redirects to; it is stored hashed."""
         name = form.get("name", "").strip()
         ticked = tuple(scope for scope in api_keys.SCOPES if form.get(f"scope_{scope}") == "on")
         scopes = api_keys.scopes_of(ticked)
@@ -505,10 +535,21 @@ class Dashboard:
                 scopes=ticked,
                 errors=errors,
             )
-        created = await api_keys.create(
-            self.context.store, company, name, visit.actor, self.context.clock(), scopes=scopes
+        now = self.context.clock()
+        created = await api_keys.create(self.context.store, company, name, visit.actor, now, scopes=scopes)
+        # Post/redirect/get: a reload of the page that shows the key makes no second key.
+        response = RedirectResponse(f"{API_KEYS}?created={created.info.id}", status_code=303, headers=dict(NO_STORE))
+        shown_once.carry(
+            response,
+            self.context.settings,
+            self.context.store.master_keys,
+            secret=created.key,
+            session_hash=visit.session.id_hash,
+            company_id=company.id,
+            key_id=created.info.id,
+            now=now,
         )
-        return await self._api_keys_page(request, visit, company, created=created)
+        return response
 
     @admin(form=True)
     async def revoke_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
