@@ -479,21 +479,3 @@ def test_rotating_with_no_grace_asks_first(world: World) -> None:
     assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "1h"}).status_code == 303
     assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "none", "confirm": "yes"}).status_code == 303
     assert login(world, world.token(claims(world)))[0] == 401
-
-
-def test_links_are_built_from_the_configured_url_not_the_host_header(world: World) -> None:
-    dashboard = admin_of_acme(world)
-    made_somewhere = False
-    for host in ("dashboard.localhost:@evil.example", "dashboard.localhost:1234", "DASHBOARD.localhost"):
-        made = dashboard.client.post(
-            f"{SSO}/try/link",
-            data={"csrf_token": dashboard.csrf, "customer": "1234"},
-            headers={"host": host},
-        )
-        links = re.findall(r'id="test-link"[^>]*value="([^"]+)"', made.text)
-        assert made.status_code != 200 or links, host
-        assert all(link.startswith("https://acme.localhost/login/") for link in links), (host, links)
-        assert "evil.example" not in made.text
-        assert ":1234/" not in made.text
-        made_somewhere = made_somewhere or bool(links)
-    assert made_somewhere  # the Host header was accepted at least once: the check above was not vacuous

@@ -38,10 +38,10 @@ def test_try_it_never_lends_a_link_the_host_header(world: World, host: str) -> N
     assert status in (200, 404)
 
 
-def test_try_it_keeps_a_port_written_as_digits(world: World) -> None:
+def test_try_it_takes_even_the_port_from_the_public_url(world: World) -> None:
     status, link = _try_link(world, "dashboard.localhost:8443")
     assert status == 200
-    assert link.startswith("https://acme.localhost:8443/login/")
+    assert link.startswith("https://acme.localhost/login/")  # BILLPORTAL_PUBLIC_URL is https://localhost
 
 
 def test_the_sso_page_shows_the_portal_address_from_the_settings(world: World) -> None:
