@@ -9,8 +9,11 @@ import resource
 import tempfile
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from billportal.app import create_app
 from billportal.core.config import Settings
+from billportal.storage import open_store
 from billportal.web.logging import log_config
 from billportal.web.protocol import MAX_HEAD_BYTES, limits
 
@@ -31,6 +34,15 @@ def raise_file_limit() -> tuple[int, int]:
 
 def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
     """Serve until interrupted. Each worker process builds its own app from the environment."""
+    # A database that is down, a damaged file, a bad setting: one line from the CLI,
+    # before anything is logged, and with --workers N once rather than in every worker
+    # (the migrations run here once, too).
+    app: ASGIApp | str
+    if workers > 1:
+        open_store(settings).close()
+        app = "billportal.app:create_app"  # each worker builds its own
+    else:
+        app = create_app()
     logging_config = log_config(access_log=settings.access_log, json_format=settings.log_format == "json")
     logging.config.dictConfig(logging_config)
     before, after = raise_file_limit()
@@ -46,8 +58,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
         # Each worker writes its metrics here; /metrics adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billportal-metrics-")
     uvicorn.run(
-        "billportal.app:create_app",
-        factory=True,
+        app,
+        factory=workers > 1,
         host=host,
         port=port,
         workers=workers,

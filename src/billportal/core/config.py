@@ -7,10 +7,12 @@ demo (SQLite under ``./var``, base domain ``localhost``).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -59,6 +61,37 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     if value not in choices:
         raise ConfigError(f"{name} must be one of: {', '.join(choices)}")
     return value
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    raw = (env.get("BILLPORTAL_DATABASE_URL") or "").strip()
+    if not raw or raw.startswith("sqlite:///"):
+        return raw
+    if not raw.startswith("postgresql+psycopg://"):
+        raise ConfigError("BILLPORTAL_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME")
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ConfigError("BILLPORTAL_DATABASE_URL has a malformed host or port") from None
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(
+            "BILLPORTAL_DATABASE_URL must name a host and a database: postgresql+psycopg://USER@HOST/NAME"
+        )
+    return raw
+
+
+def _networks(env: Mapping[str, str], name: str, default: str, *, wildcard: bool = False) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (``10.0.0.0/8``, ``::1``; ``*`` where ``wildcard``)."""
+    parts = tuple(p.strip() for p in (env.get(name) or default).split(",") if p.strip())
+    for part in parts:
+        if wildcard and part == "*":
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated IP addresses or networks such as 10.0.0.0/8") from None
+    return parts
 
 
 def decode_master_key(raw: str, name: str = "BILLPORTAL_MASTER_KEY") -> bytes:
@@ -134,11 +167,11 @@ class Settings:
         base_domain = (env.get("BILLPORTAL_BASE_DOMAIN") or "localhost").strip().lower().strip(".")
         if not base_domain or any(c in base_domain for c in "/:@ "):
             raise ConfigError("BILLPORTAL_BASE_DOMAIN must be a host name such as portal.example.com")
-        proxies = tuple(p.strip() for p in env.get("BILLPORTAL_TRUSTED_PROXIES", "").split(",") if p.strip())
+        proxies = _networks(env, "BILLPORTAL_TRUSTED_PROXIES", "", wildcard=True)
         return cls(
             base_domain=base_domain,
             data_dir=data_dir,
-            database_url=env.get("BILLPORTAL_DATABASE_URL", ""),
+            database_url=_database_url(env),
             database_pool_size=_int(env, "BILLPORTAL_DATABASE_POOL_SIZE", 10),
             redis_url=env.get("BILLPORTAL_REDIS_URL", ""),
             master_key=master_key,
@@ -147,7 +180,7 @@ class Settings:
             session_idle_seconds=_int(env, "BILLPORTAL_SESSION_IDLE_SECONDS", 30 * 60, 60),
             session_absolute_seconds=_int(env, "BILLPORTAL_SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60, 60),
             trusted_proxies=proxies,
-            metrics_networks=env.get("BILLPORTAL_METRICS_NETWORKS") or "127.0.0.0/8,::1/128",
+            metrics_networks=",".join(_networks(env, "BILLPORTAL_METRICS_NETWORKS", "127.0.0.0/8,::1/128")),
             log_format=_choice(env, "BILLPORTAL_LOG_FORMAT", ("text", "json"), "text"),
             access_log=_bool(env, "BILLPORTAL_ACCESS_LOG", True),
             login_failures_per_ip=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_IP", "20/minute"),
