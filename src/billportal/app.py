@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billportal.api import api_mount
 from billportal.core.clock import system_clock
-from billportal.core.config import Settings
-from billportal.core.errors import StorageUnavailable
+from billportal.core.config import ConfigError, Settings
+from billportal.core.errors import DatabaseDamaged, StorageUnavailable
 from billportal.dashboard.routes import dashboard_routes
 from billportal.portal.signin import SignIn
 from billportal.portal.views import Portal
@@ -39,6 +41,7 @@ from billportal.web.security import SecurityHeaders
 from billportal.web.sessions import PRUNE_INTERVAL
 from billportal.web.shedding import LoadShedding
 
+STARTUP_FAILURE = 3  # uvicorn's: the supervisor stops rather than restart the worker
 STATIC_DIR = Path(__file__).with_name("static")
 
 
@@ -198,6 +201,17 @@ def build_app(settings: Settings, store: Store, clock: Callable[[], int] = syste
 
 
 def create_app() -> ASGIApp:
-    """The factory uvicorn calls: settings from the environment, database migrated."""
-    settings = Settings.from_env()
-    return build_app(settings, open_store(settings))
+    """The factory uvicorn calls: settings from the environment, database migrated.
+
+    In a worker of ``serve --workers N``, a failure to start is one logged line and
+    uvicorn's start-up failure status, so that the supervisor stops instead of
+    starting the worker again and again (a single process raises it to the CLI).
+    """
+    try:
+        settings = Settings.from_env()
+        return build_app(settings, open_store(settings))
+    except (ConfigError, DatabaseDamaged, StorageUnavailable) as exc:
+        if multiprocessing.parent_process() is None:
+            raise
+        logging.getLogger("billportal.server").error("this worker cannot start: %s", exc)  # noqa: TRY400 - one line
+        sys.exit(STARTUP_FAILURE)

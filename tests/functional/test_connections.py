@@ -8,13 +8,16 @@ defaults.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import resource
+import signal
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.server_process import Embedded
@@ -147,3 +150,44 @@ def test_past_max_in_flight_requests_are_shed_with_503_and_retry_after(server: E
     time.sleep(0.3)
     assert server.app.get("/signed-out").status_code == 200
     assert "overloaded" in server.app.log.read_text(errors="replace")
+
+
+def _workers(pid: int) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = set()
+    for child in map(int, children):
+        with contextlib.suppress(FileNotFoundError):
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.add(child)
+    return workers
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_a_growing_delay(tmp_path: Path) -> None:
+    embedded = Embedded(tmp_path / "data")
+    embedded.app.workers = 2
+    embedded.app.start()
+    try:
+        assert embedded.app.process is not None
+        supervisor = embedded.app.process.pid
+        delays = []
+        for _ in range(3):
+            deadline = time.monotonic() + 30
+            while len(workers := _workers(supervisor)) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            victim = max(workers)  # the newest: the same worker slot dies again and again
+            os.kill(victim, signal.SIGKILL)
+            killed = time.monotonic()
+            while len(_workers(supervisor) - {victim}) < 2:
+                assert time.monotonic() < killed + 30
+                # The other worker serves meanwhile (a new connection: the old one went with the victim).
+                assert httpx.get(f"http://127.0.0.1:{embedded.app.port}/healthz", timeout=10).status_code == 200
+                time.sleep(0.05)
+            delays.append(time.monotonic() - killed)
+    finally:
+        embedded.app.stop()
+    assert delays[0] >= 0.5
+    assert delays[2] >= 2.0, delays  # 0.5 s, 1 s, 2 s: doubling while it keeps dying
+    log = embedded.app.log.read_text(errors="replace")
+    assert "starting another in 2.0 s" in log

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,25 @@ def test_restore_checks_the_backup_before_touching_the_database(embedded: Embedd
     assert embedded.database.read_bytes() == original
     assert not list(embedded.data.glob("billportal.sqlite3.replaced-*"))
     assert not list(embedded.data.glob(".billportal.sqlite3.restoring-*"))
+
+
+def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
+    from billportal.storage.sqlite import WAL_SIZE_LIMIT, SQLiteBackend
+
+    backend = SQLiteBackend(tmp_path / "billportal.sqlite3")
+    wal = tmp_path / "billportal.sqlite3-wal"
+    try:
+        conn = backend.conn
+        conn.execute("CREATE TABLE burst (payload BLOB)")
+        conn.execute("BEGIN IMMEDIATE")
+        for _ in range(200):
+            conn.execute("INSERT INTO burst VALUES (randomblob(131072))")  # 25 MiB in one transaction
+        conn.execute("COMMIT")
+        assert wal.stat().st_size > WAL_SIZE_LIMIT
+        deadline = time.monotonic() + 10
+        while wal.stat().st_size > WAL_SIZE_LIMIT:
+            assert time.monotonic() < deadline, wal.stat().st_size
+            time.sleep(0.5)  # the checkpointer copies the WAL back; the next write starts it over
+            conn.execute("INSERT INTO burst VALUES (x'00')")
+    finally:
+        backend.close()

@@ -198,6 +198,10 @@ def start_fleet(
         }
     )
     env.update(extra or {})
+    # A fresh database needs a fresh Redis: copies cached for an earlier test's database
+    # (its company ids) must not be read for this one (docs/deploy.md: one Redis per database).
+    flushed = subprocess.run([REDIS_CLI, "-u", redis_url, "flushdb"], capture_output=True, check=False, timeout=30)
+    assert flushed.returncode == 0, flushed.stderr
     seeded = subprocess.run(
         [sys.executable, "-m", "billportal", "demo", "--no-serve"],
         env=env,

@@ -7,6 +7,7 @@ demo (SQLite under ``./var``, base domain ``localhost``).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,6 +84,37 @@ def _public_url(raw: str) -> tuple[str, str]:
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else ""), host
 
 
+def _database_url(env: Mapping[str, str]) -> str:
+    raw = (env.get("BILLPORTAL_DATABASE_URL") or "").strip()
+    if not raw or raw.startswith("sqlite:///"):
+        return raw
+    if not raw.startswith("postgresql+psycopg://"):
+        raise ConfigError("BILLPORTAL_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME")
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ConfigError("BILLPORTAL_DATABASE_URL has a malformed host or port") from None
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(
+            "BILLPORTAL_DATABASE_URL must name a host and a database: postgresql+psycopg://USER@HOST/NAME"
+        )
+    return raw
+
+
+def _networks(env: Mapping[str, str], name: str, default: str, *, wildcard: bool = False) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (``10.0.0.0/8``, ``::1``; ``*`` where ``wildcard``)."""
+    parts = tuple(p.strip() for p in (env.get(name) or default).split(",") if p.strip())
+    for part in parts:
+        if wildcard and part == "*":
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated IP addresses or networks such as 10.0.0.0/8") from None
+    return parts
+
+
 def decode_master_key(raw: str, name: str = "BILLPORTAL_MASTER_KEY") -> bytes:
     """Decode a base64url master key of exactly 32 bytes."""
     try:
@@ -156,7 +188,7 @@ class Settings:
         """Read the settings from the environment (``os.environ`` by default)."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("BILLPORTAL_DATA_DIR") or "var")
-        database_url = env.get("BILLPORTAL_DATABASE_URL", "")
+        database_url = _database_url(env)
         master_raw = env.get("BILLPORTAL_MASTER_KEY", "")
         if not master_raw and database_url and not database_url.startswith("sqlite:"):
             # A key generated on one host would seal keys that the fleet's other hosts cannot open.
@@ -184,7 +216,7 @@ class Settings:
             raise ConfigError("BILLPORTAL_BASE_DOMAIN must be a host name such as portal.example.com")
         if public_host and public_host != base_domain:
             raise ConfigError(f"BILLPORTAL_PUBLIC_URL names {public_host}, but BILLPORTAL_BASE_DOMAIN is {base_domain}")
-        proxies = tuple(p.strip() for p in env.get("BILLPORTAL_TRUSTED_PROXIES", "").split(",") if p.strip())
+        proxies = _networks(env, "BILLPORTAL_TRUSTED_PROXIES", "", wildcard=True)
         return cls(
             base_domain=base_domain,
             public_url=public_url,
@@ -198,7 +230,7 @@ class Settings:
             session_idle_seconds=_int(env, "BILLPORTAL_SESSION_IDLE_SECONDS", 30 * 60, 60),
             session_absolute_seconds=_int(env, "BILLPORTAL_SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60, 60),
             trusted_proxies=proxies,
-            metrics_networks=env.get("BILLPORTAL_METRICS_NETWORKS") or "127.0.0.0/8,::1/128",
+            metrics_networks=",".join(_networks(env, "BILLPORTAL_METRICS_NETWORKS", "127.0.0.0/8,::1/128")),
             log_format=_choice(env, "BILLPORTAL_LOG_FORMAT", ("text", "json"), "text"),
             access_log=_bool(env, "BILLPORTAL_ACCESS_LOG", True),
             login_failures_per_ip=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_IP", "20/minute"),

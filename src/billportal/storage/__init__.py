@@ -13,6 +13,7 @@ from billportal.core.crypto import MasterKeys
 from billportal.core.errors import StorageUnavailable
 from billportal.storage.backend import Backend
 from billportal.storage.cache import CompanyCache, JtiMarks, RedisClients, SessionCache
+from billportal.storage.failures import connect_failure
 from billportal.storage.migrate import upgrade_postgres
 from billportal.storage.postgres import PostgresBackend
 from billportal.storage.sqlite import SQLiteBackend
@@ -56,6 +57,6 @@ def migrate_url(url: str) -> None:
         with engine.connect() as connection:
             upgrade_postgres(connection)
     except sa_exc.OperationalError as exc:
-        raise StorageUnavailable("the database could not be reached to run the migrations") from exc
+        raise StorageUnavailable(f"{connect_failure(exc)}; the migrations did not run") from exc
     finally:
         engine.dispose()

@@ -80,3 +80,15 @@ def _constraint(error: sa_exc.IntegrityError) -> str:
     if name:
         return str(name)
     return str(error.orig).split("\n", 1)[0][:200]
+
+
+def connect_failure(error: BaseException) -> str:
+    """What a failed connection to PostgreSQL means for the operator: a wrong user, a wrong database, or no answer."""
+    text = str(getattr(error, "orig", None) or error)
+    if "password authentication failed" in text or ('role "' in text and "does not exist" in text):
+        return "PostgreSQL refused the user or password in BILLPORTAL_DATABASE_URL"
+    if 'database "' in text and "does not exist" in text:
+        return "the database named in BILLPORTAL_DATABASE_URL does not exist on that server"
+    if "no pg_hba.conf entry" in text:
+        return "PostgreSQL does not allow this host, user and database (pg_hba.conf)"
+    return "the database could not be reached"

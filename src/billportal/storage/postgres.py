@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 CALL_TIMEOUT = 5.0  # seconds for any one storage call, connection included
 PING_TIMEOUT = 1.0  # seconds for /readyz's ping
-IDLE_CHECK_SECONDS = 10.0  # a pooled connection idle longer than this is checked before use
+IDLE_CHECK_SECONDS = 5.0  # a pooled connection idle longer than this is checked before use
 
 # libpq's own bounds, so that even a connection nobody waits on does not linger:
 # connects, unacknowledged writes (tcp_user_timeout, ms) and silent peers (keepalives).

@@ -37,6 +37,8 @@ from billportal.storage.sqlite_files import RESTORE_HINT, check_integrity, hold_
 T = TypeVar("T")
 log = logging.getLogger("billportal.storage")
 
+WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes kept of the write-ahead log after a checkpoint
+
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -47,6 +49,9 @@ _PRAGMAS = (
     # Checkpoints run on a thread of their own (Checkpointer), never inside a
     # COMMIT on the event loop, where they stalled every request behind them.
     "PRAGMA wal_autocheckpoint=0",
+    # Once a checkpoint has copied the WAL back, the next write starts it over and
+    # truncates the file to this size: a burst leaves no 100 MB WAL behind.
+    f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
 )
 
 
@@ -179,6 +184,7 @@ class Checkpointer:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         try:
             conn.execute("PRAGMA busy_timeout=1000")
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             while not self._stop.wait(self.interval):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
