@@ -32,6 +32,7 @@ NOT_UI_TEXT: Final = {
     "1234": "a customer id",
     "unavailable": "a word the architecture doc discusses",
     "cannot start a transaction within a transaction": "SQLite's own error message",
+    "database disk image is malformed": "SQLite's own error message",
     "until": "the Try-it verdict's word, quoted in a sentence",
 }
 API_PREFIX: Final = "/api/v1"

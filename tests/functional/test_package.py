@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -49,10 +50,12 @@ def test_the_wheel_installs_alone_and_signs_a_customer_in(live_server: LiveServe
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
+    # The fresh venv sees only what pip installs there: nothing of this checkout (no PYTHONPATH).
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=600)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=600, env=clean)
 
     created = json.loads(live_server.cli("api-key", "create", "--tenant", "acme", "--name", "wheel"))
     ran = subprocess.run(
@@ -62,6 +65,7 @@ def test_the_wheel_installs_alone_and_signs_a_customer_in(live_server: LiveServe
         check=False,
         timeout=60,
         cwd=tmp_path,  # not the checkout: the import must come from the installed wheel
+        env=clean,
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith("signed in ")

@@ -120,7 +120,7 @@ def test_a_declined_estimate_and_its_reason_reach_the_company(world: World, clie
     assert response.status_code == 303
     assert response.headers["location"] == f"/estimates/{estimate_id}"
     page = client.get(f"/estimates/{estimate_id}").text
-    assert "Declined on 2026-11-28 12:00 UTC. Your reason: Found a cheaper hole <elsewhere>" in text_of(page)
+    assert "Declined on Nov 28, 2026, 12:00 UTC. Your reason: Found a cheaper hole <elsewhere>" in text_of(page)
     assert "&lt;elsewhere&gt;" in page
     assert "/approve" not in page
     assert "/decline" not in page

@@ -362,7 +362,10 @@ def test_a_rotation_without_grace_retires_every_older_key(world: World) -> None:
     assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "7d", "password": PASSWORD}).status_code == 303
     second, second_key = reveal_active(dashboard, world)
     assert signs_in(world, world.token(claims(world)))  # the first key, retiring for 7 days
-    assert dashboard.post(f"{SSO}/keys/rotate", {"grace": "none", "password": PASSWORD}).status_code == 303
+    assert (
+        dashboard.post(f"{SSO}/keys/rotate", {"grace": "none", "password": PASSWORD, "confirm": "yes"}).status_code
+        == 303
+    )
     _, third_key = reveal_active(dashboard, world)
     assert login(world, world.token(claims(world))) == (401, "key_revoked")
     assert login(world, world.token(claims(world), key=second_key)) == (401, "key_revoked")
