@@ -77,11 +77,12 @@ class RedisClients:
         try:
             result = await command(self.get())
         except _OUTAGES:
-            self._failures += 1
-            wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
-            self._closed_until = time.monotonic() + wait
-            if self._failures == 1:
-                log.warning("redis unavailable: not asked for %.1f s at a time until it answers again", wait)
+            if probe or not self._failures:  # calls already in flight when it failed do not count again
+                self._failures += 1
+                wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
+                self._closed_until = time.monotonic() + wait
+                if self._failures == 1:
+                    log.warning("redis unavailable: not asked for %.1f s at a time until it answers again", wait)
             raise
         finally:
             if probe:
@@ -231,7 +232,7 @@ class CompanyCache:
         return bool(written)
 
     async def drop(self, username: str, version: int) -> None:
-        """Delete the shared copy, and refuse any copy older than ``version`` from now on."""
+        """Delete the shared copy, and refuse any copy older than ``version`` from now on (0: just delete)."""
         try:
             await self.clients.call(lambda r: r.eval(_DROP_BELOW, 2, *self._keys(username), version, VERSION_FLOOR_TTL))
         except REDIS_ERRORS:
