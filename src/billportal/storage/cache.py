@@ -163,7 +163,7 @@ VERSION_FLOOR_TTL = 86_400  # seconds a change's version floor is kept: far long
 
 # A copy is "{version}\n{json}". Written only if no newer version is shared, or known to exist
 # (the floor a change leaves): a process that read the rows before a change cannot put them back after it.
-_PUT_IF_NEWER = """
+_PUT_IF_NEWER = r"""
 local version = tonumber(ARGV[1])
 if version < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
 local current = redis.call('GET', KEYS[1])
@@ -174,7 +174,7 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
-_DROP_BELOW = """
+_DROP_BELOW = r"""
 if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 end
