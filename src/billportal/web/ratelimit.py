@@ -5,9 +5,9 @@ release is never slowed; once an address or a company has failed too often,
 every attempt from it is answered 429 with ``Retry-After`` until the window
 passes, with nothing that tells the reasons apart. The counters live in memory
 for the embedded build and in Redis (``async+redis://...``) when configured,
-so several processes share them. While Redis cannot be reached, each process
-counts in its own memory (retrying Redis every few seconds), so an outage never
-stops the counting.
+so several processes share them. Each process also keeps its own count, which
+alone decides while Redis cannot be reached (Redis is retried every few
+seconds), so an outage never stops the counting.
 
 The check made before each attempt costs nothing measurable: it is a lookup in
 this process's table of blocked keys, which :meth:`FailureLimiter.failed` fills
@@ -82,7 +82,7 @@ class FailureLimiter:
             weakref.WeakKeyDictionary()
         )
         self._blocked: dict[tuple[str, str], float] = {}
-        # While the shared counters cannot be reached, this process's own (and Redis is not asked).
+        # This process's own count beside the shared one: what decides while Redis cannot be reached.
         self._fallback = FixedWindowRateLimiter(MemoryStorage())
         self._shared_down_until = 0.0
 
@@ -117,20 +117,22 @@ class FailureLimiter:
 
     async def failed(self, limit: Limit, key: str) -> int | None:
         """Count one failure for ``key``; if that used up its allowance, the seconds to wait."""
-        reset_time: float | None
-        if time.monotonic() < self._shared_down_until:
-            reset_time = await _count(self._fallback, limit, key)
+        if self._memory is not None:
+            reset_time = await _count(self._memory, limit, key)
         else:
-            try:
-                reset_time = await _count(self._counters(), limit, key)
-            except StorageError:
-                # Redis is down: this process counts alone meanwhile, rather than not at all.
-                log.warning(
-                    "rate-limit storage unavailable: failures are counted by this process alone for %.0f s",
-                    _FALLBACK_SECONDS,
-                )
-                self._shared_down_until = time.monotonic() + _FALLBACK_SECONDS
-                reset_time = await _count(self._fallback, limit, key)
+            # This process's own count too (microseconds), so that a Redis outage loses none of it.
+            reset_time = await _count(self._fallback, limit, key)
+            if time.monotonic() >= self._shared_down_until:
+                try:
+                    shared = await _count(self._counters(), limit, key)
+                except StorageError:
+                    log.warning(
+                        "rate-limit storage unavailable: failures are counted by this process alone for %.0f s",
+                        _FALLBACK_SECONDS,
+                    )
+                    self._shared_down_until = time.monotonic() + _FALLBACK_SECONDS
+                else:
+                    reset_time = max(reset_time or 0, shared or 0) or None
         if reset_time is None:
             return None
         if len(self._blocked) >= _MAX_BLOCKED:
