@@ -6,9 +6,11 @@ import json
 import logging
 from dataclasses import replace
 
+import pytest
 from starlette.testclient import TestClient
 
 from billportal.app import build_app
+from billportal.storage import open_store
 from billportal.web.logging import JsonFormatter, RedactingFilter, request_id
 from tests.conftest import World, run
 
@@ -25,6 +27,7 @@ def test_healthz_and_readyz_answer_on_any_host(world: World) -> None:
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     assert ready.json()["checks"]["database"] is True
+    assert ready.json()["status"] == "ok"
 
 
 def test_metrics_only_for_operator_networks(world: World) -> None:
@@ -91,3 +94,23 @@ def test_json_logs_carry_the_request_id_and_never_the_token() -> None:
     assert entry["path"] == "/login/[redacted]?redirect_to=invoices"
     assert entry["status"] == 303
     assert token not in line
+
+
+def test_a_wrong_master_key_is_not_ready_and_sign_ins_answer_503(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(replace(world.settings, master_key=bytes(range(32))), migrate=False)
+    try:
+        app = build_app(world.settings, store, world.clock)
+        with TestClient(app, base_url="https://acme.localhost", follow_redirects=False) as client:  # starts up
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["status"] == "unavailable"
+            assert ready.json()["reasons"]["master_key"] == "the master key opens none of the stored SSO keys"
+            signed_in = client.get(f"/login/{world.token()}")
+            assert signed_in.status_code == 503
+            assert "Temporarily unavailable" in signed_in.text
+    finally:
+        store.close()
+    assert "the master key opens none of the" in caplog.text
+    assert "unhandled" not in caplog.text

@@ -6,8 +6,10 @@ machine's shared ones), so that it may freeze them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -22,6 +24,7 @@ import jwt
 import psycopg
 import pytest
 
+from billportal.storage.cache import CompanyCache, CompanyRows, RedisClients
 from tests.browser.conftest import free_port
 from tests.conftest import new_postgres_database
 from tests.scaleout.conftest import REDIS_CLI, Fleet, PrivatePostgres, PrivateRedis, start_fleet
@@ -143,11 +146,15 @@ def test_a_stale_copy_shared_after_a_rotation_never_brings_the_revoked_key_back(
 ) -> None:
     other = fleet.apps[0]
     # This process waits between reading the company and sharing its copy: a rotation commits meanwhile.
-    slow = App(free_port(), dict(fleet.env, BILLPORTAL_TEST_PAUSE_BEFORE_SHARING_COMPANY="5"), tmp_path / "slow.log")
+    slow = App(free_port(), dict(fleet.env, BILLPORTAL_TEST_PAUSE_BEFORE_SHARING_COMPANY="10"), tmp_path / "slow.log")
     slow.start()
     fleet.apps.append(slow)
     old_key = fleet.sso_key
     assert other.get(f"/login/{_signed(old_key)}").status_code == 303
+    copy = subprocess.run(
+        [REDIS_CLI, "-p", str(redis_server.port), "get", "bp:company:{acme}"], capture_output=True, check=True
+    )
+    assert re.match(rb"\d+\n\{", copy.stdout), copy.stdout  # shared, with its version
     time.sleep(1.2)  # every process's own copy has expired
     # The shared copy expires (as it does after ten seconds): the next load reads the database.
     forget = "for _, key in ipairs(redis.call('KEYS', 'bp:company:*')) do redis.call('DEL', key) end"
@@ -163,7 +170,7 @@ def test_a_stale_copy_shared_after_a_rotation_never_brings_the_revoked_key_back(
         assert other.get(f"/login/{_signed(old_key)}", client_ip="198.51.100.201").status_code == 401
         stale.result()
         shared = time.monotonic()
-    assert rotated - started < 5
+    assert rotated - started < 10
 
     # From now on (the slow process's own copy is at most a second old) the revoked key never signs in.
     time.sleep(1.2)
@@ -196,3 +203,28 @@ def test_an_unreachable_redis_at_start_up_is_logged_and_failures_are_still_limit
     assert "WARNING" in warning
     assert "not-logged" not in log
     assert "failures are counted by this process alone" in log
+
+
+def test_the_shared_company_copy_never_goes_back_to_an_older_version(redis_server: PrivateRedis) -> None:
+    redis_server.flush()
+    cache = CompanyCache(RedisClients(redis_server.url))
+
+    def rows(version: int) -> CompanyRows:
+        return CompanyRows(company={"username": "acme", "version": version}, keys=[])
+
+    async def scenario() -> None:
+        assert await cache.put("acme", rows(2))
+        shared = await cache.get("acme")
+        assert shared is not None
+        assert shared.company["version"] == 2
+        assert not await cache.put("acme", rows(1))  # older than the shared copy
+        await cache.drop("acme", 3)  # a change committed version 3
+        assert await cache.get("acme") is None
+        assert not await cache.put("acme", rows(2))  # read before the change: refused
+        assert await cache.get("acme") is None
+        assert await cache.put("acme", rows(3))
+        await cache.drop("acme", 0)  # a change rolled back: dropped, and the floor stays
+        assert not await cache.put("acme", rows(2))
+        assert await cache.put("acme", rows(3))
+
+    asyncio.run(scenario())

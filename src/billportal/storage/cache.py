@@ -77,11 +77,12 @@ class RedisClients:
         try:
             result = await command(self.get())
         except _OUTAGES:
-            self._failures += 1
-            wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
-            self._closed_until = time.monotonic() + wait
-            if self._failures == 1:
-                log.warning("redis unavailable: not asked for %.1f s at a time until it answers again", wait)
+            if probe or not self._failures:  # calls already in flight when it failed do not count again
+                self._failures += 1
+                wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
+                self._closed_until = time.monotonic() + wait
+                if self._failures == 1:
+                    log.warning("redis unavailable: not asked for %.1f s at a time until it answers again", wait)
             raise
         finally:
             if probe:
@@ -162,7 +163,7 @@ VERSION_FLOOR_TTL = 86_400  # seconds a change's version floor is kept: far long
 
 # A copy is "{version}\n{json}". Written only if no newer version is shared, or known to exist
 # (the floor a change leaves): a process that read the rows before a change cannot put them back after it.
-_PUT_IF_NEWER = """
+_PUT_IF_NEWER = r"""
 local version = tonumber(ARGV[1])
 if version < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
 local current = redis.call('GET', KEYS[1])
@@ -173,7 +174,7 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
-_DROP_BELOW = """
+_DROP_BELOW = r"""
 if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 end
@@ -231,7 +232,7 @@ class CompanyCache:
         return bool(written)
 
     async def drop(self, username: str, version: int) -> None:
-        """Delete the shared copy, and refuse any copy older than ``version`` from now on."""
+        """Delete the shared copy, and refuse any copy older than ``version`` from now on (0: just delete)."""
         try:
             await self.clients.call(lambda r: r.eval(_DROP_BELOW, 2, *self._keys(username), version, VERSION_FLOOR_TTL))
         except REDIS_ERRORS:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, delete, func, literal_column, or_, select
 
 from billportal.core.crypto import MasterKeys, Sealed, SealError
+from billportal.core.errors import StorageUnavailable
 from billportal.core.metrics import count_sign_in
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import Policy, VerificationKey
@@ -90,12 +91,18 @@ class Store:
             finally:
                 conn.info.pop(companies.CHANGED_COMPANIES, None)
 
+        rolled_back = False
         try:
             return await self.backend.write(run)
+        except StorageUnavailable:
+            raise  # the commit may have happened: its versions stand
+        except BaseException:
+            rolled_back = True
+            raise
         finally:
             # Dropped whether or not the commit happened: a copy read meanwhile is never newer than the database.
             for username, version in changed.items():
-                await self.company_changed(username, version)
+                await self.company_changed(username, 0 if rolled_back else version)
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers (for /readyz)."""
@@ -186,7 +193,10 @@ class Store:
         self._loading.pop(username, None)
 
     async def company_changed(self, username: str, version: int) -> None:
-        """Drop every cached copy of the company's settings; the shared copy takes no version below ``version``."""
+        """Drop every cached copy of the company's settings; the shared copy takes no version below ``version``.
+
+        ``version`` 0: the change was rolled back, nothing newer exists.
+        """
         self.forget_company(username)
         if self.company_cache is not None:
             await self.company_cache.drop(username, version)

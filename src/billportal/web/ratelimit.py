@@ -5,9 +5,9 @@ release is never slowed; once an address or a company has failed too often,
 every attempt from it is answered 429 with ``Retry-After`` until the window
 passes, with nothing that tells the reasons apart. The counters live in memory
 for the embedded build and in Redis (``async+redis://...``) when configured,
-so several processes share them. While Redis cannot be reached, each process
-counts in its own memory (retrying Redis every few seconds), so an outage never
-stops the counting.
+so several processes share them. Each process also keeps its own count, which
+alone decides while Redis cannot be reached (Redis is retried every few
+seconds), so an outage never stops the counting.
 
 The check made before each attempt costs nothing measurable: it is a lookup in
 this process's table of blocked keys, which :meth:`FailureLimiter.failed` fills
@@ -26,7 +26,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -38,7 +37,6 @@ from starlette.requests import Request
 from billportal.web.context import client_ip
 
 log = logging.getLogger("billportal.ratelimit")
-T = TypeVar("T")
 
 _MAX_BLOCKED = 100_000
 _FALLBACK_SECONDS = 5.0  # after the shared counters failed, how long this process counts alone
@@ -95,7 +93,7 @@ class FailureLimiter:
             weakref.WeakKeyDictionary()
         )
         self._blocked: dict[tuple[str, str], float] = {}
-        # While the shared counters cannot be reached, this process's own (and Redis is not asked).
+        # This process's own count beside the shared one: what decides while Redis cannot be reached.
         self._fallback = FixedWindowRateLimiter(MemoryStorage())
         self._shared_down_until = 0.0
 
@@ -128,19 +126,27 @@ class FailureLimiter:
             return None
         return max(1, math.ceil(wait))
 
-    async def _run(self, work: Callable[[FixedWindowRateLimiter], Awaitable[T]]) -> T:
-        """``work`` on the shared counters, or on this process's own while they cannot be reached."""
-        if time.monotonic() >= self._shared_down_until:
-            try:
-                return await work(self._counters())
-            except StorageError:
-                # Redis is down: this process counts alone meanwhile, rather than not at all.
-                log.warning(
-                    "rate-limit storage unavailable: failures are counted by this process alone for %.0f s",
-                    _FALLBACK_SECONDS,
-                )
-                self._shared_down_until = time.monotonic() + _FALLBACK_SECONDS
-        return await work(self._fallback)
+    async def _run(self, work: Callable[[FixedWindowRateLimiter], Awaitable[float | None]]) -> float | None:
+        """``work`` on this process's own counters and, when reachable, the shared ones; the later window end.
+
+        Each process keeps its own count beside Redis's (microseconds), so that a Redis
+        outage or timeout loses none of it: that count alone decides meanwhile.
+        """
+        if self._memory is not None:
+            return await work(self._memory)
+        mine = await work(self._fallback)
+        if time.monotonic() < self._shared_down_until:
+            return mine
+        try:
+            shared = await work(self._counters())
+        except StorageError:
+            log.warning(
+                "rate-limit storage unavailable: failures are counted by this process alone for %.0f s",
+                _FALLBACK_SECONDS,
+            )
+            self._shared_down_until = time.monotonic() + _FALLBACK_SECONDS
+            return mine
+        return max(mine or 0, shared or 0) or None
 
     async def failed(self, limit: Limit, key: str, *, counted: bool = False) -> int | None:
         """Count one failure for ``key``; if that used up its allowance, the seconds to wait.
