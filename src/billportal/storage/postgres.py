@@ -89,6 +89,8 @@ def _check_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             cursor.execute("SELECT 1")
         finally:
             cursor.close()
+        # The ping began a transaction: end it, or the next use cannot set its isolation level.
+        dbapi_connection.rollback()
     except Exception as exc:
         raise sa_exc.DisconnectionError("an idle pooled connection no longer answers") from exc
 
