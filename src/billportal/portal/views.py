@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
@@ -14,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billportal.core.clock import local_date
-from billportal.portal.forms import APPROVER_FIELD, BILLING_INFO_FIELDS, check_billing_info, clean_text
+from billportal.core.errors import Refused
+from billportal.core.money import parse_money
+from billportal.portal.forms import APPROVER_FIELD, BILLING_INFO_FIELDS, check_billing_info, check_card, clean_text
 from billportal.portal.labels import (
     address_lines,
     credit_note_state,
@@ -23,13 +26,24 @@ from billportal.portal.labels import (
     status_label,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
+from billportal.services.gateways import NewMethod
+from billportal.services.payments import PayPlan, new_attempt_token, plan_for
 from billportal.services.statements import BalanceForwardStatement, Month, OpenItemStatement, method_label
 from billportal.storage.documents import Scope
-from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, Payment, Session
+from billportal.storage.records import (
+    Company,
+    CreditNote,
+    Customer,
+    Estimate,
+    Invoice,
+    Payment,
+    PaymentSettings,
+    Session,
+)
 from billportal.web import sessions
 from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
-from billportal.web.forms import Form, UnreadableForm, read_form
+from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
 from billportal.web.guards import Guard, declare
 from billportal.web.security import content_security_policy
 from billportal.web.templates import NO_STORE, render
@@ -41,6 +55,13 @@ RECENT_PAYMENTS: Final = 5
 STATEMENT_MONTHS: Final = 24
 MAX_PAGE: Final = 100_000
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
+MAX_PAYABLE: Final = 50  # open invoices offered on the pay page
+_ATTEMPT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{20,64}")
+_METHOD_NOTICES: Final = {
+    "added": "Your card is saved. It was not charged.",
+    "default": "Your default card is changed.",
+    "removed": "The card is removed.",
+}
 _STATUS_FILTERS: Final = {
     "all": (),
     "open": ("open",),
@@ -94,7 +115,7 @@ def customer(page_id: str) -> Callable[[CustomerView], PortalView]:
 
 
 def customer_form(
-    page_id: str,
+    page_id: str, *, max_fields: int = MAX_FORM_FIELDS
 ) -> Callable[[Callable[[Portal, Request, Visit, Form], Awaitable[Response]]], PortalView]:
     """As :func:`customer`, for a posted form: it is read (size-capped) and its CSRF token checked first."""
 
@@ -105,7 +126,7 @@ def customer_form(
             if not isinstance(visit, Visit):
                 return visit
             try:
-                form = await read_form(request)
+                form = await read_form(request, max_fields=max_fields)
             except UnreadableForm as refused:
                 return error_page(refused.status, refused.message)
             if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
@@ -133,6 +154,11 @@ def _document_id(request: Request) -> int:
     """The document id in the path (bounded by the route's convertor; one past a column's range finds nothing)."""
     document_id: int = request.path_params["document_id"]
     return document_id
+
+
+def _to_attempt(token: str) -> Response:
+    """To the answer of a payment attempt (a reload there shows it again; it never pays again)."""
+    return RedirectResponse(f"/pay/{token}", status_code=303, headers=dict(NO_STORE))
 
 
 def pdf_response(content: bytes, filename: str) -> Response:
@@ -164,6 +190,7 @@ class Portal:
     def __init__(self, context: Context) -> None:
         self.context = context
         self.billing = context.billing
+        self.online_payments = context.payments
 
     async def visit(self, request: Request, page_id: str) -> Visit | Response:
         """The signed-in visit, or the answer for a visitor who is not signed in."""
@@ -260,12 +287,176 @@ class Portal:
 
     @customer("pay")
     async def pay(self, _request: Request, visit: Visit) -> Response:
+        return await self._pay_page(visit, {"what": "balance", "method": "new"})
+
+    async def _pay_page(
+        self, visit: Visit, values: Mapping[str, str], errors: Mapping[str, str] | None = None, status_code: int = 200
+    ) -> Response:
+        """The pay page: what is owed and, where the company takes cards, the form (with a new one-time token)."""
         today = self._today(visit)
-        customer = visit.customer
+        company, customer = visit.company, visit.customer
         statement = await self.billing.open_item_statement(
-            visit.company.id, customer.id, customer.currency, Month.of(today), today=today
+            company.id, customer.id, customer.currency, Month.of(today), today=today
         )
-        return self._page(visit, "portal/pay.html", page="pay", statement=statement, today=today)
+        settings = await self.online_payments.settings(company.id)
+        saved = []
+        if settings.online and settings.allow_saved_methods:
+            saved = await self.online_payments.methods(company.id, customer.id)
+        return self._page(
+            visit,
+            "portal/pay.html",
+            status_code=status_code,
+            page="pay",
+            statement=statement,
+            today=today,
+            settings=settings,
+            invoices=statement.invoices[:MAX_PAYABLE],
+            saved=saved,
+            values=values,
+            errors=errors or {},
+            attempt_token=new_attempt_token(),
+        )
+
+    @customer_form("pay", max_fields=MAX_PAYABLE + 16)
+    async def pay_submit(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """Pay by card: at most once per form (its one-time token), whatever is clicked or resent."""
+        company, customer = visit.company, visit.customer
+        token = form.text("attempt", 80)
+        if not _ATTEMPT_TOKEN.fullmatch(token):
+            return error_page(400, EXPIRED_FORM)
+        payments = self.online_payments
+        if await payments.answer(company.id, customer.id, token) is not None:
+            return _to_attempt(token)  # sent before: its answer (once it has one), never a second charge
+        settings = await payments.settings(company.id)
+        values = {name: form.text(name, 64) for name in ("what", "method", "amount")}
+        values.update({name: "1" for name in form if name.startswith("invoice_") and form[name] == "1"})
+        try:
+            plan = await self._plan(visit, settings, form)
+        except Refused as refused:
+            return await self._pay_page(visit, values, {refused.field or "form": refused.message}, 400)
+        method, card_errors = self._method(visit, form)
+        if method is None:
+            return await self._pay_page(visit, values, card_errors, 400)
+        try:
+            await payments.pay(
+                company, settings, customer.id, token=token, plan=plan, method=method, now=self.context.clock()
+            )
+        except Refused as refused:
+            return await self._pay_page(visit, values, {refused.field or "form": refused.message}, 400)
+        return _to_attempt(token)
+
+    def _method(self, visit: Visit, form: Form) -> tuple[NewMethod | int | None, dict[str, str]]:
+        """The saved card chosen (its id), or the new card typed; or what is wrong with the card's fields."""
+        chosen = form.text("method", 32)
+        number = chosen.removeprefix("saved-")
+        if number != chosen and number.isascii() and number.isdigit():
+            return int(number), {}
+        return check_card(form, self._today(visit))
+
+    async def _plan(self, visit: Visit, settings: PaymentSettings, form: Form) -> PayPlan:
+        """What the form asks to pay: the whole balance, chosen invoices, or an amount (if the company allows)."""
+        if not settings.online:
+            raise Refused("payments_off", "Paying online is not available here.")
+        currency = visit.customer.currency
+        invoices, _ = await self.billing.invoices(visit.scope, statuses=("open",), limit=MAX_PAYABLE)
+        what = form.get("what", "balance")
+        if what == "invoices":
+            chosen = [
+                int(name[8:])
+                for name, value in form.items()
+                if name.startswith("invoice_")
+                and value == "1"
+                and name[8:].isascii()
+                and name[8:].isdigit()
+                and len(name) < 24
+            ]
+            return plan_for(invoices, currency, chosen=chosen)
+        if what == "amount":
+            if not settings.allow_partial:
+                raise Refused("partial_not_allowed", "Pay whole invoices: part payments are not taken here.", "what")
+            try:
+                amount = parse_money(form.text("amount", 32), currency)
+            except ValueError:
+                raise Refused("invalid_amount", "Enter an amount such as 25.00.", "amount") from None
+            return plan_for(invoices, currency, amount=amount)
+        if what != "balance":
+            raise Refused("invalid_choice", "Choose what to pay.", "what")
+        return plan_for(invoices, currency)
+
+    @customer("pay")
+    async def pay_attempt(self, request: Request, visit: Visit) -> Response:
+        """What became of a payment: paid (with the new balance), declined, or still being processed."""
+        token = request.path_params["token"]
+        attempt = None
+        if _ATTEMPT_TOKEN.fullmatch(token):
+            attempt = await self.online_payments.attempt(visit.company.id, visit.customer.id, token)
+        if attempt is None:
+            return error_page(404)
+        customer, today = visit.customer, self._today(visit)
+        balance = await self.billing.account_balance(visit.company.id, customer.id, customer.currency, today=today)
+        payment = None
+        if attempt.payment_id is not None:
+            payment = await self.billing.get("payment", visit.scope, attempt.payment_id)
+        settings = await self.online_payments.settings(visit.company.id)
+        return self._page(
+            visit,
+            "portal/pay_result.html",
+            page="pay",
+            attempt=attempt,
+            payment=payment,
+            balance=balance,
+            settings=settings,
+        )
+
+    # -- saved payment methods ----------------------------------------------------------
+
+    async def _methods_page(
+        self, visit: Visit, errors: Mapping[str, str] | None = None, notice: str = "", status_code: int = 200
+    ) -> Response:
+        settings = await self.online_payments.settings(visit.company.id)
+        saved = await self.online_payments.methods(visit.company.id, visit.customer.id)
+        return self._page(
+            visit,
+            "portal/payment_methods.html",
+            status_code=status_code,
+            page="payment_methods",
+            settings=settings,
+            saved=saved,
+            errors=errors or {},
+            notice=notice,
+        )
+
+    @customer("add_payment_method")
+    async def payment_methods(self, request: Request, visit: Visit) -> Response:
+        notice = _METHOD_NOTICES.get(request.query_params.get("done", ""), "")
+        return await self._methods_page(visit, notice=notice)
+
+    @customer_form("add_payment_method")
+    async def add_payment_method(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """Save a card for later: set up at the gateway, not charged."""
+        settings = await self.online_payments.settings(visit.company.id)
+        card, errors = check_card(form, self._today(visit))
+        if card is None:
+            return await self._methods_page(visit, errors, status_code=400)
+        try:
+            await self.online_payments.add_method(settings, visit.customer.id, card, now=self.context.clock())
+        except Refused as refused:
+            return await self._methods_page(visit, {refused.field or "form": refused.message}, status_code=400)
+        return RedirectResponse("/payment-methods?done=added", status_code=303, headers=dict(NO_STORE))
+
+    @customer_form("add_payment_method")
+    async def default_payment_method(self, request: Request, visit: Visit, _form: Form) -> Response:
+        method_id: int = request.path_params["method_id"]
+        if not await self.online_payments.make_default(visit.company.id, visit.customer.id, method_id):
+            return error_page(404)
+        return RedirectResponse("/payment-methods?done=default", status_code=303, headers=dict(NO_STORE))
+
+    @customer_form("add_payment_method")
+    async def remove_payment_method(self, request: Request, visit: Visit, _form: Form) -> Response:
+        method_id: int = request.path_params["method_id"]
+        if not await self.online_payments.remove_method(visit.company.id, visit.customer.id, method_id):
+            return error_page(404)
+        return RedirectResponse("/payment-methods?done=removed", status_code=303, headers=dict(NO_STORE))
 
     # -- invoices ----------------------------------------------------------------------
 
