@@ -14,15 +14,21 @@ import logging
 import re
 from typing import Any
 
+import jwt
 import pytest
 from starlette.testclient import TestClient
 
+from billportal import demo
+from billportal.app import build_app
+from billportal.core.config import Settings
 from billportal.core.errors import Refused
+from billportal.services.billing import Billing
 from billportal.services.payments import Payments
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice, Payment
+from billportal.storage.store import Store
 from tests import factories
-from tests.conftest import World, run
+from tests.conftest import Clock, World, run
 from tests.functional.portal_world import csrf_token, pdf_text, signed_in, text_of
 
 GOOD_CARD = "4242 4242 4242 4242"
@@ -285,3 +291,21 @@ def test_an_invoice_paid_meanwhile_leaves_the_money_as_credit(world: World, clie
     assert response.status_code == 400  # the plan is checked against the invoices as they are now
     assert "Choose at least one open invoice" in text_of(response.text)
     assert len(_payments(world)) == 1
+
+
+def test_the_demo_customer_pays_an_invoice_with_the_test_card(store: Store, clock: Clock, settings: Settings) -> None:
+    """`make demo`: the demo company takes the test card in test mode; a customer pays and sees the invoice paid."""
+    sso_key = run(demo.seed(store, clock.now))
+    client = TestClient(build_app(settings, store, clock), base_url="https://acme.localhost", follow_redirects=False)
+    claims = {"sub": 1234, "iss": "demo", "exp": clock.now + 600}
+    assert client.get(f"/login/{jwt.encode(claims, sso_key, algorithm='HS256')}").status_code == 303
+    assert "Test mode." in text_of(client.get("/pay").text)
+    company = run(store.company("acme"))
+    assert company is not None
+    rows, _ = run(Billing(store).invoices(Scope(company.id, 1234), statuses=("open",)))
+    invoice = rows[0]
+    form = _pay_form(client, what="invoices", **{f"invoice_{invoice.id}": "1"})
+    assert "Thank you: your payment was received" in _pay(client, form)
+    page = text_of(client.get(f"/invoices/{invoice.id}").text)
+    assert "Paid" in page
+    assert "Visa ending 4242" in page

@@ -333,17 +333,25 @@ class Portal:
         try:
             plan = await self._plan(visit, settings, form)
         except Refused as refused:
-            return await self._pay_page(visit, values, {refused.field or "form": refused.message}, 400)
+            return await self._pay_refused(visit, token, values, {refused.field or "form": refused.message})
         method, card_errors = self._method(visit, form)
         if method is None:
-            return await self._pay_page(visit, values, card_errors, 400)
+            return await self._pay_refused(visit, token, values, card_errors)
         try:
             await payments.pay(
                 company, settings, customer.id, token=token, plan=plan, method=method, now=self.context.clock()
             )
         except Refused as refused:
-            return await self._pay_page(visit, values, {refused.field or "form": refused.message}, 400)
+            return await self._pay_refused(visit, token, values, {refused.field or "form": refused.message})
         return _to_attempt(token)
+
+    async def _pay_refused(
+        self, visit: Visit, token: str, values: Mapping[str, str], errors: Mapping[str, str]
+    ) -> Response:
+        """The form again with what is wrong; unless the same form was sent meanwhile, and paid what it asked."""
+        if await self.online_payments.answer(visit.company.id, visit.customer.id, token) is not None:
+            return _to_attempt(token)
+        return await self._pay_page(visit, values, errors, 400)
 
     def _method(self, visit: Visit, form: Form) -> tuple[NewMethod | int | None, dict[str, str]]:
         """The saved card chosen (its id), or the new card typed; or what is wrong with the card's fields."""
