@@ -22,6 +22,8 @@ from billportal import demo
 from billportal.app import build_app
 from billportal.core.config import Settings
 from billportal.core.errors import Refused
+from billportal.services import audit
+from billportal.services.audit import CLI
 from billportal.services.billing import Billing
 from billportal.services.payments import Payments
 from billportal.storage.documents import Scope
@@ -29,6 +31,7 @@ from billportal.storage.records import Invoice, Payment
 from billportal.storage.store import Store
 from tests import factories
 from tests.conftest import Clock, World, run
+from tests.functional.dashboard_support import admin_of_acme
 from tests.functional.portal_world import csrf_token, pdf_text, signed_in, text_of
 
 GOOD_CARD = "4242 4242 4242 4242"
@@ -309,3 +312,28 @@ def test_the_demo_customer_pays_an_invoice_with_the_test_card(store: Store, cloc
     page = text_of(client.get(f"/invoices/{invoice.id}").text)
     assert "Paid" in page
     assert "Visa ending 4242" in page
+
+
+def test_the_dashboard_shows_the_gateway_and_test_mode_never_a_secret(world: World, client: TestClient) -> None:
+    dashboard = admin_of_acme(world)
+    text = text_of(dashboard.get("/settings/payments").text)
+    assert "Test mode." in text
+    assert "Gateway Built-in test gateway Test mode" in text
+    assert "Partial payments Not allowed" in text
+    run(
+        Payments(world.store).configure(
+            world.acme,
+            {"gateway": "stripe", "test_mode": False, "publishable_key": "pk_test_123"},
+            CLI,
+            now=world.clock.now,
+            secret_key="sk_test_secret_value_1234567890",
+        )
+    )
+    page = dashboard.get("/settings/payments").text
+    assert "Gateway Stripe" in text_of(page)
+    assert "Secret key Set (sealed; never shown again)" in text_of(page)
+    assert "sk_test_secret_value" not in page
+    assert "Test mode" not in page
+    events = run(world.store.admins.audit_events(world.acme.id, before_id=None, limit=5))
+    assert "Online payment settings changed" in [audit.action_label(e.action) for e in events]
+    assert all("sk_test" not in e.detail for e in events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
-from billportal.dashboard.views import API_KEYS, SSO, Dashboard
+from billportal.dashboard.views import API_KEYS, PAYMENTS, SSO, Dashboard
 from billportal.web.context import Context
 
 
@@ -40,5 +40,6 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(API_KEYS, pages.api_keys, methods=get),
         Route(API_KEYS, pages.create_api_key, methods=post),
         Route(f"{API_KEYS}/{{key_id}}/revoke", pages.revoke_api_key, methods=post),
+        Route(PAYMENTS, pages.payments, methods=get),
         Route("/audit", pages.audit_trail, methods=get),
     ]

@@ -35,6 +35,8 @@ from billportal.web.templates import NO_STORE, render
 
 SSO: Final = "/settings/developers/sso"
 API_KEYS: Final = "/settings/developers/api-keys"
+PAYMENTS: Final = "/settings/payments"
+GATEWAY_NAMES: Final = {"none": "None (customers pay offline)", "test": "Built-in test gateway", "stripe": "Stripe"}
 LOG_PAGE: Final = 50
 AUDIT_PAGE: Final = 50
 TEST_LINK_SECONDS: Final = 300
@@ -502,6 +504,22 @@ class Dashboard:
         if await api_keys.revoke(store, company, key.id, visit.actor, self.context.clock()) is None:
             return error_page(404, NO_API_KEY)  # revoked meanwhile, in another tab or by the CLI
         return self._done("api_key_revoked", API_KEYS)
+
+    # -- payments ------------------------------------------------------------------------------------
+
+    @admin()
+    async def payments(self, request: Request, visit: AdminVisit, company: Company) -> Response:
+        """How customers pay online: the gateway (its secrets never shown), test mode, what customers may do."""
+        settings = await self.context.payments.settings(company.id)
+        return self._page(
+            request,
+            visit,
+            "dashboard/payments.html",
+            title="Payments",
+            section="payments",
+            settings=settings,
+            gateway_name=GATEWAY_NAMES.get(settings.gateway, settings.gateway),
+        )
 
     # -- audit trail --------------------------------------------------------------------------------
 

@@ -287,7 +287,7 @@ class Portal:
 
     @customer("pay")
     async def pay(self, _request: Request, visit: Visit) -> Response:
-        return await self._pay_page(visit, {"what": "balance", "method": "new"})
+        return await self._pay_page(visit, {"what": "balance"})
 
     async def _pay_page(
         self, visit: Visit, values: Mapping[str, str], errors: Mapping[str, str] | None = None, status_code: int = 200
@@ -302,6 +302,8 @@ class Portal:
         saved = []
         if settings.online and settings.allow_saved_methods:
             saved = await self.online_payments.methods(company.id, customer.id)
+        if "method" not in values:  # the default card is offered first (the default comes first)
+            values = {**values, "method": f"saved-{saved[0].id}" if saved else "new"}
         return self._page(
             visit,
             "portal/pay.html",
@@ -315,6 +317,7 @@ class Portal:
             values=values,
             errors=errors or {},
             attempt_token=new_attempt_token(),
+            card_required=False,  # a saved card may be chosen instead
         )
 
     @customer_form("pay", max_fields=MAX_PAYABLE + 16)
@@ -432,6 +435,7 @@ class Portal:
             saved=saved,
             errors=errors or {},
             notice=notice,
+            card_required=True,
         )
 
     @customer("add_payment_method")
