@@ -124,3 +124,20 @@ def mark_event(conn: Connection, company_id: int, event_id: str, kind: str, *, n
     check_row(t.gateway_events, values)
     statement = insert_or_nothing(conn, t.gateway_events, values, ("company_id", "event_id"))
     return bool(conn.execute(statement.returning(t.gateway_events.c.event_id)).first() is not None)
+
+
+# -- sealed secrets, for master key rotation
+
+SEALED_COLUMNS = ("secret_key_sealed", "webhook_secret_sealed")
+
+
+def sealed_secrets(conn: Connection) -> list[tuple[int, str, str]]:
+    """Every stored gateway secret of every company: (company id, column, sealed text)."""
+    c = t.payment_settings.c
+    rows = conn.execute(select(c.company_id, *(c[name] for name in SEALED_COLUMNS)).order_by(c.company_id)).all()
+    return [(row.company_id, name, row._mapping[name]) for row in rows for name in SEALED_COLUMNS if row._mapping[name]]
+
+
+def reseal_secret(conn: Connection, company_id: int, column: str, old: str, new: str) -> None:
+    c = t.payment_settings.c
+    conn.execute(update(t.payment_settings).where(c.company_id == company_id, c[column] == old).values({column: new}))
