@@ -70,6 +70,7 @@ def portal_router(context: Context) -> Router:
             Route("/pay", portal.pay, methods=["GET"]),
             Route("/pay", portal.pay_submit, methods=["POST"]),
             Route("/pay/{token:str}", portal.pay_attempt, methods=["GET"]),
+            Route("/webhooks/{gateway:str}", portal.webhook, methods=["POST"]),
             Route("/payment-methods", portal.payment_methods, methods=["GET"]),
             Route("/payment-methods", portal.add_payment_method, methods=["POST"]),
             Route("/payment-methods/{method_id:int}/default", portal.default_payment_method, methods=["POST"]),

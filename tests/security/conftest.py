@@ -163,6 +163,7 @@ PUBLIC_ROUTES = {
     ("GET", "/signed-out"): "a fixed page saying the visitor is signed out",
     ("GET", "/theme.css"): "the company's accent colour, public by design",
     ("MOUNT", "/static"): "the stylesheet",
+    ("POST", "/webhooks/{gateway:str}"): "a payment gateway's events: each signature verified (test_stripe.py)",
 }
 # A route's {document_id} names a document of the kind its first path segment says.
 DOCUMENT_KINDS = {

@@ -24,7 +24,8 @@ from billportal.cli import main
 from billportal.core.config import Settings
 from billportal.core.crypto import Sealed, SealError, master_key_id
 from billportal.services.audit import CLI
-from billportal.services.payments import GATEWAY_SEAL_PURPOSE, Payments
+from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
+from billportal.services.payments import Payments
 from billportal.storage import open_store
 from billportal.storage import schema as t
 from billportal.storage.store import Store

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from billportal.core.clock import local_date
 from billportal.core.errors import Refused
@@ -26,7 +26,7 @@ from billportal.portal.labels import (
     status_label,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
-from billportal.services.gateways import NewMethod
+from billportal.services.gateways import STRIPE_JS, GatewayToken, NewMethod
 from billportal.services.payments import PayPlan, new_attempt_token, plan_for
 from billportal.services.statements import BalanceForwardStatement, Month, OpenItemStatement, method_label
 from billportal.storage.documents import Scope
@@ -56,7 +56,9 @@ STATEMENT_MONTHS: Final = 24
 MAX_PAGE: Final = 100_000
 EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
 MAX_PAYABLE: Final = 50  # open invoices offered on the pay page
+MAX_WEBHOOK_BYTES: Final = 256 * 1024
 _ATTEMPT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{20,64}")
+_GATEWAY_TOKEN: Final = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
 _METHOD_NOTICES: Final = {
     "added": "Your card is saved. It was not charged.",
     "default": "Your default card is changed.",
@@ -156,6 +158,16 @@ def _document_id(request: Request) -> int:
     return document_id
 
 
+def _new_card(form: Form, today: str) -> tuple[NewMethod | None, dict[str, str]]:
+    """A new card: the PaymentMethod id the gateway's script made, or the test gateway's typed card."""
+    if "payment_method" in form:  # made by the gateway's own script in the browser: no card number here
+        token = form.text("payment_method", 300)
+        if _GATEWAY_TOKEN.fullmatch(token):
+            return GatewayToken(token), {}
+        return None, {"form": "Enter your card details."}
+    return check_card(form, today)
+
+
 def _to_attempt(token: str) -> Response:
     """To the answer of a payment attempt (a reload there shows it again; it never pays again)."""
     return RedirectResponse(f"/pay/{token}", status_code=303, headers=dict(NO_STORE))
@@ -168,13 +180,27 @@ def pdf_response(content: bytes, filename: str) -> Response:
     return Response(content, media_type="application/pdf", headers=headers)
 
 
-def page_headers(company: Company) -> dict[str, str]:
+def page_headers(company: Company, gateway_urls: tuple[str, ...] = ()) -> dict[str, str]:
     headers = dict(NO_STORE)
     headers["Content-Security-Policy"] = content_security_policy(
         form_targets=[company.sign_out_url] if company.sign_out_url else [],
         frame_ancestors=company.frame_ancestors,
+        gateway_urls=gateway_urls,
     )
     return headers
+
+
+def gateway_script(settings: PaymentSettings) -> tuple[str, tuple[str, ...]]:
+    """Stripe's script for a company that takes cards through Stripe, and the origins its page needs ("": none).
+
+    A local stand-in (``api_base``, such as localstripe) serves the script and the API itself.
+    """
+    if settings.gateway != "stripe" or not settings.publishable_key:
+        return "", ()
+    if settings.api_base:
+        base = settings.api_base.rstrip("/")
+        return f"{base}/js.stripe.com/v3/", (base,)
+    return STRIPE_JS, (STRIPE_JS, "https://api.stripe.com", "https://m.stripe.network")
 
 
 def pdf() -> ModuleType:
@@ -226,11 +252,13 @@ class Portal:
         headers["Set-Cookie"] = clear
         return render("portal/sign_in_needed.html", status_code=401, headers=headers, company=company)
 
-    def _page(self, visit: Visit, template: str, status_code: int = 200, **context: Any) -> Response:
+    def _page(
+        self, visit: Visit, template: str, status_code: int = 200, gateway_urls: tuple[str, ...] = (), **context: Any
+    ) -> Response:
         return render(
             template,
             status_code=status_code,
-            headers=page_headers(visit.company),
+            headers=page_headers(visit.company, gateway_urls),
             company=visit.company,
             customer=visit.customer,
             address=address_lines(visit.customer),
@@ -318,6 +346,8 @@ class Portal:
             errors=errors or {},
             attempt_token=new_attempt_token(),
             card_required=False,  # a saved card may be chosen instead
+            gateway_js=gateway_script(settings)[0],
+            gateway_urls=gateway_script(settings)[1],
         )
 
     @customer_form("pay", max_fields=MAX_PAYABLE + 16)
@@ -362,7 +392,7 @@ class Portal:
         number = chosen.removeprefix("saved-")
         if number != chosen and number.isascii() and number.isdigit():
             return int(number), {}
-        return check_card(form, self._today(visit))
+        return _new_card(form, self._today(visit))
 
     async def _plan(self, visit: Visit, settings: PaymentSettings, form: Form) -> PayPlan:
         """What the form asks to pay: the whole balance, chosen invoices, or an amount (if the company allows)."""
@@ -419,6 +449,23 @@ class Portal:
             settings=settings,
         )
 
+    async def webhook(self, request: Request) -> Response:
+        """A gateway's event, at ``https://{company host}/webhooks/stripe``: no session; its signature is checked."""
+        company = await company_for(request, self.context)
+        if company is None:
+            return error_page(404)
+        settings = await self.online_payments.settings(company.id)
+        if settings.gateway != request.path_params["gateway"]:
+            return error_page(404)
+        declared = request.headers.get("content-length", "")
+        if not declared.isascii() or not declared.isdigit() or int(declared) > MAX_WEBHOOK_BYTES:
+            return JSONResponse({"error": "too large"}, status_code=413)
+        payload = await request.body()
+        signature = request.headers.get("stripe-signature", "")[:2000]
+        if not await self.online_payments.webhook(company, settings, payload, signature, now=self.context.clock()):
+            return JSONResponse({"error": "signature"}, status_code=400)
+        return JSONResponse({"received": True})
+
     # -- saved payment methods ----------------------------------------------------------
 
     async def _methods_page(
@@ -436,6 +483,8 @@ class Portal:
             errors=errors or {},
             notice=notice,
             card_required=True,
+            gateway_js=gateway_script(settings)[0],
+            gateway_urls=gateway_script(settings)[1],
         )
 
     @customer("add_payment_method")
@@ -447,7 +496,7 @@ class Portal:
     async def add_payment_method(self, _request: Request, visit: Visit, form: Form) -> Response:
         """Save a card for later: set up at the gateway, not charged."""
         settings = await self.online_payments.settings(visit.company.id)
-        card, errors = check_card(form, self._today(visit))
+        card, errors = _new_card(form, self._today(visit))
         if card is None:
             return await self._methods_page(visit, errors, status_code=400)
         try:

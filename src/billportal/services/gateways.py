@@ -15,11 +15,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
+import stripe
+
+from billportal.core.crypto import MasterKeys, Sealed
 from billportal.storage.records import PaymentSettings, card_label
 
 GATEWAYS: Final = ("none", "test", "stripe")
+GATEWAY_SEAL_PURPOSE: Final = "gateway-secret"  # what core/crypto.py binds a sealed gateway secret to
 
 
 class GatewayError(Exception):
@@ -84,12 +88,13 @@ class SetUp:
 
 @dataclass(frozen=True, slots=True)
 class GatewayEvent:
-    """A verified webhook event: its id (processed once), kind and the payment it is about."""
+    """A verified webhook event: its id (processed once), kind, the payment it is about and that payment's attempt."""
 
     event_id: str
     kind: str
     gateway_payment_id: str
-    created: int
+    attempt_token: str = ""
+    message: str = ""
 
 
 class ChargesSavedMethods(Protocol):
@@ -211,8 +216,165 @@ class TestGateway:
         return Charge(gateway_payment_id, "succeeded")
 
 
-def gateway_for(settings: PaymentSettings) -> Gateway | None:
-    """The company's gateway, or None when it takes no payments online."""
+# -- Stripe ---------------------------------------------------------------------------------------
+
+STRIPE_JS: Final = "https://js.stripe.com/v3/"
+STRIPE_EVENTS: Final = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
+
+
+class StripeGateway:
+    """Stripe, through its official package: PaymentIntents to pay, SetupIntents to save a card.
+
+    Card numbers never reach billportal: Stripe's script in the browser turns them into a
+    PaymentMethod (``pm_...``) that the form sends instead. A saved method's reference is
+    ``{Stripe customer}:{PaymentMethod}``. A new ``StripeClient`` is made for each call, so
+    that no key or API base of one company is ever used for another.
+    """
+
+    kind = "stripe"
+    collects_cards_itself = True
+
+    def __init__(self, secret_key: str, *, webhook_secret: str = "", api_base: str = "", test_mode: bool) -> None:
+        self._secret_key = secret_key
+        self._webhook_secret = webhook_secret
+        self.api_base = api_base
+        self.test_mode = test_mode
+
+    def __repr__(self) -> str:
+        return f"StripeGateway(api_base={self.api_base!r})"
+
+    def _client(self) -> Any:
+        bases: Any = {"api": self.api_base} if self.api_base else {}
+        return stripe.StripeClient(self._secret_key, base_addresses=bases).v1
+
+    @staticmethod
+    def _token(method: NewMethod) -> str:
+        if not isinstance(method, GatewayToken):
+            raise GatewayError("Stripe takes the PaymentMethod its script made in the browser")
+        return method.value
+
+    @staticmethod
+    def _card(client: Any, payment_method: str) -> CardDetails:
+        card = client.payment_methods.retrieve(payment_method).card
+        return CardDetails(str(card.brand), str(card.last4), int(card.exp_month), int(card.exp_year))
+
+    def _attached(self, client: Any, customer_id: int, payment_method: str) -> str:
+        """A Stripe customer with the method attached (a card Stripe declines is refused here)."""
+        customer = client.customers.create(params={"metadata": {"billportal_customer": str(customer_id)}})
+        client.payment_methods.attach(payment_method, params={"customer": customer.id})
+        return str(customer.id)
+
+    def _charge(self, params: dict[str, Any], idempotency_key: str) -> Charge:
+        client = self._client()
+        try:
+            intent = client.payment_intents.create(
+                params={"payment_method_types": ["card"], "confirm": True, **params},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.CardError as declined:
+            raise Declined(DECLINED) from declined
+        except stripe.StripeError as failed:
+            raise GatewayError(type(failed).__name__) from None
+        status = {"succeeded": "succeeded", "requires_payment_method": "declined"}.get(intent.status, "pending")
+        card = self._card(client, params["payment_method"]) if status == "succeeded" else None
+        return Charge(str(intent.id), status, card, DECLINED if status == "declined" else "")
+
+    def confirm_new(
+        self, *, customer_id: int, method: NewMethod, amount: int, currency: str, idempotency_key: str
+    ) -> Charge:
+        payment_method = self._token(method)
+        try:
+            stripe_customer = self._attached(self._client(), customer_id, payment_method)
+        except stripe.CardError as declined:
+            raise Declined(DECLINED) from declined
+        except stripe.StripeError as failed:
+            raise GatewayError(type(failed).__name__) from None
+        params = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "customer": stripe_customer,
+            "payment_method": payment_method,
+            "metadata": {"billportal_attempt": idempotency_key},
+        }
+        return self._charge(params, idempotency_key)
+
+    def charge_saved(
+        self, *, customer_id: int, method_ref: str, amount: int, currency: str, idempotency_key: str
+    ) -> Charge:
+        stripe_customer, _, payment_method = method_ref.partition(":")
+        params = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "customer": stripe_customer,
+            "payment_method": payment_method,
+            "off_session": True,
+            "metadata": {"billportal_attempt": idempotency_key},
+        }
+        return self._charge(params, idempotency_key)
+
+    def set_up(self, *, customer_id: int, method: NewMethod) -> SetUp:
+        payment_method = self._token(method)
+        client = self._client()
+        try:
+            stripe_customer = self._attached(client, customer_id, payment_method)
+            intent = client.setup_intents.create(
+                params={"customer": stripe_customer, "payment_method_types": ["card"], "usage": "off_session"}
+            )
+            intent = client.setup_intents.confirm(intent.id, params={"payment_method": payment_method})
+        except stripe.CardError as declined:
+            raise Declined(DECLINED) from declined
+        except stripe.StripeError as failed:
+            raise GatewayError(type(failed).__name__) from None
+        if intent.status != "succeeded":
+            raise Declined(DECLINED)
+        return SetUp(f"{stripe_customer}:{payment_method}", self._card(client, payment_method))
+
+    def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str) -> str:
+        try:
+            refund = self._client().refunds.create(
+                params={"payment_intent": gateway_payment_id, "amount": amount},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as failed:
+            raise GatewayError(type(failed).__name__) from None
+        return str(refund.id)
+
+    def verify_webhook(self, payload: bytes, signature: str) -> GatewayEvent:
+        if not self._webhook_secret:
+            raise GatewayError("no webhook signing secret is set")
+        try:
+            event = stripe.Webhook.construct_event(payload.decode("utf-8"), signature, self._webhook_secret)
+        except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError):
+            raise GatewayError("the webhook's signature does not verify") from None
+        found = event.to_dict()["data"]["object"]
+        payment_id = str(found.get("payment_intent") or found.get("id") or "")
+        metadata = found.get("metadata") or {}
+        return GatewayEvent(str(event.id), str(event.type), payment_id, str(metadata.get("billportal_attempt", "")))
+
+    def fetch_status(self, gateway_payment_id: str) -> Charge:
+        try:
+            intent = self._client().payment_intents.retrieve(gateway_payment_id)
+        except stripe.StripeError as failed:
+            raise GatewayError(type(failed).__name__) from None
+        status = {"succeeded": "succeeded", "canceled": "declined"}.get(intent.status, "pending")
+        return Charge(str(intent.id), status)
+
+
+def gateway_for(settings: PaymentSettings, master_keys: MasterKeys) -> Gateway | None:
+    """The company's gateway (its secrets opened), or None when it takes no payments online."""
     if settings.gateway == "test" and settings.test_mode:
         return TestGateway(settings.company_id)
+    if settings.gateway == "stripe" and settings.secret_key_sealed:
+        return StripeGateway(
+            _unsealed(master_keys, settings.secret_key_sealed, settings.company_id),
+            webhook_secret=_unsealed(master_keys, settings.webhook_secret_sealed, settings.company_id),
+            api_base=settings.api_base,
+            test_mode=settings.test_mode,
+        )
     return None
+
+
+def _unsealed(master_keys: MasterKeys, text: str, company_id: int) -> str:
+    if not text:
+        return ""
+    return master_keys.unseal(Sealed.from_text(text), GATEWAY_SEAL_PURPOSE, company_id).decode("utf-8")

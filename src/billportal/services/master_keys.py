@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from billportal.core.crypto import Sealed
-from billportal.services.payments import GATEWAY_SEAL_PURPOSE
+from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
 from billportal.storage import companies
 from billportal.storage import payments as stored_payments
 from billportal.storage.store import Store

@@ -34,6 +34,8 @@ from billportal.services import audit
 from billportal.services.audit import Actor
 from billportal.services.billing import Books
 from billportal.services.gateways import (
+    DECLINED,
+    GATEWAY_SEAL_PURPOSE,
     GATEWAYS,
     CardDetails,
     Charge,
@@ -48,7 +50,6 @@ from billportal.storage import payments as stored
 from billportal.storage.records import Company, Invoice, PaymentAttempt, PaymentSettings, SavedPaymentMethod
 from billportal.storage.store import Store
 
-GATEWAY_SEAL_PURPOSE: Final = "gateway-secret"
 SETTING_FIELDS: Final = (
     "gateway",
     "test_mode",
@@ -175,7 +176,7 @@ class Payments:
         try:
             made = await asyncio.to_thread(gateway.set_up, customer_id=customer_id, method=method)
         except Declined as declined:
-            raise Refused("card_declined", str(declined), "card_number") from None
+            raise Refused("card_declined", str(declined)) from None
         except GatewayError:
             raise Refused("gateway_unavailable", UNAVAILABLE) from None
         company_id = settings.company_id
@@ -215,7 +216,7 @@ class Payments:
     # -- paying
 
     def _gateway(self, settings: PaymentSettings) -> Gateway:
-        gateway = gateway_for(settings)
+        gateway = gateway_for(settings, self.store.master_keys)
         if gateway is None:
             raise Refused("payments_off", "Paying online is not available here.")
         return gateway
@@ -290,6 +291,40 @@ class Payments:
         except GatewayError:
             charge = Charge("", "failed", None, UNAVAILABLE)
         return await self.store.write(lambda conn: self._conclude(conn, company, token, charge, now))
+
+    async def webhook(
+        self, company: Company, settings: PaymentSettings, payload: bytes, signature: str, *, now: int
+    ) -> bool:
+        """Process a gateway's webhook once (False: its signature does not verify).
+
+        The event id goes in with the work it causes, in one transaction: a second delivery
+        changes nothing. A payment's success is recorded from here or from the confirmation,
+        whichever comes first (both write on the locked attempt); a late failure after a
+        success, or any event about an attempt already answered, changes nothing either.
+        """
+        gateway = gateway_for(settings, self.store.master_keys)
+        if gateway is None:
+            return False
+        try:
+            event = gateway.verify_webhook(payload, signature)
+        except GatewayError:
+            return False
+        outcome = {"payment_intent.succeeded": "succeeded", "payment_intent.payment_failed": "declined"}
+
+        def process(conn: Connection) -> None:
+            if not stored.mark_event(conn, company.id, event.event_id[:255], event.kind[:64], now=now):
+                return  # delivered before
+            status = outcome.get(event.kind)
+            if status is None or not event.attempt_token:
+                return
+            if stored.attempt(conn, company.id, event.attempt_token[:64]) is None:
+                return
+            message = "" if status == "succeeded" else DECLINED
+            charge = Charge(event.gateway_payment_id, status, None, message)
+            self._conclude(conn, company, event.attempt_token[:64], charge, now)
+
+        await self.store.write(process)
+        return True
 
     async def answer(self, company_id: int, customer_id: int, token: str) -> PaymentAttempt | None:
         """The answer to an attempt made with ``token`` before, once it has one (None: the token is unused).
