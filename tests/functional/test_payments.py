@@ -10,6 +10,7 @@ pages and the billing core: balances add up and a form pays at most once.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -21,10 +22,12 @@ from starlette.testclient import TestClient
 from billportal import demo
 from billportal.app import build_app
 from billportal.core.config import Settings
+from billportal.core.crypto import Sealed
 from billportal.core.errors import Refused
 from billportal.services import audit
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing
+from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
 from billportal.services.payments import Payments
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice, Payment
@@ -33,6 +36,9 @@ from tests import factories
 from tests.conftest import Clock, World, run
 from tests.functional.dashboard_support import admin_of_acme
 from tests.functional.portal_world import csrf_token, pdf_text, signed_in, text_of
+from tests.functional.test_dashboard_cli import cli
+
+__all__ = ["cli"]  # a fixture, imported so that it is found here
 
 GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"
@@ -337,3 +343,53 @@ def test_the_dashboard_shows_the_gateway_and_test_mode_never_a_secret(world: Wor
     events = run(world.store.admins.audit_events(world.acme.id, before_id=None, limit=5))
     assert "Online payment settings changed" in [audit.action_label(e.action) for e in events]
     assert all("sk_test" not in e.detail for e in events)
+
+
+def test_the_cli_configures_a_gateway_with_secrets_from_stdin_never_arguments(world: World, cli: Any) -> None:
+    status, out, err = cli("payments", "configure", "--tenant", "acme", "--gateway", "test")
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "test mode" in err
+    status, out, _ = cli(
+        "payments",
+        "configure",
+        "--tenant",
+        "acme",
+        "--gateway",
+        "stripe",
+        "--publishable-key",
+        "pk_test_1",
+        "--api-base",
+        "http://127.0.0.1:8420",
+        "--allow-partial",
+        "on",
+        "--autopay-retry-days",
+        "2,5",
+        "--secrets-stdin",
+        stdin="sk_test_from_stdin\nwhsec_from_stdin\n",
+    )
+    assert status == 0
+    shown = json.loads(out)
+    assert shown == {
+        "gateway": "stripe",
+        "test_mode": False,
+        "allow_partial": True,
+        "allow_saved_methods": True,
+        "allow_autopay": False,
+        "autopay_retry_days": "2,5",
+        "publishable_key": "pk_test_1",
+        "api_base": "http://127.0.0.1:8420",
+        "secret_key_set": True,
+        "webhook_secret_set": True,
+    }
+    assert "sk_test_from_stdin" not in out
+    settings = run(Payments(world.store).settings(world.acme.id))
+    opened = world.store.master_keys.unseal(
+        Sealed.from_text(settings.secret_key_sealed), GATEWAY_SEAL_PURPOSE, world.acme.id
+    )
+    assert opened == b"sk_test_from_stdin"
+    for bad in (["--api-base", "ftp://x"], ["--autopay-retry-days", "3,1"]):
+        status, out, err = cli("payments", "configure", "--tenant", "acme", *bad)
+        assert (status != 0, out) == (True, "")
+        assert err.count("\n") == 1, err
+    assert json.loads(cli("payments", "show", "--tenant", "acme")[1])["autopay_retry_days"] == "2,5"

@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 
@@ -138,6 +139,11 @@ class Payments:
         changes = dict(values)
         if "gateway" in changes and changes["gateway"] not in GATEWAYS:
             raise Refused("invalid_field", f"gateway must be one of {', '.join(GATEWAYS)}", "gateway")
+        base = changes.get("api_base", "")
+        if base and not _http_url(base):
+            raise Refused(
+                "invalid_field", "the API base URL is an http(s) URL, such as http://127.0.0.1:8420", "api_base"
+            )
         if "autopay_retry_days" in changes:
             changes["autopay_retry_days"] = retry_days_text(changes["autopay_retry_days"])
         keys = self.store.master_keys
@@ -414,3 +420,11 @@ def retry_days_text(value: Any) -> str:
     if any(b <= a for a, b in itertools.pairwise(days)) or any(d < 1 for d in days):
         raise Refused("invalid_field", "retry days must increase, from 1", "autopay_retry_days")
     return ",".join(str(d) for d in days)
+
+
+def _http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
