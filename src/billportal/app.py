@@ -73,6 +73,7 @@ def portal_router(context: Context) -> Router:
             Route("/webhooks/{gateway:str}", portal.webhook, methods=["POST"]),
             Route("/payment-methods", portal.payment_methods, methods=["GET"]),
             Route("/payment-methods", portal.add_payment_method, methods=["POST"]),
+            Route("/payment-methods/autopay", portal.set_autopay, methods=["POST"]),
             Route("/payment-methods/{method_id:int}/default", portal.default_payment_method, methods=["POST"]),
             Route("/payment-methods/{method_id:int}/remove", portal.remove_payment_method, methods=["POST"]),
             Route("/logout", portal.sign_out, methods=["POST"]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -28,7 +29,7 @@ from billportal.services import audit
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing
 from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
-from billportal.services.payments import Payments
+from billportal.services.payments import AutoPay, Payments
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice, Payment
 from billportal.storage.store import Store
@@ -393,3 +394,76 @@ def test_the_cli_configures_a_gateway_with_secrets_from_stdin_never_arguments(wo
         assert (status != 0, out) == (True, "")
         assert err.count("\n") == 1, err
     assert json.loads(cli("payments", "show", "--tenant", "acme")[1])["autopay_retry_days"] == "2,5"
+
+
+def test_autopay_charges_on_the_due_date_and_retries_a_failure_on_schedule(
+    world: World, client: TestClient, cli: Any
+) -> None:
+    page = client.get("/payment-methods").text
+    assert "AutoPay" not in text_of(page)  # not offered until the company allows it
+    run(
+        factories.payment_settings(
+            world.store, world.acme, allow_autopay=True, autopay_retry_days="1,3", now=world.clock.now
+        )
+    )
+    page = client.get("/payment-methods").text
+    token = csrf_token(page)
+    # A card that saves but is declined when charged, then AutoPay on.
+    saved = client.post(
+        "/payment-methods",
+        data={"csrf_token": token, "card_number": "4000 0000 0000 0341", "card_expiry": "04/40", "card_cvc": "123"},
+    )
+    assert saved.status_code == 303
+    assert client.post("/payment-methods/autopay", data={"csrf_token": token, "autopay": "on"}).status_code == 303
+    assert "AutoPay is on" in text_of(client.get("/payment-methods").text)
+
+    due = int(datetime(2026, 12, 1, 12, tzinfo=UTC).timestamp())  # the world's invoices are due 2026-12-01
+    day = 86400
+
+    def autopay(at: int) -> dict[str, Any]:
+        status, out, _ = cli("autopay", "run", "--at", str(at))
+        assert status == 0
+        report: dict[str, Any] = json.loads(out)
+        return report
+
+    assert autopay(due - day) == {"ran": True, "charged": 0, "declined": 0}  # not due yet
+    assert autopay(due) == {"ran": True, "charged": 0, "declined": 2}  # both invoices tried, declined
+    failed = text_of(client.get("/payment-methods").text)
+    assert "Charges that failed" in failed
+    assert "Your card was declined" in failed
+    assert autopay(due + 3600)["declined"] == 0  # the same day: no retry
+    assert autopay(due + day)["declined"] == 2  # the first retry, a day later
+    assert autopay(due + 2 * day)["declined"] == 0
+    assert autopay(due + 4 * day)["declined"] == 2  # the second, three days after the first
+    assert autopay(due + 30 * day)["declined"] == 0  # the schedule is done
+    assert _payments(world) == []
+
+    # A good default card: the next invoice due is charged once, however often AutoPay runs.
+    client.post(
+        "/payment-methods",
+        data={"csrf_token": token, "card_number": GOOD_CARD, "card_expiry": "04/40", "card_cvc": "123"},
+    )
+    good = next(m for m in run(Payments(world.store).methods(world.acme.id, 1234)) if m.last4 == "4242")
+    assert client.post(f"/payment-methods/{good.id}/default", data={"csrf_token": token}).status_code == 303
+    invoice = run(factories.invoice(world.store, world.acme.id, 1234, due_on="2026-12-20", now=world.clock.now))
+    at = int(datetime(2026, 12, 20, 12, tzinfo=UTC).timestamp())
+    assert autopay(at)["charged"] == 1
+    assert autopay(at)["charged"] == 0
+    [payment] = _payments(world)
+    assert (payment.amount, payment.method_detail) == (INVOICE, "Visa ending 4242")
+    assert _invoices(world)[invoice.number].status == "paid"
+    assert client.post("/payment-methods/autopay", data={"csrf_token": token, "autopay": "off"}).status_code == 303
+    assert "AutoPay is off" in text_of(client.get("/payment-methods").text)
+
+
+def test_one_process_runs_autopay_at_a_time_on_postgresql(world: World) -> None:
+    if not world.settings.database_url:
+        pytest.skip("an advisory lock of PostgreSQL (make test's scale-out pass); SQLite has one writing process")
+
+    async def while_another_runs() -> tuple[bool, bool]:
+        async with world.store.alone("autopay") as first:
+            second = await AutoPay(world.store).run(now=world.clock.now)
+            return first, second.ran
+
+    assert run(while_another_runs()) == (True, False)
+    assert run(AutoPay(world.store).run(now=world.clock.now)).ran  # the lock is let go after a run

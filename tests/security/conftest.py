@@ -253,7 +253,9 @@ def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> di
         # A saved card, and 10.00 of the invoice paid online with it (the result page names the invoice).
         company = next(c for c in (world.acme, world.globex) if c.id == company_id)
         online = Payments(store)
-        settings = await factories.payment_settings(store, company, gateway="test", test_mode=True, now=now)
+        settings = await factories.payment_settings(
+            store, company, gateway="test", test_mode=True, allow_autopay=True, now=now
+        )
         card = await online.add_method(settings, customer_id, CardEntry("4242424242424242", 12, 2099, "123"), now=now)
         await online.add_method(settings, customer_id, CardEntry("5555555555554444", 1, 2098, "123"), now=now)
         plan = PayPlan(1000, "USD", ((invoice.id, 1000),))

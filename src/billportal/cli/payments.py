@@ -1,4 +1,4 @@
-"""``billportal payments configure|show``: a company's online payment settings, for operators and scripts.
+"""``billportal payments configure|show``, ``billportal autopay run``: online payments, for operators and scripts.
 
 Secrets (the gateway's secret key and webhook signing secret) never come as
 arguments, which a process list shows: they are read from the environment
@@ -18,7 +18,7 @@ from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.audit import CLI
 from billportal.services.gateways import GATEWAYS
-from billportal.services.payments import Payments
+from billportal.services.payments import AutoPay, Payments
 from billportal.storage.records import PaymentSettings
 from billportal.storage.store import Store
 
@@ -54,6 +54,13 @@ def register(commands: Any) -> None:
         help="read the secret key, then the webhook signing secret, from the first two lines of stdin",
     )
     configure.set_defaults(handler=payments_configure)
+
+    autopay = commands.add_parser("autopay", help="AutoPay").add_subparsers(dest="action", required=True)
+    run = autopay.add_parser(
+        "run", help="charge what is due today to enrolled customers' default cards (for cron or a systemd timer)"
+    )
+    run.add_argument("--at", type=int, metavar="UNIX_TIME", help="run as if it were this time (tests, catching up)")
+    run.set_defaults(handler=autopay_run)
 
     show = payments.add_parser("show", help="the settings (JSON); secrets only as set or not")
     show.add_argument("--tenant", required=True)
@@ -106,4 +113,14 @@ async def payments_show(args: argparse.Namespace, store: Store, settings: Settin
     del settings
     company = await company_named(store, args.tenant)
     print_json(_shown(await Payments(store).settings(company.id)))
+    return 0
+
+
+async def autopay_run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    """One AutoPay run; another process running it meanwhile makes this one do nothing."""
+    del settings
+    report = await AutoPay(store).run(now=args.at if args.at is not None else system_clock())
+    print_json({"ran": report.ran, "charged": report.charged, "declined": report.declined})
+    if not report.ran:
+        print("billportal: another process is running AutoPay; nothing was done", file=sys.stderr)
     return 0

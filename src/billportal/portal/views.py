@@ -27,7 +27,7 @@ from billportal.portal.labels import (
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
 from billportal.services.gateways import STRIPE_JS, GatewayToken, NewMethod
-from billportal.services.payments import PayPlan, new_attempt_token, plan_for
+from billportal.services.payments import AutoPay, PayPlan, new_attempt_token, plan_for
 from billportal.services.statements import BalanceForwardStatement, Month, OpenItemStatement, method_label
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
@@ -63,6 +63,8 @@ _METHOD_NOTICES: Final = {
     "added": "Your card is saved. It was not charged.",
     "default": "Your default card is changed.",
     "removed": "The card is removed.",
+    "autopay_on": "AutoPay is on: open invoices are charged to your default card on their due date.",
+    "autopay_off": "AutoPay is off.",
 }
 _STATUS_FILTERS: Final = {
     "all": (),
@@ -217,6 +219,7 @@ class Portal:
         self.context = context
         self.billing = context.billing
         self.online_payments = context.payments
+        self.autopay = AutoPay(context.store)
 
     async def visit(self, request: Request, page_id: str) -> Visit | Response:
         """The signed-in visit, or the answer for a visitor who is not signed in."""
@@ -473,9 +476,15 @@ class Portal:
     ) -> Response:
         settings = await self.online_payments.settings(visit.company.id)
         saved = await self.online_payments.methods(visit.company.id, visit.customer.id)
+        autopay, failures = False, []
+        if settings.online and settings.allow_autopay:
+            autopay = await self.autopay.enrolled(visit.company.id, visit.customer.id)
+            failures = (await self.autopay.failures(visit.company.id, visit.customer.id))[:5]
         return self._page(
             visit,
             "portal/payment_methods.html",
+            autopay=autopay,
+            autopay_failures=failures,
             status_code=status_code,
             page="payment_methods",
             settings=settings,
@@ -504,6 +513,18 @@ class Portal:
         except Refused as refused:
             return await self._methods_page(visit, {refused.field or "form": refused.message}, status_code=400)
         return RedirectResponse("/payment-methods?done=added", status_code=303, headers=dict(NO_STORE))
+
+    @customer_form("add_payment_method")
+    async def set_autopay(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """Turn AutoPay on or off: open invoices are charged to the default card on their due date."""
+        settings = await self.online_payments.settings(visit.company.id)
+        on = form.get("autopay") == "on"
+        try:
+            await self.autopay.set(settings, visit.customer.id, on=on, now=self.context.clock())
+        except Refused as refused:
+            return await self._methods_page(visit, {"form": refused.message}, status_code=400)
+        done = "autopay_on" if on else "autopay_off"
+        return RedirectResponse(f"/payment-methods?done={done}", status_code=303, headers=dict(NO_STORE))
 
     @customer_form("add_payment_method")
     async def default_payment_method(self, request: Request, visit: Visit, _form: Form) -> Response:

@@ -19,11 +19,13 @@ Paying goes in three steps, so that no database transaction waits on the gateway
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -379,6 +381,96 @@ class Payments:
         found = stored.attempt(conn, company.id, token)
         assert found is not None
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class AutopayReport:
+    """What one AutoPay run did."""
+
+    charged: int = 0
+    declined: int = 0
+    ran: bool = True  # False: another process was running it
+
+
+class AutoPay:
+    """AutoPay: enrolled customers' open invoices charged to their default card on the due date, retried on a schedule.
+
+    Each charge is a pay attempt whose token names the invoice and the try
+    (``autopay-{invoice}-{try}``): two runs at once claim the same token, so an invoice is
+    charged at most once per try even then; and one process runs at a time anyway
+    (:meth:`Store.alone`, a PostgreSQL advisory lock).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.payments = Payments(store)
+
+    async def enrolled(self, company_id: int, customer_id: int) -> bool:
+        return await self.store.read(lambda conn: stored.autopay_enrolled(conn, company_id, customer_id))
+
+    async def set(self, settings: PaymentSettings, customer_id: int, *, on: bool, now: int) -> None:
+        if on and not (settings.online and settings.allow_autopay):
+            raise Refused("autopay_off", "AutoPay is not offered here.")
+        company_id = settings.company_id
+        await self.store.write(lambda conn: stored.set_autopay(conn, company_id, customer_id, on=on, now=now))
+
+    async def failures(self, company_id: int, customer_id: int) -> list[PaymentAttempt]:
+        """The customer's AutoPay charges that failed, newest first."""
+        tried = await self.store.read(lambda conn: stored.autopay_attempts(conn, company_id, customer_id))
+        return [a for a in reversed(tried) if a.status in ("declined", "failed")]
+
+    async def run(self, *, now: int) -> AutopayReport:
+        """Charge what is due today in every company that allows AutoPay (``now``: the injected clock)."""
+        async with self.store.alone("autopay") as alone:
+            if not alone:
+                return AutopayReport(ran=False)
+            charged = declined = 0
+            for company_id in await self.store.read(stored.autopay_companies):
+                for attempt in await self._company(company_id, now):
+                    charged += attempt.status == "succeeded"
+                    declined += attempt.status in ("declined", "failed")
+            return AutopayReport(charged, declined)
+
+    async def _company(self, company_id: int, now: int) -> list[PaymentAttempt]:
+        username = await self.store.read(lambda conn: stored.company_username(conn, company_id))
+        company = await self.store.company(username) if username else None
+        settings = await self.payments.settings(company_id)
+        if company is None or gateway_for(settings, self.store.master_keys) is None:
+            return []
+        today = local_date(now, company.time_zone)
+        retries = [int(d) for d in settings.autopay_retry_days.split(",") if d]
+        done = []
+        for customer_id in await self.store.read(lambda conn: stored.autopay_customers(conn, company_id)):
+            methods = await self.payments.methods(company_id, customer_id)
+            if not methods:
+                continue
+            tried, invoices = await self.store.read(
+                functools.partial(_autopay_state, company_id=company_id, customer_id=customer_id, today=today)
+            )
+            for invoice in invoices:
+                mine = [a for a in tried if a.token.startswith(f"{stored.AUTOPAY_PREFIX}{invoice.id}-")]
+                if any(a.status in ("succeeded", "pending") for a in mine) or len(mine) > len(retries):
+                    continue
+                if mine and today < local_date(mine[-1].created_at, company.time_zone) + timedelta(
+                    days=retries[len(mine) - 1]
+                ):
+                    continue
+                plan = PayPlan(invoice.balance, invoice.currency, ((invoice.id, invoice.balance),))
+                token = f"{stored.AUTOPAY_PREFIX}{invoice.id}-{len(mine)}"
+                done.append(
+                    await self.payments.pay(
+                        company, settings, customer_id, token=token, plan=plan, method=methods[0].id, now=now
+                    )
+                )
+        return done
+
+
+def _autopay_state(
+    conn: Connection, *, company_id: int, customer_id: int, today: date
+) -> tuple[list[PaymentAttempt], list[Invoice]]:
+    """A customer's AutoPay charges so far, and their invoices due by ``today``."""
+    tried = stored.autopay_attempts(conn, company_id, customer_id)
+    return tried, documents.due_invoices(conn, company_id, customer_id, today.isoformat())
 
 
 def record_online_payment(

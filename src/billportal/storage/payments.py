@@ -141,3 +141,51 @@ def sealed_secrets(conn: Connection) -> list[tuple[int, str, str]]:
 def reseal_secret(conn: Connection, company_id: int, column: str, old: str, new: str) -> None:
     c = t.payment_settings.c
     conn.execute(update(t.payment_settings).where(c.company_id == company_id, c[column] == old).values({column: new}))
+
+
+# -- AutoPay
+
+AUTOPAY_PREFIX = "autopay-"  # an AutoPay charge's attempt token: autopay-{invoice id}-{try}
+
+
+def autopay_enrolled(conn: Connection, company_id: int, customer_id: int) -> bool:
+    c = t.autopay_enrollments.c
+    found = conn.execute(select(c.enrolled_at).where(c.company_id == company_id, c.customer_id == customer_id))
+    return found.first() is not None
+
+
+def set_autopay(conn: Connection, company_id: int, customer_id: int, *, on: bool, now: int) -> None:
+    c = t.autopay_enrollments.c
+    if on:
+        values = {"company_id": company_id, "customer_id": customer_id, "enrolled_at": now}
+        conn.execute(insert_or_nothing(conn, t.autopay_enrollments, values, ("company_id", "customer_id")))
+    else:
+        conn.execute(delete(t.autopay_enrollments).where(c.company_id == company_id, c.customer_id == customer_id))
+
+
+def autopay_customers(conn: Connection, company_id: int) -> list[int]:
+    c = t.autopay_enrollments.c
+    return list(conn.execute(select(c.customer_id).where(c.company_id == company_id).order_by(c.customer_id)).scalars())
+
+
+def autopay_attempts(conn: Connection, company_id: int, customer_id: int) -> list[PaymentAttempt]:
+    """The customer's AutoPay charges, oldest first."""
+    c = t.payment_attempts.c
+    rows = conn.execute(
+        select(t.payment_attempts)
+        .where(c.company_id == company_id, c.customer_id == customer_id, c.token.startswith(AUTOPAY_PREFIX))
+        .order_by(c.id)
+    )
+    return [_record(PaymentAttempt, row) for row in rows]
+
+
+def autopay_companies(conn: Connection) -> list[int]:
+    """Companies that allow AutoPay and take payments online."""
+    c = t.payment_settings.c
+    query = select(c.company_id).where(c.allow_autopay.is_(True), c.gateway != "none").order_by(c.company_id)
+    return list(conn.execute(query).scalars())
+
+
+def company_username(conn: Connection, company_id: int) -> str | None:
+    found = conn.execute(select(t.companies.c.username).where(t.companies.c.id == company_id)).scalar()
+    return None if found is None else str(found)

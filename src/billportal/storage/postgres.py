@@ -10,7 +10,8 @@ and the pool reconnects by itself when the database is back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, select, text, update
@@ -227,6 +228,19 @@ class PostgresBackend:
             await conn.exec_driver_sql("SELECT 1")
 
         await self._call(work, write=False)
+
+    @contextlib.asynccontextmanager
+    async def alone(self, key: int) -> AsyncIterator[bool]:
+        """Whether this process holds the advisory lock ``key`` (held on its own connection until the block ends)."""
+        async with self.engine.connect() as conn:
+            held = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+            await conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    await conn.commit()
 
     def connections_in_use(self) -> int | None:
         checked_out = getattr(self.engine.pool, "checkedout", None)

@@ -470,3 +470,12 @@ gateway_events = Table(
     Column("kind", String(64), nullable=False),
     Column("received_at", BigInteger, nullable=False),
 )
+
+autopay_enrollments = Table(
+    "autopay_enrollments",
+    metadata,
+    # Customers who turned AutoPay on: their open invoices are charged to their default card when due.
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("enrolled_at", BigInteger, nullable=False),
+)

@@ -10,8 +10,10 @@ costs one indexed read and a share of one group commit.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -104,6 +106,11 @@ class Store:
         except REDIS_ERRORS:
             return False
         return True
+
+    def alone(self, job: str) -> AbstractAsyncContextManager[bool]:
+        """Whether this process may run ``job`` now: no other process runs it (a PostgreSQL advisory lock)."""
+        key = int.from_bytes(hashlib.sha256(f"billportal:{job}".encode()).digest()[:8], "big", signed=True)
+        return self.backend.alone(key)
 
     def connections_in_use(self) -> int | None:
         """Database connections checked out of the pool (None: the backend has no pool)."""

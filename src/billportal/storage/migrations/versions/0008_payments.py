@@ -18,6 +18,19 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "autopay_enrollments",
+        sa.Column("company_id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("enrolled_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_autopay_enrollments_company_id_companies"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("company_id", "customer_id", name=op.f("pk_autopay_enrollments")),
+    )
+    op.create_table(
         "gateway_events",
         sa.Column("company_id", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.String(length=255), nullable=False),
@@ -128,3 +141,4 @@ def downgrade() -> None:
 
     op.drop_table("payment_methods")
     op.drop_table("gateway_events")
+    op.drop_table("autopay_enrollments")
