@@ -35,7 +35,7 @@ from billportal.storage.records import Invoice, Payment
 from billportal.storage.store import Store
 from tests import factories
 from tests.conftest import Clock, World, run
-from tests.functional.dashboard_support import admin_of_acme
+from tests.functional.dashboard_support import PASSWORD, admin_of_acme
 from tests.functional.portal_world import csrf_token, pdf_text, signed_in, text_of
 from tests.functional.test_dashboard_cli import cli
 
@@ -340,7 +340,8 @@ def test_the_dashboard_shows_the_gateway_and_test_mode_never_a_secret(world: Wor
     assert "Gateway Stripe" in text_of(page)
     assert "Secret key Set (sealed; never shown again)" in text_of(page)
     assert "sk_test_secret_value" not in page
-    assert "Test mode" not in page
+    assert "Test mode." not in text_of(page)
+    assert "Gateway Stripe Test mode" not in text_of(page)
     events = run(world.store.admins.audit_events(world.acme.id, before_id=None, limit=5))
     assert "Online payment settings changed" in [audit.action_label(e.action) for e in events]
     assert all("sk_test" not in e.detail for e in events)
@@ -467,3 +468,31 @@ def test_one_process_runs_autopay_at_a_time_on_postgresql(world: World) -> None:
 
     assert run(while_another_runs()) == (True, False)
     assert run(AutoPay(world.store).run(now=world.clock.now)).ran  # the lock is let go after a run
+
+
+def test_the_dashboard_changes_payment_settings_and_secrets_only_with_the_password(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    refused = dashboard.post("/settings/payments", {"gateway": "test", "autopay_retry_days": "1,3,7"})
+    assert refused.status_code == 400
+    assert "The test gateway can only be used in test mode." in text_of(refused.text)
+    saved = dashboard.post(
+        "/settings/payments",
+        {"gateway": "stripe", "allow_partial": "on", "autopay_retry_days": "2,4", "publishable_key": "pk_test_9"},
+    )
+    assert saved.status_code == 303
+    settings = run(Payments(world.store).settings(world.acme.id))
+    assert (settings.gateway, settings.allow_partial, settings.allow_saved_methods) == ("stripe", True, False)
+    assert settings.autopay_retry_days == "2,4"
+
+    secret = {"secret_key": "sk_test_typed_in_the_dashboard", "webhook_secret": "whsec_typed"}
+    asked = dashboard.post("/settings/payments/secrets", {**secret, "password": "not the password"})
+    assert asked.status_code == 403
+    assert "Confirm your password" in asked.text
+    assert "_typed" not in asked.text  # a secret is never written back into a page, not even this one
+    assert not run(Payments(world.store).settings(world.acme.id)).secret_key_sealed  # nothing stored
+    stored_now = dashboard.post("/settings/payments/secrets", {**secret, "password": PASSWORD})
+    assert stored_now.status_code == 303
+    page = dashboard.get("/settings/payments").text
+    assert "Secret key Set (sealed; never shown again)" in text_of(page)
+    assert "sk_test_typed" not in page
+    assert "whsec_typed" not in page

@@ -41,5 +41,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(API_KEYS, pages.create_api_key, methods=post),
         Route(f"{API_KEYS}/{{key_id}}/revoke", pages.revoke_api_key, methods=post),
         Route(PAYMENTS, pages.payments, methods=get),
+        Route(PAYMENTS, pages.save_payments, methods=post),
+        Route(f"{PAYMENTS}/secrets", pages.save_payment_secrets, methods=post),
         Route("/audit", pages.audit_trail, methods=get),
     ]
