@@ -235,3 +235,12 @@ def test_webhooks_are_verified_and_processed_once_in_any_order(world: World, cli
     assert "Thank you: your payment was received" in result
     assert client.post("/webhooks/stripe", content=b"{}", headers={"stripe-signature": "t=1,v1=00"}).status_code == 400
     assert client.post("/webhooks/test", content=b"{}").status_code == 404
+
+
+def test_an_unreachable_gateway_takes_nothing_and_says_so(world: World, client: TestClient, localstripe: str) -> None:
+    method = stripe_js(localstripe, "4242424242424242")
+    closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    run(Payments(world.store).configure(world.acme, {"api_base": closed}, CLI, now=world.clock.now))
+    text = _pay(client, _pay_form(client, payment_method=method))
+    assert "The payment could not be taken just now. No money was taken." in text
+    assert _payments(world) == []

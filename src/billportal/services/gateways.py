@@ -30,6 +30,10 @@ class GatewayError(Exception):
     """The gateway could not be reached or refused the request for a reason that is not the card's."""
 
 
+class OutcomeUnknown(GatewayError):
+    """The gateway was asked to take money and did not answer: it may have. Only its webhook (or status) tells."""
+
+
 class Declined(Exception):
     """The card was declined; the message is one a customer can read."""
 
@@ -273,6 +277,8 @@ class StripeGateway:
             )
         except stripe.CardError as declined:
             raise Declined(DECLINED) from declined
+        except (stripe.APIConnectionError, stripe.APIError) as unknown:
+            raise OutcomeUnknown(type(unknown).__name__) from None
         except stripe.StripeError as failed:
             raise GatewayError(type(failed).__name__) from None
         status = {"succeeded": "succeeded", "requires_payment_method": "declined"}.get(intent.status, "pending")

@@ -46,6 +46,7 @@ from billportal.services.gateways import (
     Gateway,
     GatewayError,
     NewMethod,
+    OutcomeUnknown,
     gateway_for,
 )
 from billportal.storage import documents
@@ -65,6 +66,7 @@ SETTING_FIELDS: Final = (
 )
 MAX_SAVED_METHODS: Final = 10
 UNAVAILABLE: Final = "The payment could not be taken just now. No money was taken. Please try again in a few minutes."
+PROCESSING: Final = "The card company has not answered yet. Do not pay again: this page shows the result once it comes."
 WAIT_SECONDS: Final = 15.0  # how long a duplicate submission waits for the first one's answer
 
 
@@ -296,6 +298,9 @@ class Payments:
                 )
         except Declined as declined:
             charge = Charge("", "declined", None, str(declined))
+        except OutcomeUnknown:
+            # Money may have moved: the attempt stays pending until the gateway's webhook says what happened.
+            charge = Charge("", "pending", None, PROCESSING)
         except GatewayError:
             charge = Charge("", "failed", None, UNAVAILABLE)
         return await self.store.write(lambda conn: self._conclude(conn, company, token, charge, now))
