@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo dist test lint typecheck unit browser-deps interop-deps bench bench-deps fuzz clean
+.PHONY: demo dist test lint typecheck unit browser-deps interop-deps localstripe-deps bench bench-deps fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --no-isolation --outdir dist .
 	$(BIN)/twine check --strict dist/*
+
+# localstripe (a fake Stripe server, GPL-3.0) for the Stripe tests only: its own venv, run as a
+# process (`localstripe --port P`), never imported by billportal nor shipped with it.
+LOCALSTRIPE := .venv-localstripe
+$(LOCALSTRIPE)/.installed:
+	test -x $(LOCALSTRIPE)/bin/python || $(PYTHON) -m venv $(LOCALSTRIPE)
+	$(LOCALSTRIPE)/bin/python -m pip install --quiet 'localstripe==1.15.10'
+	touch $(LOCALSTRIPE)/.installed
+
+localstripe-deps: $(LOCALSTRIPE)/.installed
 
 # Debian's chromium for the browser tests (Playwright drives it; it downloads no browser).
 browser-deps:
@@ -45,7 +55,7 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 # The whole suite twice: embedded, then on PostgreSQL + Redis (scripts/test-suites).
-test: $(STAMP) browser-deps interop-deps lint typecheck
+test: $(STAMP) browser-deps interop-deps localstripe-deps lint typecheck
 	scripts/test-suites
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml

@@ -15,8 +15,18 @@ from billportal.services import api_keys, sso
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing, LineInput
 from billportal.services.passwords import hash_password
+from billportal.services.payments import Payments
 from billportal.storage import companies
-from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, NewApiKey, Payment
+from billportal.storage.records import (
+    Company,
+    CreditNote,
+    Customer,
+    Estimate,
+    Invoice,
+    NewApiKey,
+    Payment,
+    PaymentSettings,
+)
 from billportal.storage.store import Store
 
 LINES = (LineInput("Rocket skates", "2", 12500), LineInput("Giant magnet", "1", 9900, tax=990))
@@ -137,3 +147,8 @@ async def api_key(
 ) -> NewApiKey:
     """An API key of the company (its plaintext is in the answer), with every scope unless told."""
     return await api_keys.create(store, company, name, CLI, now, scopes=scopes)
+
+
+async def payment_settings(store: Store, company: Company, *, now: int, **values: Any) -> PaymentSettings:
+    """A company's online payment settings, changed as its admins change them (``gateway="test", test_mode=True``)."""
+    return await Payments(store).configure(company, values, CLI, now=now)

@@ -142,6 +142,8 @@ class Payment(TypedDict):
     amount: int
     applications: list[PaymentApplication]
     unapplied: int
+    method_detail: str
+    gateway_payment_id: str | None
     created_at: int
     updated_at: int
 

@@ -16,6 +16,7 @@ from billportal.portal.views import today_in
 from billportal.services import companies, sso
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing, Books, LineInput, estimate_version
+from billportal.services.payments import Payments
 from billportal.sso import keys as sso_keys
 from billportal.storage import open_store
 from billportal.storage.store import Store
@@ -97,6 +98,9 @@ async def seed(store: Store, now: int) -> str:
     assert company is not None
     profile = {"time_zone": "America/Denver", "payment_instructions": _PAYMENT_INSTRUCTIONS}
     await companies.update_profile(store, company, profile, CLI, now)
+    # Customers try paying by card with the built-in test gateway (4242 4242 4242 4242): nobody is charged.
+    online = {"gateway": "test", "test_mode": True, "allow_partial": True, "allow_saved_methods": True}
+    await Payments(store).configure(company, online, CLI, now=now)
     billing = Billing(store)
     today = dt.date.fromisoformat(today_in(replace(company, time_zone=profile["time_zone"]), now))
     numbers = _Numbers()

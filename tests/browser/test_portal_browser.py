@@ -112,7 +112,7 @@ def test_a_customers_journey_through_the_portal(live_server: LiveServer, page: P
     expect(page.get_by_role("heading", level=1)).to_contain_text("Credit note")
     screenshot(page, "portal-credit-note")
     nav(page, "Pay")
-    expect(page.get_by_role("heading", name="How to pay")).to_be_visible()
+    expect(page.get_by_role("heading", name="Other ways to pay")).to_be_visible()
     expect(page.get_by_text("First Desert Bank")).to_be_visible()
     screenshot(page, "portal-pay")
 

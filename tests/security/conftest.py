@@ -25,6 +25,8 @@ from starlette.testclient import TestClient
 
 from billportal.app import build_app, portal_router
 from billportal.services.billing import LineInput
+from billportal.services.gateways import CardEntry
+from billportal.services.payments import Payments, PayPlan
 from billportal.storage import schema as t
 from billportal.storage.store import Store
 from billportal.web.context import Context
@@ -162,10 +164,18 @@ PUBLIC_ROUTES = {
     ("GET", "/theme.css"): "the company's accent colour, public by design",
     ("MOUNT", "/static"): "the stylesheet",
     ("GET", "/favicon.ico"): "the icon browsers ask for, the same for everyone",
+    ("POST", "/webhooks/{gateway:str}"): "a payment gateway's events: each signature verified (test_stripe.py)",
 }
 # A route's {document_id} names a document of the kind its first path segment says.
-DOCUMENT_KINDS = {"invoices": "invoice", "payments": "payment", "credit-notes": "credit_note", "estimates": "estimate"}
-KNOWN_PARAMETERS = {"document_id"}
+DOCUMENT_KINDS = {
+    "invoices": "invoice",
+    "payments": "payment",
+    "credit-notes": "credit_note",
+    "estimates": "estimate",
+    "pay": "payment_attempt",  # /pay/{token}: what became of a payment made online
+    "payment-methods": "payment_method",  # a saved card
+}
+KNOWN_PARAMETERS = {"document_id", "token", "method_id"}
 
 
 def portal_routes(world: World) -> list[tuple[str, str]]:
@@ -191,23 +201,23 @@ def kind_of(path: str) -> str:
 
 
 def fill(path: str, document_id: int | str) -> str:
-    return re.sub(r"\{document_id(:int)?\}", str(document_id), path)
+    return re.sub(r"\{(document_id|token|method_id)(:\w+)?\}", str(document_id), path)
 
 
 @dataclass
 class Documents:
     """One document of each kind for acme's customer 1234 (mine), 1235 (neighbour), and globex's 1234."""
 
-    mine: dict[str, int]
-    neighbour: dict[str, int]
-    other_company: dict[str, int]
+    mine: dict[str, int | str]
+    neighbour: dict[str, int | str]
+    other_company: dict[str, int | str]
 
 
-def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> dict[str, int]:
+def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> dict[str, int | str]:
     store, now = world.store, world.clock.now
     lines = [LineInput(f"{tag} widget", "1", 10000)]
 
-    async def go() -> dict[str, int]:
+    async def go() -> dict[str, int | str]:
         invoice = await factories.invoice(
             store,
             company_id,
@@ -241,7 +251,26 @@ def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> di
             lines=lines,
             now=now,
         )
-        return {"invoice": invoice.id, "payment": payment.id, "credit_note": credit_note.id, "estimate": estimate.id}
+        # A saved card, and 10.00 of the invoice paid online with it (the result page names the invoice).
+        company = next(c for c in (world.acme, world.globex) if c.id == company_id)
+        online = Payments(store)
+        settings = await factories.payment_settings(
+            store, company, gateway="test", test_mode=True, allow_autopay=True, now=now
+        )
+        card = await online.add_method(settings, customer_id, CardEntry("4242424242424242", 12, 2099, "123"), now=now)
+        await online.add_method(settings, customer_id, CardEntry("5555555555554444", 1, 2098, "123"), now=now)
+        plan = PayPlan(1000, "USD", ((invoice.id, 1000),))
+        attempt = await online.pay(
+            company, settings, customer_id, token=f"{tag}-attempt-token-0123456789", plan=plan, method=card.id, now=now
+        )
+        return {
+            "invoice": invoice.id,
+            "payment": payment.id,
+            "credit_note": credit_note.id,
+            "estimate": estimate.id,
+            "payment_method": card.id,
+            "payment_attempt": attempt.token,
+        }
 
     return run(go())
 

@@ -75,6 +75,8 @@ TYPED = {
     "confirm_password": NEW_PASSWORD,
     "grace": "1h",
     "name": "Security suite key",
+    "secret_key": "sk_test_security_suite",
+    "webhook_secret": "whsec_security_suite",
 }
 # Text only the globex side of the world contains: its name, its admin, its customers, its log and keys.
 GLOBEX_MARKERS = ("Globex", "globex", "OTHERCO", HANK, "Hank Scorpio", "Homer Simpson", GLOBEX_KEY)

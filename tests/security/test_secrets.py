@@ -23,7 +23,10 @@ from starlette.testclient import TestClient
 from billportal.app import build_app
 from billportal.cli import main
 from billportal.core.config import Settings
-from billportal.core.crypto import SealError, master_key_id
+from billportal.core.crypto import Sealed, SealError, master_key_id
+from billportal.services.audit import CLI
+from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
+from billportal.services.payments import Payments
 from billportal.storage import open_store
 from billportal.storage import schema as t
 from billportal.storage.store import Store
@@ -118,7 +121,12 @@ def test_master_key_rotation_loses_no_key(
     status, out, err = billportal(capsys, "master-key", "reencrypt")
     assert (status, err) == (0, "")
     result = json.loads(out)
-    assert result == {"resealed": 3, "already_current": 0, "master_key_id": master_key_id(NEW_MASTER)}
+    assert result == {
+        "resealed": 3,
+        "already_current": 0,
+        "master_key_id": master_key_id(NEW_MASTER),
+        "gateway_secrets_resealed": 0,
+    }
     assert set(sealed_by(data)) == {master_key_id(NEW_MASTER)}
 
     # The old master key is no longer needed, and no longer enough.
@@ -321,3 +329,30 @@ def test_help_says_how_to_keep_secrets_out_of_the_process_list(
     assert "'-' reads it from stdin" in text
     assert "'env:NAME'" in text
     assert "process list (ps)" in text
+
+
+def test_master_key_rotation_reseals_payment_gateway_secrets(
+    two_companies: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = two_companies
+    store = open_with(data, OLD_MASTER)
+    company = run(store.company("acme"))
+    assert company is not None
+    online = {"gateway": "stripe", "publishable_key": "pk_test_1"}
+    run(Payments(store).configure(company, online, CLI, now=1, secret_key="sk_test_A", webhook_secret="whsec_B"))
+    store.close()
+
+    use_master(monkeypatch, NEW_MASTER, OLD_MASTER)
+    status, out, err = billportal(capsys, "master-key", "reencrypt")
+    assert (status, err) == (0, "")
+    assert json.loads(out)["gateway_secrets_resealed"] == 2
+    store = open_with(data, NEW_MASTER)  # the old master key is no longer needed
+    try:
+        settings = run(Payments(store).settings(company.id))
+        opened = [
+            store.master_keys.unseal(Sealed.from_text(text), GATEWAY_SEAL_PURPOSE, company.id)
+            for text in (settings.secret_key_sealed, settings.webhook_secret_sealed)
+        ]
+    finally:
+        store.close()
+    assert opened == [b"sk_test_A", b"whsec_B"]

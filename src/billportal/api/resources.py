@@ -264,6 +264,10 @@ PAYMENT: Final = Shape(
             update=False,
         ),
         read_only("unapplied", {"type": "integer", "minimum": 0}, "What is not applied to any invoice."),
+        read_only("method_detail", text(64), 'A payment taken online: the card it came from ("Visa ending 4242").'),
+        read_only(
+            "gateway_payment_id", nullable(text(255)), "A payment taken online: the payment gateway's id for it."
+        ),
         *_timestamps(),
     ),
 )

@@ -35,6 +35,7 @@ async def reencrypt_command(args: argparse.Namespace, store: Store, settings: Se
             "resealed": result.resealed,
             "already_current": result.already_current,
             "master_key_id": result.master_key_id,
+            "gateway_secrets_resealed": result.gateway_secrets_resealed,
         }
     )
     return 0

@@ -82,6 +82,7 @@ class Sudo:
 
     why: str  # "Revealing the SSO key": "... needs your password again"
     button: str  # "Confirm and reveal"
+    secret_fields: tuple[str, ...] = ()  # never written back into the password page: typed again after it
 
 
 class _Guarded(Protocol):
@@ -234,7 +235,11 @@ class AdminAuth:
             sudo=sudo,
             error=mistake,
             action=request.url.path,
-            replay={name: value for name, value in form.items() if name not in ("csrf_token", "password")},
+            replay={
+                name: value
+                for name, value in form.items()
+                if name not in ("csrf_token", "password", *sudo.secret_fields)
+            },
         )
 
     def _page(self, visit: AdminVisit, template: str, *, status_code: int = 200, **context: Any) -> Response:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from billportal import _links
+from billportal.core.errors import Refused
 from billportal.dashboard import shown_once
 from billportal.dashboard.auth import AdminAuth, AdminVisit, Sudo, admin
 from billportal.dashboard.forms import (
@@ -36,12 +37,17 @@ from billportal.web.templates import NO_STORE, render
 
 SSO: Final = "/settings/developers/sso"
 API_KEYS: Final = "/settings/developers/api-keys"
+PAYMENTS: Final = "/settings/payments"
+PAYMENT_SWITCHES: Final = ("test_mode", "allow_partial", "allow_saved_methods", "allow_autopay")
+GATEWAY_NAMES: Final = {"none": "None (customers pay offline)", "test": "Built-in test gateway", "stripe": "Stripe"}
 LOG_PAGE: Final = 50
 AUDIT_PAGE: Final = 50
 TEST_LINK_SECONDS: Final = 300
 DEFAULT_TEST_ISSUER: Final = "billportal dashboard"
 
 _NOTICES: Final = {
+    "payments_saved": "The payment settings are saved.",
+    "payment_secrets_saved": "The secrets are sealed and stored. They are never shown again.",
     "rotated": "The new key is active. Reveal it and deploy it to your backend before the old key's grace period ends.",
     "revoked": "The key is revoked: links signed with it are refused from now on.",
     "enabled": "Single sign-on is on.",
@@ -566,6 +572,62 @@ class Dashboard:
         if await api_keys.revoke(store, company, key.id, visit.actor, self.context.clock()) is None:
             return error_page(404, NO_API_KEY)  # revoked meanwhile, in another tab or by the CLI
         return self._done("api_key_revoked", API_KEYS)
+
+    # -- payments ------------------------------------------------------------------------------------
+
+    @admin()
+    async def payments(self, request: Request, visit: AdminVisit, company: Company) -> Response:
+        """How customers pay online: the gateway (its secrets never shown), test mode, what customers may do."""
+        return await self._payments_page(request, visit, company, {})
+
+    async def _payments_page(
+        self, request: Request, visit: AdminVisit, company: Company, errors: dict[str, str], status_code: int = 200
+    ) -> Response:
+        settings = await self.context.payments.settings(company.id)
+        return self._page(
+            request,
+            visit,
+            "dashboard/payments.html",
+            status_code=status_code,
+            title="Payments",
+            section="payments",
+            settings=settings,
+            gateways=GATEWAY_NAMES,
+            gateway_name=GATEWAY_NAMES.get(settings.gateway, settings.gateway),
+            errors=errors,
+            base_domain=self.context.settings.base_domain,
+        )
+
+    @admin(form=True)
+    async def save_payments(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+        """The gateway and what customers may do (the secrets have a form of their own, behind sudo)."""
+        values: dict[str, Any] = {name: form.get(name) == "on" for name in PAYMENT_SWITCHES}
+        texts = ("gateway", "autopay_retry_days", "publishable_key", "api_base")
+        values.update({name: form.text(name, 300).strip() for name in texts if name in form})
+        if not values.get("gateway"):
+            values.pop("gateway", None)  # no choice sent: the gateway stays as it is
+        try:
+            await self.context.payments.configure(company, values, visit.actor, now=self.context.clock())
+        except Refused as refused:
+            return await self._payments_page(
+                request, visit, company, {refused.field or "gateway": refused.message}, 400
+            )
+        return self._done("payments_saved", PAYMENTS)
+
+    @admin(
+        form=True,
+        sudo=Sudo("Changing the payment gateway's secret keys", "Confirm", ("secret_key", "webhook_secret")),
+    )
+    async def save_payment_secrets(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+        """The gateway's secret key and webhook signing secret: sealed at once, never shown again."""
+        secret_key = form.text("secret_key", 500).strip() or None
+        webhook_secret = form.text("webhook_secret", 500).strip() or None
+        if secret_key is None and webhook_secret is None:  # none typed, or the password was asked for first
+            return await self._payments_page(request, visit, company, {"secret_key": "Enter a secret to store."}, 400)
+        await self.context.payments.configure(
+            company, {}, visit.actor, now=self.context.clock(), secret_key=secret_key, webhook_secret=webhook_secret
+        )
+        return self._done("payment_secrets_saved", PAYMENTS)
 
     # -- audit trail --------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Final
 
 from billportal.core import countries
 from billportal.core.bounds import TAX_ID
+from billportal.services.gateways import CardEntry
 
 # Bidirectional overrides and isolates could make saved text read differently from what it is.
 _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -134,3 +135,31 @@ def check_billing_info(form: Mapping[str, str]) -> tuple[dict[str, str], dict[st
         else:
             values["state"] = code
     return values, errors
+
+
+# -- paying by card (the built-in test gateway's form: card numbers are never kept, echoed or logged)
+
+_CARD_EXPIRY: Final = re.compile(r"(0[1-9]|1[0-2])\s*/\s*([0-9]{2})")
+CARD_FIELDS: Final = ("card_number", "card_expiry", "card_cvc")
+
+
+def check_card(form: Mapping[str, str], today: str) -> tuple[CardEntry | None, dict[str, str]]:
+    """The card typed into the form, or what is wrong with each field (``today`` is YYYY-MM-DD)."""
+    errors: dict[str, str] = {}
+    number = "".join(ch for ch in form.get("card_number", "")[:40] if ch not in " -")
+    if not (number.isascii() and number.isdigit() and 12 <= len(number) <= 19):
+        errors["card_number"] = "Enter the 12 to 19 digits of the card number."
+    expiry = _CARD_EXPIRY.fullmatch(form.get("card_expiry", "")[:16].strip())
+    month = year = 0
+    if expiry is None:
+        errors["card_expiry"] = "Enter the expiry date as MM / YY."
+    else:
+        month, year = int(expiry[1]), 2000 + int(expiry[2])
+        if (year, month) < (int(today[:4]), int(today[5:7])):
+            errors["card_expiry"] = "This card has expired."
+    cvc = form.get("card_cvc", "")[:8].strip()
+    if not (cvc.isascii() and cvc.isdigit() and 3 <= len(cvc) <= 4):
+        errors["card_cvc"] = "Enter the 3 or 4 digit security code from the back of the card."
+    if errors:
+        return None, errors
+    return CardEntry(number, month, year, cvc), {}

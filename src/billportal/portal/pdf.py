@@ -245,7 +245,7 @@ def invoice_pdf(
     if payments or credit_notes:
         doc.heading("Payments and credits applied")
         rows = [
-            [human_date(p.received_on), f"Payment {p.number}", method_label(p.method), money(applied)]
+            [human_date(p.received_on), f"Payment {p.number}", method_label(p.method, p.method_detail), money(applied)]
             for p, applied in payments
         ]
         rows += [[human_date(n.issued_on), f"Credit note {n.number}", "", money(n.total)] for n in credit_notes]
@@ -302,7 +302,7 @@ def receipt_pdf(company: Company, customer: Customer, payment: Payment) -> bytes
     facts = [
         ("Receipt", payment.number),
         ("Received", human_date(payment.received_on)),
-        ("Method", method_label(payment.method)),
+        ("Method", method_label(payment.method, payment.method_detail)),
     ]
     if payment.reference:
         facts.append(("Reference", payment.reference))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
@@ -11,15 +12,18 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from billportal.core import countries
 from billportal.core.clock import local_date
+from billportal.core.errors import Refused
+from billportal.core.money import parse_money
 from billportal.portal.forms import (
     APPROVER_FIELD,
     BILLING_INFO_FIELDS,
     DECLINE_REASON_FIELD,
     check_billing_info,
+    check_card,
     clean_text,
 )
 from billportal.portal.labels import (
@@ -31,6 +35,8 @@ from billportal.portal.labels import (
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
 from billportal.services.billing import Answer, estimate_version
+from billportal.services.gateways import STRIPE_JS, GatewayToken, NewMethod
+from billportal.services.payments import AutoPay, PayPlan, new_attempt_token, plan_for
 from billportal.services.statements import (
     BalanceForwardStatement,
     Month,
@@ -39,11 +45,20 @@ from billportal.services.statements import (
     method_label,
 )
 from billportal.storage.documents import Scope
-from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, Payment, Session
+from billportal.storage.records import (
+    Company,
+    CreditNote,
+    Customer,
+    Estimate,
+    Invoice,
+    Payment,
+    PaymentSettings,
+    Session,
+)
 from billportal.web import sessions
 from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
-from billportal.web.forms import Form, UnreadableForm, read_form
+from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
 from billportal.web.guards import Guard, declare
 from billportal.web.security import content_security_policy
 from billportal.web.templates import NO_STORE, render
@@ -60,6 +75,17 @@ _ANSWER_NOTICES: Final = {
     ("approve", Answer.CLOSED): "This estimate can no longer be approved.",
     ("decline", Answer.CHANGED): "This estimate changed; review it again.",
     ("decline", Answer.CLOSED): "This estimate can no longer be declined.",
+}
+MAX_PAYABLE: Final = 50  # open invoices offered on the pay page
+MAX_WEBHOOK_BYTES: Final = 256 * 1024
+_ATTEMPT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{20,64}")
+_GATEWAY_TOKEN: Final = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+_METHOD_NOTICES: Final = {
+    "added": "Your card is saved. It was not charged.",
+    "default": "Your default card is changed.",
+    "removed": "The card is removed.",
+    "autopay_on": "AutoPay is on: open invoices are charged to your default card on their due date.",
+    "autopay_off": "AutoPay is off.",
 }
 _STATUS_FILTERS: Final = {
     "all": (),
@@ -114,7 +140,7 @@ def customer(page_id: str) -> Callable[[CustomerView], PortalView]:
 
 
 def customer_form(
-    page_id: str,
+    page_id: str, *, max_fields: int = MAX_FORM_FIELDS
 ) -> Callable[[Callable[[Portal, Request, Visit, Form], Awaitable[Response]]], PortalView]:
     """As :func:`customer`, for a posted form: it is read (size-capped) and its CSRF token checked first."""
 
@@ -125,7 +151,7 @@ def customer_form(
             if not isinstance(visit, Visit):
                 return visit
             try:
-                form = await read_form(request)
+                form = await read_form(request, max_fields=max_fields)
             except UnreadableForm as refused:
                 return error_page(refused.status, refused.message)
             if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
@@ -155,6 +181,21 @@ def _document_id(request: Request) -> int:
     return document_id
 
 
+def _new_card(form: Form, today: str) -> tuple[NewMethod | None, dict[str, str]]:
+    """A new card: the PaymentMethod id the gateway's script made, or the test gateway's typed card."""
+    if "payment_method" in form:  # made by the gateway's own script in the browser: no card number here
+        token = form.text("payment_method", 300)
+        if _GATEWAY_TOKEN.fullmatch(token):
+            return GatewayToken(token), {}
+        return None, {"form": "Enter your card details."}
+    return check_card(form, today)
+
+
+def _to_attempt(token: str) -> Response:
+    """To the answer of a payment attempt (a reload there shows it again; it never pays again)."""
+    return RedirectResponse(f"/pay/{token}", status_code=303, headers=dict(NO_STORE))
+
+
 def pdf_response(content: bytes, filename: str) -> Response:
     """A PDF download that no cache keeps."""
     headers = dict(NO_STORE)
@@ -162,13 +203,27 @@ def pdf_response(content: bytes, filename: str) -> Response:
     return Response(content, media_type="application/pdf", headers=headers)
 
 
-def page_headers(company: Company) -> dict[str, str]:
+def page_headers(company: Company, gateway_urls: tuple[str, ...] = ()) -> dict[str, str]:
     headers = dict(NO_STORE)
     headers["Content-Security-Policy"] = content_security_policy(
         form_targets=[company.sign_out_url] if company.sign_out_url else [],
         frame_ancestors=company.frame_ancestors,
+        gateway_urls=gateway_urls,
     )
     return headers
+
+
+def gateway_script(settings: PaymentSettings) -> tuple[str, tuple[str, ...]]:
+    """Stripe's script for a company that takes cards through Stripe, and the origins its page needs ("": none).
+
+    A local stand-in (``api_base``, such as localstripe) serves the script and the API itself.
+    """
+    if settings.gateway != "stripe" or not settings.publishable_key:
+        return "", ()
+    if settings.api_base:
+        base = settings.api_base.rstrip("/")
+        return f"{base}/js.stripe.com/v3/", (base,)
+    return STRIPE_JS, (STRIPE_JS, "https://api.stripe.com", "https://m.stripe.network")
 
 
 def pdf() -> ModuleType:
@@ -184,6 +239,8 @@ class Portal:
     def __init__(self, context: Context) -> None:
         self.context = context
         self.billing = context.billing
+        self.online_payments = context.payments
+        self.autopay = AutoPay(context.store)
 
     async def visit(self, request: Request, page_id: str) -> Visit | Response:
         """The signed-in visit, or the answer for a visitor who is not signed in."""
@@ -220,11 +277,13 @@ class Portal:
         headers["Set-Cookie"] = clear
         return render("portal/sign_in_needed.html", status_code=401, headers=headers, company=company)
 
-    def _page(self, visit: Visit, template: str, status_code: int = 200, **context: Any) -> Response:
+    def _page(
+        self, visit: Visit, template: str, status_code: int = 200, gateway_urls: tuple[str, ...] = (), **context: Any
+    ) -> Response:
         return render(
             template,
             status_code=status_code,
-            headers=page_headers(visit.company),
+            headers=page_headers(visit.company, gateway_urls),
             company=visit.company,
             customer=visit.customer,
             address=address_lines(visit.customer),
@@ -281,12 +340,227 @@ class Portal:
 
     @customer("pay")
     async def pay(self, _request: Request, visit: Visit) -> Response:
+        return await self._pay_page(visit, {"what": "balance"})
+
+    async def _pay_page(
+        self, visit: Visit, values: Mapping[str, str], errors: Mapping[str, str] | None = None, status_code: int = 200
+    ) -> Response:
+        """The pay page: what is owed and, where the company takes cards, the form (with a new one-time token)."""
         today = self._today(visit)
-        customer = visit.customer
+        company, customer = visit.company, visit.customer
         statement = await self.billing.open_item_statement(
-            visit.company.id, customer.id, customer.currency, Month.of(today), today=today
+            company.id, customer.id, customer.currency, Month.of(today), today=today
         )
-        return self._page(visit, "portal/pay.html", page="pay", statement=statement, today=today)
+        settings = await self.online_payments.settings(company.id)
+        saved = []
+        if settings.online and settings.allow_saved_methods:
+            saved = await self.online_payments.methods(company.id, customer.id)
+        if "method" not in values:  # the default card is offered first (the default comes first)
+            values = {**values, "method": f"saved-{saved[0].id}" if saved else "new"}
+        return self._page(
+            visit,
+            "portal/pay.html",
+            status_code=status_code,
+            page="pay",
+            statement=statement,
+            today=today,
+            settings=settings,
+            invoices=statement.invoices[:MAX_PAYABLE],
+            saved=saved,
+            values=values,
+            errors=errors or {},
+            attempt_token=new_attempt_token(),
+            card_required=False,  # a saved card may be chosen instead
+            gateway_js=gateway_script(settings)[0],
+            gateway_urls=gateway_script(settings)[1],
+        )
+
+    @customer_form("pay", max_fields=MAX_PAYABLE + 16)
+    async def pay_submit(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """Pay by card: at most once per form (its one-time token), whatever is clicked or resent."""
+        company, customer = visit.company, visit.customer
+        token = form.text("attempt", 80)
+        if not _ATTEMPT_TOKEN.fullmatch(token):
+            return error_page(400, EXPIRED_FORM)
+        payments = self.online_payments
+        if await payments.answer(company.id, customer.id, token) is not None:
+            return _to_attempt(token)  # sent before: its answer (once it has one), never a second charge
+        settings = await payments.settings(company.id)
+        values = {name: form.text(name, 64) for name in ("what", "method", "amount")}
+        values.update({name: "1" for name in form if name.startswith("invoice_") and form[name] == "1"})
+        try:
+            plan = await self._plan(visit, settings, form)
+        except Refused as refused:
+            return await self._pay_refused(visit, token, values, {refused.field or "form": refused.message})
+        method, card_errors = self._method(visit, form)
+        if method is None:
+            return await self._pay_refused(visit, token, values, card_errors)
+        try:
+            await payments.pay(
+                company, settings, customer.id, token=token, plan=plan, method=method, now=self.context.clock()
+            )
+        except Refused as refused:
+            return await self._pay_refused(visit, token, values, {refused.field or "form": refused.message})
+        return _to_attempt(token)
+
+    async def _pay_refused(
+        self, visit: Visit, token: str, values: Mapping[str, str], errors: Mapping[str, str]
+    ) -> Response:
+        """The form again with what is wrong; unless the same form was sent meanwhile, and paid what it asked."""
+        if await self.online_payments.answer(visit.company.id, visit.customer.id, token) is not None:
+            return _to_attempt(token)
+        return await self._pay_page(visit, values, errors, 400)
+
+    def _method(self, visit: Visit, form: Form) -> tuple[NewMethod | int | None, dict[str, str]]:
+        """The saved card chosen (its id), or the new card typed; or what is wrong with the card's fields."""
+        chosen = form.text("method", 32)
+        number = chosen.removeprefix("saved-")
+        if number != chosen and number.isascii() and number.isdigit():
+            return int(number), {}
+        return _new_card(form, self._today(visit))
+
+    async def _plan(self, visit: Visit, settings: PaymentSettings, form: Form) -> PayPlan:
+        """What the form asks to pay: the whole balance, chosen invoices, or an amount (if the company allows)."""
+        if not settings.online:
+            raise Refused("payments_off", "Paying online is not available here.")
+        currency = visit.customer.currency
+        invoices, _ = await self.billing.invoices(visit.scope, statuses=("open",), limit=MAX_PAYABLE)
+        what = form.get("what", "balance")
+        if what == "invoices":
+            chosen = [
+                int(name[8:])
+                for name, value in form.items()
+                if name.startswith("invoice_")
+                and value == "1"
+                and name[8:].isascii()
+                and name[8:].isdigit()
+                and len(name) < 24
+            ]
+            return plan_for(invoices, currency, chosen=chosen)
+        if what == "amount":
+            if not settings.allow_partial:
+                raise Refused("partial_not_allowed", "Pay whole invoices: part payments are not taken here.", "what")
+            try:
+                amount = parse_money(form.text("amount", 32), currency)
+            except ValueError:
+                raise Refused("invalid_amount", "Enter an amount such as 25.00.", "amount") from None
+            return plan_for(invoices, currency, amount=amount)
+        if what != "balance":
+            raise Refused("invalid_choice", "Choose what to pay.", "what")
+        return plan_for(invoices, currency)
+
+    @customer("pay")
+    async def pay_attempt(self, request: Request, visit: Visit) -> Response:
+        """What became of a payment: paid (with the new balance), declined, or still being processed."""
+        token = request.path_params["token"]
+        attempt = None
+        if _ATTEMPT_TOKEN.fullmatch(token):
+            attempt = await self.online_payments.attempt(visit.company.id, visit.customer.id, token)
+        if attempt is None:
+            return error_page(404)
+        customer, today = visit.customer, self._today(visit)
+        balance = await self.billing.account_balance(visit.company.id, customer.id, customer.currency, today=today)
+        payment = None
+        if attempt.payment_id is not None:
+            payment = await self.billing.get("payment", visit.scope, attempt.payment_id)
+        settings = await self.online_payments.settings(visit.company.id)
+        return self._page(
+            visit,
+            "portal/pay_result.html",
+            page="pay",
+            attempt=attempt,
+            payment=payment,
+            balance=balance,
+            settings=settings,
+        )
+
+    async def webhook(self, request: Request) -> Response:
+        """A gateway's event, at ``https://{company host}/webhooks/stripe``: no session; its signature is checked."""
+        company = await company_for(request, self.context)
+        if company is None:
+            return error_page(404)
+        settings = await self.online_payments.settings(company.id)
+        if settings.gateway != request.path_params["gateway"]:
+            return error_page(404)
+        declared = request.headers.get("content-length", "")
+        if not declared.isascii() or not declared.isdigit() or int(declared) > MAX_WEBHOOK_BYTES:
+            return JSONResponse({"error": "too large"}, status_code=413)
+        payload = await request.body()
+        signature = request.headers.get("stripe-signature", "")[:2000]
+        if not await self.online_payments.webhook(company, settings, payload, signature, now=self.context.clock()):
+            return JSONResponse({"error": "signature"}, status_code=400)
+        return JSONResponse({"received": True})
+
+    # -- saved payment methods ----------------------------------------------------------
+
+    async def _methods_page(
+        self, visit: Visit, errors: Mapping[str, str] | None = None, notice: str = "", status_code: int = 200
+    ) -> Response:
+        settings = await self.online_payments.settings(visit.company.id)
+        saved = await self.online_payments.methods(visit.company.id, visit.customer.id)
+        autopay, failures = False, []
+        if settings.online and settings.allow_autopay:
+            autopay = await self.autopay.enrolled(visit.company.id, visit.customer.id)
+            failures = (await self.autopay.failures(visit.company.id, visit.customer.id))[:5]
+        return self._page(
+            visit,
+            "portal/payment_methods.html",
+            autopay=autopay,
+            autopay_failures=failures,
+            status_code=status_code,
+            page="payment_methods",
+            settings=settings,
+            saved=saved,
+            errors=errors or {},
+            notice=notice,
+            card_required=True,
+            gateway_js=gateway_script(settings)[0],
+            gateway_urls=gateway_script(settings)[1],
+        )
+
+    @customer("add_payment_method")
+    async def payment_methods(self, request: Request, visit: Visit) -> Response:
+        notice = _METHOD_NOTICES.get(request.query_params.get("done", ""), "")
+        return await self._methods_page(visit, notice=notice)
+
+    @customer_form("add_payment_method")
+    async def add_payment_method(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """Save a card for later: set up at the gateway, not charged."""
+        settings = await self.online_payments.settings(visit.company.id)
+        card, errors = _new_card(form, self._today(visit))
+        if card is None:
+            return await self._methods_page(visit, errors, status_code=400)
+        try:
+            await self.online_payments.add_method(settings, visit.customer.id, card, now=self.context.clock())
+        except Refused as refused:
+            return await self._methods_page(visit, {refused.field or "form": refused.message}, status_code=400)
+        return RedirectResponse("/payment-methods?done=added", status_code=303, headers=dict(NO_STORE))
+
+    @customer_form("add_payment_method")
+    async def set_autopay(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """Turn AutoPay on or off: open invoices are charged to the default card on their due date."""
+        settings = await self.online_payments.settings(visit.company.id)
+        on = form.get("autopay") == "on"
+        try:
+            await self.autopay.set(settings, visit.customer.id, on=on, now=self.context.clock())
+        except Refused as refused:
+            return await self._methods_page(visit, {"form": refused.message}, status_code=400)
+        done = "autopay_on" if on else "autopay_off"
+        return RedirectResponse(f"/payment-methods?done={done}", status_code=303, headers=dict(NO_STORE))
+
+    @customer_form("add_payment_method")
+    async def default_payment_method(self, request: Request, visit: Visit, _form: Form) -> Response:
+        method_id: int = request.path_params["method_id"]
+        if not await self.online_payments.make_default(visit.company.id, visit.customer.id, method_id):
+            return error_page(404)
+        return RedirectResponse("/payment-methods?done=default", status_code=303, headers=dict(NO_STORE))
+
+    @customer_form("add_payment_method")
+    async def remove_payment_method(self, request: Request, visit: Visit, _form: Form) -> Response:
+        method_id: int = request.path_params["method_id"]
+        if not await self.online_payments.remove_method(visit.company.id, visit.customer.id, method_id):
+            return error_page(404)
+        return RedirectResponse("/payment-methods?done=removed", status_code=303, headers=dict(NO_STORE))
 
     # -- invoices ----------------------------------------------------------------------
 

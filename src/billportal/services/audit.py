@@ -49,6 +49,7 @@ ACTIONS: Final[dict[str, str]] = {
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
     "company.updated": "Company settings changed",
+    "payments.configured": "Online payment settings changed",
 }
 
 

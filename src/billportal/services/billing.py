@@ -511,6 +511,8 @@ class Books:
             "method": values["method"],
             "reference": values.get("reference", ""),
             "amount": amount,
+            "method_detail": values.get("method_detail", ""),
+            "gateway_payment_id": values.get("gateway_payment_id"),
             "created_at": self.now,
             "updated_at": self.now,
         }

@@ -1,9 +1,9 @@
-"""Master key rotation: every SSO key re-sealed under the current master key.
+"""Master key rotation: every SSO key (and payment gateway secret) re-sealed under the current master key.
 
 The master key (``BILLPORTAL_MASTER_KEY``) seals secrets at rest; it is not an
 SSO key and not an API key. After a new master key is set, with the old one in
 ``BILLPORTAL_PREVIOUS_MASTER_KEYS``, ``billportal master-key reencrypt`` re-seals
-every stored SSO key under the new one, so that the old one can be dropped.
+every stored SSO key and gateway secret under the new one, so that the old one can be dropped.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from billportal.core.crypto import SealError
+from billportal.core.crypto import Sealed, SealError
+from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
 from billportal.storage import companies
+from billportal.storage import payments as stored_payments
 from billportal.storage.store import Store
 
 
@@ -24,6 +26,7 @@ class Reencrypted:
     resealed: int
     already_current: int
     master_key_id: str
+    gateway_secrets_resealed: int = 0
 
 
 async def reencrypt_sso_keys(store: Store) -> Reencrypted:
@@ -42,7 +45,20 @@ async def reencrypt_sso_keys(store: Store) -> Reencrypted:
             secret = master_keys.unseal(sealed, companies.SSO_KEY_PURPOSE, company_id)
             resealed = master_keys.seal(secret, companies.SSO_KEY_PURPOSE, company_id)
             companies.reseal_sso_key(conn, key_id, sealed, resealed)
-        return Reencrypted(resealed=len(stale), already_current=len(keys) - len(stale), master_key_id=current)
+        gateway_secrets = 0
+        for company_id, column, text in stored_payments.sealed_secrets(conn):
+            old = Sealed.from_text(text)
+            if old.master_key_id != current:
+                secret = master_keys.unseal(old, GATEWAY_SEAL_PURPOSE, company_id)
+                new = master_keys.seal(secret, GATEWAY_SEAL_PURPOSE, company_id)
+                stored_payments.reseal_secret(conn, company_id, column, text, new.as_text())
+                gateway_secrets += 1
+        return Reencrypted(
+            resealed=len(stale),
+            already_current=len(keys) - len(stale),
+            master_key_id=current,
+            gateway_secrets_resealed=gateway_secrets,
+        )
 
     result = await store.write(change)
     if store.company_cache is not None:

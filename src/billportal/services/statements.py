@@ -154,9 +154,9 @@ _METHODS = {
 }
 
 
-def method_label(method: str) -> str:
-    """How a payment method reads to a customer."""
-    return _METHODS.get(method, method.replace("_", " ").capitalize())
+def method_label(method: str, detail: str = "") -> str:
+    """How a payment method reads to a customer: a payment taken online names its card ("Visa ending 4242")."""
+    return detail or _METHODS.get(method, method.replace("_", " ").capitalize())
 
 
 def _entries(ledger: Ledger, until: str) -> list[StatementLine]:

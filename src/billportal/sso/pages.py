@@ -7,8 +7,7 @@ from typing import Final
 DEFAULT_PAGE: Final = "my_account"
 
 # page id -> path in the portal. Only these fixed paths are ever used: no URL
-# from the request is followed. add_payment_method needs a card gateway, which
-# billportal does not have yet: it lands on My Account, as does an unknown id.
+# from the request is followed; an unknown id lands on My Account.
 PAGE_PATHS: Final[dict[str, str]] = {
     "my_account": "/",
     "invoices": "/invoices",
@@ -18,7 +17,7 @@ PAGE_PATHS: Final[dict[str, str]] = {
     "balance_forward_statement": "/statements/balance-forward",
     "open_item_statement": "/statements/open-item",
     "pay": "/pay",
-    "add_payment_method": "/",
+    "add_payment_method": "/payment-methods",
     "update_billing_info": "/billing-info",
 }
 
@@ -46,7 +45,7 @@ PAGE_NAMES: Final[dict[str, str]] = {
     "balance_forward_statement": "Statement, balance forward",
     "open_item_statement": "Statement, open items",
     "pay": "Pay",
-    "add_payment_method": "Add a payment method (My account for now)",
+    "add_payment_method": "Saved payment methods",
     "update_billing_info": "Billing details",
 }
 

@@ -570,3 +570,21 @@ def record_customer_event(
             company_id=company_id, customer_id=customer_id, at=now, kind=kind, detail=json.dumps(detail, sort_keys=True)
         )
     )
+
+
+def due_invoices(conn: Connection, company_id: int, customer_id: int, today: str) -> list[Invoice]:
+    """The customer's open invoices that are due on ``today`` or before (no due date: due on receipt), oldest first."""
+    c = t.invoices.c
+    rows = conn.execute(
+        select(t.invoices)
+        .where(
+            c.company_id == company_id,
+            c.customer_id == customer_id,
+            c.status == "open",
+            c.balance > 0,
+            (c.due_on.is_(None)) | (c.due_on <= today),
+        )
+        .order_by(c.due_on, c.id)
+    ).all()
+    found: list[Invoice] = complete(conn, "invoice", rows, parts=False)
+    return found

@@ -14,10 +14,11 @@ server and waits for it, which takes seconds more when the server is frozen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, event, insert, select, text, update
@@ -312,6 +313,19 @@ class PostgresBackend:
             await conn.exec_driver_sql("SELECT 1")
 
         await self._call(work, write=False, single=True, timeout=PING_TIMEOUT)
+
+    @contextlib.asynccontextmanager
+    async def alone(self, key: int) -> AsyncIterator[bool]:
+        """Whether this process holds the advisory lock ``key`` (held on its own connection until the block ends)."""
+        async with self.engine.connect() as conn:
+            held = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+            await conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    await conn.commit()
 
     def connections_in_use(self) -> int | None:
         checked_out = getattr(self.engine.pool, "checkedout", None)

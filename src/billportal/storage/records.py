@@ -133,6 +133,8 @@ class Payment:
     amount: int
     created_at: int
     updated_at: int
+    method_detail: str = ""  # a payment taken online: "Visa ending 4242"
+    gateway_payment_id: str | None = None
     applications: tuple[PaymentApplication, ...] = ()
 
     @property
@@ -380,3 +382,80 @@ class ApiCaller:
     def actor(self) -> str:
         """How the audit trail names this caller."""
         return f"api:{self.prefix}"
+
+
+# -- online payments ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettings:
+    """How a company takes payments online; the gateway's secrets stay sealed here."""
+
+    company_id: int
+    gateway: str  # none, test, stripe
+    test_mode: bool
+    allow_partial: bool
+    allow_saved_methods: bool
+    allow_autopay: bool
+    autopay_retry_days: str
+    publishable_key: str
+    secret_key_sealed: str = field(repr=False)
+    webhook_secret_sealed: str = field(repr=False)
+    api_base: str
+    updated_at: int
+
+    @property
+    def online(self) -> bool:
+        """Whether customers can pay by card in the portal."""
+        return self.gateway != "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPaymentMethod:
+    """A customer's saved card: the gateway's reference and what the customer sees, never the number."""
+
+    id: int
+    company_id: int
+    customer_id: int
+    gateway: str
+    gateway_ref: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    is_default: bool
+    created_at: int
+
+    @property
+    def label(self) -> str:
+        """``Visa ending 4242``."""
+        return card_label(self.brand, self.last4)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentAttempt:
+    """One submission of the pay form, found again by its one-time token."""
+
+    id: int
+    company_id: int
+    customer_id: int
+    token: str
+    status: str  # pending, succeeded, declined, failed
+    gateway: str
+    currency: str
+    amount: int
+    applications: str  # JSON: [[invoice id, amount], ...]
+    gateway_payment_id: str | None
+    method_detail: str
+    payment_id: int | None
+    message: str
+    created_at: int
+    updated_at: int
+
+
+_BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express", "discover": "Discover"}
+
+
+def card_label(brand: str, last4: str) -> str:
+    """How a card reads to people: ``Visa ending 4242``."""
+    return f"{_BRANDS.get(brand, brand.capitalize() or 'Card')} ending {last4}"

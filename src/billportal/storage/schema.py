@@ -169,9 +169,14 @@ payments = Table(
     Column("amount", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # A payment taken online: how the customer paid ("Visa ending 4242") and the gateway's id for it.
+    Column("method_detail", String(64), nullable=False, server_default=""),
+    Column("gateway_payment_id", String(255), nullable=True),
     UniqueConstraint("company_id", "number", name="uq_payments_company_number"),
 )
 Index("ix_payments_customer", payments.c.company_id, payments.c.customer_id, payments.c.received_on)
+# One gateway payment is recorded once, whatever path (confirmation, webhook, retry) recorded it.
+Index("uq_payments_gateway_payment", payments.c.company_id, payments.c.gateway_payment_id, unique=True)
 
 payment_applications = Table(
     "payment_applications",
@@ -395,4 +400,91 @@ idempotency_keys = Table(
     Column("status_code", Integer, nullable=False),
     Column("response_body", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# -- online payments ----------------------------------------------------------------------------
+
+payment_settings = Table(
+    "payment_settings",
+    metadata,
+    # How a company takes payments online. The gateway's secrets are sealed (core/crypto.py, purpose
+    # "gateway-secret"); the built-in test gateway exists only in test mode.
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("gateway", String(16), nullable=False, server_default="none"),
+    Column("test_mode", Boolean, nullable=False, server_default="0"),
+    Column("allow_partial", Boolean, nullable=False, server_default="0"),
+    Column("allow_saved_methods", Boolean, nullable=False, server_default="1"),
+    Column("allow_autopay", Boolean, nullable=False, server_default="0"),
+    Column("autopay_retry_days", String(64), nullable=False, server_default="1,3,7"),
+    Column("publishable_key", String(255), nullable=False, server_default=""),
+    Column("secret_key_sealed", Text, nullable=False, server_default=""),
+    Column("webhook_secret_sealed", Text, nullable=False, server_default=""),
+    Column("api_base", Text, nullable=False, server_default=""),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint("gateway IN ('none', 'test', 'stripe')", name="gateway"),
+    CheckConstraint("gateway <> 'test' OR test_mode", name="test_gateway_in_test_mode"),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    # A customer's saved card: the gateway's reference to it and what the customer sees; never the number.
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("gateway", String(16), nullable=False),
+    Column("gateway_ref", String(255), nullable=False),
+    Column("brand", String(32), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("is_default", Boolean, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("company_id", "gateway", "gateway_ref", name="uq_payment_methods_gateway_ref"),
+)
+Index("ix_payment_methods_customer", payment_methods.c.company_id, payment_methods.c.customer_id)
+
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    # One submission of the pay form, keyed by the one-time token the form carried: a second
+    # submission of the same form finds this row and gets its answer; it never charges again.
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("gateway", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("applications", Text, nullable=False, server_default="[]"),
+    Column("gateway_payment_id", String(255), nullable=True),
+    Column("method_detail", String(64), nullable=False, server_default=""),
+    Column("payment_id", Integer, ForeignKey("payments.id", ondelete="SET NULL"), nullable=True),
+    Column("message", String(300), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("company_id", "token", name="uq_payment_attempts_token"),
+    UniqueConstraint("company_id", "gateway_payment_id", name="uq_payment_attempts_gateway_payment"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'declined', 'failed')", name="status"),
+)
+Index("ix_payment_attempts_customer", payment_attempts.c.company_id, payment_attempts.c.customer_id)
+
+gateway_events = Table(
+    "gateway_events",
+    metadata,
+    # Each gateway event (webhook) is processed once: its id goes in with the work it caused.
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+)
+
+autopay_enrollments = Table(
+    "autopay_enrollments",
+    metadata,
+    # Customers who turned AutoPay on: their open invoices are charged to their default card when due.
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("enrolled_at", BigInteger, nullable=False),
 )

@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -285,6 +285,12 @@ class SQLiteBackend:
             self.conn.execute("SELECT 1").fetchone()
         except sqlite3.Error as exc:
             raise StorageUnavailable("the database could not be read") from exc  # whatever it is: not ready
+
+    @contextlib.asynccontextmanager
+    async def alone(self, key: int) -> AsyncIterator[bool]:
+        """One process writes an embedded database: the work's own unique rows keep it single."""
+        del key
+        yield True
 
     def connections_in_use(self) -> int | None:
         return None  # one connection, no pool

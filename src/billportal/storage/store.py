@@ -10,9 +10,11 @@ costs one indexed read and a share of one group commit.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
@@ -126,6 +128,11 @@ class Store:
     def redis_address(self) -> str | None:
         """Where Redis is, for logs (None: no Redis is configured)."""
         return None if self.session_cache is None else self.session_cache.clients.address
+
+    def alone(self, job: str) -> AbstractAsyncContextManager[bool]:
+        """Whether this process may run ``job`` now: no other process runs it (a PostgreSQL advisory lock)."""
+        key = int.from_bytes(hashlib.sha256(f"billportal:{job}".encode()).digest()[:8], "big", signed=True)
+        return self.backend.alone(key)
 
     def connections_in_use(self) -> int | None:
         """Database connections checked out of the pool (None: the backend has no pool)."""

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.billing import Billing
+from billportal.services.payments import Payments
 from billportal.storage.records import Company
 from billportal.storage.store import Store
 from billportal.web.sessions import Timeouts
@@ -22,10 +23,12 @@ class Context:
     clock: Callable[[], int] = system_clock
     timeouts: Timeouts = field(init=False)
     billing: Billing = field(init=False)
+    payments: Payments = field(init=False)
 
     def __post_init__(self) -> None:
         self.timeouts = Timeouts(self.settings.session_idle_seconds, self.settings.session_absolute_seconds)
         self.billing = Billing(self.store)
+        self.payments = Payments(self.store)
 
 
 SITE_KEY = "billportal.site"

@@ -30,15 +30,24 @@ def origin_of(url: str) -> str | None:
     return origin if _SOURCE.fullmatch(origin) else None
 
 
-def content_security_policy(form_targets: Iterable[str] = (), frame_ancestors: Iterable[str] = ()) -> str:
+def content_security_policy(
+    form_targets: Iterable[str] = (), frame_ancestors: Iterable[str] = (), gateway_urls: Iterable[str] = ()
+) -> str:
     """A strict policy: no inline script or style, forms only to ourselves and named origins.
 
     ``form_targets`` are URLs a form may end up at (a sign-out URL that the
     sign-out POST redirects to: browsers apply form-action to redirects too).
+    ``gateway_urls`` (the payment pages of a company that takes cards through a
+    gateway's own script, and only those) are the origins whose script, frames and
+    requests the page may use, beside our own script.
     """
     forms = " ".join(["'self'", *sorted({o for o in map(origin_of, form_targets) if o})])
     ancestors = " ".join(sorted({source for source in frame_ancestors if _SOURCE.fullmatch(source)})) or "'none'"
-    return f"{_BASE_CSP}; form-action {forms}; frame-ancestors {ancestors}"
+    policy = f"{_BASE_CSP}; form-action {forms}; frame-ancestors {ancestors}"
+    gateway = " ".join(sorted({o for o in map(origin_of, gateway_urls) if o}))
+    if gateway:
+        policy += f"; script-src 'self' {gateway}; frame-src {gateway}; connect-src {gateway}"
+    return policy
 
 
 class SecurityHeaders:

@@ -1,0 +1,124 @@
+"""One pay form, submitted many times at once to two app processes on PostgreSQL, pays once.
+
+The demo company takes the built-in test gateway. Each trial makes a fresh invoice
+through the API, opens the portal's pay page once (one one-time attempt token),
+then releases a burst of identical submissions of that form, spread over two
+``billportal serve`` processes sharing one database and one Redis. Every answer
+must lead to the same result page, none may be 5xx, and the API must then show
+exactly one payment for the invoice, which is paid exactly in full.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final
+
+import httpx
+import pytest
+
+from tests.conftest import new_postgres_database
+from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.scaleout.test_concurrency import TODAY, Api
+
+TRIALS: Final = 20
+BURST: Final = 8
+TIMEOUT: Final = 30.0
+RUN: Final = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
+) -> Iterator[Fleet]:
+    fleet = start_fleet(tmp_path_factory.mktemp("payments"), new_postgres_database(postgres.url), redis_server.url, 2)
+    yield fleet
+    for app in fleet.apps:
+        app.stop()
+
+
+@pytest.fixture(scope="module")
+def api(fleet: Fleet) -> Iterator[Api]:
+    created = json.loads(fleet.cli("api-key", "create", "--tenant", "acme", "--name", "payment tests"))
+    client = Api(fleet, created["key"])
+    yield client
+    client.close()
+
+
+def _submit_burst(fleet: Fleet, cookie: str, form: dict[str, str]) -> list[httpx.Response]:
+    """The same form posted BURST times at one moment, alternating the two processes."""
+    barrier = threading.Barrier(BURST)
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+
+    def send(slot: int) -> httpx.Response:
+        port = fleet.apps[slot % 2].port
+        with httpx.Client(timeout=TIMEOUT, limits=no_reuse) as client:
+            barrier.wait(timeout=TIMEOUT)
+            return client.post(
+                f"http://127.0.0.1:{port}/pay",
+                data=form,
+                headers={"host": f"acme.localhost:{port}", "cookie": f"__Host-bp_session={cookie}"},
+            )
+
+    with ThreadPoolExecutor(BURST) as pool:
+        return list(pool.map(send, range(BURST)))
+
+
+def test_concurrent_submissions_of_one_pay_form_pay_once(fleet: Fleet, api: Api) -> None:
+    first = fleet.apps[0]
+    cookie = first.get(f"/login/{fleet.token()}").cookies["__Host-bp_session"]
+    problems: dict[int, list[str]] = {}
+    last = ""
+    for trial in range(TRIALS):
+        invoice = api.create(
+            "/invoices",
+            {
+                "customer_id": 1234,
+                "number": f"PAYRACE-{RUN}-{trial}",
+                "issued_on": TODAY,
+                "lines": [{"description": "Rocket skates", "quantity": "1", "unit_price": 10000}],
+            },
+        )
+        page = first.get("/pay", cookie=cookie).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        token = re.search(r'name="attempt" value="([^"]+)"', page)
+        assert csrf is not None
+        assert token is not None
+        form = {
+            "csrf_token": csrf[1],
+            "attempt": token[1],
+            "what": "invoices",
+            f"invoice_{invoice['id']}": "1",
+            "method": "new",
+            "card_number": "4242424242424242",
+            "card_expiry": "12/30",
+            "card_cvc": "123",
+        }
+        answers = _submit_burst(fleet, cookie, form)
+        wrong = []
+        statuses = sorted(a.status_code for a in answers)
+        if statuses != [303] * BURST:
+            wrong.append(f"answers {statuses}: {next((a.text[:200] for a in answers if a.status_code != 303), '')}")
+        if {a.headers.get("location") for a in answers} != {f"/pay/{token[1]}"}:
+            wrong.append("not every answer leads to the attempt's result")
+        after = api.fetch(f"/invoices/{invoice['id']}")
+        if (after["status"], after["amount_paid"], after["balance"]) != ("paid", 10000, 0):
+            wrong.append(f"invoice {after['status']}, paid {after['amount_paid']}, balance {after['balance']}")
+        paying = [
+            p
+            for p in api.list_all("payments", customer_id="1234")
+            if any(a["invoice_id"] == invoice["id"] for a in p["applications"])
+        ]
+        if len(paying) != 1 or paying[0]["method_detail"] != "Visa ending 4242" or not paying[0]["gateway_payment_id"]:
+            wrong.append(f"{len(paying)} payments of the invoice")
+        if wrong:
+            problems[trial] = wrong
+        last = token[1]
+    assert not problems, f"{len(problems)} of {TRIALS} trials went wrong: {problems}"
+    result = first.get(f"/pay/{last}", cookie=cookie)
+    assert result.status_code == 200
+    assert "Thank you: your payment was received" in result.text
