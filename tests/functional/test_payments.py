@@ -29,7 +29,7 @@ from billportal.services import audit
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing
 from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
-from billportal.services.payments import AutoPay, Payments
+from billportal.services.payments import Payments
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice, Payment
 from billportal.storage.store import Store
@@ -455,19 +455,6 @@ def test_autopay_charges_on_the_due_date_and_retries_a_failure_on_schedule(
     assert _invoices(world)[invoice.number].status == "paid"
     assert client.post("/payment-methods/autopay", data={"csrf_token": token, "autopay": "off"}).status_code == 303
     assert "AutoPay is off" in text_of(client.get("/payment-methods").text)
-
-
-def test_one_process_runs_autopay_at_a_time_on_postgresql(world: World) -> None:
-    if not world.settings.database_url:
-        pytest.skip("an advisory lock of PostgreSQL (make test's scale-out pass); SQLite has one writing process")
-
-    async def while_another_runs() -> tuple[bool, bool]:
-        async with world.store.alone("autopay") as first:
-            second = await AutoPay(world.store).run(now=world.clock.now)
-            return first, second.ran
-
-    assert run(while_another_runs()) == (True, False)
-    assert run(AutoPay(world.store).run(now=world.clock.now)).ran  # the lock is let go after a run
 
 
 def test_the_dashboard_changes_payment_settings_and_secrets_only_with_the_password(world: World) -> None:

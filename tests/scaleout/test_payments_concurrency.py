@@ -21,7 +21,8 @@ from typing import Final
 import httpx
 import pytest
 
-from tests.conftest import new_postgres_database
+from billportal.services.payments import AutoPay
+from tests.conftest import World, new_postgres_database, run
 from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
 from tests.scaleout.test_concurrency import TODAY, Api
 
@@ -122,3 +123,15 @@ def test_concurrent_submissions_of_one_pay_form_pay_once(fleet: Fleet, api: Api)
     result = first.get(f"/pay/{last}", cookie=cookie)
     assert result.status_code == 200
     assert "Thank you: your payment was received" in result.text
+
+
+def test_one_process_runs_autopay_at_a_time_on_postgresql(world: World) -> None:
+    """An advisory lock of PostgreSQL (this file runs in make test's scale-out pass only)."""
+
+    async def while_another_runs() -> tuple[bool, bool]:
+        async with world.store.alone("autopay") as first:
+            second = await AutoPay(world.store).run(now=world.clock.now)
+            return first, second.ran
+
+    assert run(while_another_runs()) == (True, False)
+    assert run(AutoPay(world.store).run(now=world.clock.now)).ran  # the lock is let go after a run

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from billportal.storage.migrate import create_index_online
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -122,7 +124,8 @@ def upgrade() -> None:
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("method_detail", sa.String(length=64), server_default="", nullable=False))
         batch_op.add_column(sa.Column("gateway_payment_id", sa.String(length=255), nullable=True))
-        batch_op.create_index("uq_payments_gateway_payment", ["company_id", "gateway_payment_id"], unique=True)
+    # payments is a big table: its index is built without blocking writes (CONCURRENTLY on PostgreSQL).
+    create_index_online("uq_payments_gateway_payment", "payments", ["company_id", "gateway_payment_id"], unique=True)
 
 
 def downgrade() -> None:
