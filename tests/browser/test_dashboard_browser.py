@@ -58,7 +58,17 @@ def test_rotation_with_grace_then_revoke_as_a_company_admin(
 
     # The company's backend made this link with the key it has now.
     old_link = live_server.cli(
-        "sso-url", "--tenant", "acme", "--customer", "1234", "--key", "-", "--ttl", "10m", "--base-url", base_url,
+        "sso-url",
+        "--tenant",
+        "acme",
+        "--customer",
+        "1234",
+        "--key",
+        "-",
+        "--ttl",
+        "10m",
+        "--base-url",
+        base_url,
         stdin=old_key,  # never on the command line; and a key may begin with "-"
     )
 

@@ -24,7 +24,8 @@ import jwt
 import psycopg
 import pytest
 
-from billportal.storage.cache import CompanyCache, CompanyRows, RedisClients
+from billportal.storage.cache import CompanyCache, RedisClients
+from billportal.storage.records import CompanyRows
 from tests.browser.conftest import free_port
 from tests.conftest import new_postgres_database
 from tests.scaleout.conftest import REDIS_CLI, Fleet, PrivatePostgres, PrivateRedis, start_fleet

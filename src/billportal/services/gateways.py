@@ -15,12 +15,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
-
-import stripe
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from billportal.core.crypto import MasterKeys, Sealed
+from billportal.core.lazy import lazy_import
 from billportal.storage.records import PaymentSettings, card_label
+
+if TYPE_CHECKING:
+    import stripe
+else:
+    stripe = lazy_import("stripe")  # about 20 MB, loaded by the first Stripe call only
 
 GATEWAYS: Final = ("none", "test", "stripe")
 GATEWAY_SEAL_PURPOSE: Final = "gateway-secret"  # what core/crypto.py binds a sealed gateway secret to

@@ -20,15 +20,14 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from billportal.core.errors import StorageUnavailable
-from billportal.storage.records import Session
+from billportal.storage.records import CompanyRows, Session
 
 log = logging.getLogger("billportal.cache")
 
@@ -148,14 +147,6 @@ class SessionCache:
             await self.clients.call(lambda r: r.delete(self._key(id_hash)))
         except REDIS_ERRORS:
             log.warning("redis unavailable: a cached session copy may live %d s more", SESSION_TTL)
-
-
-@dataclass(frozen=True, slots=True)
-class CompanyRows:
-    """A company's row and its SSO key rows (keys still sealed): what processes share."""
-
-    company: dict[str, Any]
-    keys: list[dict[str, Any]]
 
 
 COMPANY_TTL = 10  # seconds a shared copy lives; a change deletes it at once

@@ -19,9 +19,8 @@ from billportal.core.crypto import Sealed
 from billportal.core.errors import Refused
 from billportal.storage import schema as t
 from billportal.storage.bounds import check_row
-from billportal.storage.cache import CompanyRows
 from billportal.storage.dialect import insert_or_nothing
-from billportal.storage.records import SsoKeyInfo
+from billportal.storage.records import CompanyRows, SsoKeyInfo
 
 CHANGED_COMPANIES: Final = "billportal.changed_companies"
 SSO_KEY_PURPOSE: Final = "sso-key"  # what a sealed SSO key is bound to (with its company)

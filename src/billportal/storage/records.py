@@ -7,10 +7,19 @@ seconds; dates are ``YYYY-MM-DD`` strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from billportal.sso.tokens import Policy, VerificationKey
 
 # -- companies and their SSO keys -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyRows:
+    """A company's row and its SSO key rows (keys still sealed): what processes share through Redis."""
+
+    company: dict[str, Any]
+    keys: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from billportal.storage.sqlite_files import RESTORE_HINT, check_integrity, hold_
 T = TypeVar("T")
 log = logging.getLogger("billportal.storage")
 
+_VERSIONS = Path(__file__).parent / "migrations" / "versions"
 WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes kept of the write-ahead log after a checkpoint
 
 _PRAGMAS = (
@@ -75,6 +76,11 @@ def _owner_only(path: Path) -> None:
         with contextlib.suppress(FileNotFoundError, PermissionError):
             if file.stat().st_mode & 0o077:
                 file.chmod(0o600)
+
+
+def newest_revision() -> str:
+    """The newest migration's revision: each file under migrations/versions is named ``{revision}_*.py``."""
+    return max(path.name.split("_", 1)[0] for path in _VERSIONS.glob("[0-9]*_*.py"))
 
 
 class _Locking:
@@ -223,11 +229,20 @@ class SQLiteBackend:
 
     def migrate(self) -> None:
         """Bring the schema up to date (Alembic), holding the write lock."""
+        if self._revision() == newest_revision():
+            return  # Alembic (about 10 MB) is imported only when there is something to do
         from billportal.storage.migrate import upgrade
 
         self._locking.immediate = True
         with self.engine.begin() as connection:
             upgrade(connection)
+
+    def _revision(self) -> str | None:
+        try:
+            with self.engine.connect() as connection:
+                return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except sa_exc.OperationalError:
+            return None  # a new database
 
     async def read(self, query: Callable[[Connection], T]) -> T:
         self._locking.immediate = False

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, literal_column, or_, select
 
@@ -30,8 +30,10 @@ from billportal.storage import companies
 from billportal.storage import schema as t
 from billportal.storage.admins import AdminStore
 from billportal.storage.backend import Backend
-from billportal.storage.cache import REDIS_ERRORS, CompanyCache, CompanyRows, JtiMarks, SessionCache
-from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
+from billportal.storage.records import Company, CompanyRows, NewSignIn, Session, SignInEvent
+
+if TYPE_CHECKING:  # redis-py loads only where Redis is configured
+    from billportal.storage.cache import CompanyCache, JtiMarks, SessionCache
 
 T = TypeVar("T")
 
@@ -117,6 +119,8 @@ class Store:
         """
         if self.session_cache is None:
             return None
+        from billportal.storage.cache import REDIS_ERRORS
+
         try:
             async with asyncio.timeout(timeout):
                 await self.session_cache.clients.call(lambda redis: redis.ping())

@@ -1,0 +1,58 @@
+"""A process loads only what it runs: an embedded (SQLite) worker imports no other backend's driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# What a SQLite worker never needs: PostgreSQL's driver and SQLAlchemy's async bridge, Alembic (SQLite
+# migrates with its own runner), Redis, the SDK's HTTP client, and Stripe's package until a Stripe call.
+NOT_FOR_SQLITE = ("psycopg", "sqlalchemy.ext.asyncio", "alembic", "redis", "httpx", "stripe._stripe_client")
+
+PROBE = """
+import json, sys
+from billportal.app import create_app
+create_app()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_an_embedded_worker_imports_no_driver_it_does_not_use(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "BILLPORTAL_DATA_DIR": str(tmp_path),
+        "BILLPORTAL_PUBLIC_URL": "http://localhost:8000",
+    }
+    # The first start migrates the new database (with Alembic); a worker then starts on an up-to-date one.
+    starts = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE], check=False, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        starts.append(done.stdout.strip().splitlines()[-1])
+    first_start = starts[0]
+    loaded = set(json.loads(starts[1]))
+    assert "billportal.storage.sqlite" in loaded  # the probe did build a SQLite worker
+    unwanted = sorted(name for name in loaded if any(name == m or name.startswith(m + ".") for m in NOT_FOR_SQLITE))
+    assert unwanted == []
+    assert "alembic" in set(json.loads(first_start))  # and the first start did migrate
+
+
+def test_the_sdk_loads_its_http_client_on_first_use() -> None:
+    probe = "import sys, billportal; a = 'httpx' in sys.modules; billportal.Client; print(a, 'httpx' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["False", "True"]
+
+
+def test_the_newest_migration_file_is_alembics_head() -> None:
+    # An embedded worker skips Alembic when its database is at the newest file's revision.
+    from alembic.script import ScriptDirectory
+
+    from billportal.storage.migrate import alembic_config
+    from billportal.storage.sqlite import newest_revision
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [newest_revision()]
