@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from billportal.app import build_app
 from billportal.storage import open_store
-from billportal.web.logging import JsonFormatter, RedactingFilter, request_id
+from billportal.web.logging import AccessLog, JsonFormatter, RedactingFilter, request_id
 from tests.conftest import World, run
 
 
@@ -94,6 +95,38 @@ def test_json_logs_carry_the_request_id_and_never_the_token() -> None:
     assert entry["path"] == "/login/[redacted]?redirect_to=invoices"
     assert entry["status"] == 303
     assert token not in line
+
+
+@pytest.mark.parametrize("json_format", [False, True])
+def test_the_access_log_writes_each_line_once_without_the_token(tmp_path: Path, json_format: bool) -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOjF9.c2lnbmF0dXJl"
+    target = tmp_path / "access.log"
+    with target.open("w", encoding="utf-8") as stream:
+        handler = AccessLog(stream, json_format=json_format)
+        for index, path in enumerate([f"/login/{token}", "/invoices/3?key=k3y&page=2", "/invoices"] * 200):
+            handler.handle(
+                logging.LogRecord(
+                    "uvicorn.access",
+                    logging.INFO,
+                    __file__,
+                    1,
+                    '%s - "%s %s HTTP/%s" %d',
+                    ("127.0.0.1:5000", "GET", path, "1.1", 303 if index % 3 == 0 else 200),
+                    None,
+                )
+            )
+        handler.close()  # what logging does at exit: every queued line is written
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 600
+    text = "\n".join(lines)
+    assert token not in text
+    assert "k3y" not in text
+    if json_format:
+        first = json.loads(lines[0])
+        assert (first["path"], first["status"]) == ("/login/[redacted]", 303)
+    else:
+        assert lines[0].endswith(' 127.0.0.1:5000 "GET /login/[redacted] HTTP/1.1" 303 See Other')
+        assert lines[2].endswith(' 127.0.0.1:5000 "GET /invoices HTTP/1.1" 200 OK')
 
 
 def test_a_wrong_master_key_is_not_ready_and_sign_ins_answer_503(

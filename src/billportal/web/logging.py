@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextvars
+import http
 import json
 import logging
+import queue
 import re
+import sys
+import threading
 import time
-from typing import Any
+from typing import Any, TextIO
 
 # The id of the request being answered, set by web.operations.Observability.
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -59,13 +63,85 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_PHRASES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
+
+
+class AccessLog(logging.Handler):
+    """uvicorn's access lines, each built once and written by a thread of its own, many to a write.
+
+    The request's thread only formats its line (redacting the path when it could hold a secret) and
+    queues it; the writer drains the queue and writes what has gathered with one flush, so that a busy
+    server does not pay a write and a flush per request. Lines reach the stream within moments; the
+    last ones are written when logging shuts down (at exit).
+    """
+
+    def __init__(self, stream: TextIO | None = None, json_format: bool = False) -> None:
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self.json = JsonFormatter() if json_format else None
+        self.lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.second = -1
+        self.stamp = ""
+        self.writer = threading.Thread(target=self._write, name="billportal-access-log", daemon=True)
+        self.writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.put(self.line(record))
+        except Exception:  # noqa: BLE001 - logging must never break a request
+            self.handleError(record)
+
+    def line(self, record: logging.LogRecord) -> str:
+        """The text of one access line (or a JSON object, in JSON mode)."""
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5):
+            RedactingFilter().filter(record)
+            return self.json.format(record) if self.json else redact_all(record.getMessage())
+        client, method, path, version, status = args
+        if "/login/" in str(path) or "=" in str(path):
+            path = redact(str(path))
+            record.args = (client, method, path, version, status)
+        if self.json:
+            return self.json.format(record)
+        second = int(record.created)
+        if second != self.second:
+            self.second, self.stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        status_text = _PHRASES.get(status, str(status)) if isinstance(status, int) else str(status)
+        return f'{self.stamp},{int(record.msecs):03d} {client} "{method} {path} HTTP/{version}" {status_text}'
+
+    def _write(self) -> None:
+        while True:
+            first = self.lines.get()
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self.lines.get_nowait())
+                except queue.Empty:
+                    break
+            done = None in batch
+            text = "".join(line + "\n" for line in batch if line is not None)
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # the stream is gone (the process is ending): nothing else can be told
+            if done:
+                return
+
+    def close(self) -> None:
+        if self.writer.is_alive():
+            self.lines.put(None)
+            self.writer.join(timeout=5)
+        super().close()
+
+
 def log_config(level: str = "INFO", access_log: bool = True, json_format: bool = False) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping for uvicorn and billportal."""
     config = _text_config(level, access_log)
     if json_format:
         config["formatters"] = {"json": {"()": JsonFormatter}}
-        for handler in config["handlers"].values():
-            handler["formatter"] = "json"
+        config["handlers"]["default"]["formatter"] = "json"
+        config["handlers"]["access"]["json_format"] = True
     return config
 
 
@@ -76,15 +152,10 @@ def _text_config(level: str, access_log: bool) -> dict[str, Any]:
         "filters": {"redact": {"()": RedactingFilter}},
         "formatters": {
             "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-            "access": {
-                "()": "uvicorn.logging.AccessFormatter",
-                "fmt": '%(asctime)s %(client_addr)s "%(request_line)s" %(status_code)s',
-                "use_colors": False,
-            },
         },
         "handlers": {
             "default": {"class": "logging.StreamHandler", "formatter": "default", "filters": ["redact"]},
-            "access": {"class": "logging.StreamHandler", "formatter": "access", "filters": ["redact"]},
+            "access": {"()": AccessLog},
         },
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
