@@ -94,6 +94,10 @@ def test_a_frozen_redis_keeps_sign_ins_fast_and_readyz_says_degraded(fleet: Flee
 
     with Frozen(redis_server):
         took = _sign_ins_for(fleet, seconds=5, clients=6)  # several lifetimes of the one-second company cache
+        # A single-use link signs in once, and only once: its mark is the database's, not Redis's.
+        single_use = fleet.token(jti="while-redis-is-frozen")
+        assert app.get(f"/login/{single_use}").status_code == 303
+        assert fleet.apps[-1].get(f"/login/{single_use}").status_code == 401
         started = time.monotonic()
         ready = app.client.get(readyz)
         readyz_took = time.monotonic() - started
@@ -133,7 +137,7 @@ def test_a_single_use_link_refused_with_503_still_signs_in_on_retry(fleet: Fleet
         blocker.rollback()
     answer = app.get(f"/login/{token}")
     assert answer.status_code == 303, answer.headers.get("location")
-    # Still single-use: the database's mark, and the Redis one, refuse it now.
+    # Still single-use: the database's mark refuses it now.
     assert app.get(f"/login/{token}").status_code == 401
 
 

@@ -39,7 +39,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     master_keys = MasterKeys(settings.master_key, settings.previous_master_keys)
     if not settings.redis_url:
         return Store(backend, master_keys)
-    from billportal.storage.cache import CompanyCache, JtiMarks, RedisClients, SessionCache
+    from billportal.storage.cache import CompanyCache, RedisClients, SessionCache
 
     redis = RedisClients(settings.redis_url)
     return Store(
@@ -47,7 +47,6 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         master_keys,
         session_cache=SessionCache(redis),
         company_cache=CompanyCache(redis),
-        jti_marks=JtiMarks(redis),
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import logging
 import time
@@ -26,7 +25,6 @@ from urllib.parse import urlsplit
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from billportal.core.errors import StorageUnavailable
 from billportal.storage.records import CompanyRows, Session
 
 log = logging.getLogger("billportal.cache")
@@ -240,36 +238,3 @@ class CompanyCache:
             await self.clients.call(drop)
         except REDIS_ERRORS:
             log.warning("redis unavailable: shared company copies expire within %d s", COMPANY_TTL)
-
-
-class JtiMarks:
-    """Single-use marks in Redis, shared by every process, each kept until its link expires.
-
-    The database's mark, written with the session, stays the durable record (a
-    Redis without persistence forgets its marks when it restarts); this one
-    refuses a replay before any database work. When Redis cannot be asked, a
-    single-use link does not sign in: StorageUnavailable, a 503.
-    """
-
-    def __init__(self, clients: RedisClients) -> None:
-        self.clients = clients
-
-    @staticmethod
-    def _key(company_id: int, jti: str) -> str:
-        return f"bp:jti:{company_id}:{hashlib.sha256(jti.encode('utf-8', 'replace')).hexdigest()}"
-
-    async def take(self, company_id: int, jti: str, expires_at: int) -> bool:
-        """Mark ``jti`` used; False if it already was."""
-        key = self._key(company_id, jti)
-        try:
-            taken = await self.clients.call(lambda r: r.set(key, b"1", nx=True, exat=expires_at))
-        except REDIS_ERRORS as exc:
-            raise StorageUnavailable("the single-use mark could not be written") from exc
-        return bool(taken)
-
-    async def release(self, company_id: int, jti: str) -> None:
-        """Undo :meth:`take` when the sign-in's database write failed: the database's mark is the authority."""
-        try:
-            await self.clients.call(lambda r: r.delete(self._key(company_id, jti)))
-        except REDIS_ERRORS:
-            log.warning("redis unavailable: a single-use mark of a failed sign-in was not released")

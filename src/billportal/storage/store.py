@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +32,7 @@ from billportal.storage.backend import Backend
 from billportal.storage.records import Company, CompanyRows, NewSignIn, Session, SignInEvent
 
 if TYPE_CHECKING:  # redis-py loads only where Redis is configured
-    from billportal.storage.cache import CompanyCache, JtiMarks, SessionCache
+    from billportal.storage.cache import CompanyCache, SessionCache
 
 T = TypeVar("T")
 
@@ -63,13 +62,11 @@ class Store:
         master_keys: MasterKeys,
         session_cache: SessionCache | None = None,
         company_cache: CompanyCache | None = None,
-        jti_marks: JtiMarks | None = None,
     ) -> None:
         self.backend = backend
         self.master_keys = master_keys
         self.session_cache = session_cache
         self.company_cache = company_cache
-        self.jti_marks = jti_marks
         self._companies: dict[str, tuple[float, Company | None]] = {}
         self._loading: dict[str, asyncio.Task[Company | None]] = {}
         self._changes = 0  # changes made by this process: a load that saw one meanwhile keeps no copy
@@ -267,22 +264,10 @@ class Store:
     async def complete_sign_in(self, sign_in: NewSignIn) -> bool:
         """Write the session, the event and the single-use mark; False if the jti was used."""
         event = sign_in.event
-        marks = self.jti_marks
-        if (
-            marks is not None
-            and sign_in.jti_expires_at is not None
-            and event.jti is not None
-            and not await marks.take(event.company_id, event.jti, sign_in.jti_expires_at)
-        ):
-            await self.record_event(replace(event, result="failure", reason=Reason.JTI_REPLAYED.value))
-            return False
-        try:
-            signed_in = await self.backend.sign_in(sign_in)
-        except BaseException:
-            if marks is not None and sign_in.jti_expires_at is not None and event.jti is not None:
-                # Not written, or not known to be: the database's own mark decides the retry.
-                await asyncio.shield(marks.release(event.company_id, event.jti))
-            raise
+        # The database's mark (a unique key, written in the same transaction as the session) is the one
+        # guard of single use: a Redis mark before it would cost every sign-in a round trip, and would make
+        # sign-in with a jti fail whenever Redis does, for no replay the database lets through.
+        signed_in = await self.backend.sign_in(sign_in)
         if signed_in:
             count_sign_in(event.result, event.reason)
         else:
