@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -86,3 +87,10 @@ def test_sso_url_refuses_an_unknown_page_and_lists_the_page_ids(cli: Any) -> Non
     status, out, _ = cli("sso-url", "--tenant", "acme", "--customer", "1234", "--redirect-to", "invoices")
     assert status == 0
     assert out.strip().endswith("?redirect_to=invoices")
+    for path in ("/invoices/3", "account"):
+        status, out, _ = cli("sso-url", "--tenant", "acme", "--customer", "1234", "--redirect-to", path)
+        assert status == 0
+        assert out.strip().endswith("?" + urlencode({"redirect_to": path}))
+    status, out, err = cli("sso-url", "--tenant", "acme", "--customer", "1234", "--redirect-to", "//evil.example")
+    _one_line(status, err, "//evil.example", "/invoices/3")
+    assert out == ""

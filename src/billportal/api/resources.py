@@ -17,7 +17,7 @@ from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.services.billing import PAYMENT_METHODS
 from billportal.services.sso import GRACE_PERIODS
-from billportal.sso.pages import SEED_PAGE_IDS
+from billportal.sso.pages import LANDING_HINT, LANDING_PATTERN
 
 # Text on one line, without control characters; and the same with at least one visible character.
 LINE: Final = r"^[^\u0000-\u001F\u007F]*$"
@@ -358,8 +358,9 @@ SIGN_IN_LINK_REQUEST: Final = Shape(
         ),
         Field(
             "redirect_to",
-            {"type": "string", "enum": list(SEED_PAGE_IDS)},
-            "The portal page to land on (a page id; default my_account).",
+            {"type": "string", "maxLength": 40, "pattern": LANDING_PATTERN},
+            "The portal page to land on: a page id (default my_account), or a document's path such as /invoices/3.",
+            hint=LANDING_HINT,
         ),
         Field("single_use", {"type": "boolean"}, "Whether the link works only once (adds a jti; default false)."),
         Field("issuer", nonblank(200), 'The iss claim (default "billportal-api").', hint=NAME_HINT),
@@ -376,7 +377,7 @@ SIGN_IN_LINK: Final = Shape(
         read_only("expires_at", TIME, "When it stops working (UNIX seconds)."),
         read_only("kid", {"type": "string"}, "The SSO key that signed it."),
         read_only("single_use", {"type": "boolean"}, "Whether it works only once."),
-        read_only("redirect_to", nullable({"type": "string", "enum": list(SEED_PAGE_IDS)}), "The page it lands on."),
+        read_only("redirect_to", nullable({"type": "string"}), "The page it lands on, as asked."),
     ),
 )
 

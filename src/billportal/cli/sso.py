@@ -19,7 +19,7 @@ from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.sso import active_key
 from billportal.sso.explain import explain_now, token_from
-from billportal.sso.pages import SEED_PAGE_IDS
+from billportal.sso.pages import LANDING_HINT, SEED_PAGE_IDS, is_landing
 from billportal.storage.store import Store
 
 
@@ -32,7 +32,9 @@ def register(commands: Any) -> None:
         help=f"the SSO key (default: $BILLPORTAL_SSO_KEY, else the active key in the database; {STDIN_OR_ENV_HELP})",
     )
     url.add_argument("--ttl", default="1h", help="lifetime: 300, 5m, 1h, 1d (default 1h)")
-    url.add_argument("--redirect-to", metavar="PAGE", help=f"page id: {', '.join(SEED_PAGE_IDS)}")
+    url.add_argument(
+        "--redirect-to", metavar="PAGE", help=f"page id: {', '.join(SEED_PAGE_IDS)}; or a document's path (/invoices/3)"
+    )
     url.add_argument("--issuer", default="billportal-cli")
     url.add_argument("--single-use", action="store_true", help="add a jti so the link works once")
     url.add_argument("--base-url", help="https://{portal domain} (default from BILLPORTAL_BASE_DOMAIN)")
@@ -53,8 +55,8 @@ async def _active_key(store: Store, username: str) -> str:
 
 
 async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    if args.redirect_to is not None and args.redirect_to not in SEED_PAGE_IDS:
-        raise CommandError(f"--redirect-to: no page {args.redirect_to[:40]!r}; page ids: {', '.join(SEED_PAGE_IDS)}")
+    if args.redirect_to is not None and not is_landing(args.redirect_to):
+        raise CommandError(f"--redirect-to: no page {args.redirect_to[:40]!r}; {LANDING_HINT}")
     given = secret_arg(args.key, "--key") if args.key else ""
     key = given or os.environ.get("BILLPORTAL_SSO_KEY") or await _active_key(store, args.tenant)
     try:

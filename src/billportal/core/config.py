@@ -183,6 +183,11 @@ class Settings:
         # Secure, host-only and Path=/; it cannot exist without Secure.
         return "__Host-bp_session" if self.cookie_secure else "bp_session"
 
+    @property
+    def next_page_cookie_name(self) -> str:
+        """The cookie that remembers the page a signed-out visitor asked for, until they sign in."""
+        return "__Host-bp_next" if self.cookie_secure else "bp_next"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from the environment (``os.environ`` by default)."""

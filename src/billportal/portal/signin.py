@@ -125,7 +125,12 @@ class SignIn:
         if old_cookie:
             # Whatever session the browser came with is over: no fixation.
             await context.store.end_session(sessions.hash_session_id(old_cookie))
-        response = RedirectResponse(landing_path(redirect_to), status_code=303, headers=_SIGN_IN_HEADERS)
+        next_cookie = context.settings.next_page_cookie_name
+        remembered = request.cookies.get(next_cookie)
+        response = RedirectResponse(landing_path(redirect_to, remembered), status_code=303, headers=_SIGN_IN_HEADERS)
+        if remembered is not None:
+            forget = sessions.clear_cookie_header(next_cookie, secure=context.settings.cookie_secure)
+            response.raw_headers.append((b"set-cookie", forget.encode("latin-1")))
         response.raw_headers.append(
             (
                 b"set-cookie",

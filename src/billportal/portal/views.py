@@ -44,6 +44,7 @@ from billportal.services.statements import (
     StatementMonths,
     method_label,
 )
+from billportal.sso.pages import portal_path
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
     Company,
@@ -76,6 +77,7 @@ _ANSWER_NOTICES: Final = {
     ("decline", Answer.CHANGED): "This estimate changed; review it again.",
     ("decline", Answer.CLOSED): "This estimate can no longer be declined.",
 }
+NEXT_PAGE_SECONDS: Final = 15 * 60  # how long the page a signed-out visitor asked for is remembered
 MAX_PAYABLE: Final = 50  # open invoices offered on the pay page
 MAX_WEBHOOK_BYTES: Final = 256 * 1024
 _ATTEMPT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{20,64}")
@@ -262,20 +264,30 @@ class Portal:
                             await context.store.touch_session(id_hash, now)
                         return Visit(company, session, found)
                 await context.store.end_session(id_hash)
-        return self._sign_in_needed(company, page_id)
+        return self._sign_in_needed(request, company, page_id)
 
-    def _sign_in_needed(self, company: Company, page_id: str) -> Response:
-        headers = page_headers(company)
+    def _sign_in_needed(self, request: Request, company: Company, page_id: str) -> Response:
+        settings = self.context.settings
+        response: Response
         if company.sign_in_url:
             # Remote login: the company's app signs the visitor in again and
             # sends them back to the page they asked for.
             url = with_query(company.sign_in_url, redirect_to=page_id)
-            return RedirectResponse(url, status_code=303, headers=headers)
-        clear = sessions.clear_cookie_header(
-            self.context.settings.session_cookie_name, secure=self.context.settings.cookie_secure
-        )
-        headers["Set-Cookie"] = clear
-        return render("portal/sign_in_needed.html", status_code=401, headers=headers, company=company)
+            response = RedirectResponse(url, status_code=303, headers=page_headers(company))
+        else:
+            response = render(
+                "portal/sign_in_needed.html", status_code=401, headers=page_headers(company), company=company
+            )
+            clear = sessions.clear_cookie_header(settings.session_cookie_name, secure=settings.cookie_secure)
+            response.raw_headers.append((b"set-cookie", clear.encode()))
+        wanted = portal_path(request.url.path) if request.method == "GET" else None
+        if wanted is not None and wanted != "/":
+            # Remembered for the next sign-in, by whichever way it comes (see sso.pages.landing_path).
+            cookie = sessions.cookie_header(
+                settings.next_page_cookie_name, wanted, secure=settings.cookie_secure, max_age=NEXT_PAGE_SECONDS
+            )
+            response.raw_headers.append((b"set-cookie", cookie.encode()))
+        return response
 
     def _page(
         self, visit: Visit, template: str, status_code: int = 200, gateway_urls: tuple[str, ...] = (), **context: Any
