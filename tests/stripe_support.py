@@ -12,12 +12,14 @@ import hmac
 import json
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import stripe
 
 from tests.browser.conftest import free_port
 
@@ -33,7 +35,10 @@ def running_localstripe() -> Iterator[str]:
     assert LOCALSTRIPE.exists(), "localstripe is missing: run `make localstripe-deps`"
     port = free_port()
     process = subprocess.Popen(
-        [str(LOCALSTRIPE), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        # --from-scratch: not the state another run left in /tmp/localstripe.pickle (perhaps half written).
+        [str(LOCALSTRIPE), "--port", str(port), "--from-scratch"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -69,3 +74,16 @@ def payment_intent_event(event_id: str, kind: str, intent: str, attempt: str) ->
         "created": int(time.time()),
         "data": {"object": {"id": intent, "object": "payment_intent", "metadata": {"billportal_attempt": attempt}}},
     }
+
+
+def localstripe_api(localstripe: str) -> Any:
+    """The official ``stripe`` package's client, on localstripe (which takes only secret keys)."""
+    return stripe.StripeClient(SECRET_KEY, base_addresses={"api": localstripe}).v1
+
+
+def card_payment_method(localstripe: str, number: str) -> str:
+    """What Stripe's script does in the browser: the card becomes a PaymentMethod id."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        card: Any = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+        return str(localstripe_api(localstripe).payment_methods.create(params={"type": "card", "card": card}).id)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from typing import Any
 
 import pytest
-import stripe
 from starlette.testclient import TestClient
 
 from billportal.services.audit import CLI
@@ -26,7 +24,14 @@ from billportal.storage.records import Invoice, Payment
 from tests.browser.conftest import free_port
 from tests.conftest import World, run
 from tests.functional.portal_world import csrf_token, signed_in, text_of
-from tests.stripe_support import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, payment_intent_event, signed
+from tests.stripe_support import (
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    card_payment_method,
+    payment_intent_event,
+    signed,
+)
 
 INVOICE = 35890
 
@@ -45,16 +50,6 @@ def client(world: World, localstripe: str) -> TestClient:
         )
     )
     return signed_in(world)
-
-
-def stripe_js(localstripe: str, number: str) -> str:
-    """What Stripe's script does in the browser: the card becomes a PaymentMethod id."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # localstripe takes only secret keys; Stripe.js uses the publishable one for the same call.
-        api = stripe.StripeClient(SECRET_KEY, base_addresses={"api": localstripe}).v1
-        card: Any = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-        return str(api.payment_methods.create(params={"type": "card", "card": card}).id)
 
 
 def _invoices(world: World) -> dict[str, Invoice]:
@@ -109,7 +104,7 @@ def test_stripes_script_is_allowed_on_the_payment_pages_only(client: TestClient,
 
 def test_pay_one_invoice_with_a_new_card(world: World, client: TestClient, localstripe: str) -> None:
     first = _invoices(world)["INV-0001"]
-    method = stripe_js(localstripe, "4242424242424242")
+    method = card_payment_method(localstripe, "4242424242424242")
     form = _pay_form(client, what="invoices", payment_method=method, **{f"invoice_{first.id}": "1"})
     text = _pay(client, form)
     assert "$358.90 was paid with Visa ending 4242" in text
@@ -121,7 +116,7 @@ def test_pay_one_invoice_with_a_new_card(world: World, client: TestClient, local
 
 
 def test_a_declined_card_takes_nothing(world: World, client: TestClient, localstripe: str) -> None:
-    text = _pay(client, _pay_form(client, payment_method=stripe_js(localstripe, "4000000000000002")))
+    text = _pay(client, _pay_form(client, payment_method=card_payment_method(localstripe, "4000000000000002")))
     assert "Your card was declined. No money was taken." in text
     assert _payments(world) == []
     assert {i.balance for i in _invoices(world).values()} == {INVOICE}
@@ -131,14 +126,14 @@ def test_save_a_card_then_pay_with_it_and_a_double_submit_pays_once(
     world: World, client: TestClient, localstripe: str
 ) -> None:
     page = client.get("/payment-methods").text
-    method = stripe_js(localstripe, "4242424242424242")
+    method = card_payment_method(localstripe, "4242424242424242")
     response = client.post("/payment-methods", data={"csrf_token": csrf_token(page), "payment_method": method})
     assert response.status_code == 303, response.text
     assert "Visa ending 4242 12/2030 Default" in text_of(client.get("/payment-methods").text)
     assert _payments(world) == []  # set up, not charged
     declined = client.post(
         "/payment-methods",
-        data={"csrf_token": csrf_token(page), "payment_method": stripe_js(localstripe, "4000000000000002")},
+        data={"csrf_token": csrf_token(page), "payment_method": card_payment_method(localstripe, "4000000000000002")},
     )
     assert declined.status_code == 400
     assert "Your card was declined" in text_of(declined.text)
@@ -186,7 +181,7 @@ def test_webhooks_are_verified_and_processed_once_in_any_order(world: World, cli
 
 
 def test_an_unreachable_gateway_takes_nothing_and_says_so(world: World, client: TestClient, localstripe: str) -> None:
-    method = stripe_js(localstripe, "4242424242424242")
+    method = card_payment_method(localstripe, "4242424242424242")
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     run(Payments(world.store).configure(world.acme, {"api_base": closed}, CLI, now=world.clock.now))
     assert "The card form could not be loaded just now." in text_of(client.get("/payment-methods").text)

@@ -172,10 +172,11 @@ class Fleet:
         payload.update(claims)
         return jwt.encode(payload, self.sso_key, algorithm="HS256")
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, stdin: str | None = None) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "billportal", *args],
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,
