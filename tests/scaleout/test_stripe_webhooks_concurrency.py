@@ -21,9 +21,7 @@ and the invoice paid in full; every request answered as it should, none 5xx.
 
 from __future__ import annotations
 
-import json
 import queue
-import re
 import threading
 import time
 import uuid
@@ -37,7 +35,8 @@ import pytest
 
 from tests.conftest import new_postgres_database
 from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
-from tests.scaleout.test_concurrency import TODAY, Api
+from tests.scaleout.test_concurrency import Api
+from tests.scaleout.test_payments_concurrency import AMOUNT, new_invoice_and_pay_form, payments_of_paid_invoice
 from tests.stripe_support import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, card_payment_method, signed
 
 ROUNDS: Final = 8
@@ -46,7 +45,6 @@ DELIVERIES: Final = 8  # the same succeeded event, redelivered
 LATE_FAILURES: Final = 4  # a failure event about the same PaymentIntent, after the success
 TIMEOUT: Final = 30.0
 RUN: Final = uuid.uuid4().hex[:8]
-AMOUNT: Final = 10000
 _FORWARDED: Final = ("authorization", "content-type", "idempotency-key", "stripe-version")
 
 
@@ -121,14 +119,6 @@ def fleet(
         app.stop()
 
 
-@pytest.fixture(scope="module")
-def api(fleet: Fleet) -> Iterator[Api]:
-    created = json.loads(fleet.cli("api-key", "create", "--tenant", "acme", "--name", "webhook tests"))
-    client = Api(fleet, created["key"])
-    yield client
-    client.close()
-
-
 def _post(fleet: Fleet, slot: int, path: str, barrier: threading.Barrier, **sent: Any) -> httpx.Response:
     """One POST to process ``slot % 2``, sent when every request of its burst is ready."""
     port = fleet.apps[slot % 2].port
@@ -169,28 +159,9 @@ def test_redelivered_webhooks_racing_the_confirmation_record_one_payment(
     recorded_by_webhook = 0
     for trial in range(ROUNDS):
         webhook_first = trial % 2 == 0
-        invoice = api.create(
-            "/invoices",
-            {
-                "customer_id": 1234,
-                "number": f"HOOKRACE-{RUN}-{trial}",
-                "issued_on": TODAY,
-                "lines": [{"description": "Giant rubber band", "quantity": "1", "unit_price": AMOUNT}],
-            },
-        )
-        page = first.get("/pay", cookie=cookie).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        token = re.search(r'name="attempt" value="([^"]+)"', page)
-        assert csrf is not None
-        assert token is not None
-        form = {
-            "csrf_token": csrf[1],
-            "attempt": token[1],
-            "what": "invoices",
-            f"invoice_{invoice['id']}": "1",
-            "method": "new",
-            "payment_method": card_payment_method(localstripe, "4242424242424242"),
-        }
+        method = {"payment_method": card_payment_method(localstripe, "4242424242424242")}
+        invoice, form = new_invoice_and_pay_form(api, first, cookie, f"HOOKRACE-{RUN}-{trial}", method)
+        token = form["attempt"]
         holding.release.clear()
         with ThreadPoolExecutor(PAY_POSTS + DELIVERIES + 1) as pool:
             start = threading.Barrier(PAY_POSTS)
@@ -213,22 +184,15 @@ def test_redelivered_webhooks_racing_the_confirmation_record_one_payment(
             failures = [f.result() for f in _deliver(pool, fleet, late, threading.Barrier(LATE_FAILURES))]
 
         wrong = []
-        if intent["metadata"].get("billportal_attempt") != token[1] or intent["status"] != "succeeded":
+        if intent["metadata"].get("billportal_attempt") != token or intent["status"] != "succeeded":
             wrong.append(f"the PaymentIntent made: {intent['status']}, {intent['metadata']}")
         if sorted(a.status_code for a in paid) != [303] * PAY_POSTS:
             wrong.append(f"pay answers {sorted(a.status_code for a in paid)}")
-        if {a.headers.get("location") for a in paid} != {f"/pay/{token[1]}"}:
+        if {a.headers.get("location") for a in paid} != {f"/pay/{token}"}:
             wrong.append("not every pay answer leads to the attempt's result")
         if sorted(a.status_code for a in delivered + failures) != [200] * (DELIVERIES + LATE_FAILURES):
             wrong.append(f"webhook answers {sorted(a.status_code for a in delivered + failures)}")
-        after = api.fetch(f"/invoices/{invoice['id']}")
-        if (after["status"], after["amount_paid"], after["balance"]) != ("paid", AMOUNT, 0):
-            wrong.append(f"invoice {after['status']}, paid {after['amount_paid']}, balance {after['balance']}")
-        paying = [
-            p
-            for p in api.list_all("payments", customer_id="1234")
-            if any(a["invoice_id"] == invoice["id"] for a in p["applications"])
-        ]
+        paying = payments_of_paid_invoice(api, invoice, wrong)
         if [(p["amount"], p["gateway_payment_id"]) for p in paying] != [(AMOUNT, intent["id"])]:
             wrong.append(f"payments of the invoice: {[(p['amount'], p['gateway_payment_id']) for p in paying]}")
         # The confirmation records the card it charged; a webhook that came first records the payment without it.
@@ -236,7 +200,7 @@ def test_redelivered_webhooks_racing_the_confirmation_record_one_payment(
         recorded_by_webhook += by_webhook
         if webhook_first and not by_webhook:
             wrong.append("held back, the confirmation still recorded the payment before the webhook")
-        result = first.get(f"/pay/{token[1]}", cookie=cookie)
+        result = first.get(f"/pay/{token}", cookie=cookie)
         if "Thank you: your payment was received" not in result.text:
             wrong.append("the attempt's page does not say it was paid")
         if wrong:
