@@ -214,6 +214,15 @@ def token_factory(world: World) -> Callable[..., str]:
     return world.token
 
 
+@pytest.fixture(scope="module")
+def localstripe() -> Iterator[str]:
+    """A localstripe process (fake Stripe) for this module; its base URL. See tests/stripe_support.py."""
+    from tests.stripe_support import running_localstripe
+
+    with running_localstripe() as url:
+        yield url
+
+
 _JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}")
 
 

@@ -1,28 +1,19 @@
 """Paying through Stripe, against localstripe (a fake Stripe server run as a separate process), over HTTP.
 
-localstripe is GPL-3.0: `make localstripe-deps` installs it into its own venv
-(.venv-localstripe), and these tests only run it, as `localstripe --port P`; nothing
-imports it. The browser's part (Stripe's script turning a card into a PaymentMethod)
-is done here by the test with the official `stripe` package, as Stripe.js would; the
-form then posts only the PaymentMethod id, as the real page does.
+localstripe runs as a process (the ``localstripe`` fixture, tests/stripe_support.py). The
+browser's part (Stripe's script turning a card into a PaymentMethod) is done here by the
+test with the official `stripe` package; the form then posts only the PaymentMethod id,
+as the real page does. tests/browser/test_stripe_browser.py drives the real page's
+script, with localstripe's fake stripe.js, in chromium.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import socket
-import subprocess
-import time
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Final
+import re
+from typing import Any
 
-import httpx
 import pytest
-import stripe
 from starlette.testclient import TestClient
 
 from billportal.services.audit import CLI
@@ -30,67 +21,35 @@ from billportal.services.payments import Payments
 from billportal.storage import payments as stored
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice, Payment
+from tests.browser.conftest import free_port
 from tests.conftest import World, run
 from tests.functional.portal_world import csrf_token, signed_in, text_of
+from tests.stripe_support import (
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    card_payment_method,
+    payment_intent_event,
+    signed,
+)
 
-LOCALSTRIPE: Final = Path(__file__).resolve().parents[2] / ".venv-localstripe" / "bin" / "localstripe"
-WEBHOOK_SECRET: Final = "whsec_test_billportal"
 INVOICE = 35890
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def localstripe() -> Iterator[str]:
-    assert LOCALSTRIPE.exists(), "localstripe is missing: run `make localstripe-deps`"
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(LOCALSTRIPE), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{url}/js.stripe.com/v3/", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("localstripe did not start") from None
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture
 def client(world: World, localstripe: str) -> TestClient:
-    settings = {"gateway": "stripe", "publishable_key": "pk_test_billportal", "api_base": localstripe}
+    settings = {"gateway": "stripe", "publishable_key": PUBLISHABLE_KEY, "api_base": localstripe}
     run(
         Payments(world.store).configure(
             world.acme,
             settings,
             CLI,
             now=world.clock.now,
-            secret_key="sk_test_billportal",
+            secret_key=SECRET_KEY,
             webhook_secret=WEBHOOK_SECRET,
         )
     )
     return signed_in(world)
-
-
-def stripe_js(localstripe: str, number: str) -> str:
-    """What Stripe's script does in the browser: the card becomes a PaymentMethod id."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # localstripe takes only secret keys; Stripe.js uses the publishable one for the same call.
-        api = stripe.StripeClient("sk_test_billportal", base_addresses={"api": localstripe}).v1
-        card: Any = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-        return str(api.payment_methods.create(params={"type": "card", "card": card}).id)
 
 
 def _invoices(world: World) -> dict[str, Invoice]:
@@ -120,26 +79,8 @@ def _pay(client: TestClient, form: dict[str, str]) -> str:
     return text_of(client.get(response.headers["location"]).text)
 
 
-def _signed(event: dict[str, Any], secret: str = WEBHOOK_SECRET) -> tuple[bytes, str]:
-    """A webhook as Stripe sends it: the JSON body and its Stripe-Signature header."""
-    payload = json.dumps(event).encode()
-    stamp = int(time.time())
-    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
-    return payload, f"t={stamp},v1={mac}"
-
-
-def _event(event_id: str, kind: str, intent: str, attempt: str) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "object": "event",
-        "type": kind,
-        "created": int(time.time()),
-        "data": {"object": {"id": intent, "object": "payment_intent", "metadata": {"billportal_attempt": attempt}}},
-    }
-
-
 def _deliver(client: TestClient, event: dict[str, Any], secret: str = WEBHOOK_SECRET) -> int:
-    payload, signature = _signed(event, secret)
+    payload, signature = signed(event, secret)
     headers = {"stripe-signature": signature, "content-type": "application/json"}
     status: int = client.post("/webhooks/stripe", content=payload, headers=headers).status_code
     return status
@@ -152,6 +93,8 @@ def test_stripes_script_is_allowed_on_the_payment_pages_only(client: TestClient,
         assert f"script-src 'self' {localstripe}" in csp, path
         assert f"frame-src {localstripe}" in csp, path
         assert f'<script src="{localstripe}/js.stripe.com/v3/"></script>' in page.text
+        # The page's SetupIntent, which Stripe's script confirms with the card (no charge).
+        assert re.search(r'data-setup-secret="seti_\w+_secret_\w+"', page.text), path
         assert 'name="card_number"' not in page.text  # card numbers go to Stripe, never here
     for path in ("/", "/invoices", "/payments"):
         csp = client.get(path).headers["content-security-policy"]
@@ -161,7 +104,7 @@ def test_stripes_script_is_allowed_on_the_payment_pages_only(client: TestClient,
 
 def test_pay_one_invoice_with_a_new_card(world: World, client: TestClient, localstripe: str) -> None:
     first = _invoices(world)["INV-0001"]
-    method = stripe_js(localstripe, "4242424242424242")
+    method = card_payment_method(localstripe, "4242424242424242")
     form = _pay_form(client, what="invoices", payment_method=method, **{f"invoice_{first.id}": "1"})
     text = _pay(client, form)
     assert "$358.90 was paid with Visa ending 4242" in text
@@ -173,7 +116,7 @@ def test_pay_one_invoice_with_a_new_card(world: World, client: TestClient, local
 
 
 def test_a_declined_card_takes_nothing(world: World, client: TestClient, localstripe: str) -> None:
-    text = _pay(client, _pay_form(client, payment_method=stripe_js(localstripe, "4000000000000002")))
+    text = _pay(client, _pay_form(client, payment_method=card_payment_method(localstripe, "4000000000000002")))
     assert "Your card was declined. No money was taken." in text
     assert _payments(world) == []
     assert {i.balance for i in _invoices(world).values()} == {INVOICE}
@@ -183,14 +126,14 @@ def test_save_a_card_then_pay_with_it_and_a_double_submit_pays_once(
     world: World, client: TestClient, localstripe: str
 ) -> None:
     page = client.get("/payment-methods").text
-    method = stripe_js(localstripe, "4242424242424242")
+    method = card_payment_method(localstripe, "4242424242424242")
     response = client.post("/payment-methods", data={"csrf_token": csrf_token(page), "payment_method": method})
     assert response.status_code == 303, response.text
     assert "Visa ending 4242 12/2030 Default" in text_of(client.get("/payment-methods").text)
     assert _payments(world) == []  # set up, not charged
     declined = client.post(
         "/payment-methods",
-        data={"csrf_token": csrf_token(page), "payment_method": stripe_js(localstripe, "4000000000000002")},
+        data={"csrf_token": csrf_token(page), "payment_method": card_payment_method(localstripe, "4000000000000002")},
     )
     assert declined.status_code == 400
     assert "Your card was declined" in text_of(declined.text)
@@ -221,12 +164,12 @@ def test_webhooks_are_verified_and_processed_once_in_any_order(world: World, cli
     # The pay form's attempt, made and sent to Stripe; Stripe's webhook comes before the confirmation's answer.
     assert run(world.store.write(lambda conn: stored.claim_attempt(conn, attempt)))
 
-    succeeded = _event("evt_1", "payment_intent.succeeded", "pi_webhook_1", token)
+    succeeded = payment_intent_event("evt_1", "payment_intent.succeeded", "pi_webhook_1", token)
     assert _deliver(client, succeeded, secret="whsec_wrong") == 400
     assert _payments(world) == []
     assert _deliver(client, succeeded) == 200
     assert _deliver(client, succeeded) == 200  # delivered twice
-    failed_late = _event("evt_2", "payment_intent.payment_failed", "pi_webhook_1", token)
+    failed_late = payment_intent_event("evt_2", "payment_intent.payment_failed", "pi_webhook_1", token)
     assert _deliver(client, failed_late) == 200  # out of order: a failure after the success changes nothing
     [payment] = _payments(world)
     assert (payment.gateway_payment_id, payment.amount) == ("pi_webhook_1", INVOICE)
@@ -238,9 +181,10 @@ def test_webhooks_are_verified_and_processed_once_in_any_order(world: World, cli
 
 
 def test_an_unreachable_gateway_takes_nothing_and_says_so(world: World, client: TestClient, localstripe: str) -> None:
-    method = stripe_js(localstripe, "4242424242424242")
-    closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    method = card_payment_method(localstripe, "4242424242424242")
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     run(Payments(world.store).configure(world.acme, {"api_base": closed}, CLI, now=world.clock.now))
+    assert "The card form could not be loaded just now." in text_of(client.get("/payment-methods").text)
     text = _pay(client, _pay_form(client, payment_method=method))
     assert "The payment could not be taken just now. No money was taken." in text
     assert _payments(world) == []

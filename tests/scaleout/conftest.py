@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import glob
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jwt
 import pytest
@@ -30,6 +32,9 @@ from billportal.storage import open_store
 from tests.browser.conftest import free_port
 from tests.conftest import MASTER_KEY
 from tests.server_process import App
+
+if TYPE_CHECKING:
+    from tests.scaleout.test_concurrency import Api
 
 _PG_BINS = glob.glob("/usr/lib/postgresql/*/bin")
 PG_BIN = Path(max(_PG_BINS)) if _PG_BINS else None
@@ -172,10 +177,11 @@ class Fleet:
         payload.update(claims)
         return jwt.encode(payload, self.sso_key, algorithm="HS256")
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, stdin: str | None = None) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "billportal", *args],
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,
@@ -220,3 +226,14 @@ def start_fleet(
     for app in apps:
         app.start()
     return Fleet(env, sso_key, apps)
+
+
+@pytest.fixture(scope="module")
+def api(fleet: Fleet) -> Iterator[Api]:
+    """The REST API of the module's ``fleet`` (both processes), with a key of the default scopes."""
+    from tests.scaleout.test_concurrency import Api  # a test module that imports this one: not at the top
+
+    created = json.loads(fleet.cli("api-key", "create", "--tenant", "acme", "--name", "scale-out tests"))
+    client = Api(fleet, created["key"])
+    yield client
+    client.close()

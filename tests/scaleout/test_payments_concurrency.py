@@ -10,13 +10,12 @@ exactly one payment for the invoice, which is paid exactly in full.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import pytest
@@ -25,11 +24,13 @@ from billportal.services.payments import AutoPay
 from tests.conftest import World, new_postgres_database, run
 from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
 from tests.scaleout.test_concurrency import TODAY, Api
+from tests.server_process import App
 
 TRIALS: Final = 20
 BURST: Final = 8
 TIMEOUT: Final = 30.0
 RUN: Final = uuid.uuid4().hex[:8]
+AMOUNT: Final = 10000
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +41,6 @@ def fleet(
     yield fleet
     for app in fleet.apps:
         app.stop()
-
-
-@pytest.fixture(scope="module")
-def api(fleet: Fleet) -> Iterator[Api]:
-    created = json.loads(fleet.cli("api-key", "create", "--tenant", "acme", "--name", "payment tests"))
-    client = Api(fleet, created["key"])
-    yield client
-    client.close()
 
 
 def _submit_burst(fleet: Fleet, cookie: str, form: dict[str, str]) -> list[httpx.Response]:
@@ -69,56 +62,62 @@ def _submit_burst(fleet: Fleet, cookie: str, form: dict[str, str]) -> list[httpx
         return list(pool.map(send, range(BURST)))
 
 
+def new_invoice_and_pay_form(
+    api: Api, app: App, cookie: str, number: str, card: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A fresh invoice of $100.00 for customer 1234, and the pay form (one attempt token) that pays it with ``card``."""
+    invoice = api.create(
+        "/invoices",
+        {
+            "customer_id": 1234,
+            "number": number,
+            "issued_on": TODAY,
+            "lines": [{"description": "Rocket skates", "quantity": "1", "unit_price": AMOUNT}],
+        },
+    )
+    page = app.get("/pay", cookie=cookie).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    token = re.search(r'name="attempt" value="([^"]+)"', page)
+    assert csrf is not None
+    assert token is not None
+    chosen = {"what": "invoices", f"invoice_{invoice['id']}": "1", "method": "new"}
+    return invoice, {"csrf_token": csrf[1], "attempt": token[1], **chosen, **card}
+
+
+def payments_of_paid_invoice(api: Api, invoice: dict[str, Any], wrong: list[str]) -> list[dict[str, Any]]:
+    """The payments applied to ``invoice``; what is wrong with it (not paid exactly in full) goes in ``wrong``."""
+    after = api.fetch(f"/invoices/{invoice['id']}")
+    if (after["status"], after["amount_paid"], after["balance"]) != ("paid", AMOUNT, 0):
+        wrong.append(f"invoice {after['status']}, paid {after['amount_paid']}, balance {after['balance']}")
+    return [
+        p
+        for p in api.list_all("payments", customer_id="1234")
+        if any(a["invoice_id"] == invoice["id"] for a in p["applications"])
+    ]
+
+
 def test_concurrent_submissions_of_one_pay_form_pay_once(fleet: Fleet, api: Api) -> None:
     first = fleet.apps[0]
     cookie = first.get(f"/login/{fleet.token()}").cookies["__Host-bp_session"]
     problems: dict[int, list[str]] = {}
     last = ""
     for trial in range(TRIALS):
-        invoice = api.create(
-            "/invoices",
-            {
-                "customer_id": 1234,
-                "number": f"PAYRACE-{RUN}-{trial}",
-                "issued_on": TODAY,
-                "lines": [{"description": "Rocket skates", "quantity": "1", "unit_price": 10000}],
-            },
-        )
-        page = first.get("/pay", cookie=cookie).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        token = re.search(r'name="attempt" value="([^"]+)"', page)
-        assert csrf is not None
-        assert token is not None
-        form = {
-            "csrf_token": csrf[1],
-            "attempt": token[1],
-            "what": "invoices",
-            f"invoice_{invoice['id']}": "1",
-            "method": "new",
-            "card_number": "4242424242424242",
-            "card_expiry": "12/30",
-            "card_cvc": "123",
-        }
+        card = {"card_number": "4242424242424242", "card_expiry": "12/30", "card_cvc": "123"}
+        invoice, form = new_invoice_and_pay_form(api, first, cookie, f"PAYRACE-{RUN}-{trial}", card)
+        token = form["attempt"]
         answers = _submit_burst(fleet, cookie, form)
         wrong = []
         statuses = sorted(a.status_code for a in answers)
         if statuses != [303] * BURST:
             wrong.append(f"answers {statuses}: {next((a.text[:200] for a in answers if a.status_code != 303), '')}")
-        if {a.headers.get("location") for a in answers} != {f"/pay/{token[1]}"}:
+        if {a.headers.get("location") for a in answers} != {f"/pay/{token}"}:
             wrong.append("not every answer leads to the attempt's result")
-        after = api.fetch(f"/invoices/{invoice['id']}")
-        if (after["status"], after["amount_paid"], after["balance"]) != ("paid", 10000, 0):
-            wrong.append(f"invoice {after['status']}, paid {after['amount_paid']}, balance {after['balance']}")
-        paying = [
-            p
-            for p in api.list_all("payments", customer_id="1234")
-            if any(a["invoice_id"] == invoice["id"] for a in p["applications"])
-        ]
+        paying = payments_of_paid_invoice(api, invoice, wrong)
         if len(paying) != 1 or paying[0]["method_detail"] != "Visa ending 4242" or not paying[0]["gateway_payment_id"]:
             wrong.append(f"{len(paying)} payments of the invoice")
         if wrong:
             problems[trial] = wrong
-        last = token[1]
+        last = token
     assert not problems, f"{len(problems)} of {TRIALS} trials went wrong: {problems}"
     result = first.get(f"/pay/{last}", cookie=cookie)
     assert result.status_code == 200

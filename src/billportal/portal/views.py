@@ -383,8 +383,7 @@ class Portal:
             errors=errors or {},
             attempt_token=new_attempt_token(),
             card_required=False,  # a saved card may be chosen instead
-            gateway_js=gateway_script(settings)[0],
-            gateway_urls=gateway_script(settings)[1],
+            **await self._card_form(visit, settings, shown=settings.online and bool(statement.invoices)),
         )
 
     @customer_form("pay", max_fields=MAX_PAYABLE + 16)
@@ -526,9 +525,17 @@ class Portal:
             errors=errors or {},
             notice=notice,
             card_required=True,
-            gateway_js=gateway_script(settings)[0],
-            gateway_urls=gateway_script(settings)[1],
+            **await self._card_form(visit, settings, shown=settings.online and settings.allow_saved_methods),
         )
+
+    async def _card_form(self, visit: Visit, settings: PaymentSettings, *, shown: bool) -> dict[str, Any]:
+        """For a page with a card form: the gateway's script, its origins (for the CSP), the secret it sets up with.
+
+        A page without the form loads no script, and its policy stays script-free.
+        """
+        script, origins = gateway_script(settings) if shown else ("", ())
+        secret = await self.online_payments.browser_setup(settings, visit.customer.id) if script else ""
+        return {"gateway_js": script, "gateway_urls": origins, "card_setup": secret}
 
     @customer("add_payment_method")
     async def payment_methods(self, request: Request, visit: Visit) -> Response:

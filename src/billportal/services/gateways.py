@@ -126,6 +126,14 @@ class SetsUpMethods(Protocol):
         """Save a card for later without charging it (Declined if the card is refused)."""
         ...
 
+    def browser_setup(self, *, customer_id: int) -> str:
+        """For a gateway whose script collects the card: the secret with which that script sets it up.
+
+        Stripe: the client secret of a new SetupIntent, which Stripe.js confirms with the card
+        (``confirmCardSetup``), giving the PaymentMethod id the form then posts.
+        """
+        ...
+
 
 class Refunds(Protocol):
     def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str) -> str:
@@ -214,6 +222,9 @@ class TestGateway:
         marker = "declined_" if outcome == "declined_later" else ""
         return SetUp(f"test_pm_{marker}{secrets.token_hex(8)}", card)
 
+    def browser_setup(self, *, customer_id: int) -> str:
+        raise GatewayError("the test gateway's card is typed into the portal")
+
     def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str) -> str:
         return self._id("test_re", idempotency_key)
 
@@ -233,8 +244,9 @@ STRIPE_EVENTS: Final = ("payment_intent.succeeded", "payment_intent.payment_fail
 class StripeGateway:
     """Stripe, through its official package: PaymentIntents to pay, SetupIntents to save a card.
 
-    Card numbers never reach billportal: Stripe's script in the browser turns them into a
-    PaymentMethod (``pm_...``) that the form sends instead. A saved method's reference is
+    Card numbers never reach billportal: Stripe's script in the browser confirms a SetupIntent
+    made for the page (:meth:`browser_setup`) with the card, and the form sends the resulting
+    PaymentMethod (``pm_...``) instead. A saved method's reference is
     ``{Stripe customer}:{PaymentMethod}``. A new ``StripeClient`` is made for each call, so
     that no key or API base of one company is ever used for another.
     """
@@ -338,6 +350,19 @@ class StripeGateway:
         if intent.status != "succeeded":
             raise Declined(DECLINED)
         return SetUp(f"{stripe_customer}:{payment_method}", self._card(client, payment_method))
+
+    def browser_setup(self, *, customer_id: int) -> str:
+        try:
+            intent = self._client().setup_intents.create(
+                params={
+                    "payment_method_types": ["card"],
+                    "usage": "off_session",
+                    "metadata": {"billportal_customer": str(customer_id)},
+                }
+            )
+        except stripe.StripeError as failed:
+            raise GatewayError(type(failed).__name__) from None
+        return str(intent.client_secret)
 
     def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str) -> str:
         try:

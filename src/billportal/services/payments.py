@@ -215,6 +215,16 @@ class Payments:
 
         return await self.store.write(save)
 
+    async def browser_setup(self, settings: PaymentSettings, customer_id: int) -> str:
+        """The secret the gateway's script sets a card up with on this page view ("": none now, or not needed)."""
+        gateway = gateway_for(settings, self.store.master_keys)
+        if gateway is None or not gateway.collects_cards_itself:
+            return ""
+        try:
+            return await asyncio.to_thread(gateway.browser_setup, customer_id=customer_id)
+        except GatewayError:
+            return ""
+
     async def make_default(self, company_id: int, customer_id: int, method_id: int) -> bool:
         return await self.store.write(lambda conn: stored.make_default(conn, company_id, customer_id, method_id))
 
