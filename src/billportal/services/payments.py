@@ -183,13 +183,16 @@ class Payments:
         gateway = self._gateway(settings)
         if not settings.allow_saved_methods:
             raise Refused("saved_methods_off", "Saving cards is not offered here.")
+        company_id = settings.company_id
         try:
-            made = await asyncio.to_thread(gateway.set_up, customer_id=customer_id, method=method)
+            customer = await self.gateway_customer(gateway, company_id, customer_id, now=now)
+            made = await asyncio.to_thread(
+                gateway.set_up, customer_id=customer_id, gateway_customer=customer, method=method
+            )
         except Declined as declined:
             raise Refused("card_declined", str(declined)) from None
         except GatewayError:
             raise Refused("gateway_unavailable", UNAVAILABLE) from None
-        company_id = settings.company_id
 
         def save(conn: Connection) -> SavedPaymentMethod:
             existing = stored.methods(conn, company_id, customer_id)
@@ -214,6 +217,32 @@ class Payments:
             return found
 
         return await self.store.write(save)
+
+    async def gateway_customer(self, gateway: Gateway, company_id: int, customer_id: int, *, now: int) -> str:
+        """The gateway's customer for this customer, made on first need and kept (GatewayError if it cannot be made).
+
+        Two requests (two processes) that both need it first both ask the gateway with one
+        idempotency key, derived from the company and the customer, so the gateway makes one
+        customer; the table's key keeps one row, and each request uses the row that was kept.
+        """
+        kind = gateway.kind
+        found = await self.store.read(lambda conn: stored.gateway_customer(conn, company_id, customer_id, kind))
+        if found is not None:
+            return found
+        made = await asyncio.to_thread(
+            gateway.create_customer,
+            company_id=company_id,
+            customer_id=customer_id,
+            idempotency_key=f"billportal-customer-{company_id}-{customer_id}",
+        )
+        values = {
+            "company_id": company_id,
+            "customer_id": customer_id,
+            "gateway": kind,
+            "gateway_customer_id": made,
+            "created_at": now,
+        }
+        return await self.store.write(lambda conn: stored.keep_gateway_customer(conn, values))
 
     async def make_default(self, company_id: int, customer_id: int, method_id: int) -> bool:
         return await self.store.write(lambda conn: stored.make_default(conn, company_id, customer_id, method_id))
@@ -288,9 +317,11 @@ class Payments:
                 charge = replace(charge, card=charge.card or card)
             else:
                 assert not isinstance(method, int)
+                customer = await self.gateway_customer(gateway, company.id, customer_id, now=now)
                 charge = await asyncio.to_thread(
                     gateway.confirm_new,
                     customer_id=customer_id,
+                    gateway_customer=customer,
                     method=method,
                     amount=plan.amount,
                     currency=plan.currency,
