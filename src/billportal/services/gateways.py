@@ -437,15 +437,16 @@ def gateway_for(settings: PaymentSettings, master_keys: MasterKeys) -> Gateway |
         return TestGateway(settings.company_id)
     if settings.gateway == "stripe" and settings.secret_key_sealed:
         return StripeGateway(
-            _unsealed(master_keys, settings.secret_key_sealed, settings.company_id),
-            webhook_secret=_unsealed(master_keys, settings.webhook_secret_sealed, settings.company_id),
+            unseal_secret(master_keys, settings.secret_key_sealed, settings.company_id),
+            webhook_secret=unseal_secret(master_keys, settings.webhook_secret_sealed, settings.company_id),
             api_base=settings.api_base,
             test_mode=settings.test_mode,
         )
     return None
 
 
-def _unsealed(master_keys: MasterKeys, text: str, company_id: int) -> str:
+def unseal_secret(master_keys: MasterKeys, text: str, company_id: int) -> str:
+    """A gateway secret opened from its sealed text ("" stays "")."""
     if not text:
         return ""
     return master_keys.unseal(Sealed.from_text(text), GATEWAY_SEAL_PURPOSE, company_id).decode("utf-8")

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection
 
 from billportal.core.clock import local_date
+from billportal.core.crypto import MasterKeys
 from billportal.core.errors import Refused
 from billportal.services import audit
 from billportal.services.audit import Actor
@@ -48,6 +49,7 @@ from billportal.services.gateways import (
     NewMethod,
     OutcomeUnknown,
     gateway_for,
+    unseal_secret,
 )
 from billportal.storage import documents
 from billportal.storage import payments as stored
@@ -65,6 +67,9 @@ SETTING_FIELDS: Final = (
     "api_base",
 )
 MAX_SAVED_METHODS: Final = 10
+MAX_SECRET_LENGTH: Final = 500  # a gateway secret (Stripe's keys are about 110 characters)
+SECRET_NAMES: Final = {"secret_key": "secret key", "webhook_secret": "webhook signing secret"}
+HINT_MIN_LENGTH: Final = 16  # a secret shorter than this shows no hint: its last 4 would be too much of it
 UNAVAILABLE: Final = "The payment could not be taken just now. No money was taken. Please try again in a few minutes."
 PROCESSING: Final = "The card company has not answered yet. Do not pay again: this page shows the result once it comes."
 WAIT_SECONDS: Final = 15.0  # how long a duplicate submission waits for the first one's answer
@@ -150,11 +155,14 @@ class Payments:
             )
         if "autopay_retry_days" in changes:
             changes["autopay_retry_days"] = retry_days_text(changes["autopay_retry_days"])
+        secret_key, webhook_secret = (
+            secret_text(secret_key, "secret_key"),
+            secret_text(webhook_secret, "webhook_secret"),
+        )
         keys = self.store.master_keys
         for column, secret in (("secret_key_sealed", secret_key), ("webhook_secret_sealed", webhook_secret)):
             if secret is not None:
-                sealed = keys.seal(secret.encode("utf-8"), GATEWAY_SEAL_PURPOSE, company.id) if secret else None
-                changes[column] = sealed.as_text() if sealed is not None else ""
+                changes[column] = keys.seal(secret.encode("utf-8"), GATEWAY_SEAL_PURPOSE, company.id).as_text()
 
         def change(conn: Connection) -> PaymentSettings:
             current = stored.settings(conn, company.id)
@@ -537,6 +545,33 @@ def record_online_payment(
         "applications": applications,
     }
     return Books(conn, company.id, now).record_payment(values).id
+
+
+def secret_text(value: str | None, field: str) -> str | None:
+    """A gateway secret as typed, trimmed (None: unchanged), or Refused: visible ASCII, as gateways write them.
+
+    The message never quotes the value.
+    """
+    if value is None:
+        return None
+    secret = value.strip()
+    if not 0 < len(secret) <= MAX_SECRET_LENGTH or not all("!" <= ch <= "~" for ch in secret):
+        name = SECRET_NAMES[field]
+        raise Refused(
+            "invalid_field",
+            f"the {name} is the text the gateway shows, at most {MAX_SECRET_LENGTH} characters, without spaces",
+            field,
+        )
+    return secret
+
+
+def secret_hint(settings: PaymentSettings, master_keys: MasterKeys, field: str) -> str | None:
+    """What may be shown of a stored secret: its last 4 characters ("…abcd"), or None (not set, or too short)."""
+    sealed = settings.secret_key_sealed if field == "secret_key" else settings.webhook_secret_sealed
+    if not sealed:
+        return None
+    secret = unseal_secret(master_keys, sealed, settings.company_id)
+    return "…" + secret[-4:] if len(secret) >= HINT_MIN_LENGTH else None
 
 
 def retry_days_text(value: Any) -> str:
