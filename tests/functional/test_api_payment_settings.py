@@ -19,8 +19,12 @@ from billportal.services.payments import Payments
 from billportal.storage.records import AuditEvent
 from tests import factories
 from tests.conftest import World, run
+from tests.functional.dashboard_support import PASSWORD, admin_of_acme
 from tests.functional.portal_world import signed_in, text_of
 from tests.functional.test_api import dashboard, error
+from tests.functional.test_dashboard_cli import cli
+
+__all__ = ["cli"]  # a fixture, imported so that it is found here
 
 PATH: Final = "/api/v1/payment_settings"
 SECRET_KEY: Final = "sk_test_51HnotARealKeyButLongEnough9xYz"
@@ -239,3 +243,19 @@ def test_the_openapi_document_describes_both_operations(world: World) -> None:
     assert "secret_key" not in answer
     assert {"secret_key_set", "secret_key_hint", "webhook_secret_set", "webhook_secret_hint"} <= set(answer)
     assert "/payment_settings" in dashboard(world).get("/api/v1/docs").text
+
+
+def test_the_dashboard_and_the_cli_refuse_the_secret_the_api_refuses(world: World, api: TestClient, cli: Any) -> None:
+    bad = "sk_test_with a space inside_0123"
+    error(api.patch(PATH, json={"secret_key": bad}), 422, "invalid_setting", "secret_key")
+    dashboard = admin_of_acme(world)
+    page = dashboard.post("/settings/payments/secrets", {"secret_key": bad, "password": PASSWORD})
+    assert page.status_code == 400
+    assert "without spaces" in text_of(page.text)
+    assert bad not in page.text
+    status, out, err = cli("payments", "configure", "--tenant", "acme", "--secrets-stdin", stdin=f"{bad}\n\n")
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "without spaces" in err
+    assert bad not in err
+    assert run(Payments(world.store).settings(world.acme.id)).secret_key_sealed == ""
