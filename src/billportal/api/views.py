@@ -27,7 +27,7 @@ from billportal.services import sso as management
 from billportal.services.audit import Actor
 from billportal.services.billing import Books
 from billportal.services.idempotency import Idempotency
-from billportal.services.payments import SETTING_FIELDS, secret_hint
+from billportal.services.payments import shown_settings
 from billportal.storage import companies
 from billportal.storage.documents import Scope
 from billportal.storage.records import ApiCaller, Company, PaymentSettings, SsoKeyInfo
@@ -452,15 +452,10 @@ class Api:
         return json_response(encode_json(self._payment_settings(op, settings, shown)))
 
     def _payment_settings(self, op: Operation, settings: PaymentSettings, instructions: str) -> dict[str, Any]:
-        keys = self.store.master_keys
         return op.answer.dump(
             {
                 "object": "payment_settings",
-                **{name: getattr(settings, name) for name in SETTING_FIELDS},
-                "secret_key_set": bool(settings.secret_key_sealed),
-                "secret_key_hint": secret_hint(settings, keys, "secret_key"),
-                "webhook_secret_set": bool(settings.webhook_secret_sealed),
-                "webhook_secret_hint": secret_hint(settings, keys, "webhook_secret"),
+                **shown_settings(settings, self.store.master_keys),
                 "payment_instructions": instructions,
                 "updated_at": settings.updated_at,
             }

@@ -565,6 +565,17 @@ def secret_text(value: str | None, field: str) -> str | None:
     return secret
 
 
+def shown_settings(settings: PaymentSettings, master_keys: MasterKeys) -> dict[str, Any]:
+    """The settings as the CLI and the API show them: each secret only as set or not, and its hint."""
+    return {
+        **{name: getattr(settings, name) for name in SETTING_FIELDS},
+        "secret_key_set": bool(settings.secret_key_sealed),
+        "secret_key_hint": secret_hint(settings, master_keys, "secret_key"),
+        "webhook_secret_set": bool(settings.webhook_secret_sealed),
+        "webhook_secret_hint": secret_hint(settings, master_keys, "webhook_secret"),
+    }
+
+
 def secret_hint(settings: PaymentSettings, master_keys: MasterKeys, field: str) -> str | None:
     """What may be shown of a stored secret: its last 4 characters ("…abcd"), or None (not set, or too short)."""
     sealed = settings.secret_key_sealed if field == "secret_key" else settings.webhook_secret_sealed
