@@ -382,7 +382,9 @@ def test_the_cli_configures_a_gateway_with_secrets_from_stdin_never_arguments(wo
         "publishable_key": "pk_test_1",
         "api_base": "http://127.0.0.1:8420",
         "secret_key_set": True,
+        "secret_key_hint": "…tdin",
         "webhook_secret_set": True,
+        "webhook_secret_hint": "…tdin",
     }
     assert "sk_test_from_stdin" not in out
     settings = run(Payments(world.store).settings(world.acme.id))

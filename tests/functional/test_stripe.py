@@ -14,6 +14,8 @@ import re
 from typing import Any
 
 import pytest
+import stripe
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from billportal.services.audit import CLI
@@ -21,6 +23,7 @@ from billportal.services.payments import Payments
 from billportal.storage import payments as stored
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice, Payment
+from billportal.storage.schema import gateway_customers
 from tests.browser.conftest import free_port
 from tests.conftest import World, run
 from tests.functional.portal_world import csrf_token, signed_in, text_of
@@ -188,3 +191,45 @@ def test_an_unreachable_gateway_takes_nothing_and_says_so(world: World, client: 
     text = _pay(client, _pay_form(client, payment_method=method))
     assert "The payment could not be taken just now. No money was taken." in text
     assert _payments(world) == []
+
+
+def _stripe_api(localstripe: str) -> Any:
+    return stripe.StripeClient("sk_test_billportal", base_addresses={"api": localstripe}).v1
+
+
+def _gateway_customers(world: World) -> list[tuple[int, int, str, str]]:
+    def rows(conn: Any) -> list[tuple[int, int, str, str]]:
+        c = gateway_customers.c
+        query = select(c.company_id, c.customer_id, c.gateway, c.gateway_customer_id).order_by(c.customer_id)
+        return [tuple(row) for row in conn.execute(query)]
+
+    return run(world.store.read(rows))
+
+
+def test_saved_cards_and_payments_share_one_stripe_customer(world: World, client: TestClient, localstripe: str) -> None:
+    page = client.get("/payment-methods").text
+    for number in ("4242424242424242", "5555555555554444"):
+        method = card_payment_method(localstripe, number)
+        saved = client.post("/payment-methods", data={"csrf_token": csrf_token(page), "payment_method": method})
+        assert saved.status_code == 303, saved.text
+    [(company_id, customer_id, gateway, stripe_customer)] = _gateway_customers(world)
+    assert (company_id, customer_id, gateway) == (world.acme.id, 1234, "stripe")
+    assert stripe_customer.startswith("cus_")
+
+    api = _stripe_api(localstripe)
+    found = api.customers.retrieve(stripe_customer)
+    assert found.metadata.to_dict() == {"billportal_company": str(world.acme.id), "billportal_customer": "1234"}
+    attached = api.payment_methods.list(params={"customer": stripe_customer, "type": "card"})
+    assert sorted(pm.card.last4 for pm in attached.data) == ["4242", "4444"]
+    methods = run(Payments(world.store).methods(world.acme.id, 1234))
+    assert {m.gateway_ref.partition(":")[0] for m in methods} == {stripe_customer}
+
+    first = _invoices(world)["INV-0001"]
+    new_card = card_payment_method(localstripe, "4242424242424242")
+    form = _pay_form(client, what="invoices", payment_method=new_card, **{f"invoice_{first.id}": "1"})
+    assert "$358.90 was paid with Visa ending 4242" in _pay(client, form)
+    saved_card = next(m for m in methods if m.last4 == "4444")
+    assert "$358.90 was paid with Visa ending 4444" in _pay(client, _pay_form(client, method=f"saved-{saved_card.id}"))
+    intents = [api.payment_intents.retrieve(str(p.gateway_payment_id)) for p in _payments(world)]
+    assert [intent.customer for intent in intents] == [stripe_customer, stripe_customer]
+    assert len(_gateway_customers(world)) == 1  # reused, never made again

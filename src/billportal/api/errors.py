@@ -63,6 +63,11 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "invalid_status": (422, "The status does not go with the other fields sent."),
     "ttl_too_long": (422, "The link would outlive the company's maximum link lifetime."),
     "issuer_not_allowed": (422, "The issuer is not in the company's list of allowed issuers."),
+    "invalid_setting": (
+        422,
+        "A payment setting fits its schema but breaks a rule (a retry schedule must increase); field names it.",
+    ),
+    "test_mode_required": (422, "The built-in test gateway can only be chosen in test mode: send test_mode true."),
     "idempotency_key_reused": (
         422,
         "The Idempotency-Key came before with another request (method, path or body); use a new key.",

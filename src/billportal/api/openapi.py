@@ -18,7 +18,7 @@ API_PREFIX: Final = "/api/v1"
 INTRODUCTION: Final = (
     """\
 The billportal REST API: customers, invoices, payments, credit notes, estimates, sign-in links, \
-SSO keys and the sign-in log of one company.
+SSO keys, the sign-in log and the payment settings of one company.
 
 **Authentication.** Every request carries an API key of the company (Settings > Developers > API keys \
 in the dashboard, or `billportal api-key create`): as the user name of HTTP Basic authentication with \

@@ -257,6 +257,37 @@ def _a(label: str) -> str:
     return ("an " if label[0] in "aeiou" else "a ") + label
 
 
+# -- payment settings (Settings > Payments, as the dashboard and `billportal payments` set them) ---------
+
+PAYMENT_SETTINGS_OPERATIONS: Final = (
+    Operation(
+        "GET",
+        "/payment_settings",
+        "getPaymentSettings",
+        "Payment settings",
+        "Get the payment settings",
+        "How the company's customers pay online. The gateway's secrets are never shown: only whether each is "
+        "set, and its last 4 characters.",
+        "get_payment_settings",
+        r.PAYMENT_SETTINGS,
+    ),
+    Operation(
+        "PATCH",
+        "/payment_settings",
+        "updatePaymentSettings",
+        "Payment settings",
+        "Update the payment settings",
+        "Changes the fields sent; the others stay as they are. The secrets are checked as the dashboard checks "
+        "them, sealed at once and never shown again (the answer says only that they are set). The change goes to "
+        "the audit trail, naming the fields changed, never their values.",
+        "update_payment_settings",
+        r.PAYMENT_SETTINGS,
+        body=r.PAYMENT_SETTINGS_UPDATE,
+        unprocessable=True,
+    ),
+)
+
+
 OPERATIONS: Final[tuple[Operation, ...]] = (
     *(op for c in COLLECTIONS for op in _collection_operations(c)),
     Operation(
@@ -334,6 +365,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             CUSTOMER_FILTER,
         ),
     ),
+    *PAYMENT_SETTINGS_OPERATIONS,
 )
 
 TAGS: Final = (
@@ -345,4 +377,5 @@ TAGS: Final = (
     ("Sign-in links", "Signed links into the portal, made on the server with the company's SSO key."),
     ("SSO keys", "The keys sign-in tokens are signed with: list, rotate without downtime, revoke."),
     ("Sign-in events", "The sign-in log, with a reason code for every failure."),
+    ("Payment settings", "How customers pay online: the gateway (its secrets write-only) and what customers may do."),
 )

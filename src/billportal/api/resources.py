@@ -16,6 +16,8 @@ from billportal.api.fields import Field, Shape, read_only
 from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.services.billing import PAYMENT_METHODS
+from billportal.services.gateways import GATEWAYS
+from billportal.services.payments import HINT_MIN_LENGTH, MAX_SECRET_LENGTH
 from billportal.services.sso import GRACE_PERIODS
 from billportal.sso.pages import LANDING_HINT, LANDING_PATTERN
 
@@ -445,6 +447,67 @@ SIGN_IN_EVENT: Final = Shape(
         read_only("jti", nullable({"type": "string"}), "The token's jti claim."),
         read_only("ip", {"type": "string"}, "The browser's address."),
         read_only("user_agent", {"type": "string"}, "The browser's user agent (first 300 characters)."),
+    ),
+)
+
+
+# -- payment settings ----------------------------------------------------------------------------
+
+_GATEWAY_DOC: Final = "none (customers pay offline), test (the built-in test gateway: test mode only) or stripe."
+_HINT_DOC: Final = (
+    f'The last 4 characters, as "…abcd" (null when not set, or shorter than {HINT_MIN_LENGTH} characters).'
+)
+PAYMENT_SETTINGS: Final = Shape(
+    "PaymentSettings",
+    "How the company's customers pay online. The gateway's secrets are write-only: only whether each is set, "
+    "and its last 4 characters, are ever shown.",
+    (
+        read_only("object", const("payment_settings"), 'Always "payment_settings".'),
+        read_only("gateway", {"type": "string", "enum": list(GATEWAYS)}, _GATEWAY_DOC),
+        read_only("test_mode", {"type": "boolean"}, "Test mode: test cards only, no real money; the portal says so."),
+        read_only("allow_partial", {"type": "boolean"}, "Whether customers may pay an amount of their choice."),
+        read_only("allow_saved_methods", {"type": "boolean"}, "Whether customers may save cards."),
+        read_only("allow_autopay", {"type": "boolean"}, "Whether customers may turn AutoPay on."),
+        read_only("autopay_retry_days", {"type": "string"}, "Days after a failed AutoPay charge it is retried: 1,3,7."),
+        read_only("publishable_key", {"type": "string"}, "The gateway's publishable key (Stripe: pk_...)."),
+        read_only("api_base", {"type": "string"}, "The gateway's API base URL; empty for the gateway itself."),
+        read_only("secret_key_set", {"type": "boolean"}, "Whether the gateway's secret key is stored (sealed)."),
+        read_only("secret_key_hint", nullable({"type": "string"}), _HINT_DOC),
+        read_only("webhook_secret_set", {"type": "boolean"}, "Whether the webhook signing secret is stored (sealed)."),
+        read_only("webhook_secret_hint", nullable({"type": "string"}), _HINT_DOC),
+        read_only("payment_instructions", {"type": "string"}, "How to pay offline, shown on the portal's Pay page."),
+        read_only("updated_at", TIME, "When the payment settings last changed (0: never)."),
+    ),
+)
+
+_SECRET: Final = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_LENGTH}
+MAX_INSTRUCTIONS: Final = 5000
+PAYMENT_SETTINGS_UPDATE: Final = Shape(
+    "PaymentSettingsUpdate",
+    "The changes to the payment settings: send only what changes. The secrets are sealed at once and never "
+    "shown again.",
+    (
+        Field("gateway", {"type": "string", "enum": list(GATEWAYS)}, _GATEWAY_DOC),
+        Field("test_mode", {"type": "boolean"}, "Test mode (needed for the built-in test gateway)."),
+        Field("allow_partial", {"type": "boolean"}, "Whether customers may pay an amount of their choice."),
+        Field("allow_saved_methods", {"type": "boolean"}, "Whether customers may save cards."),
+        Field("allow_autopay", {"type": "boolean"}, "Whether customers may turn AutoPay on."),
+        Field(
+            "autopay_retry_days",
+            text(64),
+            "Up to five increasing day counts, such as 1,3,7 (empty: no retries).",
+        ),
+        Field("publishable_key", text(255), "The gateway's publishable key (Stripe: pk_...)."),
+        Field(
+            "api_base", text(2000), "An http(s) URL to point the company at a local stand-in; empty for the gateway."
+        ),
+        Field("secret_key", _SECRET, "The gateway's secret key (Stripe: sk_... or rk_...). Write-only."),
+        Field("webhook_secret", _SECRET, "The gateway's webhook signing secret (Stripe: whsec_...). Write-only."),
+        Field(
+            "payment_instructions",
+            text(MAX_INSTRUCTIONS, TEXT),
+            "How to pay offline (bank details, checks), shown on the Pay page and on PDFs.",
+        ),
     ),
 )
 

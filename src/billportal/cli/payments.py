@@ -18,8 +18,7 @@ from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.audit import CLI
 from billportal.services.gateways import GATEWAYS
-from billportal.services.payments import AutoPay, Payments
-from billportal.storage.records import PaymentSettings
+from billportal.services.payments import AutoPay, Payments, shown_settings
 from billportal.storage.store import Store
 
 SECRET_ENV: Final = ("BILLPORTAL_GATEWAY_SECRET_KEY", "BILLPORTAL_GATEWAY_WEBHOOK_SECRET")
@@ -62,24 +61,9 @@ def register(commands: Any) -> None:
     run.add_argument("--at", type=int, metavar="UNIX_TIME", help="run as if it were this time (tests, catching up)")
     run.set_defaults(handler=autopay_run)
 
-    show = payments.add_parser("show", help="the settings (JSON); secrets only as set or not")
+    show = payments.add_parser("show", help="the settings (JSON); secrets only as set or not, and their last 4")
     show.add_argument("--tenant", required=True)
     show.set_defaults(handler=payments_show)
-
-
-def _shown(settings: PaymentSettings) -> dict[str, Any]:
-    return {
-        "gateway": settings.gateway,
-        "test_mode": settings.test_mode,
-        "allow_partial": settings.allow_partial,
-        "allow_saved_methods": settings.allow_saved_methods,
-        "allow_autopay": settings.allow_autopay,
-        "autopay_retry_days": settings.autopay_retry_days,
-        "publishable_key": settings.publishable_key,
-        "api_base": settings.api_base,
-        "secret_key_set": bool(settings.secret_key_sealed),
-        "webhook_secret_set": bool(settings.webhook_secret_sealed),
-    }
 
 
 def _secrets(from_stdin: bool) -> tuple[str | None, str | None]:
@@ -105,14 +89,14 @@ async def payments_configure(args: argparse.Namespace, store: Store, settings: S
     changed = await Payments(store).configure(
         company, values, CLI, now=system_clock(), secret_key=secret_key, webhook_secret=webhook_secret
     )
-    print_json(_shown(changed))
+    print_json(shown_settings(changed, store.master_keys))
     return 0
 
 
 async def payments_show(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    print_json(_shown(await Payments(store).settings(company.id)))
+    print_json(shown_settings(await Payments(store).settings(company.id), store.master_keys))
     return 0
 
 

@@ -624,9 +624,14 @@ class Dashboard:
         webhook_secret = form.text("webhook_secret", 500).strip() or None
         if secret_key is None and webhook_secret is None:  # none typed, or the password was asked for first
             return await self._payments_page(request, visit, company, {"secret_key": "Enter a secret to store."}, 400)
-        await self.context.payments.configure(
-            company, {}, visit.actor, now=self.context.clock(), secret_key=secret_key, webhook_secret=webhook_secret
-        )
+        try:
+            await self.context.payments.configure(
+                company, {}, visit.actor, now=self.context.clock(), secret_key=secret_key, webhook_secret=webhook_secret
+            )
+        except Refused as refused:  # never quotes the secret
+            return await self._payments_page(
+                request, visit, company, {refused.field or "secret_key": refused.message}, 400
+            )
         return self._done("payment_secrets_saved", PAYMENTS)
 
     # -- audit trail --------------------------------------------------------------------------------

@@ -34,9 +34,11 @@ SCOPES: Final[dict[str, str]] = {
     "sign_in_links": "Make sign-in links for any customer",
     "sso_keys": "List, rotate and revoke the SSO keys (a rotation answers the new key)",
     "sign_in_events:read": "Read the sign-in log",
+    "payment_settings": "Read and change the payment settings, the gateway's secrets included (write-only)",
 }
 # A key made without naming scopes (``billportal api-key create`` without --scope, keys made before
-# scopes): everything but the SSO keys, which only a key made for them can read or rotate.
+# scopes): everything but the SSO keys and the payment settings, which only a key made for them can
+# read or change (the gateway's secret key decides where customers' money goes).
 DEFAULT_SCOPES: Final = ("documents:read", "documents:write", "sign_in_links", "sign_in_events:read")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -113,17 +114,33 @@ class ChargesSavedMethods(Protocol):
         ...
 
 
+class KeepsCustomers(Protocol):
+    def create_customer(self, *, company_id: int, customer_id: int, idempotency_key: str) -> str:
+        """Make the gateway's customer for one of the company's customers; its id (Stripe: ``cus_...``).
+
+        The same ``idempotency_key`` makes one customer, however many requests send it at once.
+        """
+        ...
+
+
 class ConfirmsPayments(Protocol):
     def confirm_new(
-        self, *, customer_id: int, method: NewMethod, amount: int, currency: str, idempotency_key: str
+        self,
+        *,
+        customer_id: int,
+        gateway_customer: str,
+        method: NewMethod,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
     ) -> Charge:
-        """Take a payment with a new card; the same ``idempotency_key`` never charges twice."""
+        """Take a payment with a new card for ``gateway_customer``; one ``idempotency_key`` never charges twice."""
         ...
 
 
 class SetsUpMethods(Protocol):
-    def set_up(self, *, customer_id: int, method: NewMethod) -> SetUp:
-        """Save a card for later without charging it (Declined if the card is refused)."""
+    def set_up(self, *, customer_id: int, gateway_customer: str, method: NewMethod) -> SetUp:
+        """Save a card for later on ``gateway_customer``, without charging it (Declined if the card is refused)."""
         ...
 
     def browser_setup(self, *, customer_id: int) -> str:
@@ -153,7 +170,16 @@ class FetchesStatus(Protocol):
         ...
 
 
-class Gateway(ChargesSavedMethods, ConfirmsPayments, SetsUpMethods, Refunds, VerifiesWebhooks, FetchesStatus, Protocol):
+class Gateway(
+    KeepsCustomers,
+    ChargesSavedMethods,
+    ConfirmsPayments,
+    SetsUpMethods,
+    Refunds,
+    VerifiesWebhooks,
+    FetchesStatus,
+    Protocol,
+):
     """Every capability a card gateway offers billportal."""
 
     kind: str
@@ -199,8 +225,18 @@ class TestGateway:
         brand, outcome = known
         return CardDetails(brand, method.number[-4:], method.exp_month, method.exp_year), outcome
 
+    def create_customer(self, *, company_id: int, customer_id: int, idempotency_key: str) -> str:
+        return self._id("test_cus", idempotency_key)
+
     def confirm_new(
-        self, *, customer_id: int, method: NewMethod, amount: int, currency: str, idempotency_key: str
+        self,
+        *,
+        customer_id: int,
+        gateway_customer: str,
+        method: NewMethod,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
     ) -> Charge:
         card, outcome = self._card(method)
         if outcome != "succeeds":
@@ -215,7 +251,7 @@ class TestGateway:
             return Charge(payment_id, "declined", None, DECLINED)
         return Charge(payment_id, "succeeded")
 
-    def set_up(self, *, customer_id: int, method: NewMethod) -> SetUp:
+    def set_up(self, *, customer_id: int, gateway_customer: str, method: NewMethod) -> SetUp:
         card, outcome = self._card(method)
         if outcome == "declined":
             raise Declined(DECLINED)
@@ -239,6 +275,7 @@ class TestGateway:
 
 STRIPE_JS: Final = "https://js.stripe.com/v3/"
 STRIPE_EVENTS: Final = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
+CUSTOMER_RETRY_WAITS: Final = (0.2, 0.5, 1.0, 2.0)  # seconds before each new try of a customer's creation
 
 
 class StripeGateway:
@@ -246,7 +283,9 @@ class StripeGateway:
 
     Card numbers never reach billportal: Stripe's script in the browser confirms a SetupIntent
     made for the page (:meth:`browser_setup`) with the card, and the form sends the resulting
-    PaymentMethod (``pm_...``) instead. A saved method's reference is
+    PaymentMethod (``pm_...``) instead. Each customer of a company has one Stripe customer (kept by
+    :mod:`billportal.services.payments` in ``gateway_customers``): saved cards are attached to it and
+    payments name it. A saved method's reference is
     ``{Stripe customer}:{PaymentMethod}``. A new ``StripeClient`` is made for each call, so
     that no key or API base of one company is ever used for another.
     """
@@ -278,11 +317,27 @@ class StripeGateway:
         card = client.payment_methods.retrieve(payment_method).card
         return CardDetails(str(card.brand), str(card.last4), int(card.exp_month), int(card.exp_year))
 
-    def _attached(self, client: Any, customer_id: int, payment_method: str) -> str:
-        """A Stripe customer with the method attached (a card Stripe declines is refused here)."""
-        customer = client.customers.create(params={"metadata": {"billportal_customer": str(customer_id)}})
-        client.payment_methods.attach(payment_method, params={"customer": customer.id})
-        return str(customer.id)
+    def create_customer(self, *, company_id: int, customer_id: int, idempotency_key: str) -> str:
+        """A Stripe customer; two requests at once with one idempotency key get the same one.
+
+        Stripe answers a request whose key another request is still using with an
+        IdempotencyError: that one is asked again, shortly, and then gets the first one's answer.
+        """
+        metadata = {"billportal_company": str(company_id), "billportal_customer": str(customer_id)}
+        for wait in (*CUSTOMER_RETRY_WAITS, None):
+            try:
+                customer = self._client().customers.create(
+                    params={"metadata": metadata}, options={"idempotency_key": idempotency_key}
+                )
+            except stripe.IdempotencyError:
+                if wait is None:
+                    raise GatewayError("IdempotencyError") from None
+                time.sleep(wait)
+                continue
+            except stripe.StripeError as failed:
+                raise GatewayError(type(failed).__name__) from None
+            return str(customer.id)
+        raise AssertionError("unreachable")
 
     def _charge(self, params: dict[str, Any], idempotency_key: str) -> Charge:
         client = self._client()
@@ -302,11 +357,19 @@ class StripeGateway:
         return Charge(str(intent.id), status, card, DECLINED if status == "declined" else "")
 
     def confirm_new(
-        self, *, customer_id: int, method: NewMethod, amount: int, currency: str, idempotency_key: str
+        self,
+        *,
+        customer_id: int,
+        gateway_customer: str,
+        method: NewMethod,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
     ) -> Charge:
         payment_method = self._token(method)
         try:
-            stripe_customer = self._attached(self._client(), customer_id, payment_method)
+            # Attached to the customer first: a card Stripe declines is refused here.
+            self._client().payment_methods.attach(payment_method, params={"customer": gateway_customer})
         except stripe.CardError as declined:
             raise Declined(DECLINED) from declined
         except stripe.StripeError as failed:
@@ -314,7 +377,7 @@ class StripeGateway:
         params = {
             "amount": amount,
             "currency": currency.lower(),
-            "customer": stripe_customer,
+            "customer": gateway_customer,
             "payment_method": payment_method,
             "metadata": {"billportal_attempt": idempotency_key},
         }
@@ -334,11 +397,13 @@ class StripeGateway:
         }
         return self._charge(params, idempotency_key)
 
-    def set_up(self, *, customer_id: int, method: NewMethod) -> SetUp:
+    def set_up(self, *, customer_id: int, gateway_customer: str, method: NewMethod) -> SetUp:
         payment_method = self._token(method)
         client = self._client()
+        stripe_customer = gateway_customer
         try:
-            stripe_customer = self._attached(client, customer_id, payment_method)
+            # Attached first: a card Stripe declines is refused here.
+            client.payment_methods.attach(payment_method, params={"customer": stripe_customer})
             intent = client.setup_intents.create(
                 params={"customer": stripe_customer, "payment_method_types": ["card"], "usage": "off_session"}
             )
@@ -401,15 +466,16 @@ def gateway_for(settings: PaymentSettings, master_keys: MasterKeys) -> Gateway |
         return TestGateway(settings.company_id)
     if settings.gateway == "stripe" and settings.secret_key_sealed:
         return StripeGateway(
-            _unsealed(master_keys, settings.secret_key_sealed, settings.company_id),
-            webhook_secret=_unsealed(master_keys, settings.webhook_secret_sealed, settings.company_id),
+            unseal_secret(master_keys, settings.secret_key_sealed, settings.company_id),
+            webhook_secret=unseal_secret(master_keys, settings.webhook_secret_sealed, settings.company_id),
             api_base=settings.api_base,
             test_mode=settings.test_mode,
         )
     return None
 
 
-def _unsealed(master_keys: MasterKeys, text: str, company_id: int) -> str:
+def unseal_secret(master_keys: MasterKeys, text: str, company_id: int) -> str:
+    """A gateway secret opened from its sealed text ("" stays "")."""
     if not text:
         return ""
     return master_keys.unseal(Sealed.from_text(text), GATEWAY_SEAL_PURPOSE, company_id).decode("utf-8")

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection
 
 from billportal.core.clock import local_date
+from billportal.core.crypto import MasterKeys
 from billportal.core.errors import Refused
 from billportal.services import audit
 from billportal.services.audit import Actor
@@ -48,6 +49,7 @@ from billportal.services.gateways import (
     NewMethod,
     OutcomeUnknown,
     gateway_for,
+    unseal_secret,
 )
 from billportal.storage import documents
 from billportal.storage import payments as stored
@@ -65,6 +67,9 @@ SETTING_FIELDS: Final = (
     "api_base",
 )
 MAX_SAVED_METHODS: Final = 10
+MAX_SECRET_LENGTH: Final = 500  # a gateway secret (Stripe's keys are about 110 characters)
+SECRET_NAMES: Final = {"secret_key": "secret key", "webhook_secret": "webhook signing secret"}
+HINT_MIN_LENGTH: Final = 16  # a secret shorter than this shows no hint: its last 4 would be too much of it
 UNAVAILABLE: Final = "The payment could not be taken just now. No money was taken. Please try again in a few minutes."
 PROCESSING: Final = "The card company has not answered yet. Do not pay again: this page shows the result once it comes."
 WAIT_SECONDS: Final = 15.0  # how long a duplicate submission waits for the first one's answer
@@ -150,11 +155,14 @@ class Payments:
             )
         if "autopay_retry_days" in changes:
             changes["autopay_retry_days"] = retry_days_text(changes["autopay_retry_days"])
+        secret_key, webhook_secret = (
+            secret_text(secret_key, "secret_key"),
+            secret_text(webhook_secret, "webhook_secret"),
+        )
         keys = self.store.master_keys
         for column, secret in (("secret_key_sealed", secret_key), ("webhook_secret_sealed", webhook_secret)):
             if secret is not None:
-                sealed = keys.seal(secret.encode("utf-8"), GATEWAY_SEAL_PURPOSE, company.id) if secret else None
-                changes[column] = sealed.as_text() if sealed is not None else ""
+                changes[column] = keys.seal(secret.encode("utf-8"), GATEWAY_SEAL_PURPOSE, company.id).as_text()
 
         def change(conn: Connection) -> PaymentSettings:
             current = stored.settings(conn, company.id)
@@ -183,13 +191,16 @@ class Payments:
         gateway = self._gateway(settings)
         if not settings.allow_saved_methods:
             raise Refused("saved_methods_off", "Saving cards is not offered here.")
+        company_id = settings.company_id
         try:
-            made = await asyncio.to_thread(gateway.set_up, customer_id=customer_id, method=method)
+            customer = await self.gateway_customer(gateway, company_id, customer_id, now=now)
+            made = await asyncio.to_thread(
+                gateway.set_up, customer_id=customer_id, gateway_customer=customer, method=method
+            )
         except Declined as declined:
             raise Refused("card_declined", str(declined)) from None
         except GatewayError:
             raise Refused("gateway_unavailable", UNAVAILABLE) from None
-        company_id = settings.company_id
 
         def save(conn: Connection) -> SavedPaymentMethod:
             existing = stored.methods(conn, company_id, customer_id)
@@ -224,6 +235,32 @@ class Payments:
             return await asyncio.to_thread(gateway.browser_setup, customer_id=customer_id)
         except GatewayError:
             return ""
+
+    async def gateway_customer(self, gateway: Gateway, company_id: int, customer_id: int, *, now: int) -> str:
+        """The gateway's customer for this customer, made on first need and kept (GatewayError if it cannot be made).
+
+        Two requests (two processes) that both need it first both ask the gateway with one
+        idempotency key, derived from the company and the customer, so the gateway makes one
+        customer; the table's key keeps one row, and each request uses the row that was kept.
+        """
+        kind = gateway.kind
+        found = await self.store.read(lambda conn: stored.gateway_customer(conn, company_id, customer_id, kind))
+        if found is not None:
+            return found
+        made = await asyncio.to_thread(
+            gateway.create_customer,
+            company_id=company_id,
+            customer_id=customer_id,
+            idempotency_key=f"billportal-customer-{company_id}-{customer_id}",
+        )
+        values = {
+            "company_id": company_id,
+            "customer_id": customer_id,
+            "gateway": kind,
+            "gateway_customer_id": made,
+            "created_at": now,
+        }
+        return await self.store.write(lambda conn: stored.keep_gateway_customer(conn, values))
 
     async def make_default(self, company_id: int, customer_id: int, method_id: int) -> bool:
         return await self.store.write(lambda conn: stored.make_default(conn, company_id, customer_id, method_id))
@@ -298,9 +335,11 @@ class Payments:
                 charge = replace(charge, card=charge.card or card)
             else:
                 assert not isinstance(method, int)
+                customer = await self.gateway_customer(gateway, company.id, customer_id, now=now)
                 charge = await asyncio.to_thread(
                     gateway.confirm_new,
                     customer_id=customer_id,
+                    gateway_customer=customer,
                     method=method,
                     amount=plan.amount,
                     currency=plan.currency,
@@ -516,6 +555,44 @@ def record_online_payment(
         "applications": applications,
     }
     return Books(conn, company.id, now).record_payment(values).id
+
+
+def secret_text(value: str | None, field: str) -> str | None:
+    """A gateway secret as typed, trimmed (None: unchanged), or Refused: visible ASCII, as gateways write them.
+
+    The message never quotes the value.
+    """
+    if value is None:
+        return None
+    secret = value.strip()
+    if not 0 < len(secret) <= MAX_SECRET_LENGTH or not all("!" <= ch <= "~" for ch in secret):
+        name = SECRET_NAMES[field]
+        raise Refused(
+            "invalid_field",
+            f"the {name} is the text the gateway shows, at most {MAX_SECRET_LENGTH} characters, without spaces",
+            field,
+        )
+    return secret
+
+
+def shown_settings(settings: PaymentSettings, master_keys: MasterKeys) -> dict[str, Any]:
+    """The settings as the CLI and the API show them: each secret only as set or not, and its hint."""
+    return {
+        **{name: getattr(settings, name) for name in SETTING_FIELDS},
+        "secret_key_set": bool(settings.secret_key_sealed),
+        "secret_key_hint": secret_hint(settings, master_keys, "secret_key"),
+        "webhook_secret_set": bool(settings.webhook_secret_sealed),
+        "webhook_secret_hint": secret_hint(settings, master_keys, "webhook_secret"),
+    }
+
+
+def secret_hint(settings: PaymentSettings, master_keys: MasterKeys, field: str) -> str | None:
+    """What may be shown of a stored secret: its last 4 characters ("…abcd"), or None (not set, or too short)."""
+    sealed = settings.secret_key_sealed if field == "secret_key" else settings.webhook_secret_sealed
+    if not sealed:
+        return None
+    secret = unseal_secret(master_keys, sealed, settings.company_id)
+    return "…" + secret[-4:] if len(secret) >= HINT_MIN_LENGTH else None
 
 
 def retry_days_text(value: Any) -> str:

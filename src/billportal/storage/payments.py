@@ -92,6 +92,30 @@ def remove_method(conn: Connection, company_id: int, customer_id: int, method_id
     return found
 
 
+# -- gateway customers
+
+
+def gateway_customer(conn: Connection, company_id: int, customer_id: int, gateway: str) -> str | None:
+    """The gateway's customer id kept for this customer of the company (None: none made yet)."""
+    c = t.gateway_customers.c
+    found = conn.execute(
+        select(c.gateway_customer_id).where(
+            c.company_id == company_id, c.customer_id == customer_id, c.gateway == gateway
+        )
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def keep_gateway_customer(conn: Connection, values: Mapping[str, Any]) -> str:
+    """Keep a new gateway customer id, unless another request kept one first: the id kept, either way."""
+    check_row(t.gateway_customers, values)
+    key = ("company_id", "customer_id", "gateway")
+    conn.execute(insert_or_nothing(conn, t.gateway_customers, values, key))
+    found = gateway_customer(conn, values["company_id"], values["customer_id"], values["gateway"])
+    assert found is not None
+    return found
+
+
 # -- attempts
 
 

@@ -480,6 +480,18 @@ gateway_events = Table(
     Column("received_at", BigInteger, nullable=False),
 )
 
+gateway_customers = Table(
+    "gateway_customers",
+    metadata,
+    # The gateway's own customer (Stripe: cus_...) for a customer of the company: made on first need
+    # (a card saved, a first payment), then reused, so that saved cards and payments share it.
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("gateway", String(16), primary_key=True),
+    Column("gateway_customer_id", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 autopay_enrollments = Table(
     "autopay_enrollments",
     metadata,

@@ -71,18 +71,23 @@ def test_the_retry_schedule_is_up_to_five_increasing_days() -> None:
 def test_the_test_gateway_takes_only_test_cards_and_answers_a_retry_alike() -> None:
     gateway = TestGateway(1)
     card = CardEntry("4242424242424242", 12, 2030, "123")
-    first = gateway.confirm_new(customer_id=1, method=card, amount=100, currency="USD", idempotency_key="k")
-    again = gateway.confirm_new(customer_id=1, method=card, amount=100, currency="USD", idempotency_key="k")
+    first = gateway.confirm_new(
+        customer_id=1, gateway_customer="c", method=card, amount=100, currency="USD", idempotency_key="k"
+    )
+    again = gateway.confirm_new(
+        customer_id=1, gateway_customer="c", method=card, amount=100, currency="USD", idempotency_key="k"
+    )
     assert (first.status, first.gateway_payment_id) == ("succeeded", again.gateway_payment_id)
     assert first.card is not None
     assert first.card.label == "Visa ending 4242"
     declined = CardEntry("4000000000000002", 12, 2030, "123")
     assert gateway.confirm_new(
-        customer_id=1, method=declined, amount=1, currency="USD", idempotency_key="d"
+        customer_id=1, gateway_customer="c", method=declined, amount=1, currency="USD", idempotency_key="d"
     ).status == ("declined")
     with pytest.raises(Declined):
         gateway.confirm_new(
             customer_id=1,
+            gateway_customer="c",
             method=CardEntry("4111111111111111", 1, 2030, "1"),
             amount=1,
             currency="USD",
