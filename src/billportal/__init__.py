@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from billportal._links import make_token, parse_duration, sign_in_url
-
 if TYPE_CHECKING:
     from billportal._client import (
         APIConnectionError,
@@ -39,6 +37,7 @@ if TYPE_CHECKING:
         SsoKey,
         SsoKeyRotation,
     )
+    from billportal._links import make_token, parse_duration, sign_in_url
 
 __all__ = [
     "APIConnectionError",
@@ -76,8 +75,13 @@ _LINKS = frozenset({"make_token", "parse_duration", "sign_in_url"})
 
 
 def __getattr__(name: str) -> Any:
-    # The API client (and httpx) loads on first use: making sign-in links, and the server, need neither.
-    if name in __all__ and name not in _LINKS:
+    # Each half of the SDK loads on first use: the API client (and httpx) is not needed to make links,
+    # nor are PyJWT and cryptography by a command that only prints its help.
+    if name in _LINKS:
+        from billportal import _links
+
+        return getattr(_links, name)
+    if name in __all__:
         from billportal import _client
 
         return getattr(_client, name)

@@ -56,3 +56,51 @@ def test_the_newest_migration_file_is_alembics_head() -> None:
     from billportal.storage.sqlite import newest_revision
 
     assert ScriptDirectory.from_config(alembic_config()).get_heads() == [newest_revision()]
+
+
+def test_the_command_table_is_what_the_command_modules_register() -> None:
+    import argparse
+    import pkgutil
+
+    import billportal.cli
+    from billportal.cli import ALIASES, COMMANDS
+
+    registered: dict[str, tuple[str, str]] = {}
+    aliases: dict[str, str] = {}
+    for info in pkgutil.iter_modules(billportal.cli.__path__):
+        if info.name.startswith("_"):
+            continue
+        commands = argparse.ArgumentParser().add_subparsers()
+        __import__(f"billportal.cli.{info.name}", fromlist=["register"]).register(commands)
+        for action in commands._choices_actions:
+            registered[action.dest] = (info.name, str(action.help))
+        for name, sub in commands.choices.items():
+            if name not in registered:
+                aliases[name] = next(n for n, p in commands.choices.items() if p is sub and n in registered)
+    assert registered == COMMANDS
+    assert aliases == ALIASES
+
+
+def test_help_loads_no_command_and_a_command_loads_only_its_own() -> None:
+    probe = (
+        "import sys\n"
+        "from billportal.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('LOADED', *sorted(m for m in sys.modules if m.startswith(('billportal.cli.', 'sqlalchemy', 'jwt'))))\n"
+    )
+
+    def loaded(*args: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60, check=True
+        )
+        return done.stdout.strip().splitlines()[-1].split()[1:]
+
+    assert loaded("--help") == []
+    assert [m for m in loaded("payments", "--help") if m.startswith("billportal.cli.")] == [
+        "billportal.cli._common",
+        "billportal.cli.payments",
+    ]
+    assert "billportal.cli.master_keys" in loaded("keys", "--help")  # an alias loads its command's module

@@ -10,34 +10,78 @@ non-zero exit; output meant for programs is JSON on stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from billportal.cli import admins, api_keys, master_keys, payments, server, sessions, sso, sso_keys, tenants
-from billportal.cli._common import CommandError, Handler
-from billportal.core.config import ConfigError, Settings
-from billportal.core.crypto import SealError
-from billportal.core.errors import DatabaseDamaged, Refused, StorageUnavailable
-from billportal.storage import open_store
-from billportal.web.logging import redact_all
+if TYPE_CHECKING:
+    from billportal.cli._common import Handler
+    from billportal.core.config import Settings
 
-COMMAND_MODULES = (server, tenants, sso, master_keys, admins, sso_keys, api_keys, sessions, payments)
+# Every top-level command: the module under billportal.cli that registers it, and its help. Only the
+# module of the command being run is imported (``billportal --help`` imports none), so that a quick
+# command does not load the whole server first. A test checks this table against what the modules
+# register.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("server", "run the server"),
+    "demo": ("server", "seed the demo company, print a sign-in link and serve"),
+    "db": ("server", "database"),
+    "tenant": ("tenants", "companies"),
+    "customer": ("tenants", "customers"),
+    "sso-url": ("sso", "print a sign-in URL for a customer"),
+    "sso-explain": ("sso", "say whether a token would sign in now, and why not"),
+    "master-key": ("master_keys", "the server's master key (it seals SSO keys at rest)"),
+    "admin": ("admins", "dashboard admins"),
+    "sso-key": ("sso_keys", "a company's SSO keys"),
+    "api-key": ("api_keys", "a company's REST API keys"),
+    "sessions": ("sessions", "customer and admin sessions"),
+    "payments": ("payments", "a company's online payments"),
+    "autopay": ("payments", "AutoPay"),
+}
+ALIASES: dict[str, str] = {"keys": "master-key"}
 
 
-def parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> ModuleType:
+    """The module under billportal.cli that registers the command ``name``."""
+    return importlib.import_module(f"billportal.cli.{COMMANDS[name][0]}")
+
+
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: every command's in full, or only ``command``'s (the others by name)."""
     root = argparse.ArgumentParser(prog="billportal", description="billportal: a billing portal with SSO links")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.register(commands)
+    command = ALIASES.get(command or "", command)
+    loaded: set[str] = set()
+    for name, (module, text) in COMMANDS.items():
+        if module in loaded:
+            continue
+        if command is None or command == name or (command in COMMANDS and COMMANDS[command][0] == module):
+            command_module(name).register(commands)
+            loaded.add(module)
+        else:
+            aliases = [alias for alias, target in ALIASES.items() if target == name]
+            commands.add_parser(name, aliases=aliases, help=text, add_help=False)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    args = parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    named = next((word for word in arguments if not word.startswith("-")), None)
+    args = parser(named if named in COMMANDS or named in ALIASES else "").parse_args(arguments)
+
+    import asyncio
+
+    from billportal.cli._common import CommandError
+    from billportal.core.config import ConfigError, Settings
+    from billportal.core.crypto import SealError
+    from billportal.core.errors import DatabaseDamaged, Refused, StorageUnavailable
+    from billportal.web.logging import redact_all
+
     try:
         settings = Settings.from_env()
         if hasattr(args, "run"):
@@ -62,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _with_store(handler: Handler, args: argparse.Namespace, settings: Settings) -> int:
+    from billportal.storage import open_store
+
     store = open_store(settings)
     try:
         return await handler(args, store, settings)
