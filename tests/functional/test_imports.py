@@ -104,3 +104,24 @@ def test_help_loads_no_command_and_a_command_loads_only_its_own() -> None:
         "billportal.cli.payments",
     ]
     assert "billportal.cli.master_keys" in loaded("keys", "--help")  # an alias loads its command's module
+
+
+def test_a_lazy_module_is_whole_for_threads_that_first_use_it_at_once() -> None:
+    # Stripe's package is first used by several requests' threads at the same moment.
+    probe = (
+        "import threading\n"
+        "from billportal.core.lazy import lazy_import\n"
+        "stripe = lazy_import('stripe')\n"
+        "barrier = threading.Barrier(8)\n"
+        "found = []\n"
+        "def use():\n"
+        "    barrier.wait()\n"
+        "    found.append((stripe.StripeClient, stripe.IdempotencyError, stripe.CardError))\n"
+        "threads = [threading.Thread(target=use) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(len(found), len(set(found)))\n"
+    )
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+        assert done.stdout.split() == ["8", "1"], done.stderr[-2000:]

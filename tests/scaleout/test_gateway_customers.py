@@ -64,15 +64,16 @@ def fleet(
         app.stop()
 
 
-def _stored(fleet: Fleet, customer_id: int) -> tuple[list[str], list[str]]:
-    """The customer's gateway customers and saved cards' references, as the database holds them."""
+def _stored(fleet: Fleet, customer_id: int) -> tuple[list[str], list[str], int]:
+    """The customer's gateway customers, saved cards' references and default cards, as the database holds them."""
     store = open_store(Settings.from_env(fleet.env), migrate=False)
 
-    def read(conn: Any) -> tuple[list[str], list[str]]:
+    def read(conn: Any) -> tuple[list[str], list[str], int]:
         g, m = gateway_customers.c, payment_methods.c
         kept = conn.execute(select(g.gateway_customer_id).where(g.customer_id == customer_id)).scalars()
         refs = conn.execute(select(m.gateway_ref).where(m.customer_id == customer_id)).scalars()
-        return list(kept), list(refs)
+        defaults = conn.execute(select(m.id).where(m.customer_id == customer_id, m.is_default)).scalars()
+        return list(kept), list(refs), len(list(defaults))
 
     try:
         return asyncio.run(store.read(read))
@@ -119,7 +120,9 @@ def test_cards_saved_at_once_for_one_customer_share_one_gateway_customer(fleet: 
             statuses = sorted(a.status_code for a in answers)
             if statuses != [303] * BURST:
                 wrong.append(f"answers {statuses}: {next((a.text[:200] for a in answers if a.status_code != 303), '')}")
-            kept, refs = _stored(fleet, customer_id)
+            kept, refs, defaults = _stored(fleet, customer_id)
+            if defaults != 1:
+                wrong.append(f"{defaults} default cards")
             if len(kept) != 1:
                 wrong.append(f"{len(kept)} gateway customers kept")
             elif {ref.partition(":")[0] for ref in refs} != set(kept) or len(refs) != BURST:
@@ -129,7 +132,8 @@ def test_cards_saved_at_once_for_one_customer_share_one_gateway_customer(fleet: 
                 if sorted(pm.id for pm in attached.data) != sorted(cards):
                     wrong.append("the cards are not all attached to the kept Stripe customer")
             if wrong:
-                problems[trial] = wrong
+                logged = [line for app in fleet.apps for line in app.log.read_text(errors="replace").splitlines()]
+                problems[trial] = wrong + [line for line in logged if "ERROR" in line or "Error" in line][-10:]
     finally:
         api.close()
     assert not problems, f"{len(problems)} of {TRIALS} trials went wrong: {problems}"

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from types import ModuleType
+from typing import Any
+
+
+class _Lazy(ModuleType):
+    """Stands for a module until one of its attributes is read, then hands out the real module's."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        # importlib's own locks make the first import safe from several threads at once (unlike
+        # importlib.util.LazyLoader before Python 3.12, which gave a second thread a half-made module).
+        module = importlib.import_module(self.__name__)
+        return getattr(module, attribute)
 
 
 def lazy_import(name: str) -> ModuleType:
-    """``name``, loaded when one of its attributes is first read (``importlib.util.LazyLoader``)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"no module named {name!r}")
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+    """A stand-in for the module ``name``, imported when one of its attributes is first read."""
+    return _Lazy(name)

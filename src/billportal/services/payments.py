@@ -203,6 +203,9 @@ class Payments:
             raise Refused("gateway_unavailable", UNAVAILABLE) from None
 
         def save(conn: Connection) -> SavedPaymentMethod:
+            # One save at a time per customer (the customer's row locked), so that two cards saved at
+            # once cannot both become the default, nor pass the limit together.
+            documents.lock(conn, "customer", company_id, customer_id)
             existing = stored.methods(conn, company_id, customer_id)
             if len(existing) >= MAX_SAVED_METHODS:
                 raise Refused("too_many_methods", f"Up to {MAX_SAVED_METHODS} cards can be saved; remove one first.")
