@@ -250,3 +250,29 @@ def test_a_blocked_third_party_cookie_falls_back_to_a_new_tab(
     events = page.evaluate("window.events")
     assert {"type": "billportal:signed_out", "reason": "no_session", "cookiesBlocked": True} in events
     screenshot(page, "embedding-new-tab-fallback")
+
+
+def test_under_a_site_that_is_not_allowed_even_an_allowed_page_gets_no_portal_and_no_message(
+    embedding_allowed: LiveServer, app_host: Host, other_host: Host, page: Page
+) -> None:
+    # Another site frames the company's own page, which frames the portal: frame-ancestors checks
+    # every ancestor, so chromium shows no portal page there and its script never posts anything.
+    server = embedding_allowed
+    inner = host_page(app_host, server, sign_in_link(server), path="/framed-by-another-site")
+    other_host.pages["/nested"] = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Another site</title></head><body>'
+        "<script>window.received = [];"
+        "window.addEventListener('message', function (e) { window.received.push({origin: e.origin}); });</script>"
+        f'<iframe id="app" title="The company\'s app" src="{html.escape(inner)}" width="1000" height="600"></iframe>'
+        "</body></html>"
+    )
+    page.goto(other_host.url("/nested"))
+    page.wait_for_load_state("load")
+    app = page.frame(url=inner)
+    assert app is not None
+    expect(app.locator("h1")).to_have_text("Billing")  # the company's page itself is shown
+    portal = app.child_frames[0]
+    assert not portal.url.startswith(portal_origin_of(server)), portal.url
+    assert "Wile E. Coyote" not in portal.content()
+    assert app.evaluate("window.received") == []
+    assert received(page) == []
