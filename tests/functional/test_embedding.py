@@ -230,6 +230,7 @@ def test_a_top_level_session_opens_nothing_in_a_frame(allowed: World) -> None:
     framed = client.get("/", headers=IN_FRAME)
     assert framed.status_code == 401
     assert "Wile E. Coyote" not in framed.text
+    assert cookie_attributes(framed)[0] == FRAMED  # the frame forgets its own cookie, never the top-level one
     assert client.get("/", headers=TOP_LEVEL).status_code == 200
 
 
@@ -259,6 +260,8 @@ def test_a_framed_session_ends_when_the_company_stops_allowing_frames(world: Wor
     response = client.get("/", headers=IN_FRAME)
     assert response.status_code == 401
     assert csp(response)["frame-ancestors"] == "'none'"
+    assert "<script" not in response.text
+    assert cookie_attributes(response)[0] == FRAMED
 
 
 # -- framed pages: the same CSP, and a script only there --------------------------------------------------------

@@ -278,17 +278,19 @@ class Portal:
     def _sign_in_needed(self, company: Company, page_id: str, framed: bool = False) -> Response:
         headers = page_headers(company, framed=framed)
         settings = self.context.settings
-        if framed and company.frame_ancestors:
+        if framed:
             # In a frame the company's app signs in again by loading a new link into the frame
             # (its page's Referer shows where it is); a redirect from here would carry none.
-            # Until then, the page says so, offers a new tab, and the host page is told.
+            # Until then, the page says so, offers a new tab, and the host page is told. The
+            # top-level cookie is left alone: it is not this frame's. (A frame of a site that
+            # is not listed shows nothing at all: frame-ancestors.)
             headers["Set-Cookie"] = sessions.clear_cookie_header(settings.framed_cookie_name, secure=True, framed=True)
             return render(
                 "portal/sign_in_needed.html",
                 status_code=401,
                 headers=headers,
                 company=company,
-                frame_origins=company.frame_ancestors,
+                frame_origins=company.frame_ancestors,  # none: no script
                 frame_event="no_session",
                 new_tab_url=with_query(company.sign_in_url, redirect_to=page_id) if company.sign_in_url else "",
             )
@@ -952,7 +954,7 @@ class Portal:
         target = company.sign_out_url or "/signed-out"
         headers = dict(NO_STORE)
         headers["Set-Cookie"] = sessions.clear_cookie_header(
-            cookie_name, secure=context.settings.cookie_secure or framed, framed=framed
+            cookie_name, secure=context.settings.cookie_secure, framed=framed
         )
         headers["Clear-Site-Data"] = '"cache"'
         return RedirectResponse(target, status_code=303, headers=headers)
