@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Frame, Page, expect
 
-from tests.browser.conftest import LiveServer, free_port, screenshot
+from tests.browser.conftest import LiveServer, free_port, screenshot, sign_in_to_dashboard
 
 EMAIL = "ada@acme.example"
 PASSWORD = "a long and secret passphrase"
@@ -109,10 +109,7 @@ def embedding_allowed(live_server: LiveServer, app_host: Host, browser: Browser)
     live_server.cli("admin", "create", "--tenant", "acme", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(live_server.url("dashboard", "/"))
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_to_dashboard(page, live_server, EMAIL, PASSWORD)
     page.goto(live_server.url("dashboard", "/settings/developers/sso/policy"))
     page.get_by_label("Sites that may show the portal in a frame").fill(app_host.origin)
     page.get_by_label("Sites that may show the portal in a frame").scroll_into_view_if_needed()

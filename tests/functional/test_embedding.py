@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from tests.conftest import World, run
 from tests.functional.dashboard_support import admin_of_acme
 from tests.functional.test_dashboard_sso import save_policy
-from tests.functional.test_portal_pages import _billing_form
+from tests.functional.test_portal_pages import MESA_ROAD, _billing_form
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import HS256, good_claims, last_reason, session_count, signed
 
@@ -303,16 +303,7 @@ def test_a_page_outside_a_frame_stays_script_free(allowed: World) -> None:
 def test_an_acting_page_works_in_an_allowed_frame_and_keeps_its_csrf_check(allowed: World) -> None:
     client = framed_client(allowed)
     page = client.get("/billing-info", headers=IN_FRAME).text
-    form = _billing_form(
-        page,
-        name="Wile E. Coyote",
-        address_line1="42 Canyon Road",
-        city="Santa Fe",
-        state="NM",
-        postal_code="87501",
-        country="us",
-        phone="+1 (505) 555-0134",
-    )
+    form = _billing_form(page, **{**MESA_ROAD, "city": "Santa Fe"})
     forged = client.post("/billing-info", data={**form, "csrf_token": "forged"}, headers=IN_FRAME)
     assert forged.status_code == 403
     assert csp(forged)["frame-ancestors"] == f"{APP} {INTRANET}"  # the same CSP as the page it answers
