@@ -128,6 +128,17 @@ def test_a_top_level_sign_in_keeps_the_lax_cookie_even_from_an_allowed_site(
     assert "partitioned" not in flags
 
 
+def test_a_listed_default_port_matches_the_origin_browsers_send(world: World) -> None:
+    listed = "https://billing.acme.example:443\nhttp://localhost:80"
+    assert save_policy(admin_of_acme(world), frame_ancestors=listed).status_code == 303
+    for referer in ("https://billing.acme.example/app", "http://localhost/app"):
+        response = world.client().get(link(world), headers=frame(referer))
+        assert response.status_code == 303, referer
+        assert cookie_attributes(response)[0] == FRAMED
+    refused = world.client().get(link(world), headers=frame("https://billing.acme.example:8443/"))
+    assert refused.status_code == 401
+
+
 def test_a_framed_sign_in_by_post_follows_the_same_rule(allowed: World) -> None:
     world = allowed
     token = signed(HS256, good_claims(world))

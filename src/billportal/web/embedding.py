@@ -28,11 +28,22 @@ def is_framed(request: Request) -> bool:
     return request.headers.get("sec-fetch-dest", "").strip().lower() in FRAME_DESTINATIONS
 
 
+_DEFAULT_PORTS: Final = {"https": ":443", "http": ":80"}
+
+
+def _normal(origin: str) -> str:
+    """An origin as browsers send it: lower-case, without its scheme's default port."""
+    origin = origin.lower().rstrip("/")
+    scheme = origin.partition("://")[0]
+    default = _DEFAULT_PORTS.get(scheme, "")
+    return origin.removesuffix(default) if default else origin
+
+
 def framing_origin(request: Request) -> str | None:
     """The origin of the page that frames this request, from its ``Referer`` (None: not sent or not a URL)."""
     referer = request.headers.get("referer", "")
     origin = origin_of(referer) if referer else None
-    return origin.lower() if origin else None
+    return _normal(origin) if origin else None
 
 
 def framed_sign_in_allowed(request: Request, allowed: Iterable[str]) -> bool:
@@ -42,7 +53,7 @@ def framed_sign_in_allowed(request: Request, allowed: Iterable[str]) -> bool:
     origin must be one of ``allowed``. A frame whose page sends no ``Referer`` cannot be told
     apart from any other site's, so it is refused too.
     """
-    origins = {origin.lower().rstrip("/") for origin in allowed}
+    origins = {_normal(origin) for origin in allowed}
     if not origins:
         return False
     if request.headers.get("sec-fetch-site", "").strip().lower() not in _FRAMING_SITES:
