@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Frame, Page, expect
@@ -146,6 +147,26 @@ def received(page: Page) -> list[dict[str, Any]]:
     return messages
 
 
+NEXT_PAINTS = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def sized(page: Page) -> None:
+    """Wait until the iframe has the height the portal's page last posted, and both have painted it."""
+    path = urlsplit(portal_frame(page).url).path
+    page.wait_for_function(
+        """(path) => {
+          const events = window.events;
+          const shown = events.map((e) => e.type === "billportal:navigated" && e.path === path).lastIndexOf(true);
+          const heights = events.slice(shown + 1).filter((e) => e.type === "billportal:height");
+          const frame = document.getElementById("portal");
+          return shown >= 0 && heights.length > 0 && frame.style.height === heights[heights.length - 1].height + "px";
+        }""",
+        arg=path,
+    )
+    portal_frame(page).evaluate(NEXT_PAINTS)
+    page.evaluate(NEXT_PAINTS)
+
+
 def cookie_names(page: Page) -> set[str]:
     return {cookie["name"] for cookie in page.context.cookies()}
 
@@ -155,6 +176,8 @@ def test_an_allowed_app_frames_the_portal_signed_in_by_its_link(
 ) -> None:
     server = embedding_allowed
     portal_origin = portal_origin_of(server)
+    # Tall enough for the sized frame: chromium paints a cross-site frame only inside the viewport.
+    page.set_viewport_size({"width": 1280, "height": 1500})
     page.goto(host_page(app_host, server, sign_in_link(server)))
     frame = page.frame_locator("#portal")
 
@@ -172,6 +195,7 @@ def test_an_allowed_app_frames_the_portal_signed_in_by_its_link(
     expect(page.locator("#portal")).to_have_attribute("style", re.compile(r"height: \d+px"))
     height = page.evaluate("document.getElementById('portal').getBoundingClientRect().height")
     assert height > 400
+    sized(page)
     screenshot(page, "embedding-my-account")
 
     # An invoice, inside the frame.
@@ -182,6 +206,7 @@ def test_an_allowed_app_frames_the_portal_signed_in_by_its_link(
     first.click()
     expect(frame.get_by_role("heading", level=1)).to_contain_text(f"Invoice {number}")
     assert re.search(r"/invoices/\d+$", portal_frame(page).url)
+    sized(page)
     screenshot(page, "embedding-invoice")
 
     # The messages came from the portal's origin, to this page.
@@ -211,6 +236,7 @@ def test_an_allowed_app_frames_the_portal_signed_in_by_its_link(
     assert FRAMED not in cookie_names(page)
     signed_out = [m["data"] for m in received(page) if m["data"]["type"] == "billportal:signed_out"]
     assert signed_out == [{"type": "billportal:signed_out", "reason": "signed_out"}]
+    sized(page)
     screenshot(page, "embedding-signed-out")
     portal_frame(page).goto(server.url("acme", "/"))
     expect(frame.get_by_role("heading", level=1)).to_have_text("Please sign in")
