@@ -230,6 +230,15 @@ def test_an_allowed_app_frames_the_portal_signed_in_by_its_link(
     top.close()
     expect(frame.get_by_role("heading", level=1)).to_contain_text(f"Invoice {number}")  # the frame still is
 
+    # A page that acts, inside the frame: its form posts with the framed session's CSRF token.
+    frame.get_by_role("navigation", name="Portal").get_by_role("link", name="Billing details", exact=True).click()
+    frame.get_by_label("City").fill("Santa Fe")
+    # From the keyboard: in this headless run a mouse click low in the cross-site frame did not reach
+    # the button (no request was sent; the sign-out button, near the top, takes the mouse).
+    frame.get_by_role("button", name="Save billing details").press("Enter")
+    expect(frame.get_by_text("Your billing details were saved.")).to_be_visible()
+    expect(frame.get_by_label("City")).to_have_value("Santa Fe")
+
     # Signing out, inside the frame (a form with its CSRF token, as at top level).
     frame.get_by_role("button", name="Sign out").click()
     expect(frame.get_by_role("heading", level=1)).to_have_text("You are signed out")
