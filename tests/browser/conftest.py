@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import (
     MASTER_KEY,
@@ -160,6 +160,15 @@ def page(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
+
+
+def sign_in_to_dashboard(page: Page, server: LiveServer, email: str, password: str) -> None:
+    """Sign an admin in on the dashboard's sign-in page (the first page after it is Single Sign-On)."""
+    page.goto(server.url("dashboard", "/sign-in"))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Single Sign-On")
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, FloatRect, Page, expect
+from playwright.sync_api import Browser, FloatRect, Page
 
-from tests.browser.conftest import LiveServer, screenshot
+from tests.browser.conftest import LiveServer, screenshot, sign_in_to_dashboard
 
 EMAIL = "lin@acme.example"
 PASSWORD = "another long and secret passphrase"
@@ -23,11 +23,7 @@ def admin_page(live_server: LiveServer, browser: Browser) -> Iterator[Page]:
         live_server.cli("api-key", "create", "--tenant", "acme", "--name", "layout check")
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    page.goto(live_server.url("dashboard", "/sign-in"))
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Single Sign-On")
+    sign_in_to_dashboard(page, live_server, EMAIL, PASSWORD)
     yield page
     context.close()
 

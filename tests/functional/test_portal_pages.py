@@ -478,18 +478,21 @@ def _billing_form(page: str, **changes: str) -> dict[str, str]:
     return fields
 
 
+# A whole, valid address for the billing details form.
+MESA_ROAD = {
+    "name": "Wile E. Coyote",
+    "address_line1": "1 Mesa Road",
+    "city": "Albuquerque",
+    "state": "NM",
+    "postal_code": "87101",
+    "country": "us",
+    "phone": "+1 (505) 555-0134",
+}
+
+
 def test_billing_details_are_saved_and_the_company_sees_the_change(world: World, client: TestClient) -> None:
     page = client.get("/billing-info").text
-    form = _billing_form(
-        page,
-        name="Wile E. Coyote",
-        address_line1="1 Mesa Road",
-        city="Albuquerque",
-        state="NM",
-        postal_code="87101",
-        country="us",
-        phone="+1 (505) 555-0134",
-    )
+    form = _billing_form(page, **MESA_ROAD)
     response = client.post("/billing-info", data=form)
     assert response.status_code == 303
     assert response.headers["location"] == "/billing-info?saved=1"

@@ -118,10 +118,13 @@ def test_a_company_that_embeds_the_portal_gets_its_frame_ancestors_on_its_pages(
         response = client.get(own_url(path, documents))
         if response.headers["content-type"].startswith("text/html"):
             assert_secure_headers(response, ancestors=" ".join(sorted(ALLOWED.split())))
+    # A refused sign-in shows its one page in an allowed frame too (docs/embedding.md).
+    assert_secure_headers(world.client().get("/login/nonsense"), ancestors=" ".join(sorted(ALLOWED.split())))
     # Another company's pages, and pages that are not the portal's own, stay unframeable.
     globex = signed_in(world, company="globex")
     assert_secure_headers(globex.get("/"))
-    assert_secure_headers(world.client().get("/login/nonsense"))
+    assert_secure_headers(world.client("globex").get("/login/nonsense"))
+    assert_secure_headers(world.client().get("/no-such-page"))
 
 
 @pytest.mark.parametrize(

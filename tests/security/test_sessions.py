@@ -121,12 +121,12 @@ def test_a_cross_site_subresource_does_not_sign_in(world: World, failure_page: s
     ("site", "destination"),
     [
         ("cross-site", "document"),  # a link or redirect from the company's app
-        ("cross-site", "iframe"),  # the company's app embeds the portal (frame-ancestors allows it)
         ("same-site", "document"),
         ("none", "document"),  # typed or bookmarked
         (None, None),  # a browser that sends no Sec-Fetch headers
     ],
 )
+# A framed sign-in needs a site the company allows: tests/functional/test_embedding.py.
 def test_a_navigation_signs_in(world: World, site: str | None, destination: str | None) -> None:
     headers = {"sec-fetch-site": site, "sec-fetch-dest": destination, "sec-fetch-mode": "navigate"} if site else {}
     headers = {name: value for name, value in headers.items() if value}

@@ -188,6 +188,15 @@ class Settings:
         """The cookie that remembers the page a signed-out visitor asked for, until they sign in."""
         return "__Host-bp_next" if self.cookie_secure else "bp_next"
 
+    @property
+    def framed_cookie_name(self) -> str:
+        """The session cookie of a sign-in in an allowed frame: always Secure (SameSite=None needs it)."""
+        return "__Host-bp_framed"
+
+    def session_cookie(self, framed: bool) -> str:
+        """The cookie a request reads its session from: a framed request the framed one only, others the Lax one."""
+        return self.framed_cookie_name if framed else self.session_cookie_name
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from the environment (``os.environ`` by default)."""

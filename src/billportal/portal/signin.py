@@ -9,11 +9,12 @@ from billportal.sso.pages import landing_path
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
 from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
-from billportal.web import sessions
+from billportal.web import embedding, sessions
 from billportal.web.context import Context, client_ip, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import Form, UnreadableForm, read_form
 from billportal.web.ratelimit import FailureLimiter, Limit, address_key, storage_uri
+from billportal.web.security import content_security_policy
 from billportal.web.templates import render
 from billportal.web.urls import with_query
 
@@ -69,8 +70,12 @@ class SignIn:
         now = context.clock()
 
         outcome: Claims | Rejection
+        framed = embedding.is_framed(request)
         if not company.sso_enabled:
             outcome = Rejection(Reason.SSO_DISABLED)
+        elif framed and not embedding.framed_sign_in_allowed(request, company.frame_ancestors):
+            # Login CSRF in a frame: only a page of a listed site may sign the frame in.
+            outcome = Rejection(Reason.FRAME_NOT_ALLOWED)
         elif _cross_site_subresource(request):
             # Login CSRF: an <img> or <script> on another site must not sign the
             # browser in; a top-level navigation from the company's app may.
@@ -121,27 +126,31 @@ class SignIn:
             await self._count_failure(request, company, now)
             return self._failure(company, Reason.JTI_REPLAYED)
 
-        old_cookie = request.cookies.get(context.settings.session_cookie_name)
+        # A framed sign-in (allowed above) gets the partitioned cookie, any other the Lax one.
+        cookie_name = context.settings.session_cookie(framed)
+        old_cookie = request.cookies.get(cookie_name)
         if old_cookie:
             # Whatever session the browser came with is over: no fixation.
             await context.store.end_session(sessions.hash_session_id(old_cookie))
-        next_cookie = context.settings.next_page_cookie_name
+        return self._signed_in(request, session_id, redirect_to, framed)
+
+    def _signed_in(self, request: Request, session_id: str, redirect_to: str | None, framed: bool) -> Response:
+        """The 303 to the landing page, with the new session's cookie (and the remembered page forgotten)."""
+        settings = self.context.settings
+        next_cookie = settings.next_page_cookie_name
         remembered = request.cookies.get(next_cookie)
         response = RedirectResponse(landing_path(redirect_to, remembered), status_code=303, headers=_SIGN_IN_HEADERS)
         if remembered is not None:
-            forget = sessions.clear_cookie_header(next_cookie, secure=context.settings.cookie_secure)
+            forget = sessions.clear_cookie_header(next_cookie, secure=settings.cookie_secure)
             response.raw_headers.append((b"set-cookie", forget.encode("latin-1")))
-        response.raw_headers.append(
-            (
-                b"set-cookie",
-                sessions.cookie_header(
-                    context.settings.session_cookie_name,
-                    session_id,
-                    secure=context.settings.cookie_secure,
-                    max_age=context.timeouts.absolute,
-                ).encode("latin-1"),
-            )
+        cookie = sessions.cookie_header(
+            settings.session_cookie(framed),
+            session_id,
+            secure=settings.cookie_secure,
+            max_age=self.context.timeouts.absolute,
+            framed=framed,
         )
+        response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
         return response
 
     def _event(
@@ -227,8 +236,13 @@ class SignIn:
             return RedirectResponse(
                 with_query(company.error_url, error=reason.value), status_code=303, headers=_SIGN_IN_HEADERS
             )
-        # One page for every reason: the reason goes to the sign-in log only.
-        return render("sign_in_failed.html", status_code=401, headers=_SIGN_IN_HEADERS, company=company)
+        # One page for every reason: the reason goes to the sign-in log only. A frame of a
+        # listed site shows it; any other site's frame is blocked (frame-ancestors).
+        headers = {
+            **_SIGN_IN_HEADERS,
+            "Content-Security-Policy": content_security_policy(frame_ancestors=company.frame_ancestors),
+        }
+        return render("sign_in_failed.html", status_code=401, headers=headers, company=company)
 
 
 def _cross_site_subresource(request: Request) -> bool:

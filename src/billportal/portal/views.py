@@ -56,7 +56,7 @@ from billportal.storage.records import (
     PaymentSettings,
     Session,
 )
-from billportal.web import sessions
+from billportal.web import embedding, sessions
 from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
@@ -110,6 +110,7 @@ class Visit:
     company: Company
     session: Session
     customer: Customer
+    framed: bool = False  # in a frame of a site the company allows (docs/embedding.md)
 
     @property
     def scope(self) -> Scope:
@@ -157,7 +158,7 @@ def customer_form(
             except UnreadableForm as refused:
                 return error_page(refused.status, refused.message)
             if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
-                return error_page(403, EXPIRED_FORM)
+                return error_page(403, EXPIRED_FORM, headers=page_headers(visit.company))
             return await view(self, request, visit, form)
 
         declare(guarded, Guard("customer", form=True, page=page_id))
@@ -205,12 +206,17 @@ def pdf_response(content: bytes, filename: str) -> Response:
     return Response(content, media_type="application/pdf", headers=headers)
 
 
-def page_headers(company: Company, gateway_urls: tuple[str, ...] = ()) -> dict[str, str]:
+def page_headers(company: Company, gateway_urls: tuple[str, ...] = (), *, framed: bool = False) -> dict[str, str]:
+    """A page's headers: never cached; the CSP lets the company's listed sites frame it, and nobody else.
+
+    ``framed``: the page is shown in such a frame, with our script that tells the host page about it.
+    """
     headers = dict(NO_STORE)
     headers["Content-Security-Policy"] = content_security_policy(
         form_targets=[company.sign_out_url] if company.sign_out_url else [],
         frame_ancestors=company.frame_ancestors,
         gateway_urls=gateway_urls,
+        frame_script=framed and bool(company.frame_ancestors),
     )
     return headers
 
@@ -250,7 +256,12 @@ class Portal:
         company = await company_for(request, context)
         if company is None:
             return error_page(404)
-        cookie = request.cookies.get(context.settings.session_cookie_name)
+        # A frame reads only the framed (partitioned) cookie, and only while the company allows
+        # framing; any other request only the top-level one: the two sessions never mix.
+        framed = embedding.is_framed(request)
+        cookie = request.cookies.get(context.settings.session_cookie(framed))
+        if framed and not company.frame_ancestors:
+            cookie = None
         if cookie:
             id_hash = sessions.hash_session_id(cookie)
             session = await context.store.session(id_hash)
@@ -262,22 +273,37 @@ class Portal:
                     if found is not None:
                         if sessions.needs_touch(session, now, context.timeouts):
                             await context.store.touch_session(id_hash, now)
-                        return Visit(company, session, found)
+                        return Visit(company, session, found, framed)
                 await context.store.end_session(id_hash)
-        return self._sign_in_needed(request, company, page_id)
+        return self._sign_in_needed(request, company, page_id, framed)
 
-    def _sign_in_needed(self, request: Request, company: Company, page_id: str) -> Response:
+    def _sign_in_needed(self, request: Request, company: Company, page_id: str, framed: bool = False) -> Response:
+        headers = page_headers(company, framed=framed)
         settings = self.context.settings
+        if framed:
+            # In a frame the company's app signs in again by loading a new link into the frame
+            # (its page's Referer shows where it is); a redirect from here would carry none.
+            # Until then, the page says so, offers a new tab, and the host page is told. The
+            # top-level cookie is left alone: it is not this frame's. (A frame of a site that
+            # is not listed shows nothing at all: frame-ancestors.)
+            headers["Set-Cookie"] = sessions.clear_cookie_header(settings.framed_cookie_name, secure=True, framed=True)
+            return render(
+                "portal/sign_in_needed.html",
+                status_code=401,
+                headers=headers,
+                company=company,
+                frame_origins=company.frame_ancestors,  # none: no script
+                frame_event="no_session",
+                new_tab_url=with_query(company.sign_in_url, redirect_to=page_id) if company.sign_in_url else "",
+            )
         response: Response
         if company.sign_in_url:
             # Remote login: the company's app signs the visitor in again and
             # sends them back to the page they asked for.
             url = with_query(company.sign_in_url, redirect_to=page_id)
-            response = RedirectResponse(url, status_code=303, headers=page_headers(company))
+            response = RedirectResponse(url, status_code=303, headers=headers)
         else:
-            response = render(
-                "portal/sign_in_needed.html", status_code=401, headers=page_headers(company), company=company
-            )
+            response = render("portal/sign_in_needed.html", status_code=401, headers=headers, company=company)
             clear = sessions.clear_cookie_header(settings.session_cookie_name, secure=settings.cookie_secure)
             response.raw_headers.append((b"set-cookie", clear.encode()))
         wanted = portal_path(request.url.path) if request.method == "GET" else None
@@ -295,7 +321,8 @@ class Portal:
         return render(
             template,
             status_code=status_code,
-            headers=page_headers(visit.company, gateway_urls),
+            headers=page_headers(visit.company, gateway_urls, framed=visit.framed),
+            frame_origins=visit.company.frame_ancestors if visit.framed else (),
             company=visit.company,
             customer=visit.customer,
             address=address_lines(visit.customer),
@@ -928,22 +955,25 @@ class Portal:
         company = await company_for(request, context)
         if company is None:
             return error_page(404)
+        framed = embedding.is_framed(request)
         try:
             form = await read_form(request, max_bytes=1024, max_fields=4)
         except UnreadableForm as refused:
-            return error_page(refused.status, refused.message)
-        cookie = request.cookies.get(context.settings.session_cookie_name)
+            return error_page(refused.status, refused.message, headers=page_headers(company))
+        # In a frame, the framed session signs out (and only it); elsewhere the top-level one.
+        cookie_name = context.settings.session_cookie(framed)
+        cookie = request.cookies.get(cookie_name)
         if not cookie:
             return RedirectResponse("/signed-out", status_code=303, headers=dict(NO_STORE))
         id_hash = sessions.hash_session_id(cookie)
         session = await context.store.session(id_hash)
         if session is not None and not sessions.csrf_matches(session, form.get("csrf_token", "")):
-            return error_page(403, EXPIRED_FORM)
+            return error_page(403, EXPIRED_FORM, headers=page_headers(company))
         await context.store.end_session(id_hash)
         target = company.sign_out_url or "/signed-out"
         headers = dict(NO_STORE)
         headers["Set-Cookie"] = sessions.clear_cookie_header(
-            context.settings.session_cookie_name, secure=context.settings.cookie_secure
+            cookie_name, secure=context.settings.cookie_secure, framed=framed
         )
         headers["Clear-Site-Data"] = '"cache"'
         return RedirectResponse(target, status_code=303, headers=headers)
@@ -952,7 +982,13 @@ class Portal:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
-        return render("portal/signed_out.html", headers=page_headers(company), company=company)
+        framed = embedding.is_framed(request)
+        return render(
+            "portal/signed_out.html",
+            headers=page_headers(company, framed=framed),
+            company=company,
+            frame_origins=embedding.frame_origins(request, company.frame_ancestors),
+        )
 
     async def theme(self, request: Request) -> Response:
         """The company's accent colour as CSS (the CSP allows no inline styles)."""

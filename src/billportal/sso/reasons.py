@@ -49,6 +49,7 @@ class Reason(StrEnum):
     SSO_DISABLED = "sso_disabled"
     CROSS_SITE_REQUEST = "cross_site_request"
     RATE_LIMITED = "rate_limited"
+    FRAME_NOT_ALLOWED = "frame_not_allowed"
 
 
 EXPLANATIONS: dict[Reason, tuple[str, str]] = {
@@ -160,6 +161,16 @@ EXPLANATIONS: dict[Reason, tuple[str, str]] = {
     Reason.RATE_LIMITED: (
         "Too many failed sign-ins came from this address or for this company.",
         "Wait and retry; fix the cause of the failures shown in the sign-in log.",
+    ),
+    Reason.FRAME_NOT_ALLOWED: (
+        (
+            "The link was opened in a frame of a site that is not among the sites allowed to embed the portal, "
+            "or the frame's page sent no Referer."
+        ),
+        (
+            "List your app's origin under Single Sign-On > Embedding, and keep the frame's referrer policy "
+            "sending at least the origin."
+        ),
     ),
 }
 

@@ -31,7 +31,11 @@ def origin_of(url: str) -> str | None:
 
 
 def content_security_policy(
-    form_targets: Iterable[str] = (), frame_ancestors: Iterable[str] = (), gateway_urls: Iterable[str] = ()
+    form_targets: Iterable[str] = (),
+    frame_ancestors: Iterable[str] = (),
+    gateway_urls: Iterable[str] = (),
+    *,
+    frame_script: bool = False,
 ) -> str:
     """A strict policy: no inline script or style, forms only to ourselves and named origins.
 
@@ -39,7 +43,9 @@ def content_security_policy(
     sign-out POST redirects to: browsers apply form-action to redirects too).
     ``gateway_urls`` (the payment pages of a company that takes cards through a
     gateway's own script, and only those) are the origins whose script, frames and
-    requests the page may use, beside our own script.
+    requests the page may use, beside our own script. ``frame_script``: the page is
+    framed by an allowed site and loads our own script that tells the host page where it
+    is (``static/framed.js``, docs/embedding.md): ``script-src 'self'``, nothing inline.
     """
     forms = " ".join(["'self'", *sorted({o for o in map(origin_of, form_targets) if o})])
     ancestors = " ".join(sorted({source for source in frame_ancestors if _SOURCE.fullmatch(source)})) or "'none'"
@@ -47,6 +53,8 @@ def content_security_policy(
     gateway = " ".join(sorted({o for o in map(origin_of, gateway_urls) if o}))
     if gateway:
         policy += f"; script-src 'self' {gateway}; frame-src {gateway}; connect-src {gateway}"
+    elif frame_script:
+        policy += "; script-src 'self'"
     return policy
 
 

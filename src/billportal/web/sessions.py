@@ -68,11 +68,19 @@ def needs_touch(session: SessionLike, now: int, timeouts: Timeouts) -> bool:
     return now - session.last_seen_at >= touch_interval(timeouts)
 
 
-def cookie_header(name: str, value: str, *, secure: bool, max_age: int) -> str:
-    """A host-only session cookie: no Domain, Path=/, HttpOnly, SameSite=Lax, Secure."""
+def cookie_header(name: str, value: str, *, secure: bool, max_age: int, framed: bool = False) -> str:
+    """A host-only session cookie: no Domain, Path=/, HttpOnly, SameSite=Lax, Secure.
+
+    ``framed``: the cookie of a sign-in in an allowed frame (docs/embedding.md):
+    ``SameSite=None; Secure; Partitioned``, which the browser keeps for that frame's
+    top-level site only (CHIPS). It is always Secure: browsers keep no other SameSite=None cookie.
+    """
+    if framed:
+        return f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=None; Secure; Partitioned"
     flags = f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
     return flags + "; Secure" if secure else flags
 
 
-def clear_cookie_header(name: str, *, secure: bool) -> str:
-    return cookie_header(name, "", secure=secure, max_age=0)
+def clear_cookie_header(name: str, *, secure: bool, framed: bool = False) -> str:
+    """Forgets the cookie (a partitioned one only goes with a Set-Cookie that says Partitioned too)."""
+    return cookie_header(name, "", secure=secure, max_age=0, framed=framed)
