@@ -375,11 +375,15 @@ class StripeGateway:
             found = self._client().refunds.list(params={"payment_intent": gateway_payment_id, "limit": 100})
         except stripe.StripeError as failed:
             raise GatewayError(type(failed).__name__) from None
+        refunds = [r.to_dict() for r in found.data]
         return [
             GatewayRefund(
-                str(r.id), int(r.amount), str(r.status), str((r.get("metadata") or {}).get("billportal_refund", ""))
+                str(r["id"]),
+                int(r["amount"]),
+                str(r["status"]),
+                str((r.get("metadata") or {}).get("billportal_refund", "")),
             )
-            for r in found.data
+            for r in refunds
         ]
 
     def verify_webhook(self, payload: bytes, signature: str) -> GatewayEvent:
