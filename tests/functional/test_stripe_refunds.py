@@ -40,6 +40,7 @@ def _paid_online(world: World, client: TestClient, localstripe: str) -> Payment:
     assert "was paid with Visa ending 4242" in _pay(client, form)
     rows, _ = run(world.billing.documents("payment", Scope(world.acme.id, 1234)))
     [payment] = rows
+    assert isinstance(payment, Payment)
     return payment
 
 
