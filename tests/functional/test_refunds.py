@@ -8,6 +8,7 @@ test_stripe.py; concurrent refunds from two app processes in tests/scaleout/.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice
 from tests import factories
 from tests.conftest import World, run
+from tests.functional.dashboard_support import PASSWORD, admin_of_acme
 from tests.functional.portal_world import signed_in, text_of
 from tests.functional.test_api import create, dashboard, error, new_key
 from tests.functional.test_payments import _pay, _pay_form
@@ -52,20 +54,12 @@ def _books_add_up(world: World) -> tuple[int, int]:
     return forward.closing, forward.refunded
 
 
-def _check_payment(api: TestClient, world: World, amount: int) -> dict[str, Any]:
+def _check_payment(api: TestClient, world: World, amount: int, *, applied: bool = True) -> dict[str, Any]:
+    """A check for ``amount``, applied to both of the world's invoices (or to none: account credit)."""
     invoices = _invoices(world)
     applications = [{"invoice_id": invoices[n].id, "amount": INVOICE} for n in ("INV-0001", "INV-0002")]
-    return create(
-        api,
-        "payments",
-        {
-            "customer_id": 1234,
-            "received_on": _today(world),
-            "method": "check",
-            "amount": amount,
-            "applications": applications,
-        },
-    )
+    body = {"customer_id": 1234, "received_on": _today(world), "method": "check", "amount": amount}
+    return create(api, "payments", {**body, "applications": applications if applied else []})
 
 
 def _refund(api: TestClient, payment_id: int, body: dict[str, Any], **headers: str) -> Any:
@@ -188,3 +182,110 @@ def test_refunds_are_in_the_openapi_document(world: World, api: TestClient) -> N
     assert "get" in document["paths"]["/payments/{id}/refunds"]
     payment = document["components"]["schemas"]["Payment"]["properties"]
     assert {"amount_refunded", "refunds", "gateway", "gateway_payment_id"} <= set(payment)
+
+
+# -- the dashboard ----------------------------------------------------------------------------------
+
+
+def _token_of(page: str) -> str:
+    match = re.search(r'name="token" value="([^"]+)"', page)
+    assert match is not None, "no refund form on the page"
+    return match[1]
+
+
+def test_the_dashboard_lists_payments_and_refunds_one_after_a_confirmation_and_the_password(
+    world: World, api: TestClient
+) -> None:
+    run(factories.payment_settings(world.store, world.acme, gateway="test", test_mode=True, now=world.clock.now))
+    portal = signed_in(world)
+    first = _invoices(world)["INV-0001"]
+    _pay(portal, _pay_form(portal, what="invoices", **{f"invoice_{first.id}": "1"}))
+    world.clock.advance(86400)
+    check = _check_payment(api, world, 1000, applied=False)
+    dashboard = admin_of_acme(world)
+
+    listing = dashboard.get("/payments")
+    assert listing.status_code == 200
+    assert '<a href="/payments" aria-current="page">Payments</a>' in listing.text  # in the menu
+    rows = text_of(listing.text)
+    assert rows.index(check["number"]) < rows.index("PAY-00001")  # newest first
+    assert "Visa ending 4242 test test_pi_" in rows
+    online = text_of(dashboard.get("/payments?kind=online").text)
+    assert ("PAY-00001" in online, check["number"] in online) == (True, False)
+    offline = text_of(dashboard.get("/payments?kind=offline").text)
+    assert ("PAY-00001" in offline, check["number"] in offline) == (False, True)
+
+    [paid] = [p for p in api.get("/api/v1/payments").json()["data"] if p["gateway"] == "test"]
+    page = dashboard.get(f"/payments/{paid['id']}").text
+    assert paid["gateway_payment_id"] in page
+    form = {"amount": "5.00", "reason": "Box was dented", "token": _token_of(page)}
+    world.clock.advance(600)  # the password given at sign-in is not recent any more
+    asked = dashboard.post(f"/payments/{paid['id']}/refunds", form)
+    assert asked.status_code == 200  # the password first
+    assert "Confirm your password" in asked.text
+    assert 'name="amount" value="5.00"' in asked.text
+    confirm = dashboard.post(f"/payments/{paid['id']}/refunds", {**form, "password": PASSWORD})
+    assert confirm.status_code == 200
+    assert "Refund $5.00 of payment PAY-00001?" in text_of(confirm.text)
+    assert "at the payment gateway and in the books" in text_of(confirm.text)
+    assert api.get(f"/api/v1/payments/{paid['id']}").json()["amount_refunded"] == 0  # nothing yet
+    done = dashboard.post(f"/payments/{paid['id']}/refunds", {**form, "confirm": "yes"})
+    assert done.status_code == 303
+    again = dashboard.post(f"/payments/{paid['id']}/refunds", {**form, "confirm": "yes"})  # a double submit
+    assert again.status_code == 303
+    found = api.get(f"/api/v1/payments/{paid['id']}").json()
+    assert found["amount_refunded"] == 500
+    [refund] = found["refunds"]
+    assert (refund["source"], refund["reason"]) == ("dashboard", "Box was dented")
+    assert refund["gateway_refund_id"].startswith("test_re_")
+    shown = text_of(dashboard.get(done.headers["location"]).text)
+    assert "The refund is made." in shown
+    assert "Box was dented dashboard succeeded" in shown
+    assert "Left to refund $353.90" in shown
+    assert _invoices(world)["INV-0001"].balance == 500
+    assert "Payment refunded" in text_of(dashboard.get("/audit").text)
+
+    too_much = {"amount": "400.00", "reason": "", "token": _token_of(dashboard.get(f"/payments/{paid['id']}").text)}
+    refused = dashboard.post(f"/payments/{paid['id']}/refunds", {**too_much, "confirm": "yes"})
+    assert refused.status_code == 400
+    assert "At most $353.90 is left to refund." in text_of(refused.text)
+    for bad in ("abc", "-1", "0", "1.001", "NaN", "1e99"):
+        answer = dashboard.post(f"/payments/{paid['id']}/refunds", {**too_much, "amount": bad, "confirm": "yes"})
+        assert answer.status_code == 400, bad
+        assert "Enter an amount more than zero" in text_of(answer.text) or "At most $353.90" in text_of(answer.text)
+    stale = dashboard.post(f"/payments/{paid['id']}/refunds", {**too_much, "token": "x", "confirm": "yes"})
+    assert stale.status_code == 400
+
+    # An offline payment: in the books only; all that is left when no amount is given.
+    page = dashboard.get(f"/payments/{check['id']}").text
+    assert "Recorded offline: refunded in the books only" in text_of(page)
+    whole = {"amount": "", "reason": "Overpaid", "token": _token_of(page)}
+    assert "Refund $10.00 of payment" in text_of(dashboard.post(f"/payments/{check['id']}/refunds", whole).text)
+    assert dashboard.post(f"/payments/{check['id']}/refunds", {**whole, "confirm": "yes"}).status_code == 303
+    assert api.get(f"/api/v1/payments/{check['id']}").json()["amount_refunded"] == 1000
+    assert 'action="/payments/' not in dashboard.get(f"/payments/{check['id']}").text  # nothing left to refund
+    _books_add_up(world)
+    assert dashboard.get("/payments/999999").status_code == 404
+
+
+def test_the_payments_list_pages(world: World) -> None:
+    for day in range(1, 28):
+        run(
+            factories.payment(
+                world.store,
+                world.acme.id,
+                1234,
+                now=world.clock.now,
+                amount=100 + day,
+                received_on=f"2026-10-{day:02d}",
+            )
+        )
+    dashboard = admin_of_acme(world)
+    first = text_of(dashboard.get("/payments").text)
+    assert "Page 1 of 2 (27 payments)" in first
+    assert "Oct 27, 2026" in first
+    assert "Oct 2, 2026" not in first
+    second = dashboard.get("/payments?page=2").text
+    assert "Oct 2, 2026" in text_of(second)
+    assert "Oct 1, 2026" in text_of(second)
+    assert dashboard.get("/payments?page=abc&kind=nonsense").status_code == 200

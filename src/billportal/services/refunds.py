@@ -29,6 +29,7 @@ from billportal.services.billing import Books
 from billportal.services.gateways import GatewayError, GatewayRefund, OutcomeUnknown, gateway_for
 from billportal.storage import documents
 from billportal.storage import payments as stored
+from billportal.storage import schema as t
 from billportal.storage.documents import Scope
 from billportal.storage.records import Company, Payment, Refund
 from billportal.storage.store import Store
@@ -69,6 +70,17 @@ class PaymentRefunds:
     async def payment(self, company_id: int, payment_id: int) -> Payment | None:
         found: Payment | None = await self.store.read(
             lambda conn: documents.get(conn, "payment", Scope(company_id), payment_id)
+        )
+        return found
+
+    async def page(self, company_id: int, *, online: bool | None, limit: int, offset: int) -> tuple[list[Payment], int]:
+        """One page of the company's payments, newest first (``online``: only those taken online, or offline)."""
+        where = []
+        if online is not None:
+            column = t.payments.c.gateway_payment_id
+            where.append(column.is_not(None) if online else column.is_(None))
+        found: tuple[list[Payment], int] = await self.store.read(
+            lambda conn: documents.page(conn, "payment", Scope(company_id), where=where, limit=limit, offset=offset)
         )
         return found
 
