@@ -132,8 +132,9 @@ def complete(conn: Connection, kind: str, rows: Sequence[Row[Any]], *, parts: bo
     ids = [r.id for r in rows]
     if kind == "payment":
         applications = _applications_of(conn, ids)
-        given_back = refunds.of_payments(conn, ids)
-        return [_record(kind, r, applications=applications[r.id], refunds=given_back[r.id]) for r in rows]
+        # Only a payment with money refunded, or taken online (a refund may be pending or failed), has refunds.
+        given_back = refunds.of_payments(conn, [r.id for r in rows if r.amount_refunded or r.gateway_payment_id])
+        return [_record(kind, r, applications=applications[r.id], refunds=given_back.get(r.id, ())) for r in rows]
     lines = _lines_of(conn, kind, ids)
     return [_record(kind, r, lines=lines[r.id]) for r in rows]
 
@@ -320,7 +321,7 @@ def activity_span(
 
 
 def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, until: str) -> Ledger:
-    """The documents a statement up to ``until`` needs (four indexed queries).
+    """The documents a statement up to ``until`` needs (four indexed queries; two more if refunds were made).
 
     Applications and credit notes of invoices in range are read whatever their
     date: an invoice's statement lines need everything applied to it so far.
@@ -336,7 +337,7 @@ def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, u
         )
     ).all()
     payment_rows = conn.execute(
-        select(pay.id, pay.number, pay.received_on, pay.method, pay.amount).where(
+        select(pay.id, pay.number, pay.received_on, pay.method, pay.amount, pay.amount_refunded).where(
             pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
         )
     ).all()
@@ -353,13 +354,15 @@ def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, u
             cn.status.in_(LEDGER_CREDIT_NOTE_STATUSES),
         )
     ).all()
+    payments = tuple(LedgerPayment(*row) for row in payment_rows)
+    refunded = any(payment.amount_refunded for payment in payments)  # else no refund to read: no query
     return Ledger(
         currency=currency,
         invoices=tuple(LedgerInvoice(*row) for row in invoice_rows),
-        payments=tuple(LedgerPayment(*row) for row in payment_rows),
+        payments=payments,
         applications=tuple(LedgerApplication(*row) for row in application_rows),
         credit_notes=tuple(LedgerCreditNote(*row) for row in credit_rows),
-        refunds=_ledger_refunds(conn, company_id, customer_id, currency),
+        refunds=_ledger_refunds(conn, company_id, customer_id, currency) if refunded else (),
     )
 
 

@@ -246,6 +246,7 @@ class LedgerPayment:
     received_on: str
     method: str
     amount: int
+    amount_refunded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
