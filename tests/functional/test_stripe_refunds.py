@@ -32,8 +32,8 @@ def _stripe(localstripe: str) -> Any:
         return stripe.StripeClient("sk_test_billportal", base_addresses={"api": localstripe}).v1
 
 
-def _paid_online(world: World, client: TestClient, localstripe: str) -> Payment:
-    """INV-0001 paid with a new card through Stripe."""
+def _paid_online(world: World, client: TestClient, localstripe: str) -> tuple[Payment, str]:
+    """INV-0001 paid with a new card through Stripe: the payment, and its PaymentIntent's id."""
     first = _invoices(world)["INV-0001"]
     method = stripe_js(localstripe, "4242424242424242")
     form = _pay_form(client, what="invoices", payment_method=method, **{f"invoice_{first.id}": "1"})
@@ -41,7 +41,8 @@ def _paid_online(world: World, client: TestClient, localstripe: str) -> Payment:
     rows, _ = run(world.billing.documents("payment", Scope(world.acme.id, 1234)))
     [payment] = rows
     assert isinstance(payment, Payment)
-    return payment
+    assert payment.gateway_payment_id is not None
+    return payment, payment.gateway_payment_id
 
 
 def _payment(world: World, payment_id: int) -> Payment:
@@ -62,10 +63,8 @@ def _charge_refunded(event_id: str, intent: str, kind: str = "charge.refunded") 
 def test_a_refund_through_the_api_reaches_stripe_and_its_webhook_records_nothing_more(
     world: World, client: TestClient, localstripe: str
 ) -> None:
-    payment = _paid_online(world, client, localstripe)
+    payment, intent = _paid_online(world, client, localstripe)
     assert payment.gateway == "stripe"
-    intent = payment.gateway_payment_id
-    assert intent is not None
     api = dashboard(world, new_key(world))
     response = api.post(
         f"/api/v1/payments/{payment.id}/refunds",
@@ -92,9 +91,7 @@ def test_a_refund_through_the_api_reaches_stripe_and_its_webhook_records_nothing
 def test_a_refund_made_in_stripes_dashboard_is_recorded_once_however_often_it_is_delivered(
     world: World, client: TestClient, localstripe: str
 ) -> None:
-    payment = _paid_online(world, client, localstripe)
-    intent = payment.gateway_payment_id
-    assert intent is not None
+    payment, intent = _paid_online(world, client, localstripe)
     made = _stripe(localstripe).refunds.create(params={"payment_intent": intent, "amount": 2500})
     event = _charge_refunded("evt_refund_theirs", intent)
     assert _deliver(client, event) == 200
@@ -117,9 +114,7 @@ def test_a_refund_made_in_stripes_dashboard_is_recorded_once_however_often_it_is
 def test_the_webhook_concludes_our_pending_refund_rather_than_record_a_second(
     world: World, client: TestClient, localstripe: str
 ) -> None:
-    payment = _paid_online(world, client, localstripe)
-    intent = payment.gateway_payment_id
-    assert intent is not None
+    payment, intent = _paid_online(world, client, localstripe)
     today = local_date(world.clock.now, world.acme.time_zone).isoformat()
     # Our refund is at Stripe, and Stripe's webhook comes before billportal wrote Stripe's answer.
     pending, _ = run(

@@ -50,6 +50,24 @@ def api(fleet: Fleet) -> Iterator[Api]:
     client.close()
 
 
+def card_form(page: str, invoice_id: int) -> dict[str, str]:
+    """The pay page's form filled in to pay one invoice with the test card (its one-time token is the page's)."""
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    token = re.search(r'name="attempt" value="([^"]+)"', page)
+    assert csrf is not None
+    assert token is not None
+    return {
+        "csrf_token": csrf[1],
+        "attempt": token[1],
+        "what": "invoices",
+        f"invoice_{invoice_id}": "1",
+        "method": "new",
+        "card_number": "4242424242424242",
+        "card_expiry": "12/30",
+        "card_cvc": "123",
+    }
+
+
 def _submit_burst(fleet: Fleet, cookie: str, form: dict[str, str]) -> list[httpx.Response]:
     """The same form posted BURST times at one moment, alternating the two processes."""
     barrier = threading.Barrier(BURST)
@@ -84,27 +102,14 @@ def test_concurrent_submissions_of_one_pay_form_pay_once(fleet: Fleet, api: Api)
                 "lines": [{"description": "Rocket skates", "quantity": "1", "unit_price": 10000}],
             },
         )
-        page = first.get("/pay", cookie=cookie).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        token = re.search(r'name="attempt" value="([^"]+)"', page)
-        assert csrf is not None
-        assert token is not None
-        form = {
-            "csrf_token": csrf[1],
-            "attempt": token[1],
-            "what": "invoices",
-            f"invoice_{invoice['id']}": "1",
-            "method": "new",
-            "card_number": "4242424242424242",
-            "card_expiry": "12/30",
-            "card_cvc": "123",
-        }
+        form = card_form(first.get("/pay", cookie=cookie).text, invoice["id"])
+        token = form["attempt"]
         answers = _submit_burst(fleet, cookie, form)
         wrong = []
         statuses = sorted(a.status_code for a in answers)
         if statuses != [303] * BURST:
             wrong.append(f"answers {statuses}: {next((a.text[:200] for a in answers if a.status_code != 303), '')}")
-        if {a.headers.get("location") for a in answers} != {f"/pay/{token[1]}"}:
+        if {a.headers.get("location") for a in answers} != {f"/pay/{token}"}:
             wrong.append("not every answer leads to the attempt's result")
         after = api.fetch(f"/invoices/{invoice['id']}")
         if (after["status"], after["amount_paid"], after["balance"]) != ("paid", 10000, 0):
@@ -118,7 +123,7 @@ def test_concurrent_submissions_of_one_pay_form_pay_once(fleet: Fleet, api: Api)
             wrong.append(f"{len(paying)} payments of the invoice")
         if wrong:
             problems[trial] = wrong
-        last = token[1]
+        last = token
     assert not problems, f"{len(problems)} of {TRIALS} trials went wrong: {problems}"
     result = first.get(f"/pay/{last}", cookie=cookie)
     assert result.status_code == 200

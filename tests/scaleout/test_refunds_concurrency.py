@@ -11,18 +11,16 @@ with ``refund_exceeds_payment``. No answer may be a 5xx.
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from collections.abc import Iterator
 from typing import Any, Final
 
 import httpx
-import pytest
 
-from tests.conftest import new_postgres_database
-from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
+from tests.scaleout.conftest import Fleet
 from tests.scaleout.test_concurrency import TODAY, Api, Call
+from tests.scaleout.test_payments_concurrency import api, card_form, fleet
+
+__all__ = ["api", "fleet"]  # fixtures: two app processes on one PostgreSQL database and one Redis, and an API key
 
 ROUNDS: Final = 8
 BURST: Final = 8
@@ -32,43 +30,11 @@ EACH: Final = 3000  # each of the burst's refunds: three fit in what is left (90
 RUN: Final = uuid.uuid4().hex[:8]
 
 
-@pytest.fixture(scope="module")
-def fleet(
-    tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
-) -> Iterator[Fleet]:
-    fleet = start_fleet(tmp_path_factory.mktemp("refunds"), new_postgres_database(postgres.url), redis_server.url, 2)
-    yield fleet
-    for app in fleet.apps:
-        app.stop()
-
-
-@pytest.fixture(scope="module")
-def api(fleet: Fleet) -> Iterator[Api]:
-    created = json.loads(fleet.cli("api-key", "create", "--tenant", "acme", "--name", "refund tests"))
-    client = Api(fleet, created["key"])
-    yield client
-    client.close()
-
-
 def _paid_online(fleet: Fleet, api: Api, invoice: dict[str, Any]) -> dict[str, Any]:
     """The invoice paid by card in the portal (the demo company's test gateway); its payment."""
     portal = fleet.apps[0]
     cookie = portal.get(f"/login/{fleet.token()}").cookies["__Host-bp_session"]
-    page = portal.get("/pay", cookie=cookie).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    token = re.search(r'name="attempt" value="([^"]+)"', page)
-    assert csrf is not None
-    assert token is not None
-    form = {
-        "csrf_token": csrf[1],
-        "attempt": token[1],
-        "what": "invoices",
-        f"invoice_{invoice['id']}": "1",
-        "method": "new",
-        "card_number": "4242424242424242",
-        "card_expiry": "12/30",
-        "card_cvc": "123",
-    }
+    form = card_form(portal.get("/pay", cookie=cookie).text, invoice["id"])
     headers = {"host": f"acme.localhost:{portal.port}", "cookie": f"__Host-bp_session={cookie}"}
     paid = httpx.post(f"http://127.0.0.1:{portal.port}/pay", data=form, headers=headers, timeout=30)
     assert paid.status_code == 303, paid.text
