@@ -21,7 +21,7 @@ from billportal.storage.records import Invoice
 from tests import factories
 from tests.conftest import World, run
 from tests.functional.dashboard_support import PASSWORD, admin_of_acme
-from tests.functional.portal_world import signed_in, text_of
+from tests.functional.portal_world import pdf_text, signed_in, text_of
 from tests.functional.test_api import create, dashboard, error, new_key
 from tests.functional.test_payments import _pay, _pay_form
 
@@ -120,6 +120,9 @@ def test_whole_and_partial_refunds_of_an_offline_payment_add_up(world: World, ap
     receipt = text_of(portal.get(f"/payments/{payment['id']}").text)
     assert "Refunded $50.00" in receipt
     assert "Returned one pair" in receipt
+    receipt_pdf = pdf_text(portal.get(f"/payments/{payment['id']}/pdf").content)
+    assert "Late delivery" in receipt_pdf
+    assert "Refunded" in receipt_pdf
     statement = text_of(portal.get("/statements/balance-forward").text)
     assert statement.count("Refund of payment") == 3
     assert "Refunds + $800.00" in statement
