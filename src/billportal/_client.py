@@ -130,6 +130,19 @@ class PaymentApplication(TypedDict):
     amount: int
 
 
+class Refund(TypedDict):
+    id: int
+    object: Literal["refund"]
+    payment_id: int
+    amount: int
+    reason: str
+    status: Literal["pending", "succeeded", "failed"]
+    source: Literal["dashboard", "api", "gateway"]
+    refunded_on: str
+    gateway_refund_id: str | None
+    created_at: int
+
+
 class Payment(TypedDict):
     id: int
     object: Literal["payment"]
@@ -144,6 +157,9 @@ class Payment(TypedDict):
     unapplied: int
     method_detail: str
     gateway_payment_id: str | None
+    gateway: Literal["test", "stripe"] | None
+    amount_refunded: int
+    refunds: list[Refund]
     created_at: int
     updated_at: int
 
@@ -656,6 +672,17 @@ class Payments(_Collection[Payment]):
 
     def iterate(self, **filters: Unpack[DocumentFilters]) -> Iterator[Payment]:
         return self._iterate(filters)
+
+    def refund(
+        self, payment_id: int, *, amount: int | None = None, reason: str = "", idempotency_key: str | None = None
+    ) -> Refund:
+        """Give back some or all (``amount`` None) of a payment; at its gateway too if it was taken online."""
+        body: dict[str, Any] = {"reason": reason} | ({} if amount is None else {"amount": amount})
+        path = f"{self.path}/{int(payment_id)}/refunds"
+        return cast(Refund, self._client.request("POST", path, json=body, idempotency_key=idempotency_key))
+
+    def refunds(self, payment_id: int) -> Page[Refund]:
+        return _page(self._client.request("GET", f"{self.path}/{int(payment_id)}/refunds"))
 
 
 class CreditNotes(_Voidable[CreditNote]):

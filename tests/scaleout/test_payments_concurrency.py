@@ -62,6 +62,9 @@ def _submit_burst(fleet: Fleet, cookie: str, form: dict[str, str]) -> list[httpx
         return list(pool.map(send, range(BURST)))
 
 
+TEST_CARD: Final = {"card_number": "4242424242424242", "card_expiry": "12/30", "card_cvc": "123"}
+
+
 def new_invoice_and_pay_form(
     api: Api, app: App, cookie: str, number: str, card: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -75,13 +78,17 @@ def new_invoice_and_pay_form(
             "lines": [{"description": "Rocket skates", "quantity": "1", "unit_price": AMOUNT}],
         },
     )
-    page = app.get("/pay", cookie=cookie).text
+    return invoice, pay_form(app.get("/pay", cookie=cookie).text, invoice["id"], card)
+
+
+def pay_form(page: str, invoice_id: int, card: dict[str, str] | None = None) -> dict[str, str]:
+    """The pay page's form filled in to pay one invoice (the test card unless ``card``); its token is the page's."""
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
     token = re.search(r'name="attempt" value="([^"]+)"', page)
     assert csrf is not None
     assert token is not None
-    chosen = {"what": "invoices", f"invoice_{invoice['id']}": "1", "method": "new"}
-    return invoice, {"csrf_token": csrf[1], "attempt": token[1], **chosen, **card}
+    chosen = {"what": "invoices", f"invoice_{invoice_id}": "1", "method": "new"}
+    return {"csrf_token": csrf[1], "attempt": token[1], **chosen, **(card or TEST_CARD)}
 
 
 def payments_of_paid_invoice(api: Api, invoice: dict[str, Any], wrong: list[str]) -> list[dict[str, Any]]:

@@ -58,9 +58,12 @@ DASHBOARD_PUBLIC_ROUTES = {
 DASHBOARD_PARAMETERS = {
     "kid": "one of the company's SSO keys",
     "key_id": "one of the company's API keys, by id or by its shown prefix",
+    "payment_id": "one of the company's payments",
 }
 # A value of each parameter that names nothing at all.
-MISSING = {"kid": "sso_000000000000", "key_id": "999999"}
+MISSING = {"kid": "sso_000000000000", "key_id": "999999", "payment_id": "999999"}
+# The parameters of pages (GET): each page is walked with the ids of the administered company's own rows.
+PAGE_PARAMETERS = frozenset({"payment_id"})
 
 HANK = "hank@globex.example"
 INITECH_KEY = "initech-sso-key-0123456789abcdefghijklm"
@@ -106,7 +109,13 @@ def dashboard_routes(world: World) -> list[tuple[str, str]]:
 
 
 def protected(world: World, method: str) -> list[str]:
-    return [path for m, path in dashboard_routes(world) if m == method and (m, path) not in DASHBOARD_PUBLIC_ROUTES]
+    """The protected routes of a method; a page with a path parameter once for each of acme's own rows."""
+    paths = [path for m, path in dashboard_routes(world) if m == method and (m, path) not in DASHBOARD_PUBLIC_ROUTES]
+    if method != "GET":
+        return paths
+    payments, _ = run(world.billing.listing("payment", world.acme.id, limit=3))
+    own = {"payment_id": [str(payment.id) for payment in payments]}
+    return [url for path in paths for url, _ in fillings(path, own)]
 
 
 def parameters(path: str) -> list[str]:
@@ -192,6 +201,8 @@ def tenants(world: World) -> Tenants:
     assert acme.post(f"{SSO}/revoke/links").status_code == 303
 
     acme_api = run(factories.api_key(world.store, world.acme, name="MINE sync", now=world.clock.now)).info
+    acme_paid = run(factories.payment(world.store, world.acme.id, 1234, now=world.clock.now, amount=4200))
+    globex_paid = run(factories.payment(world.store, world.globex.id, 77, now=world.clock.now, amount=4300))
     globex_api = [
         run(factories.api_key(world.store, world.globex, name="OTHERCO sync", now=world.clock.now)) for _ in range(2)
     ]
@@ -200,10 +211,15 @@ def tenants(world: World) -> Tenants:
         globex=globex,
         hank_id=hank_id,
         customer=customer,
-        acme_values={"kid": [k.kid for k in world.company("acme").sso_keys], "key_id": [str(acme_api.id)]},
+        acme_values={
+            "kid": [k.kid for k in world.company("acme").sso_keys],
+            "key_id": [str(acme_api.id)],
+            "payment_id": [str(acme_paid.id)],
+        },
         globex_values={
             "kid": [k.kid for k in world.company("globex").sso_keys],  # the active key and the retiring one
             "key_id": [str(globex_api[0].info.id), globex_api[1].info.prefix, globex_api[1].info.prefix + "\u2026"],
+            "payment_id": [str(globex_paid.id)],
         },
         globex_secrets=[created.key for created in globex_api],
     )
@@ -230,7 +246,7 @@ def test_every_dashboard_route_is_classified(world: World) -> None:
         parameters = set(re.findall(r"\{(\w+)", path))
         assert parameters <= DASHBOARD_PARAMETERS.keys(), f"{path}: teach the suite its parameters {parameters}"
         if method == "GET":
-            assert not parameters, f"{path}: a page with a path parameter: teach the suite whose it is"
+            assert parameters <= PAGE_PARAMETERS, f"{path}: a page with a path parameter: teach the suite whose it is"
 
 
 def test_every_protected_route_declares_an_admin_and_every_post_a_checked_form(world: World) -> None:

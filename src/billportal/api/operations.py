@@ -292,6 +292,34 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     *(op for c in COLLECTIONS for op in _collection_operations(c)),
     Operation(
         "POST",
+        "/payments/{id}/refunds",
+        "createRefund",
+        "Payments",
+        "Refund a payment",
+        "Gives back some or all of a payment (no amount: all that is left), never more than it. A payment taken "
+        "online is refunded at its gateway too; one recorded offline only in the books. The invoices it paid are "
+        "owed again. Send an Idempotency-Key: a retry answers the same refund and never refunds twice.",
+        "create_refund",
+        r.REFUND,
+        status=201,
+        body=r.REFUND_REQUEST,
+        params=(ID_PARAM, IDEMPOTENCY),
+        conflicts=True,
+        unprocessable=True,
+    ),
+    Operation(
+        "GET",
+        "/payments/{id}/refunds",
+        "listRefunds",
+        "Payments",
+        "List a payment's refunds",
+        "The payment's refunds, oldest first (all of them, on one page).",
+        "list_refunds",
+        r.list_of(r.REFUND),
+        params=(ID_PARAM,),
+    ),
+    Operation(
+        "POST",
         "/customers/{id}/sign_in_links",
         "createSignInLink",
         "Sign-in links",
@@ -371,7 +399,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
 TAGS: Final = (
     ("Customers", "The people and businesses that sign in to the portal and receive documents."),
     ("Invoices", "What customers owe. Lines are worked out into totals; payments and credit notes settle them."),
-    ("Payments", "Money received, applied to invoices."),
+    ("Payments", "Money received, applied to invoices, and refunds of it."),
     ("Credit notes", "Credit given, applied to an invoice or kept as account credit."),
     ("Estimates", "Quotes the customer approves in the portal."),
     ("Sign-in links", "Signed links into the portal, made on the server with the company's SSO key."),

@@ -246,6 +246,43 @@ PAYMENT_APPLICATION: Final = Shape(
     ),
 )
 
+REFUND_STATUSES: Final = ("pending", "succeeded", "failed")
+REFUND: Final = Shape(
+    "Refund",
+    "Money given back of a payment. A payment taken online is refunded at its gateway too; one recorded "
+    "offline only in the books. A refund takes back the payment's unapplied credit first, then what it "
+    "paid on invoices (newest application first): those invoices are owed again.",
+    (
+        read_only("id", ID, "The refund id."),
+        _object_field("refund"),
+        read_only("payment_id", ID, "The payment refunded."),
+        read_only("amount", integer(1), "How much was given back, in minor units."),
+        read_only("reason", text(500), "Why (shown to the customer on the payment's receipt)."),
+        read_only(
+            "status",
+            {"type": "string", "enum": list(REFUND_STATUSES)},
+            "succeeded; pending while the gateway is asked; failed when the gateway refused it.",
+        ),
+        read_only(
+            "source",
+            {"type": "string", "enum": ["dashboard", "api", "gateway"]},
+            "Where it was made: the dashboard, the API, or the payment gateway's own dashboard.",
+        ),
+        read_only("refunded_on", DATE, "When it was made (the company's date)."),
+        read_only("gateway_refund_id", nullable(text(255)), "The payment gateway's id for it (online payments)."),
+        read_only("created_at", TIME, "When it was asked for (UNIX seconds)."),
+    ),
+)
+
+REFUND_REQUEST: Final = Shape(
+    "RefundCreate",
+    "What to refund of the payment. Send an Idempotency-Key so that a retry never refunds twice.",
+    (
+        Field("amount", integer(1), "How much to give back, in minor units (default: all that is left)."),
+        Field("reason", text(500), "Why: shown to the customer on the payment's receipt."),
+    ),
+)
+
 PAYMENT: Final = Shape(
     "Payment",
     "Money received from a customer, applied to invoices; what is not applied stays as credit.",
@@ -270,6 +307,13 @@ PAYMENT: Final = Shape(
         read_only(
             "gateway_payment_id", nullable(text(255)), "A payment taken online: the payment gateway's id for it."
         ),
+        read_only(
+            "gateway",
+            nullable({"type": "string", "enum": ["test", "stripe"]}),
+            "A payment taken online: the gateway that took it (null: recorded offline).",
+        ),
+        read_only("amount_refunded", MONEY, "What refunds gave back of it so far (never more than amount)."),
+        read_only("refunds", {"type": "array", "items": REFUND}, "Its refunds, oldest first."),
         *_timestamps(),
     ),
 )
@@ -545,10 +589,11 @@ ERROR_RESPONSE: Final = Shape("Error", "Every error answer.", (read_only("error"
 def api_object(kind: str, record: Any) -> dict[str, Any]:
     """A stored record as the API's answer reads it: its fields, ``object``, and what is worked out from them."""
     values = dataclasses.asdict(record)
-    for part in ("lines", "applications"):
+    for part in ("lines", "applications", "refunds"):
         if part in values:
             values[part] = list(values[part])  # asdict keeps tuples; JSON arrays are lists
     values["object"] = kind
     if kind == "payment":
         values["unapplied"] = record.unapplied
+        values["refunds"] = [{**refund, "object": "refund"} for refund in values["refunds"]]
     return values

@@ -20,7 +20,7 @@ from billportal.api.fields import Invalid, check, parse
 from billportal.api.guards import api_key, check_request, check_scope
 from billportal.api.operations import Collection, Operation
 from billportal.core.bounds import MAX_ID, storable_text
-from billportal.core.errors import Refused
+from billportal.core.errors import NotFound, Refused
 from billportal.services import api_keys, idempotency
 from billportal.services import companies as company_profile
 from billportal.services import sso as management
@@ -28,6 +28,7 @@ from billportal.services.audit import Actor
 from billportal.services.billing import Books
 from billportal.services.idempotency import Idempotency
 from billportal.services.payments import shown_settings
+from billportal.services.refunds import PaymentRefunds, RefundRequest, request_key
 from billportal.storage import companies
 from billportal.storage.documents import Scope
 from billportal.storage.records import ApiCaller, Company, PaymentSettings, SsoKeyInfo
@@ -283,6 +284,45 @@ class Api:
             200,
             lambda conn: c.shape.dump(r.api_object(c.kind, void(self._books(conn, caller), object_id))),
         )
+
+    # -- refunds
+
+    @api_key(scope="documents:write")
+    async def create_refund(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        payment_id = _object_id(request)
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        key = self._idempotency(request, body)
+        if key is not None:
+            earlier = await idempotency.earlier(self.store, caller.company_id, key, now=self.context.clock())
+            if earlier is not None:
+                return json_response(earlier.body, earlier.status_code, replayed=True)
+        company = await self._company(caller)
+        wanted = RefundRequest(
+            payment_id,
+            values.get("amount"),
+            values.get("reason", ""),
+            "api",
+            request_key("api", None if key is None else key.key),
+        )
+        try:
+            refund = await PaymentRefunds(self.store).refund(company, wanted, now=self.context.clock())
+        except NotFound:
+            raise ApiError("not_found", "no such payment") from None
+        answer = encode_json(r.REFUND.dump(r.api_object("refund", refund)))
+        outcome = await idempotency.run(
+            self.store, caller.company_id, key, now=self.context.clock(), work=lambda _conn: (201, answer)
+        )
+        return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)
+
+    @api_key(scope="documents:read")
+    async def list_refunds(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        payment = await PaymentRefunds(self.store).payment(caller.company_id, _object_id(request))
+        if payment is None:
+            raise ApiError("not_found", "no such payment")
+        data = [r.api_object("refund", refund) for refund in payment.refunds]
+        return json_response(_list_body(op, data, False, None))
 
     # -- sign-in links
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
+from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, PAYMENTS, SSO, Dashboard
 from billportal.web.context import Context
 
@@ -12,6 +13,7 @@ from billportal.web.context import Context
 def dashboard_routes(context: Context) -> list[BaseRoute]:
     auth = AdminAuth(context)
     pages = Dashboard(context, auth)
+    payments = PaymentPages(context, auth)
     get, post = ["GET"], ["POST"]
     return [
         Route("/", pages.home, methods=get),
@@ -45,4 +47,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(PAYMENTS, pages.save_payments, methods=post),
         Route(f"{PAYMENTS}/secrets", pages.save_payment_secrets, methods=post),
         Route("/audit", pages.audit_trail, methods=get),
+        Route(PAYMENTS_LIST, payments.payments_list, methods=get),
+        Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
+        Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),
     ]

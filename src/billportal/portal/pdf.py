@@ -315,7 +315,17 @@ def receipt_pdf(company: Company, customer: Customer, payment: Payment) -> bytes
             [70, 30],
             numeric_from=1,
         )
+    given_back = [r for r in payment.refunds if r.status == "succeeded"]
+    if given_back:
+        doc.table(
+            ["Refunded on", "Reason", "Amount"],
+            [[human_date(r.refunded_on), r.reason, doc.money(r.amount)] for r in given_back],
+            [25, 50, 25],
+            numeric_from=2,
+        )
     totals = [("Amount received", doc.money(payment.amount))]
+    if payment.amount_refunded:
+        totals.append(("Refunded", doc.money(payment.amount_refunded)))
     if payment.unapplied:
         totals.append(("Kept as account credit", doc.money(payment.unapplied)))
     doc.totals(totals)
@@ -351,6 +361,7 @@ def balance_forward_pdf(company: Company, customer: Customer, statement: Balance
             ("Opening balance", money(statement.opening)),
             ("Invoices", money(statement.invoiced)),
             ("Payments", money(-statement.paid)),
+            *([("Refunds", money(statement.refunded))] if statement.refunded else []),
             ("Credit notes", money(-statement.credited)),
             ("Closing balance", money(statement.closing)),
         ]

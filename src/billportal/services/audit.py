@@ -50,6 +50,7 @@ ACTIONS: Final[dict[str, str]] = {
     "api_key.revoked": "API key revoked",
     "company.updated": "Company settings changed",
     "payments.configured": "Online payment settings changed",
+    "payment.refunded": "Payment refunded",
 }
 
 

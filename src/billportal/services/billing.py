@@ -32,10 +32,10 @@ from sqlalchemy import Connection
 from sqlalchemy import Row as SqlRow
 
 from billportal.core import countries
-from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
 from billportal.services import statements
-from billportal.storage import documents
+from billportal.storage import documents, refunds
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
     CreditNote,
@@ -45,6 +45,7 @@ from billportal.storage.records import (
     Invoice,
     LineItem,
     Payment,
+    Refund,
 )
 from billportal.storage.store import Store
 
@@ -52,6 +53,7 @@ T = TypeVar("T")
 
 NUMBER_PREFIXES: Final = {"invoice": "INV", "payment": "PAY", "credit_note": "CN", "estimate": "EST"}
 PAYMENT_METHODS: Final = ("ach", "bank_transfer", "card", "cash", "check", "other")
+REFUND_SOURCES: Final = ("dashboard", "api", "gateway")
 MAX_LINES: Final = 100
 CUSTOMER_FIELDS: Final = (
     "number",
@@ -513,6 +515,7 @@ class Books:
             "amount": amount,
             "method_detail": values.get("method_detail", ""),
             "gateway_payment_id": values.get("gateway_payment_id"),
+            "gateway": values.get("gateway"),
             "created_at": self.now,
             "updated_at": self.now,
         }
@@ -537,11 +540,156 @@ class Books:
     def delete_payment(self, payment_id: int) -> Payment:
         """Delete a payment (recorded by mistake, or bounced): the invoices it paid are owed again."""
         self._lock("payment", payment_id)
+        if refunds.has_any(self.conn, payment_id):
+            raise Refused("payment_has_refunds", "a payment with refunds is kept; refund what is left instead")
         payment: Payment = self._get("payment", payment_id)
         for invoice_id, applied in documents.applications(self.conn, payment_id):
             self._unsettle(invoice_id, paid=applied)
         documents.delete_document(self.conn, "payment", payment_id)
         return payment
+
+    # -- refunds
+
+    def refund_payment(
+        self,
+        payment_id: int,
+        *,
+        amount: int | None,
+        reason: str,
+        source: str,
+        request_key: str,
+        refunded_on: str,
+        online: bool,
+    ) -> tuple[Refund, bool]:
+        """Give back some or all of a payment (``amount`` None: all that is left), never more than it.
+
+        A payment recorded offline is refunded in the books at once. One taken online holds the
+        amount in a pending refund until :meth:`conclude_refund` writes the gateway's answer. The
+        payment's row is locked first, so concurrent refunds take turns and never add up to more
+        than the payment. A ``request_key`` used before answers the refund it made (and False:
+        this call made none).
+        """
+        row = self._lock("payment", payment_id)
+        earlier = refunds.by_request(self.conn, self.company_id, request_key)
+        if earlier is not None:
+            if earlier.payment_id != payment_id:
+                raise Refused("idempotency_key_reused", "this key made a refund of another payment", "Idempotency-Key")
+            return earlier, False
+        if source not in REFUND_SOURCES:
+            raise ValueError(f"not a refund source: {source}")
+        if not isinstance(reason, str) or len(reason) > 500 or not storable_text(reason):
+            raise Refused("invalid_field", "reason is text of up to 500 characters", "reason")
+        left = row.amount - row.amount_refunded - refunds.pending_total(self.conn, payment_id)
+        if amount is None:
+            if left <= 0:
+                raise Refused("payment_fully_refunded", "the whole payment is refunded already", "amount")
+            amount = left
+        _amount(amount, "amount", minimum=1)
+        if amount > left:
+            raise Refused(
+                "refund_exceeds_payment", f"at most {max(left, 0)} of the payment is left to refund", "amount"
+            )
+        values = {
+            "company_id": self.company_id,
+            "payment_id": payment_id,
+            "amount": amount,
+            "reason": reason,
+            "status": "pending" if online else "succeeded",
+            "source": source,
+            "refunded_on": _day(refunded_on, "refunded_on"),
+            "request_key": request_key,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        refund_id = refunds.insert(self.conn, values)
+        if refund_id is None:
+            raise Refused("conflict", "this request is being answered meanwhile; retry")
+        if not online:
+            self._give_back(payment_id, refund_id, amount)
+        return self._refund(refund_id), True
+
+    def conclude_refund(self, refund_id: int, *, gateway_refund_id: str | None, message: str = "") -> Refund:
+        """Write the gateway's answer on a pending refund: with its refund id it succeeded, else it failed."""
+        found = self._refund(refund_id)
+        self._lock("payment", found.payment_id)
+        refund = refunds.get(self.conn, self.company_id, refund_id, lock=True)
+        assert refund is not None
+        if refund.status != "pending":
+            return refund  # answered already (the webhook, or a retry)
+        if gateway_refund_id is None:
+            refunds.change(self.conn, refund_id, {"status": "failed", "message": message[:300], "updated_at": self.now})
+            return self._refund(refund_id)
+        recorded = refunds.by_gateway_id(self.conn, self.company_id, gateway_refund_id)
+        if recorded is not None:  # the gateway's webhook recorded it first, as a refund of its own
+            note = "recorded from the gateway's notice"
+            refunds.change(self.conn, refund_id, {"status": "failed", "message": note, "updated_at": self.now})
+            return recorded
+        changes = {"status": "succeeded", "gateway_refund_id": gateway_refund_id, "updated_at": self.now}
+        refunds.change(self.conn, refund_id, changes)
+        self._give_back(refund.payment_id, refund_id, refund.amount)
+        return self._refund(refund_id)
+
+    def record_gateway_refund(
+        self, gateway_payment_id: str, gateway_refund_id: str, amount: int, *, ours: int | None, refunded_on: str
+    ) -> Refund | None:
+        """A refund the gateway reports (its webhook): ours (pending) is concluded, one made in its own
+        dashboard is recorded; one recorded before, or of a payment not on record, changes nothing."""
+        payment_id = refunds.payment_of(self.conn, self.company_id, gateway_payment_id)
+        if payment_id is None:
+            return None
+        row = self._lock("payment", payment_id)
+        if refunds.by_gateway_id(self.conn, self.company_id, gateway_refund_id) is not None:
+            return None
+        mine = refunds.get(self.conn, self.company_id, ours) if ours is not None else None
+        if mine is not None and mine.payment_id == payment_id and mine.status == "pending":
+            return self.conclude_refund(mine.id, gateway_refund_id=gateway_refund_id)
+        if type(amount) is not int or not 0 < amount <= row.amount - row.amount_refunded:
+            return None  # more than is left: the gateway's own record disagrees with ours; nothing is guessed
+        values = {
+            "company_id": self.company_id,
+            "payment_id": payment_id,
+            "amount": amount,
+            "reason": "Refunded in the payment gateway's dashboard",
+            "status": "succeeded",
+            "source": "gateway",
+            "refunded_on": _day(refunded_on, "refunded_on"),
+            "request_key": f"gateway:{gateway_refund_id}"[:100],
+            "gateway_refund_id": gateway_refund_id,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        refund_id = refunds.insert(self.conn, values)
+        if refund_id is None:
+            return None
+        self._give_back(payment_id, refund_id, amount)
+        return self._refund(refund_id)
+
+    def _refund(self, refund_id: int) -> Refund:
+        found = refunds.get(self.conn, self.company_id, refund_id)
+        if found is None:
+            raise NotFound("no such refund")
+        return found
+
+    def _give_back(self, payment_id: int, refund_id: int, amount: int) -> None:
+        """Put a refund in the books: the payment's unapplied credit goes first, then what it applied to
+        invoices, newest application (the highest invoice id) first; those invoices are owed again."""
+        payment: Payment = self._get("payment", payment_id)
+        rest = amount - min(max(payment.unapplied, 0), amount)
+        taken: list[tuple[int, int]] = []
+        for application in sorted(payment.applications, key=lambda a: a.invoice_id, reverse=True):
+            if rest == 0:
+                break
+            part = min(rest, application.amount)
+            taken.append((application.invoice_id, part))
+            rest -= part
+        if rest or not refunds.add_refunded(self.conn, payment_id, amount, now=self.now):
+            raise Refused("refund_exceeds_payment", "more than is left of the payment", "amount")
+        for invoice_id, _ in sorted(taken):  # invoices locked in id order, as payments lock them
+            self._lock("invoice", invoice_id)
+        for invoice_id, part in taken:
+            self._unsettle(invoice_id, paid=part)
+            refunds.take_back(self.conn, payment_id, invoice_id, part)
+        refunds.insert_applications(self.conn, refund_id, taken)
 
     # -- credit notes
 

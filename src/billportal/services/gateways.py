@@ -152,9 +152,23 @@ class SetsUpMethods(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayRefund:
+    """A refund as the gateway keeps it; ``reference`` is billportal's refund id when billportal asked for it."""
+
+    gateway_refund_id: str
+    amount: int
+    status: str  # succeeded, pending, failed, canceled
+    reference: str = ""
+
+
 class Refunds(Protocol):
-    def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str) -> str:
-        """Give back some or all of a payment; the gateway's refund id."""
+    def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str, reference: str = "") -> str:
+        """Give back some or all of a payment; the gateway's refund id. The same key never refunds twice."""
+        ...
+
+    def refunds_of(self, gateway_payment_id: str) -> list[GatewayRefund]:
+        """Every refund of a payment at the gateway (a webhook says one changed; this says how it stands)."""
         ...
 
 
@@ -261,8 +275,11 @@ class TestGateway:
     def browser_setup(self, *, customer_id: int) -> str:
         raise GatewayError("the test gateway's card is typed into the portal")
 
-    def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str) -> str:
+    def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str, reference: str = "") -> str:
         return self._id("test_re", idempotency_key)
+
+    def refunds_of(self, gateway_payment_id: str) -> list[GatewayRefund]:
+        return []  # the test gateway has no dashboard of its own: every refund is billportal's
 
     def verify_webhook(self, payload: bytes, signature: str) -> GatewayEvent:
         raise GatewayError("the test gateway sends no webhooks")
@@ -274,7 +291,13 @@ class TestGateway:
 # -- Stripe ---------------------------------------------------------------------------------------
 
 STRIPE_JS: Final = "https://js.stripe.com/v3/"
-STRIPE_EVENTS: Final = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
+STRIPE_EVENTS: Final = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    "charge.refund.updated",
+)
+REFUND_EVENTS: Final = ("charge.refunded", "charge.refund.updated")
 CUSTOMER_RETRY_WAITS: Final = (0.2, 0.5, 1.0, 2.0)  # seconds before each new try of a customer's creation
 
 
@@ -429,15 +452,33 @@ class StripeGateway:
             raise GatewayError(type(failed).__name__) from None
         return str(intent.client_secret)
 
-    def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str) -> str:
+    def refund(self, *, gateway_payment_id: str, amount: int, idempotency_key: str, reference: str = "") -> str:
+        params: dict[str, Any] = {"payment_intent": gateway_payment_id, "amount": amount}
+        if reference:
+            params["metadata"] = {"billportal_refund": reference}
         try:
-            refund = self._client().refunds.create(
-                params={"payment_intent": gateway_payment_id, "amount": amount},
-                options={"idempotency_key": idempotency_key},
-            )
+            refund = self._client().refunds.create(params=params, options={"idempotency_key": idempotency_key})
+        except (stripe.APIConnectionError, stripe.APIError) as unknown:
+            raise OutcomeUnknown(type(unknown).__name__) from None
+        except stripe.StripeError as failed:
+            raise GatewayError(_stripe_message(failed)) from None
+        return str(refund.id)
+
+    def refunds_of(self, gateway_payment_id: str) -> list[GatewayRefund]:
+        try:
+            found = self._client().refunds.list(params={"payment_intent": gateway_payment_id, "limit": 100})
         except stripe.StripeError as failed:
             raise GatewayError(type(failed).__name__) from None
-        return str(refund.id)
+        refunds = [r.to_dict() for r in found.data]
+        return [
+            GatewayRefund(
+                str(r["id"]),
+                int(r["amount"]),
+                str(r["status"]),
+                str((r.get("metadata") or {}).get("billportal_refund", "")),
+            )
+            for r in refunds
+        ]
 
     def verify_webhook(self, payload: bytes, signature: str) -> GatewayEvent:
         if not self._webhook_secret:
@@ -458,6 +499,11 @@ class StripeGateway:
             raise GatewayError(type(failed).__name__) from None
         status = {"succeeded": "succeeded", "canceled": "declined"}.get(intent.status, "pending")
         return Charge(str(intent.id), status)
+
+
+def _stripe_message(failed: stripe.StripeError) -> str:
+    """Stripe's reason in a few words, never the request's values (its messages name no key or card)."""
+    return f"{type(failed).__name__}: {failed.user_message or ''}"[:200]
 
 
 def gateway_for(settings: PaymentSettings, master_keys: MasterKeys) -> Gateway | None:

@@ -56,6 +56,10 @@ def once(
         sealed = master_keys.seal(body.encode("utf-8"), _PURPOSE, company_id).as_text()
         rows.record(conn, company_id, key.key, status_code=status, sealed_body=sealed, now=now, ttl=TTL)
         return Outcome(status, body)
+    return _replay(conn, master_keys, company_id, key)
+
+
+def _replay(conn: Connection, master_keys: MasterKeys, company_id: int, key: Idempotency) -> Outcome:
     row = rows.stored(conn, company_id, key.key)
     if row is None or (row.method, row.path, bytes(row.request_hash)) != (key.method, key.path, key.request_hash):
         raise Refused(
@@ -68,6 +72,19 @@ def once(
     except SealError:
         raise Refused("idempotency_key_reused", "the stored answer cannot be read any more; use a new key") from None
     return Outcome(row.status_code, body, replayed=True)
+
+
+async def earlier(store: Store, company_id: int, key: Idempotency, *, now: int) -> Outcome | None:
+    """The answer ``key`` got before (None: it has none yet), for writes that span several transactions;
+    Refused when the key came with another request."""
+
+    def find(conn: Connection) -> Outcome | None:
+        row = rows.stored(conn, company_id, key.key)
+        if row is None or row.created_at <= now - TTL:
+            return None
+        return _replay(conn, store.master_keys, company_id, key)
+
+    return await store.read(find)
 
 
 async def run(store: Store, company_id: int, key: Idempotency | None, *, now: int, work: Work) -> Outcome:

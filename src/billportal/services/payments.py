@@ -41,16 +41,19 @@ from billportal.services.gateways import (
     DECLINED,
     GATEWAY_SEAL_PURPOSE,
     GATEWAYS,
+    REFUND_EVENTS,
     CardDetails,
     Charge,
     Declined,
     Gateway,
     GatewayError,
+    GatewayRefund,
     NewMethod,
     OutcomeUnknown,
     gateway_for,
     unseal_secret,
 )
+from billportal.services.refunds import record_gateway_refunds
 from billportal.storage import documents
 from billportal.storage import payments as stored
 from billportal.storage.records import Company, Invoice, PaymentAttempt, PaymentSettings, SavedPaymentMethod
@@ -375,10 +378,18 @@ class Payments:
         except GatewayError:
             return False
         outcome = {"payment_intent.succeeded": "succeeded", "payment_intent.payment_failed": "declined"}
+        given: list[GatewayRefund] = []
+        if event.kind in REFUND_EVENTS and event.gateway_payment_id:
+            try:  # how the payment's refunds stand now, asked before the transaction (none waits on the gateway)
+                given = await asyncio.to_thread(gateway.refunds_of, event.gateway_payment_id)
+            except GatewayError:
+                return False  # not processed: the gateway sends it again
 
         def process(conn: Connection) -> None:
             if not stored.mark_event(conn, company.id, event.event_id[:255], event.kind[:64], now=now):
                 return  # delivered before
+            if given:
+                record_gateway_refunds(conn, company, event.gateway_payment_id[:255], given, now=now)
             status = outcome.get(event.kind)
             if status is None or not event.attempt_token:
                 return
@@ -554,6 +565,7 @@ def record_online_payment(
         "method": "card",
         "method_detail": label[:64],
         "gateway_payment_id": gateway_payment_id,
+        "gateway": attempt.gateway,
         "reference": gateway_payment_id[:100],
         "applications": applications,
     }

@@ -3,12 +3,13 @@
 Both are computed from one :class:`Ledger` (a customer's documents up to the
 statement date, in one currency), so they can never disagree:
 
-* balance forward: opening balance + invoices - payments - credits = closing balance;
+* balance forward: opening balance + invoices - payments + refunds - credits = closing balance;
 * open items: every invoice still owed and every credit not yet used, as of the
   statement date; they add up to the same closing balance.
 
 Invoices count from their issue date, payments from the day they were received,
-credit notes from their issue date. Drafts and voided documents do not count.
+credit notes from their issue date, refunds from the day they were made (money given back
+of a payment is owed again). Drafts and voided documents do not count.
 Every change of an invoice's balance is a payment or a credit note on record
 (services/billing.py writes no other), so the statement always ends at the
 balance the customer is shown elsewhere.
@@ -120,7 +121,7 @@ class StatementLine:
     """One line of activity; ``charge`` adds to what is owed, ``credit`` takes away."""
 
     on: str
-    kind: str  # invoice, payment, credit_note
+    kind: str  # invoice, payment, refund (of payment document_id), credit_note
     document_id: int
     number: str
     description: str
@@ -141,9 +142,10 @@ class BalanceForwardStatement:
     credited: int
     closing: int
     lines: tuple[StatementLine, ...]
+    refunded: int = 0
 
 
-_KIND_ORDER = {"invoice": 0, "payment": 1, "credit_note": 2}
+_KIND_ORDER = {"invoice": 0, "payment": 1, "refund": 2, "credit_note": 3}
 _METHODS = {
     "ach": "ACH",
     "bank_transfer": "Bank transfer",
@@ -175,6 +177,20 @@ def _entries(ledger: Ledger, until: str) -> list[StatementLine]:
                 )
             )
     entries.extend(
+        StatementLine(
+            refund.refunded_on,
+            "refund",
+            refund.payment_id,
+            refund.payment_number,
+            "Refund of payment",
+            refund.amount,
+            0,
+            0,
+        )
+        for refund in ledger.refunds
+        if refund.refunded_on <= until
+    )
+    entries.extend(
         StatementLine(note.issued_on, "credit_note", note.id, note.number, "Credit note", 0, note.total, 0)
         for note in ledger.credit_notes
         if note.issued_on <= until
@@ -199,6 +215,8 @@ def balance_forward(ledger: Ledger, month: Month, until: str) -> BalanceForwardS
     invoiced = sum(line.charge for line in lines)
     paid = sum(line.credit for line in lines if line.kind == "payment")
     credited = sum(line.credit for line in lines if line.kind == "credit_note")
+    refunded = sum(line.charge for line in lines if line.kind == "refund")
+    invoiced -= refunded
     return BalanceForwardStatement(
         month=month,
         period_start=start,
@@ -208,8 +226,9 @@ def balance_forward(ledger: Ledger, month: Month, until: str) -> BalanceForwardS
         invoiced=invoiced,
         paid=paid,
         credited=credited,
-        closing=opening + invoiced - paid - credited,
+        closing=opening + invoiced - paid + refunded - credited,
         lines=tuple(lines),
+        refunded=refunded,
     )
 
 
@@ -262,6 +281,24 @@ class OpenItemStatement:
         return self.invoices + self.credits
 
 
+def _applied_as_of(ledger: Ledger, as_of: str) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
+    """What each payment had applied to each invoice on ``as_of``, and what each had refunded by then.
+
+    The applications read are as they are now, after every refund: a refund made after ``as_of``
+    gives back what it took from invoices, which was still applied on that day.
+    """
+    applied = {(a.payment_id, a.invoice_id): a.amount for a in ledger.applications}
+    refunded: dict[int, int] = {}
+    for refund in ledger.refunds:
+        if refund.refunded_on <= as_of:
+            refunded[refund.payment_id] = refunded.get(refund.payment_id, 0) + refund.amount
+            continue
+        for invoice_id, amount in refund.invoices:
+            key = (refund.payment_id, invoice_id)
+            applied[key] = applied.get(key, 0) + amount
+    return applied, refunded
+
+
 def open_items(ledger: Ledger, month: Month, until: str) -> OpenItemStatement:
     """What was owed and what credit was unused at the end of ``month`` (or ``until``, if earlier)."""
     as_of = min(month.last_day, until)
@@ -271,10 +308,14 @@ def open_items(ledger: Ledger, month: Month, until: str) -> OpenItemStatement:
 
     owed = {invoice_id: invoice.total for invoice_id, invoice in in_range.items()}
     unapplied = {payment_id: payment.amount for payment_id, payment in payments.items()}
-    for application in ledger.applications:
-        if application.payment_id in payments and application.invoice_id in in_range:
-            owed[application.invoice_id] -= application.amount
-            unapplied[application.payment_id] -= application.amount
+    applied, refunded = _applied_as_of(ledger, as_of)
+    for payment_id, amount in refunded.items():
+        if payment_id in payments:
+            unapplied[payment_id] -= amount
+    for (payment_id, invoice_id), amount in applied.items():
+        if payment_id in payments and invoice_id in in_range:
+            owed[invoice_id] -= amount
+            unapplied[payment_id] -= amount
     unused_notes: list[LedgerCreditNote] = []
     for note in ledger.credit_notes:
         if note.issued_on > as_of:

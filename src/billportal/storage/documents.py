@@ -22,6 +22,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, Connection, Row, Table, case, delete, false, func, literal, select, update
 
 from billportal.core.bounds import storable_text
+from billportal.storage import refunds
 from billportal.storage import schema as t
 from billportal.storage.bounds import check_row, fits
 from billportal.storage.dialect import insert_or_nothing
@@ -36,6 +37,7 @@ from billportal.storage.records import (
     LedgerCreditNote,
     LedgerInvoice,
     LedgerPayment,
+    LedgerRefund,
     LineItem,
     Payment,
     PaymentApplication,
@@ -80,7 +82,7 @@ class Scope:
 
 @cache
 def _columns(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls) if f.name not in ("lines", "applications"))
+    return tuple(f.name for f in fields(cls) if f.name not in ("lines", "applications", "refunds"))
 
 
 def _record(kind: str, row: Row[Any], **parts: Any) -> Any:
@@ -130,7 +132,9 @@ def complete(conn: Connection, kind: str, rows: Sequence[Row[Any]], *, parts: bo
     ids = [r.id for r in rows]
     if kind == "payment":
         applications = _applications_of(conn, ids)
-        return [_record(kind, r, applications=applications[r.id]) for r in rows]
+        # Only a payment with money refunded, or taken online (a refund may be pending or failed), has refunds.
+        given_back = refunds.of_payments(conn, [r.id for r in rows if r.amount_refunded or r.gateway_payment_id])
+        return [_record(kind, r, applications=applications[r.id], refunds=given_back.get(r.id, ())) for r in rows]
     lines = _lines_of(conn, kind, ids)
     return [_record(kind, r, lines=lines[r.id]) for r in rows]
 
@@ -257,7 +261,7 @@ def account_balance(
     notes = select(func.coalesce(func.sum(cn.total), 0)).where(
         cn.company_id == company_id, cn.customer_id == customer_id, cn.currency == currency, cn.status == "open"
     )
-    received = select(func.coalesce(func.sum(pay.amount), 0)).where(
+    received = select(func.coalesce(func.sum(pay.amount - pay.amount_refunded), 0)).where(
         pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
     )
     # Applied to an invoice that still counts; what went to a voided one is credit again.
@@ -317,7 +321,7 @@ def activity_span(
 
 
 def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, until: str) -> Ledger:
-    """The documents a statement up to ``until`` needs (four indexed queries).
+    """The documents a statement up to ``until`` needs (four indexed queries; two more if refunds were made).
 
     Applications and credit notes of invoices in range are read whatever their
     date: an invoice's statement lines need everything applied to it so far.
@@ -333,7 +337,7 @@ def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, u
         )
     ).all()
     payment_rows = conn.execute(
-        select(pay.id, pay.number, pay.received_on, pay.method, pay.amount).where(
+        select(pay.id, pay.number, pay.received_on, pay.method, pay.amount, pay.amount_refunded).where(
             pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
         )
     ).all()
@@ -350,13 +354,36 @@ def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, u
             cn.status.in_(LEDGER_CREDIT_NOTE_STATUSES),
         )
     ).all()
+    payments = tuple(LedgerPayment(*row) for row in payment_rows)
+    refunded = any(payment.amount_refunded for payment in payments)  # else no refund to read: no query
     return Ledger(
         currency=currency,
         invoices=tuple(LedgerInvoice(*row) for row in invoice_rows),
-        payments=tuple(LedgerPayment(*row) for row in payment_rows),
+        payments=payments,
         applications=tuple(LedgerApplication(*row) for row in application_rows),
         credit_notes=tuple(LedgerCreditNote(*row) for row in credit_rows),
+        refunds=_ledger_refunds(conn, company_id, customer_id, currency) if refunded else (),
     )
+
+
+def _ledger_refunds(conn: Connection, company_id: int, customer_id: int, currency: str) -> tuple[LedgerRefund, ...]:
+    """The customer's succeeded refunds, with what each took back from invoices (two indexed queries)."""
+    pay, re, ra = t.payments.c, t.refunds.c, t.refund_applications.c
+    mine = (pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
+    rows = conn.execute(
+        select(re.id, re.payment_id, pay.number, re.refunded_on, re.amount)
+        .join(t.payments, pay.id == re.payment_id)
+        .where(*mine, re.status == "succeeded")
+        .order_by(re.id)
+    ).all()
+    if not rows:
+        return ()
+    taken: dict[int, list[tuple[int, int]]] = {row.id: [] for row in rows}
+    for part in conn.execute(
+        select(ra.refund_id, ra.invoice_id, ra.amount).where(ra.refund_id.in_(list(taken))).order_by(ra.invoice_id)
+    ):
+        taken[part.refund_id].append((int(part.invoice_id), int(part.amount)))
+    return tuple(LedgerRefund(*row, invoices=tuple(taken[row.id])) for row in rows)
 
 
 def customer_events(

@@ -144,11 +144,39 @@ class Payment:
     updated_at: int
     method_detail: str = ""  # a payment taken online: "Visa ending 4242"
     gateway_payment_id: str | None = None
+    amount_refunded: int = 0  # what succeeded refunds gave back of it
+    gateway: str | None = None  # the gateway that took it online (test, stripe); None: recorded offline
     applications: tuple[PaymentApplication, ...] = ()
+    refunds: tuple[Refund, ...] = ()
 
     @property
     def unapplied(self) -> int:
-        return self.amount - sum(a.amount for a in self.applications)
+        """What is neither applied to an invoice nor refunded: the customer's credit."""
+        return self.amount - self.amount_refunded - sum(a.amount for a in self.applications)
+
+    @property
+    def refundable(self) -> int:
+        """What may still be refunded: the amount less what is refunded or being refunded."""
+        return self.amount - self.amount_refunded - sum(r.amount for r in self.refunds if r.status == "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """Money given back of a payment: pending while its gateway is asked, then succeeded or failed."""
+
+    id: int
+    company_id: int
+    payment_id: int
+    amount: int
+    reason: str
+    status: str  # pending, succeeded, failed
+    source: str  # dashboard, api, gateway (made in the gateway's own dashboard)
+    refunded_on: str
+    request_key: str
+    gateway_refund_id: str | None
+    message: str
+    created_at: int
+    updated_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +255,7 @@ class LedgerPayment:
     received_on: str
     method: str
     amount: int
+    amount_refunded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +275,18 @@ class LedgerCreditNote:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerRefund:
+    """A succeeded refund of a payment, and what it took back from each invoice (invoice id, amount)."""
+
+    id: int
+    payment_id: int
+    payment_number: str
+    refunded_on: str
+    amount: int
+    invoices: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Ledger:
     """A customer's documents in one currency, issued up to some date."""
 
@@ -254,6 +295,7 @@ class Ledger:
     payments: tuple[LedgerPayment, ...]
     applications: tuple[LedgerApplication, ...]
     credit_notes: tuple[LedgerCreditNote, ...]
+    refunds: tuple[LedgerRefund, ...] = ()
 
 
 # -- customers' sessions and sign-ins ------------------------------------------------------

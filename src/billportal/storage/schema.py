@@ -172,6 +172,9 @@ payments = Table(
     # A payment taken online: how the customer paid ("Visa ending 4242") and the gateway's id for it.
     Column("method_detail", String(64), nullable=False, server_default=""),
     Column("gateway_payment_id", String(255), nullable=True),
+    # Refunds: what was given back of it (succeeded refunds; never more than amount), and its gateway.
+    Column("amount_refunded", BigInteger, nullable=False, server_default="0"),
+    Column("gateway", String(16), nullable=True),
     UniqueConstraint("company_id", "number", name="uq_payments_company_number"),
 )
 Index("ix_payments_customer", payments.c.company_id, payments.c.customer_id, payments.c.received_on)
@@ -499,4 +502,41 @@ autopay_enrollments = Table(
     Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
     Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
     Column("enrolled_at", BigInteger, nullable=False),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    # Money given back of a payment, whole or in part (services/billing.py Books writes these only).
+    # An online refund is pending while the gateway is asked; only a succeeded one counts in the books.
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("payment_id", Integer, ForeignKey("payments.id", ondelete="CASCADE"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", String(500), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("refunded_on", String(10), nullable=False),
+    # The request it answers (an API Idempotency-Key, a dashboard form's token): a retry finds it.
+    Column("request_key", String(100), nullable=False),
+    Column("gateway_refund_id", String(255), nullable=True),
+    Column("message", String(300), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("company_id", "request_key", name="uq_refunds_request_key"),
+    CheckConstraint("amount > 0", name="amount"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+    CheckConstraint("source IN ('dashboard', 'api', 'gateway')", name="source"),
+)
+Index("ix_refunds_payment", refunds.c.payment_id, refunds.c.id)
+# One gateway refund is recorded once, whether our request or the gateway's webhook recorded it.
+Index("uq_refunds_gateway_refund", refunds.c.company_id, refunds.c.gateway_refund_id, unique=True)
+
+refund_applications = Table(
+    "refund_applications",
+    metadata,
+    # What a refund took back from each invoice its payment had paid (the statements date it).
+    Column("refund_id", Integer, ForeignKey("refunds.id", ondelete="CASCADE"), primary_key=True),
+    Column("invoice_id", Integer, ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
 )

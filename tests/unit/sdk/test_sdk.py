@@ -72,6 +72,7 @@ def test_the_sdk_imports_without_any_server_dependency() -> None:
         (billportal.SsoKey, r.SSO_KEY),
         (billportal.SsoKeyRotation, r.SSO_KEY_ROTATION),
         (billportal.SignInEvent, r.SIGN_IN_EVENT),
+        (billportal.Refund, r.REFUND),
     ],
 )
 def test_sdk_types_have_exactly_the_fields_the_api_answers(typed: Any, shape: Shape) -> None:

@@ -1,0 +1,181 @@
+"""Billing > Payments in the dashboard: the company's payments, online and offline, and refunding one.
+
+A refund is money leaving the company: its form asks for a confirmation, and the
+admin's password again (sudo). The form carries a one-time token, so a double
+submit or a reload refunds once (services/refunds.py keeps the refund under it).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from billportal.core.errors import NotFound, Refused
+from billportal.core.money import format_money, parse_money
+from billportal.dashboard.auth import AdminVisit, Sudo, admin
+from billportal.dashboard.views import Confirmation, Dashboard
+from billportal.services import audit
+from billportal.services.refunds import PaymentRefunds, RefundRequest, request_key
+from billportal.services.statements import method_label
+from billportal.storage.records import Company, Payment
+from billportal.web.errors import error_page
+from billportal.web.forms import Form
+from billportal.web.templates import NO_STORE
+
+PAYMENTS_LIST: Final = "/payments"
+PAGE_SIZE: Final = 25
+KINDS: Final = {"": "All", "online": "Online", "offline": "Offline"}
+_TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return min(int(raw), 100_000) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+
+
+class PaymentPages(Dashboard):
+    """The payments list, a payment with its refunds, and the refund form."""
+
+    @admin()
+    async def payments_list(self, request: Request, visit: AdminVisit, company: Company) -> Response:
+        kind = request.query_params.get("kind", "")
+        kind = kind if kind in KINDS else ""
+        page = _page_number(request)
+        online = {"online": True, "offline": False}.get(kind)
+        rows, total = await PaymentRefunds(self.context.store).page(
+            company.id, online=online, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
+        return self._page(
+            request,
+            visit,
+            "dashboard/payments_list.html",
+            title="Payments",
+            section="payments_list",
+            rows=rows,
+            total=total,
+            kind=kind,
+            kinds=KINDS,
+            page_number=page,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            method_label=method_label,
+        )
+
+    @admin()
+    async def payment_detail(self, request: Request, visit: AdminVisit, company: Company) -> Response:
+        payment = await self._payment(request, company)
+        if payment is None:
+            return error_page(404, "There is no such payment.")
+        return await self._detail(request, visit, payment)
+
+    async def _payment(self, request: Request, company: Company) -> Payment | None:
+        payment_id: int = request.path_params["payment_id"]
+        return await PaymentRefunds(self.context.store).payment(company.id, payment_id)
+
+    async def _detail(
+        self,
+        request: Request,
+        visit: AdminVisit,
+        payment: Payment,
+        *,
+        values: dict[str, str] | None = None,
+        errors: dict[str, str] | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        values = values or {}
+        customer = await self.context.billing.customer(payment.company_id, payment.customer_id)
+        return self._page(
+            request,
+            visit,
+            "dashboard/payment.html",
+            status_code=status_code,
+            title=f"Payment {payment.number}",
+            section="payments_list",
+            payment=payment,
+            customer=customer,
+            method_label=method_label,
+            values=values,
+            errors=errors or {},
+            token=values.get("token") or secrets.token_urlsafe(18),
+            refunded=request.query_params.get("refunded") == "1",
+        )
+
+    @admin(form=True, sudo=Sudo("Refunding a payment", "Confirm and refund"))
+    async def refund(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+        """Refund after a confirmation (and the password again); once per form, whatever resends it."""
+        payment = await self._payment(request, company)
+        if payment is None:
+            return error_page(404, "There is no such payment.")
+        values = {name: form.text(name, 500).strip() for name in ("amount", "reason", "token")}
+        try:
+            amount = _amount(values["amount"], payment.currency)
+        except ValueError:
+            errors = {"amount": "Enter an amount more than zero, such as 12.50, or leave it empty for all."}
+            return await self._detail(request, visit, payment, values=values, errors=errors, status_code=400)
+        if form.get("confirm") != "yes":
+            return self._confirm(request, visit, _confirmation(payment, amount, values))
+        if not 16 <= len(values["token"]) <= 64 or not set(values["token"]) <= _TOKEN_CHARS:
+            return error_page(400, "This form is out of date. Open the payment again and refund from there.")
+        return await self._refund_now(request, visit, company=company, payment=payment, amount=amount, values=values)
+
+    async def _refund_now(
+        self,
+        request: Request,
+        visit: AdminVisit,
+        *,
+        company: Company,
+        payment: Payment,
+        amount: int | None,
+        values: dict[str, str],
+    ) -> Response:
+        now = self.context.clock()
+        wanted = RefundRequest(
+            payment.id, amount, values["reason"], "dashboard", request_key("dashboard", values["token"])
+        )
+        try:
+            refund = await PaymentRefunds(self.context.store).refund(company, wanted, now=now)
+        except NotFound:  # deleted meanwhile
+            return error_page(404, "There is no such payment.")
+        except Refused as refused:
+            payment = await PaymentRefunds(self.context.store).payment(company.id, payment.id) or payment
+            message = refused.message
+            if refused.code in ("refund_exceeds_payment", "payment_fully_refunded", "invalid_field"):
+                message = f"At most {format_money(max(payment.refundable, 0), payment.currency)} is left to refund."
+            errors = {"amount" if refused.field in (None, "amount") else "form": message}
+            fresh = {**values, "token": ""}  # a new form: a refused refund's token answers the same again
+            return await self._detail(request, visit, payment, values=fresh, errors=errors, status_code=400)
+        detail = f"{payment.number}: {format_money(refund.amount, payment.currency)}"
+        await audit.record(
+            self.context.store, visit.actor, "payment.refunded", now, company_ids=[company.id], detail=detail
+        )
+        return RedirectResponse(f"{PAYMENTS_LIST}/{payment.id}?refunded=1", status_code=303, headers=dict(NO_STORE))
+
+
+def _amount(text: str, currency: str) -> int | None:
+    """The amount typed, in minor units (None: empty, all that is left); ValueError unless more than zero."""
+    if not text:
+        return None
+    try:
+        amount = parse_money(text, currency)
+    except ArithmeticError:  # an exponent too large for the decimal context
+        raise ValueError("not an amount") from None
+    if amount <= 0:
+        raise ValueError("not more than zero")
+    return amount
+
+
+def _confirmation(payment: Payment, amount: int | None, values: dict[str, str]) -> Confirmation:
+    shown = format_money(payment.refundable if amount is None else amount, payment.currency)
+    where = "at the payment gateway and in the books" if payment.gateway_payment_id else "in the books only"
+    return Confirmation(
+        f"Refund {shown} of payment {payment.number}?",
+        (
+            f"{shown} is given back to the customer, {where}. This cannot be undone.",
+            "The invoices the payment paid are owed again for what is taken back from them.",
+        ),
+        f"Refund {shown}",
+        values,
+        cancel=f"{PAYMENTS_LIST}/{payment.id}",
+    )
