@@ -50,6 +50,11 @@ ACTIONS: Final[dict[str, str]] = {
     "api_key.revoked": "API key revoked",
     "company.updated": "Company settings changed",
     "payments.configured": "Online payment settings changed",
+    "webhooks.endpoint_added": "Webhook endpoint added",
+    "webhooks.endpoint_changed": "Webhook endpoint changed",
+    "webhooks.secret_rotated": "Webhook signing secret rotated",
+    "webhooks.endpoint_removed": "Webhook endpoint removed",
+    "webhooks.redelivered": "Webhook events sent again",
 }
 
 
