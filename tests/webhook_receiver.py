@@ -34,6 +34,7 @@ class Receiver:
     secrets: list[str] = field(default_factory=list)
     script: list[Any] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
+    delay: float = 0.0  # seconds before each answer: widens the window in which a second send could happen
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def counts(self) -> Counter[str]:
@@ -81,6 +82,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     )
                 )
                 action = receiver.script.pop(0) if receiver.script else 200
+            if receiver.delay:
+                time.sleep(receiver.delay)
             if isinstance(action, tuple) and action[0] == "sleep":
                 time.sleep(action[1])
                 action = 200
@@ -100,13 +103,17 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # several deliverers connect at once: the default backlog (5) would refuse some
+    daemon_threads = True
+
+
 @contextmanager
 def receiving(*secrets: str) -> Iterator[Receiver]:
     """A receiver on a free loopback port, verifying with ``secrets`` (add more with ``receiver.secrets``)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(Receiver("")))
+    server = _Server(("127.0.0.1", 0), _handler(Receiver("")))
     receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hooks", list(secrets))
     server.RequestHandlerClass = _handler(receiver)
-    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
