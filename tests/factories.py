@@ -159,10 +159,13 @@ async def webhook_endpoint(
     url: str = "http://127.0.0.1:9/hooks",
     event_types: Sequence[str] = (),
     test_mode: bool = True,
+    description: str = "",
 ) -> ShownSecret:
     """A webhook endpoint (every event type unless ``event_types``), with its secret as it is shown once."""
     types = list(event_types) or list(EVENT_TYPES)
-    return await Webhooks(store, test_mode=test_mode).add(company_id, url, types, actor=CLI, now=now)
+    return await Webhooks(store, test_mode=test_mode).add(
+        company_id, url, types, description=description, actor=CLI, now=now
+    )
 
 
 async def payment_settings(store: Store, company: Company, *, now: int, **values: Any) -> PaymentSettings:

@@ -26,6 +26,8 @@ class Received:
     body: dict[str, Any]
     verified_by: list[int]  # which of the receiver's secrets verified it
     signature: str
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
 
 
 @dataclass
@@ -79,6 +81,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                         json.loads(raw),
                         verified,
                         headers.get("webhook-signature", ""),
+                        {name.lower(): value for name, value in headers.items()},
+                        raw,
                     )
                 )
                 action = receiver.script.pop(0) if receiver.script else 200

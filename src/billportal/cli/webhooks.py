@@ -18,8 +18,7 @@ from billportal.core.config import Settings
 from billportal.core.errors import NotFound
 from billportal.services.audit import CLI
 from billportal.services.events import EVENT_TYPES
-from billportal.services.webhooks import DEFAULT_OVERLAP, Deliverer, Webhooks
-from billportal.storage.records import WebhookEndpoint
+from billportal.services.webhooks import DEFAULT_OVERLAP, Deliverer, Webhooks, delivery_fields, endpoint_fields
 from billportal.storage.store import Store
 
 T = TypeVar("T")
@@ -81,22 +80,6 @@ def register(commands: Any) -> None:
     deliver.set_defaults(handler=webhooks_deliver)
 
 
-def shown(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    """An endpoint as the CLI and the API show it: never a secret."""
-    return {
-        "object": "webhook_endpoint",
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "event_types": list(endpoint.types),
-        "description": endpoint.description,
-        "enabled": endpoint.enabled,
-        "disabled_reason": endpoint.disabled_reason,
-        "previous_secret_until": endpoint.previous_until,
-        "created_at": endpoint.created_at,
-        "updated_at": endpoint.updated_at,
-    }
-
-
 def _types(raw: str) -> list[str]:
     if raw.strip() == "all":
         return list(EVENT_TYPES)
@@ -119,13 +102,13 @@ async def webhooks_add(args: argparse.Namespace, store: Store, settings: Setting
     added = await _service(store, settings).add(
         company.id, args.url, _types(args.events), description=args.description, actor=CLI, now=system_clock()
     )
-    print_json({**shown(added.endpoint), "secret": added.secret})
+    print_json({**endpoint_fields(added.endpoint), "secret": added.secret})
     return 0
 
 
 async def webhooks_list(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     company = await company_named(store, args.tenant)
-    print_json([shown(endpoint) for endpoint in await _service(store, settings).endpoints(company.id)])
+    print_json([endpoint_fields(endpoint) for endpoint in await _service(store, settings).endpoints(company.id)])
     return 0
 
 
@@ -144,7 +127,7 @@ async def webhooks_change(args: argparse.Namespace, store: Store, settings: Sett
         raise CommandError("nothing to change: give --url, --events, --description, --enable or --disable")
     service = _service(store, settings)
     changed = await _found(service.change(company.id, args.endpoint, actor=CLI, now=system_clock(), **changes))
-    print_json(shown(changed))
+    print_json(endpoint_fields(changed))
     return 0
 
 
@@ -154,7 +137,7 @@ async def webhooks_rotate(args: argparse.Namespace, store: Store, settings: Sett
     rotated = await _found(
         service.rotate(company.id, args.endpoint, overlap=args.overlap, actor=CLI, now=system_clock())
     )
-    print_json({**shown(rotated.endpoint), "secret": rotated.secret})
+    print_json({**endpoint_fields(rotated.endpoint), "secret": rotated.secret})
     return 0
 
 
@@ -170,31 +153,8 @@ async def webhooks_log(args: argparse.Namespace, store: Store, settings: Setting
     if not 1 <= args.limit <= 500:
         raise CommandError("--limit is 1 to 500")
     found = await _found(_service(store, settings).deliveries(company.id, args.endpoint, limit=args.limit))
-    print_json([delivery_shown(d, tries) for d, tries in found])
+    print_json([delivery_fields(d, tries) for d, tries in found])
     return 0
-
-
-def delivery_shown(delivery: Any, tries: Any) -> dict[str, Any]:
-    """A delivery with its attempts, as the CLI and the API show it."""
-    return {
-        "object": "webhook_delivery",
-        "id": delivery.id,
-        "event_id": delivery.event_id,
-        "type": delivery.type,
-        "state": delivery.state,
-        "attempts": [
-            {
-                "at": a.at,
-                "status_code": a.status_code,
-                "duration_ms": a.duration_ms,
-                "error": a.error,
-                "response_head": a.response_head,
-            }
-            for a in tries
-        ],
-        "next_attempt_at": delivery.next_attempt_at if delivery.state == "pending" else None,
-        "created_at": delivery.created_at,
-    }
 
 
 async def webhooks_redeliver(args: argparse.Namespace, store: Store, settings: Settings) -> int:

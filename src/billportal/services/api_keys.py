@@ -34,6 +34,7 @@ SCOPES: Final[dict[str, str]] = {
     "sign_in_links": "Make sign-in links for any customer",
     "sso_keys": "List, rotate and revoke the SSO keys (a rotation answers the new key)",
     "sign_in_events:read": "Read the sign-in log",
+    "webhooks": "Manage webhook endpoints (a new one, or a rotation, answers its signing secret) and their deliveries",
 }
 # A key made without naming scopes (``billportal api-key create`` without --scope, keys made before
 # scopes): everything but the SSO keys, which only a key made for them can read or rotate.

@@ -45,5 +45,8 @@ def body(
     event_id: str, event_type: str, now: int, kind: str, obj: Any, *, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The JSON body of one event."""
-    data = {"object": {"object": kind, **plain(obj)}, **plain(extra or {})}
+    shown = {"object": kind, **plain(obj)}
+    if kind == "payment":
+        shown["unapplied"] = obj.unapplied  # as the API shows a payment
+    data = {"object": shown, **plain(extra or {})}
     return {"id": event_id, "type": event_type, "version": VERSION, "created_at": now, "data": data}

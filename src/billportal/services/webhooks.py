@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -136,6 +136,45 @@ class ShownSecret:
 
     endpoint: WebhookEndpoint
     secret: str
+
+
+def endpoint_fields(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """An endpoint as the API and the CLI show it: never a secret."""
+    return {
+        "object": "webhook_endpoint",
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "event_types": list(endpoint.types),
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "previous_secret_until": endpoint.previous_until,
+        "created_at": endpoint.created_at,
+        "updated_at": endpoint.updated_at,
+    }
+
+
+def delivery_fields(delivery: WebhookDelivery, tries: Sequence[WebhookAttempt]) -> dict[str, Any]:
+    """A delivery with its attempts, as the API and the CLI show it."""
+    return {
+        "object": "webhook_delivery",
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "type": delivery.type,
+        "state": delivery.state,
+        "attempts": [
+            {
+                "at": a.at,
+                "status_code": a.status_code,
+                "duration_ms": a.duration_ms,
+                "error": a.error,
+                "response_head": a.response_head,
+            }
+            for a in tries
+        ],
+        "next_attempt_at": delivery.next_attempt_at if delivery.state == "pending" else None,
+        "created_at": delivery.created_at,
+    }
 
 
 class Webhooks:
