@@ -113,9 +113,9 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def receiving(*secrets: str) -> Iterator[Receiver]:
-    """A receiver on a free loopback port, verifying with ``secrets`` (add more with ``receiver.secrets``)."""
-    server = _Server(("127.0.0.1", 0), _handler(Receiver("")))
+def receiving(*secrets: str, port: int = 0) -> Iterator[Receiver]:
+    """A receiver on a loopback port (a free one by default), verifying with ``secrets`` (or ``receiver.secrets``)."""
+    server = _Server(("127.0.0.1", port), _handler(Receiver("")))
     receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hooks", list(secrets))
     server.RequestHandlerClass = _handler(receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -7,6 +7,7 @@ retries' schedule; the receiver is a real HTTP server in a thread.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -235,3 +236,29 @@ def test_redeliver_one_event_or_every_failed_one_since_a_time(world: World, rece
     assert run(service.redeliver(world.acme.id, endpoint.id, failed_since=since, actor=CLI, now=world.clock.now)) == 2
     _deliver(world)
     assert [state for _, state, _, _ in _log(world, endpoint)] == ["delivered"] * 3
+
+
+def test_a_thousand_changes_while_the_receiver_is_down_arrive_once_each_when_it_is_up(world: World) -> None:
+    with socket.socket() as probe:  # a port where nothing listens: the receiver is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hooks"
+    shown = run(factories.webhook_endpoint(world.store, world.acme.id, now=world.clock.now, url=url))
+
+    async def changes() -> None:
+        for customer_id in range(10_000, 11_000):
+            await world.billing.create_customer(
+                world.acme.id, {"id": customer_id, "name": "Later"}, now=world.clock.now
+            )
+
+    run(changes())
+    assert _deliver(world) == 1000  # each tried once, each refused
+    with receiving(shown.secret, port=port) as receiver:
+        world.clock.advance(30)
+        assert _deliver(world) == 1000
+        counts = receiver.counts()
+        assert len(counts) == 1000
+        assert set(counts.values()) == {1}
+        assert all(r.verified_by == [0] for r in receiver.received)
+        assert sorted(r.body["data"]["object"]["id"] for r in receiver.received) == list(range(10_000, 11_000))
+    assert _deliver(world) == 0
