@@ -95,3 +95,20 @@ def test_the_openapi_document_describes_every_event() -> None:
     schema = hooks["invoice.paid"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["version"] == {"const": 1, "description": "This body's version."}
     assert schema["properties"]["data"]["properties"]["object"] == {"$ref": "#/components/schemas/Invoice"}
+
+
+def test_the_embedded_server_delivers_in_the_background(world: World) -> None:
+    """No extra process: the app's lifespan runs the deliverer (a change made through the API arrives by itself)."""
+    key = run(factories.api_key(world.store, world.acme, now=world.clock.now)).key
+    settings = dataclasses.replace(world.settings, webhooks_test_mode=True)
+    with receiving() as receiver:
+        shown = run(factories.webhook_endpoint(world.store, world.acme.id, now=world.clock.now, url=receiver.url))
+        receiver.secrets.append(shown.secret)
+        app = build_app(settings, world.store, world.clock)
+        with TestClient(app, base_url="https://dashboard.localhost") as api:
+            api.headers["Authorization"] = f"Bearer {key}"
+            assert api.post("/api/v1/customers", json={"name": "Background"}).status_code == 201
+            receiver.wait_for(1)
+        (got,) = receiver.received
+        assert got.body["type"] == "customer.created"
+        assert got.verified_by == [0]
