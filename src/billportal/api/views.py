@@ -422,6 +422,17 @@ class Api:
         except NotFound:
             raise ApiError("not_found", "no such webhook endpoint") from None
 
+    async def _endpoint_request(
+        self, request: Request, caller: ApiCaller, op: Operation
+    ) -> tuple[int, bytes, dict[str, Any]]:
+        """The endpoint's id (404 unless the company has it), the body, and its values as checked."""
+        endpoint_id = _object_id(request)
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        await self._endpoint_or_404(caller, endpoint_id)
+        return endpoint_id, body, values
+
     @api_key(scope="webhooks")
     async def list_webhook_endpoints(self, _request: Request, caller: ApiCaller, op: Operation) -> Response:
         found = await self.context.webhooks.endpoints(caller.company_id)
@@ -455,11 +466,7 @@ class Api:
 
     @api_key(scope="webhooks")
     async def update_webhook_endpoint(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
-        endpoint_id = _object_id(request)
-        body = await _body(request)
-        assert op.body is not None
-        values = parse(body, op.body)
-        await self._endpoint_or_404(caller, endpoint_id)
+        endpoint_id, body, values = await self._endpoint_request(request, caller, op)
         actor, now = self._actor(request, caller), self.context.clock()
         changes = {
             "url": values.get("url"),
@@ -490,11 +497,7 @@ class Api:
 
     @api_key(scope="webhooks")
     async def rotate_webhook_secret(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
-        endpoint_id = _object_id(request)
-        body = await _body(request)
-        assert op.body is not None
-        values = parse(body, op.body)
-        await self._endpoint_or_404(caller, endpoint_id)
+        endpoint_id, body, values = await self._endpoint_request(request, caller, op)
         actor, now = self._actor(request, caller), self.context.clock()
         overlap = values.get("overlap", DEFAULT_OVERLAP)
 
@@ -524,11 +527,7 @@ class Api:
 
     @api_key(scope="webhooks")
     async def redeliver_webhooks(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
-        endpoint_id = _object_id(request)
-        body = await _body(request)
-        assert op.body is not None
-        values = parse(body, op.body)
-        await self._endpoint_or_404(caller, endpoint_id)
+        endpoint_id, _body_bytes, values = await self._endpoint_request(request, caller, op)
         if ("event_id" in values) == ("failed_since" in values):
             raise ApiError("invalid_redelivery", "send event_id or failed_since (one of the two)")
         count = await self.context.webhooks.redeliver(
