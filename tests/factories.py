@@ -14,8 +14,10 @@ from typing import Any
 from billportal.services import api_keys, sso
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing, LineInput
+from billportal.services.events import EVENT_TYPES
 from billportal.services.passwords import hash_password
 from billportal.services.payments import Payments
+from billportal.services.webhooks import ShownSecret, Webhooks
 from billportal.storage import companies
 from billportal.storage.records import (
     Company,
@@ -147,6 +149,23 @@ async def api_key(
 ) -> NewApiKey:
     """An API key of the company (its plaintext is in the answer), with every scope unless told."""
     return await api_keys.create(store, company, name, CLI, now, scopes=scopes)
+
+
+async def webhook_endpoint(
+    store: Store,
+    company_id: int,
+    *,
+    now: int,
+    url: str = "http://127.0.0.1:9/hooks",
+    event_types: Sequence[str] = (),
+    test_mode: bool = True,
+    description: str = "",
+) -> ShownSecret:
+    """A webhook endpoint (every event type unless ``event_types``), with its secret as it is shown once."""
+    types = list(event_types) or list(EVENT_TYPES)
+    return await Webhooks(store, test_mode=test_mode).add(
+        company_id, url, types, description=description, actor=CLI, now=now
+    )
 
 
 async def payment_settings(store: Store, company: Company, *, now: int, **values: Any) -> PaymentSettings:

@@ -29,6 +29,7 @@ from billportal.core.errors import DatabaseDamaged, StorageUnavailable
 from billportal.dashboard.routes import dashboard_routes
 from billportal.portal.signin import SignIn
 from billportal.portal.views import Portal
+from billportal.services.webhooks import Deliverer
 from billportal.storage import open_store
 from billportal.storage.store import Store
 from billportal.web.context import SITE_KEY, Context
@@ -172,18 +173,22 @@ class Billportal:
         await app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        pruning: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.operations.startup()
-                pruning = asyncio.create_task(self._prune_sessions())
+                tasks.append(asyncio.create_task(self._prune_sessions()))
+                if self.context.settings.webhooks_deliver:
+                    # Embedded or scaled out, each serving process sends webhooks: no extra process to run.
+                    deliverer = Deliverer(self.context.store, test_mode=self.context.settings.webhooks_test_mode)
+                    tasks.append(asyncio.create_task(deliverer.run_forever(self.context.clock)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if pruning is not None:
-                    pruning.cancel()
+                for task in tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await pruning
+                        await task
                 self.context.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

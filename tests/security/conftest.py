@@ -263,7 +263,11 @@ def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> di
         attempt = await online.pay(
             company, settings, customer_id, token=f"{tag}-attempt-token-0123456789", plan=plan, method=card.id, now=now
         )
+        endpoint = await factories.webhook_endpoint(
+            store, company_id, now=now, url=f"https://{tag.lower()}.hooks.example/in", description=f"{tag} hooks"
+        )
         return {
+            "webhook_endpoint": endpoint.endpoint.id,
             "invoice": invoice.id,
             "payment": payment.id,
             "credit_note": credit_note.id,

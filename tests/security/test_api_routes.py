@@ -54,6 +54,7 @@ ID_KINDS = {
     "payments": "payment",
     "credit_notes": "credit_note",
     "estimates": "estimate",
+    "webhook_endpoints": "webhook_endpoint",
 }
 API_PARAMETERS = {"id", "kid"}
 MISSING = {"id": "999999", "kid": "sso_000000000000"}
@@ -72,7 +73,13 @@ UPDATE: dict[str, dict[str, Any]] = {
     "credit_note": {"notes": "Mallory was here"},
     "estimate": {"notes": "Mallory was here"},
 }
-OTHER_BODIES: dict[str, dict[str, Any]] = {"rotateSsoKey": {"grace_period": "none"}}
+OTHER_BODIES: dict[str, dict[str, Any]] = {
+    "rotateSsoKey": {"grace_period": "none"},
+    "createWebhookEndpoint": {"url": "https://mallory.hooks.example/in", "event_types": ["invoice.paid"]},
+    "updateWebhookEndpoint": {"description": "Mallory was here"},
+    "rotateWebhookSecret": {"overlap": 0},
+    "redeliverWebhooks": {"failed_since": 0},
+}
 # Text only globex's data holds.
 GLOBEX_MARKERS = ("OTHERCO", "GLX-0001", "Hank Scorpio", "Homer Simpson", GLOBEX_KEY)
 OUT_OF_RANGE = [

@@ -59,9 +59,10 @@ DASHBOARD_PARAMETERS = {
     "kid": "one of the company's SSO keys",
     "key_id": "one of the company's API keys, by id or by its shown prefix",
     "payment_id": "one of the company's payments",
+    "endpoint_id": "one of the company's webhook endpoints",
 }
 # A value of each parameter that names nothing at all.
-MISSING = {"kid": "sso_000000000000", "key_id": "999999", "payment_id": "999999"}
+MISSING = {"kid": "sso_000000000000", "key_id": "999999", "payment_id": "999999", "endpoint_id": "999999"}
 # The parameters of pages (GET): each page is walked with the ids of the administered company's own rows.
 PAGE_PARAMETERS = frozenset({"payment_id"})
 
@@ -80,6 +81,8 @@ TYPED = {
     "name": "Security suite key",
     "secret_key": "sk_test_security_suite",
     "webhook_secret": "whsec_security_suite",
+    "url": "https://suite.hooks.example/in",
+    "description": "Security suite endpoint",
 }
 # Text only the globex side of the world contains: its name, its admin, its customers, its log and keys.
 GLOBEX_MARKERS = ("Globex", "globex", "OTHERCO", HANK, "Hank Scorpio", "Homer Simpson", GLOBEX_KEY)
@@ -206,6 +209,18 @@ def tenants(world: World) -> Tenants:
     globex_api = [
         run(factories.api_key(world.store, world.globex, name="OTHERCO sync", now=world.clock.now)) for _ in range(2)
     ]
+    acme_hook = run(
+        factories.webhook_endpoint(world.store, world.acme.id, now=world.clock.now, url="https://mine.hooks.example/in")
+    )
+    globex_hook = run(
+        factories.webhook_endpoint(
+            world.store,
+            world.globex.id,
+            now=world.clock.now,
+            url="https://otherco.hooks.example/in",
+            description="OTHERCO hooks",
+        )
+    )
     return Tenants(
         acme=acme,
         globex=globex,
@@ -215,11 +230,13 @@ def tenants(world: World) -> Tenants:
             "kid": [k.kid for k in world.company("acme").sso_keys],
             "key_id": [str(acme_api.id)],
             "payment_id": [str(acme_paid.id)],
+            "endpoint_id": [str(acme_hook.endpoint.id)],
         },
         globex_values={
             "kid": [k.kid for k in world.company("globex").sso_keys],  # the active key and the retiring one
             "key_id": [str(globex_api[0].info.id), globex_api[1].info.prefix, globex_api[1].info.prefix + "\u2026"],
             "payment_id": [str(globex_paid.id)],
+            "endpoint_id": [str(globex_hook.endpoint.id)],
         },
         globex_secrets=[created.key for created in globex_api],
     )

@@ -27,6 +27,8 @@ from billportal.core.crypto import Sealed, SealError, master_key_id
 from billportal.services.audit import CLI
 from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
 from billportal.services.payments import Payments
+from billportal.services.webhooks import SECRET_PURPOSE as WEBHOOK_SECRET_PURPOSE
+from billportal.services.webhooks import Webhooks
 from billportal.storage import open_store
 from billportal.storage import schema as t
 from billportal.storage.store import Store
@@ -126,6 +128,7 @@ def test_master_key_rotation_loses_no_key(
         "already_current": 0,
         "master_key_id": master_key_id(NEW_MASTER),
         "gateway_secrets_resealed": 0,
+        "webhook_secrets_resealed": 0,
     }
     assert set(sealed_by(data)) == {master_key_id(NEW_MASTER)}
 
@@ -356,3 +359,31 @@ def test_master_key_rotation_reseals_payment_gateway_secrets(
     finally:
         store.close()
     assert opened == [b"sk_test_A", b"whsec_B"]
+
+
+def test_master_key_rotation_reseals_webhook_signing_secrets(
+    two_companies: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = two_companies
+    store = open_with(data, OLD_MASTER)
+    company = run(store.company("acme"))
+    assert company is not None
+    hooks = Webhooks(store)
+    added = run(hooks.add(company.id, "https://hooks.example/in", ["invoice.paid"], actor=CLI, now=1))
+    rotated = run(hooks.rotate(company.id, added.endpoint.id, overlap=3600, actor=CLI, now=2))
+    store.close()
+
+    use_master(monkeypatch, NEW_MASTER, OLD_MASTER)
+    status, out, err = billportal(capsys, "master-key", "reencrypt")
+    assert (status, err) == (0, "")
+    assert json.loads(out)["webhook_secrets_resealed"] == 2  # the secret and the previous one, in its overlap
+    store = open_with(data, NEW_MASTER)  # the old master key is no longer needed
+    try:
+        endpoint = run(Webhooks(store).endpoint(company.id, added.endpoint.id))
+        opened = [
+            store.master_keys.unseal(Sealed.from_text(text), WEBHOOK_SECRET_PURPOSE, company.id)
+            for text in (endpoint.secret_sealed, endpoint.previous_secret_sealed)
+        ]
+    finally:
+        store.close()
+    assert opened == [rotated.secret.encode(), added.secret.encode()]

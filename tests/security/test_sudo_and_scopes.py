@@ -86,7 +86,13 @@ def test_try_it_needs_a_recent_password_before_it_makes_a_link(world: World) -> 
 
 def test_every_route_that_yields_a_secret_or_a_link_declares_sudo(world: World) -> None:
     router = dashboard_router(Context(world.settings, world.store, world.clock))
-    needs = {f"{SSO}/keys/{{kid}}/reveal", f"{SSO}/try/link", API_KEYS}
+    needs = {
+        f"{SSO}/keys/{{kid}}/reveal",
+        f"{SSO}/try/link",
+        API_KEYS,
+        "/settings/developers/webhooks",
+        "/settings/developers/webhooks/{endpoint_id:int}/rotate",
+    }
     found = set()
     for route in router.routes:
         if isinstance(route, Route) and route.path in needs and route.methods and "POST" in route.methods:

@@ -81,6 +81,14 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
         422,
         "The Idempotency-Key came before with another request (method, path or body); use a new key.",
     ),
+    "invalid_url": (422, "The webhook URL is not an https URL (http only to loopback, in test mode)."),
+    "private_address": (422, "The webhook URL names a private or loopback address."),
+    "invalid_event_types": (422, "event_types names no event type, or one that does not exist."),
+    "invalid_redelivery": (
+        422,
+        "A redelivery names one event (event_id) or a time (failed_since), not both or neither.",
+    ),
+    "too_many_endpoints": (409, "The company has as many webhook endpoints as it may have (20)."),
     "internal_error": (500, "Something went wrong on our side; it has been logged. Retry later."),
     "unavailable": (503, "The service is busy or restarting; retry after Retry-After seconds."),
 }

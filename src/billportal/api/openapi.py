@@ -12,6 +12,7 @@ from billportal.api.fields import Components
 from billportal.api.operations import OPERATIONS, TAGS, Operation
 from billportal.api.views import required_scope
 from billportal.services.api_keys import SCOPES
+from billportal.services.events import EVENT_TYPES, VERSION
 
 API_PREFIX: Final = "/api/v1"
 
@@ -104,6 +105,77 @@ def _operation(op: Operation, components: Components) -> dict[str, Any]:
     return result
 
 
+_SIGN_IN_ATTEMPT: Final = {
+    "type": "object",
+    "description": "A refused sign-in link.",
+    "properties": {
+        "object": {"const": "sign_in"},
+        "reason": {"type": "string", "description": "The reason code (see the sign-in log)."},
+        "customer_id": {"type": ["integer", "null"]},
+        "issuer": {"type": ["string", "null"]},
+        "ip": {"type": "string"},
+        "at": {"type": "integer"},
+    },
+}
+
+
+def _webhooks(components: Components) -> dict[str, Any]:
+    """The ``webhooks`` section: one POST per event type, with its versioned body."""
+    shapes = {
+        "invoice": r.INVOICE,
+        "payment": r.PAYMENT,
+        "credit_note": r.CREDIT_NOTE,
+        "estimate": r.ESTIMATE,
+        "customer": r.CUSTOMER,
+    }
+    hooks: dict[str, Any] = {}
+    for event_type, doc in EVENT_TYPES.items():
+        kind = event_type.partition(".")[0]
+        shape = shapes.get(kind)
+        data: dict[str, Any] = {
+            "object": components.ref(shape, answer=True) if shape is not None else _SIGN_IN_ATTEMPT,
+        }
+        if event_type == "customer.updated":
+            data["previous"] = {"type": "object", "description": "The changed fields' values before the change."}
+        if event_type == "customer.billing_info_updated":
+            data["changes"] = {
+                "type": "object",
+                "description": "Each changed field: {old, new}.",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {"old": {"type": "string"}, "new": {"type": "string"}},
+                },
+            }
+        hooks[event_type] = {
+            "post": {
+                "summary": event_type,
+                "description": f"{doc} Signed per Standard Webhooks (webhook-id, webhook-timestamp, "
+                "webhook-signature); see docs/webhooks.md. Answer 2xx within 10 s; anything else is retried "
+                "with backoff for about three days.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["id", "type", "version", "created_at", "data"],
+                                "properties": {
+                                    "id": {"type": "string", "description": "The event's id: the webhook-id header."},
+                                    "type": {"const": event_type},
+                                    "version": {"const": VERSION, "description": "This body's version."},
+                                    "created_at": {"type": "integer", "description": "When it happened (UNIX)."},
+                                    "data": {"type": "object", "required": ["object"], "properties": data},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"2XX": {"description": "Received: it will not be sent again."}},
+            }
+        }
+    return hooks
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     """The whole document (the same for every company: the API key picks the company)."""
@@ -118,6 +190,7 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"basicAuth": []}, {"bearerAuth": []}],
         "tags": [{"name": name, "description": doc} for name, doc in TAGS],
         "paths": paths,
+        "webhooks": _webhooks(components),
         "components": {
             "schemas": components.schemas,
             "securitySchemes": {

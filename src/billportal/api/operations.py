@@ -288,6 +288,109 @@ PAYMENT_SETTINGS_OPERATIONS: Final = (
 )
 
 
+WEBHOOK_OPERATIONS: Final = (
+    Operation(
+        "GET",
+        "/webhook_endpoints",
+        "listWebhookEndpoints",
+        "Webhooks",
+        "List webhook endpoints",
+        "The company's webhook endpoints, oldest first (never a signing secret).",
+        "list_webhook_endpoints",
+        r.list_of(r.WEBHOOK_ENDPOINT),
+    ),
+    Operation(
+        "POST",
+        "/webhook_endpoints",
+        "createWebhookEndpoint",
+        "Webhooks",
+        "Add a webhook endpoint",
+        "Adds an endpoint for the event types chosen, and answers its signing secret once.",
+        "create_webhook_endpoint",
+        r.WEBHOOK_ENDPOINT_WITH_SECRET,
+        status=201,
+        body=r.WEBHOOK_ENDPOINT.for_create(),
+        params=(IDEMPOTENCY,),
+        conflicts=True,
+        unprocessable=True,
+    ),
+    Operation(
+        "GET",
+        "/webhook_endpoints/{id}",
+        "getWebhookEndpoint",
+        "Webhooks",
+        "Get a webhook endpoint",
+        "One endpoint by id.",
+        "get_webhook_endpoint",
+        r.WEBHOOK_ENDPOINT,
+        params=(ID_PARAM,),
+    ),
+    Operation(
+        "PATCH",
+        "/webhook_endpoints/{id}",
+        "updateWebhookEndpoint",
+        "Webhooks",
+        "Update a webhook endpoint",
+        "Changes the fields sent: its URL, event types, description, or turns it on (again) or off.",
+        "update_webhook_endpoint",
+        r.WEBHOOK_ENDPOINT,
+        body=r.WEBHOOK_ENDPOINT.for_update(),
+        params=(ID_PARAM,),
+        unprocessable=True,
+    ),
+    Operation(
+        "POST",
+        "/webhook_endpoints/{id}/rotate_secret",
+        "rotateWebhookSecret",
+        "Webhooks",
+        "Rotate an endpoint's signing secret",
+        "Makes a new signing secret and answers it once. During the overlap every event carries two "
+        "signatures (the new secret's and the old one's), so receivers switch without a refused event.",
+        "rotate_webhook_secret",
+        r.WEBHOOK_ENDPOINT_WITH_SECRET,
+        status=201,
+        body=r.WEBHOOK_ROTATION_REQUEST,
+        params=(ID_PARAM, IDEMPOTENCY),
+        unprocessable=True,
+    ),
+    Operation(
+        "GET",
+        "/webhook_endpoints/{id}/deliveries",
+        "listWebhookDeliveries",
+        "Webhooks",
+        "List an endpoint's deliveries",
+        "The delivery log, newest first: each event with its attempts, status codes, response times and "
+        "the first bytes of each answer.",
+        "list_webhook_deliveries",
+        r.list_of(r.WEBHOOK_DELIVERY),
+        params=(ID_PARAM, *PAGE_PARAMS),
+    ),
+    Operation(
+        "POST",
+        "/webhook_endpoints/{id}/redeliver",
+        "redeliverWebhooks",
+        "Webhooks",
+        "Send events again",
+        "Sends one event again (event_id), or every event that failed since a time (failed_since).",
+        "redeliver_webhooks",
+        r.WEBHOOK_REDELIVERY,
+        body=r.WEBHOOK_REDELIVERY_REQUEST,
+        params=(ID_PARAM, IDEMPOTENCY),
+        unprocessable=True,
+    ),
+    Operation(
+        "DELETE",
+        "/webhook_endpoints/{id}",
+        "deleteWebhookEndpoint",
+        "Webhooks",
+        "Remove a webhook endpoint",
+        "Removes the endpoint with its delivery log; events not yet delivered to it are dropped.",
+        "delete_webhook_endpoint",
+        r.DELETED,
+        params=(ID_PARAM,),
+    ),
+)
+
 OPERATIONS: Final[tuple[Operation, ...]] = (
     *(op for c in COLLECTIONS for op in _collection_operations(c)),
     Operation(
@@ -394,6 +497,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         ),
     ),
     *PAYMENT_SETTINGS_OPERATIONS,
+    *WEBHOOK_OPERATIONS,
 )
 
 TAGS: Final = (
@@ -406,4 +510,5 @@ TAGS: Final = (
     ("SSO keys", "The keys sign-in tokens are signed with: list, rotate without downtime, revoke."),
     ("Sign-in events", "The sign-in log, with a reason code for every failure."),
     ("Payment settings", "How customers pay online: the gateway (its secrets write-only) and what customers may do."),
+    ("Webhooks", "Endpoints that receive the company's events, signed (Standard Webhooks), and their delivery log."),
 )

@@ -16,9 +16,11 @@ from billportal.api.fields import Field, Shape, read_only
 from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.services.billing import PAYMENT_METHODS
+from billportal.services.events import EVENT_TYPES
 from billportal.services.gateways import GATEWAYS
 from billportal.services.payments import HINT_MIN_LENGTH, MAX_SECRET_LENGTH
 from billportal.services.sso import GRACE_PERIODS
+from billportal.services.webhooks import MAX_OVERLAP, MAX_URL_LENGTH
 from billportal.sso.pages import LANDING_HINT, LANDING_PATTERN
 
 # Text on one line, without control characters; and the same with at least one visible character.
@@ -552,6 +554,102 @@ PAYMENT_SETTINGS_UPDATE: Final = Shape(
             text(MAX_INSTRUCTIONS, TEXT),
             "How to pay offline (bank details, checks), shown on the Pay page and on PDFs.",
         ),
+    ),
+)
+
+
+# -- webhook endpoints and their delivery log -------------------------------------------------------
+
+_EVENT_TYPES: Final = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(EVENT_TYPES)},
+    "minItems": 1,
+    "maxItems": 50,
+}
+_ENDPOINT_FIELDS: Final = (
+    read_only("object", const("webhook_endpoint"), 'Always "webhook_endpoint".'),
+    read_only("id", ID, "The endpoint's id."),
+    Field(
+        "url",
+        text(MAX_URL_LENGTH),
+        "Where events are POSTed: an https URL reaching a public address (redirects are not followed).",
+        required=True,
+    ),
+    Field("event_types", _EVENT_TYPES, "The event types sent to it.", required=True),
+    Field("description", text(200), "What it is for (shown in the dashboard)."),
+    Field(
+        "enabled",
+        {"type": "boolean"},
+        "Whether events are sent to it; one failing for three days is turned off (set true to resume).",
+    ),
+    read_only("disabled_reason", {"type": "string"}, "Why it was turned off, if it was; empty otherwise."),
+    read_only("previous_secret_until", nullable(TIME), "Until when the secret before a rotation also signs."),
+    read_only("created_at", TIME, "When it was added."),
+    read_only("updated_at", TIME, "When it last changed."),
+)
+WEBHOOK_ENDPOINT: Final = Shape(
+    "WebhookEndpoint", "Where the company's events are sent (never its signing secret).", _ENDPOINT_FIELDS
+)
+WEBHOOK_ENDPOINT_WITH_SECRET: Final = Shape(
+    "WebhookEndpointWithSecret",
+    "An endpoint and its new signing secret. The secret is in this answer only: store it in your receiver now.",
+    (
+        *_ENDPOINT_FIELDS,
+        read_only(
+            "secret",
+            {"type": "string"},
+            "The signing secret (whsec_...): verify the webhook-signature header with any Standard Webhooks library.",
+        ),
+    ),
+)
+WEBHOOK_ROTATION_REQUEST: Final = Shape(
+    "WebhookSecretRotationRequest",
+    "How long the secret being replaced keeps signing beside the new one.",
+    (Field("overlap", integer(0, MAX_OVERLAP), "Seconds (default 86400); 0 stops the old secret at once."),),
+)
+WEBHOOK_ATTEMPT: Final = Shape(
+    "WebhookAttempt",
+    "One try to deliver an event.",
+    (
+        read_only("at", TIME, "When it was tried."),
+        read_only("status_code", nullable(integer(100, 599)), "The receiver's HTTP status; null: no answer."),
+        read_only("duration_ms", integer(0, 10**9), "How long the receiver took to answer, in milliseconds."),
+        read_only("error", {"type": "string"}, "Why it failed (empty on success)."),
+        read_only("response_head", {"type": "string"}, "The first 512 bytes of the answer's body."),
+    ),
+)
+WEBHOOK_DELIVERY: Final = Shape(
+    "WebhookDelivery",
+    "One event sent to one endpoint, and its attempts.",
+    (
+        read_only("object", const("webhook_delivery"), 'Always "webhook_delivery".'),
+        read_only("id", ID, "The delivery's id (newest first in lists)."),
+        read_only("event_id", {"type": "string"}, "The event's id: the webhook-id header."),
+        read_only("type", {"type": "string", "enum": list(EVENT_TYPES)}, "The event type."),
+        read_only(
+            "state",
+            {"type": "string", "enum": ["pending", "delivered", "failed"]},
+            "pending: to be tried (again); delivered: answered 2xx; failed: retried for three days in vain.",
+        ),
+        read_only("attempts", {"type": "array", "items": WEBHOOK_ATTEMPT}, "Every try, oldest first."),
+        read_only("next_attempt_at", nullable(TIME), "When a pending delivery is tried next."),
+        read_only("created_at", TIME, "When it was queued (or queued again)."),
+    ),
+)
+WEBHOOK_REDELIVERY_REQUEST: Final = Shape(
+    "WebhookRedeliveryRequest",
+    "What to send again: one event by its id, or every failed one since a time (send one of the two).",
+    (
+        Field("event_id", text(40), "The event's id (webhook-id)."),
+        Field("failed_since", TIME, "Every event that failed at or after this time (UNIX seconds)."),
+    ),
+)
+WEBHOOK_REDELIVERY: Final = Shape(
+    "WebhookRedelivery",
+    "How many events will be sent again (at once, in order per object).",
+    (
+        read_only("object", const("webhook_redelivery"), 'Always "webhook_redelivery".'),
+        read_only("count", integer(0, 10**9), "How many."),
     ),
 )
 

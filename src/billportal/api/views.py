@@ -29,9 +29,10 @@ from billportal.services.billing import Books
 from billportal.services.idempotency import Idempotency
 from billportal.services.payments import shown_settings
 from billportal.services.refunds import PaymentRefunds, RefundRequest, request_key
+from billportal.services.webhooks import DEFAULT_OVERLAP, delivery_fields, endpoint_fields
 from billportal.storage import companies
 from billportal.storage.documents import Scope
-from billportal.storage.records import ApiCaller, Company, PaymentSettings, SsoKeyInfo
+from billportal.storage.records import ApiCaller, Company, PaymentSettings, SsoKeyInfo, WebhookEndpoint
 from billportal.web.context import Context, client_ip
 from billportal.web.guards import Guard, declared
 
@@ -500,6 +501,132 @@ class Api:
                 "updated_at": settings.updated_at,
             }
         )
+
+    # -- webhook endpoints and their delivery log
+
+    async def _endpoint_or_404(self, caller: ApiCaller, endpoint_id: int) -> WebhookEndpoint:
+        try:
+            return await self.context.webhooks.endpoint(caller.company_id, endpoint_id)
+        except NotFound:
+            raise ApiError("not_found", "no such webhook endpoint") from None
+
+    async def _endpoint_request(
+        self, request: Request, caller: ApiCaller, op: Operation
+    ) -> tuple[int, bytes, dict[str, Any]]:
+        """The endpoint's id (404 unless the company has it), the body, and its values as checked."""
+        endpoint_id = _object_id(request)
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        await self._endpoint_or_404(caller, endpoint_id)
+        return endpoint_id, body, values
+
+    @api_key(scope="webhooks")
+    async def list_webhook_endpoints(self, _request: Request, caller: ApiCaller, op: Operation) -> Response:
+        found = await self.context.webhooks.endpoints(caller.company_id)
+        return json_response(_list_body(op, [endpoint_fields(e) for e in found], False, None))
+
+    @api_key(scope="webhooks")
+    async def create_webhook_endpoint(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        actor, now = self._actor(request, caller), self.context.clock()
+
+        def add(conn: Connection) -> dict[str, Any]:
+            added = self.context.webhooks.add_in(
+                conn,
+                caller.company_id,
+                values["url"],
+                values["event_types"],
+                description=values.get("description", ""),
+                actor=actor,
+                now=now,
+            )
+            return r.WEBHOOK_ENDPOINT_WITH_SECRET.dump({**endpoint_fields(added.endpoint), "secret": added.secret})
+
+        return await self._write(request, caller, body, 201, add)
+
+    @api_key(scope="webhooks")
+    async def get_webhook_endpoint(self, request: Request, caller: ApiCaller, _op: Operation) -> Response:
+        found = await self._endpoint_or_404(caller, _object_id(request))
+        return json_response(encode_json(r.WEBHOOK_ENDPOINT.dump(endpoint_fields(found))))
+
+    @api_key(scope="webhooks")
+    async def update_webhook_endpoint(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        endpoint_id, body, values = await self._endpoint_request(request, caller, op)
+        actor, now = self._actor(request, caller), self.context.clock()
+        changes = {
+            "url": values.get("url"),
+            "types": values.get("event_types"),
+            "description": values.get("description"),
+            "enabled": values.get("enabled"),
+        }
+
+        def change(conn: Connection) -> dict[str, Any]:
+            changed = self.context.webhooks.change_in(
+                conn, caller.company_id, endpoint_id, actor=actor, now=now, **changes
+            )
+            return r.WEBHOOK_ENDPOINT.dump(endpoint_fields(changed))
+
+        return await self._write(request, caller, body, 200, change)
+
+    @api_key(scope="webhooks")
+    async def delete_webhook_endpoint(self, request: Request, caller: ApiCaller, _op: Operation) -> Response:
+        endpoint_id = _object_id(request)
+        await self._endpoint_or_404(caller, endpoint_id)
+        actor, now = self._actor(request, caller), self.context.clock()
+
+        def remove(conn: Connection) -> dict[str, Any]:
+            self.context.webhooks.remove_in(conn, caller.company_id, endpoint_id, actor=actor, now=now)
+            return r.DELETED.dump({"object": "webhook_endpoint", "id": endpoint_id, "deleted": True})
+
+        return await self._write(request, caller, b"", 200, remove)
+
+    @api_key(scope="webhooks")
+    async def rotate_webhook_secret(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        endpoint_id, body, values = await self._endpoint_request(request, caller, op)
+        actor, now = self._actor(request, caller), self.context.clock()
+        overlap = values.get("overlap", DEFAULT_OVERLAP)
+
+        def rotate(conn: Connection) -> dict[str, Any]:
+            rotated = self.context.webhooks.rotate_in(
+                conn, caller.company_id, endpoint_id, overlap=overlap, actor=actor, now=now
+            )
+            return r.WEBHOOK_ENDPOINT_WITH_SECRET.dump({**endpoint_fields(rotated.endpoint), "secret": rotated.secret})
+
+        return await self._write(request, caller, body, 201, rotate)
+
+    @api_key(scope="webhooks")
+    async def list_webhook_deliveries(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        endpoint_id = _object_id(request)
+        query = _query(request, op)
+        limit = query.get("limit", DEFAULT_PAGE_SIZE)
+        before = decode_cursor(query["cursor"]) if "cursor" in query else None
+        try:
+            found = await self.context.webhooks.deliveries(
+                caller.company_id, endpoint_id, limit=limit + 1, before_id=before
+            )
+        except NotFound:
+            raise ApiError("not_found", "no such webhook endpoint") from None
+        data = [delivery_fields(d, tries) for d, tries in found[:limit]]
+        last = found[:limit][-1][0].id if found else None
+        return json_response(_list_body(op, data, len(found) > limit, last))
+
+    @api_key(scope="webhooks")
+    async def redeliver_webhooks(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        endpoint_id, _body_bytes, values = await self._endpoint_request(request, caller, op)
+        if ("event_id" in values) == ("failed_since" in values):
+            raise ApiError("invalid_redelivery", "send event_id or failed_since (one of the two)")
+        count = await self.context.webhooks.redeliver(
+            caller.company_id,
+            endpoint_id,
+            event_id=values.get("event_id"),
+            failed_since=values.get("failed_since"),
+            actor=self._actor(request, caller),
+            now=self.context.clock(),
+        )
+        return json_response(encode_json(r.WEBHOOK_REDELIVERY.dump({"object": "webhook_redelivery", "count": count})))
 
     def _actor(self, request: Request, caller: ApiCaller) -> Actor:
         return Actor(caller.actor, ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300])

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("sessions", "customer and admin sessions"),
     "payments": ("payments", "a company's online payments"),
     "autopay": ("payments", "AutoPay"),
+    "webhooks": ("webhooks", "a company's webhook endpoints, and delivering events"),
 }
 ALIASES: dict[str, str] = {"keys": "master-key"}
 

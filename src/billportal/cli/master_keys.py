@@ -36,6 +36,7 @@ async def reencrypt_command(args: argparse.Namespace, store: Store, settings: Se
             "already_current": result.already_current,
             "master_key_id": result.master_key_id,
             "gateway_secrets_resealed": result.gateway_secrets_resealed,
+            "webhook_secrets_resealed": result.webhook_secrets_resealed,
         }
     )
     return 0

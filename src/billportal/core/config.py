@@ -157,6 +157,10 @@ class Settings:
     head_timeout_seconds: int = 10
     max_connections: int = 4096
     max_in_flight: int = 256
+    # Webhooks to http://localhost and private addresses, for tests and local development only.
+    webhooks_test_mode: bool = False
+    # Whether this process sends webhooks in the background (each serving process does, by default).
+    webhooks_deliver: bool = True
 
     @property
     def base_url(self) -> str:
@@ -252,6 +256,8 @@ class Settings:
             head_timeout_seconds=_int(env, "BILLPORTAL_HEAD_TIMEOUT_SECONDS", 10, 1),
             max_connections=_int(env, "BILLPORTAL_MAX_CONNECTIONS", 4096, 1),
             max_in_flight=_int(env, "BILLPORTAL_MAX_IN_FLIGHT", 256, 1),
+            webhooks_test_mode=_bool(env, "BILLPORTAL_WEBHOOKS_TEST_MODE", False),
+            webhooks_deliver=_bool(env, "BILLPORTAL_WEBHOOKS_DELIVER", True),
         )
 
 

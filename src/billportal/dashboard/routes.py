@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute, Route
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, PAYMENTS, SSO, Dashboard
+from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
 from billportal.web.context import Context
 
 
@@ -14,6 +15,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     auth = AdminAuth(context)
     pages = Dashboard(context, auth)
     payments = PaymentPages(context, auth)
+    hooks = WebhookPages(context, auth)
     get, post = ["GET"], ["POST"]
     return [
         Route("/", pages.home, methods=get),
@@ -46,6 +48,13 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(PAYMENTS, pages.payments, methods=get),
         Route(PAYMENTS, pages.save_payments, methods=post),
         Route(f"{PAYMENTS}/secrets", pages.save_payment_secrets, methods=post),
+        Route(WEBHOOKS, hooks.endpoints, methods=get),
+        Route(WEBHOOKS, hooks.add, methods=post),
+        Route(f"{WEBHOOKS}/deliveries", hooks.deliveries, methods=get),
+        Route(f"{WEBHOOKS}/{{endpoint_id:int}}/rotate", hooks.rotate, methods=post),
+        Route(f"{WEBHOOKS}/{{endpoint_id:int}}/remove", hooks.remove, methods=post),
+        Route(f"{WEBHOOKS}/{{endpoint_id:int}}/enabled", hooks.switch, methods=post),
+        Route(f"{WEBHOOKS}/{{endpoint_id:int}}/redeliver", hooks.redeliver, methods=post),
         Route("/audit", pages.audit_trail, methods=get),
         Route(PAYMENTS_LIST, payments.payments_list, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),

@@ -28,8 +28,8 @@ def cookie_name(settings: Settings) -> str:
     return "__Host-bp_shown_once" if settings.cookie_secure else "bp_shown_once"
 
 
-def _purpose(session_hash: bytes, key_id: int) -> str:
-    return f"api-key-shown-once:session:{session_hash.hex()}:key:{key_id}"
+def _purpose(session_hash: bytes, key_id: int, kind: str) -> str:
+    return f"{kind}-shown-once:session:{session_hash.hex()}:key:{key_id}"
 
 
 def carry(
@@ -42,10 +42,11 @@ def carry(
     company_id: int,
     key_id: int,
     now: int,
+    kind: str = "api-key",
 ) -> None:
     """Set the cookie that takes ``secret`` to the page after the redirect (for at most five minutes)."""
     payload = f"{now + SHOWN_ONCE_SECONDS}:{secret}".encode()
-    sealed = master_keys.seal(payload, _purpose(session_hash, key_id), company_id)
+    sealed = master_keys.seal(payload, _purpose(session_hash, key_id, kind), company_id)
     response.headers.append(
         "set-cookie",
         sessions.cookie_header(
@@ -63,13 +64,14 @@ def take(
     company_id: int,
     key_id: int,
     now: int,
+    kind: str = "api-key",
 ) -> str | None:
     """The secret carried for this session and key, if it is still fresh (then :func:`forget` the cookie)."""
     raw = request.cookies.get(cookie_name(settings))
     if raw is None:
         return None
     try:
-        opened = master_keys.unseal(Sealed.from_text(raw), _purpose(session_hash, key_id), company_id)
+        opened = master_keys.unseal(Sealed.from_text(raw), _purpose(session_hash, key_id, kind), company_id)
     except SealError:
         return None
     until, _, secret = opened.decode("utf-8", "replace").partition(":")

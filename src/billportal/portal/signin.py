@@ -198,6 +198,9 @@ class SignIn:
             kid=rejection.kid,
         )
         await self.context.store.record_event(event)
+        await self.context.webhooks.sign_in_failed(
+            company.id, event.reason, customer_id=event.customer_id, issuer=event.issuer, ip=event.ip, now=now
+        )
         await self._count_failure(request, company, now)
         return self._failure(company, rejection.reason)
 

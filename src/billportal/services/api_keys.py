@@ -35,6 +35,7 @@ SCOPES: Final[dict[str, str]] = {
     "sso_keys": "List, rotate and revoke the SSO keys (a rotation answers the new key)",
     "sign_in_events:read": "Read the sign-in log",
     "payment_settings": "Read and change the payment settings, the gateway's secrets included (write-only)",
+    "webhooks": "Manage webhook endpoints (a new one, or a rotation, answers its signing secret) and their deliveries",
 }
 # A key made without naming scopes (``billportal api-key create`` without --scope, keys made before
 # scopes): everything but the SSO keys and the payment settings, which only a key made for them can

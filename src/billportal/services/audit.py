@@ -51,6 +51,11 @@ ACTIONS: Final[dict[str, str]] = {
     "company.updated": "Company settings changed",
     "payments.configured": "Online payment settings changed",
     "payment.refunded": "Payment refunded",
+    "webhooks.endpoint_added": "Webhook endpoint added",
+    "webhooks.endpoint_changed": "Webhook endpoint changed",
+    "webhooks.secret_rotated": "Webhook signing secret rotated",
+    "webhooks.endpoint_removed": "Webhook endpoint removed",
+    "webhooks.redelivered": "Webhook events sent again",
 }
 
 

@@ -34,8 +34,9 @@ from sqlalchemy import Row as SqlRow
 from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
-from billportal.services import statements
+from billportal.services import events, statements
 from billportal.storage import documents, refunds
+from billportal.storage import webhooks as outbox
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
     CreditNote,
@@ -253,6 +254,31 @@ class Books:
         self.company_id = company_id
         self.now = now
         self._scope = Scope(company_id)
+        self._subscribers: list[tuple[int, tuple[str, ...]]] | None = None
+
+    # -- events out (webhooks)
+
+    def _wanting(self, event_type: str) -> list[int]:
+        """The company's endpoints that want ``event_type`` (read once per transaction)."""
+        if self._subscribers is None:
+            self._subscribers = outbox.subscribers(self.conn, self.company_id)
+        return [endpoint_id for endpoint_id, types in self._subscribers if event_type in types]
+
+    def emit(self, event_type: str, obj: Any, **extra: Any) -> None:
+        """Put an event in the outbox, in this transaction, for each endpoint of the company that wants it."""
+        wanted = self._wanting(event_type)
+        if wanted:
+            kind = event_type.partition(".")[0]
+            outbox.record_event(
+                self.conn,
+                self.company_id,
+                wanted,
+                event_type=event_type,
+                object_kind=kind,
+                object_id=str(obj.id),
+                payload=lambda event_id: events.body(event_id, event_type, self.now, kind, obj, extra=extra),
+                now=self.now,
+            )
 
     # -- plumbing
 
@@ -319,6 +345,10 @@ class Books:
         """Take a payment or credit off a locked invoice whose balance was checked: the update checks again."""
         if not documents.settle(self.conn, self.company_id, invoice_id, paid=paid, credited=credited, now=self.now):
             raise Refused("amount_exceeds_balance", "more than the invoice's balance", field)
+        if self._wanting("invoice.paid"):
+            invoice = self._get("invoice", invoice_id)
+            if invoice.status == "paid":
+                self.emit("invoice.paid", invoice)
 
     def _unsettle(self, invoice_id: int, *, paid: int = 0, credited: int = 0) -> None:
         if not documents.unsettle(self.conn, self.company_id, invoice_id, paid=paid, credited=credited, now=self.now):
@@ -361,6 +391,7 @@ class Books:
             }
             if documents.insert_customer(self.conn, row):
                 found: Customer = self._get("customer", customer_id)
+                self.emit("customer.created", found)
                 return found
             if wanted is not None:
                 raise Refused("customer_exists", f"customer {customer_id} already exists", "id")
@@ -377,6 +408,9 @@ class Books:
         updated: Customer = (
             self._update("customer", customer_id, changes) if changes else self._get("customer", customer_id)
         )
+        previous = {name: getattr(before, name) for name in changes if getattr(before, name) != changes[name]}
+        if previous:
+            self.emit("customer.updated", updated, previous=previous)
         return updated
 
     def delete_customer(self, customer_id: int) -> Customer:
@@ -402,7 +436,12 @@ class Books:
         _place(wanted, before)
         changed = {name: value for name, value in wanted.items() if getattr(before, name) != value}
         if changed:
-            self._update("customer", customer_id, changed)
+            updated = self._update("customer", customer_id, changed)
+            self.emit(
+                "customer.billing_info_updated",
+                updated,
+                changes={name: {"old": getattr(before, name), "new": value} for name, value in sorted(changed.items())},
+            )
             documents.record_customer_event(
                 self.conn,
                 self.company_id,
@@ -440,6 +479,9 @@ class Books:
             "updated_at": self.now,
         }
         invoice: Invoice = self._insert("invoice", values.get("number"), row, lines)
+        self.emit("invoice.created", invoice)
+        if invoice.status == "open":
+            self.emit("invoice.issued", invoice)
         return invoice
 
     def update_invoice(self, invoice_id: int, values: Mapping[str, Any]) -> Invoice:
@@ -457,6 +499,8 @@ class Books:
             raise Refused("invoice_not_editable", "the lines of an invoice with payments or credits are fixed", "lines")
         _dates(values.get("issued_on", row.issued_on), values.get("due_on", row.due_on), "due_on")
         invoice: Invoice = self._save("invoice", invoice_id, values, _INVOICE_FIELDS)
+        if invoice.status != status and invoice.status == "open":
+            self.emit("invoice.issued", invoice)
         return invoice
 
     def delete_invoice(self, invoice_id: int) -> Invoice:
@@ -472,6 +516,7 @@ class Books:
         if row.amount_paid or row.amount_credited:
             raise Refused("not_voidable", "delete the payments and void the credit notes applied to it first")
         invoice: Invoice = self._update("invoice", invoice_id, {"status": "voided", "balance": 0})
+        self.emit("invoice.voided", invoice)
         return invoice
 
     # -- payments
@@ -525,6 +570,7 @@ class Books:
             self._settle(invoice_id, paid=applied, field=f"applications[{index}].amount")
         documents.insert_applications(self.conn, payment.id, applications)
         recorded: Payment = self._get("payment", payment.id)
+        self.emit("payment.created", recorded)
         return recorded
 
     def update_payment(self, payment_id: int, values: Mapping[str, Any]) -> Payment:
@@ -690,6 +736,7 @@ class Books:
             self._unsettle(invoice_id, paid=part)
             refunds.take_back(self.conn, payment_id, invoice_id, part)
         refunds.insert_applications(self.conn, refund_id, taken)
+        self.emit("payment.refunded", self._get("payment", payment_id), refund=self._refund(refund_id))
 
     # -- credit notes
 
@@ -727,6 +774,7 @@ class Books:
         note: CreditNote = self._insert("credit_note", values.get("number"), row, lines)
         if invoice_id is not None:
             self._settle(invoice_id, credited=totals.total, field="lines")
+        self.emit("credit_note.created", note)
         return note
 
     def update_credit_note(self, note_id: int, values: Mapping[str, Any]) -> CreditNote:
@@ -833,9 +881,10 @@ class Books:
         answer = self._answerable(estimate_id, customer_id, version, valid_on)
         if answer is not Answer.DONE:
             return answer
-        self._update(
+        approved = self._update(
             "estimate", estimate_id, {"status": "approved", "approved_by": approved_by, "approved_at": self.now}
         )
+        self.emit("estimate.approved", approved)
         detail = {"estimate_id": estimate_id, "by": approved_by}
         documents.record_customer_event(
             self.conn, self.company_id, customer_id, "estimate.approved", detail, now=self.now

@@ -14,8 +14,10 @@ from sqlalchemy import Connection
 
 from billportal.core.crypto import Sealed, SealError
 from billportal.services.gateways import GATEWAY_SEAL_PURPOSE
+from billportal.services.webhooks import SECRET_PURPOSE as WEBHOOK_SECRET_PURPOSE
 from billportal.storage import companies
 from billportal.storage import payments as stored_payments
+from billportal.storage import webhooks as stored_webhooks
 from billportal.storage.store import Store
 
 
@@ -27,6 +29,7 @@ class Reencrypted:
     already_current: int
     master_key_id: str
     gateway_secrets_resealed: int = 0
+    webhook_secrets_resealed: int = 0
 
 
 async def reencrypt_sso_keys(store: Store) -> Reencrypted:
@@ -53,11 +56,20 @@ async def reencrypt_sso_keys(store: Store) -> Reencrypted:
                 new = master_keys.seal(secret, GATEWAY_SEAL_PURPOSE, company_id)
                 stored_payments.reseal_secret(conn, company_id, column, text, new.as_text())
                 gateway_secrets += 1
+        webhook_secrets = 0
+        for endpoint_id, company_id, column, text in stored_webhooks.sealed_secrets(conn):
+            old = Sealed.from_text(text)
+            if old.master_key_id != current:
+                secret = master_keys.unseal(old, WEBHOOK_SECRET_PURPOSE, company_id)
+                new = master_keys.seal(secret, WEBHOOK_SECRET_PURPOSE, company_id)
+                stored_webhooks.reseal_secret(conn, endpoint_id, column, text, new.as_text())
+                webhook_secrets += 1
         return Reencrypted(
             resealed=len(stale),
             already_current=len(keys) - len(stale),
             master_key_id=current,
             gateway_secrets_resealed=gateway_secrets,
+            webhook_secrets_resealed=webhook_secrets,
         )
 
     result = await store.write(change)

@@ -510,3 +510,56 @@ _BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express
 def card_label(brand: str, last4: str) -> str:
     """How a card reads to people: ``Visa ending 4242``."""
     return f"{_BRANDS.get(brand, brand.capitalize() or 'Card')} ending {last4}"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """Where a company's events are sent; its secrets stay sealed here."""
+
+    id: int
+    company_id: int
+    url: str
+    event_types: str  # space-separated
+    description: str
+    secret_sealed: str
+    previous_secret_sealed: str
+    previous_until: int | None
+    enabled: bool
+    disabled_reason: str
+    failing_since: int | None
+    created_at: int
+    updated_at: int
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.event_types.split())
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event to one endpoint, as the delivery log shows it."""
+
+    id: int
+    endpoint_id: int
+    event_id: str  # msg_...
+    type: str
+    object_key: str
+    state: str  # pending, delivered, failed
+    attempts: int
+    next_attempt_at: int
+    last_status: int | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    """One try to deliver: the answer's status (None: no answer), time and first bytes."""
+
+    id: int
+    delivery_id: int
+    at: int
+    status_code: int | None
+    duration_ms: int
+    error: str
+    response_head: str

@@ -540,3 +540,90 @@ refund_applications = Table(
     Column("invoice_id", Integer, ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True),
     Column("amount", BigInteger, nullable=False),
 )
+# -- webhooks: endpoints, the outbox of events, deliveries and their attempts -----------------
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    # Where a company wants its events sent. The signing secret is sealed (core/crypto.py, purpose
+    # "webhook-secret"); after a rotation the previous one also signs until previous_until.
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", Text, nullable=False),  # space-separated
+    Column("description", String(200), nullable=False, server_default=""),
+    Column("secret_sealed", Text, nullable=False),
+    Column("previous_secret_sealed", Text, nullable=False, server_default=""),
+    Column("previous_until", BigInteger, nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    Column("disabled_reason", String(300), nullable=False, server_default=""),
+    Column("failing_since", BigInteger, nullable=True),  # no success since: disabled after three days
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_webhook_endpoints_company", webhook_endpoints.c.company_id)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    # The outbox: each event is written in the transaction of the change that caused it.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(40), nullable=False, unique=True),  # the webhook-id header: msg_...
+    Column("type", String(64), nullable=False),
+    Column("object_kind", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # the JSON body sent, with its version
+    Column("created_at", BigInteger, nullable=False),
+)
+Index("ix_webhook_events_company", webhook_events.c.company_id, webhook_events.c.id)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # One event to one endpoint: pending until delivered, or failed after about three days of retries.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("company_id", Integer, nullable=False),
+    Column("endpoint_id", Integer, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", BigInteger, ForeignKey("webhook_events.id", ondelete="CASCADE"), nullable=False),
+    Column("object_key", String(100), nullable=False),  # "invoice:7": one object's events go in order
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("locked_until", BigInteger, nullable=False, server_default="0"),
+    Column("last_status", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+)
+_PENDING = text("state = 'pending'")
+Index(
+    "ix_webhook_deliveries_due",
+    webhook_deliveries.c.next_attempt_at,
+    sqlite_where=_PENDING,
+    postgresql_where=_PENDING,
+)
+Index(
+    "ix_webhook_deliveries_object",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.object_key,
+    webhook_deliveries.c.id,
+    sqlite_where=_PENDING,
+    postgresql_where=_PENDING,
+)
+Index("ix_webhook_deliveries_endpoint", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.id)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    # The delivery log: every try, with its answer's status, time and first bytes.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("delivery_id", BigInteger, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("endpoint_id", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", String(200), nullable=False, server_default=""),
+    Column("response_head", Text, nullable=False, server_default=""),
+)
+Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id, webhook_attempts.c.id)

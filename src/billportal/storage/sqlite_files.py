@@ -119,7 +119,10 @@ def _stage(source: Path, staged: Path) -> None:
             reader.backup(copy)
         except sqlite3.DatabaseError as exc:
             raise DatabaseDamaged(f"{source} is not a readable SQLite database ({exc})") from None
-        copy.execute("PRAGMA journal_mode=DELETE")
+        try:
+            copy.execute("PRAGMA journal_mode=DELETE")  # reads the schema: a damaged one fails here
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseDamaged(f"{source} is damaged ({exc})") from None
         check_integrity(copy, source, thorough=True)
         try:
             copy.execute("SELECT version_num FROM alembic_version").fetchone()

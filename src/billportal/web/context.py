@@ -11,6 +11,7 @@ from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.billing import Billing
 from billportal.services.payments import Payments
+from billportal.services.webhooks import Webhooks
 from billportal.storage.records import Company
 from billportal.storage.store import Store
 from billportal.web.sessions import Timeouts
@@ -24,11 +25,13 @@ class Context:
     timeouts: Timeouts = field(init=False)
     billing: Billing = field(init=False)
     payments: Payments = field(init=False)
+    webhooks: Webhooks = field(init=False)
 
     def __post_init__(self) -> None:
         self.timeouts = Timeouts(self.settings.session_idle_seconds, self.settings.session_absolute_seconds)
         self.billing = Billing(self.store)
         self.payments = Payments(self.store)
+        self.webhooks = Webhooks(self.store, test_mode=self.settings.webhooks_test_mode)
 
 
 SITE_KEY = "billportal.site"
