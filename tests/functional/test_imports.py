@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-# What a SQLite worker never needs: PostgreSQL's driver and SQLAlchemy's async bridge, Alembic (SQLite
-# migrates with its own runner), Redis, the SDK's HTTP client, and Stripe's package until a Stripe call.
-NOT_FOR_SQLITE = ("psycopg", "sqlalchemy.ext.asyncio", "alembic", "redis", "httpx", "stripe._stripe_client")
+# What a SQLite worker never needs: PostgreSQL's driver and SQLAlchemy's async bridge, Alembic (when its
+# database is up to date), Redis, and Stripe's package until a Stripe call. (httpx it needs: the webhook
+# deliverer runs in every serving process.)
+NOT_FOR_SQLITE = ("psycopg", "sqlalchemy.ext.asyncio", "alembic", "redis", "stripe._stripe_client")
 
 PROBE = """
 import json, sys
