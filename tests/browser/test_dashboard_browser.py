@@ -40,7 +40,9 @@ def test_rotation_with_grace_then_revoke_as_a_company_admin(
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(live_server.url("dashboard", "/settings/developers/sso"))
+    expect(page).to_have_url(live_server.url("dashboard", "/"))
+    expect(page.get_by_role("heading", name="Setting up")).to_be_visible()
+    page.get_by_role("link", name="Single Sign-On").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Single Sign-On")
     expect(page.locator(".topbar")).to_contain_text("Acme Corporation")
     cookie = next(c for c in page.context.cookies() if c["name"] == "__Host-bp_admin")
@@ -58,7 +60,17 @@ def test_rotation_with_grace_then_revoke_as_a_company_admin(
 
     # The company's backend made this link with the key it has now.
     old_link = live_server.cli(
-        "sso-url", "--tenant", "acme", "--customer", "1234", "--key", "-", "--ttl", "10m", "--base-url", base_url,
+        "sso-url",
+        "--tenant",
+        "acme",
+        "--customer",
+        "1234",
+        "--key",
+        "-",
+        "--ttl",
+        "10m",
+        "--base-url",
+        base_url,
         stdin=old_key,  # never on the command line; and a key may begin with "-"
     )
 

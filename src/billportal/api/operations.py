@@ -278,6 +278,29 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     Operation(
         "GET",
+        "/company",
+        "getCompany",
+        "Company",
+        "Get the company's settings",
+        "The company's name, seller details, branding and payment instructions.",
+        "get_company",
+        r.COMPANY,
+    ),
+    Operation(
+        "PATCH",
+        "/company",
+        "updateCompany",
+        "Company",
+        "Update the company's settings",
+        "Changes the settings sent; the others stay as they are. Each change is in the audit trail with its old "
+        "and new value.",
+        "update_company",
+        r.COMPANY,
+        body=r.COMPANY.for_update(),
+        unprocessable=True,
+    ),
+    Operation(
+        "GET",
         "/sso_keys",
         "listSsoKeys",
         "SSO keys",
@@ -343,6 +366,7 @@ TAGS: Final = (
     ("Credit notes", "Credit given, applied to an invoice or kept as account credit."),
     ("Estimates", "Quotes the customer approves in the portal."),
     ("Sign-in links", "Signed links into the portal, made on the server with the company's SSO key."),
+    ("Company", "The company's settings: seller details, branding and payment instructions."),
     ("SSO keys", "The keys sign-in tokens are signed with: list, rotate without downtime, revoke."),
     ("Sign-in events", "The sign-in log, with a reason code for every failure."),
 )

@@ -399,6 +399,61 @@ SSO_KEY: Final = Shape(
     ),
 )
 
+
+def _company_fields() -> tuple[Field, ...]:
+    email = {"type": "string", "maxLength": 254, "pattern": r"^$|^[^@\u0000-\u0020\u007F]+@[^@\u0000-\u0020\u007F]+$"}
+    return (
+        read_only("object", const("company"), 'Always "company".'),
+        read_only("username", {"type": "string"}, "The company's portal subdomain: {username}.{base domain}."),
+        Field("name", nonblank(200), "The name customers see in the portal's header.", hint=NAME_HINT),
+        Field("legal_name", text(200), "The seller's legal name on documents and PDFs (default: name)."),
+        Field("address_line1", text(200), "The seller's address, first line."),
+        Field("address_line2", text(200), "The seller's address, second line."),
+        Field("city", text(100), "City."),
+        Field("postal_code", text(32), "Postal code."),
+        Field(
+            "region",
+            text(100),
+            "State or region: one of the country's ISO 3166-2 subdivisions where they are known (NM, US-NM or"
+            " New Mexico, kept as NM).",
+        ),
+        Field(
+            "country",
+            {"type": "string", "maxLength": 2, "pattern": "^$|^[A-Za-z]{2}$"},
+            "ISO 3166-1 alpha-2 country code, such as US.",
+            hint="must be an ISO 3166-1 alpha-2 country code such as US, or empty",
+        ),
+        Field("tax_id", text(64), "The seller's tax id (VAT, EIN, ...), on every document."),
+        Field("support_email", email, "Where customers write for help.", hint="must be an e-mail address, or empty"),
+        Field("support_phone", text(64), "Where customers call for help."),
+        Field("time_zone", nonblank(64), "IANA time zone the portal shows times in, such as America/Denver."),
+        Field("default_currency", CURRENCY, "ISO 4217 currency of new customers.", hint=CURRENCY_HINT),
+        Field(
+            "accent_color",
+            {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+            "The portal's accent colour, #rrggbb: white text on it must reach a 4.5:1 contrast.",
+            hint="must be a colour written #rrggbb",
+        ),
+        Field(
+            "payment_instructions",
+            text(2000, TEXT),
+            "How to pay offline (bank details...): on the Pay page and every invoice and its PDF.",
+        ),
+        Field("footer_text", text(500, TEXT), "Text at the foot of every portal page."),
+        read_only(
+            "logo_url",
+            nullable({"type": "string"}),
+            "The logo's address on the portal (upload it in the dashboard or with billportal company set --logo).",
+        ),
+    )
+
+
+COMPANY: Final = Shape(
+    "Company",
+    "The company's settings: what its customers see of it in the portal and on every document.",
+    _company_fields(),
+)
+
 EMPTY_REQUEST: Final = Shape(
     "EmptyRequest",
     "An empty JSON object, {}: the operation takes no options, and a body of JSON is what no web form can send.",

@@ -16,7 +16,18 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from billportal.cli import admins, api_keys, master_keys, payments, server, sessions, sso, sso_keys, tenants
+from billportal.cli import (
+    admins,
+    api_keys,
+    company,
+    master_keys,
+    payments,
+    server,
+    sessions,
+    sso,
+    sso_keys,
+    tenants,
+)
 from billportal.cli._common import CommandError, Handler
 from billportal.core.config import ConfigError, Settings
 from billportal.core.crypto import SealError
@@ -24,7 +35,7 @@ from billportal.core.errors import DatabaseDamaged, Refused, StorageUnavailable
 from billportal.storage import open_store
 from billportal.web.logging import redact_all
 
-COMMAND_MODULES = (server, tenants, sso, master_keys, admins, sso_keys, api_keys, sessions, payments)
+COMMAND_MODULES = (server, tenants, company, sso, master_keys, admins, sso_keys, api_keys, sessions, payments)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ SCOPES: Final[dict[str, str]] = {
     "sign_in_links": "Make sign-in links for any customer",
     "sso_keys": "List, rotate and revoke the SSO keys (a rotation answers the new key)",
     "sign_in_events:read": "Read the sign-in log",
+    "company": "Read and change the company's settings (name, address, tax id, branding, payment instructions)",
 }
 # A key made without naming scopes (``billportal api-key create`` without --scope, keys made before
 # scopes): everything but the SSO keys, which only a key made for them can read or rotate.
