@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from billportal.core import countries
 from billportal.sso.tokens import Policy, VerificationKey
 
 # -- companies and their SSO keys -------------------------------------------------------
@@ -57,7 +58,8 @@ class Company:
         place = " ".join(part for part in (self.postal_code, self.city) if part)
         if self.region:
             place = f"{place}, {self.region}" if place else self.region
-        return tuple(line for line in (self.address_line1, self.address_line2, place, self.country) if line)
+        country = countries.country_name(self.country) or self.country if self.country else ""
+        return tuple(line for line in (self.address_line1, self.address_line2, place, country) if line)
 
     @property
     def contact(self) -> str:
