@@ -423,7 +423,12 @@ def _company_fields() -> tuple[Field, ...]:
             "ISO 3166-1 alpha-2 country code, such as US.",
             hint="must be an ISO 3166-1 alpha-2 country code such as US, or empty",
         ),
-        Field("tax_id", text(64), "The seller's tax id (VAT, EIN, ...), on every document."),
+        Field(
+            "tax_id",
+            {"type": "string", "maxLength": 64, "pattern": f"^$|^{TAX_ID}$"},
+            "The seller's tax id (VAT, EIN, ...), on every document.",
+            hint="must be letters and digits, with spaces, dots, hyphens or slashes, or empty",
+        ),
         Field("support_email", email, "Where customers write for help.", hint="must be an e-mail address, or empty"),
         Field("support_phone", text(64), "Where customers call for help."),
         Field("time_zone", nonblank(64), "IANA time zone the portal shows times in, such as America/Denver."),

@@ -86,6 +86,7 @@ LOGO_TYPES: Final = {"PNG": "image/png", "JPEG": "image/jpeg"}
 _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE: Final = re.compile(r"\+?[0-9][0-9 ()./-]{2,62}")
 _LINE_BREAKS: Final = re.compile(r"\r\n?")
+_BLANKS: Final = "".join(map(chr, range(33)))  # what is trimmed: spaces and control characters, as the API's schemas
 _AUDIT_VALUE: Final = 60  # characters of an old or new value the audit trail keeps
 
 
@@ -164,7 +165,7 @@ def _color_problem(value: str) -> Refused | None:
 
 def normalized(name: str, value: str) -> str:
     """How a field's value is kept: trimmed, line breaks as ``\\n``, codes in capitals, colours in lower case."""
-    value = _LINE_BREAKS.sub("\n", value).strip()
+    value = _LINE_BREAKS.sub("\n", value).strip(_BLANKS)
     if name in ("country", "default_currency"):
         value = value.upper()
     if name == "accent_color":
