@@ -5,7 +5,6 @@ portal, on every document page and in every PDF. Bad input is a clear message, n
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import random
@@ -14,17 +13,18 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from billportal.cli import main
 from billportal.services import companies as profile
 from billportal.storage.records import AuditEvent
 from tests import factories
-from tests.conftest import MASTER_KEY, World, run
+from tests.conftest import World, run
+from tests.functional import test_cli_inputs
 from tests.functional.dashboard_support import Dashboard, admin_of_acme, form_token
 from tests.functional.portal_world import Docs, add_documents, pdf_text, signed_in, text_of
 from tests.functional.test_api import dashboard as api_client
 from tests.functional.test_api import error, new_key
 
 COMPANY = "/settings/company"
+cli = test_cli_inputs.cli  # the fixture that runs billportal in this process (status, stdout, stderr)
 SETTINGS = {
     "name": "Acme Corporation",
     "legal_name": "Acme Corporation, Inc.",
@@ -323,22 +323,6 @@ def test_the_openapi_document_has_the_company_operations(world: World) -> None:
 
 
 # -- the CLI -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    monkeypatch.setenv("BILLPORTAL_DATA_DIR", str(world.settings.data_dir))
-    monkeypatch.setenv("BILLPORTAL_MASTER_KEY", base64.urlsafe_b64encode(MASTER_KEY).decode())
-    monkeypatch.setenv("BILLPORTAL_DATABASE_URL", world.settings.database_url)
-    monkeypatch.setenv("BILLPORTAL_REDIS_URL", world.settings.redis_url)
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(""))
-        status = main(list(args))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return invoke
 
 
 def test_the_cli_shows_and_sets_the_settings(world: World, cli: Any, tmp_path: Any) -> None:

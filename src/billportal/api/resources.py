@@ -58,6 +58,11 @@ TIME: Final = integer(0, MAX_TIME)
 DATE: Final = {"type": "string", "format": "date"}
 MONEY: Final = integer()
 CURRENCY: Final = {"type": "string", "minLength": 3, "maxLength": 3, "pattern": "^[A-Z]{3}$"}
+EMAIL: Final = {
+    "type": "string",
+    "maxLength": 254,
+    "pattern": r"^$|^[^@\u0000-\u0020\u007F]+@[^@\u0000-\u0020\u007F]+$",
+}
 CURRENCY_HINT: Final = "must be an ISO 4217 code in capitals, such as USD"
 NAME_HINT: Final = "must be text on one line, with at least one visible character"
 DATE_HINT: Final = "must be a date written YYYY-MM-DD"
@@ -118,7 +123,7 @@ CUSTOMER: Final = Shape(
         Field("name", nonblank(200), "The customer's name.", required=True, hint=NAME_HINT),
         Field(
             "email",
-            {"type": "string", "maxLength": 254, "pattern": r"^$|^[^@\u0000-\u0020\u007F]+@[^@\u0000-\u0020\u007F]+$"},
+            EMAIL,
             "Billing e-mail address.",
             hint="must be an e-mail address such as billing@example.com, or empty",
         ),
@@ -401,7 +406,6 @@ SSO_KEY: Final = Shape(
 
 
 def _company_fields() -> tuple[Field, ...]:
-    email = {"type": "string", "maxLength": 254, "pattern": r"^$|^[^@\u0000-\u0020\u007F]+@[^@\u0000-\u0020\u007F]+$"}
     return (
         read_only("object", const("company"), 'Always "company".'),
         read_only("username", {"type": "string"}, "The company's portal subdomain: {username}.{base domain}."),
@@ -429,7 +433,7 @@ def _company_fields() -> tuple[Field, ...]:
             "The seller's tax id (VAT, EIN, ...), on every document.",
             hint="must be letters and digits, with spaces, dots, hyphens or slashes, or empty",
         ),
-        Field("support_email", email, "Where customers write for help.", hint="must be an e-mail address, or empty"),
+        Field("support_email", EMAIL, "Where customers write for help.", hint="must be an e-mail address, or empty"),
         Field("support_phone", text(64), "Where customers call for help."),
         Field("time_zone", nonblank(64), "IANA time zone the portal shows times in, such as America/Denver."),
         Field("default_currency", CURRENCY, "ISO 4217 currency of new customers.", hint=CURRENCY_HINT),

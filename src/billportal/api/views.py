@@ -335,7 +335,7 @@ class Api:
     # -- the company's settings
 
     def _company_body(self, company: Company) -> str:
-        values = {name: getattr(company, name) for name in profile.PROFILE_FIELDS}
+        values = profile.values_of(company)
         logo_url = None
         if company.logo_sha256:
             logo_url = (

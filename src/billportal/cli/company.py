@@ -57,7 +57,7 @@ def register(commands: Any) -> None:
 
 def _shown(company: Company, settings: Settings) -> dict[str, Any]:
     values: dict[str, Any] = {"username": company.username}
-    values.update({name: getattr(company, name) for name in profile.PROFILE_FIELDS})
+    values.update(profile.values_of(company))
     portal = _links.portal_url(company.username, settings.base_url)
     values["logo_url"] = f"{portal}/logo/{company.logo_sha256}" if company.logo_sha256 else None
     return values

@@ -194,7 +194,7 @@ class Dashboard:
 
     @admin()
     async def company(self, request: Request, visit: AdminVisit, company: Company) -> Response:
-        values = {name: getattr(company, name) for name in profile.PROFILE_FIELDS}
+        values = profile.values_of(company)
         return await self._company_page(request, visit, company, values, {})
 
     async def _company_page(
@@ -234,7 +234,7 @@ class Dashboard:
         typed = {name: form.text(name, limit * 2) for name, (limit, _) in fields.items() if name in form}
         kept, wrong = profile.problems(typed, company)
         if wrong:
-            values = {**{name: getattr(company, name) for name in profile.PROFILE_FIELDS}, **typed}
+            values = {**profile.values_of(company), **typed}
             errors = {name: problem.message for name, problem in wrong.items()}
             return await self._company_page(request, visit, company, values, errors, status_code=400)
         before = company
@@ -251,7 +251,7 @@ class Dashboard:
         try:
             logo = profile.process_logo(form.files.get("logo", b""))
         except Refused as refused:
-            values = {name: getattr(company, name) for name in profile.PROFILE_FIELDS}
+            values = profile.values_of(company)
             return await self._company_page(request, visit, company, values, {"logo": refused.message}, status_code=400)
         await profile.set_logo(self.context.store, company, logo, visit.actor, self.context.clock())
         return self._done("logo_saved", COMPANY)

@@ -90,6 +90,11 @@ _BLANKS: Final = "".join(map(chr, range(33)))  # what is trimmed: spaces and con
 _AUDIT_VALUE: Final = 60  # characters of an old or new value the audit trail keeps
 
 
+def values_of(company: Company) -> dict[str, str]:
+    """The company's settings as the forms, the API and the CLI show them."""
+    return {name: getattr(company, name) for name in PROFILE_FIELDS}
+
+
 def _control_free(value: str, multiline: bool) -> bool:
     allowed = "\n\t" if multiline else ""
     return not any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in value)
