@@ -387,3 +387,13 @@ def test_tenant_create_takes_the_settings_through_the_same_rules(world: World, c
 
 def test_the_form_token_is_on_the_company_page(admin: Dashboard) -> None:
     assert form_token(admin.get(COMPANY).text) == admin.csrf
+
+
+def test_new_customers_get_the_companys_default_currency(world: World) -> None:
+    api = api_client(world, new_key(world))
+    assert api.patch("/api/v1/company", json={"default_currency": "EUR"}).status_code == 200
+    created = api.post("/api/v1/customers", json={"name": "Euro Customer"})
+    assert created.status_code == 201, created.text
+    assert created.json()["currency"] == "EUR"
+    dollars = api.post("/api/v1/customers", json={"name": "Dollar Customer", "currency": "USD"})
+    assert dollars.json()["currency"] == "USD"

@@ -150,7 +150,12 @@ CUSTOMER: Final = Shape(
             "The customer's tax or VAT id, as their tax authority writes it (or empty).",
             hint="must be letters and digits, with spaces, dots, hyphens or slashes between them, or empty",
         ),
-        Field("currency", CURRENCY, "The customer's currency (default USD).", hint=CURRENCY_HINT),
+        Field(
+            "currency",
+            CURRENCY,
+            "The customer's currency (default: the company's default currency, USD unless changed).",
+            hint=CURRENCY_HINT,
+        ),
         *_timestamps(),
     ),
 )

@@ -97,6 +97,13 @@ def update_settings(conn: Connection, company_id: int, username: str, values: Ma
     changed(conn, username)
 
 
+def default_currency(conn: Connection, company_id: int) -> str:
+    """The currency a new customer of the company gets when none is given (USD for a company unknown)."""
+    c = t.companies.c
+    found = conn.execute(select(c.default_currency).where(c.id == company_id)).scalar()
+    return str(found or "USD")
+
+
 def save_logo(conn: Connection, company_id: int, content_type: str, image: bytes, *, sha256: str, now: int) -> None:
     """Keep the company's logo (the caller re-encoded it), replacing any it had."""
     delete_logo(conn, company_id)
