@@ -397,3 +397,12 @@ def test_new_customers_get_the_companys_default_currency(world: World) -> None:
     assert created.json()["currency"] == "EUR"
     dollars = api.post("/api/v1/customers", json={"name": "Dollar Customer", "currency": "USD"})
     assert dollars.json()["currency"] == "USD"
+
+
+def test_a_new_country_must_fit_the_region_kept(world: World) -> None:
+    api = api_client(world, new_key(world))
+    assert api.patch("/api/v1/company", json={"country": "US", "region": "NM"}).status_code == 200
+    error(api.patch("/api/v1/company", json={"country": "DE"}), 422, "region_not_in_country", "region")
+    moved = api.patch("/api/v1/company", json={"country": "DE", "region": "Bayern"})
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["country"], moved.json()["region"]) == ("DE", "BY")

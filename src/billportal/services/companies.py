@@ -197,15 +197,17 @@ def problems(values: Mapping[str, Any], company: Company | None = None) -> tuple
         if problem is not None:
             wrong[name] = problem
     country = kept.get("country", company.country if company else "")
-    if "region" in kept and "region" not in wrong and kept["region"]:
-        code = countries.region(country, kept["region"]) if country else kept["region"]
+    # The region is checked when it is sent, and when the country changes under it.
+    region = kept.get("region", company.region if company and "country" in kept else "")
+    if region and "region" not in wrong and "country" not in wrong:
+        code = countries.region(country, region) if country else region
         if code is None:
             wrong["region"] = Refused(
                 "region_not_in_country",
-                f"{kept['region']!r} is not a state or region of {countries.country_name(country) or country}.",
+                f"{region!r} is not a state or region of {countries.country_name(country) or country}.",
                 "region",
             )
-        else:
+        elif "region" in kept:
             kept["region"] = code
     return kept, wrong
 
