@@ -8,8 +8,11 @@ minor units, dates are ``YYYY-MM-DD``.
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Sequence
 from typing import Any
+
+from PIL import Image, PngImagePlugin
 
 from billportal.services import api_keys, sso
 from billportal.services.audit import CLI
@@ -48,6 +51,16 @@ async def company(
 async def company_settings(store: Store, company: Company, **columns: Any) -> None:
     """Change a company's settings columns as its admins' pages store them (every cached copy is dropped)."""
     await store.write(lambda conn: companies.update_settings(conn, company.id, company.username, columns))
+
+
+def logo_png(width: int = 240, height: int = 80, color: tuple[int, int, int] = (37, 99, 235)) -> bytes:
+    """A logo as an admin uploads it: a PNG of one colour, with a text chunk (metadata) that must not survive."""
+    image = Image.new("RGB", (width, height), color)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "secret-metadata-from-the-camera")
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
 
 
 async def customer(store: Store, company_id: int, *, now: int, name: str = "Wile E. Coyote", **fields: Any) -> Customer:

@@ -104,6 +104,7 @@ def portal_router(context: Context) -> Router:
             Route("/logout", portal.sign_out, methods=["POST"]),
             Route("/signed-out", portal.signed_out, methods=["GET"]),
             Route("/theme.css", portal.theme, methods=["GET"]),
+            Route("/logo/{sha256:str}", portal.logo, methods=["GET"]),
             Route("/favicon.ico", favicon, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]

@@ -13,7 +13,7 @@ from billportal import _links
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.portal.views import today_in
-from billportal.services import companies, sso
+from billportal.services import sso
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing, Books, LineInput, estimate_version
 from billportal.services.payments import Payments
@@ -57,6 +57,21 @@ First Desert Bank, routing number 102000021, account 4099 1234 5678
 Please quote your customer number and the invoice numbers you are paying.
 
 Checks payable to Acme Corporation, 1 Canyon Road, Albuquerque, NM 87101."""
+# The demo company's settings, checked and kept by services/companies.py as any company's.
+_PROFILE = {
+    "legal_name": "Acme Corporation, Inc.",
+    "address_line1": "1 Roadrunner Way",
+    "city": "Albuquerque",
+    "postal_code": "87101",
+    "region": "NM",
+    "country": "US",
+    "tax_id": "US 12-3456789",
+    "support_email": "billing@acme.example",
+    "support_phone": "+1 505 555 0100",
+    "time_zone": "America/Denver",
+    "payment_instructions": _PAYMENT_INSTRUCTIONS,
+    "footer_text": "Questions about a bill? Write to billing@acme.example.",
+}
 
 # Two months of history for every customer: (days ago issued, payment terms in days, what happened).
 _PLAN = [
@@ -93,16 +108,16 @@ async def seed(store: Store, now: int) -> str:
             if existing_key.state == "active":
                 return existing_key.secret.decode("utf-8")
     key = sso_keys.generate_sso_key()
-    company_id, _ = await sso.create_company(store, DEMO_COMPANY, "Acme Corporation", key, weak=False, now=now)
+    company_id, _ = await sso.create_company(
+        store, DEMO_COMPANY, "Acme Corporation", key, weak=False, now=now, profile=_PROFILE
+    )
     company = await store.company(DEMO_COMPANY)
     assert company is not None
-    profile = {"time_zone": "America/Denver", "payment_instructions": _PAYMENT_INSTRUCTIONS}
-    await companies.update_profile(store, company, profile, CLI, now)
     # Customers try paying by card with the built-in test gateway (4242 4242 4242 4242): nobody is charged.
     online = {"gateway": "test", "test_mode": True, "allow_partial": True, "allow_saved_methods": True}
     await Payments(store).configure(company, online, CLI, now=now)
     billing = Billing(store)
-    today = dt.date.fromisoformat(today_in(replace(company, time_zone=profile["time_zone"]), now))
+    today = dt.date.fromisoformat(today_in(company, now))
     numbers = _Numbers()
     for index, (cid, name, email, phone, line1, city, state, postal) in enumerate(_CUSTOMERS):
         customer = {

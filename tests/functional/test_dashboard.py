@@ -27,8 +27,7 @@ def audit_trail(world: World, company: str = "acme") -> list[AuditEvent]:
 
 def test_pages_need_a_signed_in_admin(world: World) -> None:
     client = world.client("dashboard")
-    assert client.get("/").headers["location"] == SSO
-    for path in (SSO, f"{SSO}/policy", f"{SSO}/log", f"{SSO}/log.csv", "/audit", "/account"):
+    for path in ("/", "/settings/company", SSO, f"{SSO}/policy", f"{SSO}/log", f"{SSO}/log.csv", "/audit", "/account"):
         response = client.get(path)
         assert response.status_code == 303, path
         assert response.headers["location"] == "/sign-in"

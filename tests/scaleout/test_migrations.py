@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import subprocess
@@ -14,7 +15,10 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine
 
+from billportal.core.config import Settings
+from billportal.storage import open_store
 from billportal.storage.migrate import alembic_config
+from billportal.storage.store import Store
 from tests.browser.conftest import free_port
 from tests.conftest import MASTER_KEY, new_postgres_database
 from tests.scaleout.conftest import Fleet, PrivatePostgres, PrivateRedis, start_fleet
@@ -67,6 +71,26 @@ def _wait_for_index_build_to_wait(url: str) -> None:
             time.sleep(0.05)
 
 
+def _share_a_fresh_copy(env: dict[str, str]) -> None:
+    """Share a copy of acme's settings good for COMPANY_TTL seconds from now.
+
+    On the first release's schema the app reads its company only from this copy (its queries name
+    today's columns), so the copy must outlive the downgrade, the upgrade's start and the load.
+    """
+
+    async def refresh(store: Store) -> None:
+        assert store.company_cache is not None
+        await store.company_cache.drop("acme", 0)
+        store.forget_company("acme")
+        assert await store.company("acme") is not None
+
+    store = open_store(Settings.from_env(env), migrate=False)
+    try:
+        asyncio.run(refresh(store))
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def fleet(
     tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
@@ -82,6 +106,7 @@ def test_an_upgrade_under_sign_in_load_never_blocks_sign_ins(fleet: Fleet) -> No
     from alembic import command
 
     url = fleet.env["BILLPORTAL_DATABASE_URL"]
+    _share_a_fresh_copy(fleet.env)
     engine = create_engine(url)
     with engine.begin() as connection:  # back to the first release's schema, with the app still serving
         config = alembic_config()

@@ -162,6 +162,7 @@ PUBLIC_ROUTES = {
     ("POST", "/login"): "signs in with a link by form (test_tokens.py)",
     ("GET", "/signed-out"): "a fixed page saying the visitor is signed out",
     ("GET", "/theme.css"): "the company's accent colour, public by design",
+    ("GET", "/logo/{sha256:str}"): "the company's logo (re-encoded at upload), public by design like its name",
     ("MOUNT", "/static"): "the stylesheet",
     ("GET", "/favicon.ico"): "the icon browsers ask for, the same for everyone",
     ("POST", "/webhooks/{gateway:str}"): "a payment gateway's events: each signature verified (test_stripe.py)",

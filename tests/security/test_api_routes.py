@@ -305,6 +305,8 @@ def test_lists_never_show_globex_data_whatever_the_filters(world: World) -> None
     api = client(world, new_key(world))
     listed = [op for op in OPERATIONS if op.method == "GET" and not parameters(op) and op.answer.name.endswith("List")]
     assert listed
+    # The one object that is not a list, the company's settings, is acme's.
+    assert api.get("/api/v1/company").json()["username"] == "acme"
     for op in listed:
         filters = {param.name for param in op.params if param.where == "query"}
         own = api.get(url(op), params={"limit": "100"})

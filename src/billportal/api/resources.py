@@ -62,6 +62,11 @@ TIME: Final = integer(0, MAX_TIME)
 DATE: Final = {"type": "string", "format": "date"}
 MONEY: Final = integer()
 CURRENCY: Final = {"type": "string", "minLength": 3, "maxLength": 3, "pattern": "^[A-Z]{3}$"}
+EMAIL: Final = {
+    "type": "string",
+    "maxLength": 254,
+    "pattern": r"^$|^[^@\u0000-\u0020\u007F]+@[^@\u0000-\u0020\u007F]+$",
+}
 CURRENCY_HINT: Final = "must be an ISO 4217 code in capitals, such as USD"
 NAME_HINT: Final = "must be text on one line, with at least one visible character"
 DATE_HINT: Final = "must be a date written YYYY-MM-DD"
@@ -122,7 +127,7 @@ CUSTOMER: Final = Shape(
         Field("name", nonblank(200), "The customer's name.", required=True, hint=NAME_HINT),
         Field(
             "email",
-            {"type": "string", "maxLength": 254, "pattern": r"^$|^[^@\u0000-\u0020\u007F]+@[^@\u0000-\u0020\u007F]+$"},
+            EMAIL,
             "Billing e-mail address.",
             hint="must be an e-mail address such as billing@example.com, or empty",
         ),
@@ -149,7 +154,12 @@ CUSTOMER: Final = Shape(
             "The customer's tax or VAT id, as their tax authority writes it (or empty).",
             hint="must be letters and digits, with spaces, dots, hyphens or slashes between them, or empty",
         ),
-        Field("currency", CURRENCY, "The customer's currency (default USD).", hint=CURRENCY_HINT),
+        Field(
+            "currency",
+            CURRENCY,
+            "The customer's currency (default: the company's default currency, USD unless changed).",
+            hint=CURRENCY_HINT,
+        ),
         *_timestamps(),
     ),
 )
@@ -446,6 +456,65 @@ SSO_KEY: Final = Shape(
         read_only("retiring_until", nullable(TIME), "When a retiring key stops verifying."),
         read_only("revoked_at", nullable(TIME), "When it was revoked."),
     ),
+)
+
+
+def _company_fields() -> tuple[Field, ...]:
+    return (
+        read_only("object", const("company"), 'Always "company".'),
+        read_only("username", {"type": "string"}, "The company's portal subdomain: {username}.{base domain}."),
+        Field("name", nonblank(200), "The name customers see in the portal's header.", hint=NAME_HINT),
+        Field("legal_name", text(200), "The seller's legal name on documents and PDFs (default: name)."),
+        Field("address_line1", text(200), "The seller's address, first line."),
+        Field("address_line2", text(200), "The seller's address, second line."),
+        Field("city", text(100), "City."),
+        Field("postal_code", text(32), "Postal code."),
+        Field(
+            "region",
+            text(100),
+            "State or region: one of the country's ISO 3166-2 subdivisions where they are known (NM, US-NM or"
+            " New Mexico, kept as NM).",
+        ),
+        Field(
+            "country",
+            {"type": "string", "maxLength": 2, "pattern": "^$|^[A-Za-z]{2}$"},
+            "ISO 3166-1 alpha-2 country code, such as US.",
+            hint="must be an ISO 3166-1 alpha-2 country code such as US, or empty",
+        ),
+        Field(
+            "tax_id",
+            {"type": "string", "maxLength": 64, "pattern": f"^$|^{TAX_ID}$"},
+            "The seller's tax id (VAT, EIN, ...), on every document.",
+            hint="must be letters and digits, with spaces, dots, hyphens or slashes, or empty",
+        ),
+        Field("support_email", EMAIL, "Where customers write for help.", hint="must be an e-mail address, or empty"),
+        Field("support_phone", text(64), "Where customers call for help."),
+        Field("time_zone", nonblank(64), "IANA time zone the portal shows times in, such as America/Denver."),
+        Field("default_currency", CURRENCY, "ISO 4217 currency of new customers.", hint=CURRENCY_HINT),
+        Field(
+            "accent_color",
+            {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+            "The portal's accent colour, #rrggbb: white text on it must reach a 4.5:1 contrast.",
+            hint="must be a colour written #rrggbb",
+        ),
+        Field(
+            "payment_instructions",
+            text(2000, TEXT),
+            "How to pay offline (bank details...): on the Pay page and every invoice and its PDF.",
+        ),
+        Field("footer_text", text(500, TEXT), "Text at the foot of every portal page."),
+        read_only(
+            "logo_url",
+            nullable({"type": "string"}),
+            "The logo's address on the portal (upload it in the dashboard or with billportal company set --logo).",
+        ),
+    )
+
+
+COMPANY: Final = Shape(
+    "Company",
+    "The company's settings: what its customers see of it in the portal and on every document.",
+    _company_fields(),
 )
 
 EMPTY_REQUEST: Final = Shape(

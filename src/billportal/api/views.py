@@ -374,6 +374,34 @@ class Api:
         }
         return await self._write(request, caller, body, 201, lambda _conn: r.SIGN_IN_LINK.dump(link))
 
+    # -- the company's settings
+
+    def _company_body(self, company: Company) -> str:
+        values = company_profile.values_of(company)
+        logo_url = None
+        if company.logo_sha256:
+            logo_url = (
+                f"{_links.portal_url(company.username, self.context.settings.base_url)}/logo/{company.logo_sha256}"
+            )
+        return encode_json(
+            r.COMPANY.dump({"object": "company", "username": company.username, "logo_url": logo_url, **values})
+        )
+
+    @api_key(scope="company")
+    async def get_company(self, _request: Request, caller: ApiCaller, _op: Operation) -> Response:
+        return json_response(self._company_body(await self._company(caller)))
+
+    @api_key(scope="company")
+    async def update_company(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        company = await self._company(caller)
+        await company_profile.update_profile(
+            self.store, company, values, self._actor(request, caller), self.context.clock()
+        )
+        return json_response(self._company_body(await self._company(caller)))
+
     # -- SSO keys and the sign-in log
 
     @api_key(scope="sso_keys")

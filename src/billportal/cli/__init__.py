@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("server", "database"),
     "tenant": ("tenants", "companies"),
     "customer": ("tenants", "customers"),
+    "company": ("company", "a company's settings"),
     "sso-url": ("sso", "print a sign-in URL for a customer"),
     "sso-explain": ("sso", "say whether a token would sign in now, and why not"),
     "master-key": ("master_keys", "the server's master key (it seals SSO keys at rest)"),

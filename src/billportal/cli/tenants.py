@@ -15,8 +15,10 @@ from billportal.cli._common import (
     print_json,
     secret_arg,
 )
+from billportal.cli.company import add_profile_options, option, profile_values
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
+from billportal.services import companies as profile
 from billportal.services import sso as management
 from billportal.services.billing import Billing
 from billportal.sso import keys as sso_keys
@@ -33,6 +35,7 @@ def register(commands: Any) -> None:
         "--import-sso-key", metavar="KEY", help=f"keep the key your backend already uses ({STDIN_OR_ENV_HELP})"
     )
     create.add_argument("--allow-weak-key", action="store_true", help="accept an imported key under 32 bytes")
+    add_profile_options(create, skip=("name",))
     create.set_defaults(handler=tenant_create)
 
     customer = commands.add_parser("customer", help="customers").add_subparsers(dest="action", required=True)
@@ -50,6 +53,10 @@ async def tenant_create(args: argparse.Namespace, store: Store, settings: Settin
         raise CommandError("the username must be one DNS label: a-z, 0-9 and inner hyphens, at most 63")
     if not args.name.strip():
         raise CommandError("--name must not be empty")
+    _, wrong = profile.problems(profile_values(args, skip=("name",)))
+    if wrong:
+        problem = next(iter(wrong.values()))
+        raise CommandError(f"{option(problem.field or '')}: {problem.message}")
     if args.import_sso_key is not None:
         key = secret_arg(args.import_sso_key, "--import-sso-key")
         try:
@@ -65,7 +72,13 @@ async def tenant_create(args: argparse.Namespace, store: Store, settings: Settin
             file=sys.stderr,
         )
     company_id, kid = await management.create_company(
-        store, username, args.name.strip(), key, weak=weak, now=system_clock()
+        store,
+        username,
+        args.name.strip(),
+        key,
+        weak=weak,
+        now=system_clock(),
+        profile=profile_values(args, skip=("name",)),
     )
     print_json(
         {

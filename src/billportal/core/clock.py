@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 Clock = Callable[[], int]
 
@@ -27,6 +27,16 @@ def zone_of(name: str | None) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def is_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone name this system knows (``Europe/Paris``, ``UTC``)."""
+    return name in _zone_names()
 
 
 def _local(timestamp: int, zone: str | None) -> datetime | None:

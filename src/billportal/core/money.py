@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pycountry
+
 # Minor-unit exponents that differ from 2 (ISO 4217).
 _EXPONENTS = {
     "JPY": 0,
@@ -47,3 +49,8 @@ def parse_money(text: str, currency: str = "USD") -> int:
     if scaled != scaled.to_integral_value() or not value.is_finite():
         raise ValueError("too many decimal places")
     return int(scaled)
+
+
+def is_currency(code: str) -> bool:
+    """Whether ``code`` is an ISO 4217 currency code, in capitals (``EUR``; not ``eur`` nor ``XYZ``)."""
+    return len(code) == 3 and code.isascii() and code.isupper() and pycountry.currencies.get(alpha_3=code) is not None

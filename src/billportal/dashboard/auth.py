@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from billportal.core.bounds import storable_text
 from billportal.core.config import Settings
-from billportal.dashboard.forms import MAX_BODY, normalize_email
+from billportal.dashboard.forms import MAX_BODY, MAX_UPLOAD, normalize_email
 from billportal.services import audit, passwords
 from billportal.services.audit import Actor
 from billportal.storage.records import Admin, AdminSession, Company, Membership
@@ -100,6 +100,7 @@ def admin(
     password_change: bool = False,
     max_fields: int = 20,
     sudo: Sudo | None = None,
+    upload: bool = False,
 ) -> Callable[[Callable[..., Awaitable[Response]]], DashboardView]:
     """The view needs a signed-in admin, and it is called with what it declared it needs.
 
@@ -107,7 +108,8 @@ def admin(
     (``company``, the default: an admin of none sees a page that says so), then
     the posted form (``form``: read, size-capped, its CSRF token checked).
     ``password_change`` lets in an admin who must still replace a one-time
-    password; ``sudo`` asks for the password again unless it was given lately.
+    password; ``sudo`` asks for the password again unless it was given lately;
+    ``upload`` lets the form be multipart with one file (up to MAX_UPLOAD bytes in all).
     """
     guard = Guard("admin", form=form, sudo=sudo is not None)
 
@@ -115,7 +117,13 @@ def admin(
         @functools.wraps(view)
         async def guarded(self: _Guarded, request: Request) -> Response:
             entered = await self.auth.enter(
-                request, guard, company=company, password_change=password_change, max_fields=max_fields, sudo=sudo
+                request,
+                guard,
+                company=company,
+                password_change=password_change,
+                max_fields=max_fields,
+                sudo=sudo,
+                upload=upload,
             )
             if isinstance(entered, Response):
                 return entered
@@ -193,6 +201,7 @@ class AdminAuth:
         password_change: bool,
         max_fields: int,
         sudo: Sudo | None,
+        upload: bool = False,
     ) -> tuple[AdminVisit, Form] | Response:
         """Check what a view declared (a signed-in admin, a company, a form with its CSRF token, a recent password)."""
         visit = await self.visit(request, password_change=password_change)
@@ -202,7 +211,7 @@ class AdminAuth:
             if guard.form:
                 return error_page(404, "You administer no company.")
             return self._page(visit, "dashboard/no_company.html", title="No company")
-        form = await self._checked_form(request, visit, max_fields) if guard.form else Form()
+        form = await self._checked_form(request, visit, max_fields, upload) if guard.form else Form()
         if isinstance(form, Response):
             return form
         if sudo is not None and not visit.in_sudo(self.context.clock()):
@@ -211,10 +220,15 @@ class AdminAuth:
                 return asked
         return visit, form
 
-    async def _checked_form(self, request: Request, visit: AdminVisit, max_fields: int) -> Form | Response:
+    async def _checked_form(
+        self, request: Request, visit: AdminVisit, max_fields: int, upload: bool = False
+    ) -> Form | Response:
         """The posted form, once its CSRF token matches the session's; else the page that refuses it."""
         try:
-            form = await read_form(request, max_bytes=MAX_BODY, max_fields=max_fields)
+            if upload:
+                form = await read_form(request, max_bytes=MAX_UPLOAD, max_fields=max_fields, max_files=1)
+            else:
+                form = await read_form(request, max_bytes=MAX_BODY, max_fields=max_fields)
         except UnreadableForm as refused:
             return error_page(refused.status, UNREADABLE_FORM if refused.status == 400 else refused.message)
         if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):

@@ -15,6 +15,8 @@ from billportal.sso.tokens import parse_customer_id
 from billportal.web.forms import Form
 
 MAX_BODY: Final = 64 * 1024
+# A form with a file: the logo, capped lower itself, so that a logo a little too large gets its own message.
+MAX_UPLOAD: Final = 2 * 1024 * 1024
 MAX_URL_LENGTH: Final = 2000
 MAX_LEEWAY: Final = 600
 MAX_ISSUERS: Final = 50

@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
-from billportal.dashboard.views import API_KEYS, PAYMENTS, SSO, Dashboard
+from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO, Dashboard
 from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
 from billportal.web.context import Context
 
@@ -45,6 +45,9 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(API_KEYS, pages.api_keys, methods=get),
         Route(API_KEYS, pages.create_api_key, methods=post),
         Route(f"{API_KEYS}/{{key_id}}/revoke", pages.revoke_api_key, methods=post),
+        Route(COMPANY, pages.company, methods=get),
+        Route(COMPANY, pages.save_company, methods=post),
+        Route(f"{COMPANY}/logo", pages.save_logo, methods=post),
         Route(PAYMENTS, pages.payments, methods=get),
         Route(PAYMENTS, pages.save_payments, methods=post),
         Route(f"{PAYMENTS}/secrets", pages.save_payment_secrets, methods=post),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from billportal import _links
+from billportal.core.countries import countries as country_list
 from billportal.core.errors import Refused
 from billportal.dashboard import shown_once
 from billportal.dashboard.auth import AdminAuth, AdminVisit, Sudo, admin
@@ -23,6 +25,7 @@ from billportal.dashboard.forms import (
 )
 from billportal.dashboard.sign_in_log import SCAN_WINDOW, log_csv, log_page
 from billportal.services import api_keys, audit
+from billportal.services import companies as profile
 from billportal.services import sso as management
 from billportal.services.sso import GRACE_LABELS, GRACE_PERIODS, PolicySettings
 from billportal.sso.explain import Explanation, explain_now, token_from
@@ -38,6 +41,7 @@ from billportal.web.templates import NO_STORE, render
 SSO: Final = "/settings/developers/sso"
 API_KEYS: Final = "/settings/developers/api-keys"
 PAYMENTS: Final = "/settings/payments"
+COMPANY: Final = "/settings/company"
 PAYMENT_SWITCHES: Final = ("test_mode", "allow_partial", "allow_saved_methods", "allow_autopay")
 GATEWAY_NAMES: Final = {"none": "None (customers pay offline)", "test": "Built-in test gateway", "stripe": "Stripe"}
 LOG_PAGE: Final = 50
@@ -46,6 +50,10 @@ TEST_LINK_SECONDS: Final = 300
 DEFAULT_TEST_ISSUER: Final = "billportal dashboard"
 
 _NOTICES: Final = {
+    "company_saved": "The company settings are saved. Customers see them in the portal and on every document.",
+    "company_unchanged": "Nothing changed.",
+    "logo_saved": "The logo is saved. Customers see it in the portal's header.",
+    "logo_removed": "The logo is removed.",
     "payments_saved": "The payment settings are saved.",
     "payment_secrets_saved": "The secrets are sealed and stored. They are never shown again.",
     "rotated": "The new key is active. Reveal it and deploy it to your backend before the old key's grace period ends.",
@@ -161,11 +169,92 @@ class Dashboard:
     def _done(self, notice: str, path: str = SSO) -> Response:
         return RedirectResponse(f"{path}?notice={notice}", status_code=303, headers=dict(NO_STORE))
 
-    async def home(self, request: Request) -> Response:
-        """Sends the browser on to the Single Sign-On page (which asks it to sign in, if need be)."""
-        notice = request.query_params.get("notice", "")
-        query = f"?{urlencode({'notice': notice})}" if notice in _NOTICES else ""
-        return RedirectResponse(SSO + query, status_code=303, headers=dict(NO_STORE))
+    @admin()
+    async def home(self, request: Request, visit: AdminVisit, company: Company) -> Response:
+        """The company at a glance: what it has set up, and what it still has to (the checklist)."""
+        keys = await management.sso_keys_of(self.context.store, company.id)
+        settings = await self.context.payments.settings(company.id)
+        steps = profile.checklist(
+            company,
+            sso_key_used=any(key.last_used_at is not None for key in keys),
+            takes_cards=settings.gateway != "none",
+        )
+        return self._page(
+            request,
+            visit,
+            "dashboard/home.html",
+            title="Home",
+            section="home",
+            steps=steps,
+            remaining=sum(not step.done for step in steps),
+            portal_url=_links.portal_url(company.username, self.context.settings.base_url),
+        )
+
+    # -- Settings > Company -------------------------------------------------------------------------
+
+    @admin()
+    async def company(self, request: Request, visit: AdminVisit, company: Company) -> Response:
+        values = profile.values_of(company)
+        return await self._company_page(request, visit, company, values, {})
+
+    async def _company_page(
+        self,
+        request: Request,
+        visit: AdminVisit,
+        company: Company,
+        values: dict[str, str],
+        errors: dict[str, str],
+        *,
+        status_code: int = 200,
+    ) -> Response:
+        # The preview is inline (a data: URL), so that the logo has no address on the dashboard.
+        found = await profile.logo_of(self.context.store, company)
+        logo_url = f"data:{found[0]};base64,{base64.b64encode(found[1]).decode('ascii')}" if found else ""
+        return self._page(
+            request,
+            visit,
+            "dashboard/company.html",
+            status_code=status_code,
+            title="Company",
+            section="company",
+            values=values,
+            errors=errors,
+            labels=profile.LABELS,
+            limits=profile.PROFILE_FIELDS,
+            countries=country_list(),
+            max_logo_kb=profile.MAX_LOGO_BYTES // 1024,
+            logo_box=profile.LOGO_BOX,
+            logo_url=logo_url,
+        )
+
+    @admin(form=True, max_fields=len(profile.PROFILE_FIELDS) + 2)
+    async def save_company(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+        """The company's settings, each checked by services/companies.py (every wrong field said at once)."""
+        fields = profile.PROFILE_FIELDS
+        typed = {name: form.text(name, limit * 2) for name, (limit, _) in fields.items() if name in form}
+        kept, wrong = profile.problems(typed, company)
+        if wrong:
+            values = {**profile.values_of(company), **typed}
+            errors = {name: problem.message for name, problem in wrong.items()}
+            return await self._company_page(request, visit, company, values, errors, status_code=400)
+        before = company
+        await profile.update_profile(self.context.store, company, kept, visit.actor, self.context.clock())
+        unchanged = all(getattr(before, name) == value for name, value in kept.items())
+        return self._done("company_unchanged" if unchanged else "company_saved", COMPANY)
+
+    @admin(form=True, upload=True, max_fields=4)
+    async def save_logo(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+        """A PNG or JPEG, re-encoded here (never kept or served as uploaded); or, with ``remove=yes``, no logo."""
+        if form.get("remove") == "yes":
+            await profile.set_logo(self.context.store, company, None, visit.actor, self.context.clock())
+            return self._done("logo_removed", COMPANY)
+        try:
+            logo = profile.process_logo(form.files.get("logo", b""))
+        except Refused as refused:
+            values = profile.values_of(company)
+            return await self._company_page(request, visit, company, values, {"logo": refused.message}, status_code=400)
+        await profile.set_logo(self.context.store, company, logo, visit.actor, self.context.clock())
+        return self._done("logo_saved", COMPANY)
 
     # -- Single Sign-On: status and keys ------------------------------------------------------
 

@@ -86,7 +86,7 @@ class DocumentPDF:
     def __init__(self, company: Company, customer: Customer, title: str, reference: str) -> None:
         self.company = company
         self.currency = customer.currency
-        pdf = _Page(f"{company.name} - {title} {reference}".strip())
+        pdf = _Page(f"{company.seller_name} - {title} {reference}".strip())
         pdf.set_title(printable(f"{title} {reference}".strip()))
         pdf.set_author(printable(company.name))
         pdf.set_subject(printable(f"{title} for {customer.name}"))
@@ -104,9 +104,24 @@ class DocumentPDF:
         pdf.set_font("helvetica", size=11)
         pdf.set_text_color(*_MUTED)
         pdf.cell(0, 6, reference, align="R", new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(4)
         self.pdf = pdf
+        self._seller(company)
+        pdf.ln(4)
         self._customer = customer
+
+    def _seller(self, company: Company) -> None:
+        """The seller under its name: legal name, address, tax id and how to reach it."""
+        pdf = self.pdf
+        lines = [company.legal_name] if company.legal_name and company.legal_name != company.name else []
+        lines.extend(company.address_lines)
+        if company.tax_id:
+            lines.append(f"Tax id {company.tax_id}")
+        if company.contact:
+            lines.append(company.contact)
+        pdf.set_font("helvetica", size=9)
+        pdf.set_text_color(*_MUTED)
+        for line in lines:
+            pdf.cell(pdf.epw / 2, 4.5, line, new_x="LMARGIN", new_y="NEXT")
 
     def parties(self, facts: Sequence[tuple[str, str]]) -> None:
         """The customer's name and address on the left, the document's facts on the right."""

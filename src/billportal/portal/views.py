@@ -34,6 +34,7 @@ from billportal.portal.labels import (
     status_label,
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
+from billportal.services import companies as profile
 from billportal.services.billing import Answer, estimate_version
 from billportal.services.gateways import STRIPE_JS, GatewayToken, NewMethod
 from billportal.services.payments import AutoPay, PayPlan, new_attempt_token, plan_for
@@ -61,6 +62,7 @@ from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
 from billportal.web.guards import Guard, declare
+from billportal.web.images import logo_response
 from billportal.web.security import content_security_policy
 from billportal.web.templates import NO_STORE, render
 from billportal.web.urls import with_query
@@ -989,6 +991,16 @@ class Portal:
             company=company,
             frame_origins=embedding.frame_origins(request, company.frame_ancestors),
         )
+
+    async def logo(self, request: Request) -> Response:
+        """The company's logo, re-encoded at upload: its URL names its SHA-256, so it is cached for good."""
+        company = await company_for(request, self.context)
+        if company is None or not company.logo_sha256 or request.path_params["sha256"] != company.logo_sha256:
+            return error_page(404)
+        found = await profile.logo_of(self.context.store, company)
+        if found is None:
+            return error_page(404)
+        return logo_response(*found, cache="public, max-age=31536000, immutable")
 
     async def theme(self, request: Request) -> Response:
         """The company's accent colour as CSS (the CSP allows no inline styles)."""

@@ -36,6 +36,7 @@ SCOPES: Final[dict[str, str]] = {
     "sign_in_events:read": "Read the sign-in log",
     "payment_settings": "Read and change the payment settings, the gateway's secrets included (write-only)",
     "webhooks": "Manage webhook endpoints (a new one, or a rotation, answers its signing secret) and their deliveries",
+    "company": "Read and change the company's settings (name, address, tax id, branding, payment instructions)",
 }
 # A key made without naming scopes (``billportal api-key create`` without --scope, keys made before
 # scopes): everything but the SSO keys and the payment settings, which only a key made for them can

@@ -35,7 +35,7 @@ from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
 from billportal.services import events, statements
-from billportal.storage import documents, refunds
+from billportal.storage import companies, documents, refunds
 from billportal.storage import webhooks as outbox
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
@@ -370,7 +370,9 @@ class Books:
         fields = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
         if not str(fields.get("name", "")).strip():
             raise Refused("missing_field", "name is required", "name")
-        _currency(fields.setdefault("currency", "USD"))
+        if "currency" not in fields:
+            fields["currency"] = companies.default_currency(self.conn, self.company_id)
+        _currency(fields["currency"])
         _place(fields)
         wanted = values.get("id")
         if wanted is not None and (type(wanted) is not int or not 0 < wanted <= MAX_ID):

@@ -9,6 +9,7 @@ processes) run one after the other and leave exactly one active key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -16,6 +17,7 @@ from sqlalchemy import Connection
 
 from billportal.core.clock import human_time
 from billportal.services import audit
+from billportal.services import companies as profile_service
 from billportal.services.audit import Actor
 from billportal.sso import keys as sso_keys
 from billportal.sso.tokens import VerificationKey
@@ -49,12 +51,24 @@ class Rotation:
 
 
 async def create_company(
-    store: Store, username: str, name: str, sso_key: str, *, weak: bool, now: int
+    store: Store,
+    username: str,
+    name: str,
+    sso_key: str,
+    *,
+    weak: bool,
+    now: int,
+    profile: Mapping[str, Any] | None = None,
 ) -> tuple[int, str]:
-    """A new company with its first, active SSO key (generated, or imported); return (company id, kid)."""
+    """A new company with its first, active SSO key (generated, or imported); return (company id, kid).
+
+    It starts with the defaults of :mod:`billportal.services.companies`, and the settings in
+    ``profile`` (checked there: Refused if one is wrong).
+    """
+    values = profile_service.new_company_values(name, profile or {})
 
     def change(conn: Connection) -> tuple[int, str]:
-        company_id = companies.insert(conn, username, name, now)
+        company_id = companies.insert(conn, username, name, now, values)
         kid = sso_keys.generate_kid()
         sealed = store.master_keys.seal(sso_key.encode("utf-8"), companies.SSO_KEY_PURPOSE, company_id)
         companies.insert_sso_key(conn, company_id, kid, sealed, weak=weak, now=now)

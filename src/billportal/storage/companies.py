@@ -62,9 +62,9 @@ def rows(conn: Connection, username: str) -> CompanyRows | None:
     )
 
 
-def insert(conn: Connection, username: str, name: str, now: int) -> int:
-    """A new company; Refused ``company_exists`` if the username is taken."""
-    values = {"username": username, "name": name, "created_at": now, "updated_at": now}
+def insert(conn: Connection, username: str, name: str, now: int, profile: Mapping[str, Any] | None = None) -> int:
+    """A new company (with its checked ``profile`` settings); Refused ``company_exists`` if the username is taken."""
+    values = {**(profile or {}), "username": username, "name": name, "created_at": now, "updated_at": now}
     check_row(t.companies, values)
     company_id = conn.execute(insert_or_nothing(conn, t.companies, values).returning(t.companies.c.id)).scalar()
     if company_id is None:
@@ -94,6 +94,34 @@ def update_settings(conn: Connection, company_id: int, username: str, values: Ma
     check_row(t.companies, values)
     conn.execute(update(t.companies).where(t.companies.c.id == company_id).values(**values))
     changed(conn, username)
+
+
+def default_currency(conn: Connection, company_id: int) -> str:
+    """The currency a new customer of the company gets when none is given (USD for a company unknown)."""
+    c = t.companies.c
+    found = conn.execute(select(c.default_currency).where(c.id == company_id)).scalar()
+    return str(found or "USD")
+
+
+def save_logo(conn: Connection, company_id: int, content_type: str, image: bytes, *, sha256: str, now: int) -> None:
+    """Keep the company's logo (the caller re-encoded it), replacing any it had."""
+    delete_logo(conn, company_id)
+    conn.execute(
+        t.company_logos.insert().values(
+            company_id=company_id, content_type=content_type, image=image, sha256=sha256, updated_at=now
+        )
+    )
+
+
+def delete_logo(conn: Connection, company_id: int) -> None:
+    conn.execute(delete(t.company_logos).where(t.company_logos.c.company_id == company_id))
+
+
+def logo(conn: Connection, company_id: int) -> tuple[str, bytes] | None:
+    """The company's logo as (content type, bytes), or None."""
+    c = t.company_logos.c
+    row = conn.execute(select(c.content_type, c.image).where(c.company_id == company_id)).first()
+    return None if row is None else (str(row.content_type), bytes(row.image))
 
 
 def end_sessions_until(conn: Connection, company_id: int, cutoff: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from billportal.core import countries
 from billportal.sso.tokens import Policy, VerificationKey
 
 # -- companies and their SSO keys -------------------------------------------------------
@@ -40,6 +41,39 @@ class Company:
     frame_ancestors: tuple[str, ...]
     sso_keys: tuple[VerificationKey, ...] = field(repr=False)
     session_cutoff: int | None = None  # customer sessions created at or before it are over
+    # The seller's details (services/companies.py checks them; "" when not given).
+    legal_name: str = ""
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    postal_code: str = ""
+    region: str = ""
+    country: str = ""
+    tax_id: str = ""
+    support_email: str = ""
+    support_phone: str = ""
+    default_currency: str = "USD"
+    footer_text: str = ""
+    logo_sha256: str = ""  # "" when there is no logo
+
+    @property
+    def seller_name(self) -> str:
+        """The name documents give the seller: the legal name, else the display name."""
+        return self.legal_name or self.name
+
+    @property
+    def address_lines(self) -> tuple[str, ...]:
+        """The seller's postal address, one line each, without the empty ones."""
+        place = " ".join(part for part in (self.postal_code, self.city) if part)
+        if self.region:
+            place = f"{place}, {self.region}" if place else self.region
+        country = countries.country_name(self.country) or self.country if self.country else ""
+        return tuple(line for line in (self.address_line1, self.address_line2, place, country) if line)
+
+    @property
+    def contact(self) -> str:
+        """How customers reach the seller: its support e-mail and phone."""
+        return " · ".join(part for part in (self.support_email, self.support_phone) if part)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,21 @@ companies = Table(
     Column("accent_color", String(7), nullable=False, server_default="#2563eb"),
     Column("time_zone", String(64), nullable=False, server_default="UTC"),
     Column("payment_instructions", Text, nullable=False, server_default=""),
+    # The seller's details on every portal page, document page and PDF (services/companies.py checks them).
+    Column("legal_name", String(200), nullable=False, server_default=""),
+    Column("address_line1", String(200), nullable=False, server_default=""),
+    Column("address_line2", String(200), nullable=False, server_default=""),
+    Column("city", String(100), nullable=False, server_default=""),
+    Column("postal_code", String(32), nullable=False, server_default=""),
+    Column("region", String(100), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False, server_default=""),
+    Column("tax_id", String(64), nullable=False, server_default=""),
+    Column("support_email", String(254), nullable=False, server_default=""),
+    Column("support_phone", String(64), nullable=False, server_default=""),
+    Column("default_currency", String(3), nullable=False, server_default="USD"),
+    Column("footer_text", Text, nullable=False, server_default=""),
+    # The SHA-256 of the logo in company_logos ("" when none): the logo's URL names it, so a new logo is a new URL.
+    Column("logo_sha256", String(64), nullable=False, server_default=""),
     # SSO policy (see billportal.sso.policy.Policy).
     Column("sso_enabled", Boolean, nullable=False, server_default="1"),
     Column("sso_leeway_seconds", Integer, nullable=False, server_default="60"),
@@ -426,6 +441,19 @@ payment_settings = Table(
     Column("updated_at", BigInteger, nullable=False),
     CheckConstraint("gateway IN ('none', 'test', 'stripe')", name="gateway"),
     CheckConstraint("gateway <> 'test' OR test_mode", name="test_gateway_in_test_mode"),
+)
+
+company_logos = Table(
+    "company_logos",
+    metadata,
+    # A company's logo, re-encoded on upload (PNG or JPEG only, metadata stripped): kept out of the
+    # companies row, so that the cached copy of a company's settings stays small.
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("content_type", String(16), nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint("content_type IN ('image/png', 'image/jpeg')", name="content_type"),
 )
 
 payment_methods = Table(

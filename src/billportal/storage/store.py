@@ -34,6 +34,24 @@ from billportal.storage.records import Company, CompanyRows, NewSignIn, Session,
 if TYPE_CHECKING:  # redis-py loads only where Redis is configured
     from billportal.storage.cache import CompanyCache, SessionCache
 
+# The seller's details on a company's row, and what a copy shared by a process of the release
+# before (which has no such columns) reads as.
+_PROFILE_DEFAULTS: dict[str, str] = {
+    "legal_name": "",
+    "address_line1": "",
+    "address_line2": "",
+    "city": "",
+    "postal_code": "",
+    "region": "",
+    "country": "",
+    "tax_id": "",
+    "support_email": "",
+    "support_phone": "",
+    "default_currency": "USD",
+    "footer_text": "",
+    "logo_sha256": "",
+}
+
 T = TypeVar("T")
 
 COMPANY_CACHE_SECONDS = 1.0
@@ -240,6 +258,7 @@ class Store:
             sso_keys=keys,
             # (.get: a copy shared by a process of the release before has no such column)
             session_cutoff=row.get("sso_session_cutoff"),
+            **{name: row.get(name, default) for name, default in _PROFILE_DEFAULTS.items()},
         )
 
     # -- sign-in path (hot) --------------------------------------------------------

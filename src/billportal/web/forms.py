@@ -4,7 +4,9 @@ A body is read up to a fixed number of bytes and no further, whatever its
 ``Content-Length`` says (or whether it has one), so that a slow or endless body
 costs the server nothing past the cap. URL-encoded bodies (what browsers send)
 and, for the sign-in POST, multipart bodies are understood; anything else is
-refused. Each field's first value is kept; files are refused.
+refused. Each field's first value is kept; files are refused, but on a form that
+declares it takes them (``max_files``: the dashboard's logo upload), whose bytes are in
+:attr:`Form.files` (the whole body still within ``max_bytes``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ class UnreadableForm(Exception):
 
 
 class Form(dict[str, str]):
-    """A submitted form's text fields: the first value of each."""
+    """A submitted form's text fields: the first value of each; its files' bytes in ``files``."""
+
+    def __init__(self, *args: object, **kwargs: str) -> None:
+        super().__init__(*args, **kwargs)
+        self.files: dict[str, bytes] = {}
 
     def text(self, name: str, limit: int = 1000) -> str:
         """The field's value, cut to ``limit`` characters ("" when absent)."""
@@ -57,12 +63,18 @@ async def _body(request: Request, max_bytes: int) -> bytes:
 
 
 async def read_form(
-    request: Request, *, max_bytes: int = MAX_FORM_BYTES, max_fields: int = MAX_FORM_FIELDS, multipart: bool = False
+    request: Request,
+    *,
+    max_bytes: int = MAX_FORM_BYTES,
+    max_fields: int = MAX_FORM_FIELDS,
+    multipart: bool = False,
+    max_files: int = 0,
 ) -> Form:
     """The fields of the request's form; :class:`UnreadableForm` if it is too large, malformed, or not a form."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if not content_type and request.headers.get("content-length", "0") == "0":
         return Form()  # a form with no fields at all (a button alone) may come without a type
+    multipart = multipart or max_files > 0
     if content_type not in (_URLENCODED, _MULTIPART) or (content_type == _MULTIPART and not multipart):
         raise UnreadableForm(400, UNREADABLE)
     body = await _body(request, max_bytes)
@@ -79,12 +91,19 @@ async def read_form(
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
-    parser = MultiPartParser(request.headers, stream(), max_files=0, max_fields=max_fields, max_part_size=max_bytes)
+    parser = MultiPartParser(
+        request.headers, stream(), max_files=max_files, max_fields=max_fields, max_part_size=max_bytes
+    )
     try:
         data = await parser.parse()
     except (MultiPartException, UnicodeDecodeError, ValueError):
         raise UnreadableForm(400, UNREADABLE) from None
-    for name, item in data.multi_items():
-        if isinstance(item, str):
-            form.setdefault(name, item)
+    try:
+        for name, item in data.multi_items():
+            if isinstance(item, str):
+                form.setdefault(name, item)
+            elif name not in form.files:
+                form.files[name] = await item.read()
+    finally:
+        await data.close()
     return form
