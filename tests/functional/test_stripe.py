@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,11 +20,12 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from billportal.services.audit import CLI
-from billportal.services.payments import Payments
+from billportal.services.payments import AutoPay, Payments
 from billportal.storage import payments as stored
 from billportal.storage.documents import Scope
 from billportal.storage.records import Invoice, Payment
 from billportal.storage.schema import gateway_customers
+from tests import factories
 from tests.browser.conftest import free_port
 from tests.conftest import World, run
 from tests.functional.portal_world import csrf_token, signed_in, text_of
@@ -32,6 +34,7 @@ from tests.stripe_support import (
     SECRET_KEY,
     WEBHOOK_SECRET,
     card_payment_method,
+    localstripe_api,
     payment_intent_event,
     signed,
 )
@@ -147,6 +150,53 @@ def test_save_a_card_then_pay_with_it_and_a_double_submit_pays_once(
     assert client.post("/pay", data=form).headers["location"] == f"/pay/{form['attempt']}"
     [payment] = _payments(world)
     assert payment.amount == 2 * INVOICE
+
+
+def test_pay_a_partial_amount_then_several_invoices(world: World, client: TestClient, localstripe: str) -> None:
+    run(factories.payment_settings(world.store, world.acme, allow_partial=True, now=world.clock.now))
+    method = card_payment_method(localstripe, "4242424242424242")
+    assert "$100.00 was paid with Visa ending 4242" in _pay(
+        client, _pay_form(client, what="amount", amount="100.00", payment_method=method)
+    )
+    assert sum(i.balance for i in _invoices(world).values()) == 2 * INVOICE - 10000
+
+    invoices = _invoices(world)
+    chosen = {f"invoice_{invoices[number].id}": "1" for number in ("INV-0001", "INV-0002")}
+    method = card_payment_method(localstripe, "4242424242424242")
+    assert "$617.80 was paid with Visa ending 4242" in _pay(
+        client, _pay_form(client, what="invoices", payment_method=method, **chosen)
+    )
+    assert {(i.status, i.balance) for i in _invoices(world).values()} == {("paid", 0)}
+    intents = [p.gateway_payment_id for p in _payments(world)]
+    # Each a PaymentIntent that succeeded at the gateway, for what the books say.
+    found = [localstripe_api(localstripe).payment_intents.retrieve(intent) for intent in intents]
+    assert sorted((f.status, f.amount) for f in found) == [("succeeded", 10000), ("succeeded", 2 * INVOICE - 10000)]
+
+
+def test_autopay_charges_the_saved_card_at_stripe_on_the_due_date(
+    world: World, client: TestClient, localstripe: str
+) -> None:
+    run(factories.payment_settings(world.store, world.acme, allow_autopay=True, now=world.clock.now))
+    page = client.get("/payment-methods").text
+    token = csrf_token(page)
+    saved = client.post(
+        "/payment-methods",
+        data={"csrf_token": token, "payment_method": card_payment_method(localstripe, "4242424242424242")},
+    )
+    assert saved.status_code == 303, saved.text
+    assert client.post("/payment-methods/autopay", data={"csrf_token": token, "autopay": "on"}).status_code == 303
+
+    due = int(datetime(2026, 12, 1, 12, tzinfo=UTC).timestamp())  # the world's invoices are due 2026-12-01
+    autopay = AutoPay(world.store)
+    assert run(autopay.run(now=due - 86400)).charged == 0  # not due yet
+    assert run(autopay.run(now=due)).charged == 2
+    assert run(autopay.run(now=due + 3600)).charged == 0  # charged once, however often it runs
+    payments = _payments(world)
+    assert len(payments) == 2
+    assert {i.status for i in _invoices(world).values()} == {"paid"}
+    for payment in payments:
+        found = localstripe_api(localstripe).payment_intents.retrieve(payment.gateway_payment_id)
+        assert (found.status, found.amount) == ("succeeded", INVOICE)
 
 
 def test_webhooks_are_verified_and_processed_once_in_any_order(world: World, client: TestClient) -> None:
