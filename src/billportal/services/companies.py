@@ -18,9 +18,8 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from PIL import Image, ImageOps
 from sqlalchemy import Connection
 
 from billportal.core import countries
@@ -28,12 +27,19 @@ from billportal.core.bounds import TAX_ID
 from billportal.core.clock import is_zone
 from billportal.core.colors import HEX_COLOR, READABLE, WHITE, contrast, rgb
 from billportal.core.errors import Refused
+from billportal.core.lazy import lazy_import
 from billportal.core.money import is_currency
 from billportal.services import audit
 from billportal.services.audit import Actor
 from billportal.storage import companies
 from billportal.storage.records import Company
 from billportal.storage.store import Store
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageOps
+else:  # Pillow loads with the first logo, not in every worker
+    Image = lazy_import("PIL.Image")
+    ImageOps = lazy_import("PIL.ImageOps")
 
 # field -> (longest, several lines allowed): in the order the forms and the CLI show them.
 PROFILE_FIELDS: Final[dict[str, tuple[int, bool]]] = {
