@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 # What a SQLite worker never needs: PostgreSQL's driver and SQLAlchemy's async bridge, Alembic (when its
-# database is up to date), Redis, Stripe's package until a Stripe call, and Pillow until a logo comes. (httpx it needs: the webhook
-# deliverer runs in every serving process.)
+# database is up to date), Redis, Stripe's package until a Stripe call, and Pillow until a logo comes.
+# (httpx it needs: the webhook deliverer runs in every serving process.)
 NOT_FOR_SQLITE = ("psycopg", "sqlalchemy.ext.asyncio", "alembic", "redis", "stripe._stripe_client", "PIL.Image")
 
 PROBE = """

@@ -193,6 +193,11 @@ class Settings:
         return "__Host-bp_next" if self.cookie_secure else "bp_next"
 
     @property
+    def recovery_cookie_name(self) -> str:
+        """The cookie that says a spent link was just sent back to the company's app for a fresh one."""
+        return "__Host-bp_recovered" if self.cookie_secure else "bp_recovered"
+
+    @property
     def framed_cookie_name(self) -> str:
         """The session cookie of a sign-in in an allowed frame: always Secure (SameSite=None needs it)."""
         return "__Host-bp_framed"

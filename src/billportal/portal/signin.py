@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from billportal.sso.pages import landing_path
+from billportal.sso.pages import DEFAULT_PAGE, is_landing, landing_path
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
 from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
@@ -22,6 +24,9 @@ _SIGN_IN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer
 _NAVIGATION_DESTINATIONS = frozenset({"document", "iframe", "frame"})
 _USER_AGENT_LIMIT = 300
 KEY_LAST_USED_RESOLUTION = 60
+# Why a link may fail that a fresh one from the company's app mends: it was good, and is spent.
+RECOVERABLE: Final = frozenset({Reason.EXPIRED, Reason.JTI_REPLAYED, Reason.ISSUED_BEFORE_CUTOFF})
+RECOVERY_SECONDS: Final = 5 * 60  # at most one trip back to the company's app per browser in this time
 
 
 class SignIn:
@@ -83,11 +88,11 @@ class SignIn:
         else:
             outcome = verify(token, company.sso_keys, company.policy, now)
         if isinstance(outcome, Rejection):
-            return await self._reject(request, company, outcome, now)
+            return await self._reject(request, company, outcome, now, redirect_to=redirect_to)
         claims = outcome
         if not await context.store.customer_exists(company.id, claims.customer_id):
             rejection = Rejection(Reason.CUSTOMER_UNKNOWN, claims.kid, claims.issuer, claims.customer_id)
-            return await self._reject(request, company, rejection, now, jti=claims.jti)
+            return await self._reject(request, company, rejection, now, jti=claims.jti, redirect_to=redirect_to)
 
         session_id = sessions.new_session_id()
         session = Session(
@@ -124,7 +129,7 @@ class SignIn:
         if not await context.store.complete_sign_in(new):
             # The single-use mark was taken already; the store logged the replay.
             await self._count_failure(request, company, now)
-            return self._failure(company, Reason.JTI_REPLAYED)
+            return self._failure(request, company, Reason.JTI_REPLAYED, redirect_to)
 
         # A framed sign-in (allowed above) gets the partitioned cookie, any other the Lax one.
         cookie_name = context.settings.session_cookie(framed)
@@ -180,7 +185,14 @@ class SignIn:
         )
 
     async def _reject(
-        self, request: Request, company: Company, rejection: Rejection, now: int, jti: str | None = None
+        self,
+        request: Request,
+        company: Company,
+        rejection: Rejection,
+        now: int,
+        *,
+        jti: str | None = None,
+        redirect_to: str | None = None,
     ) -> Response:
         # The company's limit slows failures only: anyone can fail, so it must never refuse a
         # correctly signed link (verifying one costs microseconds; its key cannot be guessed).
@@ -202,7 +214,7 @@ class SignIn:
             company.id, event.reason, customer_id=event.customer_id, issuer=event.issuer, ip=event.ip, now=now
         )
         await self._count_failure(request, company, now)
-        return self._failure(company, rejection.reason)
+        return self._failure(request, company, rejection.reason, redirect_to)
 
     async def _rate_limited(self, request: Request, company: Company, *, whole_company: bool) -> Response | None:
         """The 429 answer if this address (or, for a failure, this company) has used up its failures."""
@@ -234,11 +246,30 @@ class SignIn:
             )
             await self.context.store.record_event(event)
 
-    def _failure(self, company: Company, reason: Reason) -> Response:
+    def _failure(self, request: Request, company: Company, reason: Reason, redirect_to: str | None) -> Response:
         if company.error_url:
             return RedirectResponse(
                 with_query(company.error_url, error=reason.value), status_code=303, headers=_SIGN_IN_HEADERS
             )
+        settings = self.context.settings
+        if (
+            company.sign_in_url
+            and reason in RECOVERABLE
+            and settings.recovery_cookie_name not in request.cookies
+            and not embedding.is_framed(request)
+        ):
+            # A link that was good but is spent (expired, used, cut off): the company's app makes a
+            # fresh one for the page asked for. Once in a while per browser, so that an app whose
+            # links keep failing (a clock far off, say) cannot bounce the browser back and forth.
+            page = redirect_to if redirect_to is not None and is_landing(redirect_to) else DEFAULT_PAGE
+            response = RedirectResponse(
+                with_query(company.sign_in_url, redirect_to=page), status_code=303, headers=_SIGN_IN_HEADERS
+            )
+            cookie = sessions.cookie_header(
+                settings.recovery_cookie_name, "1", secure=settings.cookie_secure, max_age=RECOVERY_SECONDS
+            )
+            response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+            return response
         # One page for every reason: the reason goes to the sign-in log only. A frame of a
         # listed site shows it; any other site's frame is blocked (frame-ancestors).
         headers = {
