@@ -136,7 +136,7 @@ class Settings:
     public_url: str = ""
     data_dir: Path = Path("var")
     database_url: str = ""
-    database_pool_size: int = 10
+    database_pool_size: int = 20
     redis_url: str = ""
     master_key: bytes = b""
     previous_master_keys: tuple[bytes, ...] = ()
@@ -245,7 +245,7 @@ class Settings:
             public_url=public_url,
             data_dir=data_dir,
             database_url=database_url,
-            database_pool_size=_int(env, "BILLPORTAL_DATABASE_POOL_SIZE", 10),
+            database_pool_size=_int(env, "BILLPORTAL_DATABASE_POOL_SIZE", 20),
             redis_url=env.get("BILLPORTAL_REDIS_URL", ""),
             master_key=master_key,
             previous_master_keys=previous,
