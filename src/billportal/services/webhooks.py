@@ -24,21 +24,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from sqlalchemy import Connection
-from standardwebhooks.webhooks import Webhook
 
 from billportal.core.crypto import MasterKeys, Sealed, SealError
 from billportal.core.errors import NotFound, Refused, StorageUnavailable
+from billportal.core.lazy import lazy_import
 from billportal.services import audit
 from billportal.services.audit import Actor
 from billportal.services.events import EVENT_TYPES, body
 from billportal.storage import webhooks as outbox
 from billportal.storage.records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billportal.storage.store import Store
+
+if TYPE_CHECKING:
+    import httpx
+    from standardwebhooks import webhooks as standard
+else:  # loaded by the first event sent or secret checked, not by every worker
+    httpx = lazy_import("httpx")
+    standard = lazy_import("standardwebhooks.webhooks")
 
 log = logging.getLogger("billportal.webhooks")
 
@@ -455,7 +461,7 @@ def signature(claimed: outbox.Claimed, master_keys: MasterKeys, now: int, timest
     signatures = []
     for text in sealed:
         secret = master_keys.unseal(Sealed.from_text(text), SECRET_PURPOSE, claimed.company_id).decode("ascii")
-        signatures.append(Webhook(secret).sign(claimed.event_id, timestamp, claimed.payload))
+        signatures.append(standard.Webhook(secret).sign(claimed.event_id, timestamp, claimed.payload))
     return " ".join(signatures)
 
 
