@@ -11,7 +11,15 @@ from pathlib import Path
 # What a SQLite worker never needs: PostgreSQL's driver and SQLAlchemy's async bridge, Alembic (when its
 # database is up to date), Redis, Stripe's package until a Stripe call, Pillow until a logo comes, and httpx
 # until the webhook deliverer (running in every serving process) has an event to send.
-NOT_FOR_SQLITE = ("psycopg", "sqlalchemy.ext.asyncio", "alembic", "redis", "stripe._stripe_client", "PIL.Image", "httpx")
+NOT_FOR_SQLITE = (
+    "psycopg",
+    "sqlalchemy.ext.asyncio",
+    "alembic",
+    "redis",
+    "stripe._stripe_client",
+    "PIL.Image",
+    "httpx",
+)
 
 PROBE = """
 import json, sys

@@ -58,12 +58,19 @@ DASHBOARD_PARAMETERS = {
     "kid": "one of the company's SSO keys",
     "key_id": "one of the company's API keys, by id or by its shown prefix",
     "payment_id": "one of the company's payments",
+    "customer_id": "one of the company's customers",
     "endpoint_id": "one of the company's webhook endpoints",
 }
 # A value of each parameter that names nothing at all.
-MISSING = {"kid": "sso_000000000000", "key_id": "999999", "payment_id": "999999", "endpoint_id": "999999"}
+MISSING = {
+    "kid": "sso_000000000000",
+    "key_id": "999999",
+    "payment_id": "999999",
+    "endpoint_id": "999999",
+    "customer_id": "999999",
+}
 # The parameters of pages (GET): each page is walked with the ids of the administered company's own rows.
-PAGE_PARAMETERS = frozenset({"payment_id"})
+PAGE_PARAMETERS = frozenset({"payment_id", "customer_id"})
 
 HANK = "hank@globex.example"
 INITECH_KEY = "initech-sso-key-0123456789abcdefghijklm"
@@ -116,7 +123,7 @@ def protected(world: World, method: str) -> list[str]:
     if method != "GET":
         return paths
     payments, _ = run(world.billing.listing("payment", world.acme.id, limit=3))
-    own = {"payment_id": [str(payment.id) for payment in payments]}
+    own = {"payment_id": [str(payment.id) for payment in payments], "customer_id": ["1234", "1235"]}
     return [url for path in paths for url, _ in fillings(path, own)]
 
 
@@ -229,12 +236,14 @@ def tenants(world: World) -> Tenants:
             "kid": [k.kid for k in world.company("acme").sso_keys],
             "key_id": [str(acme_api.id)],
             "payment_id": [str(acme_paid.id)],
+            "customer_id": ["1234"],
             "endpoint_id": [str(acme_hook.endpoint.id)],
         },
         globex_values={
             "kid": [k.kid for k in world.company("globex").sso_keys],  # the active key and the retiring one
             "key_id": [str(globex_api[0].info.id), globex_api[1].info.prefix, globex_api[1].info.prefix + "\u2026"],
             "payment_id": [str(globex_paid.id)],
+            "customer_id": ["77"],  # Globex's only: both companies have a customer 1234
             "endpoint_id": [str(globex_hook.endpoint.id)],
         },
         globex_secrets=[created.key for created in globex_api],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
+from billportal.dashboard.customers import CUSTOMERS, CustomerPages
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO, Dashboard
 from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
@@ -15,6 +16,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     auth = AdminAuth(context)
     pages = Dashboard(context, auth)
     payments = PaymentPages(context, auth)
+    customers = CustomerPages(context, auth)
     hooks = WebhookPages(context, auth)
     get, post = ["GET"], ["POST"]
     return [
@@ -59,6 +61,8 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(f"{WEBHOOKS}/{{endpoint_id:int}}/enabled", hooks.switch, methods=post),
         Route(f"{WEBHOOKS}/{{endpoint_id:int}}/redeliver", hooks.redeliver, methods=post),
         Route("/audit", pages.audit_trail, methods=get),
+        Route(CUSTOMERS, customers.customers_list, methods=get),
+        Route(f"{CUSTOMERS}/{{customer_id:int}}", customers.customer_detail, methods=get),
         Route(PAYMENTS_LIST, payments.payments_list, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),

@@ -42,6 +42,7 @@ from billportal.storage.records import (
     CreditNote,
     Customer,
     CustomerEvent,
+    CustomerRow,
     Estimate,
     Invoice,
     LineItem,
@@ -992,6 +993,16 @@ class Billing:
 
     async def customers(self, company_id: int, limit: int = 100) -> list[Customer]:
         return await self.store.read(lambda conn: documents.customers(conn, company_id, limit))
+
+    async def customer_page(
+        self, company_id: int, *, limit: int, after_id: int | None = None, search: str = "", owing: str = "", today: str
+    ) -> tuple[list[CustomerRow], bool]:
+        """One page of the company's customers in id order, with what each owes (the dashboard's list)."""
+        return await self.store.read(
+            lambda conn: documents.customer_page(
+                conn, company_id, limit=limit, after_id=after_id, search=search, owing=owing, today=today
+            )
+        )
 
     async def listing(self, kind: str, company_id: int, *, limit: int, **filters: Any) -> tuple[list[Any], bool]:
         """A page of a company's objects in id order (the API's lists), and whether more follow."""

@@ -113,6 +113,15 @@ class Customer:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """A customer in the dashboard's list, with what they owe on open invoices and what of it is past due."""
+
+    customer: Customer
+    owed: int
+    past_due: int
+
+
+@dataclass(frozen=True, slots=True)
 class LineItem:
     """One line of an invoice, credit note or estimate."""
 
