@@ -26,7 +26,7 @@ def test_a_key_is_made_after_the_password_shown_once_and_a_reload_makes_no_other
     page.get_by_role("button", name="Sign in").click()
     page.goto(live_server.url("dashboard", "/settings/developers/api-keys"))
 
-    page.get_by_label("Name").fill("rotation job")
+    page.get_by_label("Name", exact=True).fill("rotation job")
     page.get_by_label("sso_keys", exact=False).check()
     page.get_by_label("documents:write", exact=False).uncheck()
     page.get_by_role("button", name="Create key").click()
