@@ -84,11 +84,13 @@ def test_outages_give_503_then_recover_and_no_answered_session_is_lost(
 
         redis_server.stop()
         time.sleep(2)
-        # Pages still answer on the database alone while Redis is away; a
-        # single-use link, whose mark cannot be written, does not sign in.
+        # Pages still answer on the database alone while Redis is away, and a single-use
+        # link signs in once: its mark is the database's (written with the session).
         cookie = stream.cookies[-1]
         assert app.get("/", cookie=cookie).status_code == 200
-        assert app.get(f"/login/{fleet.token(jti='while-redis-is-down')}").status_code == 503
+        single_use = fleet.token(jti="while-redis-is-down")
+        assert app.get(f"/login/{single_use}").status_code == 303
+        assert app.get(f"/login/{single_use}").status_code == 401
         redis_server.start()
         stream.wait_for(303)
 
