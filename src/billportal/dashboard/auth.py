@@ -30,7 +30,7 @@ from billportal.web import sessions
 from billportal.web.context import Context, client_ip
 from billportal.web.errors import error_page
 from billportal.web.forms import Form, UnreadableForm, read_form
-from billportal.web.guards import Guard, declare
+from billportal.web.guards import AREAS, Guard, declare
 from billportal.web.ratelimit import FailureLimiter, Limit, address_key, storage_uri
 from billportal.web.templates import NO_STORE, render
 
@@ -101,6 +101,7 @@ def admin(
     max_fields: int = 20,
     sudo: Sudo | None = None,
     upload: bool = False,
+    area: str = "account",
 ) -> Callable[[Callable[..., Awaitable[Response]]], DashboardView]:
     """The view needs a signed-in admin, and it is called with what it declared it needs.
 
@@ -110,8 +111,12 @@ def admin(
     ``password_change`` lets in an admin who must still replace a one-time
     password; ``sudo`` asks for the password again unless it was given lately;
     ``upload`` lets the form be multipart with one file (up to MAX_UPLOAD bytes in all).
+    ``area`` is the part of the company the view reads or changes (web.guards.AREAS), which the
+    admin's role must open.
     """
-    guard = Guard("admin", form=form, sudo=sudo is not None)
+    if area not in AREAS:
+        raise ValueError(f"unknown dashboard area {area!r}")
+    guard = Guard("admin", form=form, sudo=sudo is not None, area=area)
 
     def decorate(view: Callable[..., Awaitable[Response]]) -> DashboardView:
         @functools.wraps(view)

@@ -31,7 +31,7 @@ def _after(request: Request) -> int | None:
 class CustomerPages(Dashboard):
     """The customers list and a customer's page (read-only: customers change through the API and the CLI)."""
 
-    @admin()
+    @admin(area="billing")
     async def customers_list(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         search = " ".join(request.query_params.get("q", "").split())[:SEARCH_LIMIT]
         owing = request.query_params.get("owing", "")
@@ -56,7 +56,7 @@ class CustomerPages(Dashboard):
             owing_choices=OWING,
         )
 
-    @admin()
+    @admin(area="billing")
     async def customer_detail(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         customer_id: int = request.path_params["customer_id"]
         billing = self.context.billing

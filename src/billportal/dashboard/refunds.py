@@ -39,7 +39,7 @@ def _page_number(request: Request) -> int:
 class PaymentPages(Dashboard):
     """The payments list, a payment with its refunds, and the refund form."""
 
-    @admin()
+    @admin(area="billing")
     async def payments_list(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         kind = request.query_params.get("kind", "")
         kind = kind if kind in KINDS else ""
@@ -63,7 +63,7 @@ class PaymentPages(Dashboard):
             method_label=method_label,
         )
 
-    @admin()
+    @admin(area="billing")
     async def payment_detail(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         payment = await self._payment(request, company)
         if payment is None:
@@ -102,7 +102,7 @@ class PaymentPages(Dashboard):
             refunded=request.query_params.get("refunded") == "1",
         )
 
-    @admin(form=True, sudo=Sudo("Refunding a payment", "Confirm and refund"))
+    @admin(form=True, sudo=Sudo("Refunding a payment", "Confirm and refund"), area="billing")
     async def refund(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """Refund after a confirmation (and the password again); once per form, whatever resends it."""
         payment = await self._payment(request, company)

@@ -192,7 +192,7 @@ class Dashboard:
 
     # -- Settings > Company -------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="company")
     async def company(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         values = profile.values_of(company)
         return await self._company_page(request, visit, company, values, {})
@@ -227,7 +227,7 @@ class Dashboard:
             logo_url=logo_url,
         )
 
-    @admin(form=True, max_fields=len(profile.PROFILE_FIELDS) + 2)
+    @admin(form=True, max_fields=len(profile.PROFILE_FIELDS) + 2, area="company")
     async def save_company(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """The company's settings, each checked by services/companies.py (every wrong field said at once)."""
         fields = profile.PROFILE_FIELDS
@@ -242,7 +242,7 @@ class Dashboard:
         unchanged = all(getattr(before, name) == value for name, value in kept.items())
         return self._done("company_unchanged" if unchanged else "company_saved", COMPANY)
 
-    @admin(form=True, upload=True, max_fields=4)
+    @admin(form=True, upload=True, max_fields=4, area="company")
     async def save_logo(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A PNG or JPEG, re-encoded here (never kept or served as uploaded); or, with ``remove=yes``, no logo."""
         if form.get("remove") == "yes":
@@ -258,7 +258,7 @@ class Dashboard:
 
     # -- Single Sign-On: status and keys ------------------------------------------------------
 
-    @admin()
+    @admin(area="developer")
     async def sso(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         keys = key_rows(await management.sso_keys_of(self.context.store, company.id), self.context.clock())
         return self._page(
@@ -273,7 +273,7 @@ class Dashboard:
             portal_url=_links.portal_url(company.username, self.context.settings.base_url),
         )
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def set_enabled(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         enabled = form.get("enabled") == "on"
         if not enabled and company.sso_enabled and form.get("confirm") != "yes":
@@ -281,7 +281,7 @@ class Dashboard:
         await management.set_enabled(self.context.store, company, enabled, visit.actor, self.context.clock())
         return self._done("enabled" if enabled else "disabled")
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def rotate(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         grace = form.get("grace", "")
         if grace not in GRACE_PERIODS:
@@ -291,7 +291,7 @@ class Dashboard:
         await management.rotate(self.context.store, company, grace, visit.actor, self.context.clock())
         return self._done("rotated")
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def revoke_key(self, request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         kid = request.path_params["kid"]
         if not await management.revoke(self.context.store, company, kid, visit.actor, self.context.clock()):
@@ -300,7 +300,7 @@ class Dashboard:
             )
         return self._done("revoked")
 
-    @admin(form=True, sudo=Sudo("Revealing the SSO key", "Confirm and reveal"))
+    @admin(form=True, sudo=Sudo("Revealing the SSO key", "Confirm and reveal"), area="developer")
     async def reveal(self, request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         """The active key, after the admin's password (sudo mode: asked again after a few minutes)."""
         kid = request.path_params["kid"]
@@ -313,7 +313,7 @@ class Dashboard:
 
     # -- policy ---------------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="developer")
     async def policy(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         return self._policy_page(request, visit, policy_values(PolicySettings.of(company)), {})
 
@@ -336,7 +336,7 @@ class Dashboard:
             errors=errors,
         )
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def save_policy(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         parsed = parse_policy(form)
         if parsed.settings is None:
@@ -348,7 +348,7 @@ class Dashboard:
 
     # -- try it -----------------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="developer")
     async def try_it(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         return await self._try_page(request, visit, company)
 
@@ -386,7 +386,7 @@ class Dashboard:
             test_seconds=TEST_LINK_SECONDS,
         )
 
-    @admin(form=True, sudo=Sudo("Making a sign-in link for a customer", "Confirm and make the link"))
+    @admin(form=True, sudo=Sudo("Making a sign-in link for a customer", "Confirm and make the link"), area="developer")
     async def try_link(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A link for one customer, valid 5 minutes, made by the code behind ``billportal sso-url``."""
         store = self.context.store
@@ -430,7 +430,7 @@ class Dashboard:
             request, visit, company, link=link, link_expires=now + ttl, explanation=explanation, values=values
         )
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def try_explain(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """What ``billportal sso-explain`` says of a pasted token or link."""
         pasted = form.text("token", MAX_TOKEN_BYTES * 2)
@@ -446,7 +446,7 @@ class Dashboard:
 
     # -- sign-in log ------------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="developer")
     async def log(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         filters = LogFilters.parse(dict(request.query_params))
         before_raw = request.query_params.get("before", "")
@@ -473,7 +473,7 @@ class Dashboard:
             csv_url=f"{SSO}/log.csv" + ("?" + urlencode(filters.query()) if filters.query() else ""),
         )
 
-    @admin()
+    @admin(area="developer")
     async def log_csv(self, request: Request, _visit: AdminVisit, company: Company) -> Response:
         filters = LogFilters.parse(dict(request.query_params))
         if filters.error:
@@ -489,7 +489,7 @@ class Dashboard:
 
     # -- revoke -------------------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="developer")
     async def revoke_page(self, request: Request, visit: AdminVisit, _company: Company) -> Response:
         return self._revoke_page(request, visit)
 
@@ -508,7 +508,7 @@ class Dashboard:
             error=status_code >= 400,
         )
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def sign_out_customer(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         raw = form.text("customer", 20).strip()
         customer_id = customer_id_field(raw)
@@ -527,7 +527,7 @@ class Dashboard:
         )
         return self._revoke_page(request, visit, message=message)
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def cut_off(self, _request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         end_sessions = form.get("sessions") == "end"
         await management.cut_off_links(
@@ -535,19 +535,19 @@ class Dashboard:
         )
         return self._done("cut_off_and_signed_out" if end_sessions else "cut_off", f"{SSO}/revoke")
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def sign_out_everyone(self, _request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         await management.sign_out_everyone(self.context.store, company, visit.actor, self.context.clock())
         return self._done("signed_out_everyone", f"{SSO}/revoke")
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def remove_cutoff(self, _request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         await management.remove_cutoff(self.context.store, company, visit.actor, self.context.clock())
         return self._done("cutoff_removed", f"{SSO}/revoke")
 
     # -- API keys -----------------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="developer")
     async def api_keys(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         """The keys; after a key was made (``?created={id}``), that key, once, or a word that it was shown."""
         created_raw = request.query_params.get("created", "")
@@ -608,7 +608,7 @@ class Dashboard:
             max_name_length=api_keys.MAX_NAME_LENGTH,
         )
 
-    @admin(form=True, sudo=Sudo("Creating an API key", "Confirm and create the key"))
+    @admin(form=True, sudo=Sudo("Creating an API key", "Confirm and create the key"), area="developer")
     async def create_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A new key with the scopes ticked, shown once on the page this redirects to; it is stored hashed."""
         name = form.get("name", "").strip()
@@ -646,7 +646,7 @@ class Dashboard:
         )
         return response
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def revoke_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """Asks to confirm, then (with ``confirm=yes``) revokes; another company's key is one that does not exist."""
         store = self.context.store
@@ -664,7 +664,7 @@ class Dashboard:
 
     # -- payments ------------------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="company")
     async def payments(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         """How customers pay online: the gateway (its secrets never shown), test mode, what customers may do."""
         return await self._payments_page(request, visit, company, {})
@@ -687,7 +687,7 @@ class Dashboard:
             base_domain=self.context.settings.base_domain,
         )
 
-    @admin(form=True)
+    @admin(form=True, area="company")
     async def save_payments(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """The gateway and what customers may do (the secrets have a form of their own, behind sudo)."""
         values: dict[str, Any] = {name: form.get(name) == "on" for name in PAYMENT_SWITCHES}
@@ -706,6 +706,7 @@ class Dashboard:
     @admin(
         form=True,
         sudo=Sudo("Changing the payment gateway's secret keys", "Confirm", ("secret_key", "webhook_secret")),
+        area="company",
     )
     async def save_payment_secrets(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """The gateway's secret key and webhook signing secret: sealed at once, never shown again."""
@@ -725,7 +726,7 @@ class Dashboard:
 
     # -- audit trail --------------------------------------------------------------------------------
 
-    @admin()
+    @admin(area="company")
     async def audit_trail(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         before_raw = request.query_params.get("before", "")
         before = int(before_raw) if before_raw.isascii() and before_raw.isdigit() and len(before_raw) < 19 else None

@@ -59,7 +59,7 @@ class WebhookPages:
             **values,
         )
 
-    @admin()
+    @admin(area="developer")
     async def endpoints(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         """The endpoints; after one was added or rotated (``?shown={id}``), its secret, once."""
         shown_raw = request.query_params.get("shown", "")
@@ -129,7 +129,12 @@ class WebhookPages:
         )
         return response
 
-    @admin(form=True, max_fields=40, sudo=Sudo("Adding a webhook endpoint", "Confirm and add the endpoint"))
+    @admin(
+        form=True,
+        max_fields=40,
+        sudo=Sudo("Adding a webhook endpoint", "Confirm and add the endpoint"),
+        area="developer",
+    )
     async def add(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         url = form.get("url", "").strip()
         description = form.get("description", "").strip()
@@ -145,7 +150,7 @@ class WebhookPages:
             return self._endpoints_page(request, visit, found, status_code=400, errors=errors, values=values)
         return self._carry(visit, company, shown)
 
-    @admin(form=True, sudo=Sudo("Rotating a webhook signing secret", "Confirm and rotate"))
+    @admin(form=True, sudo=Sudo("Rotating a webhook signing secret", "Confirm and rotate"), area="developer")
     async def rotate(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         del form
         try:
@@ -156,7 +161,7 @@ class WebhookPages:
             return error_page(404, NO_ENDPOINT)
         return self._carry(visit, company, shown)
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def remove(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         endpoint_id = _endpoint_id(request)
         try:
@@ -170,7 +175,7 @@ class WebhookPages:
             return error_page(404, NO_ENDPOINT)
         return _done("removed")
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def switch(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         enabled = form.get("enabled") == "on"
         try:
@@ -181,7 +186,7 @@ class WebhookPages:
             return error_page(404, NO_ENDPOINT)
         return _done("enabled" if enabled else "disabled")
 
-    @admin()
+    @admin(area="developer")
     async def deliveries(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         """One endpoint's deliveries (``?endpoint={id}``, or the first endpoint's), newest first, with every attempt."""
         raw = request.query_params.get("endpoint", "")
@@ -207,7 +212,7 @@ class WebhookPages:
             since_choices=SINCE_CHOICES,
         )
 
-    @admin(form=True)
+    @admin(form=True, area="developer")
     async def redeliver(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         endpoint_id = _endpoint_id(request)
         now = self.context.clock()

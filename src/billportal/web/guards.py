@@ -25,6 +25,14 @@ class Guard:
     same_origin: bool = False  # a POST, PATCH or DELETE from another site (Origin, Sec-Fetch-Site) is refused
     json_body: bool = False  # a body is application/json, and a POST or PATCH must send a JSON object
     scope: str = ""  # the API key scope the operation needs
+    area: str = (
+        ""  # the dashboard's part of the company a view reads or changes (AREAS); the admin's role must allow it
+    )
+
+
+# The dashboard's areas, which an admin's role opens: "account" is the admin's own (their password,
+# their sessions) and open to every role.
+AREAS: Final = ("account", "company", "billing", "developer", "admins")
 
 
 DECLARED: Final[dict[Callable[..., Any], Guard]] = {}
