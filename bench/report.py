@@ -483,8 +483,8 @@ def _memory(results: dict[str, Any]) -> list[str]:
     lines = [
         "Resident memory of the one worker: VmRSS once it answered its first request, and VmHWM (the peak) after",
         "its runs. At start a worker holds mostly the code it imported; the difference is what its runs added",
-        "(caches such as SQLite's page cache; the reference keeps every session in a dict, and imports billportal's",
-        "app to capture its pages, so it starts as large). The soak row is the longest run.",
+        "(caches such as SQLite's page cache; the reference imports billportal's app to capture its pages and SQL,",
+        "so it starts as large). The soak row is the longest run.",
         "",
         *_table(["Server", "At start MB", "Peak MB"], rows, "lrr"),
     ]
@@ -597,19 +597,30 @@ METHOD = """\
   events are written as in production, to embedded SQLite (WAL, group commit).
 - **Maximum**: `wrk -t2 -c16 -d{max_s}s` (closed loop), {rounds} rounds per server after a {warm_s} s warm-up.
   The servers run side by side (an idle one costs nothing) and their rounds take turns, so a busy moment on
-  the machine hurts them alike; the best round counts (interference only ever lowers a rate), all are kept in
-  `var/bench/results.json`. The portal pages are measured the same way, `-d{portal_s}s` a round.
+  the machine hurts them alike. A ratio to a reference is the median of the rounds' ratios (each round of
+  billportal against the reference's round beside it), with their lowest and highest; the rate shown is each
+  server's median round, and the CPU per request is the server process's user + system time over a round
+  divided by its requests (the median round). All rounds are kept in `var/bench/results.json`. The portal
+  pages are measured the same way, `-d{portal_s}s` a round.
 - **Latency**: `bench/loadgen.py`, an open-loop generator on raw asyncio sockets (wrk2 is not in Debian):
   requests go out on a fixed schedule at half of that server's maximum for {rate_s} s (after a warm-up at that
   rate), over a pool of keep-alive connections that grows rather than make a request wait. Latency counts from
   the scheduled send time, so a stall cannot hide (no coordinated omission); "generator lag" is how late the
   generator itself sent (its timer ticks in milliseconds).
+- **The references** (`bench/reference_app.py`) do the same essential work with the same libraries and
+  nothing more. Sign-in: the least correct HS256 check (standard library HMAC, `exp`, `sub`), `SELECT` the
+  customer, then the same durable rows (single-use mark, session, sign-in event): on SQLite through a minimal
+  group commit on a connection with billportal's pragmas; on PostgreSQL through a psycopg pool of 20 as one
+  statement of three CTE inserts, committed. Pages: the session read from the database, then billportal's own
+  SQL for that page (captured from its engine once at start, with its parameters) run on the raw `sqlite3`
+  connection, every row fetched, and billportal's own templates rendered from the records billportal's views
+  produced; the report checks both send the same HTML but for the CSRF token.
 - **Portal**: 16 customers with 60 invoices each are signed in; wrk asks for `/` or `/invoices` (page 1, 25
-  rows) with their cookies. The reference renders billportal's own templates with billportal's
-  own Jinja environment, from the records billportal's views produced (captured once when it starts).
+  rows) with their cookies.
 - **Verifier**: pytest-benchmark (`bench/test_verifier.py`), 1,000 distinct tokens in turn; medians compared.
 - **Memory**: VmHWM from `/proc/PID/status` of the worker after its runs.
-- **Soak and crash**: the open-loop generator at 80% of billportal's maximum; for the crash, `kill -9` half
+- **Soak and crash**: the open-loop generator at 70% (soak, which must also keep p99 under 50 ms) and 80%
+  (crash) of billportal's maximum; for the crash, `kill -9` half
   way, a restart on the same files, and every cookie answered before the kill sent to My Account.
 - The machine has 2 cores: the load tools and the server share them, for billportal and the reference alike.
 """
