@@ -19,7 +19,22 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, case, delete, false, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from billportal.core.bounds import storable_text
 from billportal.storage import refunds
@@ -300,10 +315,21 @@ def account_balance(
     conn: Connection, company_id: int, customer_id: int, currency: str, today: str | None
 ) -> tuple[int, int, int]:
     """(owed on open invoices, of which past due on ``today``, unused credit), in one query."""
+    params = {"company_id": company_id, "customer_id": customer_id, "currency": currency, "today": today}
+    o, late, n, r, a = (int(v) for v in conn.execute(_account_balance_statement(today is not None), params).one())
+    return o, late, n + r - a
+
+
+@cache
+def _account_balance_statement(dated: bool) -> Select[Any]:
+    """Built once per process (a page asks for it on every view): five sums as scalar subqueries."""
     inv, cn, pay, app = t.invoices.c, t.credit_notes.c, t.payments.c, t.payment_applications.c
+    company_id = bindparam("company_id", type_=inv.company_id.type)
+    customer_id = bindparam("customer_id", type_=inv.customer_id.type)
+    currency = bindparam("currency", type_=inv.currency.type)
     open_invoices = (inv.company_id == company_id, inv.customer_id == customer_id, inv.currency == currency)
     owed = select(func.coalesce(func.sum(inv.balance), 0)).where(*open_invoices, inv.status == "open")
-    past_due = owed.where(inv.due_on < today) if today is not None else select(literal(0))
+    past_due = owed.where(inv.due_on < bindparam("today", type_=inv.due_on.type)) if dated else select(literal(0))
     notes = select(func.coalesce(func.sum(cn.total), 0)).where(
         cn.company_id == company_id, cn.customer_id == customer_id, cn.currency == currency, cn.status == "open"
     )
@@ -318,9 +344,7 @@ def account_balance(
         .where(pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
         .where(inv.status.in_(LEDGER_INVOICE_STATUSES), inv.currency == currency)
     )
-    parts = [q.scalar_subquery() for q in (owed, past_due, notes, received, applied)]
-    o, late, n, r, a = (int(v) for v in conn.execute(select(*parts)).one())
-    return o, late, n + r - a
+    return select(*(q.scalar_subquery() for q in (owed, past_due, notes, received, applied)))
 
 
 def activity_span(
