@@ -912,6 +912,16 @@ class Books:
 # -- the service ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """What My Account shows: a page of open invoices (and how many are open), the balance, the newest payments."""
+
+    open_invoices: list[Invoice]
+    open_count: int
+    balance: statements.AccountBalance
+    payments: list[Payment]
+
+
 class Billing:
     """Billing data of every company: :meth:`write` opens :class:`Books` in a transaction; the reads are here too."""
 
@@ -1019,9 +1029,11 @@ class Billing:
         offset: int = 0,
     ) -> tuple[list[Invoice], int]:
         """One page of invoices in scope, newest first, and how many match."""
-        where = documents.invoice_filters(statuses, past_due_before, number_contains)
+        where = documents.invoice_filters(past_due_before, number_contains)
         return await self.store.read(
-            lambda conn: documents.page(conn, "invoice", scope, where=where, limit=limit, offset=offset)
+            lambda conn: documents.page(
+                conn, "invoice", scope, statuses=tuple(statuses), where=where, limit=limit, offset=offset
+            )
         )
 
     async def documents(self, kind: str, scope: Scope, *, limit: int = 25, offset: int = 0) -> tuple[list[Any], int]:
@@ -1038,6 +1050,20 @@ class Billing:
     async def settlements(self, scope: Scope, invoice_id: int) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
         """What settled one invoice: its payments (with the amount applied) and its credit notes."""
         return await self.store.read(lambda conn: documents.settlements(conn, scope, invoice_id))
+
+    async def summary(self, scope: Scope, currency: str, *, today: str, limit: int, recent: int) -> AccountSummary:
+        """My Account's reads in one read transaction: open invoices, the balance, the newest payments."""
+        customer_id = scope.customer_id
+        assert customer_id is not None
+
+        def read(conn: Connection) -> AccountSummary:
+            invoices, count = documents.page(conn, "invoice", scope, statuses=("open",), limit=limit)
+            owed, past_due, unused = documents.account_balance(conn, scope.company_id, customer_id, currency, today)
+            payments, _ = documents.page(conn, "payment", scope, limit=recent, count=False)
+            balance = statements.AccountBalance(owed=owed, past_due=past_due, unused_credit=unused)
+            return AccountSummary(invoices, count, balance, payments)
+
+        return await self.store.read(read)
 
     async def account_balance(
         self, company_id: int, customer_id: int, currency: str, *, today: str | None = None
