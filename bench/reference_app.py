@@ -12,7 +12,7 @@ connection opened with billportal's pragmas); on PostgreSQL (``BILLPORTAL_DATABA
 through a psycopg pool sized to the concurrency, as one statement of three CTE inserts,
 committed. A 303 with the session cookie.
 
-Portal (``GET /`` and ``GET /invoices``): the session read from the database by its
+Portal (the pages of ``bench.common.PORTAL_PAGES``): the session read from the database by its
 hash, then billportal's own SQL for that page run on the raw ``sqlite3`` connection,
 and billportal's own template rendered with billportal's own Jinja environment.
 To run exactly billportal's SQL and render exactly what billportal renders, it signs
@@ -54,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bench.common import COMPANY, COOKIE_NAME, HOST_HEADER
+from bench.common import COMPANY, COOKIE_NAME, HOST_HEADER, page_paths
 from bench.generate import HEAVY_CUSTOMERS
 from bench.tokens import make_token
 from billportal import server as billportal_server
@@ -67,7 +67,6 @@ from billportal.web.sessions import cookie_header, new_csrf_token
 from billportal.web.templates import render
 
 SESSION_SECONDS = 12 * 60 * 60
-PORTAL_PATHS = ("/", "/invoices")
 POOL_SIZE = 20  # billportal's documented PostgreSQL pool: as many connections as wrk's concurrency and more
 
 _CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE company_id = ? AND id = ?"
@@ -212,7 +211,7 @@ async def _capture_pages(settings: Settings, state: State) -> None:
                 if answer.status_code != 303 or not cookie:
                     state.capture_error = f"billportal answered {answer.status_code} to a sign-in"
                     return
-                for path in PORTAL_PATHS:
+                for path in page_paths(settings.data_dir, [customer_id])[customer_id].values():
                     # Twice, keeping the run with fewer statements: the first may also load the company's
                     # settings (cached for a second), which is not a page's own work.
                     runs: list[Page] = []
@@ -392,8 +391,8 @@ def create_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/login/{token:path}", login, methods=["GET"]),
-            *(Route(path, portal_page, methods=["GET"]) for path in PORTAL_PATHS),
             Route("/signed-out", signed_out, methods=["GET"]),
+            Route("/{path:path}", portal_page, methods=["GET"]),  # the captured pages (bench/common.py PORTAL_PAGES)
         ],
         lifespan=_lifespan,
     )

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from bench.common import DOCS, VAR
+from bench.common import DOCS, PORTAL_PAGES, VAR, paired_ratio
 
 SERVERS = (
     ("reference", "bare reference"),
@@ -383,32 +383,34 @@ def _commit_latency(results: dict[str, Any]) -> list[str]:
 
 
 def _portal(results: dict[str, Any]) -> list[str]:
+    """One row per page and server: its rate, p99, CPU per request, and its ratio to the reference."""
     ref = results.get("reference")
-    ref_portal = ref.get("portal") if isinstance(ref, dict) else None
+    ref_portal = ref.get("portal", {}) if isinstance(ref, dict) else {}
     rows = []
-    for key, _ in SERVERS[:3]:
-        run = results.get(key)
-        if not isinstance(run, dict) or not run.get("portal"):
-            continue
-        account, listing = run["portal"]["my_account"], run["portal"]["invoices"]
-        vs = "-"
-        if ref_portal:
-            vs = (
-                f"{account['rate'] / ref_portal['my_account']['rate']:.2f}x / "
-                f"{listing['rate'] / ref_portal['invoices']['rate']:.2f}x"
+    for page in PORTAL_PAGES:
+        for key, _ in SERVERS[:3]:
+            run = results.get(key)
+            measured = run.get("portal", {}).get(page) if isinstance(run, dict) else None
+            if not isinstance(measured, dict):
+                continue
+            theirs = ref_portal.get(page)
+            ratio = "-"
+            paired = paired_ratio(measured, theirs) if key != "reference" else None
+            if paired is not None:
+                ratio = f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})"
+            cpu = measured.get("cpu_us_per_request_median")
+            rows.append(
+                [
+                    PORTAL_PAGES[page],
+                    _label(results, key),
+                    _n(measured.get("median_rate", measured["rate"])),
+                    _n(measured["latency_ms"]["p99"], 1),
+                    _n(cpu) if cpu else "-",
+                    ratio,
+                ]
             )
-        rows.append(
-            [
-                _label(results, key),
-                _n(account["rate"]),
-                _n(account["latency_ms"]["p99"], 1),
-                _n(listing["rate"]),
-                _n(listing["latency_ms"]["p99"], 1),
-                vs,
-            ]
-        )
-    header = ["Server", "My Account /s", "p99 ms", "Invoice list /s", "p99 ms", "vs reference (account / list)"]
-    lines = _table(header, rows, "lrrrrr")
+    header = ["Page", "Server", "Median round /s", "p99 ms", "CPU µs / request", "vs reference (spread)"]
+    lines = _table(header, rows, "llrrrr")
     same = results.get("portal_same_html") or {}
     if same:
         verdict = ", ".join(f"{page}: {'identical' if ok else 'DIFFERENT'}" for page, ok in same.items())

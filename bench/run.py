@@ -43,11 +43,14 @@ from bench.common import (
     COOKIE_NAME,
     DOCS,
     HOST_HEADER,
+    PORTAL_PAGES,
     PYTHON,
     ROOT,
     VAR,
     Durations,
     durations,
+    page_paths,
+    paired_ratio,
     quick_mode,
     write_secret,
 )
@@ -60,7 +63,6 @@ TOKEN_RATE_CAP = 15_000  # tokens made per second of a wrk run: more than any se
 CHECK_CONCURRENCY = 16
 SOAK_SHARE = 0.7  # the open-loop rate that must hold, as a share of the closed-loop maximum
 SOAK_P99_MS = 50.0
-PORTAL_PATHS = {"my_account": "/", "invoices": "/invoices"}
 
 SMALL = Dataset("c1000-i5000", 1_000, 5_000)
 
@@ -191,9 +193,11 @@ def portal_cookies(server: Server, key: str) -> list[tuple[int, str]]:
     return cookies
 
 
-def wrk_portal(server: Server, cookies: list[tuple[int, str]], path: str, seconds: float, name: str) -> WrkResult:
+def wrk_portal(server: Server, cookies: list[tuple[int, str]], page: str, seconds: float, name: str) -> WrkResult:
+    """wrk on one portal page: each signed-in customer asks for its own path of that page."""
+    paths = page_paths(server.data_dir, [customer for customer, _ in cookies])
     lines = VAR / "run" / f"{name}.lines"
-    write_secret(lines, [f"{path}\t{COOKIE_NAME}={cookie}" for _, cookie in cookies])
+    write_secret(lines, [f"{paths[customer][page]}\t{COOKIE_NAME}={cookie}" for customer, cookie in cookies])
     try:
         return _timed(server, lambda: run_wrk(server.port, lines, seconds))
     finally:
@@ -264,17 +268,6 @@ def _rate(run: Any, *path: str) -> float | None:
     return float(node["rate"]) if isinstance(node, dict) and node.get("rate") else None
 
 
-def _paired_ratio(ours: Any, ref: Any) -> tuple[float, float, float] | None:
-    """Median, lowest and highest of the per-round ratios ours / reference (rounds alternate between the two)."""
-    if not isinstance(ours, dict) or not isinstance(ref, dict):
-        return None
-    pairs = [(a, b) for a, b in zip(ours.get("rounds", []), ref.get("rounds", []), strict=False) if a and b]
-    if not pairs:
-        return None
-    ratios = sorted(a / b for a, b in pairs)
-    return ratios[len(ratios) // 2], ratios[0], ratios[-1]
-
-
 def _cpu(run: Any) -> str:
     value = run.get("cpu_us_per_request_median") if isinstance(run, dict) else None
     return f"{value:,.0f} µs CPU" if value else "CPU not measured"
@@ -282,7 +275,7 @@ def _cpu(run: Any) -> str:
 
 def _ratio_target(name: str, goal: float, ours: Any, ref: Any, profile_name: str = "") -> Target:
     """ours / reference, as the median of the rounds' ratios, with their spread and each side's CPU per request."""
-    paired = _paired_ratio(ours, ref)
+    paired = paired_ratio(ours, ref)
     if paired is None:
         return _not_measured(name, f">= {goal}x")
     median, low, high = paired
@@ -308,7 +301,7 @@ def _page_targets(r: dict[str, Any]) -> list[Target]:
         _ratio_target(
             f"Page {page}, billportal / reference (same SQL, same templates)", 0.85, ours.get(page), ref.get(page), page
         )
-        for page in PORTAL_PATHS
+        for page in PORTAL_PAGES
     ]
 
 
@@ -526,16 +519,17 @@ class Bench:
     def _portal_rounds(self, subjects: list[Subject]) -> None:
         d = self.d
         cookies = {s.name: portal_cookies(s.server, s.key) for s in subjects}
-        for page, path in PORTAL_PATHS.items():
+        for page in PORTAL_PAGES:
             runs: dict[str, list[WrkResult]] = {s.name: [] for s in subjects}
             for subject in subjects:
-                first = cookies[subject.name][0][1]
+                customer, first = cookies[subject.name][0]
+                path = page_paths(subject.data, [customer])[customer][page]
                 self.bodies[f"{subject.name}:{page}"] = portal_body(subject.server, first, path)
-                wrk_portal(subject.server, cookies[subject.name], path, d.warmup, f"{subject.name}-{page}-warmup")
+                wrk_portal(subject.server, cookies[subject.name], page, d.warmup, f"{subject.name}-{page}-warmup")
             for round_number in range(d.rounds):
                 for subject in subjects:
                     name = f"{subject.name}-{page}-{round_number}"
-                    runs[subject.name].append(wrk_portal(subject.server, cookies[subject.name], path, d.portal, name))
+                    runs[subject.name].append(wrk_portal(subject.server, cookies[subject.name], page, d.portal, name))
             for subject in subjects:
                 subject.out.setdefault("portal", {})[page] = _best_of(runs[subject.name])
 
@@ -704,7 +698,7 @@ class Bench:
         try:
             with Server("billportal", data, access_log=access_log_on()) as server:
                 wrk_sign_in(server, key, dataset.customers, 1, f"{name}-warmup")
-                cookies = portal_cookies(server, key) if load in PORTAL_PATHS else []
+                cookies = portal_cookies(server, key) if load in PORTAL_PAGES else []
                 idle = load == "signin-rate"  # a latency question: waits count too
                 recorder = profile.record(server.pid, seconds, name, idle=idle)
                 if recorder is None:
@@ -714,7 +708,7 @@ class Bench:
                 elif load == "signin-rate":
                     open_loop(server, key, dataset.customers, rate, seconds + 1)
                 else:
-                    wrk_portal(server, cookies, PORTAL_PATHS[load], seconds + 1, name)
+                    wrk_portal(server, cookies, load, seconds + 1, name)
                 result = profile.finish(recorder, name, seconds, idle=idle)
             if result is None:
                 return {"status": "py-spy recorded nothing (is ptrace allowed?)"}
@@ -828,7 +822,7 @@ class Bench:
     def compare_bodies(self) -> None:
         """billportal and the reference must send the same page (but for the CSRF token)."""
         same = {}
-        for page in PORTAL_PATHS:
+        for page in PORTAL_PAGES:
             ours, ref = self.bodies.get(f"billportal_small:{page}"), self.bodies.get(f"reference:{page}")
             if ours is not None and ref is not None:
                 same[page] = ours == ref
