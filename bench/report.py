@@ -418,6 +418,35 @@ def _portal(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lists(results: dict[str, Any]) -> list[str]:
+    found = results.get("lists")
+    if not isinstance(found, dict) or "lists" not in found:
+        return ["Not measured."]
+    lines = [
+        (
+            f"{found['events']:,} sign-in events over 90 days and {found['customers']:,} customers (`bench/lists.py`);"
+            " each list asked for one page at a time, one request after another."
+        ),
+        "",
+    ]
+    rows = [
+        [name, f"`{row['path']}`", _n(row["p50_ms"], 1), _n(row["p99_ms"], 1), ", ".join(row["statuses"])]
+        for name, row in found["lists"].items()
+    ]
+    lines += _table(["List", "Path", "p50 ms", "p99 ms", "Statuses"], rows, "llrrl")
+    csv = found.get("csv")
+    if isinstance(csv, dict):
+        whole = "the whole log" if csv["complete"] else "until the time limit"
+        lines += [
+            "",
+            (
+                f"CSV export of the whole log: first byte after {csv['first_byte_ms']:.0f} ms, then"
+                f" {csv['rows_per_second']:,} rows per second ({csv['rows']:,} rows, {whole})."
+            ),
+        ]
+    return lines
+
+
 def _verifier(results: dict[str, Any]) -> list[str]:
     verifier = results.get("verifier")
     if not verifier:
@@ -686,6 +715,10 @@ def markdown(results: dict[str, Any], plots: dict[str, bool]) -> str:
         "## Data scale",
         "",
         *_scale(results),
+        "",
+        "## The dashboard's and the API's lists at scale",
+        "",
+        *_lists(results),
         "",
         "## Memory",
         "",

@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from bench import commit_latency, loadgen, pgredis, profile
+from bench import commit_latency, lists, loadgen, pgredis, profile
 from bench.common import (
     COOKIE_NAME,
     DOCS,
@@ -373,6 +373,17 @@ def _soak_target(r: dict[str, Any]) -> Target:
     )
     name = f"Soak: {soak['seconds']:.0f} s open loop at {share}"
     return Target(name, goal, measured, bool(soak["ok"]), "signin-rate")
+
+
+def _lists_target(r: dict[str, Any]) -> Target:
+    found = r.get("lists")
+    goal = f"every page p99 < {lists.TARGET_P99_MS:.0f} ms"
+    if not isinstance(found, dict) or "lists" not in found:
+        return _not_measured("Dashboard and API lists at scale", goal)
+    name = f"Dashboard and API lists: {found['events']:,} sign-in events, {found['customers']:,} customers"
+    worst_name, worst = max(found["lists"].items(), key=lambda item: item[1]["p99_ms"])
+    measured = f"worst p99 {worst['p99_ms']:.1f} ms ({worst_name}) over {len(found['lists'])} lists"
+    return Target(name, goal, measured, bool(found["ok"]))
 
 
 def _crash_target(r: dict[str, Any]) -> Target:
@@ -762,6 +773,7 @@ class Bench:
             _verifier_target(r),
             _scale_target(r, f"Sign-in on the {scale} vs 1,000", ("max",), "signin-max-large"),
             _scale_target(r, f"Invoice list on the {scale} vs 1,000", ("portal", "invoices"), "invoices-large"),
+            _lists_target(r),
             _rss_target(r),
             _soak_target(r),
             _crash_target(r),
@@ -781,6 +793,10 @@ class Bench:
         r["sqlite_cache_mib"] = self.section("sqlite-settings", self.sqlite_cache_mib)
         r["verifier"] = self.section("verifier", self.verifier)
         self.section("servers", self.servers)
+        r["lists"] = self.section(
+            "lists",
+            lambda: lists.measure(self.data_dirs[self.large.name], self.large.customers, access_log=access_log_on()),
+        )
         r["postgres_redis"] = self.section("postgres-redis", self.postgres_redis)
         r["commit_latency"] = self.section(
             "commit-latency",
