@@ -443,3 +443,15 @@ def test_the_portal_link_follows_the_companys_policy(world: World) -> None:
     off = dashboard.post("/customers/1235/portal")
     assert off.status_code == 409
     assert "Single sign-on is off" in off.text
+
+
+def test_a_field_the_form_does_not_send_is_left_as_it_is(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    saved = dashboard.post(f"/customers/{WILE_ID}/edit", {"phone": "+1 505 555 0134"})
+    assert saved.headers["location"] == f"/customers/{WILE_ID}?notice=saved"
+    customer = run(world.billing.customer(world.acme.id, WILE_ID))
+    assert customer is not None
+    assert (customer.name, customer.email, customer.phone) == ("Wile E. Coyote", "wile@example.com", "+1 505 555 0134")
+    nameless = dashboard.post("/customers/new", {"email": "x@example.com"})
+    assert nameless.status_code == 400
+    assert _field_error(nameless.text, "name") == _api_error(world, {"email": "x@example.com"})

@@ -81,13 +81,15 @@ def _after(request: Request) -> int | None:
 
 
 def typed_values(form: Form, names: tuple[str, ...]) -> dict[str, str]:
-    return {name: form.text(name, FIELD_LIMIT).strip() for name in names}
+    """The fields the form sent (one it did not send is left as it is, as a PATCH leaves it)."""
+    return {name: form.text(name, FIELD_LIMIT).strip() for name in names if name in form}
 
 
 def create_values(typed: dict[str, str]) -> dict[str, Any]:
     """What the form asks to create, as the API's body would say it: empty fields left to their defaults."""
     values: dict[str, Any] = {name: value for name, value in typed.items() if value and name != "id"}
-    values["name"] = typed.get("name", "")  # empty: refused by the shape, as the API refuses "name": ""
+    if "name" in typed:
+        values["name"] = typed["name"]  # empty: refused by the shape, as the API refuses "name": ""
     raw_id = typed.get("id", "")
     if raw_id:
         values["id"] = int(raw_id) if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 20 else raw_id
@@ -253,7 +255,7 @@ class CustomerPages(Dashboard):
             title="New customer" if customer is None else f"Edit {customer.name or customer.id}",
             section="customers",
             customer=customer,
-            values=values,
+            values={**dict.fromkeys(LABELS, ""), **values},
             errors=errors,
             labels=LABELS,
             countries=country_list(),
@@ -263,8 +265,7 @@ class CustomerPages(Dashboard):
 
     @admin(area="billing")
     async def new_customer(self, request: Request, visit: AdminVisit, company: Company) -> Response:
-        values = dict.fromkeys(LABELS, "")
-        return self._form_page(request, visit, company, customer=None, values=values, errors={})
+        return self._form_page(request, visit, company, customer=None, values={}, errors={})
 
     @admin(form=True, max_fields=len(LABELS) + 2, area="billing")
     async def create_customer(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
