@@ -304,10 +304,14 @@ def test_delete_asks_first_then_deletes_and_signs_the_customer_out(world: World)
     assert ask.status_code == 200
     assert "Delete Seed Sample?" in text_of(ask.text)
     assert 'name="confirm" value="yes"' in ask.text
+    assert '<a href="/customers" aria-current="page">Customers</a>' in ask.text
     assert run(world.billing.customer(world.acme.id, 1234567890)) is not None
     done = dashboard.post("/customers/1234567890/delete", {"confirm": "yes"})
     assert done.status_code == 303
     assert done.headers["location"] == "/customers?notice=deleted"
+    listed = dashboard.get(done.headers["location"]).text
+    assert "The customer is deleted, and signed out of the portal." in listed
+    assert 1234567890 not in _ids(listed)
     assert run(world.billing.customer(world.acme.id, 1234567890)) is None
     assert portal.get("/").status_code != 200  # signed out, as the API's delete does
     (entry,) = _audit(world, "customer.deleted")

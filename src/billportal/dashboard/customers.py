@@ -325,10 +325,14 @@ class CustomerPages(Dashboard):
         page = f"{CUSTOMERS}/{customer.id}"
         if form.get("confirm") != "yes":
             shown = customer.name or f"customer {customer.id}"
-            return self._confirm(
+            return self._page(
                 request,
                 visit,
-                Confirmation(
+                "dashboard/confirm.html",
+                title=f"Delete {shown}?",
+                section="customers",
+                action=request.url.path,
+                confirmation=Confirmation(
                     f"Delete {shown}?",
                     (
                         (
