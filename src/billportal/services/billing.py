@@ -401,6 +401,10 @@ class Books:
         raise Refused("conflict", "customers are being created at the same time; retry")
 
     def update_customer(self, customer_id: int, values: Mapping[str, Any]) -> Customer:
+        return self.change_customer(customer_id, values)[0]
+
+    def change_customer(self, customer_id: int, values: Mapping[str, Any]) -> tuple[Customer, dict[str, Any]]:
+        """The company's change to a customer: the customer after it, and what the changed fields were before."""
         before = self._lock("customer", customer_id)
         changes = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
         _place(changes, before)
@@ -414,7 +418,7 @@ class Books:
         previous = {name: getattr(before, name) for name in changes if getattr(before, name) != changes[name]}
         if previous:
             self.emit("customer.updated", updated, previous=previous)
-        return updated
+        return updated, previous
 
     def delete_customer(self, customer_id: int) -> Customer:
         """Delete a customer that has no documents (documents are never deleted with their customer)."""
@@ -440,17 +444,15 @@ class Books:
         changed = {name: value for name, value in wanted.items() if getattr(before, name) != value}
         if changed:
             updated = self._update("customer", customer_id, changed)
-            self.emit(
-                "customer.billing_info_updated",
-                updated,
-                changes={name: {"old": getattr(before, name), "new": value} for name, value in sorted(changed.items())},
-            )
+            changes = {name: {"old": getattr(before, name), "new": value} for name, value in sorted(changed.items())}
+            self.emit("customer.billing_info_updated", updated, changes=changes)
+            # The old values too, so that the company sees what the customer changed (the dashboard's customer page).
             documents.record_customer_event(
                 self.conn,
                 self.company_id,
                 customer_id,
                 "billing_info.updated",
-                {"fields": sorted(changed)},
+                {"fields": sorted(changed), "changes": changes},
                 now=self.now,
             )
         return sorted(changed)
