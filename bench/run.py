@@ -375,6 +375,34 @@ def _soak_target(r: dict[str, Any]) -> Target:
     return Target(name, goal, measured, bool(soak["ok"]), "signin-rate")
 
 
+def _startup_targets(r: dict[str, Any]) -> list[Target]:
+    found = r.get("startup")
+    wanted = (
+        ("billportal --help", "help_seconds", 0.15, "{:.2f} s", "< 0.15 s"),
+        ("serve: from exec to its first answer", "serve_seconds", 0.5, "{:.2f} s", "< 0.5 s"),
+        ("An idle SQLite worker's RSS", "idle_rss_mb", 65.0, "{:.0f} MB", "< 65 MB"),
+    )
+    if not isinstance(found, dict):
+        return [_not_measured(name, goal) for name, _, _, _, goal in wanted]
+    return [
+        Target(name, goal, shape.format(found[key]), found[key] < limit) for name, key, limit, shape, goal in wanted
+    ]
+
+
+def _workers_targets(r: dict[str, Any]) -> list[Target]:
+    found = r.get("workers") or {}
+    one, two = found.get("one") or {}, found.get("two") or {}
+    return [
+        _ratio_target("Sign-in, --workers 2 / one worker", 1.2, two.get("max"), one.get("max")),
+        _ratio_target(
+            "My Account, --workers 2 / one worker",
+            1.6,
+            (two.get("portal") or {}).get("my_account"),
+            (one.get("portal") or {}).get("my_account"),
+        ),
+    ]
+
+
 def _lists_target(r: dict[str, Any]) -> Target:
     found = r.get("lists")
     goal = f"every page p99 < {lists.TARGET_P99_MS:.0f} ms"
@@ -527,10 +555,10 @@ class Bench:
         subject.out["half_rate"] = half.summary()
         subject.out["half_rate_curve"] = half.percentile_curve()
 
-    def _portal_rounds(self, subjects: list[Subject]) -> None:
+    def _portal_rounds(self, subjects: list[Subject], pages: tuple[str, ...] = tuple(PORTAL_PAGES)) -> None:
         d = self.d
         cookies = {s.name: portal_cookies(s.server, s.key) for s in subjects}
-        for page in PORTAL_PAGES:
+        for page in pages:
             runs: dict[str, list[WrkResult]] = {s.name: [] for s in subjects}
             for subject in subjects:
                 customer, first = cookies[subject.name][0]
@@ -560,6 +588,50 @@ class Bench:
         finally:
             for subject in subjects:
                 self.results[subject.name] = subject.out if "max" in subject.out else None
+                shutil.rmtree(subject.data, ignore_errors=True)
+
+    def startup(self) -> dict[str, Any]:
+        """``billportal --help`` (median of 7), and ``serve`` from exec to its first answer and idle (median of 3)."""
+        helps = []
+        for _ in range(7):
+            started = time.perf_counter()
+            subprocess.run([PYTHON, "-m", "billportal", "--help"], capture_output=True, check=True, cwd=ROOT)
+            helps.append(time.perf_counter() - started)
+        serves, idle_rss = [], []
+        for round_number in range(3):
+            data = copy_dataset(self.data_dirs[SMALL.name], f"startup-{round_number}")
+            try:
+                server = Server("billportal", data, access_log=access_log_on())
+                started = time.perf_counter()
+                with server:
+                    serves.append(time.perf_counter() - started)
+                    time.sleep(2)  # idle: what a worker holds when nothing is asked of it
+                    idle_rss.append(server.rss_mb())
+            finally:
+                shutil.rmtree(data, ignore_errors=True)
+        return {
+            "help_seconds": round(sorted(helps)[len(helps) // 2], 3),
+            "serve_seconds": round(sorted(serves)[len(serves) // 2], 3),
+            "idle_rss_mb": round(sorted(idle_rss)[len(idle_rss) // 2], 1),
+        }
+
+    def workers(self) -> dict[str, Any]:
+        """``serve --workers 2`` against one worker, in alternating rounds: sign-in and My Account."""
+        subjects = []
+        for name, workers in (("one_worker", 1), ("two_workers", 2)):
+            data = copy_dataset(self.data_dirs[SMALL.name], name)
+            server = Server("billportal", data, access_log=access_log_on(), workers=workers)
+            subjects.append(Subject(name, server, data, sso_key(data), SMALL.customers, False))
+        try:
+            with contextlib.ExitStack() as stack:
+                for subject in subjects:
+                    stack.enter_context(subject.server)
+                self._max_rounds(subjects)
+                self._portal_rounds(subjects, ("my_account",))
+            one, two = subjects[0].out, subjects[1].out
+            return {"one": one, "two": two}
+        finally:
+            for subject in subjects:
                 shutil.rmtree(subject.data, ignore_errors=True)
 
     def postgres_redis(self) -> dict[str, Any]:
@@ -773,6 +845,8 @@ class Bench:
             _verifier_target(r),
             _scale_target(r, f"Sign-in on the {scale} vs 1,000", ("max",), "signin-max-large"),
             _scale_target(r, f"Invoice list on the {scale} vs 1,000", ("portal", "invoices"), "invoices-large"),
+            *_startup_targets(r),
+            *_workers_targets(r),
             _lists_target(r),
             _rss_target(r),
             _soak_target(r),
@@ -793,6 +867,8 @@ class Bench:
         r["sqlite_cache_mib"] = self.section("sqlite-settings", self.sqlite_cache_mib)
         r["verifier"] = self.section("verifier", self.verifier)
         self.section("servers", self.servers)
+        r["startup"] = self.section("startup", self.startup)
+        r["workers"] = self.section("workers", self.workers)
         r["lists"] = self.section(
             "lists",
             lambda: lists.measure(self.data_dirs[self.large.name], self.large.customers, access_log=access_log_on()),
