@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billportal import _links
+from billportal.core.bounds import MAX_SERIAL_ID
 from billportal.core.errors import Refused
 from billportal.dashboard import shown_once
 from billportal.dashboard.auth import (
@@ -56,8 +57,15 @@ _INVITATION_PROBLEMS: Final = {
 
 
 def _admin_id(request: Request) -> int:
+    """The admin the path names (0, which names none, past the column's range)."""
     value: int = request.path_params["admin_id"]
-    return value
+    return value if 0 < value <= MAX_SERIAL_ID else 0
+
+
+def _yourself(visit: AdminVisit, admin_id: int) -> Refused | None:
+    if admin_id == visit.admin.id:
+        return Refused("yourself", "You cannot change your own role or remove yourself: another owner can.")
+    return None
 
 
 class AdminPages(Dashboard):
@@ -174,9 +182,12 @@ class AdminPages(Dashboard):
         )
         return response
 
-    @admin(form=True, max_fields=3, area="admins")
+    @admin(form=True, max_fields=5, area="admins")
     async def set_role(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         role = form.text("role", 20)
+        yourself = _yourself(visit, _admin_id(request))
+        if yourself is not None:
+            return await self._refused(request, visit, company, yourself)
         try:
             changed = await roles.change_role(
                 self.context.store, company, _admin_id(request), role=role, actor=visit.actor, now=self.context.clock()
@@ -185,8 +196,11 @@ class AdminPages(Dashboard):
             return await self._refused(request, visit, company, refused)
         return self._done("role_changed" if changed else "role_unchanged", ADMINS)
 
-    @admin(form=True, max_fields=2, area="admins")
+    @admin(form=True, max_fields=5, area="admins")
     async def remove(self, request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
+        yourself = _yourself(visit, _admin_id(request))
+        if yourself is not None:
+            return await self._refused(request, visit, company, yourself)
         try:
             await roles.remove(self.context.store, company, _admin_id(request), visit.actor, self.context.clock())
         except Refused as refused:
@@ -194,7 +208,7 @@ class AdminPages(Dashboard):
         return self._done("removed", ADMINS)
 
     async def _refused(self, request: Request, visit: AdminVisit, company: Company, refused: Refused) -> Response:
-        status = {"not_found": 404, "last_owner": 409}.get(refused.code, 400)
+        status = {"not_found": 404, "last_owner": 409, "yourself": 409}.get(refused.code, 400)
         return await self._admins_page(request, visit, company, status_code=status, problem=refused.message)
 
     # -- the invitation's page (no session) -----------------------------------------------------------
