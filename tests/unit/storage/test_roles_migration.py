@@ -8,17 +8,15 @@ from sqlalchemy import create_engine, text
 
 from billportal.storage.migrate import upgrade
 
+COMPANY = "INSERT INTO companies (id, username, name, created_at, updated_at) VALUES (1, 'acme', 'Acme', 0, 0)"
+
 
 def test_existing_admins_become_owners(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'roles.db'}")
     try:
         with engine.begin() as connection:
             upgrade(connection, "0012")
-            connection.execute(
-                text(
-                    "INSERT INTO companies (id, username, name, created_at, updated_at) VALUES (1, 'acme', 'Acme', 0, 0)"
-                )
-            )
+            connection.execute(text(COMPANY))
             for admin_id, email in ((1, "ada@acme.example"), (2, "bob@acme.example")):
                 connection.execute(
                     text(
