@@ -534,7 +534,9 @@ class AdminAuth:
         if target is None:
             return error_page(404, "You do not administer that company.")
         await self.context.store.admins.update_session(visit.session.id_hash, company_id=target.company_id)
-        return RedirectResponse("/settings/developers/sso", status_code=303, headers=dict(NO_STORE))
+        # The SSO page, if the admin's role in that company opens it; else the home page, which every role opens.
+        landing = "/settings/developers/sso" if role_opens(target.role, "developer") else "/"
+        return RedirectResponse(landing, status_code=303, headers=dict(NO_STORE))
 
 
 def _too_many_passwords(wait: int) -> str:
