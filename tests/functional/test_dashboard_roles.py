@@ -21,6 +21,7 @@ from billportal import _links
 from billportal.app import dashboard_router
 from billportal.core.errors import Refused
 from billportal.services import admins as roles
+from billportal.services.api_keys import SCOPES
 from billportal.services.audit import ACTIONS, CLI
 from billportal.web.context import Context
 from billportal.web.guards import AREAS, DECLARED, ROLE_AREAS, SCOPE_AREAS, declared, role_opens
@@ -203,6 +204,7 @@ def test_a_role_is_per_company(world: World) -> None:
 def test_every_api_operation_declares_an_area() -> None:
     import billportal.app  # noqa: F401 - builds the API's routes, whose operations declare their guards
 
+    assert set(SCOPE_AREAS) == set(SCOPES)
     api_guards = [guard for guard in DECLARED.values() if guard.session == "api_key"]
     assert api_guards
     for guard in api_guards:

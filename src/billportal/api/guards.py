@@ -36,8 +36,8 @@ def api_key(*, scope: str) -> Callable[[View], View]:
 
     Its area (``web.guards.SCOPE_AREAS``) is the scope's: the dashboard's part of the company it automates.
     """
-    if scope not in SCOPES:
-        raise ValueError(f"unknown API key scope {scope!r}")
+    if scope not in SCOPES or scope not in SCOPE_AREAS:
+        raise ValueError(f"unknown API key scope {scope!r} (services.api_keys.SCOPES, web.guards.SCOPE_AREAS)")
     guard = Guard("api_key", same_origin=True, json_body=True, scope=scope, area=SCOPE_AREAS[scope])
 
     def decorate(view: View) -> View:
