@@ -73,8 +73,8 @@ def _check_role(role: str) -> None:
         raise Refused("invalid_role", problem, "role")
 
 
-def _keeps_an_owner(conn: Connection, company_id: int, admin_id: int) -> str:
-    """The admin's role, once the company's row is locked; Refused if the change would leave no owner."""
+def _locked_role(conn: Connection, company_id: int, admin_id: int) -> str:
+    """The admin's role, read with the company's row locked (owners are counted after it); Refused if none."""
     companies.lock(conn, company_id)
     role = rows.role_of(conn, company_id, admin_id)
     if role is None:
@@ -98,7 +98,7 @@ async def change_role(store: Store, company: Company, admin_id: int, *, role: st
     _check_role(role)
 
     def change(conn: Connection) -> bool:
-        old = _keeps_an_owner(conn, company.id, admin_id)
+        old = _locked_role(conn, company.id, admin_id)
         if old == role:
             return False
         if _last_owner(conn, company.id, old):
@@ -119,7 +119,7 @@ async def remove(store: Store, company: Company, admin_id: int, actor: Actor, no
     """
 
     def change(conn: Connection) -> str:
-        old = _keeps_an_owner(conn, company.id, admin_id)
+        old = _locked_role(conn, company.id, admin_id)
         if _last_owner(conn, company.id, old):
             raise Refused(
                 "last_owner", "The company's last owner cannot be removed: make another admin an owner first."
@@ -175,7 +175,7 @@ def send_invitation(company: Company, invitation: Invitation, link: str) -> bool
 
 
 async def invitation_for(store: Store, token: str, now: int) -> tuple[Invitation | None, str]:
-    """The invitation a token opens and "" ; or None and why not ("unknown", "used", "expired")."""
+    """The invitation a token opens and ""; or None and why not ("unknown", "used", "expired")."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN_LENGTH or not token.isascii():
         return None, "unknown"
     found = await store.read(lambda conn: rows.invitation_by_hash(conn, hash_token(token)))
