@@ -144,11 +144,18 @@ def _hashed(password: str) -> str:
 
 
 async def admin(
-    store: Store, email: str, password: str, company_id: int, *, now: int, must_change_password: bool = False
+    store: Store,
+    email: str,
+    password: str,
+    company_id: int,
+    *,
+    now: int,
+    must_change_password: bool = False,
+    role: str = "owner",
 ) -> int:
-    """A dashboard admin of one company."""
+    """A dashboard admin of one company, in ``role``."""
     return await store.admins.create_admin(
-        email, _hashed(password), company_id=company_id, must_change_password=must_change_password, now=now
+        email, _hashed(password), company_id=company_id, must_change_password=must_change_password, now=now, role=role
     )
 
 

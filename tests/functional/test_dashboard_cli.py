@@ -50,7 +50,11 @@ def test_admin_create_prints_a_one_time_password(world: World, cli: Any) -> None
     response = attempt_sign_in(client, "ops@acme.example", password)
     assert response.headers["location"] == "/account"  # must choose a password first
     trail = run(world.store.admins.audit_events(world.company("acme").id))
-    assert [(e.action, e.actor, e.detail) for e in trail][-1] == ("admin.created", "cli", "ops@acme.example")
+    assert [(e.action, e.actor, e.detail) for e in trail][-1] == (
+        "admin.created",
+        "cli",
+        "ops@acme.example: role none -> owner",
+    )
     assert password not in " ".join(e.detail for e in trail)
 
 

@@ -52,6 +52,8 @@ DASHBOARD_PUBLIC_ROUTES = {
     ("MOUNT", "/static"): "the stylesheets",
     ("GET", "/favicon.ico"): "the icon browsers ask for, the same for everyone",
     ("MOUNT", "/api/v1"): "the REST API, with its own keys (test_api_routes.py)",
+    ("GET", "/invitation"): "an invitation's page: its single-use token is the key (test_dashboard_roles.py)",
+    ("POST", "/invitation"): "accepts an invitation; its CSRF token is tied to a form cookie (test_dashboard_roles.py)",
 }
 # A path parameter -> what it names, always within the company being administered.
 DASHBOARD_PARAMETERS = {
@@ -60,6 +62,7 @@ DASHBOARD_PARAMETERS = {
     "payment_id": "one of the company's payments",
     "customer_id": "one of the company's customers",
     "endpoint_id": "one of the company's webhook endpoints",
+    "admin_id": "one of the company's admins",
 }
 # A value of each parameter that names nothing at all.
 MISSING = {
@@ -68,6 +71,7 @@ MISSING = {
     "payment_id": "999999",
     "endpoint_id": "999999",
     "customer_id": "999999",
+    "admin_id": "999999",
 }
 # The parameters of pages (GET): each page is walked with the ids of the administered company's own rows.
 PAGE_PARAMETERS = frozenset({"payment_id", "customer_id"})
@@ -195,6 +199,9 @@ def tenants(world: World) -> Tenants:
     run(factories.company(world.store, "initech", INITECH_KEY, name="Initech", now=world.clock.now))
     admin_id = make_admin(world)
     run(world.store.admins.grant(admin_id, world.company("initech").id))
+    # Other admins of acme, whose role and membership forms show (one is removed by the forms' own test).
+    other_acme_admin = make_admin(world, email="road.runner@acme.example")
+    make_admin(world, email="wile.e@acme.example")
     hank_id = make_admin(world, email=HANK, company="globex")
 
     globex = sign_in(world, email=HANK, headers={"user-agent": "OTHERCO-AGENT"})
@@ -238,6 +245,7 @@ def tenants(world: World) -> Tenants:
             "payment_id": [str(acme_paid.id)],
             "customer_id": ["1234"],
             "endpoint_id": [str(acme_hook.endpoint.id)],
+            "admin_id": [str(other_acme_admin)],
         },
         globex_values={
             "kid": [k.kid for k in world.company("globex").sso_keys],  # the active key and the retiring one
@@ -245,6 +253,7 @@ def tenants(world: World) -> Tenants:
             "payment_id": [str(globex_paid.id)],
             "customer_id": ["77"],  # Globex's only: both companies have a customer 1234
             "endpoint_id": [str(globex_hook.endpoint.id)],
+            "admin_id": [str(hank_id)],
         },
         globex_secrets=[created.key for created in globex_api],
     )
@@ -442,9 +451,10 @@ def test_globex_ids_in_the_path_are_answered_as_missing_ones(world: World, tenan
     before = globex_state(world, tenants)
     routes = [path for path in protected(world, "POST") if parameters(path)]
     assert routes
-    data = {"password": PASSWORD, "confirm": "yes"}
+    role = {"role": "read_only"}  # what the admins' role form sends with the id
     for path in routes:
         name = parameters(path)[0]
+        data = {"password": PASSWORD, "confirm": "yes"} | (role if path.endswith("/role") else {})
         missing = tenants.acme.post(fill(path, MISSING), data)
         assert missing.status_code in (404, 409), path
         for url, value in fillings(path, tenants.globex_values):
@@ -456,7 +466,8 @@ def test_globex_ids_in_the_path_are_answered_as_missing_ones(world: World, tenan
     assert globex_state(world, tenants) == before
     # The control: acme's own ids are found (its active key revealed, its retiring key revoked, ...).
     for path in routes:
-        answers = [tenants.acme.post(url, {"password": PASSWORD}) for url, _ in fillings(path, tenants.acme_values)]
+        control = {"password": PASSWORD} | (role if path.endswith("/role") else {})
+        answers = [tenants.acme.post(url, control) for url, _ in fillings(path, tenants.acme_values)]
         assert any(answer.status_code in (200, 303) for answer in answers), path
 
 

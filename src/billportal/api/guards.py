@@ -22,7 +22,7 @@ from billportal.api.errors import ApiError
 from billportal.core.config import Settings
 from billportal.services.api_keys import SCOPES
 from billportal.storage.records import ApiCaller
-from billportal.web.guards import Guard, declare
+from billportal.web.guards import SCOPE_AREAS, Guard, declare
 from billportal.web.urls import origin_of
 
 UNSAFE_METHODS: Final = frozenset({"POST", "PATCH", "DELETE", "PUT"})
@@ -32,10 +32,13 @@ View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
 
 
 def api_key(*, scope: str) -> Callable[[View], View]:
-    """The operation needs an API key with ``scope``, a same-site (or non-browser) request and a JSON body."""
-    if scope not in SCOPES:
-        raise ValueError(f"unknown API key scope {scope!r}")
-    guard = Guard("api_key", same_origin=True, json_body=True, scope=scope)
+    """The operation needs an API key with ``scope``, a same-site (or non-browser) request and a JSON body.
+
+    Its area (``web.guards.SCOPE_AREAS``) is the scope's: the dashboard's part of the company it automates.
+    """
+    if scope not in SCOPES or scope not in SCOPE_AREAS:
+        raise ValueError(f"unknown API key scope {scope!r} (services.api_keys.SCOPES, web.guards.SCOPE_AREAS)")
+    guard = Guard("api_key", same_origin=True, json_body=True, scope=scope, area=SCOPE_AREAS[scope])
 
     def decorate(view: View) -> View:
         declare(view, guard)

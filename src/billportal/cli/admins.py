@@ -10,8 +10,13 @@ from billportal import _links
 from billportal.cli._common import CommandError, company_named, print_json
 from billportal.core.clock import iso_utc, system_clock
 from billportal.core.config import Settings
+from billportal.core.errors import Refused
 from billportal.services import audit
+from billportal.services.admins import ROLES
+from billportal.storage.records import Company
 from billportal.storage.store import Store
+
+ROLE_HELP = "the role in the company: " + ", ".join(ROLES) + " (default: owner)"
 
 
 def register(commands: Any) -> None:
@@ -21,6 +26,7 @@ def register(commands: Any) -> None:
     )
     create.add_argument("--tenant", required=True, help="the company's username")
     create.add_argument("--email", required=True)
+    create.add_argument("--role", choices=tuple(ROLES), default="owner", help=ROLE_HELP)
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first line of stdin instead"
     )
@@ -29,7 +35,19 @@ def register(commands: Any) -> None:
     grant = admin.add_parser("grant", help="make an existing admin an admin of one more company")
     grant.add_argument("--tenant", required=True)
     grant.add_argument("--email", required=True)
+    grant.add_argument("--role", choices=tuple(ROLES), default="owner", help=ROLE_HELP)
     grant.set_defaults(handler=admin_grant)
+
+    set_role = admin.add_parser("set-role", help="change an admin's role in a company (a company keeps an owner)")
+    set_role.add_argument("--tenant", required=True)
+    set_role.add_argument("--email", required=True)
+    set_role.add_argument("--role", choices=tuple(ROLES), required=True, help="the new role")
+    set_role.set_defaults(handler=admin_set_role)
+
+    remove = admin.add_parser("remove", help="an admin no longer administers a company (not its last owner)")
+    remove.add_argument("--tenant", required=True)
+    remove.add_argument("--email", required=True)
+    remove.set_defaults(handler=admin_remove)
 
     reset = admin.add_parser(
         "reset-password", help="give an admin a new one-time password (ends their dashboard sessions)"
@@ -80,10 +98,16 @@ async def admin_create(args: argparse.Namespace, store: Store, settings: Setting
     password, one_time = _password(args.password_stdin)
     now = system_clock()
     admin_id = await store.admins.create_admin(
-        email, passwords.hash_password(password), company_id=company.id, must_change_password=one_time, now=now
+        email,
+        passwords.hash_password(password),
+        company_id=company.id,
+        must_change_password=one_time,
+        now=now,
+        role=args.role,
     )
-    await audit.record(store, audit.CLI, "admin.created", now, company_ids=[company.id], detail=email)
-    output: dict[str, Any] = {"admin": {"id": admin_id, "email": email}, "tenant": company.username}
+    detail = f"{email}: role none -> {args.role}"
+    await audit.record(store, audit.CLI, "admin.created", now, company_ids=[company.id], detail=detail)
+    output: dict[str, Any] = {"admin": {"id": admin_id, "email": email, "role": args.role}, "tenant": company.username}
     output["sign_in_url"] = _dashboard_url(settings)
     if one_time:
         output["one_time_password"] = password
@@ -99,10 +123,49 @@ async def admin_grant(args: argparse.Namespace, store: Store, settings: Settings
     admin = await store.admins.admin_by_email(email)
     if admin is None:
         raise CommandError(f"no admin with email {email}; use `billportal admin create`")
-    if not await store.admins.grant(admin.id, company.id):
-        raise CommandError(f"{email} is already an admin of {company.username}")
-    await audit.record(store, audit.CLI, "admin.created", system_clock(), company_ids=[company.id], detail=email)
-    print_json({"admin": {"id": admin.id, "email": email}, "tenant": company.username})
+    if not await store.admins.grant(admin.id, company.id, args.role):
+        raise CommandError(f"{email} is already an admin of {company.username}; use `billportal admin set-role`")
+    detail = f"{email}: role none -> {args.role}"
+    await audit.record(store, audit.CLI, "admin.created", system_clock(), company_ids=[company.id], detail=detail)
+    print_json({"admin": {"id": admin.id, "email": email, "role": args.role}, "tenant": company.username})
+    return 0
+
+
+async def _member(store: Store, tenant: str, raw_email: str) -> tuple[Company, int, str]:
+    """The company, the admin's id and email; a one-line error if they do not administer it."""
+    company = await company_named(store, tenant)
+    email = _email(raw_email)
+    admin = await store.admins.admin_by_email(email)
+    if admin is None or admin.id not in {a.id for a in await store.admins.members(company.id)}:
+        raise CommandError(f"{email} is not an admin of {company.username}")
+    return company, admin.id, email
+
+
+async def admin_set_role(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    from billportal.services import admins
+
+    del settings
+    company, admin_id, email = await _member(store, args.tenant, args.email)
+    try:
+        changed = await admins.change_role(
+            store, company, admin_id, role=args.role, actor=audit.CLI, now=system_clock()
+        )
+    except Refused as refused:
+        raise CommandError(refused.message) from None
+    print_json({"admin": {"id": admin_id, "email": email, "role": args.role}, "changed": changed})
+    return 0
+
+
+async def admin_remove(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    from billportal.services import admins
+
+    del settings
+    company, admin_id, email = await _member(store, args.tenant, args.email)
+    try:
+        await admins.remove(store, company, admin_id, audit.CLI, system_clock())
+    except Refused as refused:
+        raise CommandError(refused.message) from None
+    print_json({"admin": {"id": admin_id, "email": email}, "removed_from": company.username})
     return 0
 
 
@@ -135,17 +198,20 @@ async def admin_reset_password(args: argparse.Namespace, store: Store, settings:
 async def admin_list(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     del settings
     company = await company_named(store, args.tenant)
-    members = await store.admins.members(company.id)
+    from billportal.services import admins
+
+    members = await admins.members_of(store, company.id)
     print_json(
         [
             {
-                "id": a.id,
-                "email": a.email,
-                "created": iso_utc(a.created_at),
-                "password_changed": iso_utc(a.password_changed_at),
-                "must_change_password": a.must_change_password,
+                "id": m.admin.id,
+                "email": m.admin.email,
+                "role": m.role,
+                "created": iso_utc(m.admin.created_at),
+                "password_changed": iso_utc(m.admin.password_changed_at),
+                "must_change_password": m.admin.must_change_password,
             }
-            for a in members
+            for m in members
         ]
     )
     return 0

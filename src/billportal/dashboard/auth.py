@@ -24,13 +24,14 @@ from billportal.core.bounds import storable_text
 from billportal.core.config import Settings
 from billportal.dashboard.forms import MAX_BODY, MAX_UPLOAD, normalize_email
 from billportal.services import audit, passwords
+from billportal.services.admins import role_label
 from billportal.services.audit import Actor
 from billportal.storage.records import Admin, AdminSession, Company, Membership
 from billportal.web import sessions
 from billportal.web.context import Context, client_ip
 from billportal.web.errors import error_page
 from billportal.web.forms import Form, UnreadableForm, read_form
-from billportal.web.guards import AREAS, Guard, declare
+from billportal.web.guards import AREAS, Guard, declare, role_opens
 from billportal.web.ratelimit import FailureLimiter, Limit, address_key, storage_uri
 from billportal.web.templates import NO_STORE, render
 
@@ -74,6 +75,13 @@ class AdminVisit:
 
     def in_sudo(self, now: int) -> bool:
         return self.session.sudo_until is not None and now < self.session.sudo_until
+
+    @property
+    def role(self) -> str:
+        """The admin's role in the company being administered ("" when none)."""
+        if self.company is None:
+            return ""
+        return next((m.role for m in self.companies if m.company_id == self.company.id), "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,10 +220,9 @@ class AdminAuth:
         visit = await self.visit(request, password_change=password_change)
         if isinstance(visit, Response):
             return visit
-        if company and visit.company is None:
-            if guard.form:
-                return error_page(404, "You administer no company.")
-            return self._page(visit, "dashboard/no_company.html", title="No company")
+        blocked = self._blocked(visit, guard) if company else None
+        if blocked is not None:
+            return blocked
         form = await self._checked_form(request, visit, max_fields, upload) if guard.form else Form()
         if isinstance(form, Response):
             return form
@@ -224,6 +231,24 @@ class AdminAuth:
             if asked is not None:
                 return asked
         return visit, form
+
+    def _blocked(self, visit: AdminVisit, guard: Guard) -> Response | None:
+        """The page that refuses an admin of no company, or one whose role does not open the view's area."""
+        if visit.company is None:
+            if guard.form:
+                return error_page(404, "You administer no company.")
+            return self._page(visit, "dashboard/no_company.html", title="No company")
+        if not role_opens(visit.role, guard.area, writes=guard.form):
+            # Before the form is read: a refused admin changes nothing, whatever they post.
+            return self._page(
+                visit,
+                "dashboard/refused.html",
+                status_code=403,
+                title="Not open to your role",
+                role=role_label(visit.role),
+                reads_only=role_opens(visit.role, guard.area),  # the area is open, its forms are not
+            )
+        return None
 
     async def _checked_form(
         self, request: Request, visit: AdminVisit, max_fields: int, upload: bool = False
@@ -509,7 +534,9 @@ class AdminAuth:
         if target is None:
             return error_page(404, "You do not administer that company.")
         await self.context.store.admins.update_session(visit.session.id_hash, company_id=target.company_id)
-        return RedirectResponse("/settings/developers/sso", status_code=303, headers=dict(NO_STORE))
+        # The SSO page, if the admin's role in that company opens it; else the home page, which every role opens.
+        landing = "/settings/developers/sso" if role_opens(target.role, "developer") else "/"
+        return RedirectResponse(landing, status_code=303, headers=dict(NO_STORE))
 
 
 def _too_many_passwords(wait: int) -> str:
@@ -523,4 +550,5 @@ def _to_sign_in() -> Response:
 _NOTICES: Final = {
     "signed_out": "You have signed out.",
     "password_changed": "Your password has been changed. Your other sessions have been signed out.",
+    "invitation_accepted": "The invitation is accepted. Sign in to administer the company.",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
+from billportal.dashboard.admins import ADMINS, INVITATION, AdminPages
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
@@ -18,6 +19,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     payments = PaymentPages(context, auth)
     customers = CustomerPages(context, auth)
     hooks = WebhookPages(context, auth)
+    people = AdminPages(context, auth)
     get, post = ["GET"], ["POST"]
     return [
         Route("/", pages.home, methods=get),
@@ -72,4 +74,10 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(PAYMENTS_LIST, payments.payments_list, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),
+        Route(ADMINS, people.admins, methods=get),
+        Route(f"{ADMINS}/invite", people.invite, methods=post),
+        Route(f"{ADMINS}/{{admin_id:int}}/role", people.set_role, methods=post),
+        Route(f"{ADMINS}/{{admin_id:int}}/remove", people.remove, methods=post),
+        Route(INVITATION, people.invitation_page, methods=get),
+        Route(INVITATION, people.accept, methods=post),
     ]

@@ -16,7 +16,7 @@ from billportal.storage import schema as t
 from billportal.storage.backend import Backend
 from billportal.storage.bounds import check_row
 from billportal.storage.dialect import insert_or_nothing
-from billportal.storage.records import Admin, AdminSession, AuditEvent, Membership
+from billportal.storage.records import Admin, AdminSession, AuditEvent, Invitation, Member, Membership
 
 
 def _admin(row: Row[Any]) -> Admin:
@@ -39,24 +39,23 @@ class AdminStore:
     # -- admins and memberships ------------------------------------------------------
 
     async def create_admin(
-        self, email: str, password_hash: str, *, company_id: int, must_change_password: bool, now: int
+        self,
+        email: str,
+        password_hash: str,
+        *,
+        company_id: int,
+        must_change_password: bool,
+        now: int,
+        role: str = "owner",
     ) -> int:
-        """A new admin of one company; Refused ``admin_exists`` if the email is taken."""
+        """A new admin of one company, in ``role``; Refused ``admin_exists`` if the email is taken."""
 
         def change(conn: Connection) -> int:
-            values = {
-                "email": email,
-                "password_hash": password_hash,
-                "created_at": now,
-                "password_changed_at": now,
-                "must_change_password": must_change_password,
-            }
-            check_row(t.admins, values)
-            admin_id = conn.execute(insert_or_nothing(conn, t.admins, values).returning(t.admins.c.id)).scalar()
+            admin_id = insert_admin(conn, email, password_hash, must_change_password=must_change_password, now=now)
             if admin_id is None:
                 raise Refused("admin_exists", f"an admin with email {email!r} already exists", "email")
-            conn.execute(insert(t.admin_memberships).values(admin_id=admin_id, company_id=company_id))
-            return int(admin_id)
+            conn.execute(insert(t.admin_memberships).values(admin_id=admin_id, company_id=company_id, role=role))
+            return admin_id
 
         admin_id: int = await self.backend.write(change)
         return admin_id
@@ -77,13 +76,11 @@ class AdminStore:
         admin: Admin | None = await self.backend.read(query)
         return admin
 
-    async def grant(self, admin_id: int, company_id: int) -> bool:
-        """Make an admin an admin of one more company; False if they already were."""
+    async def grant(self, admin_id: int, company_id: int, role: str = "owner") -> bool:
+        """Make an admin an admin of one more company, in ``role``; False if they already were."""
 
         def change(conn: Connection) -> bool:
-            values = {"admin_id": admin_id, "company_id": company_id}
-            statement = insert_or_nothing(conn, t.admin_memberships, values).returning(t.admin_memberships.c.admin_id)
-            return conn.execute(statement).first() is not None
+            return add_membership(conn, admin_id, company_id, role)
 
         granted: bool = await self.backend.write(change)
         return granted
@@ -94,29 +91,18 @@ class AdminStore:
         def query(conn: Connection) -> list[Membership]:
             m, c = t.admin_memberships.c, t.companies.c
             rows = conn.execute(
-                select(c.id, c.username, c.name)
+                select(c.id, c.username, c.name, m.role)
                 .join_from(t.admin_memberships, t.companies, m.company_id == c.id)
                 .where(m.admin_id == admin_id)
                 .order_by(c.name, c.id)
             ).all()
-            return [Membership(r.id, r.username, r.name) for r in rows]
+            return [Membership(r.id, r.username, r.name, r.role) for r in rows]
 
         return list(await self.backend.read(query))
 
     async def members(self, company_id: int) -> list[Admin]:
         """The admins of one company, by email."""
-
-        def query(conn: Connection) -> list[Admin]:
-            m, a = t.admin_memberships.c, t.admins.c
-            rows = conn.execute(
-                select(t.admins)
-                .join_from(t.admins, t.admin_memberships, m.admin_id == a.id)
-                .where(m.company_id == company_id)
-                .order_by(a.email)
-            ).all()
-            return [_admin(r) for r in rows]
-
-        return list(await self.backend.read(query))
+        return [member.admin for member in await self.backend.read(lambda conn: members(conn, company_id))]
 
     async def set_password(
         self, admin_id: int, password_hash: str, *, must_change: bool, now: int, keep_session: bytes | None = None
@@ -261,3 +247,147 @@ def write_audit(conn: Connection, events: Sequence[AuditEvent]) -> None:
     ]
     if rows:
         conn.execute(insert(t.audit_events), rows)
+
+
+# -- roles and invitations, as functions of the caller's transaction (services/admins.py) -----------
+
+
+def insert_admin(
+    conn: Connection, email: str, password_hash: str, *, must_change_password: bool, now: int
+) -> int | None:
+    """A new admin; None if one with that email exists (or is being made by a concurrent transaction)."""
+    values = {
+        "email": email,
+        "password_hash": password_hash,
+        "created_at": now,
+        "password_changed_at": now,
+        "must_change_password": must_change_password,
+    }
+    check_row(t.admins, values)
+    admin_id = conn.execute(insert_or_nothing(conn, t.admins, values).returning(t.admins.c.id)).scalar()
+    return None if admin_id is None else int(admin_id)
+
+
+def add_membership(conn: Connection, admin_id: int, company_id: int, role: str) -> bool:
+    """The admin administers the company in ``role``; False if they already did (their role unchanged)."""
+    values = {"admin_id": admin_id, "company_id": company_id, "role": role}
+    statement = insert_or_nothing(conn, t.admin_memberships, values).returning(t.admin_memberships.c.admin_id)
+    return conn.execute(statement).first() is not None
+
+
+def members(conn: Connection, company_id: int) -> list[Member]:
+    """The admins of one company with their roles, by email."""
+    m, a = t.admin_memberships.c, t.admins.c
+    rows = conn.execute(
+        select(t.admins, m.role)
+        .join_from(t.admins, t.admin_memberships, m.admin_id == a.id)
+        .where(m.company_id == company_id)
+        .order_by(a.email)
+    ).all()
+    return [Member(_admin(r), r.role) for r in rows]
+
+
+def role_of(conn: Connection, company_id: int, admin_id: int) -> str | None:
+    m = t.admin_memberships.c
+    role = conn.execute(select(m.role).where(m.company_id == company_id, m.admin_id == admin_id)).scalar()
+    return None if role is None else str(role)
+
+
+def count_owners(conn: Connection, company_id: int) -> int:
+    m = t.admin_memberships.c
+    rows = conn.execute(select(m.admin_id).where(m.company_id == company_id, m.role == "owner")).all()
+    return len(rows)
+
+
+def set_role(conn: Connection, company_id: int, admin_id: int, role: str) -> None:
+    m = t.admin_memberships.c
+    conn.execute(
+        update(t.admin_memberships).where(m.company_id == company_id, m.admin_id == admin_id).values(role=role)
+    )
+
+
+def remove_membership(conn: Connection, company_id: int, admin_id: int) -> None:
+    """The admin no longer administers the company; their sessions on it move to none at their next request."""
+    m = t.admin_memberships.c
+    conn.execute(delete(t.admin_memberships).where(m.company_id == company_id, m.admin_id == admin_id))
+
+
+def _invitation(row: Row[Any]) -> Invitation:
+    return Invitation(
+        id=row.id,
+        company_id=row.company_id,
+        email=row.email,
+        role=row.role,
+        invited_by=row.invited_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        accepted_at=row.accepted_at,
+        accepted_by=row.accepted_by,
+        company_name=getattr(row, "company_name", ""),
+    )
+
+
+def insert_invitation(
+    conn: Connection,
+    company_id: int,
+    *,
+    email: str,
+    role: str,
+    token_hash: bytes,
+    invited_by: str,
+    now: int,
+    expires_at: int,
+) -> Invitation:
+    values = {
+        "company_id": company_id,
+        "email": email,
+        "role": role,
+        "token_hash": token_hash,
+        "invited_by": invited_by[:254],
+        "created_at": now,
+        "expires_at": expires_at,
+    }
+    check_row(t.admin_invitations, values)
+    row = conn.execute(insert(t.admin_invitations).values(**values).returning(t.admin_invitations)).one()
+    return _invitation(row)
+
+
+def invitation_by_hash(conn: Connection, token_hash: bytes) -> Invitation | None:
+    i, c = t.admin_invitations.c, t.companies.c
+    row = conn.execute(
+        select(t.admin_invitations, c.name.label("company_name"))
+        .join_from(t.admin_invitations, t.companies, c.id == i.company_id)
+        .where(i.token_hash == token_hash)
+    ).first()
+    return None if row is None else _invitation(row)
+
+
+def pending_invitations(conn: Connection, company_id: int, now: int) -> list[Invitation]:
+    """The company's invitations not yet accepted nor expired, newest first."""
+    i = t.admin_invitations.c
+    rows = conn.execute(
+        select(t.admin_invitations)
+        .where(i.company_id == company_id, i.accepted_at.is_(None), i.expires_at > now)
+        .order_by(i.id.desc())
+    ).all()
+    return [_invitation(r) for r in rows]
+
+
+def use_invitation(conn: Connection, invitation_id: int, now: int) -> bool:
+    """Mark the invitation used, if it is still unused and unexpired: one conditional UPDATE.
+
+    On PostgreSQL a concurrent acceptance waits on the row, then finds it used: only one goes through.
+    """
+    i = t.admin_invitations.c
+    used = conn.execute(
+        update(t.admin_invitations)
+        .where(i.id == invitation_id, i.accepted_at.is_(None), i.expires_at > now)
+        .values(accepted_at=now)
+        .returning(i.id)
+    ).first()
+    return used is not None
+
+
+def invitation_accepted_by(conn: Connection, invitation_id: int, admin_id: int) -> None:
+    i = t.admin_invitations.c
+    conn.execute(update(t.admin_invitations).where(i.id == invitation_id).values(accepted_by=admin_id))

@@ -401,11 +401,36 @@ class Admin:
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """A company an admin administers."""
+    """A company an admin administers, and their role in it."""
 
     company_id: int
     username: str
     name: str
+    role: str = "owner"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """An admin of one company, with their role in it."""
+
+    admin: Admin
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invitation to administer a company in a role (its token is stored only as a hash)."""
+
+    id: int
+    company_id: int
+    email: str
+    role: str
+    invited_by: str
+    created_at: int
+    expires_at: int
+    accepted_at: int | None
+    accepted_by: int | None
+    company_name: str = ""  # for the page that accepts it
 
 
 @dataclass(frozen=True, slots=True)

@@ -360,8 +360,26 @@ admin_memberships = Table(
     metadata,
     Column("admin_id", Integer, ForeignKey("admins.id", ondelete="CASCADE"), primary_key=True),
     Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
-    Column("role", String(16), nullable=False, server_default="admin"),
+    # owner, admin, developer, billing or read_only (services/admins.py ROLES): the areas it opens.
+    Column("role", String(16), nullable=False, server_default="owner"),
 )
+
+admin_invitations = Table(
+    "admin_invitations",
+    metadata,
+    # An invitation to administer a company in a role: its link's token stored as SHA-256, used once.
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("invited_by", String(254), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("accepted_at", BigInteger, nullable=True),
+    Column("accepted_by", Integer, nullable=True),  # the admin it made (or added the company to)
+)
+Index("ix_admin_invitations_company", admin_invitations.c.company_id, admin_invitations.c.id)
 
 admin_sessions = Table(
     "admin_sessions",

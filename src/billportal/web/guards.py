@@ -34,6 +34,39 @@ class Guard:
 # their sessions) and open to every role.
 AREAS: Final = ("account", "company", "billing", "developer", "admins")
 
+# The areas each role (services/admins.py ROLES) opens. A read-only admin reads what it opens and
+# posts no form outside "account"; the API's scopes belong to areas too (SCOPE_AREAS).
+ROLE_AREAS: Final[dict[str, frozenset[str]]] = {
+    "owner": frozenset(AREAS),
+    "admin": frozenset(AREAS) - {"admins"},
+    "developer": frozenset({"account", "developer"}),
+    "billing": frozenset({"account", "billing"}),
+    "read_only": frozenset(AREAS) - {"admins"},
+}
+READ_ONLY: Final = "read_only"
+
+# The area each API key scope (services/api_keys.py SCOPES) belongs to: the dashboard's role that opens that
+# area is the one whose work the scope automates. Keys are per company and made in the "developer" area.
+SCOPE_AREAS: Final[dict[str, str]] = {
+    "documents:read": "billing",
+    "documents:write": "billing",
+    "sign_in_links": "developer",
+    "sso_keys": "developer",
+    "sign_in_events:read": "developer",
+    "payment_settings": "company",
+    "webhooks": "developer",
+    "company": "company",
+}
+
+
+def role_opens(role: str, area: str, *, writes: bool = False) -> bool:
+    """Whether an admin in ``role`` may enter ``area`` (to post a form there, with ``writes``)."""
+    if area == "account":
+        return True
+    if area not in ROLE_AREAS.get(role, frozenset()):
+        return False
+    return not (writes and role == READ_ONLY)
+
 
 DECLARED: Final[dict[Callable[..., Any], Guard]] = {}
 

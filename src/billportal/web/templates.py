@@ -9,6 +9,7 @@ from starlette.responses import HTMLResponse
 
 from billportal.core.clock import human_date, human_time
 from billportal.core.money import format_money
+from billportal.web.guards import role_opens
 
 environment = Environment(
     loader=PackageLoader("billportal", "templates"),
@@ -23,6 +24,7 @@ environment = Environment(
 environment.filters["money"] = format_money
 environment.filters["datetime"] = human_time
 environment.filters["date"] = human_date
+environment.globals["role_opens"] = role_opens  # the dashboard's menu shows what the admin's role opens
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
