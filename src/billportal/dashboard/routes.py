@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
+from billportal.dashboard.documents import DocumentPages, document_routes
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO, Dashboard
 from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
@@ -63,7 +64,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route("/audit", pages.audit_trail, methods=get),
         Route(CUSTOMERS, customers.customers_list, methods=get),
         Route(f"{CUSTOMERS}/{{customer_id:int}}", customers.customer_detail, methods=get),
-        Route(PAYMENTS_LIST, payments.payments_list, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),
+        *document_routes(DocumentPages(context, auth)),
     ]
