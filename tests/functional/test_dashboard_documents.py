@@ -398,7 +398,8 @@ def test_an_estimate_sent_and_approved_shows_who_and_when(world: World, admin: D
     page = text_of(admin.get(f"/estimates/{estimate_id}").text)
     assert "Approved by Wile E. Coyote" in page
     assert "Approved at Nov 28, 2026, 12:01 UTC" in page
-    assert "Approved" in text_of(admin.get("/estimates?status=approved").text)
+    listed = text_of(admin.get("/estimates?status=approved").text)
+    assert "Approved Wile E. Coyote, Nov 28, 2026, 12:01 UTC" in listed
     assert "only its notes can change" in text_of(admin.get(f"/estimates/{estimate_id}/edit").text)
     kept = admin.post(f"/estimates/{estimate_id}/edit", {**form, "line1_unit_price": "1", "notes": "Signed"})
     assert kept.status_code == 303  # an approved estimate: its notes only
