@@ -169,7 +169,9 @@ def test_void_and_delete_ask_first(world: World, admin: Dashboard, api: TestClie
 
     draft = run(factories.invoice(world.store, world.acme.id, 1234, status="draft", now=NOW))
     assert "Delete invoice" in text_of(admin.post(f"/invoices/{draft.id}/delete").text)
-    assert admin.post(f"/invoices/{draft.id}/delete", {"confirm": "yes"}).status_code == 303
+    deleted = admin.post(f"/invoices/{draft.id}/delete", {"confirm": "yes"})
+    assert deleted.headers["location"] == "/invoices?deleted=1"
+    assert "The invoice is deleted." in text_of(admin.get(deleted.headers["location"]).text)
     assert api.get(f"/api/v1/invoices/{draft.id}").status_code == 404
     refused = admin.post(f"/invoices/{invoice.id}/delete", {"confirm": "yes"})
     assert refused.status_code == 409

@@ -282,6 +282,7 @@ class DocumentPages(Dashboard):
             newest=f"{kind.path}{suffix}" if before is not None else "",
             older=f"{kind.path}?{urlencode({**params, 'before': rows[-1].id})}" if rows and more else "",
             csv_url=f"{kind.path}.csv{suffix}",
+            deleted=request.query_params.get("deleted") == "1",
             status_label=status_label,
             method_label=method_label,
             estimate_state=estimate_state,
