@@ -117,6 +117,11 @@ class Server:
                 return int(line.split()[1]) / 1024
         raise RuntimeError(f"no {field} in /proc/PID/status")
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the server's process has used so far (utime + stime)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         """VmHWM of the worker: the most resident memory it has held since it started."""
         return self._status_mb("VmHWM")
