@@ -1,7 +1,7 @@
 """Reading the dashboard's document forms into the values the one write model takes (services/billing.py).
 
-Only the form's own shapes are read here (an amount typed as 12.50, an id, the line rows); every rule
-of the documents is Books', whose messages (the API's) are shown beside the field they name.
+Only the form's own shapes are read here (an amount typed as 12.50, an id, the line rows); what is typed is
+then checked by the API's shapes (web/objects.py) and Books, whose messages are shown beside the field they name.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from billportal.dashboard.forms import customer_id_field
 from billportal.storage.document_lists import DocumentFilters
 from billportal.storage.records import LineItem
 from billportal.web.forms import Form
+from billportal.web.shapes import Invalid
 
 LINE_ROWS: Final = 10  # line rows of a new document's form (no JavaScript adds more)
 MAX_ROWS: Final = 100  # as many as a document has lines (services.billing.MAX_LINES)
@@ -58,8 +59,8 @@ class Typed:
     rows: list[int] = field(default_factory=list)  # the form row of each line sent, in order
     applied: list[int] = field(default_factory=list)  # the invoice id of each application sent, in order
 
-    def refused(self, refused: Refused) -> None:
-        """Put Books' message beside the form field it names (the whole form's, if none)."""
+    def refused(self, refused: Refused | Invalid) -> None:
+        """Put the API's message (its shape's, or Books') beside the form field it names (the whole form's, if none)."""
         self.errors[self.field_of(refused.field)] = refused.message
 
     def field_of(self, name: str | None) -> str:

@@ -1,8 +1,9 @@
 """Billing > Invoices, Credit notes, Estimates and Payments: lists, pages, PDFs, CSV, and every change.
 
-Each change goes through the one write model (``Books``, services/billing.py), in one transaction
-with its audit entry; Books writes the webhook events, as it does for the API. A broken rule is
-Books' ``Refused``, whose message (the API's) is shown beside the field it names.
+What is typed is checked by the API's own shape of the document (web/objects.py), then each change
+goes through the one write model (``Books``, services/billing.py), in one transaction with its audit
+entry; Books writes the webhook events, as it does for the API. The shape's ``Invalid`` and Books'
+``Refused`` carry the API's messages, shown beside the field they name.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from billportal.storage.records import Company, Invoice, Payment
 from billportal.web.errors import error_page
 from billportal.web.forms import Form
 from billportal.web.labels import credit_note_state, download_name, estimate_state, status_label
+from billportal.web.objects import CREDIT_NOTE, ESTIMATE, INVOICE, PAYMENT
+from billportal.web.shapes import Invalid, Shape, check_object
 from billportal.web.templates import NO_STORE
 
 PAGE_SIZE: Final = 25
@@ -104,6 +107,12 @@ _FIELDS: Final = {
     "credit_note": ("number", "currency", "issued_on", "notes"),
     "estimate": ("number", "currency", "issued_on", "expires_on", "notes"),
     "payment": ("number", "received_on", "method", "reference"),
+}
+SHAPES: Final[dict[str, Shape]] = {
+    "invoice": INVOICE,
+    "credit_note": CREDIT_NOTE,
+    "estimate": ESTIMATE,
+    "payment": PAYMENT,
 }
 _NOTES_ONLY: Final = {"invoice": ("paid", "voided"), "credit_note": ("voided",), "estimate": ("approved", "voided")}
 _DONE: Final = {
@@ -447,14 +456,15 @@ class DocumentPages(Dashboard):
             kind.kind, Books.create_estimate
         )
         try:
+            values = check_object(typed.values, SHAPES[kind.kind].for_create())
             document = await self._write(
                 company,
                 visit,
                 "document.created",
-                lambda books: create(books, typed.values),
+                lambda books: create(books, values),
                 lambda done: f"{kind.label} {done.number} ({done.status})",
             )
-        except Refused as refused:
+        except (Invalid, Refused) as refused:
             typed.refused(refused)
             return self._form_page(request, visit, kind, typed, status_code=400)
         issued = document.status in (kind.issued, "applied")
@@ -533,8 +543,8 @@ class DocumentPages(Dashboard):
         update = {"invoice": Books.update_invoice, "credit_note": Books.update_credit_note}.get(
             kind.kind, Books.update_estimate
         )
-        changes = typed.values
         try:
+            changes = check_object(typed.values, SHAPES[kind.kind].for_update())
             await self._write(
                 company,
                 visit,
@@ -544,7 +554,7 @@ class DocumentPages(Dashboard):
             )
         except NotFound:
             return error_page(404, f"There is no such {kind.label.lower()}.")
-        except Refused as refused:
+        except (Invalid, Refused) as refused:
             typed.refused(refused)
             return self._form_page(request, visit, kind, typed, document=document, rows=rows, status_code=400)
         return self._to(kind, document.id, "saved")
@@ -713,14 +723,15 @@ class DocumentPages(Dashboard):
         if typed.errors:
             return await self._payment_form(request, visit, company, typed, status_code=400)
         try:
+            checked = check_object(values, PAYMENT.for_create())
             payment = await self._write(
                 company,
                 visit,
                 "payment.recorded",
-                lambda books: books.record_payment(values),
+                lambda books: books.record_payment(checked),
                 lambda done: f"Payment {done.number}: {money_text(done.amount, done.currency)} {done.currency}",
             )
-        except Refused as refused:
+        except (Invalid, Refused) as refused:
             typed.refused(refused)
             return await self._payment_form(request, visit, company, typed, status_code=400)
         return self._to(KINDS["payment"], payment.id, "recorded")
@@ -767,16 +778,17 @@ class DocumentPages(Dashboard):
         if not changes:
             return self._to(KINDS["payment"], payment.id, "unchanged")
         try:
+            checked = check_object(changes, PAYMENT.for_update())
             await self._write(
                 company,
                 visit,
                 "document.changed",
-                lambda books: books.update_payment(payment.id, changes),
-                lambda _done: f"Payment {payment.number}: " + _changes(payment, changes),
+                lambda books: books.update_payment(payment.id, checked),
+                lambda _done: f"Payment {payment.number}: " + _changes(payment, checked),
             )
         except NotFound:
             return error_page(404, "There is no such payment.")
-        except Refused as refused:
+        except (Invalid, Refused) as refused:
             typed.refused(refused)
             return self._payment_edit_page(request, visit, payment, typed, status_code=400)
         return self._to(KINDS["payment"], payment.id, "saved")
