@@ -15,6 +15,7 @@ known here (DASHBOARD_PARAMETERS) or it is listed as public.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ DASHBOARD_PARAMETERS = {
     "customer_id": "one of the company's customers",
     "endpoint_id": "one of the company's webhook endpoints",
     "admin_id": "one of the company's admins",
+    "invoice_id": "one of the company's invoices",
+    "credit_note_id": "one of the company's credit notes",
+    "estimate_id": "one of the company's estimates",
 }
 # A value of each parameter that names nothing at all.
 MISSING = {
@@ -72,9 +76,12 @@ MISSING = {
     "endpoint_id": "999999",
     "customer_id": "999999",
     "admin_id": "999999",
+    "invoice_id": "999999",
+    "credit_note_id": "999999",
+    "estimate_id": "999999",
 }
 # The parameters of pages (GET): each page is walked with the ids of the administered company's own rows.
-PAGE_PARAMETERS = frozenset({"payment_id", "customer_id"})
+PAGE_PARAMETERS = frozenset({"payment_id", "customer_id", "invoice_id", "credit_note_id", "estimate_id"})
 
 HANK = "hank@globex.example"
 INITECH_KEY = "initech-sso-key-0123456789abcdefghijklm"
@@ -93,6 +100,14 @@ TYPED = {
     "webhook_secret": "whsec_security_suite",
     "url": "https://suite.hooks.example/in",
     "description": "Security suite endpoint",
+}
+# What an admin types into a document's form (kept apart from TYPED, which every form gets at once).
+TYPED_DOCUMENT = {
+    "customer_id": "1234",
+    "payer_id": "1234",
+    "amount": "1.00",
+    "line1_description": "Security suite line",
+    "line1_unit_price": "1.00",
 }
 # Text only the globex side of the world contains: its name, its admin, its customers, its log and keys.
 GLOBEX_MARKERS = ("Globex", "globex", "OTHERCO", HANK, "Hank Scorpio", "Homer Simpson", GLOBEX_KEY)
@@ -128,6 +143,9 @@ def protected(world: World, method: str) -> list[str]:
         return paths
     payments, _ = run(world.billing.listing("payment", world.acme.id, limit=3))
     own = {"payment_id": [str(payment.id) for payment in payments], "customer_id": ["1234", "1235"]}
+    for kind in ("invoice", "credit_note", "estimate"):
+        found, _ = run(world.billing.listing(kind, world.acme.id, limit=10))
+        own[f"{kind}_id"] = [str(document.id) for document in found]
     return [url for path in paths for url, _ in fillings(path, own)]
 
 
@@ -219,6 +237,20 @@ def tenants(world: World) -> Tenants:
     acme_api = run(factories.api_key(world.store, world.acme, name="MINE sync", now=world.clock.now)).info
     acme_paid = run(factories.payment(world.store, world.acme.id, 1234, now=world.clock.now, amount=4200))
     globex_paid = run(factories.payment(world.store, world.globex.id, 77, now=world.clock.now, amount=4300))
+    # A draft and an issued document of each kind: the forms that issue, delete and void them appear.
+    documents = {
+        company_id: tuple(
+            run(make(world.store, company_id, customer_id, now=world.clock.now, status=status))
+            for make, status in (
+                (factories.invoice, "draft"),
+                (functools.partial(factories.credit_note, lines=factories.LINES), "draft"),
+                (factories.estimate, "draft"),
+                (functools.partial(factories.credit_note, lines=factories.LINES), "open"),
+                (factories.estimate, "sent"),
+            )
+        )
+        for company_id, customer_id in ((world.acme.id, 1234), (world.globex.id, 77))
+    }
     globex_api = [
         run(factories.api_key(world.store, world.globex, name="OTHERCO sync", now=world.clock.now)) for _ in range(2)
     ]
@@ -246,6 +278,7 @@ def tenants(world: World) -> Tenants:
             "customer_id": ["1234"],
             "endpoint_id": [str(acme_hook.endpoint.id)],
             "admin_id": [str(other_acme_admin)],
+            **_document_values(documents[world.acme.id]),
         },
         globex_values={
             "kid": [k.kid for k in world.company("globex").sso_keys],  # the active key and the retiring one
@@ -254,9 +287,15 @@ def tenants(world: World) -> Tenants:
             "customer_id": ["77"],  # Globex's only: both companies have a customer 1234
             "endpoint_id": [str(globex_hook.endpoint.id)],
             "admin_id": [str(hank_id)],
+            **_document_values(documents[world.globex.id]),
         },
         globex_secrets=[created.key for created in globex_api],
     )
+
+
+def _document_values(made: tuple[Any, ...]) -> dict[str, list[str]]:
+    kinds = ("invoice", "credit_note", "estimate")
+    return {f"{kind}_id": [str(document.id)] for kind, document in zip(kinds, made, strict=False)}
 
 
 def globex_state(world: World, tenants: Tenants) -> dict[str, list[str]]:
@@ -405,7 +444,9 @@ def test_every_page_shows_only_the_administered_companys_data(world: World, tena
         for query in globex_queries(world):
             response = tenants.acme.get(path, params=query)
             assert response.status_code in (200, 400), (path, query, response.status_code)
-            if not query:  # the control: the page shows acme's own data
+            if not query and path.endswith(("/pdf", ".csv")) and "log" not in path:
+                assert response.content, path  # a document's PDF, a list's CSV: acme's, as the page is
+            elif not query:  # the control: the page shows acme's own data
                 assert "MINE-AGENT" in response.text if "log" in path else "Acme Corporation" in response.text
             for marker in tenants.globex_markers():
                 assert marker not in response.text, (path, query, marker)
@@ -538,7 +579,7 @@ def test_every_post_form_carries_the_sessions_csrf_token_and_a_known_action(worl
 
 def typed(form: dict[str, Any], world: World) -> dict[str, str]:
     """A form's fields as an admin would submit them."""
-    fields = {name: value or TYPED.get(name, "") for name, value in form["fields"].items()}
+    fields = {name: value or TYPED.get(name) or TYPED_DOCUMENT.get(name, "") for name, value in form["fields"].items()}
     if "company_id" in fields:
         fields["company_id"] = str(world.acme.id)
     return fields

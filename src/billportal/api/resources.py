@@ -1,7 +1,7 @@
 """The API's objects: customers, billing documents, sign-in links, SSO keys and sign-in events.
 
-Each is a :class:`~billportal.web.shapes.Shape`; the customer's is in billportal.web.objects, which the
-dashboard's customer form shares. Money is an integer of minor
+Each is a :class:`~billportal.web.shapes.Shape`; the customer's and the documents' are in
+billportal.web.objects, which the dashboard's forms share. Money is an integer of minor
 units (cents) beside an ISO 4217 currency; times are UNIX seconds; dates are
 ``YYYY-MM-DD``; quantities are decimal strings, so that no amount is ever a
 binary fraction.
@@ -14,7 +14,6 @@ from typing import Any, Final
 
 from billportal.api.errors import ERROR_CODES
 from billportal.core.bounds import TAX_ID
-from billportal.services.billing import PAYMENT_METHODS
 from billportal.services.events import EVENT_TYPES
 from billportal.services.gateways import GATEWAYS
 from billportal.services.payments import HINT_MIN_LENGTH, MAX_SECRET_LENGTH
@@ -22,12 +21,28 @@ from billportal.services.sso import GRACE_PERIODS
 from billportal.services.webhooks import MAX_OVERLAP, MAX_URL_LENGTH
 from billportal.sso.pages import LANDING_HINT, LANDING_PATTERN
 from billportal.web.objects import (
+    CREDIT_NOTE,
+    CREDIT_NOTE_STATUSES,
     CURRENCY,
     CURRENCY_HINT,
     CUSTOMER,
+    DATE,
+    DATE_HINT,
     EMAIL,
+    ESTIMATE,
+    ESTIMATE_STATUSES,
     ID,
+    INVOICE,
+    INVOICE_STATUSES,
+    LINE_INPUT,
+    LINE_ITEM,
+    MAX_LINES,
+    MONEY,
     NAME_HINT,
+    PAYMENT,
+    PAYMENT_APPLICATION,
+    REFUND,
+    REFUND_STATUSES,
     TEXT,
     TIME,
     const,
@@ -36,167 +51,32 @@ from billportal.web.objects import (
     nullable,
     text,
 )
-from billportal.web.objects import object_field as _object_field
-from billportal.web.objects import timestamps as _timestamps
 from billportal.web.shapes import Field, Shape, read_only
 
-__all__ = ["CUSTOMER", "ID", "TIME"]  # the API's customer, from web.objects; the other shapes are defined here
+# The customer and the documents are web.objects', which the dashboard's forms share; the rest are here.
+__all__ = [
+    "CREDIT_NOTE",
+    "CREDIT_NOTE_STATUSES",
+    "CUSTOMER",
+    "DATE",
+    "DATE_HINT",
+    "ESTIMATE",
+    "ESTIMATE_STATUSES",
+    "ID",
+    "INVOICE",
+    "INVOICE_STATUSES",
+    "LINE_INPUT",
+    "LINE_ITEM",
+    "MAX_LINES",
+    "MONEY",
+    "PAYMENT",
+    "PAYMENT_APPLICATION",
+    "REFUND",
+    "REFUND_STATUSES",
+    "TIME",
+]
 
-MAX_LINES: Final = 100
 MAX_TTL: Final = 366 * 86400
-DATE: Final = {"type": "string", "format": "date"}
-MONEY: Final = integer()
-DATE_HINT: Final = "must be a date written YYYY-MM-DD"
-
-
-def _number(kind: str) -> Field:
-    return Field(
-        "number",
-        nonblank(64),
-        f"The {kind} number customers see, unique in the company (default: the next free one).",
-        hint=NAME_HINT,
-    )
-
-
-def _currency(kind: str, *, update: bool = True) -> Field:
-    return Field(
-        "currency",
-        CURRENCY,
-        f"ISO 4217 currency of the {kind} (default: the customer's).",
-        update=update,
-        hint=CURRENCY_HINT,
-    )
-
-
-def _customer_id(kind: str) -> Field:
-    return Field("customer_id", ID, f"The customer the {kind} is for.", required=True, update=False)
-
-
-def _notes(kind: str) -> Field:
-    return Field("notes", text(10_000, TEXT), f"Notes shown to the customer on the {kind}.")
-
-
-# -- lines --------------------------------------------------------------------------------------
-
-LINE_INPUT: Final = Shape(
-    "LineItemInput",
-    "One line of a document as you send it; its amount is worked out for you.",
-    (
-        Field("description", nonblank(500), "What the line is for.", required=True, hint=NAME_HINT),
-        Field(
-            "quantity",
-            {"type": "string", "minLength": 1, "maxLength": 16, "pattern": r"^[0-9]{1,9}(\.[0-9]{1,6})?$"},
-            'How many, as a decimal string such as "2" or "1.5".',
-            required=True,
-            hint='must be a decimal number written as a string, such as "2" or "1.5"',
-        ),
-        Field("unit_price", MONEY, "Price of one, in minor units (cents).", required=True),
-        Field("discount", MONEY, "Discount off the line, in minor units (default 0)."),
-        Field("tax", MONEY, "Tax on the line, in minor units (default 0)."),
-    ),
-)
-
-LINE_ITEM: Final = Shape(
-    "LineItem",
-    "One line of a document.",
-    (
-        read_only("position", integer(1, MAX_LINES), "Its place on the document, from 1."),
-        read_only("description", {"type": "string"}, "What the line is for."),
-        read_only("quantity", {"type": "string"}, "How many, as a decimal string."),
-        read_only("unit_price", MONEY, "Price of one, in minor units."),
-        read_only("discount", MONEY, "Discount off the line, in minor units."),
-        read_only("tax", MONEY, "Tax on the line, in minor units."),
-        read_only(
-            "amount", {"type": "integer", "minimum": 0}, "quantity x unit_price - discount + tax, in minor units."
-        ),
-    ),
-)
-
-
-def _lines(kind: str) -> Field:
-    return Field(
-        "lines",
-        {"type": "array", "items": LINE_INPUT, "minItems": 1, "maxItems": MAX_LINES},
-        f"The lines of the {kind}; sending lines replaces them all.",
-        required=True,
-        output={"type": "array", "items": LINE_ITEM},
-    )
-
-
-def _sums(*names: str) -> tuple[Field, ...]:
-    docs = {
-        "subtotal": "Sum of quantity x unit price of the lines (less discounts, for credit notes and estimates).",
-        "discount": "Sum of the lines' discounts.",
-        "tax": "Sum of the lines' taxes.",
-        "total": "What the document comes to.",
-        "amount_paid": "What payments have paid off it.",
-        "amount_credited": "What credit notes have taken off it.",
-        "balance": "What is still owed (0 once paid or voided).",
-    }
-    return tuple(read_only(name, {"type": "integer", "minimum": 0}, docs[name]) for name in names)
-
-
-INVOICE_STATUSES: Final = ("draft", "open", "paid", "voided")
-INVOICE: Final = Shape(
-    "Invoice",
-    "An invoice: drafts are not shown to the customer; open ones are owed; paid and voided ones are settled.",
-    (
-        read_only("id", ID, "The invoice id."),
-        _object_field("invoice"),
-        _customer_id("invoice"),
-        _number("invoice"),
-        _currency("invoice"),
-        Field(
-            "status",
-            {"type": "string", "enum": ["draft", "open"]},
-            "draft or open (default open); payments make it paid, voiding makes it voided.",
-            output={"type": "string", "enum": list(INVOICE_STATUSES)},
-        ),
-        Field("issued_on", DATE, "The invoice date.", required=True, hint=DATE_HINT),
-        Field("due_on", nullable(DATE), "When payment is due (null: on receipt).", hint="must be a date or null"),
-        _notes("invoice"),
-        _lines("invoice"),
-        *_sums("subtotal", "discount", "tax", "total", "amount_paid", "amount_credited", "balance"),
-        *_timestamps(),
-    ),
-)
-
-PAYMENT_APPLICATION: Final = Shape(
-    "PaymentApplication",
-    "The part of a payment applied to one open invoice of the same customer and currency.",
-    (
-        Field("invoice_id", ID, "The invoice paid.", required=True),
-        Field("amount", integer(1), "How much of the payment went to it, in minor units.", required=True),
-    ),
-)
-
-REFUND_STATUSES: Final = ("pending", "succeeded", "failed")
-REFUND: Final = Shape(
-    "Refund",
-    "Money given back of a payment. A payment taken online is refunded at its gateway too; one recorded "
-    "offline only in the books. A refund takes back the payment's unapplied credit first, then what it "
-    "paid on invoices (newest application first): those invoices are owed again.",
-    (
-        read_only("id", ID, "The refund id."),
-        _object_field("refund"),
-        read_only("payment_id", ID, "The payment refunded."),
-        read_only("amount", integer(1), "How much was given back, in minor units."),
-        read_only("reason", text(500), "Why (shown to the customer on the payment's receipt)."),
-        read_only(
-            "status",
-            {"type": "string", "enum": list(REFUND_STATUSES)},
-            "succeeded; pending while the gateway is asked; failed when the gateway refused it.",
-        ),
-        read_only(
-            "source",
-            {"type": "string", "enum": ["dashboard", "api", "gateway"]},
-            "Where it was made: the dashboard, the API, or the payment gateway's own dashboard.",
-        ),
-        read_only("refunded_on", DATE, "When it was made (the company's date)."),
-        read_only("gateway_refund_id", nullable(text(255)), "The payment gateway's id for it (online payments)."),
-        read_only("created_at", TIME, "When it was asked for (UNIX seconds)."),
-    ),
-)
 
 REFUND_REQUEST: Final = Shape(
     "RefundCreate",
@@ -204,104 +84,6 @@ REFUND_REQUEST: Final = Shape(
     (
         Field("amount", integer(1), "How much to give back, in minor units (default: all that is left)."),
         Field("reason", text(500), "Why: shown to the customer on the payment's receipt."),
-    ),
-)
-
-PAYMENT: Final = Shape(
-    "Payment",
-    "Money received from a customer, applied to invoices; what is not applied stays as credit.",
-    (
-        read_only("id", ID, "The payment id."),
-        _object_field("payment"),
-        _customer_id("payment"),
-        _number("payment"),
-        _currency("payment", update=False),
-        Field("received_on", DATE, "When the money arrived.", required=True, hint=DATE_HINT),
-        Field("method", {"type": "string", "enum": list(PAYMENT_METHODS)}, "How it was paid.", required=True),
-        Field("reference", text(100), "A check number, transfer reference or the like."),
-        Field("amount", integer(1), "The amount received, in minor units.", required=True, update=False),
-        Field(
-            "applications",
-            {"type": "array", "items": PAYMENT_APPLICATION, "maxItems": MAX_LINES},
-            "The invoices it pays and how much of each; fixed once recorded (delete the payment to undo).",
-            update=False,
-        ),
-        read_only("unapplied", {"type": "integer", "minimum": 0}, "What is not applied to any invoice."),
-        read_only("method_detail", text(64), 'A payment taken online: the card it came from ("Visa ending 4242").'),
-        read_only(
-            "gateway_payment_id", nullable(text(255)), "A payment taken online: the payment gateway's id for it."
-        ),
-        read_only(
-            "gateway",
-            nullable({"type": "string", "enum": ["test", "stripe"]}),
-            "A payment taken online: the gateway that took it (null: recorded offline).",
-        ),
-        read_only("amount_refunded", MONEY, "What refunds gave back of it so far (never more than amount)."),
-        read_only("refunds", {"type": "array", "items": REFUND}, "Its refunds, oldest first."),
-        *_timestamps(),
-    ),
-)
-
-CREDIT_NOTE_STATUSES: Final = ("draft", "open", "applied", "voided")
-CREDIT_NOTE: Final = Shape(
-    "CreditNote",
-    "Credit given to a customer: applied to one invoice at once, or kept as account credit (open).",
-    (
-        read_only("id", ID, "The credit note id."),
-        _object_field("credit_note"),
-        _customer_id("credit note"),
-        _number("credit note"),
-        _currency("credit note"),
-        Field(
-            "status",
-            {"type": "string", "enum": ["draft", "open"]},
-            "draft or open (default open); applied when invoice_id is given.",
-            output={"type": "string", "enum": list(CREDIT_NOTE_STATUSES)},
-        ),
-        Field("issued_on", DATE, "The credit note date.", required=True, hint=DATE_HINT),
-        Field(
-            "invoice_id",
-            nullable(ID),
-            "An open invoice of the customer to apply the whole credit to at once.",
-            update=False,
-        ),
-        _notes("credit note"),
-        _lines("credit note"),
-        *_sums("subtotal", "tax", "total"),
-        *_timestamps(),
-    ),
-)
-
-ESTIMATE_STATUSES: Final = ("draft", "sent", "approved", "declined", "voided")
-ESTIMATE: Final = Shape(
-    "Estimate",
-    "A quote the customer can approve in the portal.",
-    (
-        read_only("id", ID, "The estimate id."),
-        _object_field("estimate"),
-        _customer_id("estimate"),
-        _number("estimate"),
-        _currency("estimate"),
-        Field(
-            "status",
-            {"type": "string", "enum": ["draft", "sent", "declined"]},
-            "draft, sent (default: the customer can approve it) or declined; approved is set by the customer.",
-            output={"type": "string", "enum": list(ESTIMATE_STATUSES)},
-        ),
-        Field("issued_on", DATE, "The estimate date.", required=True, hint=DATE_HINT),
-        Field("expires_on", nullable(DATE), "The last day it can be approved (null: never).", hint=DATE_HINT),
-        _notes("estimate"),
-        _lines("estimate"),
-        *_sums("subtotal", "tax", "total"),
-        read_only("approved_by", nullable({"type": "string"}), "Who approved it in the portal."),
-        read_only("approved_at", nullable(TIME), "When it was approved."),
-        read_only("declined_at", nullable(TIME), "When it was declined (by the customer, or set so); null otherwise."),
-        read_only(
-            "decline_reason",
-            {"type": "string"},
-            "Why the customer declined it in the portal, in their words (may be empty).",
-        ),
-        *_timestamps(),
     ),
 )
 

@@ -26,42 +26,16 @@ from billportal.web.forms import Form
 from billportal.web.templates import NO_STORE
 
 PAYMENTS_LIST: Final = "/payments"
-PAGE_SIZE: Final = 25
-KINDS: Final = {"": "All", "online": "Online", "offline": "Offline"}
+DONE: Final = {
+    "recorded": "The payment is recorded.",
+    "saved": "The changes are saved.",
+    "unchanged": "Nothing changed.",
+}
 _TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    return min(int(raw), 100_000) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
-
-
 class PaymentPages(Dashboard):
-    """The payments list, a payment with its refunds, and the refund form."""
-
-    @admin(area="billing")
-    async def payments_list(self, request: Request, visit: AdminVisit, company: Company) -> Response:
-        kind = request.query_params.get("kind", "")
-        kind = kind if kind in KINDS else ""
-        page = _page_number(request)
-        online = {"online": True, "offline": False}.get(kind)
-        rows, total = await PaymentRefunds(self.context.store).page(
-            company.id, online=online, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
-        )
-        return self._page(
-            request,
-            visit,
-            "dashboard/payments_list.html",
-            title="Payments",
-            section="payments_list",
-            rows=rows,
-            total=total,
-            kind=kind,
-            kinds=KINDS,
-            page_number=page,
-            pages=max(1, -(-total // PAGE_SIZE)),
-            method_label=method_label,
-        )
+    """A payment with its refunds, and the refund form (the list is documents.py's)."""
 
     @admin(area="billing")
     async def payment_detail(self, request: Request, visit: AdminVisit, company: Company) -> Response:
@@ -100,6 +74,7 @@ class PaymentPages(Dashboard):
             errors=errors or {},
             token=values.get("token") or secrets.token_urlsafe(18),
             refunded=request.query_params.get("refunded") == "1",
+            done=DONE.get(request.query_params.get("done", ""), ""),
         )
 
     @admin(form=True, sudo=Sudo("Refunding a payment", "Confirm and refund"), area="billing")

@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute, Route
 from billportal.dashboard.admins import ADMINS, INVITATION, AdminPages
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
+from billportal.dashboard.documents import DocumentPages, document_routes
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO, Dashboard
 from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
@@ -71,7 +72,6 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(f"{CUSTOMERS}/{{customer_id:int}}/edit", customers.update_customer, methods=post),
         Route(f"{CUSTOMERS}/{{customer_id:int}}/delete", customers.delete_customer, methods=post),
         Route(f"{CUSTOMERS}/{{customer_id:int}}/portal", customers.open_portal, methods=post),
-        Route(PAYMENTS_LIST, payments.payments_list, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),
         Route(ADMINS, people.admins, methods=get),
@@ -80,4 +80,5 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(f"{ADMINS}/{{admin_id:int}}/remove", people.remove, methods=post),
         Route(INVITATION, people.invitation_page, methods=get),
         Route(INVITATION, people.accept, methods=post),
+        *document_routes(DocumentPages(context, auth)),
     ]

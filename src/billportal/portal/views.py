@@ -26,13 +26,6 @@ from billportal.portal.forms import (
     check_card,
     clean_text,
 )
-from billportal.portal.labels import (
-    address_lines,
-    credit_note_state,
-    download_name,
-    estimate_state,
-    status_label,
-)
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
 from billportal.services import companies as profile
 from billportal.services.billing import Answer, estimate_version
@@ -63,6 +56,13 @@ from billportal.web.errors import error_page
 from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
 from billportal.web.guards import Guard, declare
 from billportal.web.images import logo_response
+from billportal.web.labels import (
+    address_lines,
+    credit_note_state,
+    download_name,
+    estimate_state,
+    status_label,
+)
 from billportal.web.security import content_security_policy
 from billportal.web.templates import NO_STORE, render
 from billportal.web.urls import with_query
@@ -238,7 +238,7 @@ def gateway_script(settings: PaymentSettings) -> tuple[str, tuple[str, ...]]:
 
 def pdf() -> ModuleType:
     """The PDF module, loaded on the first PDF: fpdf2 brings Pillow and NumPy, tens of MB a worker."""
-    from billportal.portal import pdf as module
+    from billportal.web import pdf as module
 
     return module
 

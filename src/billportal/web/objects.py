@@ -1,7 +1,7 @@
-"""The shapes that the API and the dashboard's forms share: customers, and the field types they are made of.
+"""The shapes that the API and the dashboard's forms share: customers, documents, and the field types they are made of.
 
-The API answers and checks customers with :data:`CUSTOMER`; the dashboard's customer form checks what is typed
-with the same shape (:func:`billportal.web.shapes.check_object`), so that both refuse the same input in the same words.
+The API answers and checks customers and documents with these; the dashboard's forms check what is typed
+with the same shapes (:func:`billportal.web.shapes.check_object`), so that both refuse the same input in the same words.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
+from billportal.services.billing import PAYMENT_METHODS
 from billportal.web.shapes import Field, Shape, read_only
 
 # Text on one line, without control characters; and the same with at least one visible character.
@@ -116,6 +117,263 @@ CUSTOMER: Final = Shape(
             CURRENCY,
             "The customer's currency (default: the company's default currency, USD unless changed).",
             hint=CURRENCY_HINT,
+        ),
+        *timestamps(),
+    ),
+)
+
+
+# -- documents: lines, invoices, payments and their refunds, credit notes, estimates --------------------
+
+MAX_LINES: Final = 100
+DATE: Final = {"type": "string", "format": "date"}
+MONEY: Final = integer()
+DATE_HINT: Final = "must be a date written YYYY-MM-DD"
+
+
+def _number(kind: str) -> Field:
+    return Field(
+        "number",
+        nonblank(64),
+        f"The {kind} number customers see, unique in the company (default: the next free one).",
+        hint=NAME_HINT,
+    )
+
+
+def _currency(kind: str, *, update: bool = True) -> Field:
+    return Field(
+        "currency",
+        CURRENCY,
+        f"ISO 4217 currency of the {kind} (default: the customer's).",
+        update=update,
+        hint=CURRENCY_HINT,
+    )
+
+
+def _customer_id(kind: str) -> Field:
+    return Field("customer_id", ID, f"The customer the {kind} is for.", required=True, update=False)
+
+
+def _notes(kind: str) -> Field:
+    return Field("notes", text(10_000, TEXT), f"Notes shown to the customer on the {kind}.")
+
+
+# -- lines --------------------------------------------------------------------------------------
+
+LINE_INPUT: Final = Shape(
+    "LineItemInput",
+    "One line of a document as you send it; its amount is worked out for you.",
+    (
+        Field("description", nonblank(500), "What the line is for.", required=True, hint=NAME_HINT),
+        Field(
+            "quantity",
+            {"type": "string", "minLength": 1, "maxLength": 16, "pattern": r"^[0-9]{1,9}(\.[0-9]{1,6})?$"},
+            'How many, as a decimal string such as "2" or "1.5".',
+            required=True,
+            hint='must be a decimal number written as a string, such as "2" or "1.5"',
+        ),
+        Field("unit_price", MONEY, "Price of one, in minor units (cents).", required=True),
+        Field("discount", MONEY, "Discount off the line, in minor units (default 0)."),
+        Field("tax", MONEY, "Tax on the line, in minor units (default 0)."),
+    ),
+)
+
+LINE_ITEM: Final = Shape(
+    "LineItem",
+    "One line of a document.",
+    (
+        read_only("position", integer(1, MAX_LINES), "Its place on the document, from 1."),
+        read_only("description", {"type": "string"}, "What the line is for."),
+        read_only("quantity", {"type": "string"}, "How many, as a decimal string."),
+        read_only("unit_price", MONEY, "Price of one, in minor units."),
+        read_only("discount", MONEY, "Discount off the line, in minor units."),
+        read_only("tax", MONEY, "Tax on the line, in minor units."),
+        read_only(
+            "amount", {"type": "integer", "minimum": 0}, "quantity x unit_price - discount + tax, in minor units."
+        ),
+    ),
+)
+
+
+def _lines(kind: str) -> Field:
+    return Field(
+        "lines",
+        {"type": "array", "items": LINE_INPUT, "minItems": 1, "maxItems": MAX_LINES},
+        f"The lines of the {kind}; sending lines replaces them all.",
+        required=True,
+        output={"type": "array", "items": LINE_ITEM},
+    )
+
+
+def _sums(*names: str) -> tuple[Field, ...]:
+    docs = {
+        "subtotal": "Sum of quantity x unit price of the lines (less discounts, for credit notes and estimates).",
+        "discount": "Sum of the lines' discounts.",
+        "tax": "Sum of the lines' taxes.",
+        "total": "What the document comes to.",
+        "amount_paid": "What payments have paid off it.",
+        "amount_credited": "What credit notes have taken off it.",
+        "balance": "What is still owed (0 once paid or voided).",
+    }
+    return tuple(read_only(name, {"type": "integer", "minimum": 0}, docs[name]) for name in names)
+
+
+INVOICE_STATUSES: Final = ("draft", "open", "paid", "voided")
+INVOICE: Final = Shape(
+    "Invoice",
+    "An invoice: drafts are not shown to the customer; open ones are owed; paid and voided ones are settled.",
+    (
+        read_only("id", ID, "The invoice id."),
+        object_field("invoice"),
+        _customer_id("invoice"),
+        _number("invoice"),
+        _currency("invoice"),
+        Field(
+            "status",
+            {"type": "string", "enum": ["draft", "open"]},
+            "draft or open (default open); payments make it paid, voiding makes it voided.",
+            output={"type": "string", "enum": list(INVOICE_STATUSES)},
+        ),
+        Field("issued_on", DATE, "The invoice date.", required=True, hint=DATE_HINT),
+        Field("due_on", nullable(DATE), "When payment is due (null: on receipt).", hint="must be a date or null"),
+        _notes("invoice"),
+        _lines("invoice"),
+        *_sums("subtotal", "discount", "tax", "total", "amount_paid", "amount_credited", "balance"),
+        *timestamps(),
+    ),
+)
+
+PAYMENT_APPLICATION: Final = Shape(
+    "PaymentApplication",
+    "The part of a payment applied to one open invoice of the same customer and currency.",
+    (
+        Field("invoice_id", ID, "The invoice paid.", required=True),
+        Field("amount", integer(1), "How much of the payment went to it, in minor units.", required=True),
+    ),
+)
+
+REFUND_STATUSES: Final = ("pending", "succeeded", "failed")
+REFUND: Final = Shape(
+    "Refund",
+    "Money given back of a payment. A payment taken online is refunded at its gateway too; one recorded "
+    "offline only in the books. A refund takes back the payment's unapplied credit first, then what it "
+    "paid on invoices (newest application first): those invoices are owed again.",
+    (
+        read_only("id", ID, "The refund id."),
+        object_field("refund"),
+        read_only("payment_id", ID, "The payment refunded."),
+        read_only("amount", integer(1), "How much was given back, in minor units."),
+        read_only("reason", text(500), "Why (shown to the customer on the payment's receipt)."),
+        read_only(
+            "status",
+            {"type": "string", "enum": list(REFUND_STATUSES)},
+            "succeeded; pending while the gateway is asked; failed when the gateway refused it.",
+        ),
+        read_only(
+            "source",
+            {"type": "string", "enum": ["dashboard", "api", "gateway"]},
+            "Where it was made: the dashboard, the API, or the payment gateway's own dashboard.",
+        ),
+        read_only("refunded_on", DATE, "When it was made (the company's date)."),
+        read_only("gateway_refund_id", nullable(text(255)), "The payment gateway's id for it (online payments)."),
+        read_only("created_at", TIME, "When it was asked for (UNIX seconds)."),
+    ),
+)
+
+
+PAYMENT: Final = Shape(
+    "Payment",
+    "Money received from a customer, applied to invoices; what is not applied stays as credit.",
+    (
+        read_only("id", ID, "The payment id."),
+        object_field("payment"),
+        _customer_id("payment"),
+        _number("payment"),
+        _currency("payment", update=False),
+        Field("received_on", DATE, "When the money arrived.", required=True, hint=DATE_HINT),
+        Field("method", {"type": "string", "enum": list(PAYMENT_METHODS)}, "How it was paid.", required=True),
+        Field("reference", text(100), "A check number, transfer reference or the like."),
+        Field("amount", integer(1), "The amount received, in minor units.", required=True, update=False),
+        Field(
+            "applications",
+            {"type": "array", "items": PAYMENT_APPLICATION, "maxItems": MAX_LINES},
+            "The invoices it pays and how much of each; fixed once recorded (delete the payment to undo).",
+            update=False,
+        ),
+        read_only("unapplied", {"type": "integer", "minimum": 0}, "What is not applied to any invoice."),
+        read_only("method_detail", text(64), 'A payment taken online: the card it came from ("Visa ending 4242").'),
+        read_only(
+            "gateway_payment_id", nullable(text(255)), "A payment taken online: the payment gateway's id for it."
+        ),
+        read_only(
+            "gateway",
+            nullable({"type": "string", "enum": ["test", "stripe"]}),
+            "A payment taken online: the gateway that took it (null: recorded offline).",
+        ),
+        read_only("amount_refunded", MONEY, "What refunds gave back of it so far (never more than amount)."),
+        read_only("refunds", {"type": "array", "items": REFUND}, "Its refunds, oldest first."),
+        *timestamps(),
+    ),
+)
+
+CREDIT_NOTE_STATUSES: Final = ("draft", "open", "applied", "voided")
+CREDIT_NOTE: Final = Shape(
+    "CreditNote",
+    "Credit given to a customer: applied to one invoice at once, or kept as account credit (open).",
+    (
+        read_only("id", ID, "The credit note id."),
+        object_field("credit_note"),
+        _customer_id("credit note"),
+        _number("credit note"),
+        _currency("credit note"),
+        Field(
+            "status",
+            {"type": "string", "enum": ["draft", "open"]},
+            "draft or open (default open); applied when invoice_id is given.",
+            output={"type": "string", "enum": list(CREDIT_NOTE_STATUSES)},
+        ),
+        Field("issued_on", DATE, "The credit note date.", required=True, hint=DATE_HINT),
+        Field(
+            "invoice_id",
+            nullable(ID),
+            "An open invoice of the customer to apply the whole credit to at once.",
+            update=False,
+        ),
+        _notes("credit note"),
+        _lines("credit note"),
+        *_sums("subtotal", "tax", "total"),
+        *timestamps(),
+    ),
+)
+
+ESTIMATE_STATUSES: Final = ("draft", "sent", "approved", "declined", "voided")
+ESTIMATE: Final = Shape(
+    "Estimate",
+    "A quote the customer can approve in the portal.",
+    (
+        read_only("id", ID, "The estimate id."),
+        object_field("estimate"),
+        _customer_id("estimate"),
+        _number("estimate"),
+        _currency("estimate"),
+        Field(
+            "status",
+            {"type": "string", "enum": ["draft", "sent", "declined"]},
+            "draft, sent (default: the customer can approve it) or declined; approved is set by the customer.",
+            output={"type": "string", "enum": list(ESTIMATE_STATUSES)},
+        ),
+        Field("issued_on", DATE, "The estimate date.", required=True, hint=DATE_HINT),
+        Field("expires_on", nullable(DATE), "The last day it can be approved (null: never).", hint=DATE_HINT),
+        _notes("estimate"),
+        _lines("estimate"),
+        *_sums("subtotal", "tax", "total"),
+        read_only("approved_by", nullable({"type": "string"}), "Who approved it in the portal."),
+        read_only("approved_at", nullable(TIME), "When it was approved."),
+        read_only("declined_at", nullable(TIME), "When it was declined (by the customer, or set so); null otherwise."),
+        read_only(
+            "decline_reason",
+            {"type": "string"},
+            "Why the customer declined it in the portal, in their words (may be empty).",
         ),
         *timestamps(),
     ),

@@ -1,4 +1,4 @@
-"""PDF copies of the portal's documents and statements, drawn with fpdf2.
+"""PDF copies of documents and statements (the portal's and the dashboard's), drawn with fpdf2.
 
 The built-in Helvetica keeps a PDF small and quick to make (a few milliseconds,
 no font file to find or embed). It covers Windows-1252, which holds Western
@@ -16,9 +16,9 @@ from fpdf import FPDF, FontFace
 
 from billportal.core.clock import human_date, human_time
 from billportal.core.money import format_money
-from billportal.portal.labels import address_lines, credit_note_state, estimate_state, status_label
 from billportal.services.statements import BalanceForwardStatement, OpenItemStatement, method_label
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, LineItem, Payment
+from billportal.web.labels import address_lines, credit_note_state, estimate_state, status_label
 
 _ENCODING: Final = "cp1252"
 _SUBSTITUTES: Final = {"\u20b9": "INR ", "\u2212": "-", "\u00a0": " ", "\u2009": " ", "\u202f": " "}
