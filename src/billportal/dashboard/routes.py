@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
+from billportal.dashboard.imports import IMPORTS, ImportPages
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO, Dashboard
 from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
@@ -18,6 +19,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     payments = PaymentPages(context, auth)
     customers = CustomerPages(context, auth)
     hooks = WebhookPages(context, auth)
+    imported = ImportPages(context, auth)
     get, post = ["GET"], ["POST"]
     return [
         Route("/", pages.home, methods=get),
@@ -66,4 +68,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(PAYMENTS_LIST, payments.payments_list, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),
+        Route(IMPORTS, imported.imports_page, methods=get),
+        Route(IMPORTS, imported.upload, methods=post),
+        Route(f"{IMPORTS}/confirm", imported.confirm, methods=post),
     ]

@@ -36,7 +36,9 @@ from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
 from billportal.services import events, statements
 from billportal.storage import companies, documents, refunds
+from billportal.storage import schema as t
 from billportal.storage import webhooks as outbox
+from billportal.storage.bounds import check_row
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
     CreditNote,
@@ -256,6 +258,7 @@ class Books:
         self.now = now
         self._scope = Scope(company_id)
         self._subscribers: list[tuple[int, tuple[str, ...]]] | None = None
+        self._default_currency: str | None = None
 
     # -- events out (webhooks)
 
@@ -366,18 +369,26 @@ class Books:
 
     # -- customers
 
-    def create_customer(self, values: Mapping[str, Any]) -> Customer:
-        """A new customer; its id is the next one above the largest unless ``values`` names it."""
+    def _customer_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A new customer's fields, checked (the company's currency when none is given)."""
         fields = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
         if not str(fields.get("name", "")).strip():
             raise Refused("missing_field", "name is required", "name")
         if "currency" not in fields:
-            fields["currency"] = companies.default_currency(self.conn, self.company_id)
+            if self._default_currency is None:
+                self._default_currency = companies.default_currency(self.conn, self.company_id)
+            fields["currency"] = self._default_currency
         _currency(fields["currency"])
         _place(fields)
         wanted = values.get("id")
         if wanted is not None and (type(wanted) is not int or not 0 < wanted <= MAX_ID):
             raise Refused("invalid_field", f"id must be a whole number from 1 to {MAX_ID}", "id")
+        return fields
+
+    def create_customer(self, values: Mapping[str, Any]) -> Customer:
+        """A new customer; its id is the next one above the largest unless ``values`` names it."""
+        fields = self._customer_fields(values)
+        wanted = values.get("id")
         for _ in range(5):
             customer_id = (
                 wanted if wanted is not None else documents.largest_customer_id(self.conn, self.company_id) + 1
@@ -399,6 +410,51 @@ class Books:
             if wanted is not None:
                 raise Refused("customer_exists", f"customer {customer_id} already exists", "id")
         raise Refused("conflict", "customers are being created at the same time; retry")
+
+    def create_customers(self, many: Sequence[Mapping[str, Any]]) -> list[Customer | Refused]:
+        """New customers, each with its ``id`` (an import), in one statement: each checked as create_customer does.
+
+        Each gets its customer, or its Refused (``customer_exists`` when its id is taken); the others are made.
+        """
+        results: list[Customer | Refused] = []
+        rows: dict[int, dict[str, Any]] = {}
+        for values in many:
+            try:
+                row = self._customer_row(values, taken=rows)
+            except Refused as refused:
+                results.append(refused)
+                continue
+            rows[row["id"]] = row
+            results.append(Customer(**row))
+        made = documents.insert_customers(self.conn, list(rows.values()))
+        wanted = self._wanting("customer.created")
+        for index, result in enumerate(results):
+            if isinstance(result, Customer):
+                if result.id not in made:
+                    results[index] = Refused("customer_exists", f"customer {result.id} already exists", "id")
+                elif wanted:
+                    self.emit("customer.created", result)
+        return results
+
+    def _customer_row(self, values: Mapping[str, Any], *, taken: Mapping[int, Any]) -> dict[str, Any]:
+        """A new customer's whole row, checked, for create_customers; ``taken``: ids already in this call."""
+        fields = self._customer_fields(values)
+        customer_id = values.get("id")
+        if customer_id is None:
+            raise Refused("missing_field", "id is required", "id")
+        if customer_id in taken:
+            raise Refused("customer_exists", f"customer {customer_id} already exists", "id")
+        row = {
+            **dict.fromkeys(CUSTOMER_FIELDS, ""),
+            **fields,
+            "company_id": self.company_id,
+            "id": customer_id,
+            "number": fields.get("number") or f"CUST-{customer_id:05d}",
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        check_row(t.customers, row)
+        return row
 
     def update_customer(self, customer_id: int, values: Mapping[str, Any]) -> Customer:
         before = self._lock("customer", customer_id)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -305,21 +306,55 @@ def _same_state(customer: Customer, country: str, state: str) -> bool:
     return bool(country) and countries.region(country, state) == customer.state
 
 
-def _write_customer(books: Books, row: Row) -> Outcome:
-    values = _customer_values(row)
-    customer_id: int = values["id"]
-    existing = documents.customer(books.conn, books.company_id, customer_id)
-    if existing is None:
-        try:
-            books.create_customer(values)
-        except Refused as refused:
-            if refused.code != "customer_exists":
-                raise
+def _customers_wanted(units: Sequence[Unit]) -> dict[int, tuple[Unit, dict[str, Any]]]:
+    values: dict[int, tuple[Unit, dict[str, Any]]] = {}
+    for unit in units:
+        if not unit.problems:
+            try:
+                wanted = _customer_values(unit.rows[0])
+            except Refused as refused:
+                _attach(unit, refused)
+                continue
+            values[wanted["id"]] = (unit, wanted)
+    return values
+
+
+def _customers_batch(books: Books, units: Sequence[Unit]) -> None:
+    """Write a batch of customers: the new ones in one statement, then each existing one that changes."""
+    values = _customers_wanted(units)
+    existing = queries.customers(books.conn, books.company_id, list(values))
+    new = [(unit, wanted) for customer_id, (unit, wanted) in values.items() if customer_id not in existing]
+    made = books.create_customers([wanted for _, wanted in new])
+    later: list[tuple[Unit, dict[str, Any]]] = []
+    for (unit, wanted), result in zip(new, made, strict=True):
+        if isinstance(result, Refused):
+            if result.code == "customer_exists":
+                later.append((unit, wanted))  # made meanwhile by a concurrent import: compared below
+            else:
+                _attach(unit, result)
         else:
-            return "created"
-        existing = documents.customer(books.conn, books.company_id, customer_id)  # made meanwhile by another import
-        if existing is None:
-            raise Refused("conflict", "customers are being created at the same time; retry")
+            unit.rows[0].outcome = "created"
+    for customer_id, (unit, wanted) in values.items():
+        before = existing.get(customer_id)
+        if before is not None:
+            _settle_customer(books, unit, before, wanted)
+    for unit, wanted in later:
+        before = documents.customer(books.conn, books.company_id, wanted["id"])
+        if before is None:
+            _attach(unit, Refused("conflict", "customers are being created at the same time; retry"))
+        else:
+            _settle_customer(books, unit, before, wanted)
+
+
+def _settle_customer(books: Books, unit: Unit, existing: Customer, values: dict[str, Any]) -> None:
+    try:
+        unit.rows[0].outcome = _update_customer(books, existing, values)
+    except Refused as refused:
+        _attach(unit, refused)
+
+
+def _update_customer(books: Books, existing: Customer, values: dict[str, Any]) -> Outcome:
+    customer_id: int = values["id"]
     changes = {name: value for name, value in values.items() if name != "id" and getattr(existing, name) != value}
     if "state" in changes and _same_state(existing, values.get("country", existing.country), changes["state"]):
         del changes["state"]
@@ -388,13 +423,6 @@ def _attach(unit: Unit, refused: Refused) -> None:
     target.problems.append(Problem(refused.code, refused.message, column))
 
 
-def write_unit(books: Books, kind: Kind, unit: Unit) -> Outcome:
-    """Write one unit through ``books``; Refused (nothing of it to keep) if a rule refuses it."""
-    if kind == "customers":
-        return _write_customer(books, unit.rows[0])
-    return _write_invoice(books, unit)
-
-
 # -- batches -------------------------------------------------------------------------------------
 
 
@@ -404,13 +432,16 @@ class _RollBack(Exception):
 
 def _check_batch(books: Books, kind: Kind, units: Sequence[Unit]) -> bool:
     """Write each unit of the batch (in the open transaction); whether every one was taken."""
+    if kind == "customers":
+        _customers_batch(books, units)
+        return not any(unit.problems for unit in units)
     clean = True
     for unit in units:
         if unit.problems:
             clean = False
             continue
         try:
-            outcome = write_unit(books, kind, unit)
+            outcome = _write_invoice(books, unit)
         except (Refused, NotFound) as refused:
             if isinstance(refused, NotFound):
                 refused = Refused("not_found", str(refused))
@@ -485,3 +516,51 @@ def errors(parsed: Parsed) -> list[str]:
             where = f"{problem.column}: " if problem.column else ""
             said.append(f"line {row.line}: {where}{problem.message}")
     return said
+
+
+# -- uploads kept between the dashboard's preview and the admin's confirmation ---------------------
+
+UPLOAD_SECONDS: Final = 30 * 60
+MAX_UPLOAD_ROWS: Final = 2_000  # the dashboard's bound: one transaction that the event loop waits for
+
+
+def _upload_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def keep_upload(store: Store, *, session_hash: bytes, company_id: int, kind: Kind, data: bytes, now: int) -> str:
+    """Keep an upload for its admin's session and company (for UPLOAD_SECONDS); the random id that names it."""
+    token = secrets.token_urlsafe(24)
+    await store.write(
+        lambda conn: queries.keep_upload(
+            conn,
+            id_hash=_upload_hash(token),
+            session_hash=session_hash,
+            company_id=company_id,
+            kind=kind,
+            filename="",
+            data=data,
+            now=now,
+            expires_at=now + UPLOAD_SECONDS,
+        )
+    )
+    return token
+
+
+async def kept_upload(
+    store: Store, token: str, *, session_hash: bytes, company_id: int, now: int
+) -> queries.Upload | None:
+    """The upload ``token`` names, if it is this session's for this company and has not expired."""
+    if not 20 <= len(token) <= 64:
+        return None
+    return await store.read(
+        lambda conn: queries.upload(
+            conn, id_hash=_upload_hash(token), session_hash=session_hash, company_id=company_id, now=now
+        )
+    )
+
+
+async def drop_upload(store: Store, token: str, *, session_hash: bytes) -> bool:
+    return await store.write(
+        lambda conn: queries.drop_upload(conn, id_hash=_upload_hash(token), session_hash=session_hash)
+    )

@@ -463,6 +463,14 @@ def insert_customer(conn: Connection, values: dict[str, Any]) -> bool:
     return conn.execute(statement).first() is not None
 
 
+def insert_customers(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """New customer rows, each with every column (checked by the caller): the ids of those inserted (not taken)."""
+    if not rows:
+        return set()
+    statement = insert_or_nothing(conn, t.customers, {}, ("company_id", "id")).returning(t.customers.c.id)
+    return set(conn.execute(statement, list(rows)).scalars())
+
+
 def largest_customer_id(conn: Connection, company_id: int) -> int:
     c = t.customers.c
     return int(conn.execute(select(func.coalesce(func.max(c.id), 0)).where(c.company_id == company_id)).scalar_one())

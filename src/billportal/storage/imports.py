@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy import Connection, delete, select
 
+from billportal.storage import documents
 from billportal.storage import schema as t
-from billportal.storage.bounds import check_row
+from billportal.storage.bounds import check_row, fits
+from billportal.storage.records import Customer
+
+_CHUNK: Final = 500  # ids in one IN list
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +24,19 @@ class Upload:
     filename: str
     data: bytes
     expires_at: int
+
+
+def customers(conn: Connection, company_id: int, ids: Sequence[int]) -> dict[int, Customer]:
+    """The company's customers among ``ids`` (ids that cannot be stored are none)."""
+    c = t.customers.c
+    wanted = [customer_id for customer_id in ids if fits(c.id, customer_id)]
+    found: dict[int, Customer] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        rows = conn.execute(
+            select(t.customers).where(c.company_id == company_id, c.id.in_(wanted[start : start + _CHUNK]))
+        ).all()
+        found.update((customer.id, customer) for customer in documents.complete(conn, "customer", rows))
+    return found
 
 
 def invoice_id(conn: Connection, company_id: int, number: str) -> int | None:
