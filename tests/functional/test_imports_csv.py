@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from billportal.cli import main
 from billportal.core.bounds import MAX_AMOUNT
 from billportal.storage.documents import Scope
 from tests.conftest import MASTER_KEY, World, run
+from tests.functional.dashboard_support import Dashboard, admin_of_acme, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "docs" / "samples"
@@ -229,3 +231,100 @@ def test_missing_file_and_tenant_are_one_line(world: World, cli: Any, tmp_path: 
     status, _, err = cli("import", "customers", str(SAMPLES / "customers.csv"), "--tenant", "nobody")
     assert status == 2
     assert "no company with username 'nobody'" in err
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+_UPLOAD = re.compile(r'name="upload" value="([^"]+)"')
+
+
+def upload(dashboard: Dashboard, kind: str, content: bytes) -> Any:
+    return dashboard.post("/imports", {"kind": kind}, files={"file": ("file.csv", content, "text/csv")})
+
+
+def upload_id(html: str) -> str:
+    match = _UPLOAD.search(html)
+    assert match, "no confirm form"
+    return match.group(1)
+
+
+def test_the_import_page_lists_the_columns(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    page = dashboard.get("/imports")
+    assert page.status_code == 200
+    assert 'href="/imports" aria-current="page"' in page.text
+    assert "<code>customer_id</code> (required)" in page.text
+
+
+def test_preview_writes_nothing_and_confirm_imports_once(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    content = (SAMPLES / "customers.csv").read_bytes()
+    preview = upload(dashboard, "customers", content)
+    assert preview.status_code == 200, preview.text
+    assert "Nothing is written yet. Importing would add 3, update 0 and leave 0 as they are." in preview.text
+    assert 1001 not in customers_of(world)
+    token = upload_id(preview.text)
+    done = dashboard.post("/imports", {"upload": token})
+    assert done.status_code == 200
+    assert "Imported: 3 new, 0 updated, 0 unchanged." in done.text
+    assert customers_of(world)[1002].name == "Müller & Söhne GmbH"
+    again = dashboard.post("/imports", {"upload": token})
+    assert again.status_code == 409
+    assert "This upload was imported already, or it expired" in again.text
+    trail = run(world.store.admins.audit_events(world.acme.id))
+    assert [(e.action, e.detail) for e in trail if e.action.startswith("imports.")] == [
+        ("imports.customers", "3 created, 0 updated, 0 unchanged")
+    ]
+    second = upload(dashboard, "customers", content)
+    assert "Importing would add 0, update 0 and leave 3 as they are." in second.text
+    invoices = upload(dashboard, "invoices", (SAMPLES / "invoices.csv").read_bytes())
+    assert dashboard.post("/imports", {"upload": upload_id(invoices.text)}).status_code == 200
+    assert [n for n in invoice_numbers(world) if n.startswith("IMP-")] == ["IMP-0001", "IMP-0002", "IMP-0003"]
+
+
+def test_a_bad_file_shows_each_rows_errors_beside_it_and_cannot_be_confirmed(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    content = (CUSTOMERS_HEADER + "901,Fine,,US,,USD\n902,,,US,,USD\n903,Bad,,US,Atlantis,USD\n").encode()
+    preview = upload(dashboard, "customers", content)
+    assert preview.status_code == 422
+    assert "2 of the file's customers are refused" in preview.text
+    assert 'name="upload"' not in preview.text
+    rows = re.findall(
+        r"<tr( class=\"refused\")?>\s*<td data-label=\"Line\" class=\"num\">(\d+)</td>(.*?)</tr>",
+        preview.text,
+        re.DOTALL,
+    )
+    by_line = {line: (bool(refused), body) for refused, line, body in rows}
+    assert by_line["2"][0] is False
+    assert "<code>name</code>: name is required" in by_line["3"][1]
+    assert "<code>state</code>: state must name a subdivision of US (ISO 3166-2)" in by_line["4"][1]
+    assert 901 not in customers_of(world)
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "said"),
+    [
+        ("customers", b"\xff\xfei\x00d\x00", "the file is not UTF-8 text"),
+        ("customers", b"", "the file is empty"),
+        ("invoices", b"id,name\n1,a\n", "unknown column &#39;id&#39; in the header"),
+        ("nothing", b"id,name\n1,a\n", "Choose what the file holds."),
+        ("customers", b"id,name\n" + b"".join(b"%d,n\n" % i for i in range(1, 2003)), "more than 2,000 rows"),
+    ],
+)
+def test_an_unreadable_upload_is_a_friendly_page(world: World, kind: str, content: bytes, said: str) -> None:
+    dashboard = admin_of_acme(world)
+    page = upload(dashboard, kind, content)
+    assert page.status_code == 400
+    assert said in page.text
+
+
+def test_an_upload_is_only_its_sessions(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    token = upload_id(upload(dashboard, "customers", (SAMPLES / "customers.csv").read_bytes()).text)
+    other = sign_in(world)  # the same admin, another session
+    refused = other.post("/imports", {"upload": token})
+    assert refused.status_code == 409
+    assert 1001 not in customers_of(world)
+    world.clock.advance(31 * 60)
+    assert dashboard.post("/imports", {"upload": token}).status_code in (303, 409)
+    assert 1001 not in customers_of(world)

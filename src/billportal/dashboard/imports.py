@@ -1,10 +1,11 @@
 """Billing > Import in the dashboard: upload a CSV of customers or invoices, see each row checked, then confirm.
 
 The upload is checked by the same rules as the API (services/imports.py, in a
-transaction that is rolled back) and kept in the database for half an hour, bound to
-the admin's session and company under a random id; nothing is written until the admin
-confirms, and then the file kept is imported in one transaction (all of it, or
-nothing). Files larger than the dashboard takes go through ``billportal import``.
+transaction that is rolled back) and kept in the database for half an hour, bound
+to the admin's session and company under a random id. Nothing is written until the
+admin confirms (the same route, naming the upload instead of sending a file); then
+the file kept is imported in one transaction: all of it, or nothing. Files larger
+than the dashboard takes go through ``billportal import``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ class ImportPages(Dashboard):
 
     @admin(form=True, upload=True, max_fields=3, area="billing")
     async def upload(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
-        """Check the file and show each row with what importing it would do, or why it is refused."""
+        """Check the file and show each row with what importing it would do, or why it is refused.
+
+        The preview's confirmation posts here too, naming the upload kept (``upload``) instead of a file.
+        """
+        if form.get("upload"):
+            return await self._confirm(request, visit, company, form.get("upload", ""))
         kind = form.get("kind", "")
         if kind not in imports.KINDS:
             return self._upload_page(
@@ -97,10 +103,8 @@ class ImportPages(Dashboard):
             minutes=imports.UPLOAD_SECONDS // 60,
         )
 
-    @admin(form=True, max_fields=3, area="billing")
-    async def confirm(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
+    async def _confirm(self, request: Request, visit: AdminVisit, company: Company, token: str) -> Response:
         """Import the upload kept since its preview: all of it, or nothing."""
-        token = form.get("upload", "")
         now = self.context.clock()
         session_hash = visit.session.id_hash
         kept = await imports.kept_upload(

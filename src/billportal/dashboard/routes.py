@@ -70,5 +70,4 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),
         Route(IMPORTS, imported.imports_page, methods=get),
         Route(IMPORTS, imported.upload, methods=post),
-        Route(f"{IMPORTS}/confirm", imported.confirm, methods=post),
     ]
