@@ -60,7 +60,7 @@ class ImportPages(Dashboard):
         The preview's confirmation posts here too, naming the upload kept (``upload``) instead of a file.
         """
         if form.get("upload"):
-            return await self._confirm(request, visit, company, form.get("upload", ""))
+            return await self._import_kept(request, visit, company, form.get("upload", ""))
         kind = form.get("kind", "")
         if kind not in imports.KINDS:
             return self._upload_page(
@@ -103,7 +103,7 @@ class ImportPages(Dashboard):
             minutes=imports.UPLOAD_SECONDS // 60,
         )
 
-    async def _confirm(self, request: Request, visit: AdminVisit, company: Company, token: str) -> Response:
+    async def _import_kept(self, request: Request, visit: AdminVisit, company: Company, token: str) -> Response:
         """Import the upload kept since its preview: all of it, or nothing."""
         now = self.context.clock()
         session_hash = visit.session.id_hash
