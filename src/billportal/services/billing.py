@@ -18,6 +18,7 @@ stable code, and the transaction changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -515,7 +516,65 @@ class Books:
 
     def create_invoice(self, values: Mapping[str, Any]) -> Invoice:
         """An invoice, draft or open (owed from now on)."""
-        customer = self._customer_of(values)
+        row, lines = self._invoice_row(values, self._customer_of(values))
+        invoice: Invoice = self._insert("invoice", values.get("number"), row, lines)
+        self._invoice_made(invoice)
+        return invoice
+
+    def _invoice_made(self, invoice: Invoice) -> None:
+        self.emit("invoice.created", invoice)
+        if invoice.status == "open":
+            self.emit("invoice.issued", invoice)
+
+    def create_invoices(self, many: Sequence[Mapping[str, Any]]) -> list[Invoice | Refused]:
+        """New invoices, each with its ``number`` (an import), in a few statements: each checked as create_invoice does.
+
+        Each gets its invoice, or its Refused (``number_taken`` when its number is taken); the others are made.
+        """
+        wanted = [values.get("customer_id") for values in many]
+        found = documents.customers_among(self.conn, self.company_id, [i for i in wanted if type(i) is int])
+        results: list[Invoice | Refused] = []
+        rows: dict[str, tuple[dict[str, Any], list[LineItem]]] = {}
+        for values in many:
+            try:
+                row, lines = self._numbered_invoice_row(values, found, taken=rows)
+            except Refused as refused:
+                results.append(refused)
+                continue
+            rows[row["number"]] = (row, lines)
+            results.append(Invoice(id=0, **row, lines=tuple(lines)))
+        made = documents.insert_documents(self.conn, "invoice", list(rows.values()))
+        for index, result in enumerate(results):
+            if isinstance(result, Invoice):
+                if result.number not in made:
+                    results[index] = Refused(
+                        "number_taken", f"another invoice has number {result.number[:64]!r}", "number"
+                    )
+                else:
+                    invoice = dataclasses.replace(result, id=made[result.number])
+                    results[index] = invoice
+                    if self._wanting("invoice.created") or self._wanting("invoice.issued"):
+                        self._invoice_made(invoice)
+        return results
+
+    def _numbered_invoice_row(
+        self, values: Mapping[str, Any], customers: Mapping[int, Customer], *, taken: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[LineItem]]:
+        customer = customers.get(values.get("customer_id"))  # type: ignore[arg-type]
+        if customer is None:
+            raise Refused("customer_not_found", "no customer has this id", "customer_id")
+        number = values.get("number")
+        if not isinstance(number, str) or not number:
+            raise Refused("missing_field", "number is required", "number")
+        if number in taken:
+            raise Refused("number_taken", f"another invoice has number {number[:64]!r}", "number")
+        row, lines = self._invoice_row(values, customer)
+        row["number"] = number
+        documents.check_document("invoice", row, lines)
+        return row, lines
+
+    def _invoice_row(self, values: Mapping[str, Any], customer: Customer) -> tuple[dict[str, Any], list[LineItem]]:
+        """A new invoice's row (without its number) and lines, checked."""
         currency = _currency(values.get("currency") or customer.currency)
         status = values.get("status", "open")
         if status not in ("draft", "open"):
@@ -537,11 +596,7 @@ class Books:
             "created_at": self.now,
             "updated_at": self.now,
         }
-        invoice: Invoice = self._insert("invoice", values.get("number"), row, lines)
-        self.emit("invoice.created", invoice)
-        if invoice.status == "open":
-            self.emit("invoice.issued", invoice)
-        return invoice
+        return row, lines
 
     def update_invoice(self, invoice_id: int, values: Mapping[str, Any]) -> Invoice:
         """Change an invoice. Paid and voided ones keep all but their notes; lines change only while nothing is paid."""

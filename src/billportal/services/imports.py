@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from billportal.core import countries
 from billportal.core.bounds import MAX_ID
-from billportal.core.errors import NotFound, Refused
+from billportal.core.errors import Refused
 from billportal.services.billing import CUSTOMER_FIELDS, MAX_LINES, Books
 from billportal.storage import documents
 from billportal.storage import imports as queries
@@ -322,7 +322,7 @@ def _customers_wanted(units: Sequence[Unit]) -> dict[int, tuple[Unit, dict[str, 
 def _customers_batch(books: Books, units: Sequence[Unit]) -> None:
     """Write a batch of customers: the new ones in one statement, then each existing one that changes."""
     values = _customers_wanted(units)
-    existing = queries.customers(books.conn, books.company_id, list(values))
+    existing = documents.customers_among(books.conn, books.company_id, list(values))
     new = [(unit, wanted) for customer_id, (unit, wanted) in values.items() if customer_id not in existing]
     made = books.create_customers([wanted for _, wanted in new])
     later: list[tuple[Unit, dict[str, Any]]] = []
@@ -381,27 +381,49 @@ def _same_invoice(invoice: Invoice, values: dict[str, Any]) -> bool:
 
 
 def _existing_invoice(books: Books, number: str) -> Invoice | None:
-    invoice_id = queries.invoice_id(books.conn, books.company_id, number)
-    if invoice_id is None:
-        return None
-    found: Invoice = documents.get(books.conn, "invoice", documents.Scope(books.company_id), invoice_id)
-    return found
+    return queries.invoices_numbered(books.conn, books.company_id, [number]).get(number)
 
 
-def _write_invoice(books: Books, unit: Unit) -> Outcome:
-    values = _invoice_values(unit)
-    existing = _existing_invoice(books, values["number"])
-    if existing is None:
-        try:
-            books.create_invoice(values)
-        except Refused as refused:
-            if refused.code != "number_taken":
-                raise
+def _invoices_batch(books: Books, units: Sequence[Unit]) -> None:
+    """Write a batch of invoices: the new ones together; one whose number exists must be the same invoice."""
+    values: dict[str, tuple[Unit, dict[str, Any]]] = {}
+    for unit in units:
+        if not unit.problems:
+            try:
+                wanted = _invoice_values(unit)
+            except Refused as refused:
+                _attach(unit, refused)
+                continue
+            values[wanted["number"]] = (unit, wanted)
+    existing = queries.invoices_numbered(books.conn, books.company_id, list(values))
+    new = [(unit, wanted) for number, (unit, wanted) in values.items() if number not in existing]
+    made = books.create_invoices([wanted for _, wanted in new])
+    compare: list[tuple[Unit, dict[str, Any], Invoice | None]] = [
+        (*values[number], invoice) for number, invoice in existing.items() if number in values
+    ]
+    for (unit, wanted), result in zip(new, made, strict=True):
+        if isinstance(result, Refused):
+            if result.code == "number_taken":  # made meanwhile by a concurrent import
+                compare.append((unit, wanted, _existing_invoice(books, wanted["number"])))
+            else:
+                _attach(unit, result)
         else:
-            return "created"
-        existing = _existing_invoice(books, values["number"])  # made meanwhile by another import
-        if existing is None:
-            raise Refused("conflict", "invoices are being created at the same time; retry") from None
+            _done(unit, "created")
+    for unit, wanted, invoice in compare:
+        try:
+            _done(unit, _compare_invoice(invoice, wanted))
+        except Refused as refused:
+            _attach(unit, refused)
+
+
+def _done(unit: Unit, outcome: Outcome) -> None:
+    for row in unit.rows:
+        row.outcome = outcome
+
+
+def _compare_invoice(existing: Invoice | None, values: dict[str, Any]) -> Outcome:
+    if existing is None:
+        raise Refused("conflict", "invoices are being created at the same time; retry")
     if _same_invoice(existing, values):
         return "unchanged"
     raise Refused(
@@ -431,26 +453,12 @@ class _RollBack(Exception):
 
 
 def _check_batch(books: Books, kind: Kind, units: Sequence[Unit]) -> bool:
-    """Write each unit of the batch (in the open transaction); whether every one was taken."""
+    """Write the batch's units (in the open transaction); whether every one was taken."""
     if kind == "customers":
         _customers_batch(books, units)
-        return not any(unit.problems for unit in units)
-    clean = True
-    for unit in units:
-        if unit.problems:
-            clean = False
-            continue
-        try:
-            outcome = _write_invoice(books, unit)
-        except (Refused, NotFound) as refused:
-            if isinstance(refused, NotFound):
-                refused = Refused("not_found", str(refused))
-            _attach(unit, refused)
-            clean = False
-            continue
-        for row in unit.rows:
-            row.outcome = outcome
-    return clean
+    else:
+        _invoices_batch(books, units)
+    return not any(unit.problems for unit in units)
 
 
 async def run(

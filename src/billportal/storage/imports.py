@@ -1,19 +1,16 @@
-"""Queries of CSV imports: an invoice by its number, and the uploads kept between preview and confirmation."""
+"""Queries of CSV imports: invoices by their numbers, and the uploads kept between preview and confirmation."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from sqlalchemy import Connection, delete, select
 
 from billportal.storage import documents
 from billportal.storage import schema as t
-from billportal.storage.bounds import check_row, fits
-from billportal.storage.records import Customer
-
-_CHUNK: Final = 500  # ids in one IN list
+from billportal.storage.bounds import check_row
+from billportal.storage.records import Invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,22 +23,14 @@ class Upload:
     expires_at: int
 
 
-def customers(conn: Connection, company_id: int, ids: Sequence[int]) -> dict[int, Customer]:
-    """The company's customers among ``ids`` (ids that cannot be stored are none)."""
-    c = t.customers.c
-    wanted = [customer_id for customer_id in ids if fits(c.id, customer_id)]
-    found: dict[int, Customer] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        rows = conn.execute(
-            select(t.customers).where(c.company_id == company_id, c.id.in_(wanted[start : start + _CHUNK]))
-        ).all()
-        found.update((customer.id, customer) for customer in documents.complete(conn, "customer", rows))
-    return found
-
-
-def invoice_id(conn: Connection, company_id: int, number: str) -> int | None:
+def invoices_numbered(conn: Connection, company_id: int, numbers: Sequence[str]) -> dict[str, Invoice]:
+    """The company's invoices whose numbers are among ``numbers``, complete with their lines, by number."""
     c = t.invoices.c
-    found: int | None = conn.execute(select(c.id).where(c.company_id == company_id, c.number == number)).scalar()
+    found: dict[str, Invoice] = {}
+    for start in range(0, len(numbers), 500):
+        chunk = numbers[start : start + 500]
+        rows = conn.execute(select(t.invoices).where(c.company_id == company_id, c.number.in_(chunk))).all()
+        found.update((invoice.number, invoice) for invoice in documents.complete(conn, "invoice", rows))
     return found
 
 
