@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from billportal.cli import main
+from billportal.cli.imports import Progress
 from billportal.core.bounds import MAX_AMOUNT
 from billportal.storage.documents import Scope
 from tests.conftest import MASTER_KEY, World, run
@@ -328,3 +330,39 @@ def test_an_upload_is_only_its_sessions(world: World) -> None:
     world.clock.advance(31 * 60)
     assert dashboard.post("/imports", {"upload": token}).status_code in (303, 409)
     assert 1001 not in customers_of(world)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_only() -> None:
+    terminal = _Terminal()
+    bar = Progress(10, terminal)
+    bar(4)
+    bar(6)
+    bar.end()
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r[############")
+    assert "10/10 rows 100%" in drawn
+    assert drawn.endswith("\n")
+    piped = io.StringIO()
+    quiet = Progress(10, piped)
+    quiet(10)
+    quiet.end()
+    assert piped.getvalue() == ""
+
+
+def test_a_huge_cell_and_a_long_row_are_refused_by_the_row(world: World, cli: Any, tmp_path: Path) -> None:
+    text = "id,name\n1001,Fine\n1002," + "x" * 10_001 + "\n1003,A,extra\n"
+    status, _, err = cli("import", "customers", write(tmp_path, "w.csv", text), "--tenant", "acme")
+    assert status == 1
+    assert err.splitlines() == [
+        "billportal: error: line 3: name: name is longer than 10000 characters",
+        "billportal: error: line 4: the row has 3 cells; the header names 2",
+    ]
+    too_long = "id,name\n1001,Fine\n1002," + "x" * 300 + "\n"
+    status, _, err = cli("import", "customers", write(tmp_path, "l.csv", too_long), "--tenant", "acme")
+    assert status == 1
+    assert err.strip() == "billportal: error: line 3: name: name is longer than 200 characters"
