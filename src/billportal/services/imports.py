@@ -18,6 +18,7 @@ finishes the job without writing anything twice.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -30,7 +31,7 @@ from sqlalchemy import Connection
 
 from billportal.core import countries
 from billportal.core.bounds import MAX_ID
-from billportal.core.errors import Refused
+from billportal.core.errors import Refused, StorageUnavailable
 from billportal.services.billing import CUSTOMER_FIELDS, MAX_LINES, Books
 from billportal.storage import documents
 from billportal.storage import imports as queries
@@ -69,6 +70,7 @@ MAX_CELL: Final = 10_000  # characters of one cell (the longest column, notes, i
 MAX_ROWS: Final = 1_000_000  # rows of one file, the CLI's bound (the dashboard's is smaller)
 MAX_FILE_BYTES: Final = 512 * 1024 * 1024  # the CLI reads the file whole
 BATCH_UNITS: Final = 500  # customers or invoices per transaction
+RETRIES: Final = 8  # times a batch is run again after the database could not take it
 _BOM: Final = b"\xef\xbb\xbf"
 
 
@@ -486,17 +488,38 @@ async def run(
             if not _check_batch(Books(conn, company_id, now), kind, batch) or not commit:
                 raise _RollBack
 
-        committed = True
-        try:
-            await store.write(work)
-        except _RollBack:
-            committed = False
-            writing = writing and not any(unit.problems for unit in batch)
+        committed = await _batch(store, work, batch)
+        writing = writing and committed
         for unit in batch:
             _count(report, unit, committed, counted=committed or not write)
         if progress is not None:
             progress(sum(len(unit.rows) for unit in batch))
     return report
+
+
+async def _batch(store: Store, work: Callable[[Connection], None], batch: Sequence[Unit]) -> bool:
+    """Run one batch's transaction; whether it committed. One the database could not take is run again.
+
+    Concurrent imports of the same rows wait on each other's batches, and PostgreSQL gives up waiting
+    after its lock timeout: the batch was rolled back, and running it again (idempotent) finds the
+    other's rows written.
+    """
+    seen = [(row, len(row.problems)) for unit in batch for row in unit.rows]
+    for attempt in range(RETRIES + 1):
+        for row, problems in seen:
+            del row.problems[problems:]
+            row.outcome = None
+        try:
+            await store.write(work)
+        except _RollBack:
+            return False
+        except StorageUnavailable:
+            if attempt == RETRIES:
+                raise
+            await asyncio.sleep(min(0.2 * 2**attempt, 3.0))
+        else:
+            return True
+    raise AssertionError("unreachable")
 
 
 def _count(report: Report, unit: Unit, committed: bool, *, counted: bool) -> None:
