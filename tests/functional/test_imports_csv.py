@@ -110,6 +110,7 @@ def test_bad_rows_are_said_one_line_each_with_the_apis_words(world: World, cli: 
         "605,Bad State,,US,Nowhere,USD\n"
         "606,Bad Currency,,US,,usd\n"
         "601,Twice,,US,,USD\n"
+        "0601,Again,,US,,USD\n"
     )
     status, out, err = cli("import", "customers", write(tmp_path, "bad.csv", text), "--tenant", "acme")
     assert status == 1
@@ -120,8 +121,9 @@ def test_bad_rows_are_said_one_line_each_with_the_apis_words(world: World, cli: 
         "billportal: error: line 6: state: state must name a subdivision of US (ISO 3166-2)",
         "billportal: error: line 7: currency: currency must be an ISO 4217 code in capitals, such as USD",
         "billportal: error: line 8: id: customer 601 is also on line 2",
+        "billportal: error: line 9: id: customer 601 is also on line 2",
     ]
-    assert json.loads(out)["refused"] == 6
+    assert json.loads(out)["refused"] == 7
     assert 601 not in customers_of(world)  # its batch held refused rows: nothing of it was written
 
 

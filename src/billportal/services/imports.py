@@ -317,6 +317,10 @@ def _customers_wanted(units: Sequence[Unit]) -> dict[int, tuple[Unit, dict[str, 
             except Refused as refused:
                 _attach(unit, refused)
                 continue
+            if wanted["id"] in values:  # the same id written another way (007 and 7)
+                first = values[wanted["id"]][0].rows[0].line
+                _attach(unit, Refused("duplicate_row", f"customer {wanted['id']} is also on line {first}", "id"))
+                continue
             values[wanted["id"]] = (unit, wanted)
     return values
 
