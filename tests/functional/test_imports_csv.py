@@ -329,6 +329,9 @@ def test_an_upload_is_only_its_sessions(world: World) -> None:
     refused = other.post("/imports", {"upload": token})
     assert refused.status_code == 409
     assert 1001 not in customers_of(world)
+    newer = upload_id(upload(dashboard, "customers", (SAMPLES / "customers.csv").read_bytes()).text)
+    assert dashboard.post("/imports", {"upload": token}).status_code == 409  # replaced by the newer upload
+    token = newer
     world.clock.advance(31 * 60)
     assert dashboard.post("/imports", {"upload": token}).status_code in (303, 409)
     assert 1001 not in customers_of(world)

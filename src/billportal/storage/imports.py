@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, or_, select
 
 from billportal.storage import documents
 from billportal.storage import schema as t
@@ -46,8 +46,9 @@ def keep_upload(
     now: int,
     expires_at: int,
 ) -> None:
-    """Keep an upload; the expired ones of every session go at the same time."""
-    conn.execute(delete(t.import_uploads).where(t.import_uploads.c.expires_at <= now))
+    """Keep an upload, in place of the session's earlier one; the expired ones of every session go too."""
+    c = t.import_uploads.c
+    conn.execute(delete(t.import_uploads).where(or_(c.expires_at <= now, c.session_hash == session_hash)))
     row = {
         "id_hash": id_hash,
         "session_hash": session_hash,
