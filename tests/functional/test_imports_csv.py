@@ -6,15 +6,19 @@ import base64
 import io
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from billportal.cli import main
 from billportal.cli.imports import Progress
 from billportal.core.bounds import MAX_AMOUNT
+from billportal.storage import schema as t
 from billportal.storage.documents import Scope
+from tests import factories
 from tests.conftest import MASTER_KEY, World, run
 from tests.functional.dashboard_support import Dashboard, admin_of_acme, sign_in
 
@@ -371,3 +375,23 @@ def test_a_huge_cell_and_a_long_row_are_refused_by_the_row(world: World, cli: An
     status, _, err = cli("import", "customers", write(tmp_path, "l.csv", too_long), "--tenant", "acme")
     assert status == 1
     assert err.strip() == "billportal: error: line 3: name: name is longer than 200 characters"
+
+
+def test_an_import_sends_the_apis_webhook_events_once(world: World, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(factories.webhook_endpoint(world.store, world.acme.id, now=world.clock.now))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO((SAMPLES / "customers.csv").read_bytes())))
+    assert cli("import", "customers", "-", "--tenant", "acme")[0] == 0
+    assert cli("import", "invoices", str(SAMPLES / "invoices.csv"), "--tenant", "acme")[0] == 0
+    for kind in ("customers", "invoices"):  # again: nothing new, no event
+        assert cli("import", kind, str(SAMPLES / f"{kind}.csv"), "--tenant", "acme")[0] == 0
+    e = t.webhook_events.c
+    rows = run(
+        world.store.read(
+            lambda conn: conn.execute(
+                select(e.type, e.object_id).where(e.company_id == world.acme.id).order_by(e.id)
+            ).all()
+        )
+    )
+    sent = Counter(row.type for row in rows)
+    assert sent == {"customer.created": 3, "invoice.created": 3, "invoice.issued": 2}
+    assert sorted(row.object_id for row in rows if row.type == "customer.created") == ["1001", "1002", "1003"]
