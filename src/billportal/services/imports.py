@@ -67,8 +67,8 @@ _LINE_COLUMNS: Final = ("description", "quantity", "unit_price", "discount", "ta
 _AMOUNTS: Final = ("unit_price", "discount", "tax")
 
 MAX_CELL: Final = 10_000  # characters of one cell (the longest column, notes, is text)
-MAX_ROWS: Final = 1_000_000  # rows of one file, the CLI's bound (the dashboard's is smaller)
-MAX_FILE_BYTES: Final = 512 * 1024 * 1024  # the CLI reads the file whole
+MAX_ROWS: Final = 500_000  # rows of one file, the CLI's bound (held in memory, about 1.5 KB a row)
+MAX_FILE_BYTES: Final = 256 * 1024 * 1024  # the CLI reads the file whole
 BATCH_UNITS: Final = 500  # customers or invoices per transaction
 RETRIES: Final = 8  # times a batch is run again after the database could not take it
 _BOM: Final = b"\xef\xbb\xbf"
