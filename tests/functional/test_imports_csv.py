@@ -276,15 +276,17 @@ def test_preview_writes_nothing_and_confirm_imports_once(world: World) -> None:
     assert done.status_code == 200
     assert "Imported: 3 new, 0 updated, 0 unchanged." in done.text
     assert customers_of(world)[1002].name == "Müller & Söhne GmbH"
-    again = dashboard.post("/imports", {"upload": token})
-    assert again.status_code == 409
-    assert "This upload was imported already, or it expired" in again.text
+    gone = dashboard.post("/imports", {"upload": token})
+    assert gone.status_code == 409
+    assert "This upload was imported already, or it expired" in gone.text
     trail = run(world.store.admins.audit_events(world.acme.id))
     assert [(e.action, e.detail) for e in trail if e.action.startswith("imports.")] == [
         ("imports.customers", "3 created, 0 updated, 0 unchanged")
     ]
     second = upload(dashboard, "customers", content)
     assert "Importing would add 0, update 0 and leave 3 as they are." in second.text
+    again = dashboard.post("/imports", {"upload": upload_id(second.text)})
+    assert "Imported: 0 new, 0 updated, 3 unchanged." in again.text
     invoices = upload(dashboard, "invoices", (SAMPLES / "invoices.csv").read_bytes())
     assert dashboard.post("/imports", {"upload": upload_id(invoices.text)}).status_code == 200
     assert [n for n in invoice_numbers(world) if n.startswith("IMP-")] == ["IMP-0001", "IMP-0002", "IMP-0003"]
@@ -395,3 +397,17 @@ def test_an_import_sends_the_apis_webhook_events_once(world: World, cli: Any, mo
     sent = Counter(row.type for row in rows)
     assert sent == {"customer.created": 3, "invoice.created": 3, "invoice.issued": 2}
     assert sorted(row.object_id for row in rows if row.type == "customer.created") == ["1001", "1002", "1003"]
+
+
+def test_an_invoice_lines_error_is_shown_beside_its_own_row(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    content = (INVOICES_HEADER + "Y-1,1234,2026-11-01,,Work,1,100,0,0\nY-1,,,,Extra,1,50,60,0\n").encode()
+    preview = upload(dashboard, "invoices", content)
+    assert preview.status_code == 422
+    rows = re.findall(
+        r"<tr[^>]*>\s*<td data-label=\"Line\" class=\"num\">(\d+)</td>(.*?)</tr>", preview.text, re.DOTALL
+    )
+    by_line = dict(rows)
+    assert "the discount is larger than quantity times unit price" not in by_line["2"]
+    assert "<code>discount</code>: the discount is larger than quantity times unit price" in by_line["3"]
+    assert "Y-1" not in invoice_numbers(world)
