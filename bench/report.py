@@ -345,7 +345,7 @@ def _sign_in(results: dict[str, Any]) -> list[str]:
     ]
     if events:
         lines += ["", "Every sign-in did the whole job; the database shows it:", "", *events]
-    return [*lines, "", *_commit_latency(results)]
+    return [*lines, "", *_commit_latency(results), *_imports(results)]
 
 
 def _commit_latency(results: dict[str, Any]) -> list[str]:
@@ -379,6 +379,34 @@ def _commit_latency(results: dict[str, Any]) -> list[str]:
         "The event loop waits for each commit, so this tail is a floor under the sign-in's own:",
         "",
         *_table(["SQLite", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "Commits over 5 ms"], rows, "lrrrrr"),
+    ]
+
+
+def _imports(results: dict[str, Any]) -> list[str]:
+    data = results.get("imports")
+    if not isinstance(data, dict):
+        return []
+    rows = [
+        [
+            kind,
+            f"{run['rows']:,}",
+            f"{run['units']:,}",
+            _n(run["seconds"], 1),
+            f"{run['rows_per_second']:,}",
+            _n(run["again_seconds"], 1),
+            f"{run['again_unchanged']:,}",
+        ]
+        for kind, run in data.items()
+    ]
+    return [
+        "",
+        "**CSV imports.** `billportal import` of a customers file, then of an invoices file (two lines each),",
+        "each command timed whole (start-up included) on a fresh embedded database, then the same file again,",
+        "which changes nothing (`bench/imports.py`):",
+        "",
+        *_table(
+            ["File", "Rows", "Created", "Seconds", "Rows/s", "Again: seconds", "Again: unchanged"], rows, "lrrrrrr"
+        ),
     ]
 
 

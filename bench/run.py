@@ -4,7 +4,7 @@ Order: the databases (built once, then cached), the verifier (pytest-benchmark),
 then three servers side by side, each on its own fresh copy of a database: the
 bare reference, billportal on 1,000 customers, billportal on 1,000,000 customers
 and 5,000,000 invoices (100,000 and 500,000 with BENCH_QUICK=1); then PostgreSQL +
-Redis, SQLite's commit latency on this disk, the soak and the kill -9 test. Then
+Redis, SQLite's commit latency on this disk, CSV imports (bench/imports.py), the soak and the kill -9 test. Then
 the targets, a py-spy profile for each one missed (all of them with
 BENCH_PROFILE=1), and the report.
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from bench import commit_latency, lists, loadgen, pgredis, profile
+from bench import commit_latency, imports, lists, loadgen, pgredis, profile
 from bench.common import (
     COOKIE_NAME,
     DOCS,
@@ -880,6 +880,7 @@ class Bench:
                 self.data_dirs[SMALL.name] / "billportal.sqlite3", 3000 if quick_mode() else 10_000
             ),
         )
+        r["imports"] = self.section("imports", imports.measure)
         ours = r.get("billportal_small") or {}
         max_rate = float(ours.get("max", {}).get("rate", 0.0))
         if max_rate > 0:

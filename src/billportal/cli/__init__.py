@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "payments": ("payments", "a company's online payments"),
     "autopay": ("payments", "AutoPay"),
     "webhooks": ("webhooks", "a company's webhook endpoints, and delivering events"),
+    "import": ("imports", "import customers or invoices from a CSV file"),
 }
 ALIASES: dict[str, str] = {"keys": "master-key"}
 

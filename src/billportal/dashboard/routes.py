@@ -8,6 +8,7 @@ from billportal.dashboard.admins import ADMINS, INVITATION, AdminPages
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
 from billportal.dashboard.documents import DocumentPages, document_routes
+from billportal.dashboard.imports import IMPORTS, ImportPages
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO, Dashboard
 from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
@@ -21,6 +22,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     customers = CustomerPages(context, auth)
     hooks = WebhookPages(context, auth)
     people = AdminPages(context, auth)
+    imported = ImportPages(context, auth)
     get, post = ["GET"], ["POST"]
     return [
         Route("/", pages.home, methods=get),
@@ -81,4 +83,6 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(INVITATION, people.invitation_page, methods=get),
         Route(INVITATION, people.accept, methods=post),
         *document_routes(DocumentPages(context, auth)),
+        Route(IMPORTS, imported.imports_page, methods=get),
+        Route(IMPORTS, imported.upload, methods=post),
     ]

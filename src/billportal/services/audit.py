@@ -70,6 +70,8 @@ ACTIONS: Final[dict[str, str]] = {
     "webhooks.secret_rotated": "Webhook signing secret rotated",
     "webhooks.endpoint_removed": "Webhook endpoint removed",
     "webhooks.redelivered": "Webhook events sent again",
+    "imports.customers": "Customers imported from a CSV file",
+    "imports.invoices": "Invoices imported from a CSV file",
 }
 
 

@@ -18,6 +18,7 @@ stable code, and the transaction changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -36,7 +37,9 @@ from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
 from billportal.services import events, statements
 from billportal.storage import companies, documents, refunds
+from billportal.storage import schema as t
 from billportal.storage import webhooks as outbox
+from billportal.storage.bounds import check_row
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
     CreditNote,
@@ -256,6 +259,7 @@ class Books:
         self.now = now
         self._scope = Scope(company_id)
         self._subscribers: list[tuple[int, tuple[str, ...]]] | None = None
+        self._default_currency: str | None = None
 
     # -- events out (webhooks)
 
@@ -366,18 +370,26 @@ class Books:
 
     # -- customers
 
-    def create_customer(self, values: Mapping[str, Any]) -> Customer:
-        """A new customer; its id is the next one above the largest unless ``values`` names it."""
+    def _customer_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A new customer's fields, checked (the company's currency when none is given)."""
         fields = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
         if not str(fields.get("name", "")).strip():
             raise Refused("missing_field", "name is required", "name")
         if "currency" not in fields:
-            fields["currency"] = companies.default_currency(self.conn, self.company_id)
+            if self._default_currency is None:
+                self._default_currency = companies.default_currency(self.conn, self.company_id)
+            fields["currency"] = self._default_currency
         _currency(fields["currency"])
         _place(fields)
         wanted = values.get("id")
         if wanted is not None and (type(wanted) is not int or not 0 < wanted <= MAX_ID):
             raise Refused("invalid_field", f"id must be a whole number from 1 to {MAX_ID}", "id")
+        return fields
+
+    def create_customer(self, values: Mapping[str, Any]) -> Customer:
+        """A new customer; its id is the next one above the largest unless ``values`` names it."""
+        fields = self._customer_fields(values)
+        wanted = values.get("id")
         for _ in range(5):
             customer_id = (
                 wanted if wanted is not None else documents.largest_customer_id(self.conn, self.company_id) + 1
@@ -399,6 +411,51 @@ class Books:
             if wanted is not None:
                 raise Refused("customer_exists", f"customer {customer_id} already exists", "id")
         raise Refused("conflict", "customers are being created at the same time; retry")
+
+    def create_customers(self, many: Sequence[Mapping[str, Any]]) -> list[Customer | Refused]:
+        """New customers, each with its ``id`` (an import), in one statement: each checked as create_customer does.
+
+        Each gets its customer, or its Refused (``customer_exists`` when its id is taken); the others are made.
+        """
+        results: list[Customer | Refused] = []
+        rows: dict[int, dict[str, Any]] = {}
+        for values in many:
+            try:
+                row = self._customer_row(values, taken=rows)
+            except Refused as refused:
+                results.append(refused)
+                continue
+            rows[row["id"]] = row
+            results.append(Customer(**row))
+        made = documents.insert_customers(self.conn, list(rows.values()))
+        wanted = self._wanting("customer.created")
+        for index, result in enumerate(results):
+            if isinstance(result, Customer):
+                if result.id not in made:
+                    results[index] = Refused("customer_exists", f"customer {result.id} already exists", "id")
+                elif wanted:
+                    self.emit("customer.created", result)
+        return results
+
+    def _customer_row(self, values: Mapping[str, Any], *, taken: Mapping[int, Any]) -> dict[str, Any]:
+        """A new customer's whole row, checked, for create_customers; ``taken``: ids already in this call."""
+        fields = self._customer_fields(values)
+        customer_id = values.get("id")
+        if customer_id is None:
+            raise Refused("missing_field", "id is required", "id")
+        if customer_id in taken:
+            raise Refused("customer_exists", f"customer {customer_id} already exists", "id")
+        row = {
+            **dict.fromkeys(CUSTOMER_FIELDS, ""),
+            **fields,
+            "company_id": self.company_id,
+            "id": customer_id,
+            "number": fields.get("number") or f"CUST-{customer_id:05d}",
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        check_row(t.customers, row)
+        return row
 
     def update_customer(self, customer_id: int, values: Mapping[str, Any]) -> Customer:
         return self.change_customer(customer_id, values)[0]
@@ -461,7 +518,65 @@ class Books:
 
     def create_invoice(self, values: Mapping[str, Any]) -> Invoice:
         """An invoice, draft or open (owed from now on)."""
-        customer = self._customer_of(values)
+        row, lines = self._invoice_row(values, self._customer_of(values))
+        invoice: Invoice = self._insert("invoice", values.get("number"), row, lines)
+        self._invoice_made(invoice)
+        return invoice
+
+    def _invoice_made(self, invoice: Invoice) -> None:
+        self.emit("invoice.created", invoice)
+        if invoice.status == "open":
+            self.emit("invoice.issued", invoice)
+
+    def create_invoices(self, many: Sequence[Mapping[str, Any]]) -> list[Invoice | Refused]:
+        """New invoices, each with its ``number`` (an import), in a few statements: each checked as create_invoice does.
+
+        Each gets its invoice, or its Refused (``number_taken`` when its number is taken); the others are made.
+        """
+        wanted = [values.get("customer_id") for values in many]
+        found = documents.customers_among(self.conn, self.company_id, [i for i in wanted if type(i) is int])
+        results: list[Invoice | Refused] = []
+        rows: dict[str, tuple[dict[str, Any], list[LineItem]]] = {}
+        for values in many:
+            try:
+                row, lines = self._numbered_invoice_row(values, found, taken=rows)
+            except Refused as refused:
+                results.append(refused)
+                continue
+            rows[row["number"]] = (row, lines)
+            results.append(Invoice(id=0, **row, lines=tuple(lines)))
+        made = documents.insert_documents(self.conn, "invoice", list(rows.values()))
+        for index, result in enumerate(results):
+            if isinstance(result, Invoice):
+                if result.number not in made:
+                    results[index] = Refused(
+                        "number_taken", f"another invoice has number {result.number[:64]!r}", "number"
+                    )
+                else:
+                    invoice = dataclasses.replace(result, id=made[result.number])
+                    results[index] = invoice
+                    if self._wanting("invoice.created") or self._wanting("invoice.issued"):
+                        self._invoice_made(invoice)
+        return results
+
+    def _numbered_invoice_row(
+        self, values: Mapping[str, Any], customers: Mapping[int, Customer], *, taken: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[LineItem]]:
+        customer = customers.get(values.get("customer_id"))  # type: ignore[arg-type]
+        if customer is None:
+            raise Refused("customer_not_found", "no customer has this id", "customer_id")
+        number = values.get("number")
+        if not isinstance(number, str) or not number:
+            raise Refused("missing_field", "number is required", "number")
+        if number in taken:
+            raise Refused("number_taken", f"another invoice has number {number[:64]!r}", "number")
+        row, lines = self._invoice_row(values, customer)
+        row["number"] = number
+        documents.check_document("invoice", row, lines)
+        return row, lines
+
+    def _invoice_row(self, values: Mapping[str, Any], customer: Customer) -> tuple[dict[str, Any], list[LineItem]]:
+        """A new invoice's row (without its number) and lines, checked."""
         currency = _currency(values.get("currency") or customer.currency)
         status = values.get("status", "open")
         if status not in ("draft", "open"):
@@ -483,11 +598,7 @@ class Books:
             "created_at": self.now,
             "updated_at": self.now,
         }
-        invoice: Invoice = self._insert("invoice", values.get("number"), row, lines)
-        self.emit("invoice.created", invoice)
-        if invoice.status == "open":
-            self.emit("invoice.issued", invoice)
-        return invoice
+        return row, lines
 
     def update_invoice(self, invoice_id: int, values: Mapping[str, Any]) -> Invoice:
         """Change an invoice. Paid and voided ones keep all but their notes; lines change only while nothing is paid."""

@@ -203,6 +203,18 @@ def customers(conn: Connection, company_id: int, limit: int = 100) -> list[Custo
     return complete(conn, "customer", rows)
 
 
+def customers_among(conn: Connection, company_id: int, ids: Sequence[int]) -> dict[int, Customer]:
+    """The company's customers among ``ids``, by id (ids that no row can have are none)."""
+    c = t.customers.c
+    wanted = sorted({customer_id for customer_id in ids if fits(c.id, customer_id)})
+    found: dict[int, Customer] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(select(t.customers).where(c.company_id == company_id, c.id.in_(chunk))).all()
+        found.update((customer.id, customer) for customer in complete(conn, "customer", rows))
+    return found
+
+
 def customer_page(
     conn: Connection,
     company_id: int,
@@ -545,6 +557,14 @@ def insert_customer(conn: Connection, values: dict[str, Any]) -> bool:
     return conn.execute(statement).first() is not None
 
 
+def insert_customers(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """New customer rows, each with every column (checked by the caller): the ids of those inserted (not taken)."""
+    if not rows:
+        return set()
+    statement = insert_or_nothing(conn, t.customers, {}, ("company_id", "id")).returning(t.customers.c.id)
+    return set(conn.execute(statement, list(rows)).scalars())
+
+
 def largest_customer_id(conn: Connection, company_id: int) -> int:
     c = t.customers.c
     return int(conn.execute(select(func.coalesce(func.max(c.id), 0)).where(c.company_id == company_id)).scalar_one())
@@ -572,10 +592,8 @@ def delete_customer(conn: Connection, company_id: int, customer_id: int) -> None
     conn.execute(delete(t.customers).where(c.company_id == company_id, c.id == customer_id))
 
 
-def insert_lines(conn: Connection, kind: str, document_id: int, lines: Sequence[LineItem]) -> None:
-    if not lines:
-        return
-    rows = [
+def _line_rows(kind: str, document_id: int, lines: Sequence[LineItem]) -> list[dict[str, Any]]:
+    return [
         {
             "document_kind": kind,
             "document_id": document_id,
@@ -589,9 +607,45 @@ def insert_lines(conn: Connection, kind: str, document_id: int, lines: Sequence[
         }
         for line in lines
     ]
+
+
+def insert_lines(conn: Connection, kind: str, document_id: int, lines: Sequence[LineItem]) -> None:
+    if not lines:
+        return
+    rows = _line_rows(kind, document_id, lines)
     for row in rows:
         check_row(t.line_items, row)
     conn.execute(t.line_items.insert(), rows)
+
+
+def check_document(kind: str, values: dict[str, Any], lines: Sequence[LineItem]) -> None:
+    """Refuse a new document or line that its columns cannot hold (as insert_document would, before writing)."""
+    check_row(TABLES[kind], values)
+    for row in _line_rows(kind, 1, lines):
+        check_row(t.line_items, row)
+
+
+def insert_documents(
+    conn: Connection, kind: str, documents: Sequence[tuple[dict[str, Any], Sequence[LineItem]]]
+) -> dict[str, int]:
+    """New documents, each with its number and its lines (checked by check_document), in a few statements.
+
+    The ids of those inserted, by number; one whose number the company has already is skipped.
+    """
+    if not documents:
+        return {}
+    table = TABLES[kind]
+    statement = insert_or_nothing(conn, table, {}, ("company_id", "number")).returning(table.c.id, table.c.number)
+    made = {number: int(document_id) for document_id, number in conn.execute(statement, [row for row, _ in documents])}
+    lines = [
+        line
+        for row, items in documents
+        if row["number"] in made
+        for line in _line_rows(kind, made[row["number"]], items)
+    ]
+    if lines:
+        conn.execute(t.line_items.insert(), lines)
+    return made
 
 
 def insert_document(conn: Connection, kind: str, values: dict[str, Any], lines: Sequence[LineItem] = ()) -> int | None:

@@ -673,3 +673,21 @@ webhook_attempts = Table(
     Column("response_head", Text, nullable=False, server_default=""),
 )
 Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id, webhook_attempts.c.id)
+
+import_uploads = Table(
+    "import_uploads",
+    metadata,
+    # A CSV file uploaded to the dashboard, kept between its preview and the admin's confirmation: bound to
+    # the admin's session (gone when it is) and company, named by the SHA-256 of a random id, short-lived.
+    Column("id_hash", LargeBinary(32), primary_key=True),
+    Column("session_hash", LargeBinary(32), ForeignKey("admin_sessions.id_hash", ondelete="CASCADE"), nullable=False),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("filename", String(200), nullable=False, server_default=""),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    CheckConstraint("kind IN ('customers', 'invoices')", name="kind"),
+)
+Index("ix_import_uploads_expires_at", import_uploads.c.expires_at)
+Index("ix_import_uploads_session_hash", import_uploads.c.session_hash)

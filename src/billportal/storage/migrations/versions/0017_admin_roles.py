@@ -1,7 +1,7 @@
 """admins and roles: every existing admin an owner, and invitations by email
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0016
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0012"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
