@@ -18,7 +18,7 @@ from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.services.billing import PAYMENT_METHODS
 from billportal.services.events import EVENT_TYPES
 from billportal.services.gateways import GATEWAYS
-from billportal.services.mail import KINDS
+from billportal.services.mail import ADDRESS_PATTERN, KINDS
 from billportal.services.payments import HINT_MIN_LENGTH, MAX_SECRET_LENGTH
 from billportal.services.sso import GRACE_PERIODS
 from billportal.services.webhooks import MAX_OVERLAP, MAX_URL_LENGTH
@@ -128,8 +128,8 @@ CUSTOMER: Final = Shape(
         Field("name", nonblank(200), "The customer's name.", required=True, hint=NAME_HINT),
         Field(
             "email",
-            EMAIL,
-            "Billing e-mail address.",
+            {"type": "string", "maxLength": 254, "pattern": f"^$|^{ADDRESS_PATTERN}$"},
+            "Billing e-mail address (where the company's emails to the customer go).",
             hint="must be an e-mail address such as billing@example.com, or empty",
         ),
         read_only(
