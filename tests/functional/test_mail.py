@@ -401,3 +401,12 @@ def test_autopay_tells_the_customer_before_a_charge_and_when_it_fails(
         "AutoPay could not pay invoice INV-0002",
     ]
     assert {r.recipients[0] for r in upcoming + failed} == {"wile@example.com"}
+
+
+def test_what_a_slow_server_leaves_is_given_back_before_the_lease_ends(world: World, server: MailServer) -> None:
+    slow = dataclasses.replace(_config(world, server), timeout=float(mail.LEASE_SECONDS))  # no time left to send
+    assert run(MailDeliverer(world.store, slow).run_once(world.clock.now)) == 0
+    assert {(m.state, m.attempts) for m in _messages(world)} == {("pending", 0)}
+    assert server.received == []
+    assert _deliver(world, _config(world, server)) == 2  # due again at once, not at the lease's end
+    assert len(server.received) == 2

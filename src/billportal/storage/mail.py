@@ -159,6 +159,13 @@ def claim(conn: Connection, *, now: int, limit: int, lease: int) -> list[Claimed
     return [ClaimedMail(**{name: row._mapping[name] for name in ClaimedMail.__dataclass_fields__}) for row in rows]
 
 
+def release(conn: Connection, message_ids: list[int]) -> None:
+    """Give back claimed messages unsent (due again at once, to any process)."""
+    if message_ids:
+        c = t.mail_messages.c
+        conn.execute(update(t.mail_messages).where(c.id.in_(message_ids), c.state == "pending").values(locked_until=0))
+
+
 def finish(conn: Connection, message_id: int, *, state: str, error: str, next_attempt_at: int, now: int) -> None:
     """Record a try: ``sent``, ``failed``, ``bounced``, or ``pending`` again (tried at ``next_attempt_at``)."""
     c = t.mail_messages.c
