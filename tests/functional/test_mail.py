@@ -20,7 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from billportal.app import build_app
-from billportal.core.config import Settings, SmtpServer
+from billportal.core.config import ConfigError, Settings, SmtpServer, smtp_server
 from billportal.core.errors import Refused
 from billportal.services import mail
 from billportal.services.audit import CLI
@@ -33,7 +33,8 @@ from tests.conftest import MASTER_KEY, World, run
 from tests.functional.dashboard_support import ADMIN_EMAIL, admin_of_acme
 from tests.functional.portal_world import csrf_token, signed_in
 from tests.functional.test_dashboard_cli import cli
-from tests.mail_server import MailServer, free_port, smtp_server
+from tests.mail_server import MailServer, free_port
+from tests.mail_server import smtp_server as running_smtp_server
 from tests.webhook_receiver import receiving
 
 __all__ = ["cli"]  # a fixture, imported so that it is found here
@@ -46,7 +47,7 @@ SENDER = "billing@portal.test"
 
 @pytest.fixture
 def server() -> Iterator[MailServer]:
-    with smtp_server(logins={"mailer": SMTP_PASSWORD}) as running:
+    with running_smtp_server(logins={"mailer": SMTP_PASSWORD}) as running:
         yield running
 
 
@@ -410,3 +411,28 @@ def test_what_a_slow_server_leaves_is_given_back_before_the_lease_ends(world: Wo
     assert server.received == []
     assert _deliver(world, _config(world, server)) == 2  # due again at once, not at the lease's end
     assert len(server.received) == 2
+
+
+def test_the_smtp_url_is_read_and_a_bad_one_refused_without_quoting_it() -> None:
+    plain = smtp_server_of("smtp://mail.example.com")
+    assert (plain.host, plain.port, plain.tls, plain.username, plain.password) == (
+        "mail.example.com",
+        587,
+        False,
+        "",
+        "",
+    )
+    tls = smtp_server_of("smtps://me%40corp:p%40ss%3Aword@mail.example.com")
+    assert (tls.port, tls.tls, tls.username, tls.password) == (465, True, "me@corp", "p@ss:word")
+    assert tls.shown == "smtps://me@corp@mail.example.com:465"
+    assert "p@ss" not in repr(tls)
+    for bad in ("http://mail.example.com", "smtp://", "smtp://u:hunter2@mail.example.com/path", "smtp://h:99999"):
+        with pytest.raises(ConfigError) as refused:
+            smtp_server_of(bad)
+        assert "hunter2" not in str(refused.value)
+
+
+def smtp_server_of(url: str) -> SmtpServer:
+    found = smtp_server(url)
+    assert found is not None
+    return found
