@@ -436,3 +436,15 @@ def smtp_server_of(url: str) -> SmtpServer:
     found = smtp_server(url)
     assert found is not None
     return found
+
+
+def test_the_portal_refuses_an_address_mail_cannot_go_to_beside_its_field(world: World) -> None:
+    client = signed_in(world)
+    page = client.get("/billing-info").text
+    form = {"csrf_token": csrf_token(page), "name": "Wile E. Coyote", "email": "wile@exämple.com"}
+    refused = client.post("/billing-info", data=form)
+    assert refused.status_code == 400
+    assert "Enter an email address such as name@example.com." in refused.text
+    customer = run(world.billing.customer(world.acme.id, 1234))
+    assert customer is not None
+    assert customer.email == "wile@example.com"
