@@ -426,6 +426,11 @@ def test_the_smtp_url_is_read_and_a_bad_one_refused_without_quoting_it() -> None
     assert (tls.port, tls.tls, tls.username, tls.password) == (465, True, "me@corp", "p@ss:word")
     assert tls.shown == "smtps://me@corp@mail.example.com:465"
     assert "p@ss" not in repr(tls)
+    # STARTTLS is required before a password goes to another host; used when offered otherwise.
+    assert mail._start_tls(smtp_server_of("smtp://u:p@mail.example.com")) is True
+    assert mail._start_tls(smtp_server_of("smtp://mail.example.com")) is None
+    assert mail._start_tls(smtp_server_of("smtp://u:p@127.0.0.1:2525")) is None
+    assert mail._start_tls(tls) is False
     for bad in ("http://mail.example.com", "smtp://", "smtp://u:hunter2@mail.example.com/path", "smtp://h:99999"):
         with pytest.raises(ConfigError) as refused:
             smtp_server_of(bad)

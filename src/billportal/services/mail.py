@@ -532,7 +532,7 @@ class MailDeliverer:
                 username=smtp.username or None,
                 password=smtp.password or None,
                 use_tls=smtp.tls,
-                start_tls=None if not smtp.tls else False,
+                start_tls=_start_tls(smtp),
                 timeout=self.config.timeout,
                 tls_context=ssl.create_default_context(),
             )
@@ -567,6 +567,14 @@ class MailDeliverer:
 
 def _short(text: str) -> str:
     return " ".join(text.split())[:120]
+
+
+def _start_tls(smtp: SmtpServer) -> bool | None:
+    """STARTTLS: required before a password goes to another host; else used when offered (None)."""
+    if smtp.tls:
+        return False  # TLS from the start
+    loopback = smtp.host == "localhost" or smtp.host.startswith("127.") or smtp.host in ("::1", "[::1]")
+    return True if smtp.password and not loopback else None
 
 
 def _failure(exc: BaseException, timeout: float) -> Outcome:
