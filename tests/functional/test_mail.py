@@ -453,3 +453,21 @@ def test_the_portal_refuses_an_address_mail_cannot_go_to_beside_its_field(world:
     customer = run(world.billing.customer(world.acme.id, 1234))
     assert customer is not None
     assert customer.email == "wile@example.com"
+
+
+def test_text_that_looks_like_a_link_marker_is_never_made_a_link(world: World, tmp_path: Path) -> None:
+    now = world.clock.now
+    run(
+        factories.customer(
+            world.store, world.acme.id, id=63, name="[[portal:/payments]]", email="m@example.com", now=now
+        )
+    )
+    run(factories.invoice(world.store, world.acme.id, 63, now=now))
+    config = dataclasses.replace(MailConfig.from_settings(world.settings), outbox=tmp_path)
+    _deliver(world, config)
+    (sent,) = [p for p in tmp_path.glob("*.eml") if b"m@example.com" in p.read_bytes()]
+    text = message_from_bytes(sent.read_bytes(), policy=policy.default).get_body(("plain",))
+    assert text is not None
+    body = text.get_content()
+    assert "https://acme.localhost/payments" not in body
+    assert "https://acme.localhost/invoices/" in body

@@ -198,7 +198,7 @@ def portal_marker(path: str, where: str = "portal") -> str:
     marker = f"[[{where}:{path}]]"
     if _MARKER.fullmatch(marker) is None:
         raise ValueError("a portal path is / and letters, digits, and - _ . ? = &")
-    return marker
+    return _Link(marker)
 
 
 def portal_link_for(
@@ -223,8 +223,23 @@ def portal_link_for(
 
 # -- writing messages: Jinja templates under templates/email/, in the company's colours
 
+
+class _Link(str):
+    """A marker :func:`portal_marker` wrote (any other text that looks like one is defused)."""
+
+    __slots__ = ()
+
+
+def _defuse(value: Any) -> Any:
+    # A customer's name or an address could hold "[[portal:/...]]": only markers made here become links.
+    if type(value) is str and "[[" in value:
+        return value.replace("[[", "[\u200b[")
+    return value
+
+
 _templates = Environment(
     loader=PackageLoader("billportal", "templates/email"),
+    finalize=_defuse,
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
     undefined=StrictUndefined,
     trim_blocks=True,
