@@ -178,7 +178,9 @@ def test_without_smtp_messages_are_eml_files_in_the_outbox_folder(world: World) 
     assert {m.state for m in _messages(world)} == {"sent"}
 
 
-def test_a_5xx_refusal_marks_the_address_bounced_and_the_company_sees_it(world: World, server: MailServer) -> None:
+def test_a_5xx_refusal_marks_the_address_bounced_and_the_company_sees_it(
+    world: World, server: MailServer, cli: Any
+) -> None:
     now = world.clock.now
     _customer(world, 61, "Gone@Example.com")
     server.refuse["gone@example.com"] = "550 5.1.1 No such mailbox"
@@ -213,7 +215,12 @@ def test_a_5xx_refusal_marks_the_address_bounced_and_the_company_sees_it(world: 
     assert page.status_code == 200
     assert "Email to this address bounced" in page.text
     assert "No such mailbox" in page.text
-    assert run(MailSettings(world.store).clear_bounce(world.acme.id, "gone@example.com", actor=CLI, now=now))
+    status, out, _ = cli("mail", "unbounce", "--tenant", "acme", "gone@example.com")
+    assert status == 0
+    assert json.loads(out) == {"cleared": "gone@example.com"}
+    status, _, err = cli("mail", "unbounce", "--tenant", "acme", "gone@example.com")
+    assert status != 0
+    assert "has not bounced" in err
     assert "bounced" not in dashboard.get("/customers/61").text
 
 
