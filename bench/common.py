@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+import sqlite3
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 import billportal
 
@@ -22,6 +26,32 @@ ISSUER = "bench-backend"
 TOKEN_TTL = 3600
 HOST_HEADER = f"{COMPANY}.localhost"
 COOKIE_NAME = "__Host-bp_session"
+DATABASE_FILE = "billportal.sqlite3"
+
+# The portal pages measured against the reference; "{invoice}" is the signed-in customer's newest invoice.
+PORTAL_PAGES: Final = {
+    "my_account": "/",
+    "invoices": "/invoices",
+    "invoice": "/invoices/{invoice}",
+    "payments": "/payments",
+    "statement": "/statements/balance-forward",
+}
+
+
+def page_paths(data_dir: Path, customers: Iterable[int]) -> dict[int, dict[str, str]]:
+    """Each customer's path of each measured page, read from that folder's database."""
+    uri = f"file:{data_dir / DATABASE_FILE}?mode=ro"
+    paths: dict[int, dict[str, str]] = {}
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+        for customer in customers:
+            row = conn.execute(
+                "SELECT id FROM invoices WHERE customer_id = ? AND status != 'draft'"
+                " ORDER BY issued_on DESC, id DESC LIMIT 1",
+                (customer,),
+            ).fetchone()
+            ids = {"invoice": row[0] if row else 0}
+            paths[customer] = {page: path.format(**ids) for page, path in PORTAL_PAGES.items()}
+    return paths
 
 
 def quick_mode() -> bool:
@@ -100,3 +130,14 @@ def write_secret(path: Path, lines: list[str]) -> None:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write("\n".join(lines))
         handle.write("\n")
+
+
+def paired_ratio(ours: Any, ref: Any) -> tuple[float, float, float] | None:
+    """Median, lowest and highest of the per-round ratios ours / reference (their rounds alternate)."""
+    if not isinstance(ours, dict) or not isinstance(ref, dict):
+        return None
+    pairs = [(a, b) for a, b in zip(ours.get("rounds", []), ref.get("rounds", []), strict=False) if a and b]
+    if not pairs:
+        return None
+    ratios = sorted(a / b for a, b in pairs)
+    return ratios[len(ratios) // 2], ratios[0], ratios[-1]

@@ -57,6 +57,7 @@ class Server:
     data_dir: Path
     access_log: bool
     extra_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -64,7 +65,8 @@ class Server:
 
     def command(self) -> list[str]:
         if self.kind == "billportal":
-            return [PYTHON, "-m", "billportal", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            serve = [PYTHON, "-m", "billportal", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            return serve + (["--workers", str(self.workers)] if self.workers > 1 else [])
         return [PYTHON, "-m", "bench.reference_app", "--host", "127.0.0.1", "--port", str(self.port)]
 
     @property
@@ -106,7 +108,7 @@ class Server:
                         return
             except OSError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"the {self.kind} server did not answer within {READY_TIMEOUT:.0f} s")
 
@@ -116,6 +118,21 @@ class Server:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError(f"no {field} in /proc/PID/status")
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU the server's processes (it and its workers) have used so far."""
+        ticks = 0
+        pending = [self.pid]
+        while pending:
+            pid = pending.pop()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii").split()
+            except OSError:
+                continue  # gone in between
+            ticks += int(fields[11]) + int(fields[12])
+            pending += [int(child) for child in children]
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
         """VmHWM of the worker: the most resident memory it has held since it started."""

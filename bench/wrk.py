@@ -23,6 +23,7 @@ class WrkResult:
     errors: dict[str, int]
     latency_ms: dict[str, float]
     wrapped: int  # times a thread ran out of lines and started over (0 for a valid sign-in run)
+    cpu_seconds: float = 0.0  # the server's CPU over the run (set by the caller, who knows the server)
 
     @property
     def rate(self) -> float:
@@ -40,6 +41,7 @@ class WrkResult:
             "errors": self.errors,
             "latency_ms": self.latency_ms,
             "wrapped": self.wrapped,
+            "cpu_us_per_request": round(1e6 * self.cpu_seconds / self.requests, 1) if self.requests else None,
         }
 
 

@@ -363,19 +363,18 @@ class Portal:
 
     @customer("my_account")
     async def my_account(self, _request: Request, visit: Visit) -> Response:
-        billing, company, customer = self.billing, visit.company, visit.customer
-        today = self._today(visit)
-        open_invoices, open_count = await billing.invoices(visit.scope, statuses=("open",), limit=PER_PAGE)
-        balance = await billing.account_balance(company.id, customer.id, customer.currency, today=today)
-        payments = await billing.recent_payments(visit.scope, limit=RECENT_PAYMENTS)
+        customer, today = visit.customer, self._today(visit)
+        summary = await self.billing.summary(
+            visit.scope, customer.currency, today=today, limit=PER_PAGE, recent=RECENT_PAYMENTS
+        )
         return self._page(
             visit,
             "portal/my_account.html",
             page="my_account",
-            balance=balance,
-            open_invoices=open_invoices,
-            open_count=open_count,
-            payments=payments,
+            balance=summary.balance,
+            open_invoices=summary.open_invoices,
+            open_count=summary.open_count,
+            payments=summary.payments,
             today=today,
         )
 

@@ -405,6 +405,10 @@ class Books:
         raise Refused("conflict", "customers are being created at the same time; retry")
 
     def update_customer(self, customer_id: int, values: Mapping[str, Any]) -> Customer:
+        return self.change_customer(customer_id, values)[0]
+
+    def change_customer(self, customer_id: int, values: Mapping[str, Any]) -> tuple[Customer, dict[str, Any]]:
+        """The company's change to a customer: the customer after it, and what the changed fields were before."""
         before = self._lock("customer", customer_id)
         changes = {name: values[name] for name in CUSTOMER_FIELDS if name in values}
         _place(changes, before)
@@ -418,7 +422,7 @@ class Books:
         previous = {name: getattr(before, name) for name in changes if getattr(before, name) != changes[name]}
         if previous:
             self.emit("customer.updated", updated, previous=previous)
-        return updated
+        return updated, previous
 
     def delete_customer(self, customer_id: int) -> Customer:
         """Delete a customer that has no documents (documents are never deleted with their customer)."""
@@ -444,17 +448,15 @@ class Books:
         changed = {name: value for name, value in wanted.items() if getattr(before, name) != value}
         if changed:
             updated = self._update("customer", customer_id, changed)
-            self.emit(
-                "customer.billing_info_updated",
-                updated,
-                changes={name: {"old": getattr(before, name), "new": value} for name, value in sorted(changed.items())},
-            )
+            changes = {name: {"old": getattr(before, name), "new": value} for name, value in sorted(changed.items())}
+            self.emit("customer.billing_info_updated", updated, changes=changes)
+            # The old values too, so that the company sees what the customer changed (the dashboard's customer page).
             documents.record_customer_event(
                 self.conn,
                 self.company_id,
                 customer_id,
                 "billing_info.updated",
-                {"fields": sorted(changed)},
+                {"fields": sorted(changed), "changes": changes},
                 now=self.now,
             )
         return sorted(changed)
@@ -916,6 +918,16 @@ class Books:
 # -- the service ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """What My Account shows: a page of open invoices (and how many are open), the balance, the newest payments."""
+
+    open_invoices: list[Invoice]
+    open_count: int
+    balance: statements.AccountBalance
+    payments: list[Payment]
+
+
 class Billing:
     """Billing data of every company: :meth:`write` opens :class:`Books` in a transaction; the reads are here too."""
 
@@ -1023,9 +1035,11 @@ class Billing:
         offset: int = 0,
     ) -> tuple[list[Invoice], int]:
         """One page of invoices in scope, newest first, and how many match."""
-        where = documents.invoice_filters(statuses, past_due_before, number_contains)
+        where = documents.invoice_filters(past_due_before, number_contains)
         return await self.store.read(
-            lambda conn: documents.page(conn, "invoice", scope, where=where, limit=limit, offset=offset)
+            lambda conn: documents.page(
+                conn, "invoice", scope, statuses=tuple(statuses), where=where, limit=limit, offset=offset
+            )
         )
 
     async def documents(self, kind: str, scope: Scope, *, limit: int = 25, offset: int = 0) -> tuple[list[Any], int]:
@@ -1042,6 +1056,20 @@ class Billing:
     async def settlements(self, scope: Scope, invoice_id: int) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
         """What settled one invoice: its payments (with the amount applied) and its credit notes."""
         return await self.store.read(lambda conn: documents.settlements(conn, scope, invoice_id))
+
+    async def summary(self, scope: Scope, currency: str, *, today: str, limit: int, recent: int) -> AccountSummary:
+        """My Account's reads in one read transaction: open invoices, the balance, the newest payments."""
+        customer_id = scope.customer_id
+        assert customer_id is not None
+
+        def read(conn: Connection) -> AccountSummary:
+            invoices, count = documents.page(conn, "invoice", scope, statuses=("open",), limit=limit)
+            owed, past_due, unused = documents.account_balance(conn, scope.company_id, customer_id, currency, today)
+            payments, _ = documents.page(conn, "payment", scope, limit=recent, count=False)
+            balance = statements.AccountBalance(owed=owed, past_due=past_due, unused_credit=unused)
+            return AccountSummary(invoices, count, balance, payments)
+
+        return await self.store.read(read)
 
     async def account_balance(
         self, company_id: int, customer_id: int, currency: str, *, today: str | None = None

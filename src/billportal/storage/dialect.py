@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 
 def insert_or_nothing(
@@ -19,6 +21,11 @@ def insert_or_nothing(
     ``RETURNING`` to learn whether the row went in.
     """
     elements = list(conflict) if conflict else None
+    # Each dialect's module is imported by a process that uses it only: a SQLite worker never loads PostgreSQL's.
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=elements)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=elements)

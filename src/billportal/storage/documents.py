@@ -19,13 +19,29 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, case, delete, false, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    Table,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from billportal.core.bounds import storable_text
 from billportal.storage import refunds
 from billportal.storage import schema as t
 from billportal.storage.bounds import check_row, fits
 from billportal.storage.dialect import insert_or_nothing
+from billportal.storage.prebuilt import Prebuilt, one_of
 from billportal.storage.records import (
     CreditNote,
     Customer,
@@ -72,13 +88,31 @@ class Scope:
     customer_id: int | None = None
 
     def where(self, table: Table) -> list[ColumnElement[bool]]:
-        c = table.c
-        conditions = [c.company_id == self.company_id]
+        return _scope_conditions(table, self.company_id, self.customer_id)
+
+    def params(self) -> dict[str, int]:
+        """The values of the bound conditions a prebuilt read has for this scope (see _bound_scope)."""
+        found = {"company_id": self.company_id}
         if self.customer_id is not None:
-            conditions.append(c.customer_id == self.customer_id)
-            if "status" in c:
-                conditions.append(c.status != "draft")
-        return conditions
+            found["customer_id"] = self.customer_id
+        return found
+
+
+def _scope_conditions(table: Table, company_id: Any, customer_id: Any) -> list[ColumnElement[bool]]:
+    """A company's objects, or one customer's documents but drafts (the values may be bound parameters)."""
+    c = table.c
+    conditions = [c.company_id == company_id]
+    if customer_id is not None:
+        conditions.append(c.customer_id == customer_id)
+        if "status" in c:
+            conditions.append(c.status != "draft")
+    return conditions
+
+
+def _bound_scope(table: Table, customer_scoped: bool) -> list[ColumnElement[bool]]:
+    c = table.c
+    customer = bindparam("customer_id", type_=c.customer_id.type) if customer_scoped else None
+    return _scope_conditions(table, bindparam("company_id", type_=c.company_id.type), customer)
 
 
 @cache
@@ -86,10 +120,10 @@ def _columns(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if f.name not in ("lines", "applications", "refunds"))
 
 
-def _record(kind: str, row: Row[Any], **parts: Any) -> Any:
+def _record(kind: str, row: Any, **parts: Any) -> Any:
+    """A record from a row (a SQLAlchemy Row, or a prebuilt read's named tuple), by column name."""
     cls = RECORDS[kind]
-    mapping = row._mapping
-    return cls(**{name: mapping[name] for name in _columns(cls)}, **parts)
+    return cls(**{name: getattr(row, name) for name in _columns(cls)}, **parts)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -126,7 +160,7 @@ def _applications_of(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[Pa
     return {i: tuple(applications) for i, applications in found.items()}
 
 
-def complete(conn: Connection, kind: str, rows: Sequence[Row[Any]], *, parts: bool = True) -> list[Any]:
+def complete(conn: Connection, kind: str, rows: Sequence[Any], *, parts: bool = True) -> list[Any]:
     """Rows as records; with ``parts``, documents with their lines and payments with their applications."""
     if not parts or kind == "customer":
         return [_record(kind, r) for r in rows]
@@ -145,8 +179,17 @@ def get(conn: Connection, kind: str, scope: Scope, object_id: int) -> Any:
     table = TABLES[kind]
     if not fits(table.c.id, object_id):
         return None
-    row = conn.execute(select(table).where(table.c.id == object_id, *scope.where(table))).first()
-    return None if row is None else complete(conn, kind, [row])[0]
+    rows = _one_statement(kind, scope.customer_id is not None).named_rows(conn, scope.params() | {"id": object_id})
+    return complete(conn, kind, rows)[0] if rows else None
+
+
+@cache
+def _one_statement(kind: str, customer_scoped: bool) -> Prebuilt:
+    table = TABLES[kind]
+    c = table.c
+    return Prebuilt(
+        select(table).where(c.id == bindparam("id", type_=c.id.type), *_bound_scope(table, customer_scoped))
+    )
 
 
 def customer(conn: Connection, company_id: int, customer_id: int) -> Customer | None:
@@ -247,27 +290,56 @@ def page(
     *,
     limit: int,
     offset: int = 0,
+    statuses: tuple[str, ...] = (),
     where: Sequence[ColumnElement[bool]] = (),
     count: bool = True,
 ) -> tuple[list[Any], int]:
-    """One page of documents in scope, newest first (without lines), and how many match in all."""
+    """One page of documents in scope, newest first (without lines), and how many match in all.
+
+    Without other conditions than ``statuses`` (the portal's lists, My Account), the statements are prebuilt.
+    """
     table = TABLES[kind]
-    conditions = [*scope.where(table), *where]
+    if not where:
+        listed, counted = _page_statements(kind, scope.customer_id is not None, statuses)
+        params = scope.params()
+        total = counted.rows(conn, params)[0][0] if count else 0
+        rows = listed.named_rows(conn, params | {"limit": limit, "offset": offset})
+        return complete(conn, kind, rows, parts=False), int(total)
+    conditions = [*scope.where(table), *_with_statuses(table, statuses), *where]
     total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one() if count else 0
-    rows = conn.execute(
+    found = conn.execute(
         select(table).where(*conditions).order_by(*_newest_first(table)).limit(limit).offset(offset)
     ).all()
-    return complete(conn, kind, rows, parts=False), int(total)
+    return complete(conn, kind, found, parts=False), int(total)
 
 
-def invoice_filters(
-    statuses: Sequence[str] = (), past_due_before: str | None = None, number_contains: str = ""
-) -> list[ColumnElement[bool]]:
-    """The invoice list's filters: statuses, past due on a date, part of the number."""
+def _with_statuses(table: Table, statuses: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    return [table.c.status.in_(statuses)] if statuses else []
+
+
+@cache
+def _page_statements(kind: str, customer_scoped: bool, statuses: tuple[str, ...]) -> tuple[Prebuilt, Prebuilt]:
+    """(the page's rows, newest first, by limit and offset; how many there are in all)."""
+    table = TABLES[kind]
+    c = table.c
+    conditions = _bound_scope(table, customer_scoped)
+    if statuses:  # the code's own constants: written into the statement, one statement per set
+        conditions.append(one_of(c.status, statuses))
+    listed = (
+        select(table)
+        .where(*conditions)
+        .order_by(*_newest_first(table))
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=Integer()))
+    )
+    counted = select(func.count().label("total")).select_from(table).where(*conditions)
+    return Prebuilt(listed), Prebuilt(counted)
+
+
+def invoice_filters(past_due_before: str | None = None, number_contains: str = "") -> list[ColumnElement[bool]]:
+    """The invoice list's filters besides statuses (see page): past due on a date, part of the number."""
     c = t.invoices.c
     where: list[ColumnElement[bool]] = []
-    if statuses:
-        where.append(c.status.in_(statuses))
     if past_due_before is not None:
         where += [c.status == "open", c.due_on < past_due_before]
     if number_contains and not storable_text(number_contains):
@@ -300,10 +372,21 @@ def account_balance(
     conn: Connection, company_id: int, customer_id: int, currency: str, today: str | None
 ) -> tuple[int, int, int]:
     """(owed on open invoices, of which past due on ``today``, unused credit), in one query."""
+    params = {"company_id": company_id, "customer_id": customer_id, "currency": currency, "today": today}
+    o, late, n, r, a = (int(v) for v in _account_balance_statement(today is not None).rows(conn, params)[0])
+    return o, late, n + r - a
+
+
+@cache
+def _account_balance_statement(dated: bool) -> Prebuilt:
+    """Built once per process (a page asks for it on every view): five sums as scalar subqueries."""
     inv, cn, pay, app = t.invoices.c, t.credit_notes.c, t.payments.c, t.payment_applications.c
+    company_id = bindparam("company_id", type_=inv.company_id.type)
+    customer_id = bindparam("customer_id", type_=inv.customer_id.type)
+    currency = bindparam("currency", type_=inv.currency.type)
     open_invoices = (inv.company_id == company_id, inv.customer_id == customer_id, inv.currency == currency)
     owed = select(func.coalesce(func.sum(inv.balance), 0)).where(*open_invoices, inv.status == "open")
-    past_due = owed.where(inv.due_on < today) if today is not None else select(literal(0))
+    past_due = owed.where(inv.due_on < bindparam("today", type_=inv.due_on.type)) if dated else select(literal(0))
     notes = select(func.coalesce(func.sum(cn.total), 0)).where(
         cn.company_id == company_id, cn.customer_id == customer_id, cn.currency == currency, cn.status == "open"
     )
@@ -316,11 +399,10 @@ def account_balance(
         .join(t.payments, pay.id == app.payment_id)
         .join(t.invoices, inv.id == app.invoice_id)
         .where(pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
-        .where(inv.status.in_(LEDGER_INVOICE_STATUSES), inv.currency == currency)
+        .where(one_of(inv.status, LEDGER_INVOICE_STATUSES), inv.currency == currency)
     )
-    parts = [q.scalar_subquery() for q in (owed, past_due, notes, received, applied)]
-    o, late, n, r, a = (int(v) for v in conn.execute(select(*parts)).one())
-    return o, late, n + r - a
+    sums = {"owed": owed, "past_due": past_due, "notes": notes, "received": received, "applied": applied}
+    return Prebuilt(select(*(q.scalar_subquery().label(name) for name, q in sums.items())))
 
 
 def activity_span(
