@@ -16,6 +16,7 @@ from billportal.api.errors import ERROR_CODES
 from billportal.core.bounds import TAX_ID
 from billportal.services.events import EVENT_TYPES
 from billportal.services.gateways import GATEWAYS
+from billportal.services.mail import KINDS
 from billportal.services.payments import HINT_MIN_LENGTH, MAX_SECRET_LENGTH
 from billportal.services.sso import GRACE_PERIODS
 from billportal.services.webhooks import MAX_OVERLAP, MAX_URL_LENGTH
@@ -153,6 +154,15 @@ SSO_KEY: Final = Shape(
 )
 
 
+MAIL_SETTINGS: Final = Shape(
+    "MailSettings",
+    "Which kinds of email the company sends (true: sent). Send only those to change.",
+    tuple(
+        Field(kind.value, {"type": "boolean"}, info.label + ".") for kind, info in KINDS.items() if info.configurable
+    ),
+)
+
+
 def _company_fields() -> tuple[Field, ...]:
     return (
         read_only("object", const("company"), 'Always "company".'),
@@ -202,6 +212,7 @@ def _company_fields() -> tuple[Field, ...]:
             nullable({"type": "string"}),
             "The logo's address on the portal (upload it in the dashboard or with billportal company set --logo).",
         ),
+        Field("mail_settings", {"shape": MAIL_SETTINGS}, "Which kinds of email the company sends (docs/email.md)."),
     )
 
 
@@ -447,13 +458,15 @@ ERROR: Final = Shape(
 ERROR_RESPONSE: Final = Shape("Error", "Every error answer.", (read_only("error", {"shape": ERROR}, "The error."),))
 
 
-def api_object(kind: str, record: Any) -> dict[str, Any]:
+def api_object(kind: str, record: Any, *, bounced: bool = False) -> dict[str, Any]:
     """A stored record as the API's answer reads it: its fields, ``object``, and what is worked out from them."""
     values = dataclasses.asdict(record)
     for part in ("lines", "applications", "refunds"):
         if part in values:
             values[part] = list(values[part])  # asdict keeps tuples; JSON arrays are lists
     values["object"] = kind
+    if kind == "customer":
+        values["email_bounced"] = bounced
     if kind == "payment":
         values["unapplied"] = record.unapplied
         values["refunds"] = [{**refund, "object": "refund"} for refund in values["refunds"]]

@@ -229,6 +229,7 @@ class CustomerPages(Dashboard):
             autopay_offered=settings.online and settings.allow_autopay,
             autopay_failures=(await autopay.failures(company.id, customer.id))[:RECENT],
             method_label=method_label,
+            bounce=await self.context.mail.bounce(company.id, customer.email),
             labels=LABELS,
             problem=problem,
             portal_seconds=PORTAL_LINK_SECONDS,

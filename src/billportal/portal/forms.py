@@ -11,6 +11,7 @@ from typing import Final
 from billportal.core import countries
 from billportal.core.bounds import TAX_ID
 from billportal.services.gateways import CardEntry
+from billportal.services.mail import ADDRESS_PATTERN
 
 # Bidirectional overrides and isolates could make saved text read differently from what it is.
 _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -66,7 +67,7 @@ BILLING_INFO_FIELDS: Final = (
         254,
         input_type="email",
         autocomplete="email",
-        pattern=re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"),
+        pattern=re.compile(ADDRESS_PATTERN),  # what email is sent to (services/mail.py)
         pattern_error="Enter an email address such as name@example.com.",
     ),
     Field(

@@ -72,6 +72,8 @@ ACTIONS: Final[dict[str, str]] = {
     "webhooks.redelivered": "Webhook events sent again",
     "imports.customers": "Customers imported from a CSV file",
     "imports.invoices": "Invoices imported from a CSV file",
+    "mail.settings_changed": "Email settings changed",
+    "mail.bounce_cleared": "Bounced email address cleared",
 }
 
 

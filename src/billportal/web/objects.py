@@ -11,6 +11,7 @@ from typing import Any, Final
 from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.services.billing import PAYMENT_METHODS
+from billportal.services.mail import ADDRESS_PATTERN
 from billportal.web.shapes import Field, Shape, read_only
 
 # Text on one line, without control characters; and the same with at least one visible character.
@@ -85,9 +86,15 @@ CUSTOMER: Final = Shape(
         Field("name", nonblank(200), "The customer's name.", required=True, hint=NAME_HINT),
         Field(
             "email",
-            EMAIL,
-            "Billing e-mail address.",
+            {"type": "string", "maxLength": 254, "pattern": f"^$|^{ADDRESS_PATTERN}$"},
+            "Billing e-mail address (where the company's emails to the customer go).",
             hint="must be an e-mail address such as billing@example.com, or empty",
+        ),
+        read_only(
+            "email_bounced",
+            {"type": "boolean"},
+            "Whether the mail server refused this address for good: no email is sent to it until it changes "
+            "(or billportal mail unbounce).",
         ),
         Field("phone", text(64), "Billing phone number."),
         Field("address_line1", text(200), "Billing address, first line."),
