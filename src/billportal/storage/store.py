@@ -258,6 +258,7 @@ class Store:
             sso_keys=keys,
             # (.get: a copy shared by a process of the release before has no such column)
             session_cutoff=row.get("sso_session_cutoff"),
+            email_sign_in=bool(row.get("email_sign_in", False)),
             **{name: row.get(name, default) for name, default in _PROFILE_DEFAULTS.items()},
         )
 
@@ -400,6 +401,7 @@ class Store:
                     jti=r.jti,
                     ip=r.ip,
                     user_agent=r.user_agent,
+                    method=r.method,
                 )
                 for r in rows
             ]
