@@ -681,3 +681,58 @@ webhook_attempts = Table(
     Column("response_head", Text, nullable=False, server_default=""),
 )
 Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id, webhook_attempts.c.id)
+
+# -- mail: the queue of messages out, the kinds each company turned off or on, addresses that bounced ----
+
+mail_messages = Table(
+    "mail_messages",
+    metadata,
+    # One email, written in the transaction of the change that caused it (services/mail.py queue_mail),
+    # sent by the deliverer like a webhook delivery: leased, retried with backoff, sent once.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=True),
+    Column("kind", String(40), nullable=False),
+    Column("dedupe_key", String(100), nullable=True),  # one message per key and company (a month's statement)
+    Column("to_address", String(254), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("text_body", Text, nullable=False),
+    Column("html_body", Text, nullable=False, server_default=""),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("locked_until", BigInteger, nullable=False, server_default="0"),
+    Column("last_error", String(200), nullable=False, server_default=""),
+    Column("sent_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint("state IN ('pending', 'sent', 'failed', 'bounced')", name="state"),
+)
+Index(
+    "ix_mail_messages_due",
+    mail_messages.c.next_attempt_at,
+    sqlite_where=_PENDING,
+    postgresql_where=_PENDING,
+)
+Index("ix_mail_messages_company", mail_messages.c.company_id, mail_messages.c.id)
+Index("uq_mail_messages_dedupe", mail_messages.c.company_id, mail_messages.c.dedupe_key, unique=True)
+
+mail_preferences = Table(
+    "mail_preferences",
+    metadata,
+    # A kind of email a company turned on or off; a kind with no row has its default (services/mail.py).
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+mail_bounces = Table(
+    "mail_bounces",
+    metadata,
+    # An address the mail server refused for good (a 5xx answer): nothing more is sent to it.
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("address", String(254), primary_key=True),  # lower case
+    Column("reason", String(200), nullable=False, server_default=""),
+    Column("bounced_at", BigInteger, nullable=False),
+)
