@@ -169,6 +169,7 @@ class PolicySettings:
     sign_out_url: str
     error_url: str
     frame_ancestors: tuple[str, ...] = ()
+    email_sign_in: bool = False  # customers may ask for a sign-in link by email (services/email_links.py)
 
     @classmethod
     def of(cls, company: Company) -> PolicySettings:
@@ -182,6 +183,7 @@ class PolicySettings:
             sign_out_url=company.sign_out_url,
             error_url=company.error_url,
             frame_ancestors=company.frame_ancestors,
+            email_sign_in=company.email_sign_in,
         )
 
     def columns(self) -> dict[str, Any]:
@@ -195,6 +197,7 @@ class PolicySettings:
             "sign_out_url": self.sign_out_url,
             "error_url": self.error_url,
             "frame_ancestors": " ".join(self.frame_ancestors),
+            "email_sign_in": self.email_sign_in,
         }
 
 
@@ -207,6 +210,7 @@ _POLICY_NAMES: Final = {
     "sign_out_url": "sign-out URL",
     "error_url": "error URL",
     "frame_ancestors": "sites that may embed the portal",
+    "email_sign_in": "email sign-in",
 }
 
 

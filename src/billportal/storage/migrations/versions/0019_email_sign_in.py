@@ -1,7 +1,7 @@
 """email sign-in: the company's switch, emailed links and codes, sessions' devices, sign-ins' method
 
 Revision ID: 0019
-Revises: 0012
+Revises: 0018
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0012"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
