@@ -30,6 +30,7 @@ from billportal.dashboard.routes import dashboard_routes
 from billportal.portal.email_sign_in import EmailSignIn
 from billportal.portal.signin import SignIn
 from billportal.portal.views import Portal
+from billportal.services.mail import MailConfig, MailDeliverer
 from billportal.services.webhooks import Deliverer
 from billportal.storage import open_store
 from billportal.storage.store import Store
@@ -196,6 +197,8 @@ class Billportal:
                     # Embedded or scaled out, each serving process sends webhooks: no extra process to run.
                     deliverer = Deliverer(self.context.store, test_mode=self.context.settings.webhooks_test_mode)
                     tasks.append(asyncio.create_task(deliverer.run_forever(self.context.clock)))
+                    mailer = MailDeliverer(self.context.store, MailConfig.from_settings(self.context.settings))
+                    tasks.append(asyncio.create_task(mailer.run_forever(self.context.clock)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in tasks:

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "payments": ("payments", "a company's online payments"),
     "autopay": ("payments", "AutoPay"),
     "webhooks": ("webhooks", "a company's webhook endpoints, and delivering events"),
+    "mail": ("mail", "email: a company's choices, its message log, statements, sending"),
 }
 ALIASES: dict[str, str] = {"keys": "master-key"}
 

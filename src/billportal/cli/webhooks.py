@@ -9,6 +9,7 @@ process also sends them in the background, so it is needed only where that is tu
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from billportal.core.config import Settings
 from billportal.core.errors import NotFound
 from billportal.services.audit import CLI
 from billportal.services.events import EVENT_TYPES
+from billportal.services.mail import MailConfig, MailDeliverer
 from billportal.services.webhooks import DEFAULT_OVERLAP, Deliverer, Webhooks, delivery_fields, endpoint_fields
 from billportal.storage.store import Store
 
@@ -181,5 +183,6 @@ async def webhooks_deliver(args: argparse.Namespace, store: Store, settings: Set
         return 0
     if args.at is not None:
         raise CommandError("--at goes with --once")
-    await deliverer.run_forever(system_clock)
+    mailer = MailDeliverer(store, MailConfig.from_settings(settings))  # email goes out beside the events
+    await asyncio.gather(deliverer.run_forever(system_clock), mailer.run_forever(system_clock))
     return 0  # pragma: no cover - runs until stopped

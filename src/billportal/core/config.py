@@ -10,9 +10,9 @@ import base64
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 _SQLITE_FILE = "billportal.sqlite3"
 
@@ -102,6 +102,51 @@ def _database_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+@dataclass(frozen=True)
+class SmtpServer:
+    """The mail server of ``BILLPORTAL_SMTP_URL``; its password is never in its repr."""
+
+    host: str
+    port: int
+    tls: bool  # smtps://: TLS from the start; smtp://: STARTTLS when the server offers it
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def shown(self) -> str:
+        """The server as logs and pages may show it: no password."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{'smtps' if self.tls else 'smtp'}://{user}{self.host}:{self.port}"
+
+
+def smtp_server(raw: str) -> SmtpServer | None:
+    """``BILLPORTAL_SMTP_URL`` read: smtp://[user:pass@]host[:port] or smtps://...; None when unset."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    problem = "BILLPORTAL_SMTP_URL must look like smtp://user:password@smtp.example.com:587 or smtps://...:465"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(problem) from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ConfigError(problem)
+    tls = parts.scheme == "smtps"
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if tls else 587),
+        tls=tls,
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+    )
+
+
+def _smtp_url(raw: str) -> str:
+    smtp_server(raw)  # refused at start, with a message that never quotes it
+    return raw.strip()
+
+
 def _networks(env: Mapping[str, str], name: str, default: str, *, wildcard: bool = False) -> tuple[str, ...]:
     """Comma-separated addresses or networks (``10.0.0.0/8``, ``::1``; ``*`` where ``wildcard``)."""
     parts = tuple(p.strip() for p in (env.get(name) or default).split(",") if p.strip())
@@ -164,6 +209,10 @@ class Settings:
     webhooks_test_mode: bool = False
     # Whether this process sends webhooks in the background (each serving process does, by default).
     webhooks_deliver: bool = True
+    # Where email goes: smtp://[user:pass@]host[:port] (STARTTLS) or smtps:// (TLS); empty: .eml files
+    # in {data_dir}/mail-outbox. Never shown (it may hold a password): see smtp_server().
+    smtp_url: str = field(default="", repr=False)
+    mail_from: str = ""  # the From address; default billportal@{base domain}
 
     @property
     def base_url(self) -> str:
@@ -268,6 +317,8 @@ class Settings:
             max_in_flight=_int(env, "BILLPORTAL_MAX_IN_FLIGHT", 256, 1),
             webhooks_test_mode=_bool(env, "BILLPORTAL_WEBHOOKS_TEST_MODE", False),
             webhooks_deliver=_bool(env, "BILLPORTAL_WEBHOOKS_DELIVER", True),
+            smtp_url=_smtp_url(env.get("BILLPORTAL_SMTP_URL", "")),
+            mail_from=(env.get("BILLPORTAL_MAIL_FROM") or "").strip(),
         )
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import Row as SqlRow
 from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
-from billportal.services import events, statements
+from billportal.services import events, mail, statements
 from billportal.storage import companies, documents, refunds
 from billportal.storage import webhooks as outbox
 from billportal.storage.documents import Scope
@@ -197,6 +197,9 @@ def _place(changes: dict[str, Any], before: Any = None) -> None:
     Only what changes is checked (with the other of country and region as it is), so a customer saved
     before these rules can still have, say, their email changed.
     """
+    email = changes.get("email")
+    if email and not mail.valid_address(str(email)):
+        raise Refused("invalid_field", "email must be one email address, such as name@example.com", "email")
     tax_id = str(changes.get("tax_id", ""))
     if tax_id and (len(tax_id) > 64 or not re.fullmatch(TAX_ID, tax_id)):
         raise Refused(
@@ -280,6 +283,7 @@ class Books:
                 payload=lambda event_id: events.body(event_id, event_type, self.now, kind, obj, extra=extra),
                 now=self.now,
             )
+        mail.on_event(self.conn, self.company_id, event_type, obj, now=self.now, extra=extra)
 
     # -- plumbing
 

@@ -10,15 +10,50 @@ retried with backoff. A link to the portal in a message is written as a marker b
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import random
 import re
+import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
 from enum import StrEnum
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import Connection
 
 from billportal import _links
+from billportal.core.config import Settings, SmtpServer, smtp_server
+from billportal.core.errors import Refused, StorageUnavailable
+from billportal.core.lazy import lazy_import
+from billportal.core.money import format_money
+from billportal.services import audit, statements
+from billportal.services.audit import Actor
+from billportal.storage import documents
 from billportal.storage import mail as queue
+from billportal.storage.store import Store
+
+if TYPE_CHECKING:
+    import aiosmtplib
+else:  # loaded by the first message sent, not by every worker
+    aiosmtplib = lazy_import("aiosmtplib")
+
+log = logging.getLogger("billportal.mail")
+
+LEASE_SECONDS: Final = 120  # a claimed message is this process's for this long (more than a send takes)
+TIMEOUT_SECONDS: Final = 30.0
+RETRY_WINDOW: Final = 2 * 24 * 3600  # a message not sent after two days of retries has failed
+FIRST_RETRY: Final = 60
+LONGEST_WAIT: Final = 2 * 3600
+BATCH: Final = 20
+AUTOPAY_NOTICE_DAYS: Final = 3  # "AutoPay will charge your card" this many days before the due date
+OUTBOX_FOLDER: Final = "mail-outbox"
 
 MAX_ADDRESS: Final = 254
 MAX_SUBJECT: Final = 300
@@ -26,8 +61,9 @@ MAX_SUBJECT: Final = 300
 _ADDRESS: Final = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
-# A portal link in a queued body, made into a URL when the message is sent (see portal_link_for).
-_MARKER: Final = re.compile(r"\[\[portal:(/[A-Za-z0-9/_-]{0,200})\]\]")
+# A link in a queued body, made into a URL when the message is sent: "portal" through portal_link_for,
+# "site" the company's portal as is (its logo), "dashboard" the dashboard (admins' messages).
+_MARKER: Final = re.compile(r"\[\[(portal|site|dashboard):(/[A-Za-z0-9/_.?=&-]{0,200})\]\]")
 
 
 class MailKind(StrEnum):
@@ -122,11 +158,15 @@ def queue_mail(
     )
 
 
-def portal_marker(path: str) -> str:
-    """A link to a portal page (``/invoices/7``) in a queued body: made a URL by :func:`portal_link_for` when sent."""
-    if _MARKER.fullmatch(f"[[portal:{path}]]") is None:
-        raise ValueError("a portal path is / and letters, digits, - and _")
-    return f"[[portal:{path}]]"
+def portal_marker(path: str, where: str = "portal") -> str:
+    """A link to a portal page (``/invoices/7``) in a queued body: made a URL by :func:`portal_link_for` when sent.
+
+    ``where="site"``: the company's portal as is (not a sign-in link); ``"dashboard"``: the dashboard.
+    """
+    marker = f"[[{where}:{path}]]"
+    if _MARKER.fullmatch(marker) is None:
+        raise ValueError("a portal path is / and letters, digits, and - _ . ? = &")
+    return marker
 
 
 def portal_link_for(
@@ -147,3 +187,467 @@ def portal_link_for(
     """
     del conn, company_id, customer_id, now  # for a sign-in link made per message
     return _links.portal_url(company, base_url) + path
+
+
+# -- writing messages: Jinja templates under templates/email/, in the company's colours
+
+_templates = Environment(
+    loader=PackageLoader("billportal", "templates/email"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    auto_reload=False,
+    keep_trailing_newline=True,
+)
+_templates.filters["money"] = format_money
+
+
+def render(kind: MailKind | str, company: queue.Branding, **context: Any) -> tuple[str, str, str]:
+    """A message of ``kind`` for ``company``: (subject, text, HTML), from ``templates/email/{kind}.*``."""
+    kind = MailKind(kind)
+    shown = {
+        "company": company,
+        "logo": portal_marker(f"/logo/{company.logo_sha256}", "site") if company.logo_sha256 else "",
+        "accent": company.accent_color if re.fullmatch(r"#[0-9a-fA-F]{6}", company.accent_color) else "#2563eb",
+        "link": portal_marker,
+        **context,
+    }
+    subject = _templates.get_template(f"{kind.value}.subject.txt").render(**shown).strip()
+    text = _templates.get_template(f"{kind.value}.txt").render(**shown)
+    html = _templates.get_template(f"{kind.value}.html").render(**shown)
+    return subject, text, html
+
+
+def send_to_customer(
+    conn: Connection,
+    company_id: int,
+    customer_id: int,
+    kind: MailKind,
+    *,
+    now: int,
+    dedupe_key: str | None = None,
+    **context: Any,
+) -> None:
+    """Render and queue a message of ``kind`` to a customer (if it has an address and the kind is on)."""
+    customer = documents.customer(conn, company_id, customer_id)
+    company = queue.branding(conn, company_id)
+    if customer is None or company is None or not customer.email or not enabled_kinds(conn, company_id)[kind]:
+        return
+    subject, text, html = render(kind, company, customer=customer, **context)
+    queue_mail(
+        conn,
+        company_id=company_id,
+        kind=kind,
+        to=customer.email,
+        subject=subject,
+        text=text,
+        html=html,
+        now=now,
+        customer_id=customer_id,
+        dedupe_key=dedupe_key,
+    )
+
+
+def send_to_admins(conn: Connection, company_id: int, kind: MailKind, *, now: int, **context: Any) -> None:
+    """Render and queue a message of ``kind`` to each of the company's admins."""
+    company = queue.branding(conn, company_id)
+    if company is None or not enabled_kinds(conn, company_id)[kind]:
+        return
+    subject, text, html = render(kind, company, **context)
+    for address in queue.admin_addresses(conn, company_id):
+        queue_mail(conn, company_id=company_id, kind=kind, to=address, subject=subject, text=text, html=html, now=now)
+
+
+def on_event(
+    conn: Connection, company_id: int, event_type: str, obj: Any, *, now: int, extra: Mapping[str, Any]
+) -> None:
+    """The messages a change sends, in its transaction (called by ``Books.emit`` for every event)."""
+    if event_type == "invoice.issued":
+        send_to_customer(conn, company_id, obj.customer_id, MailKind.INVOICE_ISSUED, now=now, invoice=obj)
+    elif event_type == "payment.created":
+        send_to_customer(conn, company_id, obj.customer_id, MailKind.PAYMENT_RECEIPT, now=now, payment=obj)
+    elif event_type == "estimate.approved":
+        customer = documents.customer(conn, company_id, obj.customer_id)
+        send_to_admins(conn, company_id, MailKind.ESTIMATE_APPROVED, now=now, estimate=obj, customer=customer)
+    elif event_type == "customer.billing_info_updated":
+        previous = extra.get("previous") or {}
+        changes = [(name, previous.get(name, ""), getattr(obj, name, "")) for name in sorted(previous)]
+        send_to_admins(conn, company_id, MailKind.BILLING_DETAILS_CHANGED, now=now, customer=obj, changes=changes)
+
+
+def endpoint_disabled(conn: Connection, company_id: int, url: str, *, now: int) -> None:
+    """Tell the company's admins a webhook endpoint was disabled (in the deliverer's transaction)."""
+    send_to_admins(conn, company_id, MailKind.WEBHOOK_ENDPOINT_DISABLED, now=now, url=url)
+
+
+def autopay_failed(conn: Connection, *, company_id: int, customer_id: int, invoice_id: int, now: int) -> None:
+    """Tell a customer their AutoPay charge for an invoice failed."""
+    invoice = documents.get(conn, "invoice", documents.Scope(company_id), invoice_id)
+    if invoice is not None:
+        send_to_customer(conn, company_id, customer_id, MailKind.AUTOPAY_FAILED, now=now, invoice=invoice)
+
+
+def autopay_upcoming(conn: Connection, *, company_id: int, customer_id: int, today: date, now: int) -> int:
+    """Tell a customer which invoices AutoPay will charge within a few days (each invoice once); how many."""
+    horizon = (today + timedelta(days=AUTOPAY_NOTICE_DAYS)).isoformat()
+    coming = [
+        i
+        for i in documents.due_invoices(conn, company_id, customer_id, horizon)
+        if (i.due_on or "") > today.isoformat()
+    ]
+    for invoice in coming:
+        send_to_customer(
+            conn,
+            company_id,
+            customer_id,
+            MailKind.AUTOPAY_UPCOMING,
+            now=now,
+            dedupe_key=f"autopay_upcoming:{invoice.id}:{invoice.due_on}",
+            invoice=invoice,
+        )
+    return len(coming)
+
+
+def statements_for(conn: Connection, *, company_id: int, month_key: str, now: int, after: int = 0) -> tuple[int, int]:
+    """Queue the month's statement to each customer with an address and activity; (how many, last customer id)."""
+
+    month = statements.Month.parse(month_key)
+    if not enabled_kinds(conn, company_id)[MailKind.STATEMENT]:
+        return 0, 0
+    queued = last = 0
+    for row in queue.customers_with_email(conn, company_id, after=after):
+        last = row.id
+        ledger = documents.ledger(conn, company_id, row.id, row.currency, month.last_day)
+        shown = statements.balance_forward(ledger, month, month.last_day)
+        if not shown.lines and not shown.closing:
+            continue
+        send_to_customer(
+            conn,
+            company_id,
+            row.id,
+            MailKind.STATEMENT,
+            now=now,
+            dedupe_key=f"statement:{month.key}:{row.id}",
+            statement=shown,
+            month=month,
+        )
+        queued += 1
+    return queued, last
+
+
+# -- sending
+
+
+def backoff(attempts: int, rng: Callable[[], float] = random.random) -> int:
+    """Seconds before the next try after ``attempts`` failed ones: doubling from 1 min up to 2 h, give or take 25%."""
+    wait = min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_WAIT)
+    return max(1, int(wait * (0.75 + rng() / 2)))
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    """Where messages go: an SMTP server, or (none set) .eml files in the outbox folder."""
+
+    base_url: str
+    sender: str
+    smtp: SmtpServer | None
+    outbox: Path
+    timeout: float = TIMEOUT_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailConfig:
+        return cls(
+            base_url=settings.base_url,
+            sender=settings.mail_from or f"billportal@{settings.base_domain}",
+            smtp=smtp_server(settings.smtp_url),
+            outbox=settings.data_dir / OUTBOX_FOLDER,
+        )
+
+    @property
+    def where(self) -> str:
+        """Where messages go, as logs may say it (never a password)."""
+        return self.smtp.shown if self.smtp else f"the folder {self.outbox}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: str  # sent, pending (retry), bounced, failed
+    error: str = ""
+
+
+def _resolve(
+    conn: Connection, config: MailConfig, claimed: queue.ClaimedMail, company: str, now: int
+) -> queue.ClaimedMail:
+    def link(match: re.Match[str]) -> str:
+        where, path = match[1], match[2]
+        if where == "dashboard":
+            return _links.portal_url("dashboard", config.base_url) + path
+        if where == "site":
+            return _links.portal_url(company, config.base_url) + path
+        return portal_link_for(
+            conn,
+            base_url=config.base_url,
+            company=company,
+            company_id=claimed.company_id,
+            customer_id=claimed.customer_id,
+            path=path,
+            now=now,
+        )
+
+    return queue.ClaimedMail(
+        id=claimed.id,
+        company_id=claimed.company_id,
+        customer_id=claimed.customer_id,
+        kind=claimed.kind,
+        to_address=claimed.to_address,
+        subject=claimed.subject,
+        text_body=_MARKER.sub(link, claimed.text_body),
+        html_body=_MARKER.sub(link, claimed.html_body),
+        attempts=claimed.attempts,
+        created_at=claimed.created_at,
+    )
+
+
+class MailDeliverer:
+    """Sends due messages from the queue; any number of processes may run one at once."""
+
+    def __init__(self, store: Store, config: MailConfig, *, rng: Callable[[], float] = random.random) -> None:
+        self.store = store
+        self.config = config
+        self.rng = rng
+
+    async def run_once(self, now: int, *, limit: int = BATCH) -> int:
+        """Claim the due messages (at most ``limit``), send them, record each outcome; how many were tried."""
+        if not await self.store.read(lambda conn: queue.anything_due(conn, now)):
+            return 0
+
+        def claim(conn: Connection) -> list[tuple[queue.ClaimedMail, str]]:
+            found = []
+            for one in queue.claim(conn, now=now, limit=limit, lease=LEASE_SECONDS):
+                company = queue.branding(conn, one.company_id)
+                found.append(
+                    (
+                        _resolve(conn, self.config, one, company.username if company else "", now),
+                        company.name if company else "",
+                    )
+                )
+            return found
+
+        claimed = await self.store.write(claim)
+        for one, company_name in claimed:
+            outcome = await self._send(one, company_name)
+            await self._record(one, outcome, now)
+        return len(claimed)
+
+    async def run_until_idle(self, now: int) -> int:
+        """Send until nothing is due at ``now`` (a try that fails is due later); how many tries were made."""
+        total = 0
+        while tried := await self.run_once(now):
+            total += tried
+        return total
+
+    async def run_forever(self, clock: Callable[[], int], *, interval: float = 1.0) -> None:
+        """Send what is due, again and again (beside the webhook deliverer, and ``billportal mail deliver``)."""
+        log.info("mail goes to %s", self.config.where)
+        while True:
+            try:
+                tried = await self.run_once(clock())
+            except StorageUnavailable:
+                log.warning("database unavailable: mail waits; will retry")
+                tried = 0
+            except Exception:
+                log.exception("the mail deliverer failed; it goes on")
+                tried = 0
+            if not tried:
+                await asyncio.sleep(interval)
+
+    def message(self, claimed: queue.ClaimedMail, company_name: str) -> EmailMessage:
+        """The MIME message: text, and HTML as its alternative."""
+        message = EmailMessage()
+        message["From"] = formataddr((company_name[:100], self.config.sender)) if company_name else self.config.sender
+        message["To"] = claimed.to_address
+        message["Subject"] = claimed.subject
+        message["Message-ID"] = make_msgid(
+            idstring=f"bp{claimed.id}", domain=self.config.sender.rpartition("@")[2] or None
+        )
+        message["X-Billportal-Kind"] = claimed.kind
+        message.set_content(claimed.text_body)
+        if claimed.html_body:
+            message.add_alternative(claimed.html_body, subtype="html")
+        return message
+
+    async def _send(self, claimed: queue.ClaimedMail, company_name: str) -> Outcome:
+        message = self.message(claimed, company_name)
+        smtp = self.config.smtp
+        if smtp is None:
+            path = self.config.outbox / f"{claimed.id:08d}-{claimed.kind}.eml"
+            try:
+                await asyncio.to_thread(_write_file, path, message.as_bytes())
+            except OSError as exc:
+                return Outcome("pending", f"could not write to the outbox folder: {exc.strerror or type(exc).__name__}")
+            return Outcome("sent")
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=smtp.host,
+                port=smtp.port,
+                username=smtp.username or None,
+                password=smtp.password or None,
+                use_tls=smtp.tls,
+                start_tls=None if not smtp.tls else False,
+                timeout=self.config.timeout,
+                tls_context=ssl.create_default_context(),
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return _failure(exc, self.config.timeout)
+        return Outcome("sent")
+
+    async def _record(self, claimed: queue.ClaimedMail, outcome: Outcome, now: int) -> None:
+        state, next_at = outcome.state, now
+        if state == "pending":
+            if now - claimed.created_at >= RETRY_WINDOW:
+                state = "failed"
+            else:
+                next_at = now + backoff(claimed.attempts + 1, self.rng)
+
+        def change(conn: Connection) -> None:
+            queue.finish(conn, claimed.id, state=state, error=outcome.error, next_attempt_at=next_at, now=now)
+            if state == "bounced":
+                queue.mark_bounced(conn, claimed.company_id, claimed.to_address, outcome.error, now)
+
+        await self.store.write(change)
+        if state != "sent":
+            log.warning(
+                "mail #%d (%s) to company %d's recipient: %s: %s",
+                claimed.id,
+                claimed.kind,
+                claimed.company_id,
+                state,
+                outcome.error,
+            )
+
+
+def _short(text: str) -> str:
+    return " ".join(text.split())[:120]
+
+
+def _failure(exc: BaseException, timeout: float) -> Outcome:
+    """What a failed send means: a 5xx refusal of the address bounces it, another 5xx fails, the rest retries."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        outcome = _refused([(e.code, e.message) for e in exc.recipients])
+    elif isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+        outcome = _refused([(exc.code, exc.message)])
+    elif isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        outcome = Outcome("pending", f"the mail server refused the user name or password ({exc.code})")
+    elif isinstance(exc, aiosmtplib.SMTPResponseException):
+        answer = f"{exc.code} {_short(exc.message)}"
+        if 500 <= exc.code < 600:
+            outcome = Outcome("failed", f"the mail server refused the message: {answer}")
+        else:
+            outcome = Outcome("pending", f"the mail server answered {answer}")
+    elif isinstance(exc, aiosmtplib.SMTPTimeoutError):
+        outcome = Outcome("pending", f"no answer within {timeout:g} s")
+    else:
+        outcome = Outcome("pending", f"could not reach the mail server: {type(exc).__name__}")
+    return outcome
+
+
+def _refused(answers: list[tuple[int, str]]) -> Outcome:
+    code, text = answers[0] if answers else (550, "")
+    error = f"the mail server refused the address: {code} {_short(text)}"
+    return Outcome("bounced" if 500 <= code < 600 else "pending", error)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+# -- a company's choices
+
+
+def settings_fields(kinds: Mapping[MailKind, bool]) -> dict[str, bool]:
+    """The choices as the API and the CLI show them: each configurable kind, on or off."""
+    return {kind.value: on for kind, on in kinds.items() if KINDS[kind].configurable}
+
+
+class MailSettings:
+    """Which kinds of email a company sends, its message log and the addresses that bounced."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def kinds(self, company_id: int) -> dict[MailKind, bool]:
+        return await self.store.read(lambda conn: enabled_kinds(conn, company_id))
+
+    def change_in(
+        self, conn: Connection, company_id: int, changes: Mapping[str, bool], *, actor: Actor, now: int
+    ) -> dict[MailKind, bool]:
+        """Turn kinds on or off; Refused ``invalid_field`` for a kind that is not one, or that cannot be turned off."""
+        for name, on in changes.items():
+            try:
+                kind = MailKind(name)
+            except ValueError:
+                kind = None
+            if kind is None or not KINDS[kind].configurable:
+                shown = ", ".join(k.value for k, info in KINDS.items() if info.configurable)
+                raise Refused("invalid_field", f"mail settings are: {shown}", "mail_settings")
+            if not isinstance(on, bool):
+                raise Refused("invalid_field", f"{name} must be true or false", "mail_settings")
+        before = enabled_kinds(conn, company_id)
+        for name, on in changes.items():
+            queue.set_preference(conn, company_id, name, on, now)
+        changed = [f"{name} {'on' if on else 'off'}" for name, on in changes.items() if before[MailKind(name)] != on]
+        if changed:
+            audit.record_in(
+                conn, actor, "mail.settings_changed", now, company_ids=[company_id], detail=", ".join(changed)[:200]
+            )
+        return enabled_kinds(conn, company_id)
+
+    async def change(
+        self, company_id: int, changes: Mapping[str, bool], *, actor: Actor, now: int
+    ) -> dict[MailKind, bool]:
+        return await self.store.write(lambda conn: self.change_in(conn, company_id, changes, actor=actor, now=now))
+
+    async def messages(self, company_id: int, *, limit: int = 100) -> list[queue.MailMessage]:
+        return await self.store.read(lambda conn: queue.messages(conn, company_id, limit=limit))
+
+    async def bounce(self, company_id: int, address: str) -> tuple[str, int] | None:
+        """Why and when mail to ``address`` bounced, or None."""
+        if not address:
+            return None
+        return await self.store.read(lambda conn: queue.bounce_reason(conn, company_id, address))
+
+    async def clear_bounce(self, company_id: int, address: str, *, actor: Actor, now: int) -> bool:
+        """Send to a bounced address again (the customer fixed their mailbox)."""
+
+        def change(conn: Connection) -> bool:
+            cleared = queue.clear_bounce(conn, company_id, address)
+            if cleared:
+                audit.record_in(conn, actor, "mail.bounce_cleared", now, company_ids=[company_id], detail=address[:200])
+            return cleared
+
+        return await self.store.write(change)
+
+    async def statements(self, month_key: str, *, now: int, company_id: int | None = None) -> int:
+        """Queue the month's statements of every company that turned them on (or of one); how many."""
+        companies = (
+            [company_id]
+            if company_id is not None
+            else await self.store.read(lambda conn: queue.companies_with(conn, MailKind.STATEMENT.value))
+        )
+        total = 0
+        for one in companies:
+            after = 0
+            while True:
+                queued, last = await self.store.write(
+                    functools.partial(statements_for, company_id=one, month_key=month_key, now=now, after=after)
+                )
+                total += queued
+                if not last:
+                    break
+                after = last
+        return total

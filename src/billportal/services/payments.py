@@ -34,7 +34,7 @@ from sqlalchemy import Connection
 from billportal.core.clock import local_date
 from billportal.core.crypto import MasterKeys
 from billportal.core.errors import Refused
-from billportal.services import audit
+from billportal.services import audit, mail
 from billportal.services.audit import Actor
 from billportal.services.billing import Books
 from billportal.services.gateways import (
@@ -512,6 +512,11 @@ class AutoPay:
             methods = await self.payments.methods(company_id, customer_id)
             if not methods:
                 continue
+            await self.store.write(
+                functools.partial(
+                    mail.autopay_upcoming, company_id=company_id, customer_id=customer_id, today=today, now=now
+                )
+            )
             tried, invoices = await self.store.read(
                 functools.partial(_autopay_state, company_id=company_id, customer_id=customer_id, today=today)
             )
@@ -525,11 +530,20 @@ class AutoPay:
                     continue
                 plan = PayPlan(invoice.balance, invoice.currency, ((invoice.id, invoice.balance),))
                 token = f"{stored.AUTOPAY_PREFIX}{invoice.id}-{len(mine)}"
-                done.append(
-                    await self.payments.pay(
-                        company, settings, customer_id, token=token, plan=plan, method=methods[0].id, now=now
-                    )
+                attempt = await self.payments.pay(
+                    company, settings, customer_id, token=token, plan=plan, method=methods[0].id, now=now
                 )
+                if attempt.status in ("declined", "failed"):
+                    await self.store.write(
+                        functools.partial(
+                            mail.autopay_failed,
+                            company_id=company_id,
+                            customer_id=customer_id,
+                            invoice_id=invoice.id,
+                            now=now,
+                        )
+                    )
+                done.append(attempt)
         return done
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 from billportal.core.crypto import MasterKeys, Sealed, SealError
 from billportal.core.errors import NotFound, Refused, StorageUnavailable
 from billportal.core.lazy import lazy_import
-from billportal.services import audit
+from billportal.services import audit, mail
 from billportal.services.audit import Actor
 from billportal.services.events import EVENT_TYPES, body
 from billportal.storage import webhooks as outbox
@@ -611,7 +611,12 @@ class Deliverer:
                 state=state,
                 next_attempt_at=next_at,
             )
-            return outbox.endpoint_result(conn, claimed.endpoint_id, ok=outcome.ok, now=now, disable_after=RETRY_WINDOW)
+            disabled = outbox.endpoint_result(
+                conn, claimed.endpoint_id, ok=outcome.ok, now=now, disable_after=RETRY_WINDOW
+            )
+            if disabled:
+                mail.endpoint_disabled(conn, claimed.company_id, claimed.url, now=now)
+            return disabled
 
         if await self.store.write(change):
             log.warning(

@@ -182,3 +182,58 @@ def counts(conn: Connection, company_id: int) -> dict[str, int]:
     c = t.mail_messages.c
     rows = conn.execute(select(c.state, func.count()).where(c.company_id == company_id).group_by(c.state))
     return {row[0]: int(row[1]) for row in rows}
+
+
+# -- who and what messages are about
+
+
+@dataclass(frozen=True, slots=True)
+class Branding:
+    """What a message shows of its company."""
+
+    id: int
+    username: str
+    name: str
+    accent_color: str
+    logo_sha256: str
+    support_email: str
+    footer_text: str
+    time_zone: str
+
+
+def branding(conn: Connection, company_id: int) -> Branding | None:
+    c = t.companies.c
+    row = conn.execute(
+        select(
+            c.id, c.username, c.name, c.accent_color, c.logo_sha256, c.support_email, c.footer_text, c.time_zone
+        ).where(c.id == company_id)
+    ).first()
+    return None if row is None else Branding(*row)
+
+
+def admin_addresses(conn: Connection, company_id: int) -> list[str]:
+    """The email addresses of the company's admins."""
+    a, m = t.admins.c, t.admin_memberships.c
+    rows = conn.execute(
+        select(a.email).join(t.admin_memberships, m.admin_id == a.id).where(m.company_id == company_id).order_by(a.id)
+    )
+    return [row.email for row in rows]
+
+
+def customers_with_email(conn: Connection, company_id: int, *, after: int = 0, limit: int = 500) -> list[Any]:
+    """The company's customers that have an email address, by id, from ``after`` on: (id, name, email, currency)."""
+    c = t.customers.c
+    rows = conn.execute(
+        select(c.id, c.name, c.email, c.currency)
+        .where(c.company_id == company_id, c.email != "", c.id > after)
+        .order_by(c.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def companies_with(conn: Connection, kind: str) -> list[int]:
+    """The companies that turned ``kind`` on."""
+    c = t.mail_preferences.c
+    rows = conn.execute(select(c.company_id).where(c.kind == kind, c.enabled.is_(True)).order_by(c.company_id))
+    return [row.company_id for row in rows]

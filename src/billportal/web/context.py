@@ -10,6 +10,7 @@ from starlette.requests import Request
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.billing import Billing
+from billportal.services.mail import MailSettings
 from billportal.services.payments import Payments
 from billportal.services.webhooks import Webhooks
 from billportal.storage.records import Company
@@ -26,12 +27,14 @@ class Context:
     billing: Billing = field(init=False)
     payments: Payments = field(init=False)
     webhooks: Webhooks = field(init=False)
+    mail: MailSettings = field(init=False)
 
     def __post_init__(self) -> None:
         self.timeouts = Timeouts(self.settings.session_idle_seconds, self.settings.session_absolute_seconds)
         self.billing = Billing(self.store)
         self.payments = Payments(self.store)
         self.webhooks = Webhooks(self.store, test_mode=self.settings.webhooks_test_mode)
+        self.mail = MailSettings(self.store)
 
 
 SITE_KEY = "billportal.site"
