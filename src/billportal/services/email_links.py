@@ -20,16 +20,16 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from html import escape
 from typing import Final
 
 from sqlalchemy import Connection
 
 from billportal import _links
-from billportal.services.mail import MailKind, queue_mail
+from billportal.services.mail import MailKind, queue_mail, render
 from billportal.sso.pages import is_landing
 from billportal.sso.reasons import Reason
 from billportal.storage import email_sign_ins as links
+from billportal.storage import mail as mail_queue
 from billportal.storage.records import Company, Session, SignInEvent
 from billportal.storage.store import Store
 
@@ -39,6 +39,7 @@ CODE_DIGITS: Final = 6
 LINK_PATH: Final = "/login/email/"
 TOKEN_BYTES: Final = 32
 MAX_TOKEN_LENGTH: Final = 64
+MAX_PAGE: Final = 40  # the longest landing page a link keeps (the column's width)
 _BUTTON_CONTEXT: Final = b"billportal email sign-in: the confirmation button"
 
 
@@ -90,7 +91,8 @@ def normal_email(email: str) -> str:
 def issue_in(
     conn: Connection,
     *,
-    company: Company,
+    company_id: int,
+    username: str,
     customer_id: int,
     email: str,
     now: int,
@@ -100,62 +102,44 @@ def issue_in(
 ) -> IssuedLink:
     """Store a new link (and code) for the customer, in the caller's transaction; the URL to send.
 
-    ``page``: where the sign-in lands (a ``redirect_to`` page id or portal path; anything else: My Account).
+    ``username`` names the company's portal host. ``page``: where the sign-in lands (a ``redirect_to``
+    page id or portal path, such as ``/invoices/7``; anything else: My Account).
     """
     made = made or Secrets.new()
     links.insert_link(
         conn,
-        company_id=company.id,
+        company_id=company_id,
         customer_id=customer_id,
         email=normal_email(email),
         link_hash=made.link_hash,
         code_hash=made.code_hash,
-        page=page if page and len(page) <= 40 and is_landing(page) else "",
+        page=page if page and len(page) <= MAX_PAGE and is_landing(page) else "",
         now=now,
         expires_at=now + LINK_SECONDS,
     )
-    url = _links.portal_url(company.username, base_url) + LINK_PATH + made.token
+    url = _links.portal_url(username, base_url) + LINK_PATH + made.token
     return IssuedLink(url, made.code, now + LINK_SECONDS)
-
-
-def sign_in_message(company: Company, link: IssuedLink) -> tuple[str, str, str]:
-    """The email's subject, text and HTML."""
-    name = company.name
-    subject = f"Sign in to {name}'s billing portal"
-    text = (
-        f"To sign in to {name}'s billing portal, open this link and press the button on the page it shows:\n\n"
-        f"{link.url}\n\n"
-        f"Or type this code on the sign-in page: {link.code}\n\n"
-        "The link and the code work once, for 15 minutes.\n"
-        "If you did not ask to sign in, ignore this email: nobody can sign in without it.\n"
-    )
-    html = (
-        f"<p>To sign in to {escape(name)}'s billing portal, open this link and press the button on the page "
-        f'it shows:</p><p><a href="{escape(link.url)}">Sign in</a></p>'
-        f"<p>Or type this code on the sign-in page: <strong>{escape(link.code)}</strong></p>"
-        "<p>The link and the code work once, for 15 minutes.</p>"
-        "<p>If you did not ask to sign in, ignore this email: nobody can sign in without it.</p>"
-    )
-    return subject, text, html
 
 
 async def request_link(store: Store, company: Company, email: str, *, page: str, now: int, base_url: str) -> int:
     """Email a link and code to each of the company's customers at ``email``; return how many were sent.
 
-    The same work is done for an address nobody has (secrets made, one transaction), so that the
-    answer's time tells little; the caller pads it to a fixed time besides.
+    The same work is done for an address nobody has (secrets made and hashed, one transaction),
+    so that the answer's time tells little; the caller pads it to a fixed time besides.
     """
     address = normal_email(email)
     made = [Secrets.new() for _ in range(links.MAX_CUSTOMERS_PER_ADDRESS)]
-    for each in made:
-        _ = each.code_hash  # hashed for known and unknown addresses alike
+    hashed = [(secret.link_hash, secret.code_hash) for secret in made]
+    del hashed  # computed for known and unknown addresses alike
 
     def change(conn: Connection) -> int:
         found = links.customers_by_email(conn, company.id, address)
+        branding = mail_queue.branding(conn, company.id) if found else None
         for customer_id, secret in zip(found, made, strict=False):
             link = issue_in(
                 conn,
-                company=company,
+                company_id=company.id,
+                username=company.username,
                 customer_id=customer_id,
                 email=address,
                 now=now,
@@ -163,7 +147,11 @@ async def request_link(store: Store, company: Company, email: str, *, page: str,
                 page=page,
                 made=secret,
             )
-            subject, text, html = sign_in_message(company, link)
+            if branding is None:
+                continue
+            subject, text, html = render(
+                MailKind.SIGN_IN, branding, url=link.url, code=link.code, minutes=LINK_SECONDS // 60
+            )
             queue_mail(
                 conn,
                 company_id=company.id,
