@@ -121,7 +121,7 @@ def test_last_seen_is_written_at_most_once_a_minute(world: World) -> None:
         rows = run(
             world.store.read(lambda conn: conn.execute(select(t.sessions.c.device, t.sessions.c.last_seen_at)).all())
         )
-        return next(seen for device, seen in rows if device == "Safari on iOS")
+        return int(next(seen for device, seen in rows if device == "Safari on iOS"))
 
     world.clock.advance(30)
     phone.get("/invoices")

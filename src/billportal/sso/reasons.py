@@ -51,7 +51,6 @@ class Reason(StrEnum):
     RATE_LIMITED = "rate_limited"
     FRAME_NOT_ALLOWED = "frame_not_allowed"
     # Email sign-in (method "email"):
-    EMAIL_SIGN_IN_DISABLED = "email_sign_in_disabled"
     EMAIL_LINK_UNKNOWN = "email_link_unknown"
     EMAIL_LINK_EXPIRED = "email_link_expired"
     EMAIL_LINK_USED = "email_link_used"
@@ -179,10 +178,6 @@ EXPLANATIONS: dict[Reason, tuple[str, str]] = {
             "List your app's origin under Single Sign-On > Embedding, and keep the frame's referrer policy "
             "sending at least the origin."
         ),
-    ),
-    Reason.EMAIL_SIGN_IN_DISABLED: (
-        "An emailed link or code was used while email sign-in is turned off for the company.",
-        "Turn email sign-in on under Single Sign-On > Policy, or sign customers in with SSO links.",
     ),
     Reason.EMAIL_LINK_UNKNOWN: (
         "The emailed sign-in link names no link this company sent.",
