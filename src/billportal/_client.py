@@ -53,6 +53,7 @@ class Customer(TypedDict):
     number: str
     name: str
     email: str
+    email_bounced: bool
     phone: str
     address_line1: str
     address_line2: str

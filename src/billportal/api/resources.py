@@ -18,6 +18,7 @@ from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
 from billportal.services.billing import PAYMENT_METHODS
 from billportal.services.events import EVENT_TYPES
 from billportal.services.gateways import GATEWAYS
+from billportal.services.mail import ADDRESS_PATTERN, KINDS
 from billportal.services.payments import HINT_MIN_LENGTH, MAX_SECRET_LENGTH
 from billportal.services.sso import GRACE_PERIODS
 from billportal.services.webhooks import MAX_OVERLAP, MAX_URL_LENGTH
@@ -127,9 +128,15 @@ CUSTOMER: Final = Shape(
         Field("name", nonblank(200), "The customer's name.", required=True, hint=NAME_HINT),
         Field(
             "email",
-            EMAIL,
-            "Billing e-mail address.",
+            {"type": "string", "maxLength": 254, "pattern": f"^$|^{ADDRESS_PATTERN}$"},
+            "Billing e-mail address (where the company's emails to the customer go).",
             hint="must be an e-mail address such as billing@example.com, or empty",
+        ),
+        read_only(
+            "email_bounced",
+            {"type": "boolean"},
+            "Whether the mail server refused this address for good: no email is sent to it until it changes "
+            "(or billportal mail unbounce).",
         ),
         Field("phone", text(64), "Billing phone number."),
         Field("address_line1", text(200), "Billing address, first line."),
@@ -459,6 +466,15 @@ SSO_KEY: Final = Shape(
 )
 
 
+MAIL_SETTINGS: Final = Shape(
+    "MailSettings",
+    "Which kinds of email the company sends (true: sent). Send only those to change.",
+    tuple(
+        Field(kind.value, {"type": "boolean"}, info.label + ".") for kind, info in KINDS.items() if info.configurable
+    ),
+)
+
+
 def _company_fields() -> tuple[Field, ...]:
     return (
         read_only("object", const("company"), 'Always "company".'),
@@ -508,6 +524,7 @@ def _company_fields() -> tuple[Field, ...]:
             nullable({"type": "string"}),
             "The logo's address on the portal (upload it in the dashboard or with billportal company set --logo).",
         ),
+        Field("mail_settings", {"shape": MAIL_SETTINGS}, "Which kinds of email the company sends (docs/email.md)."),
     )
 
 
@@ -753,13 +770,15 @@ ERROR: Final = Shape(
 ERROR_RESPONSE: Final = Shape("Error", "Every error answer.", (read_only("error", {"shape": ERROR}, "The error."),))
 
 
-def api_object(kind: str, record: Any) -> dict[str, Any]:
+def api_object(kind: str, record: Any, *, bounced: bool = False) -> dict[str, Any]:
     """A stored record as the API's answer reads it: its fields, ``object``, and what is worked out from them."""
     values = dataclasses.asdict(record)
     for part in ("lines", "applications", "refunds"):
         if part in values:
             values[part] = list(values[part])  # asdict keeps tuples; JSON arrays are lists
     values["object"] = kind
+    if kind == "customer":
+        values["email_bounced"] = bounced
     if kind == "payment":
         values["unapplied"] = record.unapplied
         values["refunds"] = [{**refund, "object": "refund"} for refund in values["refunds"]]

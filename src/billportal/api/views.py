@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from sqlalchemy import Connection
@@ -27,10 +27,12 @@ from billportal.services import sso as management
 from billportal.services.audit import Actor
 from billportal.services.billing import Books
 from billportal.services.idempotency import Idempotency
+from billportal.services.mail import MailKind, settings_fields
 from billportal.services.payments import shown_settings
 from billportal.services.refunds import PaymentRefunds, RefundRequest, request_key
 from billportal.services.webhooks import DEFAULT_OVERLAP, delivery_fields, endpoint_fields
 from billportal.storage import companies
+from billportal.storage import mail as mail_queue
 from billportal.storage.documents import Scope
 from billportal.storage.records import ApiCaller, Company, PaymentSettings, SsoKeyInfo, WebhookEndpoint
 from billportal.web.context import Context, client_ip
@@ -117,6 +119,16 @@ def _object_id(request: Request) -> int:
     if not 0 < object_id <= MAX_ID:
         raise ApiError("not_found")
     return object_id
+
+
+def _bounced_email(found: Any, bounced: set[str]) -> bool:
+    return bool(getattr(found, "email", "")) and found.email.strip().lower() in bounced
+
+
+def _api_object(conn: Connection, company_id: int, kind: str, found: Any) -> dict[str, Any]:
+    """``r.api_object`` in a write's transaction, with whether a customer's address bounced."""
+    email = getattr(found, "email", "") if kind == "customer" else ""
+    return r.api_object(kind, found, bounced=bool(email) and mail_queue.bounced(conn, company_id, email))
 
 
 class Api:
@@ -212,8 +224,16 @@ class Api:
             customer_id=query.get("customer_id"),
             status=query.get("status"),
         )
-        data = [r.api_object(c.kind, found) for found in objects]
+        bounced = await self._bounced(caller.company_id, c.kind, objects)
+        data = [r.api_object(c.kind, found, bounced=_bounced_email(found, bounced)) for found in objects]
         return json_response(_list_body(op, data, has_more, objects[-1].id if objects else None))
+
+    async def _bounced(self, company_id: int, kind: str, objects: Sequence[Any]) -> set[str]:
+        """Which of these customers' addresses bounced (lower case)."""
+        if kind != "customer" or not objects:
+            return set()
+        addresses = [o.email for o in objects if o.email]
+        return await self.store.read(lambda conn: mail_queue.bounced_among(conn, company_id, addresses))
 
     @api_key(scope="documents:read")
     async def get_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
@@ -221,7 +241,10 @@ class Api:
         found = await self.billing.get(c.kind, Scope(caller.company_id), _object_id(request))
         if found is None:
             raise ApiError("not_found", f"no such {c.label}")
-        return json_response(encode_json(c.shape.dump(r.api_object(c.kind, found))))
+        bounced = await self._bounced(caller.company_id, c.kind, [found])
+        return json_response(
+            encode_json(c.shape.dump(r.api_object(c.kind, found, bounced=_bounced_email(found, bounced))))
+        )
 
     @api_key(scope="documents:write")
     async def create_object(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
@@ -234,7 +257,9 @@ class Api:
             caller,
             body,
             201,
-            lambda conn: c.shape.dump(r.api_object(c.kind, c.create(self._books(conn, caller), values))),
+            lambda conn: c.shape.dump(
+                _api_object(conn, caller.company_id, c.kind, c.create(self._books(conn, caller), values))
+            ),
         )
 
     @api_key(scope="documents:write")
@@ -249,7 +274,9 @@ class Api:
             caller,
             body,
             200,
-            lambda conn: c.shape.dump(r.api_object(c.kind, c.update(self._books(conn, caller), object_id, values))),
+            lambda conn: c.shape.dump(
+                _api_object(conn, caller.company_id, c.kind, c.update(self._books(conn, caller), object_id, values))
+            ),
         )
 
     @api_key(scope="documents:write")
@@ -376,7 +403,7 @@ class Api:
 
     # -- the company's settings
 
-    def _company_body(self, company: Company) -> str:
+    def _company_body(self, company: Company, kinds: Mapping[MailKind, bool]) -> str:
         values = company_profile.values_of(company)
         logo_url = None
         if company.logo_sha256:
@@ -384,12 +411,21 @@ class Api:
                 f"{_links.portal_url(company.username, self.context.settings.base_url)}/logo/{company.logo_sha256}"
             )
         return encode_json(
-            r.COMPANY.dump({"object": "company", "username": company.username, "logo_url": logo_url, **values})
+            r.COMPANY.dump(
+                {
+                    "object": "company",
+                    "username": company.username,
+                    "logo_url": logo_url,
+                    "mail_settings": settings_fields(kinds),
+                    **values,
+                }
+            )
         )
 
     @api_key(scope="company")
     async def get_company(self, _request: Request, caller: ApiCaller, _op: Operation) -> Response:
-        return json_response(self._company_body(await self._company(caller)))
+        kinds = await self.context.mail.kinds(caller.company_id)
+        return json_response(self._company_body(await self._company(caller), kinds))
 
     @api_key(scope="company")
     async def update_company(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
@@ -397,10 +433,18 @@ class Api:
         assert op.body is not None
         values = parse(body, op.body)
         company = await self._company(caller)
-        await company_profile.update_profile(
-            self.store, company, values, self._actor(request, caller), self.context.clock()
-        )
-        return json_response(self._company_body(await self._company(caller)))
+        mail_settings = values.pop("mail_settings", None)
+        if values:
+            await company_profile.update_profile(
+                self.store, company, values, self._actor(request, caller), self.context.clock()
+            )
+        if mail_settings:
+            kinds = await self.context.mail.change(
+                caller.company_id, mail_settings, actor=self._actor(request, caller), now=self.context.clock()
+            )
+        else:
+            kinds = await self.context.mail.kinds(caller.company_id)
+        return json_response(self._company_body(await self._company(caller), kinds))
 
     # -- SSO keys and the sign-in log
 

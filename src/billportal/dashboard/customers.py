@@ -82,4 +82,5 @@ class CustomerPages(Dashboard):
             payment_count=payment_count,
             autopay=await AutoPay(self.context.store).enrolled(company.id, customer.id),
             method_label=method_label,
+            bounce=await self.context.mail.bounce(company.id, customer.email),
         )

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
+from billportal.dashboard.mail import EMAIL, MailPages
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
 from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO, Dashboard
 from billportal.dashboard.webhooks import WEBHOOKS, WebhookPages
@@ -18,6 +19,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     payments = PaymentPages(context, auth)
     customers = CustomerPages(context, auth)
     hooks = WebhookPages(context, auth)
+    mail = MailPages(context, auth)
     get, post = ["GET"], ["POST"]
     return [
         Route("/", pages.home, methods=get),
@@ -53,6 +55,8 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(PAYMENTS, pages.payments, methods=get),
         Route(PAYMENTS, pages.save_payments, methods=post),
         Route(f"{PAYMENTS}/secrets", pages.save_payment_secrets, methods=post),
+        Route(EMAIL, mail.settings, methods=get),
+        Route(EMAIL, mail.save, methods=post),
         Route(WEBHOOKS, hooks.endpoints, methods=get),
         Route(WEBHOOKS, hooks.add, methods=post),
         Route(f"{WEBHOOKS}/deliveries", hooks.deliveries, methods=get),

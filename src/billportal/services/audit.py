@@ -56,6 +56,8 @@ ACTIONS: Final[dict[str, str]] = {
     "webhooks.secret_rotated": "Webhook signing secret rotated",
     "webhooks.endpoint_removed": "Webhook endpoint removed",
     "webhooks.redelivered": "Webhook events sent again",
+    "mail.settings_changed": "Email settings changed",
+    "mail.bounce_cleared": "Bounced email address cleared",
 }
 
 

@@ -57,10 +57,13 @@ OUTBOX_FOLDER: Final = "mail-outbox"
 
 MAX_ADDRESS: Final = 254
 MAX_SUBJECT: Final = 300
-# An address as mail servers take it: one @, a dot in the domain, no spaces, quotes, angle brackets or commas.
-_ADDRESS: Final = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+# An address as mail servers take it: one @, a dot in the domain, no spaces, quotes, angle brackets, commas or $
+# (the API's customer email schema says the same; written for both Python and JSON Schema).
+ADDRESS_PATTERN: Final = (
+    r"[A-Za-z0-9.!#%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
+_ADDRESS: Final = re.compile(ADDRESS_PATTERN)
 # A link in a queued body, made into a URL when the message is sent: "portal" through portal_link_for,
 # "site" the company's portal as is (its logo), "dashboard" the dashboard (admins' messages).
 _MARKER: Final = re.compile(r"\[\[(portal|site|dashboard):(/[A-Za-z0-9/_.?=&-]{0,200})\]\]")
@@ -131,13 +134,41 @@ def queue_mail(
     bounced, or if the company already has a message under ``dedupe_key``. ``text`` and ``html``
     may hold :func:`portal_marker` links, made into URLs when the message is sent.
     """
+    _queue(
+        conn,
+        company_id=company_id,
+        kind=kind,
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        now=now,
+        customer_id=customer_id,
+        dedupe_key=dedupe_key,
+    )
+
+
+def _queue(
+    conn: Connection,
+    *,
+    company_id: int,
+    kind: MailKind | str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    now: int,
+    customer_id: int | None = None,
+    dedupe_key: str | None = None,
+) -> bool:
+    """:func:`queue_mail`, saying whether it queued the message."""
     kind = MailKind(kind)
     to = to.strip()
     if not valid_address(to) or not enabled_kinds(conn, company_id)[kind]:
-        return
+        return False
     if queue.bounced(conn, company_id, to):
-        return
-    queue.insert_message(
+        return False
+    return queue.insert_message(
         conn,
         {
             "company_id": company_id,
@@ -228,14 +259,14 @@ def send_to_customer(
     now: int,
     dedupe_key: str | None = None,
     **context: Any,
-) -> None:
+) -> bool:
     """Render and queue a message of ``kind`` to a customer (if it has an address and the kind is on)."""
     customer = documents.customer(conn, company_id, customer_id)
     company = queue.branding(conn, company_id)
     if customer is None or company is None or not customer.email or not enabled_kinds(conn, company_id)[kind]:
-        return
+        return False
     subject, text, html = render(kind, company, customer=customer, **context)
-    queue_mail(
+    return _queue(
         conn,
         company_id=company_id,
         kind=kind,
@@ -271,8 +302,8 @@ def on_event(
         customer = documents.customer(conn, company_id, obj.customer_id)
         send_to_admins(conn, company_id, MailKind.ESTIMATE_APPROVED, now=now, estimate=obj, customer=customer)
     elif event_type == "customer.billing_info_updated":
-        previous = extra.get("previous") or {}
-        changes = [(name, previous.get(name, ""), getattr(obj, name, "")) for name in sorted(previous)]
+        changed = extra.get("changes") or {}
+        changes = [(name, str(both.get("old", "")), str(both.get("new", ""))) for name, both in changed.items()]
         send_to_admins(conn, company_id, MailKind.BILLING_DETAILS_CHANGED, now=now, customer=obj, changes=changes)
 
 
@@ -322,7 +353,7 @@ def statements_for(conn: Connection, *, company_id: int, month_key: str, now: in
         shown = statements.balance_forward(ledger, month, month.last_day)
         if not shown.lines and not shown.closing:
             continue
-        send_to_customer(
+        queued += send_to_customer(
             conn,
             company_id,
             row.id,
@@ -332,7 +363,6 @@ def statements_for(conn: Connection, *, company_id: int, month_key: str, now: in
             statement=shown,
             month=month,
         )
-        queued += 1
     return queued, last
 
 
