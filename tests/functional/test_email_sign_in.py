@@ -21,7 +21,7 @@ from billportal.storage import schema as t
 from tests import factories
 from tests.conftest import World, run
 from tests.functional.dashboard_support import SSO, admin_of_acme
-from tests.smtp_support import Inbox, running_smtp_server
+from tests.mail_server import MailServer, smtp_server
 
 WILE = "wile@example.com"
 COOKIE = "__Host-bp_session"
@@ -30,9 +30,9 @@ _CODE = re.compile(r"code on the sign-in page: ([0-9]{6})")
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[Inbox]:
-    with running_smtp_server() as inbox:
-        yield inbox
+def smtp() -> Iterator[MailServer]:
+    with smtp_server() as server:
+        yield server
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Mail:
     """The world with email sign-in on for acme, and its mail going to a real SMTP server."""
 
     world: World
-    inbox: Inbox
+    inbox: MailServer
     app: Any
 
     def client(self, address: str = "203.0.113.7", **kwargs: Any) -> TestClient:
@@ -50,7 +50,9 @@ class Mail:
 
     def deliver(self) -> None:
         """Send what the queue holds, as the serving process's deliverer does."""
-        config = MailConfig.from_settings(replace(self.world.settings, smtp_url=self.inbox.url))
+        config = MailConfig.from_settings(
+            replace(self.world.settings, smtp_url=f"smtp://{self.inbox.host}:{self.inbox.port}")
+        )
         run(MailDeliverer(self.world.store, config).run_until_idle(self.world.clock.now))
 
     def ask(self, browser: TestClient, email: str = WILE, **fields: str) -> Any:
@@ -61,14 +63,14 @@ class Mail:
         self.deliver()
         found = self.sign_in_mails(address)
         assert found, f"no mail to {address}"
-        text = Inbox.text_of(found[-1])
+        text = _text(found[-1])
         link, code = _LINK.search(text), _CODE.search(text)
         assert link is not None, text
         assert code is not None, text
         return link[1], code[1]
 
     def sign_in_mails(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.inbox.to(address) if m["X-Billportal-Kind"] == "sign_in"]
+        return [r.message for r in self.inbox.by_kind("sign_in") if address in r.recipients]
 
     def reasons(self) -> list[tuple[str, str, str]]:
         events = run(self.world.store.sign_in_events(self.world.acme.id, limit=100))
@@ -82,8 +84,8 @@ class Mail:
 
 
 @pytest.fixture
-def mail(world: World, smtp: Inbox) -> Mail:
-    smtp.messages.clear()
+def mail(world: World, smtp: MailServer) -> Mail:
+    smtp.received.clear()
     run(factories.company_settings(world.store, world.acme, email_sign_in=True))
     world.store.forget_company("acme")
     return Mail(world, smtp, build_app(world.settings, world.store, world.clock))
@@ -104,7 +106,7 @@ def _signed_in(answer: Any) -> bool:
 # -- off by default ------------------------------------------------------------------------------------
 
 
-def test_email_sign_in_is_off_until_the_company_turns_it_on(world: World, smtp: Inbox) -> None:
+def test_email_sign_in_is_off_until_the_company_turns_it_on(world: World, smtp: MailServer) -> None:
     browser = world.client()
     page = browser.get("/login")
     assert "Email me a sign-in link" not in page.text
@@ -360,8 +362,11 @@ def test_the_sign_in_event_names_the_method_in_the_dashboards_log(mail: Mail) ->
     assert [method for method, _, _ in mail.reasons()] == ["sso", "email"]
 
 
-def _message_text(message: EmailMessage) -> str:
-    return Inbox.text_of(message)
+def _text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    content: str = body.get_content()
+    return content
 
 
 def test_the_email_carries_the_link_and_code_and_no_session(mail: Mail) -> None:
@@ -370,7 +375,7 @@ def test_the_email_carries_the_link_and_code_and_no_session(mail: Mail) -> None:
     message = mail.sign_in_mails(WILE)[-1]
     assert message["Subject"] == "Sign in to Acme Corporation's billing portal"
     assert message["X-Billportal-Kind"] == "sign_in"
-    text = _message_text(message)
+    text = _text(message)
     assert _LINK.search(text)
     assert _CODE.search(text)
     html = message.get_body(("html",))
