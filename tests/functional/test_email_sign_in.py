@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -21,7 +22,10 @@ from billportal.storage import schema as t
 from tests import factories
 from tests.conftest import World, run
 from tests.functional.dashboard_support import SSO, admin_of_acme
+from tests.functional.test_dashboard_cli import cli
 from tests.mail_server import MailServer, smtp_server
+
+__all__ = ["cli"]  # a fixture, imported so that it is found here
 
 WILE = "wile@example.com"
 COOKIE = "__Host-bp_session"
@@ -385,3 +389,20 @@ def test_the_email_carries_the_link_and_code_and_no_session(mail: Mail) -> None:
     rows = run(mail.world.store.read(lambda conn: conn.execute(select(t.email_sign_ins)).all()))
     assert rows
     assert all(token.encode() not in bytes(row.link_hash) and len(row.link_hash) == 32 for row in rows)
+
+
+def test_the_cli_turns_email_sign_in_on_and_off(world: World, cli: Any) -> None:
+    status, out, err = cli("email-sign-in", "show", "--tenant", "acme")
+    assert status == 0, err
+    assert (status, json.loads(out)) == (0, {"tenant": "acme", "email_sign_in": False, "changed": False})
+    status, out, err = cli("email-sign-in", "on", "--tenant", "acme")
+    assert status == 0, err
+    assert json.loads(out) == {"tenant": "acme", "email_sign_in": True, "changed": True}
+    assert world.company("acme").email_sign_in
+    assert "Email me a sign-in link" in world.client().get("/login").text
+    status, out, _ = cli("email-sign-in", "off", "--tenant", "acme")
+    assert json.loads(out)["email_sign_in"] is False
+    assert world.client().post("/login/email", data={"email": WILE}).status_code == 404
+    status, _out, err = cli("email-sign-in", "on", "--tenant", "nope")
+    assert status != 0
+    assert len(err.strip().splitlines()) == 1

@@ -157,6 +157,15 @@ async def set_enabled(store: Store, company: Company, enabled: bool, actor: Acto
     await _change_settings(store, company, {"sso_enabled": enabled}, actor=actor, action=action, now=now)
 
 
+async def set_email_sign_in(store: Store, company: Company, enabled: bool, actor: Actor, now: int) -> bool:
+    """Turn email sign-in on or off for the company's customers; False when it already was."""
+    if company.email_sign_in == enabled:
+        return False
+    action = "sso.email_sign_in_on" if enabled else "sso.email_sign_in_off"
+    await _change_settings(store, company, {"email_sign_in": enabled}, actor=actor, action=action, now=now)
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     """The editable sign-in policy of a company, as the policy form shows it."""
