@@ -243,11 +243,15 @@ async def _pad(started: float) -> None:
 
 
 def _from_another_site(request: Request) -> bool:
-    """Whether the browser says the form came from another site (another company's host is another site too)."""
+    """Whether the browser says the form came from another site (another company's host is another site too).
+
+    Sec-Fetch-Site decides when the browser sends it. Without it, the Origin's host must be this one; an
+    ``Origin: null`` passes, since the portal's pages send no referrer and such a browser says null then.
+    """
     site = request.headers.get("sec-fetch-site", "").strip().lower()
-    if site and site not in ("same-origin", "none"):
-        return True
+    if site:
+        return site not in ("same-origin", "none")
     origin = request.headers.get("origin", "")
     if origin and origin != "null":
         return urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
-    return origin == "null"
+    return False
