@@ -22,6 +22,8 @@ from billportal.storage import schema as t
 from tests import factories
 from tests.conftest import World, run
 from tests.functional.dashboard_support import SSO, admin_of_acme
+from tests.functional.test_api import dashboard as api_client
+from tests.functional.test_api import error, new_key
 from tests.functional.test_dashboard_cli import cli
 from tests.mail_server import MailServer, smtp_server
 
@@ -407,3 +409,15 @@ def test_the_cli_turns_email_sign_in_on_and_off(world: World, cli: Any) -> None:
     status, _out, err = cli("email-sign-in", "on", "--tenant", "nope")
     assert status != 0
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_api_turns_email_sign_in_on_and_off(world: World) -> None:
+    api = api_client(world, new_key(world))
+    assert api.get("/api/v1/company").json()["email_sign_in"] is False
+    turned = api.patch("/api/v1/company", json={"email_sign_in": True})
+    assert turned.status_code == 200, turned.text
+    assert turned.json()["email_sign_in"] is True
+    assert world.company("acme").email_sign_in
+    assert "Email me a sign-in link" in world.client().get("/login").text
+    error(api.patch("/api/v1/company", json={"email_sign_in": "yes"}), 400, "invalid_field", "email_sign_in")
+    assert api.patch("/api/v1/company", json={"email_sign_in": False}).json()["email_sign_in"] is False

@@ -525,6 +525,11 @@ def _company_fields() -> tuple[Field, ...]:
             "The logo's address on the portal (upload it in the dashboard or with billportal company set --logo).",
         ),
         Field("mail_settings", {"shape": MAIL_SETTINGS}, "Which kinds of email the company sends (docs/email.md)."),
+        Field(
+            "email_sign_in",
+            {"type": "boolean"},
+            "Whether customers may ask the portal for a sign-in link by email (off by default; docs/integration.md).",
+        ),
     )
 
 
