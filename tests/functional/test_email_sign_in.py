@@ -421,3 +421,21 @@ def test_the_api_turns_email_sign_in_on_and_off(world: World) -> None:
     assert "Email me a sign-in link" in world.client().get("/login").text
     error(api.patch("/api/v1/company", json={"email_sign_in": "yes"}), 400, "invalid_field", "email_sign_in")
     assert api.patch("/api/v1/company", json={"email_sign_in": False}).json()["email_sign_in"] is False
+
+
+def test_expired_links_are_pruned_a_day_after_their_end(mail: Mail) -> None:
+    mail.ask(mail.client())
+
+    def links() -> int:
+        count: int = run(
+            mail.world.store.read(
+                lambda conn: conn.execute(select(func.count()).select_from(t.email_sign_ins)).scalar_one()
+            )
+        )
+        return count
+
+    world = mail.world
+    run(world.store.prune_sessions(world.clock.now + 15 * 60 + 60, world.settings.session_idle_seconds))
+    assert links() == 1  # expired, and kept a day so that a late press is logged as expired
+    run(world.store.prune_sessions(world.clock.now + 15 * 60 + 86400, world.settings.session_idle_seconds))
+    assert links() == 0
