@@ -367,6 +367,16 @@ def test_the_sign_in_event_names_the_method_in_the_dashboards_log(mail: Mail) ->
     sso = mail.world.token()
     assert mail.client().get(f"/login/{sso}").status_code == 303
     assert [method for method, _, _ in mail.reasons()] == ["sso", "email"]
+    # The dashboard's log, its CSV and the API say so too.
+    dashboard = admin_of_acme(mail.world)
+    assert "by email" in dashboard.get(f"{SSO}/log").text
+    csv_lines = dashboard.get(f"{SSO}/log.csv").text.splitlines()
+    assert csv_lines[0].endswith(',"method"')
+    assert csv_lines[1].endswith(',"sso"')
+    assert csv_lines[2].endswith(',"email"')
+    api = api_client(mail.world, new_key(mail.world))
+    events = api.get("/api/v1/sign_in_events").json()["data"]
+    assert [e["method"] for e in events] == ["sso", "email"]
 
 
 def _text(message: EmailMessage) -> str:

@@ -584,6 +584,11 @@ SIGN_IN_EVENT: Final = Shape(
         read_only("jti", nullable({"type": "string"}), "The token's jti claim."),
         read_only("ip", {"type": "string"}, "The browser's address."),
         read_only("user_agent", {"type": "string"}, "The browser's user agent (first 300 characters)."),
+        read_only(
+            "method",
+            {"type": "string", "enum": ["sso", "email"]},
+            "How: sso (a signed link from the company's app) or email (an emailed link or code).",
+        ),
     ),
 )
 

@@ -529,6 +529,7 @@ class Api:
                 "jti": e.jti,
                 "ip": e.ip,
                 "user_agent": e.user_agent,
+                "method": e.method,
             }
             for e in events[:limit]
         ]
