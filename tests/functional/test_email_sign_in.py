@@ -116,6 +116,9 @@ def test_email_sign_in_is_off_until_the_company_turns_it_on(world: World, smtp: 
     browser = world.client()
     page = browser.get("/login")
     assert "Email me a sign-in link" not in page.text
+    assert page.status_code == 200
+    assert "Open the billing portal from Acme Corporation" in page.text
+    assert "Sign-in link not valid" in browser.get("/login/email/" + "a" * 43).text
     assert browser.post("/login/email", data={"email": WILE}).status_code == 404
     assert browser.post("/login/code", data={"email": WILE, "code": "123456"}).status_code == 404
 
@@ -449,3 +452,13 @@ def test_expired_links_are_pruned_a_day_after_their_end(mail: Mail) -> None:
     assert links() == 1  # expired, and kept a day so that a late press is logged as expired
     run(world.store.prune_sessions(world.clock.now + 15 * 60 + 86400, world.settings.session_idle_seconds))
     assert links() == 0
+
+
+def test_the_sign_in_page_without_email_sign_in_sends_to_the_companys_app(world: World) -> None:
+    run(factories.company_settings(world.store, world.acme, sign_in_url="https://app.acme.example/portal"))
+    world.store.forget_company("acme")
+    answer = world.client().get("/login", params={"redirect_to": "/invoices/3"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "https://app.acme.example/portal?redirect_to=%2Finvoices%2F3"
+    hostile = world.client().get("/login", params={"redirect_to": "https://evil.example"})
+    assert hostile.headers["location"] == "https://app.acme.example/portal?redirect_to=my_account"
