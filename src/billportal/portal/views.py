@@ -58,7 +58,7 @@ from billportal.storage.records import (
     PaymentSettings,
     Session,
 )
-from billportal.web import embedding, sessions
+from billportal.web import devices, embedding, sessions
 from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
@@ -278,8 +278,13 @@ class Portal:
                 if sessions.is_live(session, now, context.timeouts) and not cut_off:
                     found = await self.billing.customer(company.id, session.customer_id)
                     if found is not None:
-                        if sessions.needs_touch(session, now, context.timeouts):
-                            await context.store.touch_session(id_hash, now)
+                        # The first page after a sign-in notes the device too (the sign-in's own
+                        # statement stays as it was); then at most once a minute, as before.
+                        if session.last_seen_at == session.created_at or sessions.needs_touch(
+                            session, now, context.timeouts
+                        ):
+                            device = devices.describe(request.headers.get("user-agent", ""))
+                            await context.store.touch_session(id_hash, now, device)
                         return Visit(company, session, found, framed)
                 await context.store.end_session(id_hash)
         return self._sign_in_needed(request, company, page_id, framed)

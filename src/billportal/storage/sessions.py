@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from billportal.storage import schema as t
 
@@ -30,3 +30,9 @@ def end(conn: Connection, company_id: int, customer_id: int, id_hashes: list[byt
         delete(t.sessions).where(s.company_id == company_id, s.customer_id == customer_id, s.id_hash.in_(id_hashes))
     )
     return int(ended.rowcount)
+
+
+def touch(conn: Connection, id_hash: bytes, now: int, device: str) -> None:
+    """The session's last use, and the device it is used from."""
+    s = t.sessions.c
+    conn.execute(update(t.sessions).where(s.id_hash == id_hash).values(last_seen_at=now, device=device))
