@@ -291,7 +291,7 @@ sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    # A coarse description of the browser, from its User-Agent at sign-in (web/devices.py).
+    # A coarse description of the browser, from its User-Agent on the first page after sign-in (web/devices.py).
     Column("device", String(100), nullable=False, server_default=""),
 )
 Index("ix_sessions_customer", sessions.c.company_id, sessions.c.customer_id)
