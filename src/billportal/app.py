@@ -27,6 +27,7 @@ from billportal.core.clock import system_clock
 from billportal.core.config import ConfigError, Settings
 from billportal.core.errors import DatabaseDamaged, StorageUnavailable
 from billportal.dashboard.routes import dashboard_routes
+from billportal.portal.email_sign_in import EmailSignIn
 from billportal.portal.signin import SignIn
 from billportal.portal.views import Portal
 from billportal.services.mail import MailConfig, MailDeliverer
@@ -34,7 +35,7 @@ from billportal.services.webhooks import Deliverer
 from billportal.storage import open_store
 from billportal.storage.store import Store
 from billportal.web.context import SITE_KEY, Context
-from billportal.web.convertors import BoundedIntConvertor, TokenConvertor
+from billportal.web.convertors import BoundedIntConvertor, HandleConvertor, TokenConvertor
 from billportal.web.errors import ErrorGuard, error_page
 from billportal.web.hosts import Site, site_for
 from billportal.web.operations import OPERATIONS_PATHS, Observability, Operations
@@ -62,13 +63,21 @@ MAX_TARGET_LENGTH = 8192
 # Every route's {name:int}, ours and any added later, is bounded (before routes compile).
 register_url_convertor("int", BoundedIntConvertor())
 register_url_convertor("token", TokenConvertor())
+register_url_convertor("handle", HandleConvertor())
 
 
 def portal_router(context: Context) -> Router:
     sign_in = SignIn(context)
+    email = EmailSignIn(context, sign_in)
     portal = Portal(context)
     return Router(
         routes=[
+            # Email sign-in's routes come first: /login/{token:token} takes any path below /login.
+            Route("/login", email.page, methods=["GET"]),
+            Route("/login/email", email.request_link, methods=["POST"]),
+            Route("/login/email/confirm", email.press, methods=["POST"]),
+            Route("/login/email/{token:str}", email.confirmation, methods=["GET"]),
+            Route("/login/code", email.code, methods=["POST"]),
             Route("/login/{token:token}", sign_in.get, methods=["GET"]),
             Route("/login", sign_in.post, methods=["POST"]),
             Route("/", portal.my_account, methods=["GET"]),
@@ -102,6 +111,9 @@ def portal_router(context: Context) -> Router:
             Route("/payment-methods/autopay", portal.set_autopay, methods=["POST"]),
             Route("/payment-methods/{method_id:int}/default", portal.default_payment_method, methods=["POST"]),
             Route("/payment-methods/{method_id:int}/remove", portal.remove_payment_method, methods=["POST"]),
+            Route("/security", portal.security, methods=["GET"]),
+            Route("/security/sessions/end-others", portal.end_other_sessions, methods=["POST"]),
+            Route("/security/sessions/{handle:handle}/end", portal.end_session, methods=["POST"]),
             Route("/logout", portal.sign_out, methods=["POST"]),
             Route("/signed-out", portal.signed_out, methods=["GET"]),
             Route("/theme.css", portal.theme, methods=["GET"]),

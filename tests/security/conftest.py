@@ -24,10 +24,13 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from billportal.app import build_app, portal_router
+from billportal.portal.session_handles import handle_of
 from billportal.services.billing import LineInput
 from billportal.services.gateways import CardEntry
 from billportal.services.payments import Payments, PayPlan
+from billportal.storage import email_sign_ins
 from billportal.storage import schema as t
+from billportal.storage.records import Session
 from billportal.storage.store import Store
 from billportal.web.context import Context
 from tests import factories
@@ -160,6 +163,11 @@ def shared_app_clients(world: World, **setting_changes: Any) -> Any:
 PUBLIC_ROUTES = {
     ("GET", "/login/{token:token}"): "signs in with a link (test_tokens.py)",
     ("POST", "/login"): "signs in with a link by form (test_tokens.py)",
+    ("GET", "/login"): "the email sign-in form (test_email_sign_in.py)",
+    ("POST", "/login/email"): "asks for a sign-in link by email: one answer for every address",
+    ("POST", "/login/email/confirm"): "the emailed link's button: signs in once (test_email_sign_in.py)",
+    ("GET", "/login/email/{token:str}"): "the emailed link's confirmation page: reads only",
+    ("POST", "/login/code"): "the emailed code: signs in, a few tries per link (test_email_sign_in.py)",
     ("GET", "/signed-out"): "a fixed page saying the visitor is signed out",
     ("GET", "/theme.css"): "the company's accent colour, public by design",
     ("GET", "/logo/{sha256:str}"): "the company's logo (re-encoded at upload), public by design like its name",
@@ -175,8 +183,9 @@ DOCUMENT_KINDS = {
     "estimates": "estimate",
     "pay": "payment_attempt",  # /pay/{token}: what became of a payment made online
     "payment-methods": "payment_method",  # a saved card
+    "security": "session",  # /security/sessions/{handle}: another session of the customer's
 }
-KNOWN_PARAMETERS = {"document_id", "token", "method_id"}
+KNOWN_PARAMETERS = {"document_id", "token", "method_id", "handle"}
 
 
 def portal_routes(world: World) -> list[tuple[str, str]]:
@@ -202,7 +211,7 @@ def kind_of(path: str) -> str:
 
 
 def fill(path: str, document_id: int | str) -> str:
-    return re.sub(r"\{(document_id|token|method_id)(:\w+)?\}", str(document_id), path)
+    return re.sub(r"\{(document_id|token|method_id|handle)(:\w+)?\}", str(document_id), path)
 
 
 @dataclass
@@ -267,7 +276,12 @@ def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> di
         endpoint = await factories.webhook_endpoint(
             store, company_id, now=now, url=f"https://{tag.lower()}.hooks.example/in", description=f"{tag} hooks"
         )
+        # Another browser's session, which the customer's Security page may end.
+        id_hash = hashlib.sha256(f"{tag}-other-browser".encode()).digest()
+        other = Session(id_hash, company_id, customer_id, "csrf", now, now, now + 3600, "Firefox on Linux")
+        await store.write(lambda conn: email_sign_ins.insert_session(conn, other))
         return {
+            "session": handle_of(id_hash),
             "webhook_endpoint": endpoint.endpoint.id,
             "invoice": invoice.id,
             "payment": payment.id,

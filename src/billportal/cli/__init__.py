@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "company": ("company", "a company's settings"),
     "sso-url": ("sso", "print a sign-in URL for a customer"),
     "sso-explain": ("sso", "say whether a token would sign in now, and why not"),
+    "email-sign-in": ("sign_in", "email sign-in for a company's customers (on or off)"),
     "master-key": ("master_keys", "the server's master key (it seals SSO keys at rest)"),
     "admin": ("admins", "dashboard admins"),
     "sso-key": ("sso_keys", "a company's SSO keys"),

@@ -196,6 +196,9 @@ class Settings:
     # ("N/second|minute|hour"); past either, /login answers 429 until the window ends.
     login_failures_per_ip: str = "20/minute"
     login_failures_per_company: str = "300/minute"
+    # Email sign-in: links asked for per client address (an IPv6 client as its /64) and per email address.
+    email_sign_ins_per_ip: str = "30/hour"
+    email_sign_ins_per_address: str = "5/hour"
     # Connections and load, per process (docs/deploy.md#connections-and-load): a request's
     # head must arrive within head_timeout_seconds; past max_connections open connections a
     # new one is answered 503 and closed; past max_in_flight requests at once, 503 at once.
@@ -307,6 +310,8 @@ class Settings:
             access_log=_bool(env, "BILLPORTAL_ACCESS_LOG", True),
             login_failures_per_ip=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_IP", "20/minute"),
             login_failures_per_company=_rate(env, "BILLPORTAL_LOGIN_FAILURES_PER_COMPANY", "300/minute"),
+            email_sign_ins_per_ip=_rate(env, "BILLPORTAL_EMAIL_SIGN_INS_PER_IP", "30/hour"),
+            email_sign_ins_per_address=_rate(env, "BILLPORTAL_EMAIL_SIGN_INS_PER_ADDRESS", "5/hour"),
             head_timeout_seconds=_int(env, "BILLPORTAL_HEAD_TIMEOUT_SECONDS", 10, 1),
             max_connections=_int(env, "BILLPORTAL_MAX_CONNECTIONS", 4096, 1),
             max_in_flight=_int(env, "BILLPORTAL_MAX_IN_FLIGHT", 256, 1),

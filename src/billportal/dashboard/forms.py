@@ -135,6 +135,7 @@ def parse_policy(form: Form) -> PolicyForm:
         "leeway": form.text("leeway", 20).strip(),
         "max_lifetime": form.text("max_lifetime", 20).strip(),
         "require_jti": "on" if form.get("require_jti") == "on" else "",
+        "email_sign_in": "on" if form.get("email_sign_in") == "on" else "",
         "allowed_issuers": form.text("allowed_issuers", MAX_ISSUERS * (MAX_ISSUER_LENGTH + 2)),
         "sign_in_url": form.text("sign_in_url", MAX_URL_LENGTH + 1).strip(),
         "sign_out_url": form.text("sign_out_url", MAX_URL_LENGTH + 1).strip(),
@@ -161,6 +162,7 @@ def parse_policy(form: Form) -> PolicyForm:
             sign_out_url=values["sign_out_url"],
             error_url=values["error_url"],
             frame_ancestors=frame_ancestors,
+            email_sign_in=values["email_sign_in"] == "on",
         )
     return result
 
@@ -176,6 +178,7 @@ def policy_values(settings: PolicySettings) -> dict[str, str]:
         "sign_out_url": settings.sign_out_url,
         "error_url": settings.error_url,
         "frame_ancestors": "\n".join(settings.frame_ancestors),
+        "email_sign_in": "on" if settings.email_sign_in else "",
     }
 
 

@@ -21,6 +21,7 @@ from billportal.web.templates import render
 from billportal.web.urls import with_query
 
 _SIGN_IN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+SIGN_IN_HEADERS = _SIGN_IN_HEADERS
 _NAVIGATION_DESTINATIONS = frozenset({"document", "iframe", "frame"})
 _USER_AGENT_LIMIT = 300
 KEY_LAST_USED_RESOLUTION = 60
@@ -137,9 +138,9 @@ class SignIn:
         if old_cookie:
             # Whatever session the browser came with is over: no fixation.
             await context.store.end_session(sessions.hash_session_id(old_cookie))
-        return self._signed_in(request, session_id, redirect_to, framed)
+        return self.signed_in(request, session_id, redirect_to, framed)
 
-    def _signed_in(self, request: Request, session_id: str, redirect_to: str | None, framed: bool) -> Response:
+    def signed_in(self, request: Request, session_id: str, redirect_to: str | None, framed: bool) -> Response:
         """The 303 to the landing page, with the new session's cookie (and the remembered page forgotten)."""
         settings = self.context.settings
         next_cookie = settings.next_page_cookie_name
@@ -270,6 +271,10 @@ class SignIn:
             )
             response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
             return response
+        if company.email_sign_in and not embedding.is_framed(request):
+            # No app to send the browser back to, but the customer can ask for a link by email.
+            page = redirect_to if redirect_to is not None and len(redirect_to) <= 40 and is_landing(redirect_to) else ""
+            return email_form(company, page=page, failed=True, status_code=401)
         # One page for every reason: the reason goes to the sign-in log only. A frame of a
         # listed site shows it; any other site's frame is blocked (frame-ancestors).
         headers = {
@@ -277,6 +282,23 @@ class SignIn:
             "Content-Security-Policy": content_security_policy(frame_ancestors=company.frame_ancestors),
         }
         return render("sign_in_failed.html", status_code=401, headers=headers, company=company)
+
+
+def email_form(company: Company, *, page: str, failed: bool, status_code: int, error: str = "") -> Response:
+    """The email sign-in form (``failed``: after a link that did not work, which it says without the reason)."""
+    headers = {
+        **_SIGN_IN_HEADERS,
+        "Content-Security-Policy": content_security_policy(frame_ancestors=company.frame_ancestors),
+    }
+    return render(
+        "portal/email_sign_in.html",
+        status_code=status_code,
+        headers=headers,
+        company=company,
+        page=page,
+        failed=failed,
+        error=error,
+    )
 
 
 def _cross_site_subresource(request: Request) -> bool:

@@ -18,6 +18,7 @@ from billportal.core import countries
 from billportal.core.clock import local_date
 from billportal.core.errors import Refused
 from billportal.core.money import parse_money
+from billportal.portal import session_handles
 from billportal.portal.forms import (
     APPROVER_FIELD,
     BILLING_INFO_FIELDS,
@@ -50,7 +51,7 @@ from billportal.storage.records import (
     PaymentSettings,
     Session,
 )
-from billportal.web import embedding, sessions
+from billportal.web import devices, embedding, sessions
 from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
@@ -97,6 +98,10 @@ _STATUS_FILTERS: Final = {
     "paid": ("paid",),
     "past_due": ("open",),
     "voided": ("voided",),
+}
+_SECURITY_NOTICES: Final = {
+    "ended": "The session is ended: that browser is signed out.",
+    "ended_others": "Every other session is ended: only this browser is still signed in.",
 }
 # statement kind in the path -> (page id, template)
 _STATEMENTS: Final = {
@@ -273,8 +278,13 @@ class Portal:
                 if sessions.is_live(session, now, context.timeouts) and not cut_off:
                     found = await self.billing.customer(company.id, session.customer_id)
                     if found is not None:
-                        if sessions.needs_touch(session, now, context.timeouts):
-                            await context.store.touch_session(id_hash, now)
+                        # The first page after a sign-in notes the device too (the sign-in's own
+                        # statement stays as it was); then at most once a minute, as before.
+                        if session.last_seen_at == session.created_at or sessions.needs_touch(
+                            session, now, context.timeouts
+                        ):
+                            device = devices.describe(request.headers.get("user-agent", ""))
+                            await context.store.touch_session(id_hash, now, device)
                         return Visit(company, session, found, framed)
                 await context.store.end_session(id_hash)
         return self._sign_in_needed(request, company, page_id, framed)
@@ -304,6 +314,9 @@ class Portal:
             # sends them back to the page they asked for.
             url = with_query(company.sign_in_url, redirect_to=page_id)
             response = RedirectResponse(url, status_code=303, headers=headers)
+        elif company.email_sign_in:
+            # No app to sign in through, but the customer can ask for a link by email.
+            response = RedirectResponse(with_query("/login", redirect_to=page_id), status_code=303, headers=headers)
         else:
             response = render("portal/sign_in_needed.html", status_code=401, headers=headers, company=company)
             clear = sessions.clear_cookie_header(settings.session_cookie_name, secure=settings.cookie_secure)
@@ -947,6 +960,28 @@ class Portal:
             return self._billing_info_page(visit, values, errors, saved=False, status_code=400)
         await self.billing.update_billing_info(visit.company.id, visit.customer.id, values, now=self.context.clock())
         return RedirectResponse("/billing-info?saved=1", status_code=303, headers=dict(NO_STORE))
+
+    # -- security: the customer's own sessions ---------------------------------------------------
+
+    @customer("security")
+    async def security(self, request: Request, visit: Visit) -> Response:
+        """Where the customer is signed in: each live session's device and times, and a way to end it."""
+        listed = await session_handles.live_sessions(self.context, visit.company, visit.session)
+        notice = _SECURITY_NOTICES.get(request.query_params.get("done", ""), "")
+        return self._page(visit, "portal/security.html", page="security", sessions=listed, notice=notice)
+
+    @customer_form("security")
+    async def end_session(self, request: Request, visit: Visit, _form: Form) -> Response:
+        handle = request.path_params["handle"]
+        if not await session_handles.end(self.context, visit.company, visit.session, {handle}):
+            # Not one of this customer's other live sessions: the same 404 as any unknown document.
+            return error_page(404, headers=page_headers(visit.company))
+        return RedirectResponse("/security?done=ended", status_code=303, headers=dict(NO_STORE))
+
+    @customer_form("security")
+    async def end_other_sessions(self, _request: Request, visit: Visit, _form: Form) -> Response:
+        await session_handles.end(self.context, visit.company, visit.session, None)
+        return RedirectResponse("/security?done=ended_others", status_code=303, headers=dict(NO_STORE))
 
     # -- signing out -----------------------------------------------------------------------------
 

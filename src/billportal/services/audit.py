@@ -45,6 +45,8 @@ ACTIONS: Final[dict[str, str]] = {
     "sso.key_rotated": "SSO key rotated",
     "sso.key_revoked": "SSO key revoked",
     "sso.policy_changed": "Sign-in policy changed",
+    "sso.email_sign_in_on": "Email sign-in turned on",
+    "sso.email_sign_in_off": "Email sign-in turned off",
     "sso.links_cut_off": "Links issued before now rejected",
     "sso.cutoff_removed": "Link cutoff removed",
     "sso.customer_signed_out": "Customer signed out everywhere",

@@ -157,6 +157,15 @@ async def set_enabled(store: Store, company: Company, enabled: bool, actor: Acto
     await _change_settings(store, company, {"sso_enabled": enabled}, actor=actor, action=action, now=now)
 
 
+async def set_email_sign_in(store: Store, company: Company, enabled: bool, actor: Actor, now: int) -> bool:
+    """Turn email sign-in on or off for the company's customers; False when it already was."""
+    if company.email_sign_in == enabled:
+        return False
+    action = "sso.email_sign_in_on" if enabled else "sso.email_sign_in_off"
+    await _change_settings(store, company, {"email_sign_in": enabled}, actor=actor, action=action, now=now)
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     """The editable sign-in policy of a company, as the policy form shows it."""
@@ -169,6 +178,7 @@ class PolicySettings:
     sign_out_url: str
     error_url: str
     frame_ancestors: tuple[str, ...] = ()
+    email_sign_in: bool = False  # customers may ask for a sign-in link by email (services/email_links.py)
 
     @classmethod
     def of(cls, company: Company) -> PolicySettings:
@@ -182,6 +192,7 @@ class PolicySettings:
             sign_out_url=company.sign_out_url,
             error_url=company.error_url,
             frame_ancestors=company.frame_ancestors,
+            email_sign_in=company.email_sign_in,
         )
 
     def columns(self) -> dict[str, Any]:
@@ -195,6 +206,7 @@ class PolicySettings:
             "sign_out_url": self.sign_out_url,
             "error_url": self.error_url,
             "frame_ancestors": " ".join(self.frame_ancestors),
+            "email_sign_in": self.email_sign_in,
         }
 
 
@@ -207,6 +219,7 @@ _POLICY_NAMES: Final = {
     "sign_out_url": "sign-out URL",
     "error_url": "error URL",
     "frame_ancestors": "sites that may embed the portal",
+    "email_sign_in": "email sign-in",
 }
 
 

@@ -20,6 +20,7 @@ PAGE_PATHS: Final[dict[str, str]] = {
     "pay": "/pay",
     "add_payment_method": "/payment-methods",
     "update_billing_info": "/billing-info",
+    "security": "/security",
 }
 
 # Every page id the seed product documents; redirect_to accepts exactly these.
@@ -48,6 +49,7 @@ PAGE_NAMES: Final[dict[str, str]] = {
     "pay": "Pay",
     "add_payment_method": "Saved payment methods",
     "update_billing_info": "Billing details",
+    "security": "Security (where you are signed in)",
 }
 
 

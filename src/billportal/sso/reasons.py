@@ -50,6 +50,13 @@ class Reason(StrEnum):
     CROSS_SITE_REQUEST = "cross_site_request"
     RATE_LIMITED = "rate_limited"
     FRAME_NOT_ALLOWED = "frame_not_allowed"
+    # Email sign-in (method "email"):
+    EMAIL_LINK_UNKNOWN = "email_link_unknown"
+    EMAIL_LINK_EXPIRED = "email_link_expired"
+    EMAIL_LINK_USED = "email_link_used"
+    EMAIL_BUTTON_INVALID = "email_button_invalid"
+    EMAIL_CODE_WRONG = "email_code_wrong"
+    EMAIL_CODE_EXHAUSTED = "email_code_exhausted"
 
 
 EXPLANATIONS: dict[Reason, tuple[str, str]] = {
@@ -171,6 +178,30 @@ EXPLANATIONS: dict[Reason, tuple[str, str]] = {
             "List your app's origin under Single Sign-On > Embedding, and keep the frame's referrer policy "
             "sending at least the origin."
         ),
+    ),
+    Reason.EMAIL_LINK_UNKNOWN: (
+        "The emailed sign-in link names no link this company sent.",
+        "Ask for a new link on the portal's sign-in page; copy the whole link from the email.",
+    ),
+    Reason.EMAIL_LINK_EXPIRED: (
+        "The emailed sign-in link (or its code) is older than 15 minutes.",
+        "Ask for a new link on the portal's sign-in page.",
+    ),
+    Reason.EMAIL_LINK_USED: (
+        "The emailed sign-in link (or its code) has already signed someone in.",
+        "Ask for a new link on the portal's sign-in page.",
+    ),
+    Reason.EMAIL_BUTTON_INVALID: (
+        "The confirmation button's form did not come from the link's own confirmation page.",
+        "Open the emailed link and press the button on the page it shows.",
+    ),
+    Reason.EMAIL_CODE_WRONG: (
+        "The 6-digit code does not match any live link sent to that address.",
+        "Type the code from the newest email; ask for a new one after a few tries.",
+    ),
+    Reason.EMAIL_CODE_EXHAUSTED: (
+        "The code was tried too many times, and no longer works.",
+        "Ask for a new link on the portal's sign-in page.",
     ),
 }
 

@@ -55,6 +55,7 @@ class Company:
     default_currency: str = "USD"
     footer_text: str = ""
     logo_sha256: str = ""  # "" when there is no logo
+    email_sign_in: bool = False  # customers may ask for a sign-in link by email
 
     @property
     def seller_name(self) -> str:
@@ -355,6 +356,18 @@ class Session:
     created_at: int
     last_seen_at: int
     expires_at: int
+    device: str = ""  # "Firefox on Windows": a coarse description from the User-Agent at sign-in
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One of a customer's live sessions, as their Security page lists it (never its id or hash)."""
+
+    handle: str  # an opaque name of the session for the page's forms
+    device: str
+    created_at: int
+    last_seen_at: int
+    current: bool
 
 
 @dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
@@ -372,6 +385,7 @@ class SignInEvent:
     ip: str
     user_agent: str
     id: int | None = None
+    method: str = "sso"  # "sso" (a signed link) or "email" (an emailed link or code)
 
 
 @dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
@@ -631,3 +645,23 @@ class WebhookAttempt:
     duration_ms: int
     error: str
     response_head: str
+
+
+# -- email sign-in ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSignIn:
+    """A sign-in link sent by email, with its code (only their hashes are stored)."""
+
+    id: int
+    company_id: int
+    customer_id: int
+    email: str
+    link_hash: bytes = field(repr=False)
+    code_hash: bytes = field(repr=False)
+    page: str
+    tries: int
+    created_at: int
+    expires_at: int
+    used_at: int | None

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 
@@ -70,6 +71,8 @@ companies = Table(
     Column("sign_out_url", Text, nullable=False, server_default=""),
     Column("error_url", Text, nullable=False, server_default=""),
     Column("frame_ancestors", Text, nullable=False, server_default=""),
+    # Customers may ask for a sign-in link by email (services/email_links.py); off: SSO only.
+    Column("email_sign_in", Boolean, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     # Bumped in the transaction of every change to the settings or the SSO keys, so that a
@@ -125,6 +128,8 @@ customers = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+# Email sign-in finds a customer by address, whatever its case.
+Index("ix_customers_email", customers.c.company_id, func.lower(customers.c.email))
 
 invoices = Table(
     "invoices",
@@ -286,6 +291,8 @@ sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # A coarse description of the browser, from its User-Agent on the first page after sign-in (web/devices.py).
+    Column("device", String(100), nullable=False, server_default=""),
 )
 Index("ix_sessions_customer", sessions.c.company_id, sessions.c.customer_id)
 
@@ -303,6 +310,7 @@ sign_in_events = Table(
     Column("jti", String(255), nullable=True),
     Column("ip", String(45), nullable=False, server_default=""),
     Column("user_agent", String(300), nullable=False, server_default=""),
+    Column("method", String(8), nullable=False, server_default="sso"),  # sso (a signed link) or email
 )
 Index("ix_sign_in_events_company_id", sign_in_events.c.company_id, sign_in_events.c.id)
 # The dashboard's sign-in log filters on failures: each page an index range at any depth.
@@ -340,6 +348,24 @@ used_jtis = Table(
     Column("jti", String(255), primary_key=True),
     Column("expires_at", BigInteger, nullable=False),
 )
+
+# A sign-in link sent by email, with its 6-digit code (services/email_links.py): only hashes are kept.
+email_sign_ins = Table(
+    "email_sign_ins",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("link_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("code_hash", LargeBinary(32), nullable=False),
+    Column("page", String(40), nullable=False, server_default=""),
+    Column("tries", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+Index("ix_email_sign_ins_email", email_sign_ins.c.company_id, email_sign_ins.c.email, email_sign_ins.c.expires_at)
 
 # -- the dashboard: company admins, their sessions, and the audit trail -------------
 

@@ -41,3 +41,15 @@ class TokenConvertor(Convertor[str]):
 
     def to_string(self, value: str) -> str:
         return value
+
+
+class HandleConvertor(Convertor[str]):
+    """``{name:handle}``: an opaque 32-hex-digit name (a session's on the Security page); anything else is a 404."""
+
+    regex = "[0-9a-f]{32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
