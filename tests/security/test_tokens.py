@@ -672,7 +672,11 @@ def test_hostile_issuer_on_a_good_link_is_not_shown_raw_on_any_page(world: World
 def test_hostile_customer_data_is_escaped(world: World) -> None:
     from tests.conftest import run
 
-    run(factories.customer(world.store, world.acme.id, id=4242, name=HOSTILE, email=HOSTILE, now=world.clock.now))
+    run(
+        factories.customer(
+            world.store, world.acme.id, id=4242, name=HOSTILE, email="o'brien+&tag@example.com", now=world.clock.now
+        )
+    )
     client = world.client()
     assert client.get(f"/login/{signed(HS256, good_claims(world, sub=4242))}").status_code == 303
     page = client.get("/")
