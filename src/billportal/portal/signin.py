@@ -7,6 +7,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import i18n
 from billportal.sso.pages import DEFAULT_PAGE, is_landing, landing_path
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
@@ -276,6 +277,7 @@ class SignIn:
             **_SIGN_IN_HEADERS,
             "Content-Security-Policy": content_security_policy(frame_ancestors=company.frame_ancestors),
         }
+        i18n.activate(i18n.choose([i18n.negotiate(request.headers.get("accept-language", ""))]))
         return render("sign_in_failed.html", status_code=401, headers=headers, company=company)
 
 
