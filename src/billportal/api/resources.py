@@ -15,6 +15,7 @@ from billportal.api.errors import ERROR_CODES
 from billportal.api.fields import Field, Shape, read_only
 from billportal.core import countries
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID
+from billportal.core.i18n import LOCALES
 from billportal.services.billing import PAYMENT_METHODS
 from billportal.services.events import EVENT_TYPES
 from billportal.services.gateways import GATEWAYS
@@ -422,6 +423,13 @@ SIGN_IN_LINK_REQUEST: Final = Shape(
         ),
         Field("single_use", {"type": "boolean"}, "Whether the link works only once (adds a jti; default false)."),
         Field("issuer", nonblank(200), 'The iss claim (default "billportal-api").', hint=NAME_HINT),
+        Field(
+            "locale",
+            {"type": "string", "enum": list(LOCALES)},
+            "The portal's language for this sign-in (the token's locale claim); the customer's saved preference "
+            "still comes first.",
+            hint="must be one of " + ", ".join(LOCALES),
+        ),
     ),
 )
 
@@ -436,6 +444,7 @@ SIGN_IN_LINK: Final = Shape(
         read_only("kid", {"type": "string"}, "The SSO key that signed it."),
         read_only("single_use", {"type": "boolean"}, "Whether it works only once."),
         read_only("redirect_to", nullable({"type": "string"}), "The page it lands on, as asked."),
+        read_only("locale", nullable({"type": "string"}), "The language it asks for, as asked."),
     ),
 )
 
@@ -491,6 +500,12 @@ def _company_fields() -> tuple[Field, ...]:
         Field("support_phone", text(64), "Where customers call for help."),
         Field("time_zone", nonblank(64), "IANA time zone the portal shows times in, such as America/Denver."),
         Field("default_currency", CURRENCY, "ISO 4217 currency of new customers.", hint=CURRENCY_HINT),
+        Field(
+            "default_locale",
+            {"type": "string", "enum": list(LOCALES)},
+            "The portal's language when neither the customer, the sign-in link nor the browser names one.",
+            hint="must be one of " + ", ".join(LOCALES),
+        ),
         Field(
             "accent_color",
             {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Final
 
+from babel import Locale
 from babel.dates import format_date
 
-from billportal.core import i18n
-from billportal.core.countries import country_name
+from billportal.core import countries, i18n
 from billportal.core.i18n import N_
 from billportal.services.statements import Month, StatementLine
 from billportal.storage.records import CreditNote, Customer, Estimate
@@ -21,7 +22,7 @@ def address_lines(customer: Customer) -> list[str]:
     """The customer's name and postal address, one line each, empty parts left out."""
     place = " ".join(part for part in (customer.state, customer.postal_code) if part)
     city_line = ", ".join(part for part in (customer.city, place) if part)
-    country = country_name(customer.country) or customer.country
+    country = local_country_name(customer.country) or customer.country
     lines = [customer.name, customer.address_line1, customer.address_line2, city_line, country]
     return [line for line in lines if line]
 
@@ -55,6 +56,31 @@ _METHODS: Final = {
     "check": N_("Check"),
     "other": N_("Other"),
 }
+
+
+@lru_cache(maxsize=16)
+def _territories(code: str) -> dict[str, str]:
+    return dict(Locale.parse(code).territories)
+
+
+def local_country_name(code: str) -> str | None:
+    """The country's name in the request's language (CLDR), or None if ``code`` is not a country."""
+    english = countries.country_name(code)
+    if english is None:
+        return None
+    return _territories(i18n.current()).get(code, english)
+
+
+@lru_cache(maxsize=16)
+def _local_countries(code: str) -> tuple[tuple[str, str], ...]:
+    names = _territories(code)
+    found = [(alpha2, names.get(alpha2, english)) for alpha2, english in countries.countries()]
+    return tuple(sorted(found, key=lambda pair: pair[1].casefold()))
+
+
+def local_countries() -> tuple[tuple[str, str], ...]:
+    """Every country as (code, name) in the request's language, in the order of those names."""
+    return _local_countries(i18n.current())
 
 
 def status_label(status: str) -> str:

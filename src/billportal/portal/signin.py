@@ -104,6 +104,8 @@ class SignIn:
             created_at=now,
             last_seen_at=now,
             expires_at=now + context.timeouts.absolute,
+            # The token's locale claim, else the link's ?locale= (both checked against the shipped list).
+            locale=claims.locale or i18n.shipped(request.query_params.get("locale")) or "",
         )
         kid = claims.kid
         event = self._event(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -34,6 +34,8 @@ from billportal.portal.labels import (
     download_name,
     estimate_state,
     line_description,
+    local_countries,
+    local_country_name,
     method_label,
     month_name,
     status_label,
@@ -117,6 +119,7 @@ class Visit:
     session: Session
     customer: Customer
     framed: bool = False  # in a frame of a site the company allows (docs/embedding.md)
+    path: str = "/"  # the page asked for (the language switcher comes back to it)
 
     @property
     def scope(self) -> Scope:
@@ -173,10 +176,21 @@ def customer_form(
     return decorate
 
 
-def speak(request: Request) -> str:
-    """Chooses this request's language: ``?locale=``, then ``Accept-Language``, then English."""
-    asked = request.query_params.get("locale")
-    chosen = i18n.choose([asked, i18n.negotiate(request.headers.get("accept-language", ""))])
+def speak(request: Request, company: Company | None, visit: Visit | None = None) -> str:
+    """Chooses this request's language (docs/integration.md, "Languages") and speaks it from here on.
+
+    The customer's saved preference, then the language kept in the session (the sign-in link's
+    ``locale`` claim), then ``?locale=``, then ``Accept-Language``, then the company's default.
+    """
+    chosen = i18n.choose(
+        [
+            visit.customer.locale if visit else None,
+            visit.session.locale if visit else None,
+            request.query_params.get("locale"),
+            i18n.negotiate(request.headers.get("accept-language", "")),
+            company.default_locale if company else None,
+        ]
+    )
     i18n.activate(chosen)
     return chosen
 
@@ -268,7 +282,7 @@ class Portal:
         """The signed-in visit, or the answer for a visitor who is not signed in."""
         context = self.context
         company = await company_for(request, context)
-        speak(request)
+        speak(request, company)
         if company is None:
             return error_page(404)
         # A frame reads only the framed (partitioned) cookie, and only while the company allows
@@ -288,7 +302,14 @@ class Portal:
                     if found is not None:
                         if sessions.needs_touch(session, now, context.timeouts):
                             await context.store.touch_session(id_hash, now)
-                        return Visit(company, session, found, framed)
+                        visit = Visit(company, session, found, framed, request.url.path)
+                        asked = i18n.shipped(request.query_params.get("locale"))
+                        if asked and not session.locale and request.method == "GET":
+                            # The first language asked for is kept for the session's other pages.
+                            await context.store.set_session_locale(id_hash, asked)
+                            visit = replace(visit, session=replace(session, locale=asked))
+                        speak(request, company, visit)
+                        return visit
                 await context.store.end_session(id_hash)
         return self._sign_in_needed(request, company, page_id, framed)
 
@@ -342,6 +363,7 @@ class Portal:
             customer=visit.customer,
             address=address_lines(visit.customer),
             csrf_token=visit.session.csrf_token,
+            this_page=portal_path(visit.path) or "/",
             status_label=status_label,
             method_label=method_label,
             aging_label=aging_label,
@@ -955,24 +977,41 @@ class Portal:
             values=values,
             errors=errors,
             saved=saved,
-            countries=countries.countries(),
-            country_name=countries.country_name(values["country"]),
+            countries=local_countries(),
+            country_name=local_country_name(values["country"]),
             regions=countries.subdivisions(values["country"]),
         )
 
     @customer("update_billing_info")
     async def billing_info(self, request: Request, visit: Visit) -> Response:
         values = {field.name: getattr(visit.customer, field.name) for field in BILLING_INFO_FIELDS}
+        values["locale"] = visit.customer.locale
         saved = request.query_params.get("saved") == "1"
         return self._billing_info_page(visit, values, {}, saved=saved)
 
     @customer_form("update_billing_info")
     async def update_billing_info(self, _request: Request, visit: Visit, form: Form) -> Response:
         values, errors = check_billing_info(form)
+        locale = i18n.shipped(form.text("locale", 35)) or ""
         if errors:
-            return self._billing_info_page(visit, values, errors, saved=False, status_code=400)
+            return self._billing_info_page(visit, values | {"locale": locale}, errors, saved=False, status_code=400)
         await self.billing.update_billing_info(visit.company.id, visit.customer.id, values, now=self.context.clock())
+        await self.billing.set_customer_locale(visit.company.id, visit.customer.id, locale, now=self.context.clock())
         return RedirectResponse("/billing-info?saved=1", status_code=303, headers=dict(NO_STORE))
+
+    # -- the language ---------------------------------------------------------------------------
+
+    @customer_form("my_account")
+    async def choose_locale(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """The language switcher: the customer's choice is saved as their preference, then the same page again."""
+        locale = i18n.shipped(form.text("locale", 35)) or ""
+        if locale:
+            await self.billing.set_customer_locale(
+                visit.company.id, visit.customer.id, locale, now=self.context.clock()
+            )
+        back = form.text("next", 200)
+        target = back if portal_path(back) is not None else "/"
+        return RedirectResponse(target, status_code=303, headers=dict(NO_STORE))
 
     # -- signing out -----------------------------------------------------------------------------
 
@@ -1006,8 +1045,8 @@ class Portal:
         return RedirectResponse(target, status_code=303, headers=headers)
 
     async def signed_out(self, request: Request) -> Response:
-        speak(request)
         company = await company_for(request, self.context)
+        speak(request, company)
         if company is None:
             return error_page(404)
         framed = embedding.is_framed(request)

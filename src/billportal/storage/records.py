@@ -55,6 +55,7 @@ class Company:
     default_currency: str = "USD"
     footer_text: str = ""
     logo_sha256: str = ""  # "" when there is no logo
+    default_locale: str = "en"  # the portal's language when nothing else chooses one
 
     @property
     def seller_name(self) -> str:
@@ -110,6 +111,7 @@ class Customer:
     currency: str
     created_at: int
     updated_at: int
+    locale: str = ""  # the preferred language ("": none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +357,7 @@ class Session:
     created_at: int
     last_seen_at: int
     expires_at: int
+    locale: str = ""  # chosen at sign-in (the token's claim) or by the first ?locale=; "" none
 
 
 @dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow

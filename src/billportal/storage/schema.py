@@ -57,6 +57,8 @@ companies = Table(
     Column("footer_text", Text, nullable=False, server_default=""),
     # The SHA-256 of the logo in company_logos ("" when none): the logo's URL names it, so a new logo is a new URL.
     Column("logo_sha256", String(64), nullable=False, server_default=""),
+    # The portal's language when neither the customer, the link nor the browser names a shipped one.
+    Column("default_locale", String(16), nullable=False, server_default="en"),
     # SSO policy (see billportal.sso.policy.Policy).
     Column("sso_enabled", Boolean, nullable=False, server_default="1"),
     Column("sso_leeway_seconds", Integer, nullable=False, server_default="60"),
@@ -124,6 +126,8 @@ customers = Table(
     Column("currency", String(3), nullable=False, server_default="USD"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # The customer's preferred language for the portal ("": none; the browser's, then the company's).
+    Column("locale", String(16), nullable=False, server_default=""),
 )
 
 invoices = Table(
@@ -286,6 +290,8 @@ sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # The language chosen for this session: the SSO token's locale claim, or the ?locale= of its first pages.
+    Column("locale", String(16), nullable=False, server_default=""),
 )
 Index("ix_sessions_customer", sessions.c.company_id, sessions.c.customer_id)
 
