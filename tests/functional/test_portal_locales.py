@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 from importlib import resources
 
 import pytest
 from babel.messages.pofile import read_po
+from pypdf import PdfReader
 from starlette.testclient import TestClient
 
 from billportal.core import i18n
@@ -172,3 +174,16 @@ def test_error_and_signed_out_pages_follow_the_browser_and_offer_links(world: Wo
     failed = client.get("/login/not-a-token", headers={"Accept-Language": "es"})
     assert failed.status_code == 401
     assert "Este enlace de inicio de sesión no es válido" in failed.text
+
+
+def test_pdfs_follow_the_language(client: TestClient, docs: Docs) -> None:
+    invoice = client.get(f"/invoices/{min(docs.invoices.values())}/pdf", headers={"Accept-Language": "de"})
+    assert invoice.status_code == 200
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(invoice.content)).pages).split())
+    assert "RECHNUNGSEMPFÄNGER" in text
+    assert "Zwischensumme" in text
+    assert re.search(r"\d,\d{2} (€|\$)", text)
+    statement = client.get("/statements/open-item/pdf", headers={"Accept-Language": "fr"})
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(statement.content)).pages).split())
+    assert "Éléments ouverts" in text
+    assert "Balance âgée" in text
