@@ -58,22 +58,12 @@ _METHODS: Final = {
 }
 
 
-@lru_cache(maxsize=16)
-def _territories(code: str) -> dict[str, str]:
-    return dict(Locale.parse(code).territories)
-
-
-def local_country_name(code: str) -> str | None:
-    """The country's name in the request's language (CLDR), or None if ``code`` is not a country."""
-    english = countries.country_name(code)
-    if english is None:
-        return None
-    return _territories(i18n.current()).get(code, english)
+local_country_name = countries.local_name
 
 
 @lru_cache(maxsize=16)
 def _local_countries(code: str) -> tuple[tuple[str, str], ...]:
-    names = _territories(code)
+    names = dict(Locale.parse(code).territories)
     found = [(alpha2, names.get(alpha2, english)) for alpha2, english in countries.countries()]
     return tuple(sorted(found, key=lambda pair: pair[1].casefold()))
 

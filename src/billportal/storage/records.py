@@ -68,7 +68,7 @@ class Company:
         place = " ".join(part for part in (self.postal_code, self.city) if part)
         if self.region:
             place = f"{place}, {self.region}" if place else self.region
-        country = countries.country_name(self.country) or self.country if self.country else ""
+        country = countries.local_name(self.country) or self.country if self.country else ""
         return tuple(line for line in (self.address_line1, self.address_line2, place, country) if line)
 
     @property
