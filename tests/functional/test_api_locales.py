@@ -1,4 +1,4 @@
-"""Languages through the API and the SDK: sign-in links that ask for one, and the company's default."""
+"""Languages through the API, the SDK and the dashboard: sign-in links that ask for one, the company's default."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from starlette.testclient import TestClient
 
 import billportal
 from tests.conftest import ACME_KEY, World
+from tests.functional.dashboard_support import admin_of_acme
+from tests.functional.portal_world import add_documents, signed_in
 from tests.functional.test_api import dashboard, error, new_key
 
 
@@ -45,3 +47,17 @@ def test_the_sdk_puts_the_locale_in_the_token(world: World) -> None:
     )
     with pytest.raises(ValueError, match="locale"):
         billportal.sign_in_url(ACME_KEY, "acme", 1234, locale="not a locale")
+
+
+def test_the_admin_sets_the_default_language_on_the_company_page(world: World) -> None:
+    add_documents(world)
+    admin = admin_of_acme(world)
+    page = admin.get("/settings/company")
+    assert 'name="default_locale"' in page.text
+    refused = admin.post("/settings/company", {"default_locale": "klingon"})
+    assert refused.status_code == 400
+    assert "one of the portal&#39;s languages" in refused.text or "one of the portal's languages" in refused.text
+    assert admin.post("/settings/company", {"default_locale": "fr"}).status_code == 303
+    assert world.company("acme").default_locale == "fr"
+    world.clock.now += 2  # past the one-second company cache
+    assert "Mon compte" in signed_in(world).get("/", headers={"Accept-Language": "ja"}).text

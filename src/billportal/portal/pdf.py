@@ -2,8 +2,14 @@
 
 The built-in Helvetica keeps a PDF small and quick to make (a few milliseconds,
 no font file to find or embed). It covers Windows-1252, which holds Western
-European letters and the common currency signs; other characters are written
-without their accents where that is possible, else as ``?``.
+European letters and the common currency signs: every letter of the shipped
+languages (English, German, French, Spanish, Portuguese, Dutch;
+tests/unit/web/test_pdf_languages.py draws each catalog and reads it back). Other
+characters are written without their accents where that is possible, else as ``?``;
+a language beyond Windows-1252 needs an embedded Unicode font here first.
+
+Labels are in the request's language (core/i18n.py): the views draw PDFs in a
+thread that carries the request's context.
 """
 
 from __future__ import annotations
