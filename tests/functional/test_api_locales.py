@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jwt
 import pytest
 from starlette.testclient import TestClient
 
 import billportal
 from tests.conftest import ACME_KEY, World
+from tests.functional import test_cli_inputs
 from tests.functional.dashboard_support import admin_of_acme
 from tests.functional.portal_world import add_documents, signed_in
 from tests.functional.test_api import dashboard, error, new_key
+
+cli = test_cli_inputs.cli  # the fixture that runs billportal in this process (status, stdout, stderr)
 
 
 @pytest.fixture
@@ -61,3 +66,15 @@ def test_the_admin_sets_the_default_language_on_the_company_page(world: World) -
     assert world.company("acme").default_locale == "fr"
     world.clock.now += 2  # past the one-second company cache
     assert "Mon compte" in signed_in(world).get("/", headers={"Accept-Language": "ja"}).text
+
+
+def test_the_cli_link_asks_for_a_language(cli: Any) -> None:
+    status, out, _ = cli("sso-url", "--tenant", "acme", "--customer", "1234", "--locale", "pt-BR")
+    assert status == 0
+    claims = jwt.decode(out.strip().rsplit("/", 1)[1], ACME_KEY, algorithms=["HS256"], options={"verify_sub": False})
+    assert claims["locale"] == "pt_BR"
+    status, out, err = cli("sso-url", "--tenant", "acme", "--customer", "1234", "--locale", "klingon")
+    assert status != 0
+    assert out == ""
+    assert "--locale" in err
+    assert "pt_BR" in err
