@@ -110,8 +110,8 @@ def speaking(code: str) -> Iterator[None]:
 
 
 def gettext(message: str) -> str:
-    """``message`` in the request's language."""
-    return translations(_current.get()).gettext(message)
+    """``message`` in the request's language ("" stays "": gettext would answer the catalog's header)."""
+    return translations(_current.get()).gettext(message) if message else message
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:

@@ -27,6 +27,8 @@ environment = Environment(
 environment.install_gettext_callables(  # type: ignore[attr-defined]
     i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
 )
+# A message stored with a record (a gateway's answer): looked up as it is, never %-formatted as _() does.
+environment.globals["tr"] = i18n.gettext
 environment.globals["html_lang"] = i18n.html_lang
 environment.globals["current_locale"] = i18n.current
 environment.globals["locales"] = i18n.LOCALES
