@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from billportal.core import i18n
 from billportal.services import companies as profile
 from billportal.services.audit import Actor
+from tests import factories
 from tests.conftest import World, run
 from tests.functional.portal_world import Docs, add_documents, csrf_token, hidden_fields, signed_in, text_of
 
@@ -187,3 +188,25 @@ def test_pdfs_follow_the_language(client: TestClient, docs: Docs) -> None:
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(statement.content)).pages).split())
     assert "Éléments ouverts" in text
     assert "Balance âgée" in text
+
+
+def test_paying_in_spanish_a_declined_card_and_a_wrong_field(world: World, docs: Docs) -> None:
+    run(factories.payment_settings(world.store, world.acme, gateway="test", test_mode=True, now=world.clock.now))
+    client = signed_in(world)
+    page = client.get("/pay", params={"locale": "es"}).text  # kept in the session from here on
+    assert "Pagar con tarjeta" in page
+    token = re.search(r'name="attempt" value="([^"]+)"', page)
+    assert token is not None
+    form = {"csrf_token": csrf_token(page), "attempt": token[1], "what": "balance", "method": "new"}
+    form |= {"card_number": "4000 0000 0000 0002", "card_expiry": "12 / 30", "card_cvc": "123"}
+    paid = client.post("/pay", data=form)
+    assert paid.status_code == 303
+    text = text_of(client.get(paid.headers["location"]).text)
+    assert "Su pago no se ha realizado" in text
+    assert "Su tarjeta ha sido rechazada. No se ha cobrado nada." in text
+    again = client.get("/pay").text
+    token = re.search(r'name="attempt" value="([^"]+)"', again)
+    assert token is not None
+    wrong = client.post("/pay", data=form | {"attempt": token[1], "card_cvc": "x", "csrf_token": csrf_token(again)})
+    assert wrong.status_code == 400
+    assert "Escriba el código de seguridad de 3 o 4 dígitos" in text_of(wrong.text)
