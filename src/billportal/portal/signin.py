@@ -279,7 +279,8 @@ class SignIn:
             **_SIGN_IN_HEADERS,
             "Content-Security-Policy": content_security_policy(frame_ancestors=company.frame_ancestors),
         }
-        i18n.activate(i18n.choose([i18n.negotiate(request.headers.get("accept-language", ""))]))
+        asked = [request.query_params.get("locale"), i18n.negotiate(request.headers.get("accept-language", ""))]
+        i18n.activate(i18n.choose([*asked, company.default_locale]))
         return render("sign_in_failed.html", status_code=401, headers=headers, company=company)
 
 
