@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo dist test lint typecheck unit browser-deps interop-deps localstripe-deps bench bench-deps fuzz clean
+.PHONY: demo dist messages test lint typecheck unit browser-deps interop-deps localstripe-deps bench bench-deps fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,17 @@ interop-deps:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
 	@ruby -e 'require "jwt"' >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ruby ruby-jwt >/dev/null)
 	@test -d tests/interop/node_modules/jsonwebtoken || npm --prefix tests/interop ci --no-audit --no-fund --loglevel=error
+
+# Extracts the portal's strings (babel.cfg) into the template and merges them into every catalog
+# (src/billportal/locale/<locale>/LC_MESSAGES/messages.po); tests/unit/test_catalogs.py then names what is missing.
+LOCALE_DIR := src/billportal/locale
+messages: $(STAMP)
+	$(BIN)/pybabel extract --mapping-file babel.cfg --keywords N_ --no-location --sort-output \
+		--width 120 --project billportal --output-file $(LOCALE_DIR)/messages.pot .
+	for po in $(LOCALE_DIR)/*/LC_MESSAGES/messages.po; do \
+		$(BIN)/pybabel update --input-file $(LOCALE_DIR)/messages.pot --output-file $$po \
+			--locale $$(basename $$(dirname $$(dirname $$po))) --no-fuzzy-matching --ignore-obsolete --width 120; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

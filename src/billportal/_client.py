@@ -265,6 +265,7 @@ class SignInLink(TypedDict):
     kid: str
     single_use: bool
     redirect_to: str | None
+    locale: str | None
 
 
 class SsoKey(TypedDict):
@@ -610,11 +611,14 @@ class Customers(_Collection[Customer]):
         single_use: bool = False,
         issuer: str | None = None,
         idempotency_key: str | None = None,
+        locale: str | None = None,
     ) -> SignInLink:
-        """A signed sign-in URL made on the server with the company's active SSO key."""
+        """A signed sign-in URL made on the server with the company's active SSO key (``locale``: its language)."""
         body: dict[str, Any] = {"ttl": ttl, "single_use": single_use}
         if redirect_to is not None:
             body["redirect_to"] = redirect_to
+        if locale is not None:
+            body["locale"] = locale
         if issuer is not None:
             body["issuer"] = issuer
         return cast(

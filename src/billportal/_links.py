@@ -18,6 +18,9 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_BASE_URL = "http://localhost:8000"
 
 
+_LOCALE = re.compile(r"[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?")
+
+
 def parse_duration(value: int | str) -> int:
     """Seconds from ``300``, ``"300"``, ``"5m"``, ``"1h"`` or ``"1d"``."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -41,10 +44,16 @@ def make_token(
     single_use: bool = False,
     kid: str | None = None,
     now: int | None = None,
+    locale: str | None = None,
 ) -> str:
-    """An HS256 JWT for ``customer_id``, as the seed product documents it."""
+    """An HS256 JWT for ``customer_id``, as the seed product documents it.
+
+    ``locale``: the portal's language for this sign-in (``de``, ``pt_BR``; docs/integration.md lists them).
+    """
     if not sso_key:
         raise ValueError("the SSO key is empty")
+    if locale is not None and not _LOCALE.fullmatch(locale):
+        raise ValueError("the locale must look like de, fr or pt_BR")
     issued = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
         "sub": int(customer_id) if str(customer_id).isdigit() else customer_id,
@@ -54,6 +63,8 @@ def make_token(
     }
     if single_use:
         claims["jti"] = uuid.uuid4().hex
+    if locale:
+        claims["locale"] = locale
     headers = {"kid": kid} if kid else None
     return jwt.encode(claims, sso_key, algorithm="HS256", headers=headers)
 
@@ -78,9 +89,15 @@ def sign_in_url(
     base_url: str = DEFAULT_BASE_URL,
     kid: str | None = None,
     now: int | None = None,
+    locale: str | None = None,
 ) -> str:
-    """A sign-in URL for one customer: ``{portal}/login/{token}[?redirect_to=page_id]``."""
-    token = make_token(sso_key, customer_id, issuer=issuer, ttl=ttl, single_use=single_use, kid=kid, now=now)
+    """A sign-in URL for one customer: ``{portal}/login/{token}[?redirect_to=page_id]``.
+
+    ``locale`` (``de``, ``fr``, ``pt_BR``...) goes into the token as its ``locale`` claim.
+    """
+    token = make_token(
+        sso_key, customer_id, issuer=issuer, ttl=ttl, single_use=single_use, kid=kid, now=now, locale=locale
+    )
     url = f"{portal_url(company, base_url)}/login/{quote(token, safe='')}"
     if redirect_to:
         url += "?" + urlencode({"redirect_to": redirect_to})

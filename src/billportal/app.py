@@ -102,6 +102,7 @@ def portal_router(context: Context) -> Router:
             Route("/statements/open-item/pdf", portal.open_item_statement_pdf, methods=["GET"]),
             Route("/billing-info", portal.billing_info, methods=["GET"]),
             Route("/billing-info", portal.update_billing_info, methods=["POST"]),
+            Route("/locale", portal.choose_locale, methods=["POST"]),
             Route("/pay", portal.pay, methods=["GET"]),
             Route("/pay", portal.pay_submit, methods=["POST"]),
             Route("/pay/{token:str}", portal.pay_attempt, methods=["GET"]),

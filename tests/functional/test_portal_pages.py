@@ -179,7 +179,7 @@ def test_invoice_detail_lines_totals_and_what_was_applied(client: TestClient, do
     assert "Balance due $159.90" in page
     assert "Payment PAY-1001 Card $100.00" in page
     assert "Credit note CN-1 Credit $99.00" in page
-    assert f'href="/invoices/{docs.invoices["INV-0001"]}/pdf"' in response.text
+    assert f'href="/invoices/{docs.invoices["INV-0001"]}/pdf?locale=en"' in response.text
 
 
 def test_invoice_pdf_is_a_pdf_of_that_invoice(client: TestClient, docs: Docs) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from billportal.api.errors import ERROR_CODES
 from billportal.core.bounds import TAX_ID
+from billportal.core.i18n import LOCALES
 from billportal.services.events import EVENT_TYPES
 from billportal.services.gateways import GATEWAYS
 from billportal.services.mail import KINDS
@@ -117,6 +118,13 @@ SIGN_IN_LINK_REQUEST: Final = Shape(
         ),
         Field("single_use", {"type": "boolean"}, "Whether the link works only once (adds a jti; default false)."),
         Field("issuer", nonblank(200), 'The iss claim (default "billportal-api").', hint=NAME_HINT),
+        Field(
+            "locale",
+            {"type": "string", "enum": list(LOCALES)},
+            "The portal's language for this sign-in (the token's locale claim); the customer's saved preference "
+            "still comes first.",
+            hint="must be one of " + ", ".join(LOCALES),
+        ),
     ),
 )
 
@@ -131,6 +139,7 @@ SIGN_IN_LINK: Final = Shape(
         read_only("kid", {"type": "string"}, "The SSO key that signed it."),
         read_only("single_use", {"type": "boolean"}, "Whether it works only once."),
         read_only("redirect_to", nullable({"type": "string"}), "The page it lands on, as asked."),
+        read_only("locale", nullable({"type": "string"}), "The language it asks for, as asked."),
     ),
 )
 
@@ -195,6 +204,12 @@ def _company_fields() -> tuple[Field, ...]:
         Field("support_phone", text(64), "Where customers call for help."),
         Field("time_zone", nonblank(64), "IANA time zone the portal shows times in, such as America/Denver."),
         Field("default_currency", CURRENCY, "ISO 4217 currency of new customers.", hint=CURRENCY_HINT),
+        Field(
+            "default_locale",
+            {"type": "string", "enum": list(LOCALES)},
+            "The portal's language when neither the customer, the sign-in link nor the browser names one.",
+            hint="must be one of " + ", ".join(LOCALES),
+        ),
         Field(
             "accent_color",
             {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},

@@ -377,6 +377,7 @@ class Api:
             raise ApiError("issuer_not_allowed", "send one of the company's allowed issuers as issuer", "issuer")
         single_use = bool(values.get("single_use", False)) or policy.require_jti
         redirect_to: str | None = values.get("redirect_to")
+        locale: str | None = values.get("locale")
         now = self.context.clock()
         url = _links.sign_in_url(
             key.secret.decode("utf-8"),
@@ -389,6 +390,7 @@ class Api:
             base_url=self.context.settings.base_url,
             kid=key.kid,
             now=now,
+            locale=locale,
         )
         link = {
             "object": "sign_in_link",
@@ -398,6 +400,7 @@ class Api:
             "kid": key.kid,
             "single_use": single_use,
             "redirect_to": redirect_to,
+            "locale": locale,
         }
         return await self._write(request, caller, body, 201, lambda _conn: r.SIGN_IN_LINK.dump(link))
 

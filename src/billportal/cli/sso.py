@@ -15,6 +15,7 @@ from billportal.cli._common import (
     print_json,
     secret_arg,
 )
+from billportal.core import i18n
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services.sso import active_key
@@ -37,6 +38,7 @@ def register(commands: Any) -> None:
     )
     url.add_argument("--issuer", default="billportal-cli")
     url.add_argument("--single-use", action="store_true", help="add a jti so the link works once")
+    url.add_argument("--locale", help=f"the portal's language (the token's locale claim): {', '.join(i18n.LOCALES)}")
     url.add_argument("--base-url", help="https://{portal domain} (default from BILLPORTAL_BASE_DOMAIN)")
     url.set_defaults(handler=sso_url)
 
@@ -57,6 +59,8 @@ async def _active_key(store: Store, username: str) -> str:
 async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     if args.redirect_to is not None and not is_landing(args.redirect_to):
         raise CommandError(f"--redirect-to: no page {args.redirect_to[:40]!r}; {LANDING_HINT}")
+    if args.locale is not None and i18n.shipped(args.locale) is None:
+        raise CommandError(f"--locale: no language {args.locale[:40]!r}; one of {', '.join(i18n.LOCALES)}")
     given = secret_arg(args.key, "--key") if args.key else ""
     key = given or os.environ.get("BILLPORTAL_SSO_KEY") or await _active_key(store, args.tenant)
     try:
@@ -69,6 +73,7 @@ async def sso_url(args: argparse.Namespace, store: Store, settings: Settings) ->
             redirect_to=args.redirect_to,
             single_use=args.single_use,
             base_url=args.base_url or settings.base_url,
+            locale=i18n.shipped(args.locale) if args.locale else None,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None

@@ -12,6 +12,10 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from babel.dates import format_date
+
+from billportal.core import i18n
+
 Clock = Callable[[], int]
 
 
@@ -46,8 +50,11 @@ def _local(timestamp: int, zone: str | None) -> datetime | None:
         return None
 
 
-def human_date(day: date | str | None) -> str:
-    """A calendar date as people read it: ``Dec 1, 2026`` (an ISO string is accepted)."""
+def human_date(day: date | str | None, locale: str | None = None) -> str:
+    """A calendar date as people of ``locale`` read it: ``Dec 1, 2026``, ``01.12.2026`` (ISO strings too).
+
+    ``locale``: the request's language when not given.
+    """
     if not day:
         return ""
     if isinstance(day, str):
@@ -57,18 +64,21 @@ def human_date(day: date | str | None) -> str:
             return day
     else:
         parsed = day
-    return f"{parsed:%b} {parsed.day}, {parsed.year}"
+    text: str = format_date(parsed, format="medium", locale=locale or i18n.current())
+    return text
 
 
-def human_time(timestamp: int | None, zone: str | None = "UTC", seconds: bool = False) -> str:
+def human_time(
+    timestamp: int | None, zone: str | None = "UTC", seconds: bool = False, locale: str | None = None
+) -> str:
     """A UNIX time as people read it, in ``zone`` with the zone named: ``Dec 1, 2026, 20:50 MST``."""
     if timestamp is None:
-        return "never"
+        return i18n.gettext("never")
     local = _local(timestamp, zone)
     if local is None:
         return str(timestamp)
     clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
-    return f"{human_date(local.date())}, {clock} {local:%Z}"
+    return f"{human_date(local.date(), locale)}, {clock} {local:%Z}"
 
 
 def local_date(timestamp: int, zone: str | None) -> date:

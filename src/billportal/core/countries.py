@@ -8,9 +8,12 @@ addresses write it); elsewhere it is free text.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import pycountry
+from babel import Locale
+
+from billportal.core import i18n
 
 
 @cache
@@ -28,6 +31,19 @@ def _names() -> dict[str, str]:
 def country_name(code: str) -> str | None:
     """The country's name, or None if ``code`` is not an ISO 3166-1 alpha-2 code."""
     return _names().get(code)
+
+
+@lru_cache(maxsize=16)
+def _territories(locale: str) -> dict[str, str]:
+    return dict(Locale.parse(locale).territories)
+
+
+def local_name(code: str) -> str | None:
+    """The country's name in the request's language (CLDR's), or None if ``code`` is not a country."""
+    english = country_name(code)
+    if english is None:
+        return None
+    return _territories(i18n.current()).get(code, english)
 
 
 @cache

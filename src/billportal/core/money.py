@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pycountry
+from babel.numbers import format_currency
+
+from billportal.core import i18n
 
 # Minor-unit exponents that differ from 2 (ISO 4217).
 _EXPONENTS = {
@@ -18,22 +23,21 @@ _EXPONENTS = {
     "TND": 3,
     "JOD": 3,
 }
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$", "CHF": "CHF ", "INR": "₹"}
 
 
 def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), 2)
 
 
-def format_money(amount: int, currency: str = "USD") -> str:
-    """``format_money(123456, "USD") == "$1,234.56"``; negative amounts get a minus sign."""
+def format_money(amount: int, currency: str = "USD", locale: str | None = None) -> str:
+    """Minor units as the locale writes the currency (Babel, CLDR): ``$1,234.56``, ``1.234,56 €`` in German.
+
+    ``locale``: the request's language when not given.
+    """
     currency = currency.upper()
-    places = exponent(currency)
-    sign = "-" if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 10**places)
-    text = f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
-    symbol = _SYMBOLS.get(currency)
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+    value = Decimal(amount).scaleb(-exponent(currency))
+    text: str = format_currency(value, currency, locale=locale or i18n.current(), currency_digits=True)
+    return text
 
 
 def parse_money(text: str, currency: str = "USD") -> int:

@@ -7,6 +7,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import i18n
 from billportal.sso.pages import DEFAULT_PAGE, is_landing, landing_path
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
@@ -104,6 +105,8 @@ class SignIn:
             created_at=now,
             last_seen_at=now,
             expires_at=now + context.timeouts.absolute,
+            # The token's locale claim, else the link's ?locale= (both checked against the shipped list).
+            locale=claims.locale or i18n.shipped(request.query_params.get("locale")) or "",
         )
         kid = claims.kid
         event = self._event(
@@ -281,6 +284,8 @@ class SignIn:
             **_SIGN_IN_HEADERS,
             "Content-Security-Policy": content_security_policy(frame_ancestors=company.frame_ancestors),
         }
+        asked = [request.query_params.get("locale"), i18n.negotiate(request.headers.get("accept-language", ""))]
+        i18n.activate(i18n.choose([*asked, company.default_locale]))
         return render("sign_in_failed.html", status_code=401, headers=headers, company=company)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from billportal.core import countries
+from billportal.core import countries, i18n
 from billportal.core.clock import local_date
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.core.money import parse_money
 from billportal.portal import session_handles
 from billportal.portal.forms import (
@@ -37,7 +38,6 @@ from billportal.services.statements import (
     Month,
     OpenItemStatement,
     StatementMonths,
-    method_label,
 )
 from billportal.sso.pages import portal_path
 from billportal.storage.documents import Scope
@@ -59,9 +59,15 @@ from billportal.web.guards import Guard, declare
 from billportal.web.images import logo_response
 from billportal.web.labels import (
     address_lines,
+    aging_label,
     credit_note_state,
     download_name,
     estimate_state,
+    line_description,
+    local_countries,
+    local_country_name,
+    method_label,
+    month_name,
     status_label,
 )
 from billportal.web.security import content_security_policy
@@ -72,13 +78,13 @@ PER_PAGE: Final = 25
 INVOICES_PER_PAGE: Final = PER_PAGE
 RECENT_PAYMENTS: Final = 5
 MAX_PAGE: Final = 100_000
-EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
+EXPIRED_FORM: Final = N_("This form has expired. Go back, reload the page and try again.")
 # (what the customer answered, how it went) -> what they are told
 _ANSWER_NOTICES: Final = {
-    ("approve", Answer.CHANGED): "This estimate changed; review it again.",
-    ("approve", Answer.CLOSED): "This estimate can no longer be approved.",
-    ("decline", Answer.CHANGED): "This estimate changed; review it again.",
-    ("decline", Answer.CLOSED): "This estimate can no longer be declined.",
+    ("approve", Answer.CHANGED): N_("This estimate changed; review it again."),
+    ("approve", Answer.CLOSED): N_("This estimate can no longer be approved."),
+    ("decline", Answer.CHANGED): N_("This estimate changed; review it again."),
+    ("decline", Answer.CLOSED): N_("This estimate can no longer be declined."),
 }
 NEXT_PAGE_SECONDS: Final = 15 * 60  # how long the page a signed-out visitor asked for is remembered
 MAX_PAYABLE: Final = 50  # open invoices offered on the pay page
@@ -86,11 +92,11 @@ MAX_WEBHOOK_BYTES: Final = 256 * 1024
 _ATTEMPT_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{20,64}")
 _GATEWAY_TOKEN: Final = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
 _METHOD_NOTICES: Final = {
-    "added": "Your card is saved. It was not charged.",
-    "default": "Your default card is changed.",
-    "removed": "The card is removed.",
-    "autopay_on": "AutoPay is on: open invoices are charged to your default card on their due date.",
-    "autopay_off": "AutoPay is off.",
+    "added": N_("Your card is saved. It was not charged."),
+    "default": N_("Your default card is changed."),
+    "removed": N_("The card is removed."),
+    "autopay_on": N_("AutoPay is on: open invoices are charged to your default card on their due date."),
+    "autopay_off": N_("AutoPay is off."),
 }
 _STATUS_FILTERS: Final = {
     "all": (),
@@ -118,6 +124,7 @@ class Visit:
     session: Session
     customer: Customer
     framed: bool = False  # in a frame of a site the company allows (docs/embedding.md)
+    path: str = "/"  # the page asked for (the language switcher comes back to it)
 
     @property
     def scope(self) -> Scope:
@@ -165,13 +172,32 @@ def customer_form(
             except UnreadableForm as refused:
                 return error_page(refused.status, refused.message)
             if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
-                return error_page(403, EXPIRED_FORM, headers=page_headers(visit.company))
+                return error_page(403, i18n.gettext(EXPIRED_FORM), headers=page_headers(visit.company))
             return await view(self, request, visit, form)
 
         declare(guarded, Guard("customer", form=True, page=page_id))
         return guarded
 
     return decorate
+
+
+def speak(request: Request, company: Company | None, visit: Visit | None = None) -> str:
+    """Chooses this request's language (docs/integration.md, "Languages") and speaks it from here on.
+
+    The customer's saved preference, then the language kept in the session (the sign-in link's
+    ``locale`` claim), then ``?locale=``, then ``Accept-Language``, then the company's default.
+    """
+    chosen = i18n.choose(
+        [
+            visit.customer.locale if visit else None,
+            visit.session.locale if visit else None,
+            request.query_params.get("locale"),
+            i18n.negotiate(request.headers.get("accept-language", "")),
+            company.default_locale if company else None,
+        ]
+    )
+    i18n.activate(chosen)
+    return chosen
 
 
 def today_in(company: Company, now: int) -> str:
@@ -197,7 +223,7 @@ def _new_card(form: Form, today: str) -> tuple[NewMethod | None, dict[str, str]]
         token = form.text("payment_method", 300)
         if _GATEWAY_TOKEN.fullmatch(token):
             return GatewayToken(token), {}
-        return None, {"form": "Enter your card details."}
+        return None, {"form": i18n.gettext("Enter your card details.")}
     return check_card(form, today)
 
 
@@ -261,6 +287,7 @@ class Portal:
         """The signed-in visit, or the answer for a visitor who is not signed in."""
         context = self.context
         company = await company_for(request, context)
+        speak(request, company)
         if company is None:
             return error_page(404)
         # A frame reads only the framed (partitioned) cookie, and only while the company allows
@@ -285,7 +312,14 @@ class Portal:
                         ):
                             device = devices.describe(request.headers.get("user-agent", ""))
                             await context.store.touch_session(id_hash, now, device)
-                        return Visit(company, session, found, framed)
+                        visit = Visit(company, session, found, framed, request.url.path)
+                        asked = i18n.shipped(request.query_params.get("locale"))
+                        if asked and not session.locale and request.method == "GET":
+                            # The first language asked for is kept for the session's other pages.
+                            await context.store.set_session_locale(id_hash, asked)
+                            visit = replace(visit, session=replace(session, locale=asked))
+                        speak(request, company, visit)
+                        return visit
                 await context.store.end_session(id_hash)
         return self._sign_in_needed(request, company, page_id, framed)
 
@@ -342,8 +376,12 @@ class Portal:
             customer=visit.customer,
             address=address_lines(visit.customer),
             csrf_token=visit.session.csrf_token,
+            this_page=portal_path(visit.path) or "/",
             status_label=status_label,
             method_label=method_label,
+            aging_label=aging_label,
+            line_description=line_description,
+            month_name=month_name,
             estimate_state=estimate_state,
             credit_note_state=credit_note_state,
             **context,
@@ -433,7 +471,7 @@ class Portal:
         company, customer = visit.company, visit.customer
         token = form.text("attempt", 80)
         if not _ATTEMPT_TOKEN.fullmatch(token):
-            return error_page(400, EXPIRED_FORM)
+            return error_page(400, i18n.gettext(EXPIRED_FORM))
         payments = self.online_payments
         if await payments.answer(company.id, customer.id, token) is not None:
             return _to_attempt(token)  # sent before: its answer (once it has one), never a second charge
@@ -443,7 +481,9 @@ class Portal:
         try:
             plan = await self._plan(visit, settings, form)
         except Refused as refused:
-            return await self._pay_refused(visit, token, values, {refused.field or "form": refused.message})
+            return await self._pay_refused(
+                visit, token, values, {refused.field or "form": i18n.gettext(refused.message)}
+            )
         method, card_errors = self._method(visit, form)
         if method is None:
             return await self._pay_refused(visit, token, values, card_errors)
@@ -452,7 +492,9 @@ class Portal:
                 company, settings, customer.id, token=token, plan=plan, method=method, now=self.context.clock()
             )
         except Refused as refused:
-            return await self._pay_refused(visit, token, values, {refused.field or "form": refused.message})
+            return await self._pay_refused(
+                visit, token, values, {refused.field or "form": i18n.gettext(refused.message)}
+            )
         return _to_attempt(token)
 
     async def _pay_refused(
@@ -474,7 +516,7 @@ class Portal:
     async def _plan(self, visit: Visit, settings: PaymentSettings, form: Form) -> PayPlan:
         """What the form asks to pay: the whole balance, chosen invoices, or an amount (if the company allows)."""
         if not settings.online:
-            raise Refused("payments_off", "Paying online is not available here.")
+            raise Refused("payments_off", N_("Paying online is not available here."))
         currency = visit.customer.currency
         invoices, _ = await self.billing.invoices(visit.scope, statuses=("open",), limit=MAX_PAYABLE)
         what = form.get("what", "balance")
@@ -491,14 +533,16 @@ class Portal:
             return plan_for(invoices, currency, chosen=chosen)
         if what == "amount":
             if not settings.allow_partial:
-                raise Refused("partial_not_allowed", "Pay whole invoices: part payments are not taken here.", "what")
+                raise Refused(
+                    "partial_not_allowed", N_("Pay whole invoices: part payments are not taken here."), "what"
+                )
             try:
                 amount = parse_money(form.text("amount", 32), currency)
             except ValueError:
-                raise Refused("invalid_amount", "Enter an amount such as 25.00.", "amount") from None
+                raise Refused("invalid_amount", N_("Enter an amount such as 25.00."), "amount") from None
             return plan_for(invoices, currency, amount=amount)
         if what != "balance":
-            raise Refused("invalid_choice", "Choose what to pay.", "what")
+            raise Refused("invalid_choice", N_("Choose what to pay."), "what")
         return plan_for(invoices, currency)
 
     @customer("pay")
@@ -581,6 +625,7 @@ class Portal:
     @customer("add_payment_method")
     async def payment_methods(self, request: Request, visit: Visit) -> Response:
         notice = _METHOD_NOTICES.get(request.query_params.get("done", ""), "")
+        notice = i18n.gettext(notice) if notice else ""
         return await self._methods_page(visit, notice=notice)
 
     @customer_form("add_payment_method")
@@ -593,7 +638,9 @@ class Portal:
         try:
             await self.online_payments.add_method(settings, visit.customer.id, card, now=self.context.clock())
         except Refused as refused:
-            return await self._methods_page(visit, {refused.field or "form": refused.message}, status_code=400)
+            return await self._methods_page(
+                visit, {refused.field or "form": i18n.gettext(refused.message)}, status_code=400
+            )
         return RedirectResponse("/payment-methods?done=added", status_code=303, headers=dict(NO_STORE))
 
     @customer_form("add_payment_method")
@@ -604,7 +651,7 @@ class Portal:
         try:
             await self.autopay.set(settings, visit.customer.id, on=on, now=self.context.clock())
         except Refused as refused:
-            return await self._methods_page(visit, {"form": refused.message}, status_code=400)
+            return await self._methods_page(visit, {"form": i18n.gettext(refused.message)}, status_code=400)
         done = "autopay_on" if on else "autopay_off"
         return RedirectResponse(f"/payment-methods?done={done}", status_code=303, headers=dict(NO_STORE))
 
@@ -852,7 +899,7 @@ class Portal:
             return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
         # Changed, answered in another tab, expired or withdrawn meanwhile: show it as it is now.
         current = await self._document(request, visit, "estimate") or estimate
-        return self._estimate_page(visit, current, 409, notice=_ANSWER_NOTICES[action, answer])
+        return self._estimate_page(visit, current, 409, notice=i18n.gettext(_ANSWER_NOTICES[action, answer]))
 
     # -- statements ----------------------------------------------------------------------------
 
@@ -869,9 +916,9 @@ class Portal:
         try:
             month = Month.parse(asked[:16])
         except ValueError:
-            return months.default, months, today, "Choose a month from the list."
+            return months.default, months, today, i18n.gettext("Choose a month from the list.")
         if month > Month.of(today):
-            return months.default, months, today, "Statements can be made up to the current month."
+            return months.default, months, today, i18n.gettext("Statements can be made up to the current month.")
         return month, months, today, ""
 
     async def _statement(self, request: Request, visit: Visit, kind: str) -> Response:
@@ -942,23 +989,26 @@ class Portal:
             values=values,
             errors=errors,
             saved=saved,
-            countries=countries.countries(),
-            country_name=countries.country_name(values["country"]),
+            countries=local_countries(),
+            country_name=local_country_name(values["country"]),
             regions=countries.subdivisions(values["country"]),
         )
 
     @customer("update_billing_info")
     async def billing_info(self, request: Request, visit: Visit) -> Response:
         values = {field.name: getattr(visit.customer, field.name) for field in BILLING_INFO_FIELDS}
+        values["locale"] = visit.customer.locale
         saved = request.query_params.get("saved") == "1"
         return self._billing_info_page(visit, values, {}, saved=saved)
 
     @customer_form("update_billing_info")
     async def update_billing_info(self, _request: Request, visit: Visit, form: Form) -> Response:
         values, errors = check_billing_info(form)
+        locale = i18n.shipped(form.text("locale", 35)) or ""
         if errors:
-            return self._billing_info_page(visit, values, errors, saved=False, status_code=400)
+            return self._billing_info_page(visit, values | {"locale": locale}, errors, saved=False, status_code=400)
         await self.billing.update_billing_info(visit.company.id, visit.customer.id, values, now=self.context.clock())
+        await self.billing.set_customer_locale(visit.company.id, visit.customer.id, locale, now=self.context.clock())
         return RedirectResponse("/billing-info?saved=1", status_code=303, headers=dict(NO_STORE))
 
     # -- security: the customer's own sessions ---------------------------------------------------
@@ -983,6 +1033,20 @@ class Portal:
         await session_handles.end(self.context, visit.company, visit.session, None)
         return RedirectResponse("/security?done=ended_others", status_code=303, headers=dict(NO_STORE))
 
+    # -- the language ---------------------------------------------------------------------------
+
+    @customer_form("my_account")
+    async def choose_locale(self, _request: Request, visit: Visit, form: Form) -> Response:
+        """The language switcher: the customer's choice is saved as their preference, then the same page again."""
+        locale = i18n.shipped(form.text("locale", 35)) or ""
+        if locale:
+            await self.billing.set_customer_locale(
+                visit.company.id, visit.customer.id, locale, now=self.context.clock()
+            )
+        back = form.text("next", 200)
+        target = back if portal_path(back) is not None else "/"
+        return RedirectResponse(target, status_code=303, headers=dict(NO_STORE))
+
     # -- signing out -----------------------------------------------------------------------------
 
     async def sign_out(self, request: Request) -> Response:
@@ -1004,7 +1068,7 @@ class Portal:
         id_hash = sessions.hash_session_id(cookie)
         session = await context.store.session(id_hash)
         if session is not None and not sessions.csrf_matches(session, form.get("csrf_token", "")):
-            return error_page(403, EXPIRED_FORM, headers=page_headers(company))
+            return error_page(403, i18n.gettext(EXPIRED_FORM), headers=page_headers(company))
         await context.store.end_session(id_hash)
         target = company.sign_out_url or "/signed-out"
         headers = dict(NO_STORE)
@@ -1016,6 +1080,7 @@ class Portal:
 
     async def signed_out(self, request: Request) -> Response:
         company = await company_for(request, self.context)
+        speak(request, company)
         if company is None:
             return error_page(404)
         framed = embedding.is_framed(request)

@@ -32,7 +32,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy import Row as SqlRow
 
-from billportal.core import countries
+from billportal.core import countries, i18n
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
 from billportal.services import events, mail, statements
@@ -517,6 +517,16 @@ class Books:
                 now=self.now,
             )
         return sorted(changed)
+
+    def set_customer_locale(self, customer_id: int, locale: str) -> bool:
+        """The customer's preferred language ("" for none; a shipped locale). Returns whether it changed."""
+        if locale and locale not in i18n.LOCALES:
+            raise Refused("invalid_locale", "Choose one of the languages offered.", "locale")
+        before = self._lock("customer", customer_id)
+        if before.locale == locale:
+            return False
+        self._update("customer", customer_id, {"locale": locale})
+        return True
 
     # -- invoices
 
@@ -1108,6 +1118,9 @@ class Billing:
         self, company_id: int, customer_id: int, values: Mapping[str, str], *, now: int
     ) -> list[str]:
         return await self.write(company_id, lambda books: books.update_billing_info(customer_id, values), now=now)
+
+    async def set_customer_locale(self, company_id: int, customer_id: int, locale: str, *, now: int) -> bool:
+        return await self.write(company_id, lambda books: books.set_customer_locale(customer_id, locale), now=now)
 
     # -- reads
 

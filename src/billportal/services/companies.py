@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Connection
 
-from billportal.core import countries
+from billportal.core import countries, i18n
 from billportal.core.bounds import TAX_ID
 from billportal.core.clock import is_zone
 from billportal.core.colors import HEX_COLOR, READABLE, WHITE, contrast, rgb
@@ -56,6 +56,7 @@ PROFILE_FIELDS: Final[dict[str, tuple[int, bool]]] = {
     "support_phone": (64, False),
     "time_zone": (64, False),
     "default_currency": (3, False),
+    "default_locale": (16, False),
     "accent_color": (7, False),
     "payment_instructions": (2000, True),
     "footer_text": (500, True),
@@ -74,6 +75,7 @@ LABELS: Final[dict[str, str]] = {
     "support_phone": "Support phone",
     "time_zone": "Time zone",
     "default_currency": "Default currency",
+    "default_locale": "Default portal language",
     "accent_color": "Accent colour",
     "payment_instructions": "Payment instructions",
     "footer_text": "Portal footer",
@@ -82,6 +84,7 @@ LABELS: Final[dict[str, str]] = {
 DEFAULTS: Final[dict[str, str]] = {
     "time_zone": "UTC",
     "default_currency": "USD",
+    "default_locale": "en",
     "accent_color": "#2563eb",
 }
 MAX_LOGO_BYTES: Final = 512 * 1024
@@ -139,6 +142,11 @@ _RULES: Final[dict[str, tuple[Callable[[str], bool], str, str]]] = {
         is_currency,
         "invalid_currency",
         "Enter an ISO 4217 currency code in capitals, such as USD or EUR.",
+    ),
+    "default_locale": (
+        lambda v: v in i18n.LOCALES,
+        "invalid_locale",
+        "Enter one of the portal's languages: " + ", ".join(i18n.LOCALES) + ".",
     ),
 }
 

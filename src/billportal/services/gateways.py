@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from billportal.core.crypto import MasterKeys, Sealed
+from billportal.core.i18n import N_
 from billportal.core.lazy import lazy_import
 from billportal.storage.records import PaymentSettings, card_label
 
@@ -210,8 +211,8 @@ TEST_CARDS: Final = {
     "4000000000000002": ("visa", "declined"),
     "4000000000000341": ("visa", "declined_later"),
 }
-DECLINED: Final = "Your card was declined. No money was taken. Try another card, or ask your bank why."
-NOT_A_TEST_CARD: Final = "Test mode takes only test card numbers, such as 4242 4242 4242 4242."
+DECLINED: Final = N_("Your card was declined. No money was taken. Try another card, or ask your bank why.")
+NOT_A_TEST_CARD: Final = N_("Test mode takes only test card numbers, such as 4242 4242 4242 4242.")
 
 
 class TestGateway:

@@ -34,6 +34,7 @@ from sqlalchemy import Connection
 from billportal.core.clock import local_date
 from billportal.core.crypto import MasterKeys
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.services import audit, mail
 from billportal.services.audit import Actor
 from billportal.services.billing import Books
@@ -73,8 +74,12 @@ MAX_SAVED_METHODS: Final = 10
 MAX_SECRET_LENGTH: Final = 500  # a gateway secret (Stripe's keys are about 110 characters)
 SECRET_NAMES: Final = {"secret_key": "secret key", "webhook_secret": "webhook signing secret"}
 HINT_MIN_LENGTH: Final = 16  # a secret shorter than this shows no hint: its last 4 would be too much of it
-UNAVAILABLE: Final = "The payment could not be taken just now. No money was taken. Please try again in a few minutes."
-PROCESSING: Final = "The card company has not answered yet. Do not pay again: this page shows the result once it comes."
+UNAVAILABLE: Final = N_(
+    "The payment could not be taken just now. No money was taken. Please try again in a few minutes."
+)
+PROCESSING: Final = N_(
+    "The card company has not answered yet. Do not pay again: this page shows the result once it comes."
+)
 WAIT_SECONDS: Final = 15.0  # how long a duplicate submission waits for the first one's answer
 
 
@@ -104,15 +109,15 @@ def plan_for(
         wanted = set(chosen)
         picked = [i for i in open_ones if i.id in wanted]
         if not picked or len(picked) != len(wanted):
-            raise Refused("no_invoice_chosen", "Choose at least one open invoice to pay.", "invoices")
+            raise Refused("no_invoice_chosen", N_("Choose at least one open invoice to pay."), "invoices")
         return PayPlan(sum(i.balance for i in picked), currency, tuple((i.id, i.balance) for i in picked))
     owed = sum(i.balance for i in open_ones)
     if amount is None:
         if not owed:
-            raise Refused("nothing_owed", "Nothing is owed on open invoices.", "what")
+            raise Refused("nothing_owed", N_("Nothing is owed on open invoices."), "what")
         return PayPlan(owed, currency, tuple((i.id, i.balance) for i in open_ones))
     if not 0 < amount <= owed:
-        raise Refused("invalid_amount", "Enter an amount more than zero and at most what is owed.", "amount")
+        raise Refused("invalid_amount", N_("Enter an amount more than zero and at most what is owed."), "amount")
     applications, left = [], amount
     for invoice in open_ones:
         if left == 0:
@@ -193,7 +198,7 @@ class Payments:
         """Save a card for later (set up at the gateway, not charged); the first one becomes the default."""
         gateway = self._gateway(settings)
         if not settings.allow_saved_methods:
-            raise Refused("saved_methods_off", "Saving cards is not offered here.")
+            raise Refused("saved_methods_off", N_("Saving cards is not offered here."))
         company_id = settings.company_id
         try:
             customer = await self.gateway_customer(gateway, company_id, customer_id, now=now)
@@ -281,7 +286,7 @@ class Payments:
     def _gateway(self, settings: PaymentSettings) -> Gateway:
         gateway = gateway_for(settings, self.store.master_keys)
         if gateway is None:
-            raise Refused("payments_off", "Paying online is not available here.")
+            raise Refused("payments_off", N_("Paying online is not available here."))
         return gateway
 
     async def attempt(self, company_id: int, customer_id: int, token: str) -> PaymentAttempt | None:
@@ -312,7 +317,7 @@ class Payments:
         if isinstance(method, int):
             saved = await self.store.read(lambda conn: stored.method(conn, company.id, customer_id, method))
             if saved is None or saved.gateway != gateway.kind:
-                raise Refused("no_such_method", "Choose one of your saved cards, or enter a new card.", "method")
+                raise Refused("no_such_method", N_("Choose one of your saved cards, or enter a new card."), "method")
         values = {
             "company_id": company.id,
             "customer_id": customer_id,
@@ -478,7 +483,7 @@ class AutoPay:
 
     async def set(self, settings: PaymentSettings, customer_id: int, *, on: bool, now: int) -> None:
         if on and not (settings.online and settings.allow_autopay):
-            raise Refused("autopay_off", "AutoPay is not offered here.")
+            raise Refused("autopay_off", N_("AutoPay is not offered here."))
         company_id = settings.company_id
         await self.store.write(lambda conn: stored.set_autopay(conn, company_id, customer_id, on=on, now=now))
 

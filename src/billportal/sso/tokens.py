@@ -27,6 +27,7 @@ from typing import Any, Final, NamedTuple
 
 from jwt.algorithms import HMACAlgorithm
 
+from billportal.core import i18n
 from billportal.core.bounds import MAX_ID
 from billportal.sso.reasons import Reason
 
@@ -87,6 +88,7 @@ class Claims(NamedTuple):
     kid: str  # the key that verified the signature, named in the header or not
     jti: str | None
     iat: int | None
+    locale: str | None = None  # the optional ``locale`` claim, when it names a shipped locale
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +337,10 @@ def verify(token: str, keys: tuple[VerificationKey, ...], policy: Policy, now: i
             issuer=_loggable_str(claims.get("iss"), 200),
             customer_id=parse_customer_id(claims.get("sub")),
         )
-    return Claims(customer_id, exp, issuer, signed_by.kid, jti, iat)
+    asked = claims.get("locale")
+    # An unknown or malformed locale does not refuse the link: the portal chooses another way.
+    locale = i18n.shipped(asked) if isinstance(asked, str) else None
+    return Claims(customer_id, exp, issuer, signed_by.kid, jti, iat, locale)
 
 
 def _loggable_str(value: object, limit: int) -> str | None:

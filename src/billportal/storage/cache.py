@@ -133,6 +133,7 @@ class SessionCache:
                 session.created_at,
                 session.last_seen_at,
                 session.expires_at,
+                session.locale,
             ]
         )
         try:

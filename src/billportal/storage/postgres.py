@@ -136,8 +136,9 @@ verdict AS (
     SELECT CAST(:jti_expires_at AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM mark) AS ok
 ),
 new_session AS (
-    INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at)
-    SELECT :id_hash, :company_id, :session_customer_id, :csrf_token, :created_at, :last_seen_at, :expires_at
+    INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale)
+    SELECT :id_hash, :company_id, :session_customer_id, :csrf_token, :created_at, :last_seen_at, :expires_at,
+        :session_locale
     FROM verdict WHERE ok
     RETURNING 1
 ),
@@ -267,6 +268,7 @@ class PostgresBackend:
             "created_at": session.created_at,
             "last_seen_at": session.last_seen_at,
             "expires_at": session.expires_at,
+            "session_locale": session.locale,
             "session_customer_id": session.customer_id,
             "jti_expires_at": sign_in.jti_expires_at,
             "replayed": Reason.JTI_REPLAYED.value,
@@ -292,9 +294,9 @@ class PostgresBackend:
 
     async def session(self, id_hash: bytes) -> Session | None:
         s = t.sessions.c
-        statement = select(s.company_id, s.customer_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at).where(
-            s.id_hash == id_hash
-        )
+        statement = select(
+            s.company_id, s.customer_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, s.locale
+        ).where(s.id_hash == id_hash)
 
         async def work(conn: AsyncConnection) -> Session | None:
             row = (await conn.execute(statement)).first()

@@ -56,6 +56,7 @@ class Company:
     footer_text: str = ""
     logo_sha256: str = ""  # "" when there is no logo
     email_sign_in: bool = False  # customers may ask for a sign-in link by email
+    default_locale: str = "en"  # the portal's language when nothing else chooses one
 
     @property
     def seller_name(self) -> str:
@@ -68,7 +69,7 @@ class Company:
         place = " ".join(part for part in (self.postal_code, self.city) if part)
         if self.region:
             place = f"{place}, {self.region}" if place else self.region
-        country = countries.country_name(self.country) or self.country if self.country else ""
+        country = countries.local_name(self.country) or self.country if self.country else ""
         return tuple(line for line in (self.address_line1, self.address_line2, place, country) if line)
 
     @property
@@ -111,6 +112,7 @@ class Customer:
     currency: str
     created_at: int
     updated_at: int
+    locale: str = ""  # the preferred language ("": none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +358,7 @@ class Session:
     created_at: int
     last_seen_at: int
     expires_at: int
+    locale: str = ""  # chosen at sign-in (the token's claim) or by the first ?locale=; "" none
     device: str = ""  # "Firefox on Windows": a coarse description from the User-Agent at sign-in
 
 

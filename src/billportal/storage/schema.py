@@ -58,6 +58,8 @@ companies = Table(
     Column("footer_text", Text, nullable=False, server_default=""),
     # The SHA-256 of the logo in company_logos ("" when none): the logo's URL names it, so a new logo is a new URL.
     Column("logo_sha256", String(64), nullable=False, server_default=""),
+    # The portal's language when neither the customer, the link nor the browser names a shipped one.
+    Column("default_locale", String(16), nullable=False, server_default="en"),
     # SSO policy (see billportal.sso.policy.Policy).
     Column("sso_enabled", Boolean, nullable=False, server_default="1"),
     Column("sso_leeway_seconds", Integer, nullable=False, server_default="60"),
@@ -127,6 +129,8 @@ customers = Table(
     Column("currency", String(3), nullable=False, server_default="USD"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # The customer's preferred language for the portal ("": none; the browser's, then the company's).
+    Column("locale", String(16), nullable=False, server_default=""),
 )
 # Email sign-in finds a customer by address, whatever its case.
 Index("ix_customers_email", customers.c.company_id, func.lower(customers.c.email))
@@ -293,6 +297,8 @@ sessions = Table(
     Column("expires_at", BigInteger, nullable=False),
     # A coarse description of the browser, from its User-Agent on the first page after sign-in (web/devices.py).
     Column("device", String(100), nullable=False, server_default=""),
+    # The language chosen for this session: the SSO token's locale claim, or the ?locale= of its first pages.
+    Column("locale", String(16), nullable=False, server_default=""),
 )
 Index("ix_sessions_customer", sessions.c.company_id, sessions.c.customer_id)
 

@@ -317,14 +317,16 @@ class SQLiteBackend:
 
 _CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE company_id = ? AND id = ?"
 _SESSION = (
-    "SELECT company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = ?"
+    "SELECT company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale"
+    " FROM sessions WHERE id_hash = ?"
 )
 _TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?"
 _END_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
 _END_CUSTOMER_SESSIONS = "DELETE FROM sessions WHERE company_id = ? AND customer_id = ?"
 _INSERT_SESSION = (
-    "INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO sessions"
+    " (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EVENT = (
     "INSERT INTO sign_in_events (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent)"
@@ -374,6 +376,7 @@ def _write_sign_in(conn: sqlite3.Connection, sign_in: NewSignIn) -> bool:
             session.created_at,
             session.last_seen_at,
             session.expires_at,
+            session.locale,
         ),
     )
     _insert_event(conn, event)

@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, literal_column, or_, select
+from sqlalchemy import Connection, delete, func, literal_column, or_, select, update
 
 from billportal.core.crypto import MasterKeys, Sealed, SealError
 from billportal.core.errors import StorageUnavailable
@@ -50,6 +50,7 @@ _PROFILE_DEFAULTS: dict[str, str] = {
     "default_currency": "USD",
     "footer_text": "",
     "logo_sha256": "",
+    "default_locale": "en",
 }
 
 T = TypeVar("T")
@@ -319,6 +320,17 @@ class Store:
             await self.backend.touch_session(id_hash, now)
         else:
             await self.write(lambda conn: sessions.touch(conn, id_hash, now, device))
+        if self.session_cache is not None:
+            await self.session_cache.drop(id_hash)
+
+    async def set_session_locale(self, id_hash: bytes, locale: str) -> None:
+        """Keeps the language chosen for a session (the first ``?locale=`` of a session that has none)."""
+        s = t.sessions.c
+        await self.backend.write(
+            lambda conn: conn.execute(
+                update(t.sessions).where(s.id_hash == id_hash, s.locale == "").values(locale=locale)
+            )
+        )
         if self.session_cache is not None:
             await self.session_cache.drop(id_hash)
 

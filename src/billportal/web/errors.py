@@ -11,32 +11,36 @@ from starlette.formparsers import MultiPartException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from billportal.core import i18n
 from billportal.core.crypto import SealError
 from billportal.core.errors import StorageUnavailable
+from billportal.core.i18n import N_
 from billportal.web.logging import redact_all
 from billportal.web.templates import render
 
 log = logging.getLogger("billportal.errors")
 
 _TITLES = {
-    400: ("Bad request", "The request could not be understood."),
-    401: ("Sign-in needed", "Please sign in again."),
-    403: ("Not allowed", "This request was refused."),
-    404: ("Page not found", "There is nothing at this address."),
-    405: ("Not allowed", "This address does not accept that kind of request."),
-    413: ("Too large", "The request is larger than this page accepts."),
-    414: ("Address too long", "The address is longer than any page of this site."),
-    431: ("Request too large", "The request's headers are larger than this site accepts."),
-    429: ("Too many attempts", "Please wait a moment, then try again."),
-    500: ("Something went wrong", "The error has been logged. Please try again in a moment."),
-    503: ("Temporarily unavailable", "The service is busy or restarting. Please try again in a moment."),
+    400: (N_("Bad request"), N_("The request could not be understood.")),
+    401: (N_("Sign-in needed"), N_("Please sign in again.")),
+    403: (N_("Not allowed"), N_("This request was refused.")),
+    404: (N_("Page not found"), N_("There is nothing at this address.")),
+    405: (N_("Not allowed"), N_("This address does not accept that kind of request.")),
+    413: (N_("Too large"), N_("The request is larger than this page accepts.")),
+    414: (N_("Address too long"), N_("The address is longer than any page of this site.")),
+    431: (N_("Request too large"), N_("The request's headers are larger than this site accepts.")),
+    429: (N_("Too many attempts"), N_("Please wait a moment, then try again.")),
+    500: (N_("Something went wrong"), N_("The error has been logged. Please try again in a moment.")),
+    503: (N_("Temporarily unavailable"), N_("The service is busy or restarting. Please try again in a moment.")),
 }
 
 
 def error_page(status_code: int, message: str | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
-    title, default = _TITLES.get(status_code, ("Error", "The request could not be completed."))
+    """The error page, in the request's language (a message passed in is looked up in the catalogs too)."""
+    title, default = _TITLES.get(status_code, (N_("Error"), N_("The request could not be completed.")))
+    text = i18n.gettext(message or default)
     return render(
-        "error.html", status_code=status_code, headers=headers, title=title, message=message or default, company=None
+        "error.html", status_code=status_code, headers=headers, title=i18n.gettext(title), message=text, company=None
     )
 
 

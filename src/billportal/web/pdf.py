@@ -2,8 +2,14 @@
 
 The built-in Helvetica keeps a PDF small and quick to make (a few milliseconds,
 no font file to find or embed). It covers Windows-1252, which holds Western
-European letters and the common currency signs; other characters are written
-without their accents where that is possible, else as ``?``.
+European letters and the common currency signs: every letter of the shipped
+languages (English, German, French, Spanish, Portuguese, Dutch;
+tests/unit/web/test_pdf_languages.py draws each catalog and reads it back). Other
+characters are written without their accents where that is possible, else as ``?``;
+a language beyond Windows-1252 needs an embedded Unicode font here first.
+
+Labels are in the request's language (core/i18n.py): the views draw PDFs in a
+thread that carries the request's context.
 """
 
 from __future__ import annotations
@@ -15,10 +21,20 @@ from typing import Final
 from fpdf import FPDF, FontFace
 
 from billportal.core.clock import human_date, human_time
+from billportal.core.i18n import gettext as _
 from billportal.core.money import format_money
-from billportal.services.statements import BalanceForwardStatement, OpenItemStatement, method_label
+from billportal.services.statements import BalanceForwardStatement, OpenItemStatement
 from billportal.storage.records import Company, CreditNote, Customer, Estimate, Invoice, LineItem, Payment
-from billportal.web.labels import address_lines, credit_note_state, estimate_state, status_label
+from billportal.web.labels import (
+    address_lines,
+    aging_label,
+    credit_note_state,
+    estimate_state,
+    line_description,
+    method_label,
+    month_name,
+    status_label,
+)
 
 _ENCODING: Final = "cp1252"
 _SUBSTITUTES: Final = {"\u20b9": "INR ", "\u2212": "-", "\u00a0": " ", "\u2009": " ", "\u202f": " "}
@@ -77,7 +93,12 @@ class _Page(FPDF):
         self.set_y(-14)
         self.set_font("helvetica", size=8)
         self.set_text_color(*_MUTED)
-        self.cell(0, 5, f"{self._footer} - page {self.page_no()} of {{nb}}", align="C")
+        self.cell(
+            0,
+            5,
+            f"{self._footer} - " + _("page %(page)s of %(pages)s") % {"page": self.page_no(), "pages": "{nb}"},
+            align="C",
+        )
 
 
 class DocumentPDF:
@@ -89,7 +110,7 @@ class DocumentPDF:
         pdf = _Page(f"{company.seller_name} - {title} {reference}".strip())
         pdf.set_title(printable(f"{title} {reference}".strip()))
         pdf.set_author(printable(company.name))
-        pdf.set_subject(printable(f"{title} for {customer.name}"))
+        pdf.set_subject(printable(_("%(title)s for %(customer)s") % {"title": title, "customer": customer.name}))
         pdf.set_creator("billportal")
         pdf.add_page()
         accent = _rgb(company.accent_color)
@@ -115,7 +136,7 @@ class DocumentPDF:
         lines = [company.legal_name] if company.legal_name and company.legal_name != company.name else []
         lines.extend(company.address_lines)
         if company.tax_id:
-            lines.append(f"Tax id {company.tax_id}")
+            lines.append(_("Tax id %(tax_id)s") % {"tax_id": company.tax_id})
         if company.contact:
             lines.append(company.contact)
         pdf.set_font("helvetica", size=9)
@@ -130,16 +151,16 @@ class DocumentPDF:
         half = pdf.epw / 2
         pdf.set_font("helvetica", "B", 9)
         pdf.set_text_color(*_MUTED)
-        pdf.cell(half, 5, "BILL TO", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(half, 5, _("BILL TO"), new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(*_TEXT)
         for index, line in enumerate(address_lines(self._customer)):
             pdf.set_font("helvetica", "B" if index == 0 else "", 10)
             pdf.multi_cell(half - 4, 5, line, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("helvetica", size=10)
         pdf.set_text_color(*_MUTED)
-        pdf.cell(half, 5, f"Customer {self._customer.number}", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(half, 5, _("Customer %(number)s") % {"number": self._customer.number}, new_x="LMARGIN", new_y="NEXT")
         if self._customer.tax_id:
-            pdf.cell(half, 5, f"Tax id {self._customer.tax_id}", new_x="LMARGIN", new_y="NEXT")
+            pdf.cell(half, 5, _("Tax id %(tax_id)s") % {"tax_id": self._customer.tax_id}, new_x="LMARGIN", new_y="NEXT")
         left_bottom = pdf.get_y()
         pdf.set_xy(pdf.l_margin + half, top)
         for label, value in facts:
@@ -205,15 +226,15 @@ class DocumentPDF:
         """The lines of an invoice, credit note or estimate; discount and tax columns when used."""
         discounts = any(line.discount for line in lines)
         taxes = any(line.tax for line in lines)
-        headings = ["Description", "Quantity", "Unit price"]
+        headings = [_("Description"), _("Quantity"), _("Unit price")]
         widths = [50, 12, 16]
         if discounts:
-            headings.append("Discount")
+            headings.append(_("Discount"))
             widths.append(14)
         if taxes:
-            headings.append("Tax")
+            headings.append(_("Tax"))
             widths.append(14)
-        headings.append("Amount")
+        headings.append(_("Amount"))
         widths.append(16)
         rows = []
         for line in lines:
@@ -239,160 +260,187 @@ def invoice_pdf(
     credit_notes: Sequence[CreditNote],
     today: str,
 ) -> bytes:
-    doc = DocumentPDF(company, customer, "Invoice", invoice.number)
-    facts = [("Invoice", invoice.number), ("Issued", human_date(invoice.issued_on))]
+    doc = DocumentPDF(company, customer, _("Invoice"), invoice.number)
+    facts = [(_("Invoice"), invoice.number), (_("Issued"), human_date(invoice.issued_on))]
     if invoice.due_on:
-        facts.append(("Due", human_date(invoice.due_on)))
-    facts += [("Status", status_label(invoice.display_status(today))), ("Balance due", doc.money(invoice.balance))]
+        facts.append((_("Due"), human_date(invoice.due_on)))
+    facts += [
+        (_("Status"), status_label(invoice.display_status(today))),
+        (_("Balance due"), doc.money(invoice.balance)),
+    ]
     doc.parties(facts)
     doc.line_items(invoice.lines, invoice.currency)
     money = doc.money
-    totals = [("Subtotal", money(invoice.subtotal))]
+    totals = [(_("Subtotal"), money(invoice.subtotal))]
     if invoice.discount:
-        totals.append(("Discounts", money(-invoice.discount)))
+        totals.append((_("Discounts"), money(-invoice.discount)))
     if invoice.tax:
-        totals.append(("Tax", money(invoice.tax)))
-    totals += [("Total", money(invoice.total)), ("Paid", money(-invoice.amount_paid))]
+        totals.append((_("Tax"), money(invoice.tax)))
+    totals += [(_("Total"), money(invoice.total)), (_("Paid"), money(-invoice.amount_paid))]
     if invoice.amount_credited:
-        totals.append(("Credited", money(-invoice.amount_credited)))
-    totals.append(("Balance due", money(invoice.balance)))
+        totals.append((_("Credited"), money(-invoice.amount_credited)))
+    totals.append((_("Balance due"), money(invoice.balance)))
     doc.totals(totals)
     if payments or credit_notes:
-        doc.heading("Payments and credits applied")
+        doc.heading(_("Payments and credits applied"))
         rows = [
-            [human_date(p.received_on), f"Payment {p.number}", method_label(p.method, p.method_detail), money(applied)]
+            [
+                human_date(p.received_on),
+                _("Payment %(number)s") % {"number": p.number},
+                method_label(p.method, p.method_detail),
+                money(applied),
+            ]
             for p, applied in payments
         ]
-        rows += [[human_date(n.issued_on), f"Credit note {n.number}", "", money(n.total)] for n in credit_notes]
-        doc.table(["Date", "Document", "Method", "Applied"], rows, [18, 40, 22, 20], numeric_from=3)
-    doc.paragraph(invoice.notes, "Notes")
+        rows += [
+            [human_date(n.issued_on), _("Credit note %(number)s") % {"number": n.number}, "", money(n.total)]
+            for n in credit_notes
+        ]
+        doc.table([_("Date"), _("Document"), _("Method"), _("Applied")], rows, [18, 40, 22, 20], numeric_from=3)
+    doc.paragraph(invoice.notes, _("Notes"))
     if invoice.balance > 0 and invoice.status == "open":
-        doc.paragraph(company.payment_instructions, "How to pay")
+        doc.paragraph(company.payment_instructions, _("How to pay"))
     return doc.output()
 
 
 def credit_note_pdf(company: Company, customer: Customer, note: CreditNote, invoice_number: str | None) -> bytes:
-    doc = DocumentPDF(company, customer, "Credit note", note.number)
-    applied = f"Invoice {invoice_number}" if invoice_number else "Account credit"
+    doc = DocumentPDF(company, customer, _("Credit note"), note.number)
+    applied = _("Invoice %(number)s") % {"number": invoice_number} if invoice_number else _("Account credit")
     doc.parties(
         [
-            ("Credit note", note.number),
-            ("Issued", human_date(note.issued_on)),
-            ("Status", status_label(credit_note_state(note))),
-            ("Applied to", applied),
+            (_("Credit note"), note.number),
+            (_("Issued"), human_date(note.issued_on)),
+            (_("Status"), status_label(credit_note_state(note))),
+            (_("Applied to"), applied),
         ]
     )
     doc.line_items(note.lines, note.currency)
-    totals = [("Subtotal", doc.money(note.subtotal))]
+    totals = [(_("Subtotal"), doc.money(note.subtotal))]
     if note.tax:
-        totals.append(("Tax", doc.money(note.tax)))
-    totals.append(("Total credit", doc.money(note.total)))
+        totals.append((_("Tax"), doc.money(note.tax)))
+    totals.append((_("Total credit"), doc.money(note.total)))
     doc.totals(totals)
-    doc.paragraph(note.notes, "Notes")
+    doc.paragraph(note.notes, _("Notes"))
     return doc.output()
 
 
 def estimate_pdf(company: Company, customer: Customer, estimate: Estimate, today: str) -> bytes:
-    doc = DocumentPDF(company, customer, "Estimate", estimate.number)
-    facts = [("Estimate", estimate.number), ("Issued", human_date(estimate.issued_on))]
+    doc = DocumentPDF(company, customer, _("Estimate"), estimate.number)
+    facts = [(_("Estimate"), estimate.number), (_("Issued"), human_date(estimate.issued_on))]
     if estimate.expires_on:
-        facts.append(("Valid until", human_date(estimate.expires_on)))
-    facts.append(("Status", status_label(estimate_state(estimate, today))))
+        facts.append((_("Valid until"), human_date(estimate.expires_on)))
+    facts.append((_("Status"), status_label(estimate_state(estimate, today))))
     if estimate.approved_by:
-        facts.append(("Approved by", estimate.approved_by))
-        facts.append(("Approved at", human_time(estimate.approved_at, company.time_zone)))
+        facts.append((_("Approved by"), estimate.approved_by))
+        facts.append((_("Approved at"), human_time(estimate.approved_at, company.time_zone)))
     doc.parties(facts)
     doc.line_items(estimate.lines, estimate.currency)
-    totals = [("Subtotal", doc.money(estimate.subtotal))]
+    totals = [(_("Subtotal"), doc.money(estimate.subtotal))]
     if estimate.tax:
-        totals.append(("Tax", doc.money(estimate.tax)))
-    totals.append(("Total", doc.money(estimate.total)))
+        totals.append((_("Tax"), doc.money(estimate.tax)))
+    totals.append((_("Total"), doc.money(estimate.total)))
     doc.totals(totals)
-    doc.paragraph(estimate.notes, "Notes")
+    doc.paragraph(estimate.notes, _("Notes"))
     return doc.output()
 
 
 def receipt_pdf(company: Company, customer: Customer, payment: Payment) -> bytes:
-    doc = DocumentPDF(company, customer, "Payment receipt", payment.number)
+    doc = DocumentPDF(company, customer, _("Payment receipt"), payment.number)
     facts = [
-        ("Receipt", payment.number),
-        ("Received", human_date(payment.received_on)),
-        ("Method", method_label(payment.method, payment.method_detail)),
+        (_("Receipt"), payment.number),
+        (_("Received"), human_date(payment.received_on)),
+        (_("Method"), method_label(payment.method, payment.method_detail)),
     ]
     if payment.reference:
-        facts.append(("Reference", payment.reference))
-    facts.append(("Amount", doc.money(payment.amount)))
+        facts.append((_("Reference"), payment.reference))
+    facts.append((_("Amount"), doc.money(payment.amount)))
     doc.parties(facts)
     if payment.applications:
         doc.table(
-            ["Applied to invoice", "Amount"],
-            [[f"Invoice {a.invoice_number}", doc.money(a.amount)] for a in payment.applications],
+            [_("Applied to invoice"), _("Amount")],
+            [
+                [_("Invoice %(number)s") % {"number": a.invoice_number}, doc.money(a.amount)]
+                for a in payment.applications
+            ],
             [70, 30],
             numeric_from=1,
         )
     given_back = [r for r in payment.refunds if r.status == "succeeded"]
     if given_back:
         doc.table(
-            ["Refunded on", "Reason", "Amount"],
+            [_("Refunded on"), _("Reason"), _("Amount")],
             [[human_date(r.refunded_on), r.reason, doc.money(r.amount)] for r in given_back],
             [25, 50, 25],
             numeric_from=2,
         )
-    totals = [("Amount received", doc.money(payment.amount))]
+    totals = [(_("Amount received"), doc.money(payment.amount))]
     if payment.amount_refunded:
-        totals.append(("Refunded", doc.money(payment.amount_refunded)))
+        totals.append((_("Refunded"), doc.money(payment.amount_refunded)))
     if payment.unapplied:
-        totals.append(("Kept as account credit", doc.money(payment.unapplied)))
+        totals.append((_("Kept as account credit"), doc.money(payment.unapplied)))
     doc.totals(totals)
-    doc.paragraph(f"Thank you for your payment to {company.name}.")
+    doc.paragraph(_("Thank you for your payment to %(company)s.") % {"company": company.name})
     return doc.output()
 
 
 def balance_forward_pdf(company: Company, customer: Customer, statement: BalanceForwardStatement) -> bytes:
-    doc = DocumentPDF(company, customer, "Statement", f"Balance forward, {statement.month.label}")
+    doc = DocumentPDF(
+        company, customer, _("Statement"), _("Balance forward, %(month)s") % {"month": month_name(statement.month)}
+    )
     money = doc.money
     doc.parties(
         [
-            ("Period", f"{human_date(statement.period_start)} to {human_date(statement.period_end)}"),
-            ("Opening balance", money(statement.opening)),
-            ("Closing balance", money(statement.closing)),
+            (
+                _("Period"),
+                _("%(start)s to %(end)s")
+                % {"start": human_date(statement.period_start), "end": human_date(statement.period_end)},
+            ),
+            (_("Opening balance"), money(statement.opening)),
+            (_("Closing balance"), money(statement.closing)),
         ]
     )
-    rows = [[human_date(statement.period_start), "Opening balance", "", "", money(statement.opening)]]
+    rows = [[human_date(statement.period_start), _("Opening balance"), "", "", money(statement.opening)]]
     rows += [
         [
             human_date(line.on),
-            f"{line.description} {line.number}",
+            f"{line_description(line)} {line.number}",
             money(line.charge) if line.charge else "",
             money(line.credit) if line.credit else "",
             money(line.balance),
         ]
         for line in statement.lines
     ]
-    rows.append([human_date(statement.period_end), "Closing balance", "", "", money(statement.closing)])
-    doc.table(["Date", "Activity", "Charges", "Credits", "Balance"], rows, [16, 44, 15, 15, 16], numeric_from=2)
+    rows.append([human_date(statement.period_end), _("Closing balance"), "", "", money(statement.closing)])
+    doc.table(
+        [_("Date"), _("Activity"), _("Charges"), _("Credits"), _("Balance")],
+        rows,
+        [16, 44, 15, 15, 16],
+        numeric_from=2,
+    )
     doc.totals(
         [
-            ("Opening balance", money(statement.opening)),
-            ("Invoices", money(statement.invoiced)),
-            ("Payments", money(-statement.paid)),
-            *([("Refunds", money(statement.refunded))] if statement.refunded else []),
-            ("Credit notes", money(-statement.credited)),
-            ("Closing balance", money(statement.closing)),
+            (_("Opening balance"), money(statement.opening)),
+            (_("Invoices"), money(statement.invoiced)),
+            (_("Payments"), money(-statement.paid)),
+            *([(_("Refunds"), money(statement.refunded))] if statement.refunded else []),
+            (_("Credit notes"), money(-statement.credited)),
+            (_("Closing balance"), money(statement.closing)),
         ]
     )
-    doc.paragraph(company.payment_instructions, "How to pay")
+    doc.paragraph(company.payment_instructions, _("How to pay"))
     return doc.output()
 
 
 def open_item_pdf(company: Company, customer: Customer, statement: OpenItemStatement) -> bytes:
-    doc = DocumentPDF(company, customer, "Statement", f"Open items, {statement.month.label}")
+    doc = DocumentPDF(
+        company, customer, _("Statement"), _("Open items, %(month)s") % {"month": month_name(statement.month)}
+    )
     money = doc.money
-    doc.parties([("As of", human_date(statement.as_of)), ("Balance due", money(statement.total))])
+    doc.parties([(_("As of"), human_date(statement.as_of)), (_("Balance due"), money(statement.total))])
     if statement.invoices:
-        doc.heading("Open invoices")
+        doc.heading(_("Open invoices"))
         doc.table(
-            ["Invoice", "Issued", "Due", "Days late", "Total", "Outstanding"],
+            [_("Invoice"), _("Issued"), _("Due"), _("Days late"), _("Total"), _("Outstanding")],
             [
                 [
                     item.number,
@@ -408,11 +456,11 @@ def open_item_pdf(company: Company, customer: Customer, statement: OpenItemState
             numeric_from=3,
         )
     else:
-        doc.paragraph("No invoices were open on this date.")
+        doc.paragraph(_("No invoices were open on this date."))
     if statement.credits:
-        doc.heading("Unused credit")
+        doc.heading(_("Unused credit"))
         doc.table(
-            ["Document", "Date", "Unused"],
+            [_("Document"), _("Date"), _("Unused")],
             [
                 [f"{status_label(item.kind)} {item.number}", human_date(item.on), money(-item.outstanding)]
                 for item in statement.credits
@@ -420,19 +468,19 @@ def open_item_pdf(company: Company, customer: Customer, statement: OpenItemState
             [50, 25, 25],
             numeric_from=2,
         )
-    doc.heading("Aging")
+    doc.heading(_("Aging"))
     doc.table(
-        [status_label(bucket) for bucket, _ in statement.aging],
-        [[money(amount) for _, amount in statement.aging]],
+        [aging_label(bucket) for bucket, _amount in statement.aging],
+        [[money(amount) for _bucket, amount in statement.aging]],
         [1] * len(statement.aging),
         numeric_from=0,
     )
     doc.totals(
         [
-            ("Invoices owed", money(statement.owed)),
-            ("Unused credit", money(-statement.unused_credit)),
-            ("Balance due", money(statement.total)),
+            (_("Invoices owed"), money(statement.owed)),
+            (_("Unused credit"), money(-statement.unused_credit)),
+            (_("Balance due"), money(statement.total)),
         ]
     )
-    doc.paragraph(company.payment_instructions, "How to pay")
+    doc.paragraph(company.payment_instructions, _("How to pay"))
     return doc.output()

@@ -1,4 +1,8 @@
-"""Jinja2 rendering, with autoescaping on for every template."""
+"""Jinja2 rendering, with autoescaping on for every template, in the request's language.
+
+The gettext callables installed here read the request's locale (core/i18n.py: a context
+variable), so one environment serves every language and requests never race.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from billportal.core import i18n
 from billportal.core.clock import human_date, human_time
 from billportal.core.money import format_money
 from billportal.web.guards import role_opens
@@ -18,7 +23,16 @@ environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     auto_reload=False,
+    extensions=["jinja2.ext.i18n"],
 )
+environment.install_gettext_callables(  # type: ignore[attr-defined]
+    i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
+)
+# A message stored with a record (a gateway's answer): looked up as it is, never %-formatted as _() does.
+environment.globals["tr"] = i18n.gettext
+environment.globals["html_lang"] = i18n.html_lang
+environment.globals["current_locale"] = i18n.current
+environment.globals["locales"] = i18n.LOCALES
 
 
 environment.filters["money"] = format_money

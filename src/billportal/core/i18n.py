@@ -1,0 +1,141 @@
+"""The customer's language: the shipped locales, their catalogs, and the one per-request choice.
+
+The catalogs are the ``.po`` files in ``billportal/locale/<locale>/LC_MESSAGES/messages.po``,
+read with Babel and compiled in memory on first use (nothing to build in a fresh clone or a wheel).
+The language of a request lives in a context variable: each request runs in its own task, and a
+thread-pool call (the PDFs) copies it, so requests never see one another's choice.
+Adding a language is its catalog and one line in ``LOCALES``.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+from importlib import resources
+from io import BytesIO
+from typing import Final
+
+from babel import Locale, UnknownLocaleError
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+# locale code -> its name in its own language (the switcher shows these)
+LOCALES: Final = {
+    "en": "English",
+    "de": "Deutsch",
+    "fr": "Français",
+    "es": "Español",
+    "pt_BR": "Português (Brasil)",
+    "nl": "Nederlands",
+}
+DEFAULT_LOCALE: Final = "en"
+DOMAIN: Final = "messages"
+
+_current: ContextVar[str] = ContextVar("billportal_locale", default=DEFAULT_LOCALE)
+
+
+def shipped(code: str | None) -> str | None:
+    """The shipped locale ``code`` names (``pt-br``, ``pt_BR`` and ``de-DE`` are accepted), or None."""
+    if not code or len(code) > 35 or not code.isascii():
+        return None
+    cleaned = code.strip().replace("-", "_")
+    lowered = {name.lower(): name for name in LOCALES}
+    if cleaned.lower() in lowered:
+        return lowered[cleaned.lower()]
+    language = cleaned.split("_", 1)[0].lower()
+    if language in LOCALES:
+        return language
+    # pt, pt_PT: the nearest shipped variant of the language
+    return next((name for name in LOCALES if name.split("_", 1)[0] == language), None)
+
+
+def negotiate(accept_language: str) -> str | None:
+    """The best shipped locale for an ``Accept-Language`` header (quality values honoured), or None."""
+    wanted: list[tuple[float, int, str]] = []
+    for index, part in enumerate(accept_language[:1000].split(",")[:32]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag and tag != "*" and quality > 0:
+            wanted.append((-quality, index, tag.strip()))
+    preferred = [tag.replace("-", "_") for _q, _i, tag in sorted(wanted)]
+    try:
+        found = Locale.negotiate(preferred, list(LOCALES), sep="_")
+    except (UnknownLocaleError, ValueError):
+        found = None
+    if found is not None:
+        return shipped(str(found))
+    return next((name for name in map(shipped, preferred) if name), None)
+
+
+@lru_cache(maxsize=len(LOCALES))
+def translations(code: str) -> _gettext.NullTranslations:
+    """The compiled catalog of a shipped locale (English's msgids are its text; a missing file reads as none)."""
+    path = resources.files("billportal") / "locale" / code / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if code not in LOCALES or not path.is_file():
+        return _gettext.NullTranslations()
+    with path.open("rb") as source:
+        catalog = read_po(source, locale=code, domain=DOMAIN)
+    compiled = BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return _gettext.GNUTranslations(compiled)
+
+
+def current() -> str:
+    """The locale of this request (English outside one)."""
+    return _current.get()
+
+
+def activate(code: str) -> None:
+    """This request speaks ``code`` from here on (a shipped locale; anything else is English)."""
+    _current.set(code if code in LOCALES else DEFAULT_LOCALE)
+
+
+@contextmanager
+def speaking(code: str) -> Iterator[None]:
+    """``code`` for the block only (tests, the CLI, and the PDFs of a chosen language)."""
+    token = _current.set(code if code in LOCALES else DEFAULT_LOCALE)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def gettext(message: str) -> str:
+    """``message`` in the request's language ("" stays "": gettext would answer the catalog's header)."""
+    return translations(_current.get()).gettext(message) if message else message
+
+
+def ngettext(singular: str, plural: str, count: int) -> str:
+    return translations(_current.get()).ngettext(singular, plural, count)
+
+
+def pgettext(context: str, message: str) -> str:
+    return translations(_current.get()).pgettext(context, message)
+
+
+def npgettext(context: str, singular: str, plural: str, count: int) -> str:
+    return translations(_current.get()).npgettext(context, singular, plural, count)
+
+
+def N_(message: str) -> str:  # noqa: N802 (the conventional name extraction looks for)
+    """Marks ``message`` for the catalogs where it is written; it is translated where it is shown."""
+    return message
+
+
+def html_lang(code: str | None = None) -> str:
+    """The ``lang`` attribute of a page in ``code`` (``pt-BR``)."""
+    return (code or _current.get()).replace("_", "-")
+
+
+def choose(candidates: Iterable[str | None]) -> str:
+    """The first shipped locale among ``candidates`` (the order of preference), else English."""
+    return next((found for found in map(shipped, candidates) if found), DEFAULT_LOCALE)
