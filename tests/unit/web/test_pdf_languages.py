@@ -9,10 +9,10 @@ from importlib import resources
 
 import pytest
 from babel.messages.pofile import read_po
-from billportal.web.pdf import DocumentPDF
 from pypdf import PdfReader
 
 from billportal.core import i18n
+from billportal.web.pdf import DocumentPDF
 from tests import factories
 from tests.conftest import World, run
 
