@@ -117,7 +117,7 @@ def test_email_sign_in_is_off_until_the_company_turns_it_on(world: World, smtp: 
     page = browser.get("/login")
     assert "Email me a sign-in link" not in page.text
     assert page.status_code == 200
-    assert "Open the billing portal from Acme Corporation" in page.text
+    assert "Open the billing portal from the app or website of Acme Corporation" in page.text
     assert "Sign-in link not valid" in browser.get("/login/email/" + "a" * 43).text
     assert browser.post("/login/email", data={"email": WILE}).status_code == 404
     assert browser.post("/login/code", data={"email": WILE, "code": "123456"}).status_code == 404
