@@ -133,6 +133,9 @@ class SessionCache:
                 session.created_at,
                 session.last_seen_at,
                 session.expires_at,
+                session.device,
+                session.contact_id,
+                session.email,
             ]
         )
         try:

@@ -267,7 +267,7 @@ class PostgresBackend:
         return signed_in
 
     async def record_event(self, event: SignInEvent) -> None:
-        statement = insert(t.sign_in_events).values(**_event_values(event))
+        statement = insert(t.sign_in_events).values(**_event_values(event), contact_id=event.contact_id)
 
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(statement)
@@ -276,9 +276,17 @@ class PostgresBackend:
 
     async def session(self, id_hash: bytes) -> Session | None:
         s = t.sessions.c
-        statement = select(s.company_id, s.customer_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at).where(
-            s.id_hash == id_hash
-        )
+        statement = select(
+            s.company_id,
+            s.customer_id,
+            s.csrf_token,
+            s.created_at,
+            s.last_seen_at,
+            s.expires_at,
+            s.device,
+            s.contact_id,
+            s.email,
+        ).where(s.id_hash == id_hash)
 
         async def work(conn: AsyncConnection) -> Session | None:
             row = (await conn.execute(statement)).first()

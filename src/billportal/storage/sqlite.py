@@ -317,7 +317,8 @@ class SQLiteBackend:
 
 _CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE company_id = ? AND id = ?"
 _SESSION = (
-    "SELECT company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = ?"
+    "SELECT company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, device, contact_id, email"
+    " FROM sessions WHERE id_hash = ?"
 )
 _TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?"
 _END_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
@@ -329,8 +330,8 @@ _INSERT_SESSION = (
 )
 _INSERT_EVENT = (
     "INSERT INTO sign_in_events"
-    " (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent, method)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent, method, contact_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A mark whose link has expired may be taken again; a live one may not.
 _MARK_JTI = (
@@ -356,6 +357,7 @@ def _insert_event(conn: sqlite3.Connection, event: SignInEvent) -> None:
             event.ip,
             event.user_agent,
             event.method,
+            event.contact_id,
         ),
     )
 
