@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.auth import AdminAuth
+from billportal.dashboard.contacts import CONTACTS_PAGE, ContactPages
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
 from billportal.dashboard.mail import EMAIL, MailPages
 from billportal.dashboard.refunds import PAYMENTS_LIST, PaymentPages
@@ -18,6 +19,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     pages = Dashboard(context, auth)
     payments = PaymentPages(context, auth)
     customers = CustomerPages(context, auth)
+    people = ContactPages(context, auth)
     hooks = WebhookPages(context, auth)
     mail = MailPages(context, auth)
     get, post = ["GET"], ["POST"]
@@ -67,6 +69,10 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route("/audit", pages.audit_trail, methods=get),
         Route(CUSTOMERS, customers.customers_list, methods=get),
         Route(f"{CUSTOMERS}/{{customer_id:int}}", customers.customer_detail, methods=get),
+        Route(f"{CUSTOMERS}/{{customer_id:int}}/contacts", people.contacts, methods=get),
+        Route(f"{CUSTOMERS}/{{customer_id:int}}/contacts", people.add, methods=post),
+        Route(f"{CUSTOMERS}/{{customer_id:int}}/contacts/change", people.change, methods=post),
+        Route(CONTACTS_PAGE, people.set_contacts_page, methods=post),
         Route(PAYMENTS_LIST, payments.payments_list, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),

@@ -197,7 +197,7 @@ class EmailSignIn:
                 contact_id=contact_id,
                 email=email,
             )
-            event = self._event(request, company, now, Reason.OK, customer_id, contact_id)
+            event = self._event(request, company, now, Reason.OK, customer_id, contact_id=contact_id)
             return session, event
 
         return session_id, make
@@ -209,6 +209,7 @@ class EmailSignIn:
         now: int,
         reason: Reason,
         customer_id: int | None,
+        *,
         contact_id: int | None = None,
     ) -> SignInEvent:
         return SignInEvent(
@@ -227,7 +228,7 @@ class EmailSignIn:
         )
 
     async def _failed(self, request: Request, company: Company, outcome: email_links.Outcome, now: int) -> None:
-        event = self._event(request, company, now, outcome.reason, outcome.customer_id, outcome.contact_id)
+        event = self._event(request, company, now, outcome.reason, outcome.customer_id, contact_id=outcome.contact_id)
         context = self.context
         await context.store.record_event(event)
         await context.webhooks.sign_in_failed(

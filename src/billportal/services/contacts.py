@@ -16,10 +16,11 @@ from typing import Any, Final
 
 from sqlalchemy import Connection
 
-from billportal.core.errors import Refused
+from billportal.core.errors import NotFound, Refused
 from billportal.services import audit
 from billportal.services.audit import Actor
 from billportal.services.mail import valid_address
+from billportal.storage import companies
 from billportal.storage import contacts as stored
 from billportal.storage.records import Company, Contact
 from billportal.storage.store import Store
@@ -57,7 +58,8 @@ class Membership:
 
 
 def _unsafe(value: str) -> bool:
-    return any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in value)
+    """A control character (the API's schema refuses the same ones), or one that cannot be stored."""
+    return any(ord(char) < 0x20 or ord(char) == 0x7F or unicodedata.category(char) == "Cs" for char in value)
 
 
 def clean(values: Mapping[str, Any], *, partial: bool = False) -> dict[str, str]:
@@ -97,9 +99,9 @@ def add_in(
     conn: Connection, company: Company, customer_id: int, values: Mapping[str, Any], *, actor: Actor, now: int
 ) -> Contact:
     """Add a contact to the customer, in the caller's transaction (Refused when a rule is broken)."""
-    fields = clean(values)
     if not stored.customer_exists(conn, company.id, customer_id):
-        raise Refused("not_found", "No such customer.", "customer")
+        raise NotFound("No such customer.", "customer")
+    fields = clean(values)
     if stored.count(conn, company.id, customer_id) >= stored.MAX_CONTACTS:
         raise Refused("too_many_contacts", f"A customer has at most {stored.MAX_CONTACTS} contacts.", "email")
     row = {**fields, "company_id": company.id, "customer_id": customer_id, "created_at": now, "updated_at": now}
@@ -125,7 +127,7 @@ def update_in(
     """Change a contact; the contact and the sessions ended (a new email or role signs the contact out)."""
     old = stored.get(conn, company.id, customer_id, contact_id)
     if old is None:
-        raise Refused("not_found", "No such contact.", "contact")
+        raise NotFound("No such contact.", "contact")
     fields = clean(values, partial=True)
     if fields.get("email", old.email) != old.email and stored.email_taken(
         conn, company.id, customer_id, fields["email"], but=contact_id
@@ -147,7 +149,7 @@ def remove_in(
     """Remove a contact and end their sessions; the sessions' id hashes."""
     old = stored.get(conn, company.id, customer_id, contact_id)
     if old is None:
-        raise Refused("not_found", "No such contact.", "contact")
+        raise NotFound("No such contact.", "contact")
     stored.delete_contact(conn, company.id, contact_id)
     ended = stored.end_sessions(conn, company.id, contact_id)
     audit.record_in(conn, actor, "contact.removed", now, company_ids=[company.id], detail=_detail(old, customer_id))
@@ -198,6 +200,11 @@ async def get(store: Store, company_id: int, customer_id: int, contact_id: int) 
     return await store.read(lambda conn: stored.get(conn, company_id, customer_id, contact_id))
 
 
+async def find(store: Store, company_id: int, contact_id: int) -> Contact | None:
+    """A contact of any of the company's customers, by id."""
+    return await store.read(lambda conn: stored.by_id(conn, company_id, contact_id))
+
+
 def memberships_in(conn: Connection, company_id: int, email: str) -> list[Membership]:
     """Every account of the company that ``email`` (lower case) signs in to: its customers', then its contacts'."""
     if not email:
@@ -230,6 +237,20 @@ async def switch(store: Store, company_id: int, id_hash: bytes, email: str, key:
     chosen: Membership | None = await store.write(change)
     await forget_sessions(store, [id_hash])
     return chosen
+
+
+async def set_contacts_page(store: Store, company: Company, enabled: bool, *, actor: Actor, now: int) -> bool:
+    """Let the company's customers manage their own contacts in the portal, or not; False if it already was so."""
+    if company.contacts_page == enabled:
+        return False
+
+    def change(conn: Connection) -> None:
+        companies.update_settings(conn, company.id, company.username, {"contacts_page": enabled, "updated_at": now})
+        detail = "on" if enabled else "off"
+        audit.record_in(conn, actor, "company.contacts_page", now, company_ids=[company.id], detail=detail)
+
+    await store.write(change)
+    return True
 
 
 def contact_actor(contact: Contact, *, ip: str = "", user_agent: str = "") -> Actor:

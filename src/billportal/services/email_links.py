@@ -129,8 +129,9 @@ async def request_link(store: Store, company: Company, email: str, *, page: str,
     """Email a link and code to ``email`` if it is a customer's or a contact's; return how many were sent.
 
     One link for the address, whatever number of accounts it has: it signs in to the first, and the
-    person then picks among them (the account picker). The same work is done for an address nobody has (secrets made and hashed, one transaction),
-    so that the answer's time tells little; the caller pads it to a fixed time besides.
+    person then picks among them (the account picker). The same work is done for an address nobody
+    has (secrets made and hashed, one transaction), so that the answer's time tells little; the caller
+    pads it to a fixed time besides.
     """
     address = normal_email(email)
     made = [Secrets.new()]

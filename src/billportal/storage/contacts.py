@@ -49,6 +49,14 @@ def get(conn: Connection, company_id: int, customer_id: int, contact_id: int) ->
     return None if row is None else _record(row)
 
 
+def by_id(conn: Connection, company_id: int, contact_id: int) -> Contact | None:
+    c = t.contacts.c
+    if not fits(c.id, contact_id):
+        return None
+    row = conn.execute(select(t.contacts).where(c.company_id == company_id, c.id == contact_id)).first()
+    return None if row is None else _record(row)
+
+
 def by_email(conn: Connection, company_id: int, email: str) -> list[Contact]:
     """The company's contacts whose address is ``email`` (lower case), at any of its customers."""
     c = t.contacts.c

@@ -41,9 +41,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
     )
-    op.create_index(
-        "uq_contacts_customer_email", "contacts", ["company_id", "customer_id", "email"], unique=True
-    )
+    op.create_index("uq_contacts_customer_email", "contacts", ["company_id", "customer_id", "email"], unique=True)
     op.create_index("ix_contacts_email", "contacts", ["company_id", "email"])
 
 
