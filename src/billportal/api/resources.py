@@ -601,6 +601,7 @@ SIGN_IN_EVENT: Final = Shape(
         read_only("result", {"type": "string", "enum": ["success", "failure"]}, "success or failure."),
         read_only("reason", {"type": "string"}, "The reason code: ok, or why it failed."),
         read_only("customer_id", nullable(ID), "The customer named by the token, if it could be read."),
+        read_only("contact_id", nullable(ID), "The customer's contact who signed in (by email), if one did."),
         read_only("issuer", nullable({"type": "string"}), "The token's iss claim."),
         read_only("kid", nullable({"type": "string"}), "The key named by, or that verified, the token."),
         read_only("jti", nullable({"type": "string"}), "The token's jti claim."),

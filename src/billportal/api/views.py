@@ -599,6 +599,7 @@ class Api:
                 "result": e.result,
                 "reason": e.reason,
                 "customer_id": e.customer_id,
+                "contact_id": e.contact_id,
                 "issuer": e.issuer,
                 "kid": e.kid,
                 "jti": e.jti,

@@ -205,6 +205,12 @@ async def find(store: Store, company_id: int, contact_id: int) -> Contact | None
     return await store.read(lambda conn: stored.by_id(conn, company_id, contact_id))
 
 
+async def names(store: Store, company_id: int, contact_ids: list[int]) -> dict[int, str]:
+    """Contacts by id, as the sign-in log names them: "Name <email>"."""
+    found = await store.read(lambda conn: stored.by_ids(conn, company_id, contact_ids))
+    return {contact.id: f"{contact.name} <{contact.email}>" for contact in found}
+
+
 def memberships_in(conn: Connection, company_id: int, email: str) -> list[Membership]:
     """Every account of the company that ``email`` (lower case) signs in to: its customers', then its contacts'."""
     if not email:

@@ -57,6 +57,12 @@ def by_id(conn: Connection, company_id: int, contact_id: int) -> Contact | None:
     return None if row is None else _record(row)
 
 
+def by_ids(conn: Connection, company_id: int, contact_ids: list[int]) -> list[Contact]:
+    c = t.contacts.c
+    query = select(t.contacts).where(c.company_id == company_id, c.id.in_(contact_ids[:200]))
+    return [_record(row) for row in conn.execute(query)]
+
+
 def by_email(conn: Connection, company_id: int, email: str) -> list[Contact]:
     """The company's contacts whose address is ``email`` (lower case), at any of its customers."""
     c = t.contacts.c
