@@ -40,7 +40,7 @@ ROLES = [None, "view", "pay", "manage"]  # None: the customer's own sign-in
 def guarded_routes(world: World) -> list[tuple[str, str, Guard]]:
     """(method, path, guard) of every portal route that declares a customer session."""
     router = portal_router(Context(world.settings, world.store, world.clock))
-    found = []
+    found: list[tuple[str, str, Guard]] = []
     for route in router.routes:
         if not isinstance(route, Route) or route.methods is None:
             continue
