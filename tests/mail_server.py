@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ class MailServer:
     rcpt_script: list[str] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> answer, every time
     logins: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds each message takes to accept (to widen races)
 
     def by_kind(self, kind: str) -> list[Received]:
         return [r for r in self.received if r.message["X-Billportal-Kind"] == kind]
@@ -60,6 +62,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if self.server.delay:
+            await asyncio.sleep(self.server.delay)
         content = envelope.original_content or b""
         message = message_from_bytes(content, policy=policy.default)
         assert isinstance(message, EmailMessage)

@@ -298,6 +298,7 @@ class SignInEvent(TypedDict):
     jti: str | None
     ip: str
     user_agent: str
+    method: Literal["sso", "email"]
 
 
 T = TypeVar("T")

@@ -16,6 +16,7 @@ from billportal.portal.views import today_in
 from billportal.services import sso
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing, Books, LineInput, estimate_version
+from billportal.services.mail import MailConfig
 from billportal.services.payments import Payments
 from billportal.sso import keys as sso_keys
 from billportal.storage import open_store
@@ -281,6 +282,7 @@ def run_demo(settings: Settings, *, host: str, port: int, serve_after: bool = Tr
         "  billportal demo: company 'acme' (Acme Corporation), customer 1234 (Wile E. Coyote)\n\n"
         f"  Sign in as the customer (the link is valid for 1 hour):\n  {url}\n\n"
         f"  The company's dashboard: {dashboard}\n  Admin: {admin}\n\n"
+        f"  Email (invoices, receipts...) goes to {MailConfig.from_settings(settings).where}\n\n"
         f"  More links:  {hint}.venv/bin/billportal sso-url --tenant acme --customer 1235 --redirect-to invoices\n"
         "  Debug one:   .venv/bin/billportal sso-explain --tenant acme TOKEN\n",
         file=sys.stderr if not serve_after else sys.stdout,

@@ -153,7 +153,7 @@ def test_csv_export_is_an_escaped_attachment(world: World) -> None:
     assert response.headers["content-disposition"].startswith('attachment; filename="sign-in-log-acme-')
     assert response.headers["cache-control"] == "no-store"
     lines = response.text.splitlines()
-    assert lines[0] == '"time","result","reason","customer_id","issuer","kid","ip","user_agent","event_id"'
+    assert lines[0] == '"time","result","reason","customer_id","issuer","kid","ip","user_agent","event_id","method"'
     records = parse_csv(response.text)
     assert [r["issuer"] for r in records] == [
         "'+cmd|' /C calc'!A0",

@@ -22,6 +22,8 @@ from billportal.storage import schema as t
 from tests import factories
 from tests.conftest import World, run
 from tests.functional.dashboard_support import SSO, admin_of_acme
+from tests.functional.test_api import dashboard as api_client
+from tests.functional.test_api import error, new_key
 from tests.functional.test_dashboard_cli import cli
 from tests.mail_server import MailServer, smtp_server
 
@@ -114,6 +116,9 @@ def test_email_sign_in_is_off_until_the_company_turns_it_on(world: World, smtp: 
     browser = world.client()
     page = browser.get("/login")
     assert "Email me a sign-in link" not in page.text
+    assert page.status_code == 200
+    assert "Open the billing portal from Acme Corporation" in page.text
+    assert "Sign-in link not valid" in browser.get("/login/email/" + "a" * 43).text
     assert browser.post("/login/email", data={"email": WILE}).status_code == 404
     assert browser.post("/login/code", data={"email": WILE, "code": "123456"}).status_code == 404
 
@@ -365,6 +370,16 @@ def test_the_sign_in_event_names_the_method_in_the_dashboards_log(mail: Mail) ->
     sso = mail.world.token()
     assert mail.client().get(f"/login/{sso}").status_code == 303
     assert [method for method, _, _ in mail.reasons()] == ["sso", "email"]
+    # The dashboard's log, its CSV and the API say so too.
+    dashboard = admin_of_acme(mail.world)
+    assert "by email" in dashboard.get(f"{SSO}/log").text
+    csv_lines = dashboard.get(f"{SSO}/log.csv").text.splitlines()
+    assert csv_lines[0].endswith(',"method"')
+    assert csv_lines[1].endswith(',"sso"')
+    assert csv_lines[2].endswith(',"email"')
+    api = api_client(mail.world, new_key(mail.world))
+    events = api.get("/api/v1/sign_in_events").json()["data"]
+    assert [e["method"] for e in events] == ["sso", "email"]
 
 
 def _text(message: EmailMessage) -> str:
@@ -407,3 +422,43 @@ def test_the_cli_turns_email_sign_in_on_and_off(world: World, cli: Any) -> None:
     status, _out, err = cli("email-sign-in", "on", "--tenant", "nope")
     assert status != 0
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_api_turns_email_sign_in_on_and_off(world: World) -> None:
+    api = api_client(world, new_key(world))
+    assert api.get("/api/v1/company").json()["email_sign_in"] is False
+    turned = api.patch("/api/v1/company", json={"email_sign_in": True})
+    assert turned.status_code == 200, turned.text
+    assert turned.json()["email_sign_in"] is True
+    assert world.company("acme").email_sign_in
+    assert "Email me a sign-in link" in world.client().get("/login").text
+    error(api.patch("/api/v1/company", json={"email_sign_in": "yes"}), 400, "invalid_field", "email_sign_in")
+    assert api.patch("/api/v1/company", json={"email_sign_in": False}).json()["email_sign_in"] is False
+
+
+def test_expired_links_are_pruned_a_day_after_their_end(mail: Mail) -> None:
+    mail.ask(mail.client())
+
+    def links() -> int:
+        count: int = run(
+            mail.world.store.read(
+                lambda conn: conn.execute(select(func.count()).select_from(t.email_sign_ins)).scalar_one()
+            )
+        )
+        return count
+
+    world = mail.world
+    run(world.store.prune_sessions(world.clock.now + 15 * 60 + 60, world.settings.session_idle_seconds))
+    assert links() == 1  # expired, and kept a day so that a late press is logged as expired
+    run(world.store.prune_sessions(world.clock.now + 15 * 60 + 86400, world.settings.session_idle_seconds))
+    assert links() == 0
+
+
+def test_the_sign_in_page_without_email_sign_in_sends_to_the_companys_app(world: World) -> None:
+    run(factories.company_settings(world.store, world.acme, sign_in_url="https://app.acme.example/portal"))
+    world.store.forget_company("acme")
+    answer = world.client().get("/login", params={"redirect_to": "/invoices/3"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "https://app.acme.example/portal?redirect_to=%2Finvoices%2F3"
+    hostile = world.client().get("/login", params={"redirect_to": "https://evil.example"})
+    assert hostile.headers["location"] == "https://app.acme.example/portal?redirect_to=my_account"

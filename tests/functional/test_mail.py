@@ -31,6 +31,7 @@ from billportal.storage import mail as queue
 from tests import factories
 from tests.conftest import MASTER_KEY, World, run
 from tests.functional.dashboard_support import ADMIN_EMAIL, admin_of_acme
+from tests.functional.portal_world import csrf_token, signed_in
 from tests.functional.test_dashboard_cli import cli
 from tests.mail_server import MailServer, free_port, smtp_server
 from tests.webhook_receiver import receiving
@@ -369,3 +370,34 @@ def test_a_link_in_an_email_is_made_by_portal_link_for(world: World, tmp_path: P
         )
     )
     assert link == "https://acme.portal.example/invoices/7"
+
+
+def test_autopay_tells_the_customer_before_a_charge_and_when_it_fails(
+    world: World, server: MailServer, cli: Any
+) -> None:
+    now = world.clock.now
+    run(factories.payment_settings(world.store, world.acme, gateway="test", test_mode=True, now=now))
+    run(factories.payment_settings(world.store, world.acme, allow_autopay=True, autopay_retry_days="1,3", now=now))
+    client = signed_in(world)
+    token = csrf_token(client.get("/payment-methods").text)
+    card = {"card_number": "4000 0000 0000 0341", "card_expiry": "04/40", "card_cvc": "123"}  # saves, then declines
+    assert client.post("/payment-methods", data={"csrf_token": token, **card}).status_code == 303
+    assert client.post("/payment-methods/autopay", data={"csrf_token": token, "autopay": "on"}).status_code == 303
+    due = int(datetime(2026, 12, 1, 12, tzinfo=UTC).timestamp())  # the world's invoices are due 2026-12-01
+    day = 86400
+    for at in (due - 5 * day, due - 2 * day, due - day, due):
+        assert cli("autopay", "run", "--at", str(at))[0] == 0
+    world.clock.now = due
+    _deliver(world, _config(world, server))
+    upcoming = server.by_kind("autopay_upcoming")
+    assert sorted(str(r.message["Subject"]) for r in upcoming) == [
+        "AutoPay will pay invoice INV-0001 on 2026-12-01",
+        "AutoPay will pay invoice INV-0002 on 2026-12-01",
+    ]
+    assert "will charge $358.90 for invoice INV-0001" in upcoming[0].part("plain") + upcoming[1].part("plain")
+    failed = server.by_kind("autopay_failed")
+    assert sorted(str(r.message["Subject"]) for r in failed) == [
+        "AutoPay could not pay invoice INV-0001",
+        "AutoPay could not pay invoice INV-0002",
+    ]
+    assert {r.recipients[0] for r in upcoming + failed} == {"wile@example.com"}

@@ -552,6 +552,11 @@ def _company_fields() -> tuple[Field, ...]:
             "The logo's address on the portal (upload it in the dashboard or with billportal company set --logo).",
         ),
         Field("mail_settings", {"shape": MAIL_SETTINGS}, "Which kinds of email the company sends (docs/email.md)."),
+        Field(
+            "email_sign_in",
+            {"type": "boolean"},
+            "Whether customers may ask the portal for a sign-in link by email (off by default; docs/integration.md).",
+        ),
     )
 
 
@@ -607,6 +612,11 @@ SIGN_IN_EVENT: Final = Shape(
         read_only("jti", nullable({"type": "string"}), "The token's jti claim."),
         read_only("ip", {"type": "string"}, "The browser's address."),
         read_only("user_agent", {"type": "string"}, "The browser's user agent (first 300 characters)."),
+        read_only(
+            "method",
+            {"type": "string", "enum": ["sso", "email"]},
+            "How: sso (a signed link from the company's app) or email (an emailed link or code).",
+        ),
     ),
 )
 

@@ -499,6 +499,7 @@ class Api:
                     "username": company.username,
                     "logo_url": logo_url,
                     "mail_settings": settings_fields(kinds),
+                    "email_sign_in": company.email_sign_in,
                     **values,
                 }
             )
@@ -516,6 +517,12 @@ class Api:
         values = parse(body, op.body)
         company = await self._company(caller)
         mail_settings = values.pop("mail_settings", None)
+        email_sign_in = values.pop("email_sign_in", None)
+        if email_sign_in is not None:
+            await management.set_email_sign_in(
+                self.store, company, bool(email_sign_in), self._actor(request, caller), self.context.clock()
+            )
+            company = await self._company(caller)
         if values:
             await company_profile.update_profile(
                 self.store, company, values, self._actor(request, caller), self.context.clock()
@@ -605,6 +612,7 @@ class Api:
                 "jti": e.jti,
                 "ip": e.ip,
                 "user_agent": e.user_agent,
+                "method": e.method,
             }
             for e in events[:limit]
         ]

@@ -24,7 +24,18 @@ from billportal.storage.records import SignInEvent
 from billportal.storage.store import Store
 
 SCAN_WINDOW: Final = 20_000
-COLUMNS: Final = ("time", "result", "reason", "customer_id", "issuer", "kid", "ip", "user_agent", "event_id")
+COLUMNS: Final = (
+    "time",
+    "result",
+    "reason",
+    "customer_id",
+    "issuer",
+    "kid",
+    "ip",
+    "user_agent",
+    "event_id",
+    "method",
+)
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
 # such a cell gets a leading apostrophe, which shows it as text.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -102,7 +113,7 @@ def _csv(rows: Iterable[Iterable[object]]) -> str:
 
 def _row(e: SignInEvent) -> tuple[object, ...]:
     at = iso_utc(e.at)
-    return (at, e.result, e.reason, e.customer_id, e.issuer, e.kid, e.ip, e.user_agent, e.id)
+    return (at, e.result, e.reason, e.customer_id, e.issuer, e.kid, e.ip, e.user_agent, e.id, e.method)
 
 
 async def log_csv(store: Store, company_id: int, filters: LogFilters) -> AsyncIterator[str]:

@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from billportal.portal.signin import SIGN_IN_HEADERS, SignIn, email_form
 from billportal.services import email_links
 from billportal.services.mail import valid_address
-from billportal.sso.pages import is_landing
+from billportal.sso.pages import DEFAULT_PAGE, is_landing
 from billportal.sso.reasons import Reason
 from billportal.storage.records import Company, Session, SignInEvent
 from billportal.web import devices, embedding, sessions
@@ -29,6 +29,7 @@ from billportal.web.forms import Form, UnreadableForm, read_form
 from billportal.web.ratelimit import FailureLimiter, Limit, address_key, storage_uri
 from billportal.web.security import content_security_policy
 from billportal.web.templates import render
+from billportal.web.urls import with_query
 
 # Every answer to the email form takes at least this long, whether or not the address is known:
 # the work for a known one (a transaction, a message queued) hides under it.
@@ -68,7 +69,8 @@ class EmailSignIn:
         if company.email_sign_in and not embedding.is_framed(request):
             return email_form(company, page=page, failed=False, status_code=200)
         if company.sign_in_url:
-            return RedirectResponse(company.sign_in_url, status_code=303, headers=SIGN_IN_HEADERS)
+            url = with_query(company.sign_in_url, redirect_to=page or DEFAULT_PAGE)
+            return RedirectResponse(url, status_code=303, headers=SIGN_IN_HEADERS)
         return render("portal/sign_in_needed.html", headers=self._headers(company), company=company)
 
     async def request_link(self, request: Request) -> Response:
@@ -115,7 +117,9 @@ class EmailSignIn:
                     token=token,
                     button=email_links.button_token(token),
                 )
-        return email_form(company, page="", failed=True, status_code=401)
+            return email_form(company, page="", failed=True, status_code=401)
+        # Email sign-in was turned off since: the generic page, as for any link that does not work.
+        return render("sign_in_failed.html", status_code=401, headers=self._headers(company), company=company)
 
     async def press(self, request: Request) -> Response:
         """``POST /login/email/confirm``: the button; the link is used, once."""

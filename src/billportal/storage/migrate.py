@@ -71,9 +71,12 @@ def upgrade_postgres(connection: Connection, revision: str = "head") -> None:
 
 
 def create_index_online(
-    name: str, table: str, columns: Sequence[str], *, unique: bool = False, where: str | None = None
+    name: str, table: str, columns: Sequence[str | sa.TextClause], *, unique: bool = False, where: str | None = None
 ) -> None:
-    """In a migration: create an index without blocking writes to ``table`` (CONCURRENTLY on PostgreSQL)."""
+    """In a migration: create an index without blocking writes to ``table`` (CONCURRENTLY on PostgreSQL).
+
+    ``columns``: column names, or expressions such as ``sa.text("lower(email)")``.
+    """
     from alembic import op
 
     condition = sa.text(where) if where else None

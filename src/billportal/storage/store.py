@@ -25,7 +25,7 @@ from billportal.core.errors import StorageUnavailable
 from billportal.core.metrics import count_sign_in
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import Policy, VerificationKey
-from billportal.storage import companies
+from billportal.storage import companies, email_sign_ins
 from billportal.storage import schema as t
 from billportal.storage.admins import AdminStore
 from billportal.storage.backend import Backend
@@ -55,6 +55,7 @@ _PROFILE_DEFAULTS: dict[str, str] = {
 T = TypeVar("T")
 
 COMPANY_CACHE_SECONDS = 1.0
+EMAIL_LINKS_KEPT = 24 * 60 * 60  # seconds an expired emailed sign-in link is kept, for the log's reason
 # Test-only: widens the race between reading a company and sharing the copy
 # (tests/scaleout/test_cache_faults.py); never set in production.
 PAUSE_BEFORE_SHARING_FOR_TESTS = float(os.environ.get("BILLPORTAL_TEST_PAUSE_BEFORE_SHARING_COMPANY") or 0)
@@ -338,6 +339,8 @@ class Store:
     async def prune_sessions(self, now: int, idle_seconds: int) -> int:
         """Delete customer and admin sessions past their absolute end or idle too long; return how many.
 
+        Emailed sign-in links a day past their end go too.
+
         The rule is the one each request applies (web/sessions.py ``is_live``): only
         sessions that could no longer be used go. A Redis copy of one (30 s at most)
         is judged by the same rule.
@@ -349,6 +352,8 @@ class Store:
                 c = table.c
                 over = or_(c.expires_at <= now, c.last_seen_at <= now - idle_seconds)
                 ended += int(conn.execute(delete(table).where(over)).rowcount)
+            # Emailed sign-in links a day past their end: until then a late press is logged as expired.
+            email_sign_ins.prune(conn, now - EMAIL_LINKS_KEPT)
             return ended
 
         return await self.write(change)

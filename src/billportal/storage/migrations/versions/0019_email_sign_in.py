@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from billportal.storage.migrate import create_index_online
+
 revision = "0019"
 down_revision = "0018"
 branch_labels = None
@@ -23,7 +25,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("device", sa.String(length=100), server_default="", nullable=False))
     with op.batch_alter_table("sign_in_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("method", sa.String(length=8), server_default="sso", nullable=False))
-    op.create_index("ix_customers_email", "customers", ["company_id", sa.text("lower(email)")])
+    create_index_online("ix_customers_email", "customers", ["company_id", sa.text("lower(email)")])
     op.create_table(
         "email_sign_ins",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
