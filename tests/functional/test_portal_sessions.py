@@ -25,6 +25,8 @@ def browser(world: World, user_agent: str, customer_id: int = 1234) -> TestClien
     client = world.client(headers={"user-agent": user_agent})
     token = world.token({"sub": customer_id, "iss": "Ruby Backend", "exp": world.clock.now + 600})
     assert client.get(f"/login/{token}").status_code == 303
+    world.clock.advance(1)
+    assert client.get("/").status_code == 200  # the page the sign-in lands on notes the device
     return client
 
 
@@ -149,3 +151,15 @@ def test_a_signed_out_visit_to_the_page_comes_back_to_it_after_signing_in(world:
     token = world.token()
     answer = client.get(f"/login/{token}")
     assert answer.headers["location"] == "/security"
+
+
+def test_the_device_is_noted_on_the_first_page_after_signing_in(world: World) -> None:
+    client = world.client(headers={"user-agent": EDGE_MAC})
+    assert client.get(f"/login/{world.token()}").status_code == 303
+
+    def devices() -> list[str]:
+        return list(run(world.store.read(lambda conn: conn.execute(select(t.sessions.c.device)).scalars().all())))
+
+    assert devices() == [""]  # the sign-in's own statement is unchanged: it names no newer column
+    assert client.get("/").status_code == 200
+    assert devices() == ["Edge on macOS"]

@@ -11,7 +11,7 @@ from billportal.sso.pages import DEFAULT_PAGE, is_landing, landing_path
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import MAX_TOKEN_BYTES, Claims, Rejection, verify
 from billportal.storage.records import Company, NewSignIn, Session, SignInEvent
-from billportal.web import devices, embedding, sessions
+from billportal.web import embedding, sessions
 from billportal.web.context import Context, client_ip, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import Form, UnreadableForm, read_form
@@ -104,7 +104,6 @@ class SignIn:
             created_at=now,
             last_seen_at=now,
             expires_at=now + context.timeouts.absolute,
-            device=devices.describe(request.headers.get("user-agent", "")),
         )
         kid = claims.kid
         event = self._event(

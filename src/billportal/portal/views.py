@@ -61,7 +61,7 @@ from billportal.storage.records import (
     PaymentSettings,
     Session,
 )
-from billportal.web import embedding, sessions
+from billportal.web import devices, embedding, sessions
 from billportal.web.context import Context, company_for
 from billportal.web.errors import error_page
 from billportal.web.forms import MAX_FORM_FIELDS, Form, UnreadableForm, read_form
@@ -300,8 +300,13 @@ class Portal:
                     if found is not None and session.contact_id is not None:
                         contact = await contact_rules.get(context.store, company.id, found.id, session.contact_id)
                     if found is not None and (session.contact_id is None or contact is not None):
-                        if sessions.needs_touch(session, now, context.timeouts):
-                            await context.store.touch_session(id_hash, now)
+                        # The first page after a sign-in notes the device too (the sign-in's own
+                        # statement stays as it was); then at most once a minute, as before.
+                        if session.last_seen_at == session.created_at or sessions.needs_touch(
+                            session, now, context.timeouts
+                        ):
+                            device = devices.describe(request.headers.get("user-agent", ""))
+                            await context.store.touch_session(id_hash, now, device)
                         accounts = await contact_rules.memberships(context.store, company.id, session.email)
                         switcher = tuple(accounts) if len(accounts) > 1 else ()
                         return Visit(company, session, found, framed, contact, switcher)

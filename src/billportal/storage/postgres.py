@@ -135,20 +135,17 @@ verdict AS (
     SELECT CAST(:jti_expires_at AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM mark) AS ok
 ),
 new_session AS (
-    INSERT INTO sessions
-        (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, device)
-    SELECT :id_hash, :company_id, :session_customer_id, :csrf_token, :created_at, :last_seen_at, :expires_at,
-           :device
+    INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at)
+    SELECT :id_hash, :company_id, :session_customer_id, :csrf_token, :created_at, :last_seen_at, :expires_at
     FROM verdict WHERE ok
     RETURNING 1
 ),
 new_event AS (
-    INSERT INTO sign_in_events
-        (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent, method)
+    INSERT INTO sign_in_events (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent)
     SELECT :company_id, :at,
            CASE WHEN ok THEN :result ELSE 'failure' END,
            CASE WHEN ok THEN :reason ELSE :replayed END,
-           :customer_id, :issuer, :kid, :jti, :ip, :user_agent, :method
+           :customer_id, :issuer, :kid, :jti, :ip, :user_agent
     FROM verdict
     RETURNING 1
 ),
@@ -175,7 +172,6 @@ def _event_values(event: SignInEvent) -> dict[str, Any]:
         "jti": event.jti,
         "ip": event.ip,
         "user_agent": event.user_agent,
-        "method": event.method,
     }
 
 
@@ -252,7 +248,6 @@ class PostgresBackend:
             "created_at": session.created_at,
             "last_seen_at": session.last_seen_at,
             "expires_at": session.expires_at,
-            "device": session.device,
             "session_customer_id": session.customer_id,
             "jti_expires_at": sign_in.jti_expires_at,
             "replayed": Reason.JTI_REPLAYED.value,
@@ -267,7 +262,7 @@ class PostgresBackend:
         return signed_in
 
     async def record_event(self, event: SignInEvent) -> None:
-        statement = insert(t.sign_in_events).values(**_event_values(event), contact_id=event.contact_id)
+        statement = insert(t.sign_in_events).values(**_event_values(event))
 
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(statement)

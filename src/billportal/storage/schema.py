@@ -293,7 +293,7 @@ sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    # A coarse description of the browser, from its User-Agent at sign-in (web/devices.py).
+    # A coarse description of the browser, from its User-Agent on the first page after sign-in (web/devices.py).
     Column("device", String(100), nullable=False, server_default=""),
     # Signed in as one of the customer's contacts (services/contacts.py); None: the customer themself.
     Column("contact_id", BigInteger, nullable=True),

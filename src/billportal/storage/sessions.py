@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, select
+from sqlalchemy import ColumnElement, Connection, delete, select, update
 
 from billportal.storage import schema as t
 
@@ -39,3 +39,9 @@ def end(
 def _person(contact_id: int | None) -> ColumnElement[bool]:
     s = t.sessions.c
     return s.contact_id.is_(None) if contact_id is None else s.contact_id == contact_id
+
+
+def touch(conn: Connection, id_hash: bytes, now: int, device: str) -> None:
+    """The session's last use, and the device it is used from."""
+    s = t.sessions.c
+    conn.execute(update(t.sessions).where(s.id_hash == id_hash).values(last_seen_at=now, device=device))

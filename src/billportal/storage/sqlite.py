@@ -324,14 +324,12 @@ _TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?"
 _END_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
 _END_CUSTOMER_SESSIONS = "DELETE FROM sessions WHERE company_id = ? AND customer_id = ?"
 _INSERT_SESSION = (
-    "INSERT INTO sessions"
-    " (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, device)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EVENT = (
-    "INSERT INTO sign_in_events"
-    " (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent, method, contact_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO sign_in_events (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A mark whose link has expired may be taken again; a live one may not.
 _MARK_JTI = (
@@ -356,8 +354,6 @@ def _insert_event(conn: sqlite3.Connection, event: SignInEvent) -> None:
             event.jti,
             event.ip,
             event.user_agent,
-            event.method,
-            event.contact_id,
         ),
     )
 
@@ -379,7 +375,6 @@ def _write_sign_in(conn: sqlite3.Connection, sign_in: NewSignIn) -> bool:
             session.created_at,
             session.last_seen_at,
             session.expires_at,
-            session.device,
         ),
     )
     _insert_event(conn, event)

@@ -25,7 +25,7 @@ from billportal.core.errors import StorageUnavailable
 from billportal.core.metrics import count_sign_in
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import Policy, VerificationKey
-from billportal.storage import companies, email_sign_ins
+from billportal.storage import companies, email_sign_ins, sessions
 from billportal.storage import schema as t
 from billportal.storage.admins import AdminStore
 from billportal.storage.backend import Backend
@@ -297,7 +297,10 @@ class Store:
         return signed_in
 
     async def record_event(self, event: SignInEvent) -> None:
-        await self.backend.record_event(event)
+        if event.method == "sso":
+            await self.backend.record_event(event)  # the sign-in path's statement names no newer column
+        else:
+            await self.write(lambda conn: email_sign_ins.insert_event(conn, event))
         count_sign_in(event.result, event.reason)
 
     async def session(self, id_hash: bytes) -> Session | None:
@@ -311,8 +314,12 @@ class Store:
             await self.session_cache.put(session)
         return session
 
-    async def touch_session(self, id_hash: bytes, now: int) -> None:
-        await self.backend.touch_session(id_hash, now)
+    async def touch_session(self, id_hash: bytes, now: int, device: str | None = None) -> None:
+        """Write the session's last use (and, given, the device it is used from)."""
+        if device is None:
+            await self.backend.touch_session(id_hash, now)
+        else:
+            await self.write(lambda conn: sessions.touch(conn, id_hash, now, device))
         if self.session_cache is not None:
             await self.session_cache.drop(id_hash)
 
