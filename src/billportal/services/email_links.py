@@ -252,9 +252,10 @@ async def enter_code(store: Store, company: Company, email: str, code: str, *, n
 
 
 def _sign_in_with(conn: Connection, sign_in: SignInFor, found: EmailSignIn, now: int) -> Outcome:
-    """Use the link and write the session, if the address still signs in to the link's account."""
+    """Use the link and write the session (a contact's link: if the address is still that contact's)."""
     accounts = contacts.memberships_in(conn, found.company_id, found.email)
-    if not any(a.customer_id == found.customer_id and a.contact_id == found.contact_id for a in accounts):
+    mine = any(a.customer_id == found.customer_id and a.contact_id == found.contact_id for a in accounts)
+    if found.contact_id is not None and not mine:
         # The contact was removed (or its address changed) after the email was sent.
         return Outcome(Reason.EMAIL_LINK_UNKNOWN, found.customer_id, contact_id=found.contact_id)
     if not links.claim(conn, found.id, now):
