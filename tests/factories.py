@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from billportal.services import api_keys, sso
+from billportal.services import api_keys, contacts, sso
 from billportal.services.audit import CLI
 from billportal.services.billing import Billing, LineInput
 from billportal.services.events import EVENT_TYPES
@@ -24,6 +24,7 @@ from billportal.services.webhooks import ShownSecret, Webhooks
 from billportal.storage import companies
 from billportal.storage.records import (
     Company,
+    Contact,
     CreditNote,
     Customer,
     Estimate,
@@ -169,6 +170,21 @@ async def api_key(
 ) -> NewApiKey:
     """An API key of the company (its plaintext is in the answer), with every scope unless told."""
     return await api_keys.create(store, company, name, CLI, now, scopes=scopes)
+
+
+async def contact(
+    store: Store,
+    company: Company,
+    customer_id: int,
+    *,
+    now: int,
+    name: str = "Pat Contact",
+    email: str = "pat@example.com",
+    role: str = "view",
+) -> Contact:
+    """A contact of the customer (a person who signs in by email with ``role``)."""
+    values = {"name": name, "email": email, "role": role}
+    return await contacts.add(store, company, customer_id, values, actor=CLI, now=now)
 
 
 async def webhook_endpoint(

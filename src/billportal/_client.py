@@ -294,6 +294,7 @@ class SignInEvent(TypedDict):
     result: Literal["success", "failure"]
     reason: str
     customer_id: int | None
+    contact_id: int | None
     issuer: str | None
     kid: str | None
     jti: str | None

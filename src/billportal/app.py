@@ -27,6 +27,7 @@ from billportal.core.clock import system_clock
 from billportal.core.config import ConfigError, Settings
 from billportal.core.errors import DatabaseDamaged, StorageUnavailable
 from billportal.dashboard.routes import dashboard_routes
+from billportal.portal.contacts import ContactPages
 from billportal.portal.email_sign_in import EmailSignIn
 from billportal.portal.signin import SignIn
 from billportal.portal.views import Portal
@@ -70,6 +71,7 @@ def portal_router(context: Context) -> Router:
     sign_in = SignIn(context)
     email = EmailSignIn(context, sign_in)
     portal = Portal(context)
+    contact_pages = ContactPages(context)
     return Router(
         routes=[
             # Email sign-in's routes come first: /login/{token:token} takes any path below /login.
@@ -112,6 +114,11 @@ def portal_router(context: Context) -> Router:
             Route("/payment-methods/autopay", portal.set_autopay, methods=["POST"]),
             Route("/payment-methods/{method_id:int}/default", portal.default_payment_method, methods=["POST"]),
             Route("/payment-methods/{method_id:int}/remove", portal.remove_payment_method, methods=["POST"]),
+            Route("/accounts", contact_pages.accounts, methods=["GET"]),
+            Route("/accounts/switch", contact_pages.switch, methods=["POST"]),
+            Route("/contacts", contact_pages.contacts, methods=["GET"]),
+            Route("/contacts", contact_pages.add_contact, methods=["POST"]),
+            Route("/contacts/change", contact_pages.change_contact, methods=["POST"]),
             Route("/security", portal.security, methods=["GET"]),
             Route("/security/sessions/end-others", portal.end_other_sessions, methods=["POST"]),
             Route("/security/sessions/{handle:handle}/end", portal.end_session, methods=["POST"]),

@@ -276,6 +276,11 @@ def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> di
         endpoint = await factories.webhook_endpoint(
             store, company_id, now=now, url=f"https://{tag.lower()}.hooks.example/in", description=f"{tag} hooks"
         )
+        # A contact, on the Contacts page the company allows (services/contacts.py).
+        await factories.company_settings(store, company, contacts_page=True)
+        person = await factories.contact(
+            store, company, customer_id, now=now, name=f"{tag} Contact", email=f"{tag.lower()}@contacts.example"
+        )
         # Another browser's session, which the customer's Security page may end.
         id_hash = hashlib.sha256(f"{tag}-other-browser".encode()).digest()
         other = Session(id_hash, company_id, customer_id, "csrf", now, now, now + 3600, "Firefox on Linux")
@@ -283,6 +288,7 @@ def _create_all(world: World, company_id: int, customer_id: int, tag: str) -> di
         return {
             "session": handle_of(id_hash),
             "webhook_endpoint": endpoint.endpoint.id,
+            "contact": person.id,
             "invoice": invoice.id,
             "payment": payment.id,
             "credit_note": credit_note.id,

@@ -55,6 +55,7 @@ ID_KINDS = {
     "credit_notes": "credit_note",
     "estimates": "estimate",
     "webhook_endpoints": "webhook_endpoint",
+    "contacts": "contact",
 }
 API_PARAMETERS = {"id", "kid"}
 MISSING = {"id": "999999", "kid": "sso_000000000000"}
@@ -79,6 +80,8 @@ OTHER_BODIES: dict[str, dict[str, Any]] = {
     "updateWebhookEndpoint": {"description": "Mallory was here"},
     "rotateWebhookSecret": {"overlap": 0},
     "redeliverWebhooks": {"failed_since": 0},
+    "createContact": {"name": "Mallory", "email": "mallory@example.com", "role": "manage"},
+    "updateContact": {"role": "manage"},
 }
 # Text only globex's data holds.
 GLOBEX_MARKERS = ("OTHERCO", "GLX-0001", "Hank Scorpio", "Homer Simpson", GLOBEX_KEY)

@@ -100,6 +100,13 @@ TYPED = {
     "webhook_secret": "whsec_security_suite",
     "url": "https://suite.hooks.example/in",
     "description": "Security suite endpoint",
+    "email": "suite@contacts.example",
+}
+# What the control of a form with a path parameter types besides the password (the form's own fields).
+CUSTOMERS = "/customers"
+CONTROL_FIELDS: dict[str, dict[str, str]] = {
+    f"{CUSTOMERS}/{{customer_id:int}}/contacts": {"name": "Suite", "email": "suite@contacts.example", "role": "view"},
+    f"{CUSTOMERS}/{{customer_id:int}}/contacts/change": {"role": "pay"},
 }
 # What an admin types into a document's form (kept apart from TYPED, which every form gets at once).
 TYPED_DOCUMENT = {
@@ -235,6 +242,9 @@ def tenants(world: World) -> Tenants:
     assert acme.post(f"{SSO}/revoke/links").status_code == 303
 
     acme_api = run(factories.api_key(world.store, world.acme, name="MINE sync", now=world.clock.now)).info
+    # A contact of acme's customer 1234: the form that changes or removes one appears.
+    mine = run(factories.contact(world.store, world.acme, 1234, now=world.clock.now, email="mine@contacts.example"))
+    CONTROL_FIELDS[f"{CUSTOMERS}/{{customer_id:int}}/contacts/change"]["contact"] = str(mine.id)
     acme_paid = run(factories.payment(world.store, world.acme.id, 1234, now=world.clock.now, amount=4200))
     globex_paid = run(factories.payment(world.store, world.globex.id, 77, now=world.clock.now, amount=4300))
     # A draft and an issued document of each kind: the forms that issue, delete and void them appear.
@@ -507,7 +517,7 @@ def test_globex_ids_in_the_path_are_answered_as_missing_ones(world: World, tenan
     assert globex_state(world, tenants) == before
     # The control: acme's own ids are found (its active key revealed, its retiring key revoked, ...).
     for path in routes:
-        control = {"password": PASSWORD} | (role if path.endswith("/role") else {})
+        control = {"password": PASSWORD, **CONTROL_FIELDS.get(path, {})} | (role if path.endswith("/role") else {})
         answers = [tenants.acme.post(url, control) for url, _ in fillings(path, tenants.acme_values)]
         assert any(answer.status_code in (200, 303) for answer in answers), path
 

@@ -32,6 +32,8 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "unsupported_media_type": (415, "A body must be JSON, sent with Content-Type: application/json."),
     "customer_exists": (409, "A customer with this id already exists."),
     "customer_id_required": (409, "No id above the company's largest customer id is free: send the customer's id."),
+    "contact_exists": (409, "The customer already has a contact with this email."),
+    "too_many_contacts": (409, "The customer has the most contacts it may have (50); remove one first."),
     "customer_has_documents": (409, "The customer has documents; only customers without any can be deleted."),
     "number_taken": (409, "Another document of this kind already has this number."),
     "invoice_not_editable": (409, "The invoice is paid, voided or has payments; only some fields may change."),

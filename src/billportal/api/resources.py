@@ -23,6 +23,7 @@ from billportal.services.sso import GRACE_PERIODS
 from billportal.services.webhooks import MAX_OVERLAP, MAX_URL_LENGTH
 from billportal.sso.pages import LANDING_HINT, LANDING_PATTERN
 from billportal.web.objects import (
+    CONTACT,
     CREDIT_NOTE,
     CREDIT_NOTE_STATUSES,
     CURRENCY,
@@ -57,6 +58,7 @@ from billportal.web.shapes import Field, Shape, read_only
 
 # The customer and the documents are web.objects', which the dashboard's forms share; the rest are here.
 __all__ = [
+    "CONTACT",
     "CREDIT_NOTE",
     "CREDIT_NOTE_STATUSES",
     "CUSTOMER",
@@ -282,6 +284,7 @@ SIGN_IN_EVENT: Final = Shape(
         read_only("result", {"type": "string", "enum": ["success", "failure"]}, "success or failure."),
         read_only("reason", {"type": "string"}, "The reason code: ok, or why it failed."),
         read_only("customer_id", nullable(ID), "The customer named by the token, if it could be read."),
+        read_only("contact_id", nullable(ID), "The customer's contact who signed in (by email), if one did."),
         read_only("issuer", nullable({"type": "string"}), "The token's iss claim."),
         read_only("kid", nullable({"type": "string"}), "The key named by, or that verified, the token."),
         read_only("jti", nullable({"type": "string"}), "The token's jti claim."),

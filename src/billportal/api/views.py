@@ -21,7 +21,7 @@ from billportal.api.guards import api_key, check_request, check_scope
 from billportal.api.operations import Collection, Operation
 from billportal.core.bounds import MAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
-from billportal.services import api_keys, idempotency
+from billportal.services import api_keys, contacts, idempotency
 from billportal.services import companies as company_profile
 from billportal.services import sso as management
 from billportal.services.audit import Actor
@@ -34,7 +34,7 @@ from billportal.services.webhooks import DEFAULT_OVERLAP, delivery_fields, endpo
 from billportal.storage import companies
 from billportal.storage import mail as mail_queue
 from billportal.storage.documents import Scope
-from billportal.storage.records import ApiCaller, Company, PaymentSettings, SsoKeyInfo, WebhookEndpoint
+from billportal.storage.records import ApiCaller, Company, Contact, PaymentSettings, SsoKeyInfo, WebhookEndpoint
 from billportal.web.context import Context, client_ip
 from billportal.web.guards import Guard, declared
 
@@ -404,6 +404,88 @@ class Api:
         }
         return await self._write(request, caller, body, 201, lambda _conn: r.SIGN_IN_LINK.dump(link))
 
+    # -- contacts
+
+    @api_key(scope="documents:read")
+    async def list_contacts(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        customer_id = _object_id(request)
+        if not await self.store.customer_exists(caller.company_id, customer_id):
+            raise ApiError("not_found", "no such customer")
+        listed = await contacts.of_customer(self.store, caller.company_id, customer_id)
+        data = [r.CONTACT.dump(r.api_object("contact", contact)) for contact in listed]
+        return json_response(_list_body(op, data, False, None))
+
+    @api_key(scope="documents:write")
+    async def create_contact(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        customer_id = _object_id(request)
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        company = await self._company(caller)
+        actor, now = self._actor(request, caller), self.context.clock()
+
+        def add(conn: Connection) -> dict[str, Any]:
+            try:
+                contact = contacts.add_in(conn, company, customer_id, values, actor=actor, now=now)
+            except NotFound:
+                raise ApiError("not_found", "no such customer") from None
+            return r.CONTACT.dump(r.api_object("contact", contact))
+
+        return await self._write(request, caller, body, 201, add)
+
+    async def _contact_or_404(self, caller: ApiCaller, contact_id: int) -> Contact:
+        found = await contacts.find(self.store, caller.company_id, contact_id)
+        if found is None:
+            raise ApiError("not_found", "no such contact")
+        return found
+
+    @api_key(scope="documents:read")
+    async def get_contact(self, request: Request, caller: ApiCaller, _op: Operation) -> Response:
+        found = await self._contact_or_404(caller, _object_id(request))
+        return json_response(encode_json(r.CONTACT.dump(r.api_object("contact", found))))
+
+    @api_key(scope="documents:write")
+    async def update_contact(self, request: Request, caller: ApiCaller, op: Operation) -> Response:
+        found = await self._contact_or_404(caller, _object_id(request))
+        body = await _body(request)
+        assert op.body is not None
+        values = parse(body, op.body)
+        company = await self._company(caller)
+        actor, now = self._actor(request, caller), self.context.clock()
+        ended: list[bytes] = []
+
+        def change(conn: Connection) -> dict[str, Any]:
+            try:
+                contact, gone = contacts.update_in(
+                    conn, company, found.customer_id, found.id, values, actor=actor, now=now
+                )
+            except NotFound:
+                raise ApiError("not_found", "no such contact") from None
+            ended.extend(gone)
+            return r.CONTACT.dump(r.api_object("contact", contact))
+
+        response = await self._write(request, caller, body, 200, change)
+        await contacts.forget_sessions(self.store, ended)
+        return response
+
+    @api_key(scope="documents:write")
+    async def delete_contact(self, request: Request, caller: ApiCaller, _op: Operation) -> Response:
+        found = await self._contact_or_404(caller, _object_id(request))
+        company = await self._company(caller)
+        actor, now = self._actor(request, caller), self.context.clock()
+        ended: list[bytes] = []
+
+        def remove(conn: Connection) -> dict[str, Any]:
+            try:
+                ended.extend(contacts.remove_in(conn, company, found.customer_id, found.id, actor=actor, now=now))
+            except NotFound:
+                raise ApiError("not_found", "no such contact") from None
+            return r.DELETED.dump({"object": "contact", "id": found.id, "deleted": True})
+
+        response = await self._write(request, caller, b"", 200, remove)
+        await contacts.forget_sessions(self.store, ended)
+        return response
+
     # -- the company's settings
 
     def _company_body(self, company: Company, kinds: Mapping[MailKind, bool]) -> str:
@@ -527,6 +609,7 @@ class Api:
                 "result": e.result,
                 "reason": e.reason,
                 "customer_id": e.customer_id,
+                "contact_id": e.contact_id,
                 "issuer": e.issuer,
                 "kid": e.kid,
                 "jti": e.jti,

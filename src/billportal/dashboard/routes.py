@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from billportal.dashboard.admins import ADMINS, INVITATION, AdminPages
 from billportal.dashboard.auth import AdminAuth
+from billportal.dashboard.contacts import CONTACTS_PAGE, ContactPages
 from billportal.dashboard.customers import CUSTOMERS, CustomerPages
 from billportal.dashboard.documents import DocumentPages, document_routes
 from billportal.dashboard.imports import IMPORTS, ImportPages
@@ -21,6 +22,7 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
     pages = Dashboard(context, auth)
     payments = PaymentPages(context, auth)
     customers = CustomerPages(context, auth)
+    contacts = ContactPages(context, auth)
     hooks = WebhookPages(context, auth)
     people = AdminPages(context, auth)
     imported = ImportPages(context, auth)
@@ -78,6 +80,10 @@ def dashboard_routes(context: Context) -> list[BaseRoute]:
         Route(f"{CUSTOMERS}/{{customer_id:int}}/edit", customers.update_customer, methods=post),
         Route(f"{CUSTOMERS}/{{customer_id:int}}/delete", customers.delete_customer, methods=post),
         Route(f"{CUSTOMERS}/{{customer_id:int}}/portal", customers.open_portal, methods=post),
+        Route(f"{CUSTOMERS}/{{customer_id:int}}/contacts", contacts.contacts, methods=get),
+        Route(f"{CUSTOMERS}/{{customer_id:int}}/contacts", contacts.add, methods=post),
+        Route(f"{CUSTOMERS}/{{customer_id:int}}/contacts/change", contacts.change, methods=post),
+        Route(CONTACTS_PAGE, contacts.set_contacts_page, methods=post),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}", payments.payment_detail, methods=get),
         Route(f"{PAYMENTS_LIST}/{{payment_id:int}}/refunds", payments.refund, methods=post),
         Route(ADMINS, people.admins, methods=get),

@@ -14,11 +14,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from billportal.core.clock import iso_utc
 from billportal.dashboard.forms import LogFilters
+from billportal.services import contacts
 from billportal.storage.records import SignInEvent
 from billportal.storage.store import Store
 
@@ -53,6 +54,7 @@ class LogPage:
     events: list[SignInEvent]
     older: int | None
     window_searched: bool  # a windowed scan that found fewer than a page: ``older`` searches on
+    contacts: dict[int, str] = field(default_factory=dict)  # the events' contacts: id -> "Name <email>"
 
 
 async def _window(
@@ -86,8 +88,15 @@ async def log_page(store: Store, company_id: int, filters: LogFilters, before: i
     else:
         events, floor = await _window(store, company_id, filters, before, size + 1)
     if len(events) > size:
-        return LogPage(events[:size], events[size - 1].id, window_searched=False)
-    return LogPage(events, floor, window_searched=floor is not None)
+        events = events[:size]
+        return LogPage(events, events[-1].id, False, await _contacts(store, company_id, events))
+    return LogPage(events, floor, floor is not None, await _contacts(store, company_id, events))
+
+
+async def _contacts(store: Store, company_id: int, events: list[SignInEvent]) -> dict[int, str]:
+    """Who the events' contacts are (a contact removed since is named by id only)."""
+    wanted = {e.contact_id for e in events if e.contact_id is not None}
+    return await contacts.names(store, company_id, sorted(wanted)) if wanted else {}
 
 
 def safe_cell(value: object) -> str:

@@ -463,6 +463,7 @@ class Dashboard:
             title="Sign-in log",
             section="log",
             events=page.events if page else [],
+            contacts=page.contacts if page else {},
             window_searched=page.window_searched if page else False,
             scan_window=SCAN_WINDOW,
             filters=filters,

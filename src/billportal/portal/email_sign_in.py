@@ -35,6 +35,7 @@ from billportal.web.urls import with_query
 # the work for a known one (a transaction, a message queued) hides under it.
 ANSWER_SECONDS: Final = 0.4
 _USER_AGENT_LIMIT: Final = 300
+ACCOUNTS_PATH: Final = "/accounts"
 _ADDRESS_LIMIT: Final = 254
 _WRONG_CODE: Final = "That code is not right, or it has expired. Check the newest email, or ask for a new link."
 _DEAD_CODE: Final = "That code was tried too many times and no longer works. Ask for a new link."
@@ -187,7 +188,7 @@ class EmailSignIn:
         user_agent = request.headers.get("user-agent", "")[:_USER_AGENT_LIMIT]
         session_id = sessions.new_session_id()
 
-        def make(customer_id: int) -> tuple[Session, SignInEvent]:
+        def make(customer_id: int, contact_id: int | None, email: str) -> tuple[Session, SignInEvent]:
             session = Session(
                 id_hash=sessions.hash_session_id(session_id),
                 company_id=company.id,
@@ -197,14 +198,23 @@ class EmailSignIn:
                 last_seen_at=now,
                 expires_at=now + self.context.timeouts.absolute,
                 device=devices.describe(user_agent),
+                contact_id=contact_id,
+                email=email,
             )
-            event = self._event(request, company, now, Reason.OK, customer_id)
+            event = self._event(request, company, now, Reason.OK, customer_id, contact_id=contact_id)
             return session, event
 
         return session_id, make
 
     def _event(
-        self, request: Request, company: Company, now: int, reason: Reason, customer_id: int | None
+        self,
+        request: Request,
+        company: Company,
+        now: int,
+        reason: Reason,
+        customer_id: int | None,
+        *,
+        contact_id: int | None = None,
     ) -> SignInEvent:
         return SignInEvent(
             company_id=company.id,
@@ -218,10 +228,11 @@ class EmailSignIn:
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent", "")[:_USER_AGENT_LIMIT],
             method="email",
+            contact_id=contact_id,
         )
 
     async def _failed(self, request: Request, company: Company, outcome: email_links.Outcome, now: int) -> None:
-        event = self._event(request, company, now, outcome.reason, outcome.customer_id)
+        event = self._event(request, company, now, outcome.reason, outcome.customer_id, contact_id=outcome.contact_id)
         context = self.context
         await context.store.record_event(event)
         await context.webhooks.sign_in_failed(
@@ -236,7 +247,11 @@ class EmailSignIn:
         if old_cookie:
             # Whatever session the browser came with is over: no fixation.
             await self.context.store.end_session(sessions.hash_session_id(old_cookie))
-        return self.sign_in.signed_in(request, session_id, outcome.page or None, framed=False)
+        response = self.sign_in.signed_in(request, session_id, outcome.page or None, framed=False)
+        if outcome.accounts > 1:
+            # The address signs in to several accounts: the person picks one first (portal/accounts.py).
+            response.headers["location"] = ACCOUNTS_PATH
+        return response
 
 
 async def _pad(started: float) -> None:

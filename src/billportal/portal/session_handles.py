@@ -17,7 +17,9 @@ def handle_of(id_hash: bytes) -> str:
 
 async def _live(context: Context, company: Company, current: Session) -> list[tuple[bytes, SessionInfo]]:
     now = context.clock()
-    rows = await context.store.read(lambda conn: queries.of_customer(conn, company.id, current.customer_id))
+    rows = await context.store.read(
+        lambda conn: queries.of_customer(conn, company.id, current.customer_id, current.contact_id)
+    )
     found = []
     for row in rows:
         session = Session(
@@ -46,7 +48,9 @@ async def end(context: Context, company: Company, current: Session, handles: set
         for id_hash, info in await _live(context, company, current)
         if not info.current and (handles is None or info.handle in handles)
     ]
-    ended = await context.store.write(lambda conn: queries.end(conn, company.id, current.customer_id, chosen))
+    ended = await context.store.write(
+        lambda conn: queries.end(conn, company.id, current.customer_id, chosen, current.contact_id)
+    )
     cache = context.store.session_cache
     if cache is not None:
         for id_hash in chosen:

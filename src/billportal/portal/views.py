@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,9 @@ from billportal.portal.forms import (
 )
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
 from billportal.services import companies as profile
+from billportal.services import contacts as contact_rules
 from billportal.services.billing import Answer, estimate_version
+from billportal.services.contacts import Membership
 from billportal.services.gateways import STRIPE_JS, GatewayToken, NewMethod
 from billportal.services.payments import AutoPay, PayPlan, new_attempt_token, plan_for
 from billportal.services.statements import (
@@ -43,6 +45,7 @@ from billportal.sso.pages import portal_path
 from billportal.storage.documents import Scope
 from billportal.storage.records import (
     Company,
+    Contact,
     CreditNote,
     Customer,
     Estimate,
@@ -125,6 +128,12 @@ class Visit:
     customer: Customer
     framed: bool = False  # in a frame of a site the company allows (docs/embedding.md)
     path: str = "/"  # the page asked for (the language switcher comes back to it)
+    contact: Contact | None = None  # signed in as this contact of the customer; None: the customer themself
+    accounts: tuple[Membership, ...] = ()  # the address's accounts, when it has several (the header's switcher)
+
+    def may(self, needs: str) -> bool:
+        """Whether this sign-in may do ``needs`` (a contact's role decides; the customer may do everything)."""
+        return contact_rules.allows(None if self.contact is None else self.contact.role, needs)
 
     @property
     def scope(self) -> Scope:
@@ -132,38 +141,46 @@ class Visit:
         return Scope(self.company.id, self.customer.id)
 
 
-PortalView = Callable[["Portal", Request], Awaitable[Response]]
-CustomerView = Callable[["Portal", Request, Visit], Awaitable[Response]]
+# The site's view classes: Portal, and those that extend it (portal/contacts.py).
+P = TypeVar("P", bound="Portal")
+PortalView = Callable[[P, Request], Awaitable[Response]]
+CustomerView = Callable[[P, Request, Visit], Awaitable[Response]]
+FormView = Callable[[P, Request, Visit, Form], Awaitable[Response]]
 
 
-def customer(page_id: str) -> Callable[[CustomerView], PortalView]:
+def customer(page_id: str, *, needs: str = "view") -> Callable[[CustomerView[P]], PortalView[P]]:
     """The view needs a signed-in customer of the host's company; otherwise the visitor is asked to sign in.
 
     ``page_id`` (a ``redirect_to`` page id) is where a remote sign-in brings the customer back to.
+    ``needs``: what a contact's role must allow (services/contacts.py); a contact without it gets a 403 page.
     """
+    assert needs in contact_rules.PERMISSIONS, needs
 
-    def decorate(view: CustomerView) -> PortalView:
+    def decorate(view: CustomerView[P]) -> PortalView[P]:
         @functools.wraps(view)
-        async def guarded(self: Portal, request: Request) -> Response:
+        async def guarded(self: P, request: Request) -> Response:
             visit = await self.visit(request, page_id)
             if not isinstance(visit, Visit):
                 return visit
+            if not visit.may(needs):
+                return self.not_allowed(visit)
             return await view(self, request, visit)
 
-        declare(guarded, Guard("customer", page=page_id))
+        declare(guarded, Guard("customer", page=page_id, needs=needs))
         return guarded
 
     return decorate
 
 
 def customer_form(
-    page_id: str, *, max_fields: int = MAX_FORM_FIELDS
-) -> Callable[[Callable[[Portal, Request, Visit, Form], Awaitable[Response]]], PortalView]:
+    page_id: str, *, needs: str = "view", max_fields: int = MAX_FORM_FIELDS
+) -> Callable[[FormView[P]], PortalView[P]]:
     """As :func:`customer`, for a posted form: it is read (size-capped) and its CSRF token checked first."""
+    assert needs in contact_rules.PERMISSIONS, needs
 
-    def decorate(view: Callable[[Portal, Request, Visit, Form], Awaitable[Response]]) -> PortalView:
+    def decorate(view: FormView[P]) -> PortalView[P]:
         @functools.wraps(view)
-        async def guarded(self: Portal, request: Request) -> Response:
+        async def guarded(self: P, request: Request) -> Response:
             visit = await self.visit(request, page_id)
             if not isinstance(visit, Visit):
                 return visit
@@ -173,9 +190,11 @@ def customer_form(
                 return error_page(refused.status, refused.message)
             if not sessions.csrf_matches(visit.session, form.get("csrf_token", "")):
                 return error_page(403, i18n.gettext(EXPIRED_FORM), headers=page_headers(visit.company))
+            if not visit.may(needs):
+                return self.not_allowed(visit)
             return await view(self, request, visit, form)
 
-        declare(guarded, Guard("customer", form=True, page=page_id))
+        declare(guarded, Guard("customer", form=True, page=page_id, needs=needs))
         return guarded
 
     return decorate
@@ -304,7 +323,10 @@ class Portal:
                 cut_off = company.session_cutoff is not None and session.created_at <= company.session_cutoff
                 if sessions.is_live(session, now, context.timeouts) and not cut_off:
                     found = await self.billing.customer(company.id, session.customer_id)
-                    if found is not None:
+                    contact = None
+                    if found is not None and session.contact_id is not None:
+                        contact = await contact_rules.get(context.store, company.id, found.id, session.contact_id)
+                    if found is not None and (session.contact_id is None or contact is not None):
                         # The first page after a sign-in notes the device too (the sign-in's own
                         # statement stays as it was); then at most once a minute, as before.
                         if session.last_seen_at == session.created_at or sessions.needs_touch(
@@ -312,7 +334,9 @@ class Portal:
                         ):
                             device = devices.describe(request.headers.get("user-agent", ""))
                             await context.store.touch_session(id_hash, now, device)
-                        visit = Visit(company, session, found, framed, request.url.path)
+                        accounts = await contact_rules.memberships(context.store, company.id, session.email)
+                        switcher = tuple(accounts) if len(accounts) > 1 else ()
+                        visit = Visit(company, session, found, framed, request.url.path, contact, switcher)
                         asked = i18n.shipped(request.query_params.get("locale"))
                         if asked and not session.locale and request.method == "GET":
                             # The first language asked for is kept for the session's other pages.
@@ -374,6 +398,9 @@ class Portal:
             frame_origins=visit.company.frame_ancestors if visit.framed else (),
             company=visit.company,
             customer=visit.customer,
+            contact=visit.contact,
+            accounts=visit.accounts,
+            may=visit.may,
             address=address_lines(visit.customer),
             csrf_token=visit.session.csrf_token,
             this_page=portal_path(visit.path) or "/",
@@ -386,6 +413,10 @@ class Portal:
             credit_note_state=credit_note_state,
             **context,
         )
+
+    def not_allowed(self, visit: Visit) -> Response:
+        """A contact whose role does not allow the page: a friendly 403, with the way back."""
+        return self._page(visit, "portal/not_allowed.html", status_code=403, page="")
 
     def _today(self, visit: Visit) -> str:
         return today_in(visit.company, self.context.clock())
@@ -429,7 +460,7 @@ class Portal:
             today=today,
         )
 
-    @customer("pay")
+    @customer("pay", needs="pay")
     async def pay(self, _request: Request, visit: Visit) -> Response:
         return await self._pay_page(visit, {"what": "balance"})
 
@@ -465,7 +496,7 @@ class Portal:
             **await self._card_form(visit, settings, shown=settings.online and bool(statement.invoices)),
         )
 
-    @customer_form("pay", max_fields=MAX_PAYABLE + 16)
+    @customer_form("pay", needs="pay", max_fields=MAX_PAYABLE + 16)
     async def pay_submit(self, _request: Request, visit: Visit, form: Form) -> Response:
         """Pay by card: at most once per form (its one-time token), whatever is clicked or resent."""
         company, customer = visit.company, visit.customer
@@ -545,7 +576,7 @@ class Portal:
             raise Refused("invalid_choice", N_("Choose what to pay."), "what")
         return plan_for(invoices, currency)
 
-    @customer("pay")
+    @customer("pay", needs="pay")
     async def pay_attempt(self, request: Request, visit: Visit) -> Response:
         """What became of a payment: paid (with the new balance), declined, or still being processed."""
         token = request.path_params["token"]
@@ -622,13 +653,13 @@ class Portal:
         secret = await self.online_payments.browser_setup(settings, visit.customer.id) if script else ""
         return {"gateway_js": script, "gateway_urls": origins, "card_setup": secret}
 
-    @customer("add_payment_method")
+    @customer("add_payment_method", needs="manage")
     async def payment_methods(self, request: Request, visit: Visit) -> Response:
         notice = _METHOD_NOTICES.get(request.query_params.get("done", ""), "")
         notice = i18n.gettext(notice) if notice else ""
         return await self._methods_page(visit, notice=notice)
 
-    @customer_form("add_payment_method")
+    @customer_form("add_payment_method", needs="manage")
     async def add_payment_method(self, _request: Request, visit: Visit, form: Form) -> Response:
         """Save a card for later: set up at the gateway, not charged."""
         settings = await self.online_payments.settings(visit.company.id)
@@ -643,7 +674,7 @@ class Portal:
             )
         return RedirectResponse("/payment-methods?done=added", status_code=303, headers=dict(NO_STORE))
 
-    @customer_form("add_payment_method")
+    @customer_form("add_payment_method", needs="manage")
     async def set_autopay(self, _request: Request, visit: Visit, form: Form) -> Response:
         """Turn AutoPay on or off: open invoices are charged to the default card on their due date."""
         settings = await self.online_payments.settings(visit.company.id)
@@ -655,14 +686,14 @@ class Portal:
         done = "autopay_on" if on else "autopay_off"
         return RedirectResponse(f"/payment-methods?done={done}", status_code=303, headers=dict(NO_STORE))
 
-    @customer_form("add_payment_method")
+    @customer_form("add_payment_method", needs="manage")
     async def default_payment_method(self, request: Request, visit: Visit, _form: Form) -> Response:
         method_id: int = request.path_params["method_id"]
         if not await self.online_payments.make_default(visit.company.id, visit.customer.id, method_id):
             return error_page(404)
         return RedirectResponse("/payment-methods?done=default", status_code=303, headers=dict(NO_STORE))
 
-    @customer_form("add_payment_method")
+    @customer_form("add_payment_method", needs="manage")
     async def remove_payment_method(self, request: Request, visit: Visit, _form: Form) -> Response:
         method_id: int = request.path_params["method_id"]
         if not await self.online_payments.remove_method(visit.company.id, visit.customer.id, method_id):
@@ -842,7 +873,7 @@ class Portal:
         )
         return pdf_response(content, download_name("estimate", estimate.number))
 
-    @customer("estimates")
+    @customer("estimates", needs="pay")
     async def confirm_approval(self, request: Request, visit: Visit) -> Response:
         """Asks the customer to confirm the approval, showing the total they agree to."""
         estimate: Estimate | None = await self._document(request, visit, "estimate")
@@ -852,7 +883,7 @@ class Portal:
             return RedirectResponse(f"/estimates/{estimate.id}", status_code=303, headers=dict(NO_STORE))
         return self._approval_page(visit, estimate)
 
-    @customer_form("estimates")
+    @customer_form("estimates", needs="pay")
     async def approve_estimate(self, request: Request, visit: Visit, form: Form) -> Response:
         """The customer approves an estimate: who (the name they type) and when are kept."""
         estimate: Estimate | None = await self._document(request, visit, "estimate")
@@ -872,7 +903,7 @@ class Portal:
         )
         return await self._answered(request, visit, estimate, "approve", answer)
 
-    @customer_form("estimates")
+    @customer_form("estimates", needs="pay")
     async def decline_estimate(self, request: Request, visit: Visit, form: Form) -> Response:
         """The customer declines an estimate, with a reason the company sees if they give one."""
         estimate: Estimate | None = await self._document(request, visit, "estimate")
@@ -994,14 +1025,14 @@ class Portal:
             regions=countries.subdivisions(values["country"]),
         )
 
-    @customer("update_billing_info")
+    @customer("update_billing_info", needs="manage")
     async def billing_info(self, request: Request, visit: Visit) -> Response:
         values = {field.name: getattr(visit.customer, field.name) for field in BILLING_INFO_FIELDS}
         values["locale"] = visit.customer.locale
         saved = request.query_params.get("saved") == "1"
         return self._billing_info_page(visit, values, {}, saved=saved)
 
-    @customer_form("update_billing_info")
+    @customer_form("update_billing_info", needs="manage")
     async def update_billing_info(self, _request: Request, visit: Visit, form: Form) -> Response:
         values, errors = check_billing_info(form)
         locale = i18n.shipped(form.text("locale", 35)) or ""

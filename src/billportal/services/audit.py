@@ -76,6 +76,11 @@ ACTIONS: Final[dict[str, str]] = {
     "imports.invoices": "Invoices imported from a CSV file",
     "mail.settings_changed": "Email settings changed",
     "mail.bounce_cleared": "Bounced email address cleared",
+    "contact.added": "Contact added",
+    "contact.changed": "Contact changed",
+    "contact.removed": "Contact removed",
+    "contact.signed_in": "Contact signed in",
+    "company.contacts_page": "Customers' Contacts page turned on or off",
 }
 
 

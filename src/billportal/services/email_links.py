@@ -25,12 +25,13 @@ from typing import Final
 from sqlalchemy import Connection
 
 from billportal import _links
+from billportal.services import contacts
 from billportal.services.mail import MailKind, queue_mail, render
 from billportal.sso.pages import is_landing
 from billportal.sso.reasons import Reason
 from billportal.storage import email_sign_ins as links
 from billportal.storage import mail as mail_queue
-from billportal.storage.records import Company, Session, SignInEvent
+from billportal.storage.records import Company, EmailSignIn, Session, SignInEvent
 from billportal.storage.store import Store
 
 LINK_SECONDS: Final = 15 * 60
@@ -99,11 +100,13 @@ def issue_in(
     base_url: str,
     page: str = "",
     made: Secrets | None = None,
+    contact_id: int | None = None,
 ) -> IssuedLink:
     """Store a new link (and code) for the customer, in the caller's transaction; the URL to send.
 
     ``username`` names the company's portal host. ``page``: where the sign-in lands (a ``redirect_to``
-    page id or portal path, such as ``/invoices/7``; anything else: My Account).
+    page id or portal path, such as ``/invoices/7``; anything else: My Account). ``contact_id``: the link
+    signs in as that contact of the customer (services/contacts.py).
     """
     made = made or Secrets.new()
     links.insert_link(
@@ -116,26 +119,30 @@ def issue_in(
         page=page if page and len(page) <= MAX_PAGE and is_landing(page) else "",
         now=now,
         expires_at=now + LINK_SECONDS,
+        contact_id=contact_id,
     )
     url = _links.portal_url(username, base_url) + LINK_PATH + made.token
     return IssuedLink(url, made.code, now + LINK_SECONDS)
 
 
 async def request_link(store: Store, company: Company, email: str, *, page: str, now: int, base_url: str) -> int:
-    """Email a link and code to each of the company's customers at ``email``; return how many were sent.
+    """Email a link and code to ``email`` if it is a customer's or a contact's; return how many were sent.
 
-    The same work is done for an address nobody has (secrets made and hashed, one transaction),
-    so that the answer's time tells little; the caller pads it to a fixed time besides.
+    One link for the address, whatever number of accounts it has: it signs in to the first, and the
+    person then picks among them (the account picker). The same work is done for an address nobody
+    has (secrets made and hashed, one transaction), so that the answer's time tells little; the caller
+    pads it to a fixed time besides.
     """
     address = normal_email(email)
-    made = [Secrets.new() for _ in range(links.MAX_CUSTOMERS_PER_ADDRESS)]
+    made = [Secrets.new()]
     hashed = [(secret.link_hash, secret.code_hash) for secret in made]
     del hashed  # computed for known and unknown addresses alike
 
     def change(conn: Connection) -> int:
-        found = links.customers_by_email(conn, company.id, address)
+        found = contacts.memberships_in(conn, company.id, address)[:1]
         branding = mail_queue.branding(conn, company.id) if found else None
-        for customer_id, secret in zip(found, made, strict=False):
+        for account, secret in zip(found, made, strict=False):
+            customer_id = account.customer_id
             link = issue_in(
                 conn,
                 company_id=company.id,
@@ -146,6 +153,7 @@ async def request_link(store: Store, company: Company, email: str, *, page: str,
                 base_url=base_url,
                 page=page,
                 made=secret,
+                contact_id=account.contact_id,
             )
             if branding is None:
                 continue
@@ -176,10 +184,13 @@ class Outcome:
     reason: Reason
     customer_id: int | None = None
     page: str = ""
+    contact_id: int | None = None
+    accounts: int = 1  # how many accounts the address signs in to (more than one: the account picker)
 
 
-# What the portal writes for a sign-in: the session and its event, for a customer.
-SignInFor = Callable[[int], tuple[Session, SignInEvent]]
+# What the portal writes for a sign-in: the session and its event, for a customer (as one of its
+# contacts, or as themself: None) and the address the link was sent to.
+SignInFor = Callable[[int, int | None, str], tuple[Session, SignInEvent]]
 
 
 async def check_link(store: Store, company: Company, token: str, now: int) -> Reason:
@@ -209,10 +220,9 @@ async def press(store: Store, company: Company, token: str, button: str, *, now:
             return Outcome(Reason.EMAIL_LINK_UNKNOWN)
         if found.expires_at <= now:
             return Outcome(Reason.EMAIL_LINK_EXPIRED, found.customer_id)
-        if found.used_at is not None or not links.claim(conn, found.id, now):
-            return Outcome(Reason.EMAIL_LINK_USED, found.customer_id)
-        _write_sign_in(conn, sign_in, found.customer_id)
-        return Outcome(Reason.OK, found.customer_id, found.page)
+        if found.used_at is not None:
+            return Outcome(Reason.EMAIL_LINK_USED, found.customer_id, contact_id=found.contact_id)
+        return _sign_in_with(conn, sign_in, found, now)
 
     outcome: Outcome = await store.write(change)
     return outcome
@@ -234,20 +244,26 @@ async def enter_code(store: Store, company: Company, email: str, code: str, *, n
                 continue
             tried = True
             if well_formed and hmac.compare_digest(found.code_hash, code_hash(found.link_hash, code)):
-                if not links.claim(conn, found.id, now):
-                    return Outcome(Reason.EMAIL_LINK_USED, found.customer_id)
-                _write_sign_in(conn, sign_in, found.customer_id)
-                return Outcome(Reason.OK, found.customer_id, found.page)
+                return _sign_in_with(conn, sign_in, found, now)
         return Outcome(Reason.EMAIL_CODE_WRONG if tried else Reason.EMAIL_CODE_EXHAUSTED)
 
     outcome: Outcome = await store.write(change)
     return outcome
 
 
-def _write_sign_in(conn: Connection, sign_in: SignInFor, customer_id: int) -> None:
-    session, event = sign_in(customer_id)
+def _sign_in_with(conn: Connection, sign_in: SignInFor, found: EmailSignIn, now: int) -> Outcome:
+    """Use the link and write the session (a contact's link: if the address is still that contact's)."""
+    accounts = contacts.memberships_in(conn, found.company_id, found.email)
+    mine = any(a.customer_id == found.customer_id and a.contact_id == found.contact_id for a in accounts)
+    if found.contact_id is not None and not mine:
+        # The contact was removed (or its address changed) after the email was sent.
+        return Outcome(Reason.EMAIL_LINK_UNKNOWN, found.customer_id, contact_id=found.contact_id)
+    if not links.claim(conn, found.id, now):
+        return Outcome(Reason.EMAIL_LINK_USED, found.customer_id, contact_id=found.contact_id)
+    session, event = sign_in(found.customer_id, found.contact_id, found.email)
     links.insert_session(conn, session)
     links.insert_event(conn, event)
+    return Outcome(Reason.OK, found.customer_id, found.page, found.contact_id, len(accounts))
 
 
 def _plausible(token: str) -> bool:

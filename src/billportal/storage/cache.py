@@ -134,6 +134,9 @@ class SessionCache:
                 session.last_seen_at,
                 session.expires_at,
                 session.locale,
+                session.device,
+                session.contact_id,
+                session.email,
             ]
         )
         try:

@@ -590,6 +590,8 @@ def first_document_kind(conn: Connection, company_id: int, customer_id: int) -> 
 def delete_customer(conn: Connection, company_id: int, customer_id: int) -> None:
     c = t.customers.c
     conn.execute(delete(t.customers).where(c.company_id == company_id, c.id == customer_id))
+    k = t.contacts.c
+    conn.execute(delete(t.contacts).where(k.company_id == company_id, k.customer_id == customer_id))
 
 
 def _line_rows(kind: str, document_id: int, lines: Sequence[LineItem]) -> list[dict[str, Any]]:

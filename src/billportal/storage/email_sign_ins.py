@@ -35,6 +35,7 @@ def insert_link(
     page: str,
     now: int,
     expires_at: int,
+    contact_id: int | None = None,
 ) -> None:
     conn.execute(
         insert(t.email_sign_ins).values(
@@ -46,6 +47,7 @@ def insert_link(
             page=page,
             created_at=now,
             expires_at=expires_at,
+            contact_id=contact_id,
         )
     )
 
@@ -63,6 +65,7 @@ def _record(row: Any) -> EmailSignIn:
         created_at=row.created_at,
         expires_at=row.expires_at,
         used_at=row.used_at,
+        contact_id=row.contact_id,
     )
 
 
@@ -127,6 +130,8 @@ def insert_session(conn: Connection, session: Session) -> None:
             last_seen_at=session.last_seen_at,
             expires_at=session.expires_at,
             device=session.device,
+            contact_id=session.contact_id,
+            email=session.email,
         )
     )
 
@@ -145,5 +150,6 @@ def insert_event(conn: Connection, event: SignInEvent) -> None:
             ip=event.ip,
             user_agent=event.user_agent,
             method=event.method,
+            contact_id=event.contact_id,
         )
     )

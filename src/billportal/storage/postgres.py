@@ -295,12 +295,21 @@ class PostgresBackend:
     async def session(self, id_hash: bytes) -> Session | None:
         s = t.sessions.c
         statement = select(
-            s.company_id, s.customer_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, s.locale
+            s.company_id,
+            s.customer_id,
+            s.csrf_token,
+            s.created_at,
+            s.last_seen_at,
+            s.expires_at,
+            s.locale,
+            s.device,
+            s.contact_id,
+            s.email,
         ).where(s.id_hash == id_hash)
 
         async def work(conn: AsyncConnection) -> Session | None:
             row = (await conn.execute(statement)).first()
-            return None if row is None else Session(id_hash, *row)
+            return None if row is None else Session(id_hash, *tuple(row))
 
         session: Session | None = await self._call(work, write=False, single=True)
         return session

@@ -57,6 +57,7 @@ class Company:
     logo_sha256: str = ""  # "" when there is no logo
     email_sign_in: bool = False  # customers may ask for a sign-in link by email
     default_locale: str = "en"  # the portal's language when nothing else chooses one
+    contacts_page: bool = False  # customers may manage their own contacts in the portal
 
     @property
     def seller_name(self) -> str:
@@ -360,6 +361,8 @@ class Session:
     expires_at: int
     locale: str = ""  # chosen at sign-in (the token's claim) or by the first ?locale=; "" none
     device: str = ""  # "Firefox on Windows": a coarse description from the User-Agent at sign-in
+    contact_id: int | None = None  # signed in as this contact of the customer; None: the customer themself
+    email: str = ""  # the address an email sign-in used (its accounts may be switched between); "" for SSO
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +392,7 @@ class SignInEvent:
     user_agent: str
     id: int | None = None
     method: str = "sso"  # "sso" (a signed link) or "email" (an emailed link or code)
+    contact_id: int | None = None  # the customer's contact who signed in, if one did
 
 
 @dataclass(slots=True)  # not frozen: made on every sign-in, and frozen __init__ is slow
@@ -668,3 +672,18 @@ class EmailSignIn:
     created_at: int
     expires_at: int
     used_at: int | None
+    contact_id: int | None = None  # the link signs in as this contact of the customer
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A person at a customer's business, with their own email and role (services/contacts.py)."""
+
+    id: int
+    company_id: int
+    customer_id: int
+    name: str
+    email: str
+    role: str  # "view", "pay" or "manage"
+    created_at: int
+    updated_at: int

@@ -75,6 +75,8 @@ companies = Table(
     Column("frame_ancestors", Text, nullable=False, server_default=""),
     # Customers may ask for a sign-in link by email (services/email_links.py); off: SSO only.
     Column("email_sign_in", Boolean, nullable=False, server_default="0"),
+    # Customers may see and manage their own contacts on a Contacts page (services/contacts.py).
+    Column("contacts_page", Boolean, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     # Bumped in the transaction of every change to the settings or the SSO keys, so that a
@@ -299,6 +301,10 @@ sessions = Table(
     Column("device", String(100), nullable=False, server_default=""),
     # The language chosen for this session: the SSO token's locale claim, or the ?locale= of its first pages.
     Column("locale", String(16), nullable=False, server_default=""),
+    # Signed in as one of the customer's contacts (services/contacts.py); None: the customer themself.
+    Column("contact_id", BigInteger, nullable=True),
+    # The address an email sign-in used: the accounts it may switch between (lower case; "" for SSO).
+    Column("email", String(254), nullable=False, server_default=""),
 )
 Index("ix_sessions_customer", sessions.c.company_id, sessions.c.customer_id)
 
@@ -317,6 +323,7 @@ sign_in_events = Table(
     Column("ip", String(45), nullable=False, server_default=""),
     Column("user_agent", String(300), nullable=False, server_default=""),
     Column("method", String(8), nullable=False, server_default="sso"),  # sso (a signed link) or email
+    Column("contact_id", BigInteger, nullable=True),  # the customer's contact who signed in, if one did
 )
 Index("ix_sign_in_events_company_id", sign_in_events.c.company_id, sign_in_events.c.id)
 # The dashboard's sign-in log filters on failures: each page an index range at any depth.
@@ -370,8 +377,26 @@ email_sign_ins = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
+    Column("contact_id", BigInteger, nullable=True),  # the link signs in as this contact of the customer
 )
 Index("ix_email_sign_ins_email", email_sign_ins.c.company_id, email_sign_ins.c.email, email_sign_ins.c.expires_at)
+
+# A customer's contacts: people at the business with their own email and role (services/contacts.py).
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False),  # lower case
+    Column("role", String(8), nullable=False),  # view, pay or manage
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+# One address once per customer, whatever runs at once; sign-in finds an address's contacts.
+Index("uq_contacts_customer_email", contacts.c.company_id, contacts.c.customer_id, contacts.c.email, unique=True)
+Index("ix_contacts_email", contacts.c.company_id, contacts.c.email)
 
 # -- the dashboard: company admins, their sessions, and the audit trail -------------
 

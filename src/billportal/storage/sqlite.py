@@ -317,8 +317,8 @@ class SQLiteBackend:
 
 _CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE company_id = ? AND id = ?"
 _SESSION = (
-    "SELECT company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale"
-    " FROM sessions WHERE id_hash = ?"
+    "SELECT company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale, device, contact_id,"
+    " email FROM sessions WHERE id_hash = ?"
 )
 _TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?"
 _END_SESSION = "DELETE FROM sessions WHERE id_hash = ?"

@@ -261,6 +261,7 @@ class Store:
             # (.get: a copy shared by a process of the release before has no such column)
             session_cutoff=row.get("sso_session_cutoff"),
             email_sign_in=bool(row.get("email_sign_in", False)),
+            contacts_page=bool(row.get("contacts_page", False)),
             **{name: row.get(name, default) for name, default in _PROFILE_DEFAULTS.items()},
         )
 
@@ -426,6 +427,7 @@ class Store:
                     ip=r.ip,
                     user_agent=r.user_agent,
                     method=r.method,
+                    contact_id=r.contact_id,
                 )
                 for r in rows
             ]

@@ -28,6 +28,7 @@ class Guard:
     area: str = (
         ""  # the dashboard's part of the company a view reads or changes (AREAS); the admin's role must allow it
     )
+    needs: str = ""  # the portal: what a contact's role must allow (services/contacts.py PERMISSIONS)
 
 
 # The dashboard's areas, which an admin's role opens: "account" is the admin's own (their password,

@@ -129,6 +129,33 @@ CUSTOMER: Final = Shape(
     ),
 )
 
+CONTACT: Final = Shape(
+    "Contact",
+    "A person at a customer's business who signs in to the portal with their own email (email sign-in), with a "
+    "role: view (documents only), pay (also pays invoices and answers estimates), manage (also billing details, "
+    "payment methods and the customer's contacts).",
+    (
+        read_only("id", ID, "The contact's id."),
+        object_field("contact"),
+        read_only("customer_id", ID, "The customer (business) the contact belongs to."),
+        Field("name", nonblank(200), "The contact's name.", required=True, hint=NAME_HINT),
+        Field(
+            "email",
+            {"type": "string", "minLength": 3, "maxLength": 254, "pattern": f"^{ADDRESS_PATTERN}$"},
+            "The contact's email: they sign in with it. One contact per address per customer (kept in lower case).",
+            required=True,
+            hint="must be an e-mail address such as ap@example.com",
+        ),
+        Field(
+            "role",
+            {"type": "string", "enum": ["view", "pay", "manage"]},
+            "What the contact may do in the portal: view, pay, or manage.",
+            required=True,
+        ),
+        *timestamps(),
+    ),
+)
+
 
 # -- documents: lines, invoices, payments and their refunds, credit notes, estimates --------------------
 
