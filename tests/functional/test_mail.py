@@ -108,7 +108,7 @@ def test_every_kind_arrives_over_smtp_with_its_text(world: World, server: MailSe
     world.clock.advance(RETRY_WINDOW)  # when the endpoint was disabled
     assert _deliver(world, _config(world, server)) == len(_messages(world))
     kinds = {m.kind for m in _messages(world)}
-    assert kinds == {k.value for k in MailKind} - {"sign_in"}
+    assert kinds == {k.value for k in MailKind} - {"sign_in", "admin_invitation"}  # each tested on its own
     assert {m.state for m in _messages(world)} == {"sent"}
     portal = "https://acme.localhost"
 
@@ -468,3 +468,31 @@ def test_text_that_looks_like_a_link_marker_is_never_made_a_link(world: World, t
     body = text.get_content()
     assert "https://acme.localhost/payments" not in body
     assert "https://acme.localhost/invoices/" in body
+
+
+def test_an_admin_invitation_is_emailed_and_its_link_is_not_kept_once_sent(world: World, server: MailServer) -> None:
+    from billportal.services import admins as roles
+
+    acme = world.company("acme")
+    made = run(
+        roles.invite(
+            world.store,
+            acme,
+            "newcomer@example.com",
+            role="billing",
+            actor=CLI,
+            now=world.clock.now,
+            link=lambda token: f"https://dashboard.example.test/invitation?token={token}",
+        )
+    )
+    assert made.mailed
+    queued = [m for m in _messages(world) if m.kind == "admin_invitation"]
+    assert len(queued) == 1
+    assert made.token in queued[0].text_body  # until it is sent
+    _deliver(world, _config(world, server))
+    (received,) = [r for r in server.received if r.recipients == ["newcomer@example.com"]]
+    assert f"https://dashboard.example.test/invitation?token={made.token}" in received.part("plain")
+    assert "as Billing" in received.part("plain") or "as billing" in received.part("plain").lower()
+    (sent,) = [m for m in _messages(world) if m.kind == "admin_invitation"]
+    assert sent.state == "sent"
+    assert made.token not in sent.text_body + sent.html_body  # the queue keeps no working link

@@ -2,7 +2,7 @@
 
 Only an owner opens this area. An invitation's link is shown once to the inviter
 (carried across the redirect like a new API key, dashboard/shown_once.py) until
-``services.admins.send_invitation`` mails it. The accepting page needs no session:
+``services.admins.invite`` mails it. The accepting page needs no session:
 its token is the invitation's, its form has its own CSRF cookie as the sign-in form.
 """
 
@@ -47,7 +47,6 @@ _NOTICES: Final = {
     "role_changed": "The role is changed. It applies from the admin's next click.",
     "role_unchanged": "Nothing changed.",
     "removed": "The admin is removed: they no longer administer this company.",
-    "invitation_sent": "The invitation is sent by email.",
 }
 _INVITATION_PROBLEMS: Final = {
     "unknown": (404, "This invitation link is not valid. Check that it was copied whole, or ask for a new one."),
@@ -92,7 +91,10 @@ class AdminPages(Dashboard):
             )
             link = self._link(token) if token else ""
             shown_already = token is None
-        response = await self._admins_page(request, visit, company, link=link, shown_already=shown_already)
+        mailed = request.query_params.get("mailed") == "1"
+        response = await self._admins_page(
+            request, visit, company, link=link, shown_already=shown_already, mailed=mailed
+        )
         shown_once.forget(request, response, self.context.settings)
         return response
 
@@ -109,6 +111,7 @@ class AdminPages(Dashboard):
         status_code: int = 200,
         link: str = "",
         shown_already: bool = False,
+        mailed: bool = False,
         values: dict[str, str] | None = None,
         errors: dict[str, str] | None = None,
         problem: str = "",
@@ -130,6 +133,7 @@ class AdminPages(Dashboard):
             roles=roles.ROLES,
             role_hints=roles.ROLE_HINTS,
             link=link,
+            mailed=mailed,
             shown_already=shown_already,
             values={"email": "", "role": "developer", **(values or {})},
             errors=errors or {},
@@ -153,7 +157,13 @@ class AdminPages(Dashboard):
             now = self.context.clock()
             try:
                 made = await roles.invite(
-                    self.context.store, company, values["email"], role=values["role"], actor=visit.actor, now=now
+                    self.context.store,
+                    company,
+                    values["email"],
+                    role=values["role"],
+                    actor=visit.actor,
+                    now=now,
+                    link=self._link,
                 )
             except Refused as refused:
                 errors[refused.field or "email"] = refused.message
@@ -164,11 +174,12 @@ class AdminPages(Dashboard):
 
     def _invited(self, visit: AdminVisit, company: Company, made: roles.NewInvitation, now: int) -> Response:
         invitation = made.invitation
-        sent = roles.send_invitation(company, invitation, self._link(made.token))
-        if sent:
-            return RedirectResponse(f"{ADMINS}?notice=invitation_sent", status_code=303, headers=dict(NO_STORE))
-        # Post/redirect/get: the link in no URL of the dashboard, shown once, and a reload makes no second one.
-        response = RedirectResponse(f"{ADMINS}?invited={invitation.id}", status_code=303, headers=dict(NO_STORE))
+        # Post/redirect/get: the link in no URL of the dashboard, shown once (also when it was emailed: mail
+        # can be slow or land in spam), and a reload makes no second one.
+        mailed = "&mailed=1" if made.mailed else ""
+        response = RedirectResponse(
+            f"{ADMINS}?invited={invitation.id}{mailed}", status_code=303, headers=dict(NO_STORE)
+        )
         shown_once.carry(
             response,
             self.context.settings,

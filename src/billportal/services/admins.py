@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Connection
 
 from billportal.core.errors import Refused
-from billportal.services import audit
+from billportal.services import audit, mail
 from billportal.services.audit import Actor
 from billportal.storage import admins as rows
 from billportal.storage import companies
+from billportal.storage import mail as mail_queue
 from billportal.storage.records import Company, Invitation, Member
 from billportal.storage.store import Store
 
@@ -51,6 +53,7 @@ class NewInvitation:
 
     token: str
     invitation: Invitation
+    mailed: bool = False  # emailed to the invited address (else the inviter passes the link on)
 
 
 def role_label(role: str) -> str:
@@ -133,10 +136,20 @@ async def remove(store: Store, company: Company, admin_id: int, actor: Actor, no
     return await store.write(change)
 
 
-async def invite(store: Store, company: Company, email: str, *, role: str, actor: Actor, now: int) -> NewInvitation:
+async def invite(
+    store: Store,
+    company: Company,
+    email: str,
+    *,
+    role: str,
+    actor: Actor,
+    now: int,
+    link: Callable[[str], str] | None = None,
+) -> NewInvitation:
     """A single-use invitation for ``email`` (already normalized and checked) to administer the company in ``role``.
 
-    Refused ``already_admin`` if that email administers the company already.
+    With ``link`` (the accepting page's URL for a token), the invitation is emailed in the same transaction
+    (``mailed``). Refused ``already_admin`` if that email administers the company already.
     """
     _check_role(role)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -156,22 +169,38 @@ async def invite(store: Store, company: Company, email: str, *, role: str, actor
         )
         detail = f"{email}: invited as {role}, expires in {INVITATION_SECONDS // 3600} h"
         audit.record_in(conn, actor, "admin.invited", now, company_ids=[company.id], detail=detail)
-        return NewInvitation(token, invitation)
+        mailed = link is not None and _mail_invitation(conn, company, invitation, link(token), now)
+        return NewInvitation(token, invitation, mailed)
 
     return await store.write(change)
 
 
+def _mail_invitation(conn: Connection, company: Company, invitation: Invitation, url: str, now: int) -> bool:
+    branding = mail_queue.branding(conn, company.id)
+    if branding is None:
+        return False
+    subject, text, html = mail.render(
+        mail.MailKind.ADMIN_INVITATION,
+        branding,
+        url=url,
+        role=role_label(invitation.role),
+        invited_by=invitation.invited_by,
+        hours=INVITATION_SECONDS // 3600,
+    )
+    return mail.queue_mail(
+        conn,
+        company_id=company.id,
+        kind=mail.MailKind.ADMIN_INVITATION,
+        to=invitation.email,
+        subject=subject,
+        text=text,
+        html=html,
+        now=now,
+    )
+
+
 async def pending(store: Store, company_id: int, now: int) -> list[Invitation]:
     return await store.read(lambda conn: rows.pending_invitations(conn, company_id, now))
-
-
-def send_invitation(company: Company, invitation: Invitation, link: str) -> bool:
-    """Send the invitation's link to its email address; False when it was not sent (no mail configured).
-
-    The one place the mail layer plugs in. Until then the inviter is shown the link once, to pass on.
-    """
-    del company, invitation, link
-    return False
 
 
 async def invitation_for(store: Store, token: str, now: int) -> tuple[Invitation | None, str]:

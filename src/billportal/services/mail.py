@@ -82,6 +82,7 @@ class MailKind(StrEnum):
     BILLING_DETAILS_CHANGED = "billing_details_changed"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
     SIGN_IN = "sign_in"
+    ADMIN_INVITATION = "admin_invitation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,14 @@ KINDS: Final[dict[MailKind, KindInfo]] = {
     MailKind.BILLING_DETAILS_CHANGED: KindInfo("Billing details changed (to the company's admins)", True, True),
     MailKind.WEBHOOK_ENDPOINT_DISABLED: KindInfo("Webhook endpoint disabled (to the company's admins)", True, True),
     MailKind.SIGN_IN: KindInfo("Sign-in link (to the customer)", False, True, configurable=False),
+    MailKind.ADMIN_INVITATION: KindInfo(
+        "Invitation to administer the company (to the invited admin)", True, True, configurable=False
+    ),
 }
+
+# Messages that carry a secret (a sign-in link and code, an invitation's link): their bodies are
+# blanked once the message is sent or given up, so the queue does not keep a working link.
+SECRET_KINDS: Final = frozenset({MailKind.SIGN_IN, MailKind.ADMIN_INVITATION})
 
 
 def valid_address(address: str) -> bool:
@@ -128,14 +136,14 @@ def queue_mail(
     now: int,
     customer_id: int | None = None,
     dedupe_key: str | None = None,
-) -> None:
-    """Queue one message in the caller's transaction; it is sent once the transaction commits.
+) -> bool:
+    """Queue one message in the caller's transaction (True if it was); it is sent once the transaction commits.
 
     Nothing is queued if the company turned ``kind`` off, if ``to`` is not a valid address or has
     bounced, or if the company already has a message under ``dedupe_key``. ``text`` and ``html``
     may hold :func:`portal_marker` links, made into URLs when the message is sent.
     """
-    _queue(
+    return _queue(
         conn,
         company_id=company_id,
         kind=kind,
@@ -563,8 +571,12 @@ class MailDeliverer:
             else:
                 next_at = now + backoff(claimed.attempts + 1, self.rng)
 
+        forget = state != "pending" and claimed.kind in SECRET_KINDS
+
         def change(conn: Connection) -> None:
-            queue.finish(conn, claimed.id, state=state, error=outcome.error, next_attempt_at=next_at, now=now)
+            queue.finish(
+                conn, claimed.id, state=state, error=outcome.error, next_attempt_at=next_at, now=now, forget=forget
+            )
             if state == "bounced":
                 queue.mark_bounced(conn, claimed.company_id, claimed.to_address, outcome.error, now)
 

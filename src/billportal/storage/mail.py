@@ -166,13 +166,20 @@ def release(conn: Connection, message_ids: list[int]) -> None:
         conn.execute(update(t.mail_messages).where(c.id.in_(message_ids), c.state == "pending").values(locked_until=0))
 
 
-def finish(conn: Connection, message_id: int, *, state: str, error: str, next_attempt_at: int, now: int) -> None:
-    """Record a try: ``sent``, ``failed``, ``bounced``, or ``pending`` again (tried at ``next_attempt_at``)."""
+def finish(
+    conn: Connection, message_id: int, *, state: str, error: str, next_attempt_at: int, now: int, forget: bool = False
+) -> None:
+    """Record a try: ``sent``, ``failed``, ``bounced``, or ``pending`` again (tried at ``next_attempt_at``).
+
+    ``forget`` blanks the message's bodies (one that carried a secret, now sent or given up).
+    """
     c = t.mail_messages.c
+    blank = {"text_body": "", "html_body": ""} if forget else {}
     conn.execute(
         update(t.mail_messages)
         .where(c.id == message_id)
         .values(
+            **blank,
             state=state,
             attempts=c.attempts + 1,
             next_attempt_at=next_attempt_at,
