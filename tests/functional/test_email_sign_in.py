@@ -462,3 +462,38 @@ def test_the_sign_in_page_without_email_sign_in_sends_to_the_companys_app(world:
     assert answer.headers["location"] == "https://app.acme.example/portal?redirect_to=%2Finvoices%2F3"
     hostile = world.client().get("/login", params={"redirect_to": "https://evil.example"})
     assert hostile.headers["location"] == "https://app.acme.example/portal?redirect_to=my_account"
+
+
+def test_an_invoice_emails_link_signs_in_once_on_that_invoice_and_scanners_cannot_spend_it(mail: Mail) -> None:
+    """With email sign-in on, the link in an invoice's email is a sign-in link for that customer and invoice."""
+    world = mail.world
+    invoice = run(factories.invoice(world.store, world.acme.id, 1234, now=world.clock.now))
+    mail.deliver()
+    (received,) = [r for r in mail.inbox.by_kind("invoice_issued") if WILE in r.recipients][-1:]
+    link = _LINK.search(_text(received.message))
+    assert link is not None, _text(received.message)
+    scanner = mail.client("198.51.100.9")
+    for _ in range(3):  # a mail scanner following the link, as Safe Links does
+        assert scanner.get(link[1]).status_code == 200
+        assert scanner.head(link[1]).status_code == 200
+    assert mail.sessions() == 0
+    person = mail.client()
+    page = person.get(link[1])
+    answer = person.post("/login/email/confirm", data=_button(page.text))
+    assert _signed_in(answer)
+    assert answer.headers["location"] == f"/invoices/{invoice.id}"
+    assert invoice.number in person.get(answer.headers["location"]).text
+    # Opened twice: the second press signs nobody in.
+    again = mail.client().post("/login/email/confirm", data=_button(page.text))
+    assert again.status_code == 401
+    assert mail.sessions() == 1
+
+
+def test_without_email_sign_in_an_invoices_email_links_to_the_page_itself(world: World, smtp: MailServer) -> None:
+    smtp.received.clear()
+    invoice = run(factories.invoice(world.store, world.acme.id, 1234, now=world.clock.now))
+    config = MailConfig.from_settings(replace(world.settings, smtp_url=f"smtp://{smtp.host}:{smtp.port}"))
+    run(MailDeliverer(world.store, config).run_until_idle(world.clock.now))
+    texts = [_text(r.message) for r in smtp.by_kind("invoice_issued") if WILE in r.recipients]
+    assert any(f"https://acme.localhost/invoices/{invoice.id}" in text for text in texts), texts
+    assert not any("/login/email/" in text for text in texts)

@@ -35,6 +35,7 @@ from billportal.storage.records import Company, EmailSignIn, Session, SignInEven
 from billportal.storage.store import Store
 
 LINK_SECONDS: Final = 15 * 60
+MESSAGE_LINK_SECONDS: Final = 7 * 24 * 60 * 60  # the link in an invoice's email: a week, still single-use
 MAX_TRIES: Final = 5
 CODE_DIGITS: Final = 6
 LINK_PATH: Final = "/login/email/"
@@ -101,12 +102,14 @@ def issue_in(
     page: str = "",
     made: Secrets | None = None,
     contact_id: int | None = None,
+    lifetime: int = LINK_SECONDS,
 ) -> IssuedLink:
     """Store a new link (and code) for the customer, in the caller's transaction; the URL to send.
 
     ``username`` names the company's portal host. ``page``: where the sign-in lands (a ``redirect_to``
     page id or portal path, such as ``/invoices/7``; anything else: My Account). ``contact_id``: the link
-    signs in as that contact of the customer (services/contacts.py).
+    signs in as that contact of the customer (services/contacts.py). ``lifetime``: seconds it works
+    (15 minutes when asked for; longer for the link in a message billportal sends, MESSAGE_LINK_SECONDS).
     """
     made = made or Secrets.new()
     links.insert_link(
@@ -118,11 +121,11 @@ def issue_in(
         code_hash=made.code_hash,
         page=page if page and len(page) <= MAX_PAGE and is_landing(page) else "",
         now=now,
-        expires_at=now + LINK_SECONDS,
+        expires_at=now + lifetime,
         contact_id=contact_id,
     )
     url = _links.portal_url(username, base_url) + LINK_PATH + made.token
-    return IssuedLink(url, made.code, now + LINK_SECONDS)
+    return IssuedLink(url, made.code, now + lifetime)
 
 
 async def request_link(store: Store, company: Company, email: str, *, page: str, now: int, base_url: str) -> int:

@@ -218,15 +218,33 @@ def portal_link_for(
     customer_id: int | None,
     path: str,
     now: int,
+    to: str = "",
 ) -> str:
     """The URL a message's reader follows to ``path`` in company ``company``'s portal.
 
-    The one place links in emails are made, at send time, in the deliverer's transaction (``conn``):
-    for now the portal page itself (``https://{company}.{base}/invoices/7``; the customer signs in
-    through the company's app if they have no session).
+    The one place links in emails are made, at send time, in the deliverer's transaction (``conn``).
+    When the company has email sign-in on, a message to a customer carries a sign-in link for that
+    customer and page (services/email_links.py: single use, a week, a confirmation page that mail
+    scanners cannot spend); else the page itself (``https://{company}.{base}/invoices/7``), where a
+    customer without a session signs in through the company's app and comes back to the page.
     """
-    del conn, company_id, customer_id, now  # for a sign-in link made per message
-    return _links.portal_url(company, base_url) + path
+    page = _links.portal_url(company, base_url) + path
+    if customer_id is None or not to or not queue.email_sign_in_on(conn, company_id):
+        return page
+    from billportal.services import email_links  # imported here: email_links queues its own mail here
+
+    issued = email_links.issue_in(
+        conn,
+        company_id=company_id,
+        username=company,
+        customer_id=customer_id,
+        email=to,
+        now=now,
+        base_url=base_url,
+        page=path,
+        lifetime=email_links.MESSAGE_LINK_SECONDS,
+    )
+    return issued.url
 
 
 # -- writing messages: Jinja templates under templates/email/, in the company's colours
@@ -433,21 +451,26 @@ class Outcome:
 def _resolve(
     conn: Connection, config: MailConfig, claimed: queue.ClaimedMail, company: str, now: int
 ) -> queue.ClaimedMail:
+    made: dict[str, str] = {}  # one link per page, the same in the text and the HTML
+
     def link(match: re.Match[str]) -> str:
         where, path = match[1], match[2]
         if where == "dashboard":
             return _links.portal_url("dashboard", config.base_url) + path
         if where == "site":
             return _links.portal_url(company, config.base_url) + path
-        return portal_link_for(
-            conn,
-            base_url=config.base_url,
-            company=company,
-            company_id=claimed.company_id,
-            customer_id=claimed.customer_id,
-            path=path,
-            now=now,
-        )
+        if path not in made:
+            made[path] = portal_link_for(
+                conn,
+                base_url=config.base_url,
+                company=company,
+                company_id=claimed.company_id,
+                customer_id=claimed.customer_id,
+                path=path,
+                now=now,
+                to=claimed.to_address,
+            )
+        return made[path]
 
     return queue.ClaimedMail(
         id=claimed.id,

@@ -251,3 +251,9 @@ def companies_with(conn: Connection, kind: str) -> list[int]:
     c = t.mail_preferences.c
     rows = conn.execute(select(c.company_id).where(c.kind == kind, c.enabled.is_(True)).order_by(c.company_id))
     return [row.company_id for row in rows]
+
+
+def email_sign_in_on(conn: Connection, company_id: int) -> bool:
+    """Whether the company lets customers sign in by email (then its messages carry sign-in links)."""
+    c = t.companies.c
+    return bool(conn.execute(select(c.email_sign_in).where(c.id == company_id)).scalar())
