@@ -119,7 +119,10 @@ def test_query_beats_the_browser_and_is_kept_in_the_session(client: TestClient) 
 def test_the_token_claim_beats_the_query_and_the_browser(world: World, docs: Docs) -> None:
     client = world.client("acme")
     claims = {"sub": 1234, "iss": "Ruby Backend", "exp": world.clock.now + 3600, "locale": "pt-BR"}
-    assert client.get(f"/login/{world.token(claims)}").status_code == 303
+    signed = client.get(f"/login/{world.token(claims)}")
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/?locale=pt_BR"  # the landing page keeps it for the session
+    client.get(signed.headers["location"])
     page = client.get("/", params={"locale": "de"}, headers={"Accept-Language": "fr"})
     assert "Minha conta" in page.text
     assert '<html lang="pt-BR">' in page.text
@@ -135,7 +138,9 @@ def test_an_unknown_locale_claim_signs_in_and_is_ignored(world: World, docs: Doc
 def test_the_saved_preference_beats_everything(world: World, docs: Docs) -> None:
     client = world.client("acme")
     claims = {"sub": 1234, "iss": "Ruby Backend", "exp": world.clock.now + 3600, "locale": "fr"}
-    assert client.get(f"/login/{world.token(claims)}").status_code == 303
+    signed = client.get(f"/login/{world.token(claims)}")
+    assert signed.status_code == 303
+    client.get(signed.headers["location"])
     page = client.get("/invoices")
     assert "Factures" in page.text
     form = hidden_fields(page.text, "/locale")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -105,9 +106,10 @@ class SignIn:
             created_at=now,
             last_seen_at=now,
             expires_at=now + context.timeouts.absolute,
-            # The token's locale claim, else the link's ?locale= (both checked against the shipped list).
-            locale=claims.locale or i18n.shipped(request.query_params.get("locale")) or "",
         )
+        # The token's locale claim, else the link's ?locale= (both checked against the shipped list): the
+        # landing page's ?locale= keeps it for the session, so the sign-in's own statement stays as it was.
+        locale = claims.locale or i18n.shipped(request.query_params.get("locale")) or ""
         kid = claims.kid
         event = self._event(
             request,
@@ -141,14 +143,19 @@ class SignIn:
         if old_cookie:
             # Whatever session the browser came with is over: no fixation.
             await context.store.end_session(sessions.hash_session_id(old_cookie))
-        return self.signed_in(request, session_id, redirect_to, framed)
+        return self.signed_in(request, session_id, redirect_to, framed, locale=locale)
 
-    def signed_in(self, request: Request, session_id: str, redirect_to: str | None, framed: bool) -> Response:
-        """The 303 to the landing page, with the new session's cookie (and the remembered page forgotten)."""
+    def signed_in(
+        self, request: Request, session_id: str, redirect_to: str | None, framed: bool, *, locale: str = ""
+    ) -> Response:
+        """The 303 to the landing page (with ``?locale=``, the session's language), with the new session's cookie."""
         settings = self.context.settings
         next_cookie = settings.next_page_cookie_name
         remembered = request.cookies.get(next_cookie)
-        response = RedirectResponse(landing_path(redirect_to, remembered), status_code=303, headers=_SIGN_IN_HEADERS)
+        landing = landing_path(redirect_to, remembered)
+        if locale:
+            landing += ("&" if "?" in landing else "?") + urlencode({"locale": locale})
+        response = RedirectResponse(landing, status_code=303, headers=_SIGN_IN_HEADERS)
         if remembered is not None:
             forget = sessions.clear_cookie_header(next_cookie, secure=settings.cookie_secure)
             response.raw_headers.append((b"set-cookie", forget.encode("latin-1")))

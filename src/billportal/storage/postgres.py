@@ -136,9 +136,8 @@ verdict AS (
     SELECT CAST(:jti_expires_at AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM mark) AS ok
 ),
 new_session AS (
-    INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale)
-    SELECT :id_hash, :company_id, :session_customer_id, :csrf_token, :created_at, :last_seen_at, :expires_at,
-        :session_locale
+    INSERT INTO sessions (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at)
+    SELECT :id_hash, :company_id, :session_customer_id, :csrf_token, :created_at, :last_seen_at, :expires_at
     FROM verdict WHERE ok
     RETURNING 1
 ),
@@ -268,7 +267,6 @@ class PostgresBackend:
             "created_at": session.created_at,
             "last_seen_at": session.last_seen_at,
             "expires_at": session.expires_at,
-            "session_locale": session.locale,
             "session_customer_id": session.customer_id,
             "jti_expires_at": sign_in.jti_expires_at,
             "replayed": Reason.JTI_REPLAYED.value,

@@ -325,8 +325,8 @@ _END_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
 _END_CUSTOMER_SESSIONS = "DELETE FROM sessions WHERE company_id = ? AND customer_id = ?"
 _INSERT_SESSION = (
     "INSERT INTO sessions"
-    " (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " (id_hash, company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EVENT = (
     "INSERT INTO sign_in_events (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent)"
@@ -376,7 +376,6 @@ def _write_sign_in(conn: sqlite3.Connection, sign_in: NewSignIn) -> bool:
             session.created_at,
             session.last_seen_at,
             session.expires_at,
-            session.locale,
         ),
     )
     _insert_event(conn, event)
