@@ -1,7 +1,7 @@
 """A company set up from the dashboard alone, in a real browser, and axe-core on the dashboard's billing pages.
 
 Screenshots go to docs/screenshots/dashboard-journey-*.png (shown in docs/dashboard.md). axe-core is
-npm's package, installed by ``make axe-deps`` into build/axe.
+npm's package, installed by ``make browser-deps`` into tests/browser/node_modules.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ EMAIL = "grace@acme.example"
 PASSWORD = "a long passphrase for the journey"
 DEVELOPER = "dev@acme.example"
 INSTRUCTIONS = "Wire transfer to Acme Bank\nIBAN US00 1234 5678 9012\nQuote the invoice number."
-AXE = ROOT / "build" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def axe_violations(page: Page) -> list[str]:
     """Run axe-core on the page as it is; one line per violation and node."""
     if not AXE.exists():
-        pytest.fail("axe-core is missing: run `make axe-deps`")
+        pytest.fail("axe-core is missing: run `make browser-deps`")
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text(encoding="utf-8"))
     results = json.loads(page.evaluate("async () => JSON.stringify(await window.axe.run(document))"))
