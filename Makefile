@@ -33,9 +33,11 @@ $(LOCALSTRIPE)/.installed:
 
 localstripe-deps: $(LOCALSTRIPE)/.installed
 
-# Debian's chromium for the browser tests (Playwright drives it; it downloads no browser).
+# Debian's chromium for the browser tests (Playwright drives it; it downloads no browser), and npm's
+# axe-core for their accessibility checks (into tests/browser/node_modules, pinned by its package-lock.json).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@test -d tests/browser/node_modules/axe-core || npm --prefix tests/browser ci --no-audit --no-fund --loglevel=error
 
 # Other languages' JWT libraries for tests/interop: Node's jsonwebtoken (npm, into
 # tests/interop/node_modules, pinned by its package-lock.json) and Ruby's jwt gem (Debian's ruby-jwt).

@@ -391,9 +391,12 @@ def test_the_portal_link_needs_the_password_is_audited_and_signs_in_once(world: 
     dashboard = admin_of_acme(world)
     page = dashboard.get("/customers/1235")
     assert 'action="/customers/1235/portal" target="_blank"' in page.text
+    # Browsers apply form-action to the redirect to the portal: both pages name its origin.
+    assert "form-action 'self' https://acme.localhost;" in page.headers["content-security-policy"]
     asked = dashboard.post("/customers/1235/portal")
     assert asked.status_code == 200
     assert "Confirm your password" in asked.text
+    assert "form-action 'self' https://acme.localhost;" in asked.headers["content-security-policy"]
     assert _audit(world, "customer.portal_opened") == []
     wrong = dashboard.post("/customers/1235/portal", {"password": "not it"})
     assert wrong.status_code == 403

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal import _links
 from billportal.core.bounds import storable_text
 from billportal.core.config import Settings
 from billportal.dashboard.forms import MAX_BODY, MAX_UPLOAD, normalize_email
@@ -33,6 +34,7 @@ from billportal.web.errors import error_page
 from billportal.web.forms import Form, UnreadableForm, read_form
 from billportal.web.guards import AREAS, Guard, declare, role_opens
 from billportal.web.ratelimit import FailureLimiter, Limit, address_key, storage_uri
+from billportal.web.security import content_security_policy
 from billportal.web.templates import NO_STORE, render
 
 SUDO_SECONDS: Final = 5 * 60
@@ -275,6 +277,7 @@ class AdminAuth:
             visit,
             "dashboard/confirm_password.html",
             status_code=(429 if mistake == BUSY else 403) if mistake else 200,
+            headers=self.portal_form_csp(visit.company),
             title="Confirm your password",
             sudo=sudo,
             error=mistake,
@@ -298,6 +301,13 @@ class AdminAuth:
             notice="",
             **context,
         )
+
+    def portal_form_csp(self, company: Company | None) -> dict[str, str]:
+        """The page's policy where a form may end up in the company's portal (browsers check redirects too)."""
+        if company is None:
+            return {}
+        portal = _links.portal_url(company.username, self.context.settings.base_url)
+        return {"Content-Security-Policy": content_security_policy(form_targets=[portal])}
 
     async def confirm_password(self, visit: AdminVisit, password: str) -> str | None:
         """Sudo mode: the admin's password again. None when confirmed, else what went wrong."""

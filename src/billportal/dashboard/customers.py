@@ -209,6 +209,7 @@ class CustomerPages(Dashboard):
             visit,
             "dashboard/customer.html",
             status_code=status_code,
+            headers=self.auth.portal_form_csp(company),
             title=customer.name or f"Customer {customer.id}",
             section="customers",
             customer=customer,
