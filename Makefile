@@ -37,6 +37,7 @@ localstripe-deps: $(LOCALSTRIPE)/.installed
 # axe-core for their accessibility checks (into tests/browser/node_modules, pinned by its package-lock.json).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@command -v npm >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
 	@test -d tests/browser/node_modules/axe-core || npm --prefix tests/browser ci --no-audit --no-fund --loglevel=error
 
 # Other languages' JWT libraries for tests/interop: Node's jsonwebtoken (npm, into
