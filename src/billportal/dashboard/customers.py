@@ -38,7 +38,7 @@ from billportal.web.errors import error_page
 from billportal.web.forms import Form
 from billportal.web.objects import CUSTOMER
 from billportal.web.shapes import Invalid, check_object
-from billportal.web.templates import NO_STORE, render
+from billportal.web.templates import NO_STORE
 
 CUSTOMERS: Final = "/customers"
 PAGE_SIZE: Final = 25
@@ -131,19 +131,7 @@ def portal_change(event: CustomerEvent) -> PortalChange:
 class CustomerPages(Dashboard):
     """The customers list, a customer's page, the customer form, delete, and the portal as a customer."""
 
-    def _page(
-        self, request: Request, visit: AdminVisit, template: str, *, status_code: int = 200, **context: Any
-    ) -> Response:
-        return render(
-            template,
-            status_code=status_code,
-            admin=visit.admin,
-            company=visit.company,
-            companies=visit.companies,
-            csrf_token=visit.session.csrf_token,
-            notice=NOTICES.get(request.query_params.get("notice", ""), ""),
-            **context,
-        )
+    notices = NOTICES
 
     @admin(area="billing")
     async def customers_list(self, request: Request, visit: AdminVisit, company: Company) -> Response:

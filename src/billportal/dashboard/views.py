@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -134,6 +135,8 @@ ROTATE_WITHOUT_GRACE: Final = Confirmation(
 class Dashboard:
     """The pages of Settings > Developers > Single Sign-On and the audit trail."""
 
+    notices: Mapping[str, str] = _NOTICES  # what ?notice= says on a page (a subclass names its own)
+
     def __init__(self, context: Context, auth: AdminAuth) -> None:
         self.context = context
         self.auth = auth  # what @admin checks each view's declared needs with
@@ -150,7 +153,7 @@ class Dashboard:
             company=visit.company,
             companies=visit.companies,
             csrf_token=visit.session.csrf_token,
-            notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
+            notice=self.notices.get(request.query_params.get("notice", ""), ""),
             **context,
         )
 

@@ -143,34 +143,6 @@ def queue_mail(
     bounced, or if the company already has a message under ``dedupe_key``. ``text`` and ``html``
     may hold :func:`portal_marker` links, made into URLs when the message is sent.
     """
-    return _queue(
-        conn,
-        company_id=company_id,
-        kind=kind,
-        to=to,
-        subject=subject,
-        text=text,
-        html=html,
-        now=now,
-        customer_id=customer_id,
-        dedupe_key=dedupe_key,
-    )
-
-
-def _queue(
-    conn: Connection,
-    *,
-    company_id: int,
-    kind: MailKind | str,
-    to: str,
-    subject: str,
-    text: str,
-    html: str,
-    now: int,
-    customer_id: int | None = None,
-    dedupe_key: str | None = None,
-) -> bool:
-    """:func:`queue_mail`, saying whether it queued the message."""
     kind = MailKind(kind)
     to = to.strip()
     if not valid_address(to) or not enabled_kinds(conn, company_id)[kind]:
@@ -308,7 +280,7 @@ def send_to_customer(
     if customer is None or company is None or not customer.email or not enabled_kinds(conn, company_id)[kind]:
         return False
     subject, text, html = render(kind, company, customer=customer, **context)
-    return _queue(
+    return queue_mail(
         conn,
         company_id=company_id,
         kind=kind,
