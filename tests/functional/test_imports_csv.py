@@ -411,3 +411,15 @@ def test_an_invoice_lines_error_is_shown_beside_its_own_row(world: World) -> Non
     assert "the discount is larger than quantity times unit price" not in by_line["2"]
     assert "<code>discount</code>: the discount is larger than quantity times unit price" in by_line["3"]
     assert "Y-1" not in invoice_numbers(world)
+
+
+def test_an_import_sends_no_email(world: World, cli: Any, tmp_path: Path) -> None:
+    """Past invoices brought in by an import are not mailed to their customers one by one."""
+    from billportal.services.mail import MailSettings
+
+    before = len(run(MailSettings(world.store).messages(world.acme.id)))
+    text = "number,customer_id,issued_on,description,quantity,unit_price\nIMP-MAIL-1,1234,2026-11-01,Work,1,1000\n"
+    status, _out, err = cli("import", "invoices", write(tmp_path, "one.csv", text), "--tenant", "acme")
+    assert (status, err) == (0, ""), err
+    assert "IMP-MAIL-1" in invoice_numbers(world)
+    assert len(run(MailSettings(world.store).messages(world.acme.id))) == before

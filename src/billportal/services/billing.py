@@ -256,10 +256,11 @@ class Answer(StrEnum):
 class Books:
     """One company's customers and documents, open for changes inside one transaction."""
 
-    def __init__(self, conn: Connection, company_id: int, now: int) -> None:
+    def __init__(self, conn: Connection, company_id: int, now: int, *, email: bool = True) -> None:
         self.conn = conn
         self.company_id = company_id
         self.now = now
+        self.email = email  # False: changes send no email (an import of past invoices), webhooks still go
         self._scope = Scope(company_id)
         self._subscribers: list[tuple[int, tuple[str, ...]]] | None = None
         self._default_currency: str | None = None
@@ -287,7 +288,8 @@ class Books:
                 payload=lambda event_id: events.body(event_id, event_type, self.now, kind, obj, extra=extra),
                 now=self.now,
             )
-        mail.on_event(self.conn, self.company_id, event_type, obj, now=self.now, extra=extra)
+        if self.email:
+            mail.on_event(self.conn, self.company_id, event_type, obj, now=self.now, extra=extra)
 
     # -- plumbing
 

@@ -489,7 +489,7 @@ async def run(
         batch = parsed.units[start : start + batch_units]
 
         def work(conn: Connection, batch: Sequence[Unit] = batch, commit: bool = writing) -> None:
-            if not _check_batch(Books(conn, company_id, now), kind, batch) or not commit:
+            if not _check_batch(Books(conn, company_id, now, email=False), kind, batch) or not commit:
                 raise _RollBack
 
         committed = await _batch(store, work, batch)
