@@ -417,6 +417,16 @@ def test_an_import_sends_no_email(world: World, cli: Any, tmp_path: Path) -> Non
     """Past invoices brought in by an import are not mailed to their customers one by one."""
     from billportal.services.mail import MailSettings
 
+    # An endpoint that wants the invoices' events: the import emits them (and must still send no email).
+    run(
+        factories.webhook_endpoint(
+            world.store,
+            world.acme.id,
+            now=world.clock.now,
+            url="https://hooks.example.com/x",
+            event_types=["invoice.issued"],
+        )
+    )
     before = len(run(MailSettings(world.store).messages(world.acme.id)))
     text = "number,customer_id,issued_on,description,quantity,unit_price\nIMP-MAIL-1,1234,2026-11-01,Work,1,1000\n"
     status, _out, err = cli("import", "invoices", write(tmp_path, "one.csv", text), "--tenant", "acme")
