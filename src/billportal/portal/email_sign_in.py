@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core.i18n import N_
 from billportal.portal.signin import SIGN_IN_HEADERS, SignIn, email_form
 from billportal.services import email_links
 from billportal.services.mail import valid_address
@@ -37,8 +38,8 @@ ANSWER_SECONDS: Final = 0.4
 _USER_AGENT_LIMIT: Final = 300
 ACCOUNTS_PATH: Final = "/accounts"
 _ADDRESS_LIMIT: Final = 254
-_WRONG_CODE: Final = "That code is not right, or it has expired. Check the newest email, or ask for a new link."
-_DEAD_CODE: Final = "That code was tried too many times and no longer works. Ask for a new link."
+_WRONG_CODE: Final = N_("That code is not right, or it has expired. Check the newest email, or ask for a new link.")
+_DEAD_CODE: Final = N_("That code was tried too many times and no longer works. Ask for a new link.")
 
 
 class EmailSignIn:
@@ -84,7 +85,7 @@ class EmailSignIn:
         page = form.text("redirect_to", 41)
         page = page if page and is_landing(page) else ""
         if not valid_address(email):
-            return email_form(company, page=page, failed=False, status_code=400, error="Enter an email address.")
+            return email_form(company, page=page, failed=False, status_code=400, error=N_("Enter an email address."))
         address = email_links.normal_email(email)
         limiter = self.limiter
         # Every request counts (not only failures): each may send an email.
@@ -172,7 +173,7 @@ class EmailSignIn:
             return company, Form(), error_page(404)
         if _from_another_site(request):
             # Login CSRF: another site's page must not sign the browser in with its own code.
-            return company, Form(), error_page(403, "This form must be sent from the sign-in page.")
+            return company, Form(), error_page(403, N_("This form must be sent from the sign-in page."))
         if failures and self.limiter.blocking:
             wait = await self.limiter.retry_after(self._failures_per_ip, address_key(request))
             if wait:

@@ -109,8 +109,8 @@ _STATUS_FILTERS: Final = {
     "voided": ("voided",),
 }
 _SECURITY_NOTICES: Final = {
-    "ended": "The session is ended: that browser is signed out.",
-    "ended_others": "Every other session is ended: only this browser is still signed in.",
+    "ended": N_("The session is ended: that browser is signed out."),
+    "ended_others": N_("Every other session is ended: only this browser is still signed in."),
 }
 # statement kind in the path -> (page id, template)
 _STATEMENTS: Final = {
