@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billportal.core.i18n import N_
-from billportal.portal.signin import SIGN_IN_HEADERS, SignIn, email_form
+from billportal.portal.signin import SIGN_IN_HEADERS, SignIn, email_form, speak_to_visitor
 from billportal.services import email_links
 from billportal.services.mail import valid_address
 from billportal.sso.pages import DEFAULT_PAGE, is_landing
@@ -65,6 +65,7 @@ class EmailSignIn:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
+        speak_to_visitor(request, company)
         wanted = request.query_params.get("redirect_to", "")
         page = wanted if wanted and len(wanted) <= 40 and is_landing(wanted) else ""
         if company.email_sign_in and not embedding.is_framed(request):
@@ -107,6 +108,7 @@ class EmailSignIn:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
+        speak_to_visitor(request, company)
         token = request.path_params["token"]
         if company.email_sign_in:
             state = await email_links.check_link(self.context.store, company, token, self.context.clock())
@@ -169,6 +171,7 @@ class EmailSignIn:
         company = await company_for(request, self.context)
         if company is None:
             return None, Form(), error_page(404)
+        speak_to_visitor(request, company)
         if not company.email_sign_in or embedding.is_framed(request):
             return company, Form(), error_page(404)
         if _from_another_site(request):
