@@ -38,7 +38,7 @@ EMAIL_SIGN_IN_PAGES = ["/login", "/login/email/not-a-live-link"]
 # Words the language writes as English does (and "balance âgée"): not a sign of a missing translation.
 _SAME: dict[str, frozenset[str]] = {
     "de": frozenset({"Status", "Saldo", "Portal", "Menu", "Datum", "Land"}),
-    "fr": frozenset({"Actions", "Date", "Total", "Document", "Pages", "Menu", "Devis", "Balance", "Page"}),
+    "fr": frozenset({"Actions", "Date", "Total", "Document", "Pages", "Menu", "Devis", "Balance", "Page", "minutes"}),
     "es": frozenset({"Total", "Subtotal", "Portal", "Error", "Saldo"}),
     "pt_BR": frozenset({"Total", "Subtotal", "Portal", "Menu", "Saldo"}),
     "nl": frozenset({"Status", "Saldo", "Menu", "Datum", "Land", "Document", "Credit"}),
