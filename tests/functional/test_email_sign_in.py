@@ -393,7 +393,7 @@ def test_the_email_carries_the_link_and_code_and_no_session(mail: Mail) -> None:
     mail.ask(mail.client())
     mail.deliver()
     message = mail.sign_in_mails(WILE)[-1]
-    assert message["Subject"] == "Sign in to Acme Corporation's billing portal"
+    assert message["Subject"] == "Sign in to the billing portal of Acme Corporation"
     assert message["X-Billportal-Kind"] == "sign_in"
     text = _text(message)
     assert _LINK.search(text)

@@ -496,3 +496,23 @@ def test_an_admin_invitation_is_emailed_and_its_link_is_not_kept_once_sent(world
     (sent,) = [m for m in _messages(world) if m.kind == "admin_invitation"]
     assert sent.state == "sent"
     assert made.token not in sent.text_body + sent.html_body  # the queue keeps no working link
+
+
+def test_an_invoice_email_to_a_german_customer_arrives_in_german(world: World, server: MailServer) -> None:
+    now = world.clock.now
+    run(factories.customer(world.store, world.acme.id, id=70, name="Hans Müller", email="hans@example.de", now=now))
+    run(world.billing.set_customer_locale(world.acme.id, 70, "de", now=now))
+    invoice = run(factories.invoice(world.store, world.acme.id, 70, now=now, due_on="2026-12-01"))
+    _deliver(world, _config(world, server))
+    (one,) = [r for r in server.by_kind("invoice_issued") if r.recipients == ["hans@example.de"]]
+    assert one.message["Subject"] == f"Rechnung {invoice.number} von Acme Corporation"
+    text, html = one.part("plain"), one.part("html")
+    assert "Guten Tag Hans Müller," in text
+    assert f"Acme Corporation hat Ihnen die Rechnung {invoice.number} über" in text
+    assert "Offener Betrag:" in text
+    assert "Balance due" not in text
+    assert '<html lang="de">' in html
+    assert f"Rechnung {invoice.number} ansehen" in html
+    # The company's default language speaks to a customer who has chosen none; English stays English.
+    english = [r for r in server.by_kind("invoice_issued") if r.recipients == ["wile@example.com"]]
+    assert all(r.message["Subject"].startswith("Invoice ") for r in english)

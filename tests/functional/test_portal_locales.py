@@ -29,11 +29,16 @@ PAGES = [
     "/billing-info",
     "/pay",
     "/payment-methods",
+    "/security",
+    "/accounts",
+    "/contacts",
 ]
+# The pages before signing in when the company turns email sign-in on (the link's own page needs a mailed link).
+EMAIL_SIGN_IN_PAGES = ["/login", "/login/email/not-a-live-link"]
 # Words the language writes as English does (and "balance âgée"): not a sign of a missing translation.
 _SAME: dict[str, frozenset[str]] = {
     "de": frozenset({"Status", "Saldo", "Portal", "Menu", "Datum", "Land"}),
-    "fr": frozenset({"Actions", "Date", "Total", "Document", "Pages", "Menu", "Devis", "Balance", "Page"}),
+    "fr": frozenset({"Actions", "Date", "Total", "Document", "Pages", "Menu", "Devis", "Balance", "Page", "minutes"}),
     "es": frozenset({"Total", "Subtotal", "Portal", "Error", "Saldo"}),
     "pt_BR": frozenset({"Total", "Subtotal", "Portal", "Menu", "Saldo"}),
     "nl": frozenset({"Status", "Saldo", "Menu", "Datum", "Land", "Document", "Credit"}),
@@ -61,8 +66,22 @@ def docs(world: World) -> Docs:
     return add_documents(world)
 
 
+def open_everything(world: World) -> None:
+    """Email sign-in and the customers' Contacts page on for acme, and a contact to list, so every page shows."""
+
+    async def go() -> None:
+        await factories.company_settings(world.store, world.acme, email_sign_in=True, contacts_page=True)
+        await factories.contact(
+            world.store, world.acme, 1234, now=world.clock.now, name="Wile E. Coyote", email="wile@coyote.example.com"
+        )
+
+    run(go())
+    world.store.forget_company("acme")
+
+
 @pytest.fixture
 def client(world: World, docs: Docs) -> TestClient:
+    open_everything(world)
     return signed_in(world)
 
 
@@ -88,6 +107,18 @@ def test_every_page_speaks_the_language_asked_for(client: TestClient, docs: Docs
         text = text_of(response.text)
         left = [phrase for phrase in english if re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text)]
         assert not left, (code, path, left)
+    # Before signing in, the browser's language is the one known.
+    visitor = TestClient(
+        client.app, base_url=str(client.base_url), follow_redirects=False, headers={"Accept-Language": code}
+    )
+    answers = [visitor.get(path) for path in EMAIL_SIGN_IN_PAGES]
+    answers.append(visitor.post("/login/email", data={"email": "nobody@example.com"}))
+    answers.append(visitor.post("/login/code", data={"email": "nobody@example.com", "code": "123456"}))
+    for response in answers:
+        assert response.status_code in (200, 401), response.url
+        text = text_of(response.text)
+        left = [phrase for phrase in english if re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text)]
+        assert not left, (code, response.url, left)
 
 
 def test_german_money_and_dates_on_the_invoice(client: TestClient, docs: Docs) -> None:

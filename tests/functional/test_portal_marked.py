@@ -14,11 +14,11 @@ from babel import Locale
 from billportal.core import i18n
 from tests.conftest import World
 from tests.functional.portal_world import Docs, add_documents, signed_in
-from tests.functional.test_portal_locales import PAGES
+from tests.functional.test_portal_locales import EMAIL_SIGN_IN_PAGES, PAGES, open_everything
 
 # What the shared test world holds (tests/conftest.py, tests/functional/portal_world.py): names, not interface.
 _WORLD: tuple[str, ...] = ("Acme Corporation", "Wile E. Coyote", "wile@coyote.example.com", "Giant magnet")
-_WORLD += ("Rocket skates", "Portable hole", "Returned giant magnet", "billportal")  # and the product's name
+_WORLD += ("Rocket skates", "Portable hole", "Returned giant magnet", "billportal", "UTC")  # the product, the time zone
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
 _NUMBER = re.compile(r"[A-Z]+-[0-9]+")  # document and customer numbers: INV-0001, CUST-01234
 _BRACKETED = re.compile(r"⟦[^⟦⟧]*⟧")
@@ -61,6 +61,7 @@ def _data_words() -> frozenset[str]:
 @pytest.mark.usefixtures("pseudo")
 def test_every_portal_page_marks_every_string(world: World) -> None:
     docs: Docs = add_documents(world)
+    open_everything(world)
     client = signed_in(world)
     pages = [*PAGES, f"/invoices/{min(docs.invoices.values())}", f"/estimates/{min(docs.estimates.values())}"]
     pages += [f"/payments/{min(docs.payments.values())}", f"/credit-notes/{min(docs.credit_notes.values())}"]
@@ -78,8 +79,12 @@ def test_every_portal_page_marks_every_string(world: World) -> None:
 @pytest.mark.usefixtures("pseudo")
 def test_the_sign_in_and_error_pages_mark_every_string(world: World) -> None:
     docs: Docs = add_documents(world)
+    open_everything(world)
     visitor = world.client("acme")
     answers = [
+        *(visitor.get(path) for path in EMAIL_SIGN_IN_PAGES),
+        visitor.post("/login/email", data={"email": "nobody@example.com"}),
+        visitor.post("/login/code", data={"email": "nobody@example.com", "code": "123456"}),
         visitor.get("/signed-out"),
         visitor.get("/invoices"),  # sign-in needed
         visitor.get("/login/not-a-token"),

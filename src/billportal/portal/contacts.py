@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.portal.views import Portal, Visit, customer, customer_form, page_headers
 from billportal.services import contacts
 from billportal.services.audit import Actor
@@ -22,11 +23,11 @@ from billportal.web.forms import Form
 from billportal.web.templates import NO_STORE
 
 _NOTICES: Final = {
-    "added": "The contact is added. They can sign in with their email.",
-    "changed": "The contact is changed.",
-    "removed": "The contact is removed and signed out.",
+    "added": N_("The contact is added. They can sign in with their email."),
+    "changed": N_("The contact is changed."),
+    "removed": N_("The contact is removed and signed out."),
 }
-_NOT_YOURS: Final = "That account is not one of yours. Choose one from the list."
+_NOT_YOURS: Final = N_("That account is not one of yours. Choose one from the list.")
 
 
 class ContactPages(Portal):

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from billportal.portal.signin import SIGN_IN_HEADERS, SignIn, email_form
+from billportal.core.i18n import N_
+from billportal.portal.signin import SIGN_IN_HEADERS, SignIn, email_form, speak_to_visitor
 from billportal.services import email_links
 from billportal.services.mail import valid_address
 from billportal.sso.pages import DEFAULT_PAGE, is_landing
@@ -37,8 +38,8 @@ ANSWER_SECONDS: Final = 0.4
 _USER_AGENT_LIMIT: Final = 300
 ACCOUNTS_PATH: Final = "/accounts"
 _ADDRESS_LIMIT: Final = 254
-_WRONG_CODE: Final = "That code is not right, or it has expired. Check the newest email, or ask for a new link."
-_DEAD_CODE: Final = "That code was tried too many times and no longer works. Ask for a new link."
+_WRONG_CODE: Final = N_("That code is not right, or it has expired. Check the newest email, or ask for a new link.")
+_DEAD_CODE: Final = N_("That code was tried too many times and no longer works. Ask for a new link.")
 
 
 class EmailSignIn:
@@ -64,6 +65,7 @@ class EmailSignIn:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
+        speak_to_visitor(request, company)
         wanted = request.query_params.get("redirect_to", "")
         page = wanted if wanted and len(wanted) <= 40 and is_landing(wanted) else ""
         if company.email_sign_in and not embedding.is_framed(request):
@@ -84,7 +86,7 @@ class EmailSignIn:
         page = form.text("redirect_to", 41)
         page = page if page and is_landing(page) else ""
         if not valid_address(email):
-            return email_form(company, page=page, failed=False, status_code=400, error="Enter an email address.")
+            return email_form(company, page=page, failed=False, status_code=400, error=N_("Enter an email address."))
         address = email_links.normal_email(email)
         limiter = self.limiter
         # Every request counts (not only failures): each may send an email.
@@ -106,6 +108,7 @@ class EmailSignIn:
         company = await company_for(request, self.context)
         if company is None:
             return error_page(404)
+        speak_to_visitor(request, company)
         token = request.path_params["token"]
         if company.email_sign_in:
             state = await email_links.check_link(self.context.store, company, token, self.context.clock())
@@ -168,11 +171,12 @@ class EmailSignIn:
         company = await company_for(request, self.context)
         if company is None:
             return None, Form(), error_page(404)
+        speak_to_visitor(request, company)
         if not company.email_sign_in or embedding.is_framed(request):
             return company, Form(), error_page(404)
         if _from_another_site(request):
             # Login CSRF: another site's page must not sign the browser in with its own code.
-            return company, Form(), error_page(403, "This form must be sent from the sign-in page.")
+            return company, Form(), error_page(403, N_("This form must be sent from the sign-in page."))
         if failures and self.limiter.blocking:
             wait = await self.limiter.retry_after(self._failures_per_ip, address_key(request))
             if wait:

@@ -291,9 +291,14 @@ class SignIn:
             **_SIGN_IN_HEADERS,
             "Content-Security-Policy": content_security_policy(frame_ancestors=company.frame_ancestors),
         }
-        asked = [request.query_params.get("locale"), i18n.negotiate(request.headers.get("accept-language", ""))]
-        i18n.activate(i18n.choose([*asked, company.default_locale]))
+        speak_to_visitor(request, company)
         return render("sign_in_failed.html", status_code=401, headers=headers, company=company)
+
+
+def speak_to_visitor(request: Request, company: Company) -> None:
+    """Before sign-in: the language asked for (``?locale=``, then the browser's), else the company's default."""
+    asked = [request.query_params.get("locale"), i18n.negotiate(request.headers.get("accept-language", ""))]
+    i18n.activate(i18n.choose([*asked, company.default_locale]))
 
 
 def email_form(company: Company, *, page: str, failed: bool, status_code: int, error: str = "") -> Response:

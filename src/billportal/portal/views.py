@@ -64,6 +64,7 @@ from billportal.web.labels import (
     address_lines,
     aging_label,
     credit_note_state,
+    device_label,
     download_name,
     estimate_state,
     line_description,
@@ -109,8 +110,8 @@ _STATUS_FILTERS: Final = {
     "voided": ("voided",),
 }
 _SECURITY_NOTICES: Final = {
-    "ended": "The session is ended: that browser is signed out.",
-    "ended_others": "Every other session is ended: only this browser is still signed in.",
+    "ended": N_("The session is ended: that browser is signed out."),
+    "ended_others": N_("Every other session is ended: only this browser is still signed in."),
 }
 # statement kind in the path -> (page id, template)
 _STATEMENTS: Final = {
@@ -408,6 +409,7 @@ class Portal:
             method_label=method_label,
             aging_label=aging_label,
             line_description=line_description,
+            device_label=device_label,
             month_name=month_name,
             estimate_state=estimate_state,
             credit_note_state=credit_note_state,

@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Connection
 
 from billportal.core.errors import NotFound, Refused
+from billportal.core.i18n import N_
 from billportal.services import audit
 from billportal.services.audit import Actor
 from billportal.services.mail import valid_address
@@ -32,7 +33,7 @@ ROLES: Final[dict[str, frozenset[str]]] = {
     "pay": frozenset({"view", "pay"}),
     "manage": frozenset({"view", "pay", "manage"}),
 }
-ROLE_NAMES: Final = {"view": "View only", "pay": "Pay", "manage": "Manage billing"}
+ROLE_NAMES: Final = {"view": N_("View only"), "pay": N_("Pay"), "manage": N_("Manage billing")}
 PERMISSIONS: Final = ("view", "pay", "manage")
 MAX_NAME: Final = 200
 

@@ -26,9 +26,10 @@ from sqlalchemy import Connection
 
 from billportal import _links
 from billportal.services import contacts
-from billportal.services.mail import MailKind, queue_mail, render
+from billportal.services.mail import MailKind, customer_locale, queue_mail, render
 from billportal.sso.pages import is_landing
 from billportal.sso.reasons import Reason
+from billportal.storage import documents
 from billportal.storage import email_sign_ins as links
 from billportal.storage import mail as mail_queue
 from billportal.storage.records import Company, EmailSignIn, Session, SignInEvent
@@ -160,8 +161,9 @@ async def request_link(store: Store, company: Company, email: str, *, page: str,
             )
             if branding is None:
                 continue
+            locale = customer_locale(documents.customer(conn, company.id, customer_id), branding)
             subject, text, html = render(
-                MailKind.SIGN_IN, branding, url=link.url, code=link.code, minutes=LINK_SECONDS // 60
+                MailKind.SIGN_IN, branding, locale=locale, url=link.url, code=link.code, minutes=LINK_SECONDS // 60
             )
             queue_mail(
                 conn,

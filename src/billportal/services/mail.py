@@ -30,6 +30,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy import Connection
 
 from billportal import _links
+from billportal.core import i18n
 from billportal.core.config import Settings, SmtpServer, smtp_server
 from billportal.core.errors import Refused, StorageUnavailable
 from billportal.core.lazy import lazy_import
@@ -244,13 +245,27 @@ _templates = Environment(
     lstrip_blocks=True,
     auto_reload=False,
     keep_trailing_newline=True,
+    extensions=["jinja2.ext.i18n"],
 )
 _templates.filters["money"] = format_money
+_templates.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+_templates.globals["html_lang"] = i18n.html_lang
 
 
-def render(kind: MailKind | str, company: queue.Branding, **context: Any) -> tuple[str, str, str]:
-    """A message of ``kind`` for ``company``: (subject, text, HTML), from ``templates/email/{kind}.*``."""
-    kind = MailKind(kind)
+def render(
+    kind: MailKind | str, company: queue.Branding, *, locale: str = i18n.DEFAULT_LOCALE, **context: Any
+) -> tuple[str, str, str]:
+    """A message of ``kind`` for ``company`` in ``locale``: (subject, text, HTML), from ``templates/email/{kind}.*``."""
+    with i18n.speaking(locale):
+        return _render(MailKind(kind), company, **context)
+
+
+def customer_locale(customer: Any, company: queue.Branding) -> str:
+    """The language of a customer's mail: the customer's own, else the company's default."""
+    return i18n.choose([getattr(customer, "locale", ""), company.default_locale])
+
+
+def _render(kind: MailKind, company: queue.Branding, **context: Any) -> tuple[str, str, str]:
     shown = {
         "company": company,
         "logo": portal_marker(f"/logo/{company.logo_sha256}", "site") if company.logo_sha256 else "",
@@ -279,7 +294,8 @@ def send_to_customer(
     company = queue.branding(conn, company_id)
     if customer is None or company is None or not customer.email or not enabled_kinds(conn, company_id)[kind]:
         return False
-    subject, text, html = render(kind, company, customer=customer, **context)
+    locale = customer_locale(customer, company)
+    subject, text, html = render(kind, company, locale=locale, customer=customer, **context)
     return queue_mail(
         conn,
         company_id=company_id,

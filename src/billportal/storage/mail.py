@@ -213,13 +213,22 @@ class Branding:
     support_email: str
     footer_text: str
     time_zone: str
+    default_locale: str = "en"  # the language of a customer who has not chosen one
 
 
 def branding(conn: Connection, company_id: int) -> Branding | None:
     c = t.companies.c
     row = conn.execute(
         select(
-            c.id, c.username, c.name, c.accent_color, c.logo_sha256, c.support_email, c.footer_text, c.time_zone
+            c.id,
+            c.username,
+            c.name,
+            c.accent_color,
+            c.logo_sha256,
+            c.support_email,
+            c.footer_text,
+            c.time_zone,
+            c.default_locale,
         ).where(c.id == company_id)
     ).first()
     return None if row is None else Branding(*row)

@@ -96,6 +96,20 @@ def aging_label(bucket: str) -> str:
     return i18n.gettext("%(days)s days past due") % {"days": bucket}
 
 
+_DEVICE_PARTS: Final = {"Unknown browser": N_("Unknown browser"), "unknown system": N_("unknown system")}
+
+
+def device_label(device: str) -> str:
+    """A stored ``"Firefox on Windows"`` in the customer's language (browsers and systems are names)."""
+    browser, on, system = device.rpartition(" on ")
+    if not on:
+        return device
+    browser, system = (
+        i18n.gettext(_DEVICE_PARTS[part]) if part in _DEVICE_PARTS else part for part in (browser, system)
+    )
+    return i18n.gettext("%(browser)s on %(system)s") % {"browser": browser, "system": system}
+
+
 def line_description(line: StatementLine) -> str:
     """What a line of the balance-forward statement is."""
     if line.kind == "invoice":
