@@ -173,7 +173,7 @@ def test_on_a_phone_the_navigation_is_a_compact_menu(live_server: LiveServer, pa
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     menu.click()
     expect(portal_nav).to_be_visible()
-    expect(portal_nav.get_by_role("link")).to_have_count(8)
+    expect(portal_nav.get_by_role("link")).to_have_count(9)  # with Security
     screenshot(page, "portal-menu-phone")
     portal_nav.get_by_role("link", name="Invoices", exact=True).click()
     expect(page).to_have_url(live_server.url("acme", "/invoices"))
@@ -181,7 +181,7 @@ def test_on_a_phone_the_navigation_is_a_compact_menu(live_server: LiveServer, pa
     # On a wide screen the links are in the bar and there is no menu.
     page.set_viewport_size({"width": 1280, "height": 800})
     expect(page.locator("summary", has_text="Menu")).to_be_hidden()
-    expect(page.get_by_role("navigation", name="Portal").get_by_role("link")).to_have_count(8)
+    expect(page.get_by_role("navigation", name="Portal").get_by_role("link")).to_have_count(9)
     wide = page.locator(".topbar").bounding_box()
     assert wide is not None
     assert wide["height"] <= 2 * PHONE_BAR_MAX - 40  # the links on one line, the sign-out at most below them
