@@ -516,3 +516,22 @@ def test_an_invoice_email_to_a_german_customer_arrives_in_german(world: World, s
     # The company's default language speaks to a customer who has chosen none; English stays English.
     english = [r for r in server.by_kind("invoice_issued") if r.recipients == ["wile@example.com"]]
     assert all(r.message["Subject"].startswith("Invoice ") for r in english)
+
+
+def test_messages_to_admins_go_to_the_roles_that_do_that_work(world: World) -> None:
+    acme, now = world.acme.id, world.clock.now
+    for role in ("owner", "developer", "billing", "read_only"):
+        run(factories.admin(world.store, f"{role}@acme.example", "x" * 12, acme, now=now, role=role))
+
+    customer = run(world.billing.customer(acme, 1234))
+
+    def tell(conn: Any) -> None:
+        mail.send_to_admins(conn, acme, MailKind.WEBHOOK_ENDPOINT_DISABLED, now=now, url="https://hooks.example/x")
+        mail.send_to_admins(conn, acme, MailKind.BILLING_DETAILS_CHANGED, now=now, customer=customer, changes=[])
+
+    run(world.store.write(tell))
+    told: dict[str, set[str]] = {}
+    for message in _messages(world):
+        told.setdefault(message.kind, set()).add(message.to_address)
+    assert told["webhook_endpoint_disabled"] == {"owner@acme.example", "developer@acme.example"}
+    assert told["billing_details_changed"] == {"owner@acme.example", "billing@acme.example"}

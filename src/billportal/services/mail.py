@@ -310,13 +310,21 @@ def send_to_customer(
     )
 
 
+# Which admins each message to admins goes to: those whose role does that work (web/guards.py ROLE_AREAS).
+ADMIN_ROLES_TOLD: Final[dict[MailKind, tuple[str, ...]]] = {
+    MailKind.ESTIMATE_APPROVED: ("owner", "admin", "billing"),
+    MailKind.BILLING_DETAILS_CHANGED: ("owner", "admin", "billing"),
+    MailKind.WEBHOOK_ENDPOINT_DISABLED: ("owner", "admin", "developer"),
+}
+
+
 def send_to_admins(conn: Connection, company_id: int, kind: MailKind, *, now: int, **context: Any) -> None:
-    """Render and queue a message of ``kind`` to each of the company's admins."""
+    """Render and queue a message of ``kind`` to each of the company's admins whose role does that work."""
     company = queue.branding(conn, company_id)
     if company is None or not enabled_kinds(conn, company_id)[kind]:
         return
     subject, text, html = render(kind, company, **context)
-    for address in queue.admin_addresses(conn, company_id):
+    for address in queue.admin_addresses(conn, company_id, ADMIN_ROLES_TOLD[kind]):
         queue_mail(conn, company_id=company_id, kind=kind, to=address, subject=subject, text=text, html=html, now=now)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,11 +234,14 @@ def branding(conn: Connection, company_id: int) -> Branding | None:
     return None if row is None else Branding(*row)
 
 
-def admin_addresses(conn: Connection, company_id: int) -> list[str]:
-    """The email addresses of the company's admins."""
+def admin_addresses(conn: Connection, company_id: int, roles: Iterable[str]) -> list[str]:
+    """The email addresses of the company's admins in one of ``roles``."""
     a, m = t.admins.c, t.admin_memberships.c
     rows = conn.execute(
-        select(a.email).join(t.admin_memberships, m.admin_id == a.id).where(m.company_id == company_id).order_by(a.id)
+        select(a.email)
+        .join(t.admin_memberships, m.admin_id == a.id)
+        .where(m.company_id == company_id, m.role.in_(list(roles)))
+        .order_by(a.id)
     )
     return [row.email for row in rows]
 
