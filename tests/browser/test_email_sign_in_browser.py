@@ -67,7 +67,7 @@ def test_email_sign_in_through_the_confirmation_page(live_server: LiveServer, pa
     scanner.close()
 
     page.goto(link[0])
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Sign in to Acme")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Sign in to the billing portal of Acme")
     assert not [c for c in page.context.cookies() if c["name"] == SESSION]
     screenshot(page, "portal-email-sign-in-confirm")
     page.get_by_role("button", name="Sign in").click()
