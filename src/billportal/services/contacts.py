@@ -229,6 +229,9 @@ def memberships_in(conn: Connection, company_id: int, email: str) -> list[Member
 
 
 async def memberships(store: Store, company_id: int, email: str) -> list[Membership]:
+    """The accounts ``email`` signs in to; a session without an address (SSO) has none, and costs no read."""
+    if not email:
+        return []
     return await store.read(lambda conn: memberships_in(conn, company_id, email))
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from billportal.storage import schema as t
 from billportal.storage.bounds import check_row
+from billportal.storage.webhooks import due_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +136,7 @@ class ClaimedMail:
 
 def anything_due(conn: Connection, now: int) -> bool:
     """Whether a pending message is due (a read, so that an idle deliverer takes no write lock)."""
-    c = t.mail_messages.c
-    due = select(c.id).where(c.state == "pending", c.next_attempt_at <= now, c.locked_until <= now).limit(1)
-    return conn.execute(due).first() is not None
+    return due_in(conn, t.mail_messages, now)
 
 
 def claim(conn: Connection, *, now: int, limit: int, lease: int) -> list[ClaimedMail]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, Row, Table, and_, delete, exists, insert, select, update
 from sqlalchemy.orm import aliased
 
 from billportal.storage import schema as t
@@ -181,8 +181,13 @@ class Claimed:
 
 def anything_due(conn: Connection, now: int) -> bool:
     """Whether a pending delivery is due (a read, so that an idle deliverer takes no write lock)."""
-    d = t.webhook_deliveries.c
-    due = select(d.id).where(d.state == "pending", d.next_attempt_at <= now, d.locked_until <= now).limit(1)
+    return due_in(conn, t.webhook_deliveries, now)
+
+
+def due_in(conn: Connection, queue: Table, now: int) -> bool:
+    """Whether a leased queue (webhook deliveries, mail) has a pending row due and not leased now."""
+    q = queue.c
+    due = select(q.id).where(q.state == "pending", q.next_attempt_at <= now, q.locked_until <= now).limit(1)
     return conn.execute(due).first() is not None
 
 
