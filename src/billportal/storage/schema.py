@@ -24,6 +24,11 @@ from sqlalchemy import (
     text,
 )
 
+# A partial index keeps its condition under info[WHERE] and SQLite's spelling of it. PostgreSQL's
+# (postgresql_where=...) is added by with_postgresql_conditions() in a process that uses PostgreSQL:
+# naming it here would load SQLAlchemy's PostgreSQL dialect into every SQLite process.
+WHERE = "billportal_where"
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -109,7 +114,7 @@ Index(
     sso_keys.c.company_id,
     unique=True,
     sqlite_where=_ACTIVE,
-    postgresql_where=_ACTIVE,
+    info={WHERE: _ACTIVE},
 )
 
 customers = Table(
@@ -336,14 +341,14 @@ Index(
     sign_in_events.c.customer_id,
     sign_in_events.c.id,
     sqlite_where=_FAILURES,
-    postgresql_where=_FAILURES,
+    info={WHERE: _FAILURES},
 )
 Index(
     "ix_sign_in_events_failures",
     sign_in_events.c.company_id,
     sign_in_events.c.id,
     sqlite_where=_FAILURES,
-    postgresql_where=_FAILURES,
+    info={WHERE: _FAILURES},
 )
 Index(
     "ix_sign_in_events_failure_reason",
@@ -351,7 +356,7 @@ Index(
     sign_in_events.c.reason,
     sign_in_events.c.id,
     sqlite_where=_FAILURES,
-    postgresql_where=_FAILURES,
+    info={WHERE: _FAILURES},
 )
 
 used_jtis = Table(
@@ -704,7 +709,7 @@ Index(
     "ix_webhook_deliveries_due",
     webhook_deliveries.c.next_attempt_at,
     sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
+    info={WHERE: _PENDING},
 )
 Index(
     "ix_webhook_deliveries_object",
@@ -712,7 +717,7 @@ Index(
     webhook_deliveries.c.object_key,
     webhook_deliveries.c.id,
     sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
+    info={WHERE: _PENDING},
 )
 Index("ix_webhook_deliveries_endpoint", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.id)
 
@@ -778,7 +783,7 @@ Index(
     "ix_mail_messages_due",
     mail_messages.c.next_attempt_at,
     sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
+    info={WHERE: _PENDING},
 )
 Index("ix_mail_messages_company", mail_messages.c.company_id, mail_messages.c.id)
 Index("uq_mail_messages_dedupe", mail_messages.c.company_id, mail_messages.c.dedupe_key, unique=True)
@@ -802,3 +807,12 @@ mail_bounces = Table(
     Column("reason", String(200), nullable=False, server_default=""),
     Column("bounced_at", BigInteger, nullable=False),
 )
+
+
+def with_postgresql_conditions() -> MetaData:
+    """The metadata, each partial index's condition also given in PostgreSQL's spelling (loads that dialect)."""
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            if WHERE in index.info:
+                index.dialect_kwargs["postgresql_where"] = index.info[WHERE]
+    return metadata
