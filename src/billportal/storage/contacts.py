@@ -70,6 +70,25 @@ def by_email(conn: Connection, company_id: int, email: str) -> list[Contact]:
     return [_record(row) for row in conn.execute(query.limit(MAX_MEMBERSHIPS))]
 
 
+def by_keys(conn: Connection, company_id: int, keys: list[tuple[int, str]]) -> dict[tuple[int, str], Contact]:
+    """The company's contacts among ``(customer id, email)`` pairs (an import's batch), by pair."""
+    c = t.contacts.c
+    wanted = {(customer_id, email) for customer_id, email in keys if fits(c.customer_id, customer_id)}
+    if not wanted:
+        return {}
+    query = select(t.contacts).where(
+        c.company_id == company_id,
+        c.customer_id.in_(sorted({customer_id for customer_id, _ in wanted})),
+        c.email.in_(sorted({email for _, email in wanted})),
+    )
+    found = (_record(row) for row in conn.execute(query))
+    return {
+        (contact.customer_id, contact.email): contact
+        for contact in found
+        if (contact.customer_id, contact.email) in wanted
+    }
+
+
 def email_taken(conn: Connection, company_id: int, customer_id: int, email: str, but: int | None = None) -> bool:
     c = t.contacts.c
     query = select(c.id).where(c.company_id == company_id, c.customer_id == customer_id, c.email == email)

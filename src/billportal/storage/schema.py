@@ -744,7 +744,7 @@ import_uploads = Table(
     Column("data", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    CheckConstraint("kind IN ('customers', 'invoices')", name="kind"),
+    CheckConstraint("kind IN ('customers', 'invoices', 'contacts')", name="kind"),
 )
 Index("ix_import_uploads_expires_at", import_uploads.c.expires_at)
 Index("ix_import_uploads_session_hash", import_uploads.c.session_hash)

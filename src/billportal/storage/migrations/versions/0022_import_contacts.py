@@ -1,0 +1,28 @@
+"""import_contacts: an upload kept between the dashboard's preview and confirmation may hold contacts
+
+Revision ID: 0022
+Revises: 0021
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0022"
+down_revision = "0021"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("import_uploads", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_import_uploads_kind"), type_="check")
+        batch_op.create_check_constraint("kind", "kind IN ('customers', 'invoices', 'contacts')")
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM import_uploads WHERE kind = 'contacts'")
+    with op.batch_alter_table("import_uploads", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_import_uploads_kind"), type_="check")
+        batch_op.create_check_constraint("kind", "kind IN ('customers', 'invoices')")
