@@ -21,7 +21,10 @@ from billportal.storage.documents import Scope
 from tests import factories
 from tests.conftest import MASTER_KEY, World, run
 from tests.functional.dashboard_support import ADMIN_EMAIL, Dashboard, admin_of_acme, sign_in
-from tests.functional.test_contacts import audit_rows
+from tests.functional.test_contacts import audit_rows, sign_in_by_email
+from tests.functional.test_email_sign_in import Mail, mail, smtp
+
+__all__ = ["mail", "smtp"]  # fixtures, imported so that they are found here
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "docs" / "samples"
@@ -404,6 +407,19 @@ def test_contacts_are_previewed_confirmed_and_audited_in_the_dashboard(world: Wo
     again = dashboard.post("/imports", {"upload": upload_id(changed.text)})
     assert "Imported: 0 new, 1 updated, 1 unchanged." in again.text
     assert contacts_of(world)[(1235, "bo@x.example")][1] == "manage"
+
+
+def test_an_imported_role_change_signs_the_contact_out(world: World, mail: Mail) -> None:
+    run(factories.contact(world.store, world.acme, 1235, now=world.clock.now, name="Vic", email="vic@x.example"))
+    browser, _answer = sign_in_by_email(mail, "vic@x.example")
+    assert browser.get("/").status_code == 200
+    dashboard = admin_of_acme(world)
+    same = upload(dashboard, "contacts", (CONTACTS_HEADER + "1235,vic@x.example,Vic,view\n").encode())
+    assert dashboard.post("/imports", {"upload": upload_id(same.text)}).status_code == 200
+    assert browser.get("/").status_code == 200  # unchanged: still signed in
+    paying = upload(dashboard, "contacts", (CONTACTS_HEADER + "1235,vic@x.example,Vic,pay\n").encode())
+    assert dashboard.post("/imports", {"upload": upload_id(paying.text)}).status_code == 200
+    assert browser.get("/").status_code in (303, 401)  # a new role: signed out, as from the dashboard
 
 
 def test_a_bad_contacts_file_shows_each_rows_errors_beside_it(world: World) -> None:
