@@ -4,8 +4,8 @@ The check on ``import_uploads.kind`` is dropped rather than widened: adding a ch
 scans the table under a lock (tests/unit/storage/test_migrations_online.py), and the kinds are
 services/imports.py's to say (an upload of another kind is never read back as one).
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-02
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
