@@ -1,4 +1,5 @@
-"""CSV imports at scale: ``billportal import`` of 100,000 customers, then of 100,000 invoices (two lines each).
+"""CSV imports at scale: ``billportal import`` of 100,000 customers, of 100,000 invoices (two lines each), then of
+100,000 contacts (one a customer).
 
 Each import runs as the command an operator types, in a process of its own, on a
 fresh embedded (SQLite) database; the time is the whole command's, start-up
@@ -20,11 +21,12 @@ from bench.servers import server_env
 
 CUSTOMERS = 100_000
 INVOICES = 100_000  # two lines each: 200,000 rows
+CONTACTS = 100_000  # one a customer
 TIMEOUT = 600.0
 
 
-def write_files(folder: Path, customers: int, invoices: int) -> tuple[Path, Path]:
-    """A customers file and an invoices file (each invoice of customer ``i % customers``, two lines)."""
+def write_files(folder: Path, customers: int, invoices: int, contacts: int = 0) -> tuple[Path, Path, Path]:
+    """A customers, an invoices (each of customer ``i % customers``, two lines) and a contacts file."""
     people = folder / "customers.csv"
     with people.open("w", encoding="utf-8", newline="") as handle:
         out = csv.writer(handle)
@@ -39,7 +41,14 @@ def write_files(folder: Path, customers: int, invoices: int) -> tuple[Path, Path
             number, customer = f"IMP-{i:07d}", (i % customers) + 1
             out.writerow([number, customer, "2026-11-01", "2026-12-01", "Subscription", "1", 4900, 392])
             out.writerow([number, "", "", "", "Extra seats", "3", 1000, 0])
-    return people, bills
+    contacts_file = folder / "contacts.csv"
+    with contacts_file.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["customer_id", "email", "name", "role"])
+        for i in range(1, contacts + 1):
+            customer = (i - 1) % customers + 1
+            out.writerow([customer, f"person{i}@c{customer}.example", f"Person {i}", ("view", "pay", "manage")[i % 3]])
+    return people, bills, contacts_file
 
 
 def _command(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
@@ -55,16 +64,17 @@ def _command(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
 
 
 def measure() -> dict[str, Any]:
-    customers, invoices = (10_000, 10_000) if quick_mode() else (CUSTOMERS, INVOICES)
+    customers, invoices, contacts = (10_000, 10_000, 10_000) if quick_mode() else (CUSTOMERS, INVOICES, CONTACTS)
     folder = VAR / "run" / "imports"
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "data").mkdir(parents=True)
     env = server_env(folder / "data", access_log=False)
-    people, bills = write_files(folder, customers, invoices)
+    people, bills, contacts_file = write_files(folder, customers, invoices, contacts)
     _command(env, "db", "upgrade")
     _command(env, "tenant", "create", "acme", "--name", "Acme")
     results: dict[str, Any] = {}
-    for kind, path, rows in (("customers", people, customers), ("invoices", bills, 2 * invoices)):
+    files = (("customers", people, customers), ("invoices", bills, 2 * invoices), ("contacts", contacts_file, contacts))
+    for kind, path, rows in files:
         seconds, first = _command(env, "import", kind, str(path), "--tenant", "acme")
         again, second = _command(env, "import", kind, str(path), "--tenant", "acme")
         results[kind] = {

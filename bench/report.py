@@ -400,7 +400,8 @@ def _imports(results: dict[str, Any]) -> list[str]:
     ]
     return [
         "",
-        "**CSV imports.** `billportal import` of a customers file, then of an invoices file (two lines each),",
+        "**CSV imports.** `billportal import` of a customers file, of an invoices file (two lines each), then of a",
+        "contacts file (one a customer; each through services/contacts.py, with its audit entry),",
         "each command timed whole (start-up included) on a fresh embedded database, then the same file again,",
         "which changes nothing (`bench/imports.py`):",
         "",

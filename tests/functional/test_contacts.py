@@ -263,6 +263,36 @@ def test_the_customer_and_a_managing_contact_manage_contacts_in_the_portal(world
     assert actors == ["customer Wile E. Coyote (#1234)", "contact Mia Manager <mia@x.example>"]
 
 
+def test_a_german_session_reads_the_contact_forms_errors_in_german(world: World) -> None:
+    run(factories.company_settings(world.store, world.acme, contacts_page=True))
+    world.store.forget_company("acme")
+    browser = world.client()
+    token = world.token({"sub": 1234, "iss": "Ruby Backend", "exp": world.clock.now + 600, "locale": "de"})
+    landing = browser.get(f"/login/{token}")
+    assert browser.get(landing.headers["location"]).status_code == 200  # the session speaks German from here
+    token = csrf(browser)
+    fine = {"csrf_token": token, "name": "Pat Payer", "email": "pat@x.example", "role": "pay"}
+    for change, german in [
+        ({"email": "keine Adresse"}, "Geben Sie eine gültige E-Mail-Adresse ein."),
+        ({"name": " "}, "Der Name muss 1 bis 200 Zeichen lang sein."),
+        ({"name": "P" * 201}, "Der Name muss 1 bis 200 Zeichen lang sein."),
+        ({"role": "owner"}, "Wählen Sie als Rolle „Nur ansehen“, „Bezahlen“ oder „Abrechnung verwalten“."),
+    ]:
+        refused = browser.post("/contacts", data=fine | change)
+        assert refused.status_code == 400, change
+        assert '<html lang="de">' in refused.text
+        assert f'<p class="notice error" role="alert">{german}</p>' in refused.text, change
+    assert browser.post("/contacts", data=fine).status_code == 303
+    twice = browser.post("/contacts", data=fine)
+    assert "Für diese E-Mail-Adresse gibt es bei diesem Kunden bereits einen Kontakt." in twice.text
+    contact_id = re.search(r'name="contact" value="(\d+)"', twice.text)
+    assert contact_id is not None
+    odd = browser.post("/contacts/change", data={"csrf_token": token, "contact": contact_id[1], "role": "boss"})
+    assert odd.status_code == 400
+    assert "Wählen Sie als Rolle" in odd.text
+    assert contacts_of(world) == [("Pat Payer", "pat@x.example", "pay")]
+
+
 # -- a contact signs in by email -------------------------------------------------------------------------
 
 

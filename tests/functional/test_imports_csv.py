@@ -1,4 +1,4 @@
-"""CSV imports of customers and invoices: the CLI and the dashboard's upload, preview and confirmation."""
+"""CSV imports of customers, invoices and contacts: the CLI and the dashboard's upload, preview and confirmation."""
 
 from __future__ import annotations
 
@@ -15,17 +15,22 @@ from sqlalchemy import select
 
 from billportal.cli import main
 from billportal.cli.imports import Progress
-from billportal.core.bounds import MAX_AMOUNT
+from billportal.core.bounds import MAX_AMOUNT, MAX_ID
 from billportal.storage import schema as t
 from billportal.storage.documents import Scope
 from tests import factories
 from tests.conftest import MASTER_KEY, World, run
-from tests.functional.dashboard_support import Dashboard, admin_of_acme, sign_in
+from tests.functional.dashboard_support import ADMIN_EMAIL, Dashboard, admin_of_acme, sign_in
+from tests.functional.test_contacts import audit_rows, sign_in_by_email
+from tests.functional.test_email_sign_in import Mail, mail, smtp
+
+__all__ = ["mail", "smtp"]  # fixtures, imported so that they are found here
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "docs" / "samples"
 CUSTOMERS_HEADER = "id,name,email,country,state,currency\n"
 INVOICES_HEADER = "number,customer_id,issued_on,due_on,description,quantity,unit_price,discount,tax\n"
+CONTACTS_HEADER = "customer_id,email,name,role\n"
 
 
 @pytest.fixture
@@ -54,6 +59,19 @@ def customers_of(world: World) -> dict[int, Any]:
     return {c.id: c for c in run(world.billing.customers(world.acme.id, limit=1000))}
 
 
+def contacts_of(world: World) -> dict[tuple[int, str], tuple[str, str, int]]:
+    """Acme's contacts: (customer id, email) -> (name, role, updated_at)."""
+    c = t.contacts.c
+    rows = run(
+        world.store.read(
+            lambda conn: conn.execute(
+                select(c.customer_id, c.email, c.name, c.role, c.updated_at).where(c.company_id == world.acme.id)
+            ).all()
+        )
+    )
+    return {(row.customer_id, row.email): (row.name, row.role, row.updated_at) for row in rows}
+
+
 def invoice_numbers(world: World) -> list[str]:
     invoices, _ = run(world.billing.invoices(Scope(world.acme.id), limit=1000))
     return sorted(invoice.number for invoice in invoices)
@@ -63,7 +81,7 @@ def invoice_numbers(world: World) -> list[str]:
 
 
 def test_the_samples_import_and_a_second_import_changes_nothing(world: World, cli: Any) -> None:
-    for kind, created in (("customers", 3), ("invoices", 3)):
+    for kind, created in (("customers", 3), ("invoices", 3), ("contacts", 4)):
         status, out, err = cli("import", kind, str(SAMPLES / f"{kind}.csv"), "--tenant", "acme")
         assert (status, err) == (0, ""), err
         assert json.loads(out) | {"rows": 0} == {
@@ -86,13 +104,27 @@ def test_the_samples_import_and_a_second_import_changes_nothing(world: World, cl
     assert invoice.number == "IMP-0001"
     assert [line.description for line in invoice.lines] == ["Launch pad rental", "Fuel (litres)"]
     assert invoice.total == 300000 + 24000 + 3000 - 100
-    before = (customers, invoice_numbers(world))
-    for kind, units in (("customers", 3), ("invoices", 3)):
+    contacts = contacts_of(world)
+    assert {key: (name, role) for key, (name, role, _at) in contacts.items()} == {
+        (1001, "ap@rockets.example"): ("Ada Payables", "pay"),
+        (1001, "cfo@rockets.example"): ("Carla Finance", "manage"),
+        (1002, "buchhaltung@mueller.example"): ("Jürgen Müller", "view"),
+        (1003, "roadrunner@coyote.example"): ("Runner, Road", "view"),
+    }
+    before = (customers, invoice_numbers(world), contacts)
+    for kind, units in (("customers", 3), ("invoices", 3), ("contacts", 4)):
         status, out, err = cli("import", kind, str(SAMPLES / f"{kind}.csv"), "--tenant", "acme")
         assert (status, err) == (0, "")
         summary = json.loads(out)
         assert (summary["created"], summary["updated"], summary["unchanged"]) == (0, 0, units)
-    assert (customers_of(world), invoice_numbers(world)) == before  # updated_at too: nothing was written
+    assert (
+        customers_of(world),
+        invoice_numbers(world),
+        contacts_of(world),
+    ) == before  # updated_at too: nothing written
+    added = [(actor, detail) for actor, action, detail in audit_rows(world) if action.startswith("contact.")]
+    assert len(added) == 4  # the first import's, each contact once; the second changed nothing
+    assert added[1] == ("cli", "customer 1001: Carla Finance <cfo@rockets.example>, Manage billing")
 
 
 def test_a_changed_row_updates_its_customer(world: World, cli: Any, tmp_path: Path) -> None:
@@ -171,6 +203,64 @@ def test_invoice_rows_are_checked_by_the_write_models_rules(world: World, cli: A
         ),
     ]
     assert not [n for n in invoice_numbers(world) if n.startswith("X-")]
+
+
+def test_a_contacts_import_adds_and_updates_by_customer_and_email(world: World, cli: Any, tmp_path: Path) -> None:
+    run(factories.contact(world.store, world.acme, 1235, now=world.clock.now, name="Old Name", email="bea@x.example"))
+    text = CONTACTS_HEADER + "1234,Pat@Example.com,Pat Payer,pay\n1235,bea@x.example,Bea Boss,manage\n"
+    path = write(tmp_path, "contacts.csv", text)
+    world.clock.advance(60)
+    status, out, err = cli("import", "contacts", path, "--tenant", "acme")
+    assert (status, err) == (0, ""), err
+    assert (json.loads(out)["created"], json.loads(out)["updated"]) == (1, 1)
+    contacts = contacts_of(world)
+    assert contacts[(1234, "pat@example.com")][:2] == ("Pat Payer", "pay")
+    assert contacts[(1235, "bea@x.example")][:2] == ("Bea Boss", "manage")
+    world.clock.advance(60)
+    status, out, _ = cli("import", "contacts", path, "--tenant", "acme")  # the same file: nothing changes
+    assert status == 0
+    assert (json.loads(out)["created"], json.loads(out)["updated"], json.loads(out)["unchanged"]) == (0, 0, 2)
+    assert contacts_of(world) == contacts
+    trail = [(actor, action) for actor, action, _detail in audit_rows(world) if action.startswith("contact.")]
+    assert trail == [("cli", "contact.added"), ("cli", "contact.added"), ("cli", "contact.changed")]
+    checked = write(tmp_path, "role.csv", CONTACTS_HEADER + "1235,BEA@x.example,Bea Boss,view\n")
+    status, out, _ = cli("import", "contacts", checked, "--tenant", "acme", "--check")
+    assert (status, json.loads(out)["updated"]) == (0, 1)
+    assert contacts_of(world)[(1235, "bea@x.example")][1] == "manage"  # only checked: left as it is
+
+
+def test_bad_contact_rows_are_said_in_the_contacts_own_words(world: World, cli: Any, tmp_path: Path) -> None:
+    text = CONTACTS_HEADER + (
+        "1234,good@x.example,Good,view\n"
+        "77,homer@x.example,Homer,view\n"  # globex's customer: none of acme's
+        "1234,not-an-email,Bad Email,view\n"
+        "1234,r@x.example,Bad Role,owner\n"
+        "1234,,No Email,view\n"
+        "abc,a@x.example,Bad Id,view\n"
+        "1234, GOOD@x.example ,Twice,pay\n"
+        "01234,good@x.example,Again,view\n"
+        f"1234,long@x.example,{'x' * 201},view\n"
+        "1234,blank@x.example,,view\n"
+    )
+    status, out, err = cli("import", "contacts", write(tmp_path, "bad.csv", text), "--tenant", "acme")
+    assert status == 1
+    assert err.splitlines() == [
+        "billportal: error: line 3: customer_id: No such customer.",
+        "billportal: error: line 4: email: email must be an email address",
+        "billportal: error: line 5: role: role must be one of view, pay, manage",
+        "billportal: error: line 6: email: email is required",
+        f"billportal: error: line 7: customer_id: customer_id must be a whole number from 1 to {MAX_ID}",
+        "billportal: error: line 8: email: contact GOOD@x.example of customer 1234 is also on line 2",
+        "billportal: error: line 9: email: contact good@x.example of customer 01234 is also on line 2",
+        "billportal: error: line 10: name: name must be 1 to 200 characters of text",
+        "billportal: error: line 11: name: name is required",
+    ]
+    assert json.loads(out)["refused"] == 9
+    assert contacts_of(world) == {}  # the batch held refused rows: nothing of it was written
+    status, _, err = cli(
+        "import", "contacts", write(tmp_path, "h.csv", "customer_id,email,name\n1,a@x.example,A\n"), "--tenant", "acme"
+    )
+    assert (status, err.strip()) == (2, "billportal: error: the header has no role column (required)")
 
 
 def test_batches_before_the_first_error_are_kept_and_a_rerun_finishes(world: World, cli: Any, tmp_path: Path) -> None:
@@ -262,6 +352,7 @@ def test_the_import_page_lists_the_columns(world: World) -> None:
     assert page.status_code == 200
     assert 'href="/imports" aria-current="page"' in page.text
     assert "<code>customer_id</code> (required)" in page.text
+    assert '<input type="radio" name="kind" value="contacts">' in page.text
 
 
 def test_preview_writes_nothing_and_confirm_imports_once(world: World) -> None:
@@ -290,6 +381,66 @@ def test_preview_writes_nothing_and_confirm_imports_once(world: World) -> None:
     invoices = upload(dashboard, "invoices", (SAMPLES / "invoices.csv").read_bytes())
     assert dashboard.post("/imports", {"upload": upload_id(invoices.text)}).status_code == 200
     assert [n for n in invoice_numbers(world) if n.startswith("IMP-")] == ["IMP-0001", "IMP-0002", "IMP-0003"]
+
+
+def test_contacts_are_previewed_confirmed_and_audited_in_the_dashboard(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    content = (CONTACTS_HEADER + "1234,ann@x.example,Ann Accounts,pay\n1235,bo@x.example,Bo Books,view\n").encode()
+    preview = upload(dashboard, "contacts", content)
+    assert preview.status_code == 200, preview.text
+    assert "Nothing is written yet. Importing would add 2, update 0 and leave 0 as they are." in preview.text
+    assert '<td data-label="Email">ann@x.example</td>' in preview.text
+    assert contacts_of(world) == {}
+    done = dashboard.post("/imports", {"upload": upload_id(preview.text)})
+    assert done.status_code == 200
+    assert "Imported: 2 new, 0 updated, 0 unchanged." in done.text
+    assert {key: value[:2] for key, value in contacts_of(world).items()} == {
+        (1234, "ann@x.example"): ("Ann Accounts", "pay"),
+        (1235, "bo@x.example"): ("Bo Books", "view"),
+    }
+    trail = [(actor, action, detail) for actor, action, detail in audit_rows(world)]
+    assert (ADMIN_EMAIL, "imports.contacts", "2 created, 0 updated, 0 unchanged") in trail
+    assert (ADMIN_EMAIL, "contact.added", "customer 1235: Bo Books <bo@x.example>, View only") in trail
+    assert "Contacts imported from a CSV file" in dashboard.get("/audit").text
+    changed = upload(dashboard, "contacts", content.replace(b"Bo Books,view", b"Bo Books,manage"))
+    assert "Importing would add 0, update 1 and leave 1 as they are." in changed.text
+    again = dashboard.post("/imports", {"upload": upload_id(changed.text)})
+    assert "Imported: 0 new, 1 updated, 1 unchanged." in again.text
+    assert contacts_of(world)[(1235, "bo@x.example")][1] == "manage"
+
+
+def test_an_imported_role_change_signs_the_contact_out(world: World, mail: Mail) -> None:
+    run(factories.contact(world.store, world.acme, 1235, now=world.clock.now, name="Vic", email="vic@x.example"))
+    browser, _answer = sign_in_by_email(mail, "vic@x.example")
+    assert browser.get("/").status_code == 200
+    dashboard = admin_of_acme(world)
+    same = upload(dashboard, "contacts", (CONTACTS_HEADER + "1235,vic@x.example,Vic,view\n").encode())
+    assert dashboard.post("/imports", {"upload": upload_id(same.text)}).status_code == 200
+    assert browser.get("/").status_code == 200  # unchanged: still signed in
+    paying = upload(dashboard, "contacts", (CONTACTS_HEADER + "1235,vic@x.example,Vic,pay\n").encode())
+    assert dashboard.post("/imports", {"upload": upload_id(paying.text)}).status_code == 200
+    assert browser.get("/").status_code in (303, 401)  # a new role: signed out, as from the dashboard
+
+
+def test_a_bad_contacts_file_shows_each_rows_errors_beside_it(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    content = (
+        CONTACTS_HEADER + "1234,ok@x.example,Ok,view\n999,who@x.example,Who,view\n1234,x@x.example,X,boss\n"
+    ).encode()
+    preview = upload(dashboard, "contacts", content)
+    assert preview.status_code == 422
+    assert "2 of the file's contacts are refused" in preview.text
+    assert 'name="upload"' not in preview.text
+    rows = re.findall(
+        r"<tr( class=\"refused\")?>\s*<td data-label=\"Line\" class=\"num\">(\d+)</td>(.*?)</tr>",
+        preview.text,
+        re.DOTALL,
+    )
+    by_line = {line: (bool(refused), body) for refused, line, body in rows}
+    assert by_line["2"][0] is False
+    assert "<code>customer_id</code>: No such customer." in by_line["3"][1]
+    assert "<code>role</code>: role must be one of view, pay, manage" in by_line["4"][1]
+    assert contacts_of(world) == {}
 
 
 def test_a_bad_file_shows_each_rows_errors_beside_it_and_cannot_be_confirmed(world: World) -> None:
@@ -414,7 +565,7 @@ def test_an_invoice_lines_error_is_shown_beside_its_own_row(world: World) -> Non
 
 
 def test_an_import_sends_no_email(world: World, cli: Any, tmp_path: Path) -> None:
-    """Past invoices brought in by an import are not mailed to their customers one by one."""
+    """Past invoices brought in by an import are not mailed to their customers one by one, nor contacts told."""
     from billportal.services.mail import MailSettings
 
     # An endpoint that wants the invoices' events: the import emits them (and must still send no email).
@@ -432,4 +583,8 @@ def test_an_import_sends_no_email(world: World, cli: Any, tmp_path: Path) -> Non
     status, _out, err = cli("import", "invoices", write(tmp_path, "one.csv", text), "--tenant", "acme")
     assert (status, err) == (0, ""), err
     assert "IMP-MAIL-1" in invoice_numbers(world)
+    people = write(tmp_path, "people.csv", CONTACTS_HEADER + "1234,new@x.example,New Person,manage\n")
+    status, _out, err = cli("import", "contacts", people, "--tenant", "acme")
+    assert (status, err) == (0, ""), err
+    assert (1234, "new@x.example") in contacts_of(world)
     assert len(run(MailSettings(world.store).messages(world.acme.id))) == before

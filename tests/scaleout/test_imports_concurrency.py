@@ -1,9 +1,9 @@
-"""Two ``billportal import`` processes of the same file at once, on PostgreSQL: each customer and invoice once.
+"""Two ``billportal import`` processes of the same file at once, on PostgreSQL: each customer, invoice and contact once.
 
 The two processes insert the same keys in the same order, so the second waits on
 the first's batch, finds its rows made, and counts them unchanged: together they
-create each customer (and each invoice) exactly once, with one ``customer.created``
-event each, and both exit 0.
+create each customer (and each invoice, and each contact) exactly once, with one
+``customer.created`` event each (one ``contact.added`` audit entry each), and both exit 0.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.conftest import MASTER_KEY, World, run
 
 CUSTOMERS: Final = 1_500
 INVOICES: Final = 600
+CONTACTS: Final = 600  # two for each of the first 300 customers
 TRIALS: Final = 3
 
 
@@ -93,6 +94,23 @@ def test_two_concurrent_imports_of_one_file_make_each_customer_and_invoice_once(
         i = t.invoices.c
         numbers = select(func.count()).where(i.company_id == world.acme.id, i.number.like(f"T{trial}-%"))
         assert _count(world, numbers) == INVOICES
+        people = tmp_path / f"contacts{trial}.csv"
+        people.write_text(
+            "customer_id,email,name,role\n"
+            + "".join(
+                f"{first + i // 2},p{i % 2}@c{first + i // 2}.example,Person {i},{('view', 'pay')[i % 2]}\n"
+                for i in range(CONTACTS)
+            ),
+            encoding="utf-8",
+        )
+        summaries = _both(world, "contacts", people)
+        assert sum(s["created"] for s in summaries) == CONTACTS
+        assert sum(s["created"] + s["unchanged"] for s in summaries) == 2 * CONTACTS
+        k = t.contacts.c
+        added = select(func.count()).where(
+            k.company_id == world.acme.id, k.customer_id.between(first, first + CUSTOMERS)
+        )
+        assert _count(world, added) == CONTACTS
     e = t.webhook_events.c
     rows = run(
         world.store.read(
@@ -104,3 +122,6 @@ def test_two_concurrent_imports_of_one_file_make_each_customer_and_invoice_once(
     created = Counter(row.object_id for row in rows)
     assert len(created) == TRIALS * CUSTOMERS
     assert set(created.values()) == {1}
+    a = t.audit_events.c
+    audited = select(func.count()).where(a.company_id == world.acme.id, a.action == "contact.added")
+    assert _count(world, audited) == TRIALS * CONTACTS

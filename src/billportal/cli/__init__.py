@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "payments": ("payments", "a company's online payments"),
     "autopay": ("payments", "AutoPay"),
     "webhooks": ("webhooks", "a company's webhook endpoints, and delivering events"),
-    "import": ("imports", "import customers or invoices from a CSV file"),
+    "import": ("imports", "import customers, invoices or contacts from a CSV file"),
     "mail": ("mail", "email: a company's choices, its message log, statements, sending"),
 }
 ALIASES: dict[str, str] = {"keys": "master-key"}

@@ -1,7 +1,7 @@
-"""``billportal import customers|invoices FILE --tenant T``: CSV imports too large for the dashboard.
+"""``billportal import customers|invoices|contacts FILE --tenant T``: CSV imports too large for the dashboard.
 
 The file is read whole and checked before anything is written (encoding, header,
-each row's shape); then its customers or invoices are written in batches, one
+each row's shape); then its customers, invoices or contacts are written in batches, one
 transaction each (``--batch``). A batch with a refused row is rolled back whole and
 the batches after it are only checked, so every error of the file is said at once,
 one line each on stderr, and the exit status is 1. Importing is idempotent: run the
@@ -21,11 +21,12 @@ from billportal.cli._common import CommandError, company_named, print_json
 from billportal.core.clock import system_clock
 from billportal.core.config import Settings
 from billportal.services import imports
+from billportal.services.audit import CLI
 from billportal.storage.store import Store
 
 
 def register(commands: Any) -> None:
-    command = commands.add_parser("import", help="import customers or invoices from a CSV file")
+    command = commands.add_parser("import", help="import customers, invoices or contacts from a CSV file")
     command.add_argument("kind", choices=imports.KINDS, help="what the file holds")
     command.add_argument("file", metavar="FILE", help="the CSV file (UTF-8, a header row first); '-' reads stdin")
     command.add_argument("--tenant", required=True, help="the company's username")
@@ -35,7 +36,7 @@ def register(commands: Any) -> None:
         type=int,
         default=imports.BATCH_UNITS,
         metavar="N",
-        help=f"customers or invoices per transaction (default {imports.BATCH_UNITS})",
+        help=f"customers, invoices or contacts per transaction (default {imports.BATCH_UNITS})",
     )
     command.set_defaults(handler=import_file)
 
@@ -91,10 +92,11 @@ async def import_file(args: argparse.Namespace, store: Store, settings: Settings
     try:
         report = await imports.run(
             store,
-            company.id,
+            company,
             parsed,
             now=system_clock(),
             write=not args.check,
+            actor=CLI,
             batch_units=args.batch,
             progress=progress,
         )

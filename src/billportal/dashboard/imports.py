@@ -1,4 +1,4 @@
-"""Billing > Import in the dashboard: upload a CSV of customers or invoices, see each row checked, then confirm.
+"""Billing > Import in the dashboard: upload a CSV of customers, invoices or contacts, see each row checked, confirm.
 
 The upload is checked by the same rules as the API (services/imports.py, in a
 transaction that is rolled back) and kept in the database for half an hour, bound
@@ -23,7 +23,13 @@ from billportal.storage.records import Company
 from billportal.web.forms import Form
 
 IMPORTS: Final = "/imports"
-KIND_LABELS: Final = {"customers": "Customers", "invoices": "Invoices"}
+KIND_LABELS: Final = {"customers": "Customers", "invoices": "Invoices", "contacts": "Contacts"}
+# kind -> the columns the preview shows of each row, beside its line, outcome and errors: (heading, column)
+SHOWN: Final = {
+    "customers": (("Customer id", "id"), ("Name", "name")),
+    "invoices": (("Invoice", "number"), ("Line", "description")),
+    "contacts": (("Customer id", "customer_id"), ("Email", "email"), ("Name", "name"), ("Role", "role")),
+}
 GONE: Final = "This upload was imported already, or it expired: upload the file again."
 
 
@@ -76,7 +82,13 @@ class ImportPages(Dashboard):
             return self._upload_page(request, visit, kind=kind, error=message, status_code=400)
         now = self.context.clock()
         report = await imports.run(
-            self.context.store, company.id, parsed, now=now, write=False, batch_units=len(parsed.units)
+            self.context.store,
+            company,
+            parsed,
+            now=now,
+            write=False,
+            actor=visit.actor,
+            batch_units=len(parsed.units),
         )
         token = ""
         if not report.refused:
@@ -97,6 +109,7 @@ class ImportPages(Dashboard):
             section="imports",
             kind=kind,
             label=KIND_LABELS[kind],
+            shown=SHOWN[kind],
             rows=parsed.rows,
             report=report,
             token=token,
@@ -112,13 +125,19 @@ class ImportPages(Dashboard):
         )
         if kept is None or kept.kind not in imports.KINDS:
             return self._upload_page(request, visit, kind="customers", error=GONE, status_code=409)
-        kind: imports.Kind = "customers" if kept.kind == "customers" else "invoices"
+        kind = next(known for known in imports.KINDS if known == kept.kind)
         try:
             parsed = imports.parse(kept.data, kind, max_rows=imports.MAX_UPLOAD_ROWS)
         except Refused as refused:  # read once already: only a change of the rules between the two gets here
             return self._upload_page(request, visit, kind=kind, error=refused.message, status_code=400)
         report = await imports.run(
-            self.context.store, company.id, parsed, now=now, write=True, batch_units=len(parsed.units)
+            self.context.store,
+            company,
+            parsed,
+            now=now,
+            write=True,
+            actor=visit.actor,
+            batch_units=len(parsed.units),
         )
         if not report.refused:
             await imports.drop_upload(self.context.store, token, session_hash=session_hash)
@@ -135,6 +154,7 @@ class ImportPages(Dashboard):
             section="imports",
             kind=kind,
             label=KIND_LABELS[kind],
+            shown=SHOWN[kind],
             rows=parsed.rows,
             report=report,
             token="",

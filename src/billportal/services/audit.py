@@ -74,6 +74,7 @@ ACTIONS: Final[dict[str, str]] = {
     "webhooks.redelivered": "Webhook events sent again",
     "imports.customers": "Customers imported from a CSV file",
     "imports.invoices": "Invoices imported from a CSV file",
+    "imports.contacts": "Contacts imported from a CSV file",
     "mail.settings_changed": "Email settings changed",
     "mail.bounce_cleared": "Bounced email address cleared",
     "contact.added": "Contact added",

@@ -1,15 +1,20 @@
-"""CSV imports of customers and of invoices with their lines, written through the one write model, ``Books``.
+"""CSV imports of customers, of invoices with their lines, and of customers' contacts.
+
+Customers and invoices are written through the one write model, ``Books``; contacts through
+services/contacts.py, the one place of their rules (the API's and the dashboard's too).
 
 A file is read whole (:func:`parse`): UTF-8, with or without a byte order mark,
 one header row naming the columns (docs/imports.md), every cell and row bounded.
 What the file cannot be (not UTF-8, no header, an unknown column, a broken quote)
 refuses the whole file. Then each unit (a customer: one row; an invoice: its rows,
-one per line, grouped by its number) goes through the same ``Books`` methods as the
-API, so a row is refused with the API's own codes and texts.
+one per line, grouped by its number; a contact: one row) goes through the same
+``Books`` methods (or ``contacts.add_in`` and ``update_in``) as the API, so a row is
+refused with the API's own codes and texts.
 
 An import is idempotent: a customer is keyed on its id (a row whose values it has
 already changes nothing; one with other values updates it), an invoice on its number
-(one that exists is left as it is when the file says the same, and refused otherwise).
+(one that exists is left as it is when the file says the same, and refused otherwise),
+a contact on its customer and email (a changed name or role updates it).
 Units are written in batches, one transaction each: a batch with any refused unit is
 rolled back whole, and every batch after it is only checked, so a file with errors
 writes only the batches before its first error, and running it again once fixed
@@ -31,15 +36,18 @@ from sqlalchemy import Connection
 
 from billportal.core import countries
 from billportal.core.bounds import MAX_ID
-from billportal.core.errors import Refused, StorageUnavailable
+from billportal.core.errors import NotFound, Refused, StorageUnavailable
+from billportal.services import contacts
+from billportal.services.audit import Actor
 from billportal.services.billing import CUSTOMER_FIELDS, MAX_LINES, Books
+from billportal.storage import contacts as stored_contacts
 from billportal.storage import documents
 from billportal.storage import imports as queries
-from billportal.storage.records import Customer, Invoice
+from billportal.storage.records import Company, Contact, Customer, Invoice
 from billportal.storage.store import Store
 
-Kind = Literal["customers", "invoices"]
-KINDS: Final[tuple[Kind, ...]] = ("customers", "invoices")
+Kind = Literal["customers", "invoices", "contacts"]
+KINDS: Final[tuple[Kind, ...]] = ("customers", "invoices", "contacts")
 Outcome = Literal["created", "updated", "unchanged", "refused"]
 
 CUSTOMER_COLUMNS: Final = ("id", *CUSTOMER_FIELDS)
@@ -57,10 +65,16 @@ INVOICE_COLUMNS: Final = (
     "discount",
     "tax",
 )
-COLUMNS: Final[dict[str, tuple[str, ...]]] = {"customers": CUSTOMER_COLUMNS, "invoices": INVOICE_COLUMNS}
+CONTACT_COLUMNS: Final = ("customer_id", "email", "name", "role")
+COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "customers": CUSTOMER_COLUMNS,
+    "invoices": INVOICE_COLUMNS,
+    "contacts": CONTACT_COLUMNS,
+}
 REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "customers": ("id", "name"),
     "invoices": ("number", "customer_id", "issued_on", "description", "quantity", "unit_price"),
+    "contacts": CONTACT_COLUMNS,
 }
 INVOICE_HEAD: Final = ("customer_id", "currency", "status", "issued_on", "due_on", "notes")  # the same on every line
 _LINE_COLUMNS: Final = ("description", "quantity", "unit_price", "discount", "tax")
@@ -69,7 +83,7 @@ _AMOUNTS: Final = ("unit_price", "discount", "tax")
 MAX_CELL: Final = 10_000  # characters of one cell (the longest column, notes, is text)
 MAX_ROWS: Final = 500_000  # rows of one file, the CLI's bound (held in memory, about 1.5 KB a row)
 MAX_FILE_BYTES: Final = 256 * 1024 * 1024  # the CLI reads the file whole
-BATCH_UNITS: Final = 500  # customers or invoices per transaction
+BATCH_UNITS: Final = 500  # customers, invoices or contacts per transaction
 RETRIES: Final = 8  # times a batch is run again after the database could not take it
 _BOM: Final = b"\xef\xbb\xbf"
 
@@ -95,7 +109,7 @@ class Row:
 
 @dataclass(slots=True)
 class Unit:
-    """What one transaction step writes: a customer (one row) or an invoice (its rows, one per line)."""
+    """What one transaction step writes: a customer or a contact (one row), or an invoice (its rows, one per line)."""
 
     key: str
     rows: list[Row]
@@ -202,8 +216,8 @@ def parse(data: bytes, kind: Kind, *, max_rows: int = MAX_ROWS) -> Parsed:
         raise Unreadable(f"line {reader.line_num}: the CSV is broken ({exc})") from None
     if not rows:
         raise Unreadable("the file has a header but no rows")
-    units = _customers(rows) if kind == "customers" else _invoices(rows)
-    return Parsed(kind, units, hashlib.sha256(data).hexdigest())
+    grouped = {"customers": _customers, "invoices": _invoices, "contacts": _contacts}[kind]
+    return Parsed(kind, grouped(rows), hashlib.sha256(data).hexdigest())
 
 
 def _row(line: int, columns: list[str], cells: list[str]) -> Row:
@@ -227,6 +241,22 @@ def _customers(rows: list[Row]) -> list[Unit]:
             row.problems.append(Problem("duplicate_row", f"customer {key[:20]} is also on line {seen[key]}", "id"))
         seen.setdefault(key, row.line)
     return [Unit(row.cells.get("id", ""), [row]) for row in rows]
+
+
+def _contacts(rows: list[Row]) -> list[Unit]:
+    """One unit a row, keyed on its customer and address (written 7 or 007, Pat@ or pat@: the same contact)."""
+    seen: dict[str, int] = {}
+    units = []
+    for row in rows:
+        customer_id = row.cells.get("customer_id", "")
+        key = f"{_whole(customer_id)}:{contacts.address(row.cells.get('email', ''))}"
+        if key in seen:
+            email = row.cells.get("email", "")[:64]
+            said = f"contact {email} of customer {customer_id[:20]} is also on line {seen[key]}"
+            row.problems.append(Problem("duplicate_row", said, "email"))
+        seen.setdefault(key, row.line)
+        units.append(Unit(key, [row]))
+    return units
 
 
 def _invoices(rows: list[Row]) -> list[Unit]:
@@ -439,6 +469,70 @@ def _compare_invoice(existing: Invoice | None, values: dict[str, Any]) -> Outcom
     )
 
 
+@dataclass(slots=True)
+class _Writer:
+    """What a batch writes with: the transaction's ``Books``, and for contacts the company and who imports."""
+
+    books: Books
+    company: Company
+    actor: Actor
+    ended: list[bytes]  # the sessions of contacts whose role changed: their Redis copies go once committed
+
+
+def _contacts_batch(writer: _Writer, units: Sequence[Unit]) -> None:
+    """Write a batch of contacts, each through services/contacts.py: new ones added, changed ones updated."""
+    conn, company = writer.books.conn, writer.company
+    wanted: dict[tuple[int, str], tuple[Unit, dict[str, str]]] = {}
+    for unit in units:
+        if unit.problems:
+            continue
+        try:
+            customer_id, values = _contact_values(unit.rows[0])
+        except Refused as refused:
+            _attach(unit, refused)
+            continue
+        wanted[(customer_id, values["email"])] = (unit, values)
+    existing = stored_contacts.by_keys(conn, company.id, list(wanted))
+    for (customer_id, email), (unit, values) in wanted.items():
+        try:
+            unit.rows[0].outcome = _write_contact(writer, customer_id, values, existing.get((customer_id, email)))
+        except NotFound as missing:  # no such customer (the API's 404): said on the row's customer_id
+            _attach(unit, Refused(missing.code, missing.message, "customer_id"))
+        except Refused as refused:
+            _attach(unit, refused)
+
+
+def _contact_values(row: Row) -> tuple[int, dict[str, str]]:
+    """The row's customer id, and its contact's fields checked by services/contacts.py."""
+    values = contacts.clean({name: row.cells[name] for name in ("name", "email", "role") if name in row.cells})
+    if "customer_id" not in row.cells:
+        raise Refused("missing_field", "customer_id is required", "customer_id")
+    return _id(row.cells["customer_id"], "customer_id"), values
+
+
+def _write_contact(writer: _Writer, customer_id: int, values: dict[str, str], before: Contact | None) -> Outcome:
+    conn, company, now = writer.books.conn, writer.company, writer.books.now
+    if before is None:
+        try:
+            contacts.add_in(conn, company, customer_id, values, actor=writer.actor, now=now)
+        except Refused as refused:
+            if refused.code != "contact_exists":
+                raise
+        else:
+            return "created"
+        # added meanwhile by a concurrent import of the same file: compared below
+        key = (customer_id, values["email"])
+        before = stored_contacts.by_keys(conn, company.id, [key]).get(key)
+        if before is None:
+            raise Refused("conflict", "contacts are being added at the same time; retry") from None
+    changes = {name: values[name] for name in ("name", "role") if getattr(before, name) != values[name]}
+    if not changes:
+        return "unchanged"
+    _, ended = contacts.update_in(conn, company, customer_id, before.id, changes, actor=writer.actor, now=now)
+    writer.ended.extend(ended)
+    return "updated"
+
+
 def _attach(unit: Unit, refused: Refused) -> None:
     """Put a refusal on the row it is about: ``lines[i]...`` on the invoice's i-th row, the rest on its first."""
     target = unit.rows[0]
@@ -458,41 +552,52 @@ class _RollBack(Exception):
     """Ends a batch's transaction without committing it."""
 
 
-def _check_batch(books: Books, kind: Kind, units: Sequence[Unit]) -> bool:
+def _check_batch(writer: _Writer, kind: Kind, units: Sequence[Unit]) -> bool:
     """Write the batch's units (in the open transaction); whether every one was taken."""
     if kind == "customers":
-        _customers_batch(books, units)
+        _customers_batch(writer.books, units)
+    elif kind == "invoices":
+        _invoices_batch(writer.books, units)
     else:
-        _invoices_batch(books, units)
+        _contacts_batch(writer, units)
     return not any(unit.problems for unit in units)
 
 
 async def run(
     store: Store,
-    company_id: int,
+    company: Company,
     parsed: Parsed,
     *,
     now: int,
     write: bool,
+    actor: Actor,
     batch_units: int = BATCH_UNITS,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Import ``parsed`` (``write``), or only check it; each row gets its outcome or its problems.
 
     Each batch is one transaction; with ``write``, a batch is committed only if every unit of it
-    was taken, and after a batch with a refused unit the rest is checked, not written.
+    was taken, and after a batch with a refused unit the rest is checked, not written. ``actor``
+    is who the audit trail names for each contact added or changed.
     """
     report = Report()
     writing = write
     kind = parsed.kind
     for start in range(0, len(parsed.units), batch_units):
         batch = parsed.units[start : start + batch_units]
+        ended: list[bytes] = []
 
-        def work(conn: Connection, batch: Sequence[Unit] = batch, commit: bool = writing) -> None:
-            if not _check_batch(Books(conn, company_id, now, email=False), kind, batch) or not commit:
+        def work(
+            conn: Connection, batch: Sequence[Unit] = batch, commit: bool = writing, ended: list[bytes] = ended
+        ) -> None:
+            ended.clear()  # a batch run again starts over
+            writer = _Writer(Books(conn, company.id, now, email=False), company, actor, ended)
+            if not _check_batch(writer, kind, batch) or not commit:
                 raise _RollBack
 
         committed = await _batch(store, work, batch)
+        if committed:
+            await contacts.forget_sessions(store, ended)
         writing = writing and committed
         for unit in batch:
             _count(report, unit, committed, counted=committed or not write)

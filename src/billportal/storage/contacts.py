@@ -70,6 +70,26 @@ def by_email(conn: Connection, company_id: int, email: str) -> list[Contact]:
     return [_record(row) for row in conn.execute(query.limit(MAX_MEMBERSHIPS))]
 
 
+def by_keys(conn: Connection, company_id: int, keys: list[tuple[int, str]]) -> dict[tuple[int, str], Contact]:
+    """The company's contacts among ``(customer id, email)`` pairs (an import's batch), by pair.
+
+    Read by customer (at most MAX_CONTACTS each) and matched here: two IN lists on the unique index
+    would have SQLite probe every customer with every address.
+    """
+    c = t.contacts.c
+    wanted = {(customer_id, email) for customer_id, email in keys if fits(c.customer_id, customer_id)}
+    customer_ids = sorted({customer_id for customer_id, _ in wanted})
+    found: dict[tuple[int, str], Contact] = {}
+    for start in range(0, len(customer_ids), 500):
+        query = select(t.contacts).where(
+            c.company_id == company_id, c.customer_id.in_(customer_ids[start : start + 500])
+        )
+        for row in conn.execute(query):
+            if (row.customer_id, row.email) in wanted:
+                found[(row.customer_id, row.email)] = _record(row)
+    return found
+
+
 def email_taken(conn: Connection, company_id: int, customer_id: int, email: str, but: int | None = None) -> bool:
     c = t.contacts.c
     query = select(c.id).where(c.company_id == company_id, c.customer_id == customer_id, c.email == email)

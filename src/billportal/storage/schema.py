@@ -738,12 +738,11 @@ import_uploads = Table(
     Column("id_hash", LargeBinary(32), primary_key=True),
     Column("session_hash", LargeBinary(32), ForeignKey("admin_sessions.id_hash", ondelete="CASCADE"), nullable=False),
     Column("company_id", Integer, ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),  # customers, invoices or contacts: services/imports.py KINDS
     Column("filename", String(200), nullable=False, server_default=""),
     Column("data", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    CheckConstraint("kind IN ('customers', 'invoices')", name="kind"),
 )
 Index("ix_import_uploads_expires_at", import_uploads.c.expires_at)
 Index("ix_import_uploads_session_hash", import_uploads.c.session_hash)
