@@ -1,0 +1,137 @@
+"""The dashboard's customers list: search, the balance filters, keyset paging (the same cost at any depth).
+
+A search matches part of the id, number, name or email, in any case:
+
+* three characters or more, through an index: on SQLite the FTS5 trigram table
+  ``customer_search`` (a page follows the index, in the order customers were added, and its
+  cursor is the customer's rowid); on PostgreSQL the pg_trgm GIN index ``ix_customers_search``
+  (in id order, its cursor the id);
+* one or two characters (no trigram to look up): the next ``SCAN_WINDOW`` customers in id order
+  are read, and a page that ends the window with fewer matches than a page offers the next
+  window, as the sign-in log does for its unindexed filters.
+
+Without a search the list is in id order. *With a balance* and *Past due* read the partial
+index of open invoices with a balance (``ix_invoices_owed``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    cast,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+
+from billportal.storage import schema as t
+from billportal.storage.bounds import fits
+from billportal.storage.documents import complete
+from billportal.storage.records import CustomerPage, CustomerRow
+
+INDEXED: Final = 3  # characters of a search the trigram indexes can look up
+SCAN_WINDOW: Final = 20_000  # customers read for one page of a shorter search
+
+_SEARCH = table("customer_search", column("rowid"))
+_OWED: ColumnElement[bool] = literal_column(
+    t.OWED, Boolean
+)  # the partial index's own condition, so that either planner uses it
+
+
+def _owed(company_id: int, today: str | None) -> list[ColumnElement[bool]]:
+    """Open invoices with a balance (due before ``today``, unless None): the rows of ``ix_invoices_owed``."""
+    inv = t.invoices.c
+    found: list[ColumnElement[bool]] = [inv.company_id == company_id, _OWED]
+    if today is not None:
+        found.append(inv.due_on < today)
+    return found
+
+
+def _pattern(search: str) -> str:
+    return "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _phrase(company_id: int, search: str) -> str:
+    """An FTS5 query: the company, and the search as one phrase (a substring, with the trigram tokenizer)."""
+    quoted = search.replace('"', '""')
+    return f'company : "~{company_id}~" AND {{id number name email}} : "{quoted}"'
+
+
+def customer_page(
+    conn: Connection,
+    company_id: int,
+    *,
+    limit: int,
+    after: int | None = None,
+    search: str = "",
+    owing: str = "",
+    today: str = "",
+) -> CustomerPage:
+    """One page of the company's customers with what each owes, and the cursor of the next page.
+
+    ``after``: the cursor a previous page gave; ``owing``: "" (all), "balance" (open invoices
+    owed) or "past_due" (owed past its due date on ``today``).
+    """
+    c, inv = t.customers.c, t.invoices.c
+    if after is not None and not fits(c.id, after + 1):
+        return CustomerPage([], None)
+    late_on = today if owing == "past_due" else None
+    owed = select(func.coalesce(func.sum(inv.balance), 0)).where(*_owed(company_id, None), inv.customer_id == c.id)
+    late = select(func.coalesce(func.sum(inv.balance), 0)).where(*_owed(company_id, today), inv.customer_id == c.id)
+    columns = (t.customers, owed.scalar_subquery().label("owed"), late.scalar_subquery().label("late"))
+    full_text = len(search) >= INDEXED and conn.dialect.name == "sqlite"
+    where: list[ColumnElement[bool]] = [c.company_id == company_id]
+    if after is not None and not full_text:
+        where.append(c.id > after)
+    window = select(c.id).where(*where).order_by(c.id).offset(SCAN_WINDOW - 1).limit(1)
+    if owing and search:
+        where.append(select(inv.id).where(*_owed(company_id, late_on), inv.customer_id == c.id).exists())
+
+    if full_text:
+        rowid = _SEARCH.c.rowid
+        query: Select[Any] = (
+            select(*columns, rowid.label("cursor"))
+            .select_from(_SEARCH.join(t.customers, literal_column("customers.rowid") == rowid))
+            .where(literal_column("customer_search").op("MATCH")(_phrase(company_id, search)), *where)
+            .order_by(rowid)
+        )
+        return _page(conn, query if after is None else query.where(rowid > after), limit)
+
+    window_end = None
+    if search and len(search) >= INDEXED:
+        where.append(literal_column(t.CUSTOMER_SEARCH_TEXT).like(_pattern(search), escape="\\"))
+    elif search:
+        window_end = conn.execute(window).scalar()
+        pattern = _pattern(search)
+        fields = (cast(c.id, String), c.number, c.name, c.email)
+        where.append(or_(*(func.lower(field).like(pattern, escape="\\") for field in fields)))
+        if window_end is not None:
+            where.append(c.id <= window_end)
+    elif owing:
+        # The owing customers straight from the partial index, a page of them at a time in customer order.
+        owing_ids = select(inv.customer_id).where(*_owed(company_id, late_on))
+        if after is not None:
+            owing_ids = owing_ids.where(inv.customer_id > after)
+        where.append(c.id.in_(owing_ids.distinct().order_by(inv.customer_id).limit(limit + 1)))
+    page = _page(conn, select(*columns, c.id.label("cursor")).where(*where).order_by(c.id), limit)
+    if page.next_after is None and window_end is not None:
+        return CustomerPage(page.rows, window_end, window_ended=True)
+    return page
+
+
+def _page(conn: Connection, query: Select[Any], limit: int) -> CustomerPage:
+    rows = conn.execute(query.limit(limit + 1)).all()
+    found = [
+        CustomerRow(customer, int(row.owed), int(row.late))
+        for customer, row in zip(complete(conn, "customer", rows[:limit]), rows, strict=False)
+    ]
+    return CustomerPage(found, int(rows[limit - 1].cursor) if len(rows) > limit else None)
