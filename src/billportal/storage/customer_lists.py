@@ -47,10 +47,10 @@ _OWED: ColumnElement[bool] = literal_column(
 )  # the partial index's own condition, so that either planner uses it
 
 
-def _owed(company_id: int, today: str | None) -> list[ColumnElement[bool]]:
+def _owed(company_id: int, today: str | None) -> list[ColumnElement[Any]]:
     """Open invoices with a balance (due before ``today``, unless None): the rows of ``ix_invoices_owed``."""
     inv = t.invoices.c
-    found: list[ColumnElement[bool]] = [inv.company_id == company_id, _OWED]
+    found: list[ColumnElement[Any]] = [inv.company_id == company_id, _OWED]
     if today is not None:
         found.append(inv.due_on < today)
     return found
@@ -75,11 +75,13 @@ def customer_page(
     search: str = "",
     owing: str = "",
     today: str = "",
+    window: int = SCAN_WINDOW,
 ) -> CustomerPage:
     """One page of the company's customers with what each owes, and the cursor of the next page.
 
     ``after``: the cursor a previous page gave; ``owing``: "" (all), "balance" (open invoices
-    owed) or "past_due" (owed past its due date on ``today``).
+    owed) or "past_due" (owed past its due date on ``today``); ``window``: customers a shorter
+    search reads for one page.
     """
     c, inv = t.customers.c, t.invoices.c
     if after is not None and not fits(c.id, after + 1):
@@ -89,10 +91,11 @@ def customer_page(
     late = select(func.coalesce(func.sum(inv.balance), 0)).where(*_owed(company_id, today), inv.customer_id == c.id)
     columns = (t.customers, owed.scalar_subquery().label("owed"), late.scalar_subquery().label("late"))
     full_text = len(search) >= INDEXED and conn.dialect.name == "sqlite"
-    where: list[ColumnElement[bool]] = [c.company_id == company_id]
+    where: list[ColumnElement[Any]] = [c.company_id == company_id]
     if after is not None and not full_text:
         where.append(c.id > after)
-    window = select(c.id).where(*where).order_by(c.id).offset(SCAN_WINDOW - 1).limit(1)
+    # The window's last customer, if one follows it (else the window reaches the end, and no more is offered).
+    window_query = select(c.id).where(*where).order_by(c.id).offset(window - 1).limit(2)
     if owing and search:
         where.append(select(inv.id).where(*_owed(company_id, late_on), inv.customer_id == c.id).exists())
 
@@ -110,7 +113,8 @@ def customer_page(
     if search and len(search) >= INDEXED:
         where.append(literal_column(t.CUSTOMER_SEARCH_TEXT).like(_pattern(search), escape="\\"))
     elif search:
-        window_end = conn.execute(window).scalar()
+        ends = conn.execute(window_query).scalars().all()
+        window_end = ends[0] if len(ends) == 2 else None
         pattern = _pattern(search)
         fields = (cast(c.id, String), c.number, c.name, c.email)
         where.append(or_(*(func.lower(field).like(pattern, escape="\\") for field in fields)))
