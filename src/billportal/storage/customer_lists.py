@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any, Final
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Connection,
     Select,
@@ -42,9 +41,9 @@ INDEXED: Final = 3  # characters of a search the trigram indexes can look up
 SCAN_WINDOW: Final = 20_000  # customers read for one page of a shorter search
 
 _SEARCH = table("customer_search", column("rowid"))
-_OWED: ColumnElement[bool] = literal_column(
-    t.OWED, Boolean
-)  # the partial index's own condition, so that either planner uses it
+# The partial index's own condition, word for word, so that either planner uses the index
+# (untyped: a Boolean column would be compared to 1 on SQLite, which the index's condition is not).
+_OWED: ColumnElement[Any] = literal_column(t.OWED)
 
 
 def _owed(company_id: int, today: str | None) -> list[ColumnElement[Any]]:
