@@ -101,6 +101,7 @@ def test_search_finds_any_part_of_a_name_number_or_email_and_follows_every_chang
     assert _search(dashboard, "Qu") == [7001]  # two characters: read from the customers themselves
     assert _search(dashboard, '"Quonset"') == []  # quotes are text, not the index's syntax
     assert _search(dashboard, "Quonset OR Coyote") == []  # and so are its operators
+    assert _search(dashboard, "Quon\x00set") == []  # a NUL, which no database holds, is no error
     current = {name: value for name, value in typed.items() if name != "id"} | {"currency": "USD"}
     edited = dashboard.post("/customers/7001/edit", {**current, "name": "Ottilie Brandvold", "email": "ob@fjord.test"})
     assert edited.status_code == 303, edited.text

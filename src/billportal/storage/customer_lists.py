@@ -32,6 +32,7 @@ from sqlalchemy import (
     table,
 )
 
+from billportal.core.bounds import storable_text
 from billportal.storage import schema as t
 from billportal.storage.bounds import fits
 from billportal.storage.documents import complete
@@ -83,8 +84,8 @@ def customer_page(
     search reads for one page.
     """
     c, inv = t.customers.c, t.invoices.c
-    if after is not None and not fits(c.id, after + 1):
-        return CustomerPage([], None)
+    if (after is not None and not fits(c.id, after + 1)) or not storable_text(search):
+        return CustomerPage([], None)  # no customer holds a NUL, nor has an id past the column
     late_on = today if owing == "past_due" else None
     owed = select(func.coalesce(func.sum(inv.balance), 0)).where(*_owed(company_id, None), inv.customer_id == c.id)
     late = select(func.coalesce(func.sum(inv.balance), 0)).where(*_owed(company_id, today), inv.customer_id == c.id)
