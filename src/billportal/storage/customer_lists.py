@@ -40,6 +40,7 @@ from billportal.storage.records import CustomerPage, CustomerRow
 
 INDEXED: Final = 3  # characters of a search the trigram indexes can look up
 SCAN_WINDOW: Final = 20_000  # customers read for one page of a shorter search
+PROBE: Final = 1_000  # customers read in id order before PostgreSQL's trigram index is asked
 
 _SEARCH = table("customer_search", column("rowid"))
 # The partial index's own condition, word for word, so that either planner uses the index
@@ -58,6 +59,14 @@ def _owed(company_id: int, today: str | None) -> list[ColumnElement[Any]]:
 
 def _pattern(search: str) -> str:
     return "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fields_match(search: str) -> ColumnElement[Any]:
+    """The search in any field, read row by row (no index has these expressions)."""
+    c = t.customers.c
+    pattern = _pattern(search)
+    fields = (cast(c.id, String), c.number, c.name, c.email)
+    return or_(*(func.lower(field).like(pattern, escape="\\") for field in fields))
 
 
 def _phrase(company_id: int, search: str) -> str:
@@ -94,8 +103,7 @@ def customer_page(
     where: list[ColumnElement[Any]] = [c.company_id == company_id]
     if after is not None and not full_text:
         where.append(c.id > after)
-    # The window's last customer, if one follows it (else the window reaches the end, and no more is offered).
-    window_query = select(c.id).where(*where).order_by(c.id).offset(window - 1).limit(2)
+    scope = list(where)  # the customers a page may list, before any filter
     if owing and search:
         where.append(select(inv.id).where(*_owed(company_id, late_on), inv.customer_id == c.id).exists())
 
@@ -111,13 +119,12 @@ def customer_page(
 
     window_end = None
     if search and len(search) >= INDEXED:
-        where.append(literal_column(t.CUSTOMER_SEARCH_TEXT).like(_pattern(search), escape="\\"))
-    elif search:
-        ends = conn.execute(window_query).scalars().all()
+        return _trigram_page(conn, company_id, search, scope=scope, where=where, columns=columns, limit=limit)
+    if search:
+        # The window's last customer, if one follows it (else the window reaches the end, and no more is offered).
+        ends = conn.execute(select(c.id).where(*scope).order_by(c.id).offset(window - 1).limit(2)).scalars().all()
         window_end = ends[0] if len(ends) == 2 else None
-        pattern = _pattern(search)
-        fields = (cast(c.id, String), c.number, c.name, c.email)
-        where.append(or_(*(func.lower(field).like(pattern, escape="\\") for field in fields)))
+        where.append(_fields_match(search))
         if window_end is not None:
             where.append(c.id <= window_end)
     elif owing:
@@ -130,6 +137,34 @@ def customer_page(
     if page.next_after is None and window_end is not None:
         return CustomerPage(page.rows, window_end, window_ended=True)
     return page
+
+
+def _trigram_page(
+    conn: Connection,
+    company_id: int,
+    search: str,
+    *,
+    scope: list[ColumnElement[Any]],
+    where: list[ColumnElement[Any]],
+    columns: Any,
+    limit: int,
+) -> CustomerPage:
+    """PostgreSQL: the next ``PROBE`` customers in id order first, read row by row (a search most customers
+    match fills its page there), then the trigram index for the rest, whose matches are sorted by id. Left
+    to itself, the planner may walk the primary key through the whole company, looking for a page of
+    matches it expects to be spread evenly."""
+    c = t.customers.c
+    probe_end = conn.execute(select(c.id).where(*scope).order_by(c.id).offset(PROBE - 1).limit(1)).scalar()
+    if probe_end is not None:
+        probe = select(*columns, c.id.label("cursor")).where(*where, _fields_match(search), c.id <= probe_end)
+        page = _page(conn, probe.order_by(c.id), limit)
+        if page.next_after is not None:
+            return page
+    indexed = literal_column(t.CUSTOMER_SEARCH_TEXT).like(_pattern(search))
+    # "id + 0": not the primary key's order, so that the matches come from the trigram index; ids only, to sort.
+    ids = select(c.id).where(*where, indexed).order_by(c.id + 0).limit(limit + 1).subquery()
+    query = select(*columns, c.id.label("cursor")).where(c.company_id == company_id, c.id.in_(select(ids.c.id)))
+    return _page(conn, query.order_by(c.id), limit)
 
 
 def _page(conn: Connection, query: Select[Any], limit: int) -> CustomerPage:
