@@ -4,8 +4,8 @@ A search matches part of the id, number, name or email, in any case:
 
 * three characters or more, through an index: on SQLite the FTS5 trigram table
   ``customer_search`` (a page follows the index, in the order customers were added, and its
-  cursor is the customer's rowid); on PostgreSQL the pg_trgm GIN index ``ix_customers_search``
-  (in id order, its cursor the id);
+  cursor is the customer's rowid); on PostgreSQL the next ``PROBE`` customers in id order, then
+  the pg_trgm GIN index ``ix_customers_search`` (in id order, its cursor the id);
 * one or two characters (no trigram to look up): the next ``SCAN_WINDOW`` customers in id order
   are read, and a page that ends the window with fewer matches than a page offers the next
   window, as the sign-in log does for its unindexed filters.
@@ -39,7 +39,7 @@ from billportal.storage.documents import complete
 from billportal.storage.records import CustomerPage, CustomerRow
 
 INDEXED: Final = 3  # characters of a search the trigram indexes can look up
-SCAN_WINDOW: Final = 20_000  # customers read for one page of a shorter search
+SCAN_WINDOW: Final = 10_000  # customers read for one page of a shorter search
 PROBE: Final = 1_000  # customers read in id order before PostgreSQL's trigram index is asked
 
 _SEARCH = table("customer_search", column("rowid"))

@@ -6,7 +6,7 @@ Create Date: 2026-12-02
 
 SQLite: an FTS5 table (trigram tokenizer) over each customer's id, number, name and email,
 kept in step by triggers, filled here for the customers there are (in one transaction: the
-write lock is held for about a minute per million customers). PostgreSQL: pg_trgm and a GIN
+write lock is held for about 25 seconds per million customers). PostgreSQL: pg_trgm and a GIN
 index over the same fields, built concurrently. Both: a partial index of open invoices with a
 balance. The statements are those of storage/schema.py at this revision.
 """
