@@ -114,3 +114,25 @@ def test_a_short_search_reads_a_window_at_a_time_and_reaches_every_match(engine:
             after = page.next_after
         assert seen == [7, 14, 21, 28]
         assert windows == 2  # customers 1-10 (7 found) and 11-20 (14 found); the third window is the last
+
+
+def test_a_search_past_the_first_thousand_customers_pages_in_order(engine: Engine) -> None:
+    """PostgreSQL reads 1,000 customers in id order before its trigram index: both give every match once."""
+    _migrate(engine, "head")
+    with engine.begin() as conn:
+        conn.execute(text(COMPANIES))
+        rows = [
+            {"company": 1, "id": n, "number": f"N-{n}", "name": "Rare Osprey" if n % 97 == 0 else "Plain", "email": ""}
+            for n in range(1, 2501)
+        ]
+        conn.execute(text(CUSTOMER), rows)
+        for search, expected in (("osprey", [n for n in range(1, 2501) if n % 97 == 0]), ("plain", None)):
+            seen: list[int] = []
+            after = None
+            while True:
+                page = customer_page(conn, 1, limit=10, after=after, search=search)
+                seen.extend(row.customer.id for row in page.rows)
+                if page.next_after is None or len(seen) > 3000:
+                    break
+                after = page.next_after
+            assert seen == (expected or [n for n in range(1, 2501) if n % 97]), search
