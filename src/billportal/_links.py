@@ -11,8 +11,6 @@ import uuid
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import jwt
-
 _DURATION = re.compile(r"(?P<count>[0-9]+)(?P<unit>[smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_BASE_URL = "http://localhost:8000"
@@ -66,6 +64,8 @@ def make_token(
     if locale:
         claims["locale"] = locale
     headers = {"kid": kid} if kid else None
+    import jwt  # here: a server process that only builds portal URLs (the mail deliverer) loads no PyJWT
+
     return jwt.encode(claims, sso_key, algorithm="HS256", headers=headers)
 
 

@@ -22,15 +22,9 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from billportal.api import api_mount
 from billportal.core.clock import system_clock
 from billportal.core.config import ConfigError, Settings
 from billportal.core.errors import DatabaseDamaged, StorageUnavailable
-from billportal.dashboard.routes import dashboard_routes
-from billportal.portal.contacts import ContactPages
-from billportal.portal.email_sign_in import EmailSignIn
-from billportal.portal.signin import SignIn
-from billportal.portal.views import Portal
 from billportal.services.mail import MailConfig, MailDeliverer
 from billportal.services.webhooks import Deliverer
 from billportal.storage import open_store
@@ -68,6 +62,12 @@ register_url_convertor("handle", HandleConvertor())
 
 
 def portal_router(context: Context) -> Router:
+    """``{company}.{base}``: a company's customer portal."""
+    from billportal.portal.contacts import ContactPages
+    from billportal.portal.email_sign_in import EmailSignIn
+    from billportal.portal.signin import SignIn
+    from billportal.portal.views import Portal
+
     sign_in = SignIn(context)
     email = EmailSignIn(context, sign_in)
     portal = Portal(context)
@@ -134,6 +134,9 @@ def portal_router(context: Context) -> Router:
 
 def dashboard_router(context: Context) -> Router:
     """``dashboard.{base}``: the company admins' dashboard, and the REST API under /api/v1."""
+    from billportal.api import api_mount
+    from billportal.dashboard.routes import dashboard_routes
+
     routes: list[BaseRoute] = [
         *dashboard_routes(context),
         Route("/favicon.ico", favicon, methods=["GET"]),
@@ -141,6 +144,11 @@ def dashboard_router(context: Context) -> Router:
         api_mount(context),
     ]
     return Router(routes=routes)
+
+
+# Each site's router, built (its modules imported) by the first request to that site: a worker whose
+# hosts never ask for the dashboard never loads the dashboard, the API or what only they use.
+SITES: dict[str, Callable[[Context], ASGIApp]] = {"portal": portal_router, "dashboard": dashboard_router}
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -152,10 +160,7 @@ class Billportal:
 
     def __init__(self, context: Context) -> None:
         self.context = context
-        self.sites: dict[str, ASGIApp] = {
-            "portal": portal_router(context),
-            "dashboard": dashboard_router(context),
-        }
+        self.sites: dict[str, ASGIApp] = {}  # the SITES built so far
         self._site_cache: dict[bytes, Site | None] = {}
         self.operations = Operations(context.store, context.settings.metrics_networks)
 
@@ -189,8 +194,11 @@ class Billportal:
         site = self._site(scope)
         app = self.sites.get(site.kind) if site is not None else None
         if app is None:
-            await _not_found(scope, receive, send)
-            return
+            build = SITES.get(site.kind) if site is not None else None
+            if site is None or build is None:
+                await _not_found(scope, receive, send)
+                return
+            app = self.sites[site.kind] = build(self.context)
         scope[SITE_KEY] = site
         await app(scope, receive, send)
 

@@ -8,17 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-# What a SQLite worker never needs: PostgreSQL's driver and SQLAlchemy's async bridge, Alembic (when its
-# database is up to date), Redis, Stripe's package until a Stripe call, Pillow until a logo comes, and httpx
-# until the webhook deliverer (running in every serving process) has an event to send.
+# What a SQLite worker never needs: PostgreSQL's driver, SQLAlchemy's PostgreSQL dialect, async bridge and ORM,
+# Alembic (when its database is up to date), Redis, Stripe's package until a Stripe call, Pillow until a logo
+# comes, and httpx until the webhook deliverer (running in every serving process) has an event to send; PyJWT
+# (the verifier checks HS256 with the standard library) and cryptography until the first seal or unseal. And
+# no site until a request comes to it: a worker whose hosts never ask for the dashboard never loads it.
 NOT_FOR_SQLITE = (
     "psycopg",
+    "sqlalchemy.dialects.postgresql",
     "sqlalchemy.ext.asyncio",
+    "sqlalchemy.orm",
     "alembic",
     "redis",
     "stripe._stripe_client",
     "PIL.Image",
     "httpx",
+    "jwt",
+    "cryptography",
+    "billportal.portal",
+    "billportal.dashboard",
+    "billportal.api",
 )
 
 PROBE = """
@@ -49,6 +58,54 @@ def test_an_embedded_worker_imports_no_driver_it_does_not_use(tmp_path: Path) ->
     unwanted = sorted(name for name in loaded if any(name == m or name.startswith(m + ".") for m in NOT_FOR_SQLITE))
     assert unwanted == []
     assert "alembic" in set(json.loads(first_start))  # and the first start did migrate
+
+
+SITE_PROBE = """
+import asyncio, sys
+from billportal.app import create_app
+
+app = create_app()
+
+
+async def status(host):
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": "/signed-out", "raw_path": b"/signed-out", "root_path": "", "query_string": b"",
+        "headers": [(b"host", host)], "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+    return sent[0]["status"]
+
+
+def sites():
+    return [s for s in ("portal", "dashboard", "api") if f"billportal.{s}" in sys.modules]
+
+
+print(sites(), asyncio.run(status(b"acme.localhost")), sites(), asyncio.run(status(b"dashboard.localhost")), sites())
+"""
+
+
+def test_a_worker_loads_each_site_on_its_first_request(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "BILLPORTAL_DATA_DIR": str(tmp_path),
+        "BILLPORTAL_BASE_DOMAIN": "localhost",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SITE_PROBE], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    # No company "acme" in this new database: its portal answers 404; the dashboard's /signed-out is not one
+    # of its pages either. Each site's modules came with the first request to it, and not before.
+    assert done.stdout.strip().splitlines()[-1] == "[] 404 ['portal'] 404 ['portal', 'dashboard', 'api']"
 
 
 def test_the_sdk_loads_its_http_client_on_first_use() -> None:
@@ -93,12 +150,13 @@ def test_the_command_table_is_what_the_command_modules_register() -> None:
 def test_help_loads_no_command_and_a_command_loads_only_its_own() -> None:
     probe = (
         "import sys\n"
+        "PREFIXES = ('billportal.cli.', 'billportal.storage', 'billportal.services', 'sqlalchemy', 'jwt')\n"
         "from billportal.cli import main\n"
         "try:\n"
         "    main(sys.argv[1:])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('LOADED', *sorted(m for m in sys.modules if m.startswith(('billportal.cli.', 'sqlalchemy', 'jwt'))))\n"
+        "print('LOADED', *sorted(m for m in sys.modules if m.startswith(PREFIXES)))\n"
     )
 
     def loaded(*args: str) -> list[str]:
@@ -107,7 +165,8 @@ def test_help_loads_no_command_and_a_command_loads_only_its_own() -> None:
         )
         return done.stdout.strip().splitlines()[-1].split()[1:]
 
-    assert loaded("--help") == []
+    assert loaded("--help") == []  # no command module, no storage, no SQLAlchemy
+    assert loaded("sso-url", "--help") != []  # (the probe does see what a command loads)
     assert [m for m in loaded("payments", "--help") if m.startswith("billportal.cli.")] == [
         "billportal.cli._common",
         "billportal.cli.payments",

@@ -16,10 +16,17 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from billportal.core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from cryptography import exceptions
+    from cryptography.hazmat.primitives.ciphers import aead
+else:
+    # About 9 MB, loaded by the first seal or unseal (the first company a worker loads), not by an idle worker.
+    exceptions = lazy_import("cryptography.exceptions")
+    aead = lazy_import("cryptography.hazmat.primitives.ciphers.aead")
 
 _NONCE_BYTES: Final = 12
 
@@ -71,7 +78,7 @@ class MasterKeys:
     def seal(self, secret: bytes, purpose: str, company_id: int) -> Sealed:
         """Encrypt ``secret`` under the current master key, bound to ``purpose`` and the company."""
         nonce = os.urandom(_NONCE_BYTES)
-        blob = nonce + AESGCM(self._current).encrypt(nonce, secret, _context(purpose, company_id))
+        blob = nonce + aead.AESGCM(self._current).encrypt(nonce, secret, _context(purpose, company_id))
         return Sealed(self.current_id, blob)
 
     def unseal(self, sealed: Sealed, purpose: str, company_id: int) -> bytes:
@@ -84,8 +91,8 @@ class MasterKeys:
             )
         nonce, ciphertext = sealed.blob[:_NONCE_BYTES], sealed.blob[_NONCE_BYTES:]
         try:
-            return AESGCM(key).decrypt(nonce, ciphertext, _context(purpose, company_id))
-        except InvalidTag:
+            return aead.AESGCM(key).decrypt(nonce, ciphertext, _context(purpose, company_id))
+        except exceptions.InvalidTag:
             raise SealError(
                 f"a sealed {purpose} failed its integrity check under master key {sealed.master_key_id}"
             ) from None

@@ -31,14 +31,13 @@ from billportal.portal.forms import (
 from billportal.portal.theme import DEFAULT_ACCENT, theme_css
 from billportal.services import companies as profile
 from billportal.services import contacts as contact_rules
-from billportal.services.billing import Answer, estimate_version
+from billportal.services.billing import Answer, Statement, StatementKind, estimate_version
 from billportal.services.contacts import Membership
 from billportal.services.gateways import STRIPE_JS, GatewayToken, NewMethod
 from billportal.services.payments import AutoPay, PayPlan, new_attempt_token, plan_for
 from billportal.services.statements import (
     BalanceForwardStatement,
     Month,
-    OpenItemStatement,
     StatementMonths,
 )
 from billportal.sso.pages import portal_path
@@ -936,27 +935,32 @@ class Portal:
 
     # -- statements ----------------------------------------------------------------------------
 
-    async def _statement_month(self, request: Request, visit: Visit) -> tuple[Month, StatementMonths, str, str]:
-        """The month asked for (default: see :func:`statement_months`), the months offered, today, and what is wrong."""
-        today = self._today(visit)
-        company, customer = visit.company, visit.customer
-        months = await self.billing.statement_months(
-            company.id, customer.id, customer.currency, today=today, since=today_in(company, customer.created_at)
-        )
+    def _asked_month(self, request: Request, today: str) -> tuple[Month | None, str]:
+        """The month asked for (None: the default), and what is wrong with the asking."""
         asked = request.query_params.get("month", "")
         if not asked:
-            return months.default, months, today, ""
+            return None, ""
         try:
             month = Month.parse(asked[:16])
         except ValueError:
-            return months.default, months, today, i18n.gettext("Choose a month from the list.")
+            return None, i18n.gettext("Choose a month from the list.")
         if month > Month.of(today):
-            return months.default, months, today, i18n.gettext("Statements can be made up to the current month.")
-        return month, months, today, ""
+            return None, i18n.gettext("Statements can be made up to the current month.")
+        return month, ""
 
-    async def _statement(self, request: Request, visit: Visit, kind: str) -> Response:
-        month, months, today, error = await self._statement_month(request, visit)
-        statement = await self._statement_for(visit, kind, month, today)
+    async def _statement_of(
+        self, visit: Visit, kind: StatementKind, asked: Month | None, today: str
+    ) -> tuple[StatementMonths, Month, Statement]:
+        company, customer = visit.company, visit.customer
+        since = today_in(company, customer.created_at)
+        return await self.billing.statement(
+            company.id, customer.id, customer.currency, kind, asked, today=today, since=since
+        )
+
+    async def _statement(self, request: Request, visit: Visit, kind: StatementKind) -> Response:
+        today = self._today(visit)
+        asked, error = self._asked_month(request, today)
+        months, month, statement = await self._statement_of(visit, kind, asked, today)
         offered = list(months.offered)
         if month not in offered:
             offered.append(month)
@@ -971,21 +975,12 @@ class Portal:
             month_error=error,
         )
 
-    async def _statement_for(
-        self, visit: Visit, kind: str, month: Month, today: str
-    ) -> BalanceForwardStatement | OpenItemStatement:
-        company, customer = visit.company, visit.customer
-        if kind == "balance-forward":
-            return await self.billing.balance_forward_statement(
-                company.id, customer.id, customer.currency, month, today=today
-            )
-        return await self.billing.open_item_statement(company.id, customer.id, customer.currency, month, today=today)
-
-    async def _statement_pdf(self, request: Request, visit: Visit, kind: str) -> Response:
-        month, _months, today, error = await self._statement_month(request, visit)
+    async def _statement_pdf(self, request: Request, visit: Visit, kind: StatementKind) -> Response:
+        today = self._today(visit)
+        asked, error = self._asked_month(request, today)
         if error:
             return error_page(400, error)
-        statement = await self._statement_for(visit, kind, month, today)
+        _months, month, statement = await self._statement_of(visit, kind, asked, today)
         if isinstance(statement, BalanceForwardStatement):
             content = await run_in_threadpool(pdf().balance_forward_pdf, visit.company, visit.customer, statement)
         else:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy import Row as SqlRow
@@ -48,6 +48,7 @@ from billportal.storage.records import (
     CustomerPage,
     Estimate,
     Invoice,
+    Ledger,
     LineItem,
     Payment,
     Refund,
@@ -55,6 +56,8 @@ from billportal.storage.records import (
 from billportal.storage.store import Store
 
 T = TypeVar("T")
+StatementKind = Literal["balance-forward", "open-item"]
+Statement = statements.BalanceForwardStatement | statements.OpenItemStatement
 
 NUMBER_PREFIXES: Final = {"invoice": "INV", "payment": "PAY", "credit_note": "CN", "estimate": "EST"}
 PAYMENT_METHODS: Final = ("ach", "bank_transfer", "card", "cash", "check", "other")
@@ -1214,14 +1217,30 @@ class Billing:
         ledger = await self.store.read(lambda conn: documents.ledger(conn, company_id, customer_id, currency, end))
         return statements.balance_forward(ledger, month, today)
 
-    async def statement_months(
-        self, company_id: int, customer_id: int, currency: str, *, today: str, since: str
-    ) -> statements.StatementMonths:
-        """The months a statement can be asked for (the customer exists ``since``), and the default one."""
-        first, last = await self.store.read(
-            lambda conn: documents.activity_span(conn, company_id, customer_id, currency, today)
-        )
-        return statements.statement_months(today, since, first, last)
+    async def statement(
+        self,
+        company_id: int,
+        customer_id: int,
+        currency: str,
+        kind: StatementKind,
+        asked: statements.Month | None,
+        *,
+        today: str,
+        since: str,
+    ) -> tuple[statements.StatementMonths, statements.Month, Statement]:
+        """The months offered (the customer exists ``since``), the month shown (``asked``, else the default) and
+        its statement of ``kind``, in one read."""
+
+        def read(conn: Connection) -> tuple[statements.StatementMonths, statements.Month, Ledger]:
+            first, last = documents.activity_span(conn, company_id, customer_id, currency, today)
+            months = statements.statement_months(today, since, first, last)
+            month = asked or months.default
+            return months, month, documents.ledger(conn, company_id, customer_id, currency, min(month.last_day, today))
+
+        months, month, ledger = await self.store.read(read)
+        if kind == "balance-forward":
+            return months, month, statements.balance_forward(ledger, month, today)
+        return months, month, statements.open_items(ledger, month, today)
 
     async def open_item_statement(
         self, company_id: int, customer_id: int, currency: str, month: statements.Month, *, today: str

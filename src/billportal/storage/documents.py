@@ -370,11 +370,26 @@ def _account_balance_statement(dated: bool) -> Prebuilt:
     return Prebuilt(select(*(q.scalar_subquery().label(name) for name, q in sums.items())))
 
 
-def activity_span(
-    conn: Connection, company_id: int, customer_id: int, currency: str, until: str
-) -> tuple[str | None, str | None]:
-    """The first and the last day of a customer's statement activity up to ``until`` (one query); None if none."""
+def _customer_binds() -> tuple[Any, Any, Any]:
+    c = t.invoices.c
+    return (
+        bindparam("company_id", type_=c.company_id.type),
+        bindparam("customer_id", type_=c.customer_id.type),
+        bindparam("currency", type_=c.currency.type),
+    )
+
+
+def _payments_of(company_id: Any, customer_id: Any, currency: Any) -> tuple[ColumnElement[bool], ...]:
+    pay = t.payments.c
+    return (pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
+
+
+@cache
+def _activity_span_statement() -> Prebuilt:
+    """Built once per process: the first and last day of each kind of statement activity, six scalar subqueries."""
     inv, pay, cn = t.invoices.c, t.payments.c, t.credit_notes.c
+    company_id, customer_id, currency = _customer_binds()
+    until = bindparam("until", type_=inv.issued_on.type)
     kinds = (
         (
             inv.issued_on,
@@ -382,18 +397,13 @@ def activity_span(
                 inv.company_id == company_id,
                 inv.customer_id == customer_id,
                 inv.currency == currency,
-                inv.status.in_(LEDGER_INVOICE_STATUSES),
+                one_of(inv.status, LEDGER_INVOICE_STATUSES),
                 inv.issued_on <= until,
             ],
         ),
         (
             pay.received_on,
-            [
-                pay.company_id == company_id,
-                pay.customer_id == customer_id,
-                pay.currency == currency,
-                pay.received_on <= until,
-            ],
+            [*_payments_of(company_id, customer_id, currency), pay.received_on <= until],
         ),
         (
             cn.issued_on,
@@ -401,16 +411,58 @@ def activity_span(
                 cn.company_id == company_id,
                 cn.customer_id == customer_id,
                 cn.currency == currency,
-                cn.status.in_(LEDGER_CREDIT_NOTE_STATUSES),
+                one_of(cn.status, LEDGER_CREDIT_NOTE_STATUSES),
                 cn.issued_on <= until,
             ],
         ),
     )
-    parts = [select(bound(on)).where(*where).scalar_subquery() for on, where in kinds for bound in (func.min, func.max)]
-    found = conn.execute(select(*parts)).one()
+    parts = [
+        select(bound(on)).where(*where).scalar_subquery().label(f"{name}_{i}")
+        for i, (on, where) in enumerate(kinds)
+        for name, bound in (("first", func.min), ("last", func.max))
+    ]
+    return Prebuilt(select(*parts))
+
+
+def activity_span(
+    conn: Connection, company_id: int, customer_id: int, currency: str, until: str
+) -> tuple[str | None, str | None]:
+    """The first and the last day of a customer's statement activity up to ``until`` (one query); None if none."""
+    params = {"company_id": company_id, "customer_id": customer_id, "currency": currency, "until": until}
+    found = _activity_span_statement().rows(conn, params)[0]
     firsts = [day for day in found[0::2] if day is not None]
     lasts = [day for day in found[1::2] if day is not None]
     return (min(firsts) if firsts else None), (max(lasts) if lasts else None)
+
+
+@cache
+def _ledger_statements() -> tuple[Prebuilt, Prebuilt, Prebuilt, Prebuilt]:
+    """Built once per process: a statement's invoices, payments, applications and credit notes."""
+    inv, pay, app, cn = t.invoices.c, t.payments.c, t.payment_applications.c, t.credit_notes.c
+    company_id, customer_id, currency = _customer_binds()
+    payments_of = _payments_of(company_id, customer_id, currency)
+    invoices = select(inv.id, inv.number, inv.issued_on, inv.due_on, inv.total).where(
+        inv.company_id == company_id,
+        inv.customer_id == customer_id,
+        inv.currency == currency,
+        one_of(inv.status, LEDGER_INVOICE_STATUSES),
+        inv.issued_on <= bindparam("until", type_=inv.issued_on.type),
+    )
+    payments = select(pay.id, pay.number, pay.received_on, pay.method, pay.amount, pay.amount_refunded).where(
+        *payments_of
+    )
+    applications = (
+        select(app.payment_id, app.invoice_id, app.amount)
+        .join(t.payments, pay.id == app.payment_id)
+        .where(*payments_of)
+    )
+    credit_notes = select(cn.id, cn.number, cn.issued_on, cn.invoice_id, cn.total).where(
+        cn.company_id == company_id,
+        cn.customer_id == customer_id,
+        cn.currency == currency,
+        one_of(cn.status, LEDGER_CREDIT_NOTE_STATUSES),
+    )
+    return Prebuilt(invoices), Prebuilt(payments), Prebuilt(applications), Prebuilt(credit_notes)
 
 
 def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, until: str) -> Ledger:
@@ -419,42 +471,16 @@ def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, u
     Applications and credit notes of invoices in range are read whatever their
     date: an invoice's statement lines need everything applied to it so far.
     """
-    inv, pay, app, cn = t.invoices.c, t.payments.c, t.payment_applications.c, t.credit_notes.c
-    invoice_rows = conn.execute(
-        select(inv.id, inv.number, inv.issued_on, inv.due_on, inv.total).where(
-            inv.company_id == company_id,
-            inv.customer_id == customer_id,
-            inv.currency == currency,
-            inv.status.in_(LEDGER_INVOICE_STATUSES),
-            inv.issued_on <= until,
-        )
-    ).all()
-    payment_rows = conn.execute(
-        select(pay.id, pay.number, pay.received_on, pay.method, pay.amount, pay.amount_refunded).where(
-            pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency
-        )
-    ).all()
-    application_rows = conn.execute(
-        select(app.payment_id, app.invoice_id, app.amount)
-        .join(t.payments, pay.id == app.payment_id)
-        .where(pay.company_id == company_id, pay.customer_id == customer_id, pay.currency == currency)
-    ).all()
-    credit_rows = conn.execute(
-        select(cn.id, cn.number, cn.issued_on, cn.invoice_id, cn.total).where(
-            cn.company_id == company_id,
-            cn.customer_id == customer_id,
-            cn.currency == currency,
-            cn.status.in_(LEDGER_CREDIT_NOTE_STATUSES),
-        )
-    ).all()
-    payments = tuple(LedgerPayment(*row) for row in payment_rows)
+    invoices, payments_read, applications, credit_notes = _ledger_statements()
+    params = {"company_id": company_id, "customer_id": customer_id, "currency": currency, "until": until}
+    payments = tuple(LedgerPayment(*row) for row in payments_read.rows(conn, params))
     refunded = any(payment.amount_refunded for payment in payments)  # else no refund to read: no query
     return Ledger(
         currency=currency,
-        invoices=tuple(LedgerInvoice(*row) for row in invoice_rows),
+        invoices=tuple(LedgerInvoice(*row) for row in invoices.rows(conn, params)),
         payments=payments,
-        applications=tuple(LedgerApplication(*row) for row in application_rows),
-        credit_notes=tuple(LedgerCreditNote(*row) for row in credit_rows),
+        applications=tuple(LedgerApplication(*row) for row in applications.rows(conn, params)),
+        credit_notes=tuple(LedgerCreditNote(*row) for row in credit_notes.rows(conn, params)),
         refunds=_ledger_refunds(conn, company_id, customer_id, currency) if refunded else (),
     )
 

@@ -111,3 +111,14 @@ def create_index_online(
             postgresql_concurrently=True,
             if_not_exists=True,
         )
+
+
+def drop_index_online(name: str, table: str) -> None:
+    """In a migration: drop an index without blocking writes to ``table`` (CONCURRENTLY on PostgreSQL)."""
+    from alembic import op
+
+    if op.get_bind().dialect.name != "postgresql":
+        op.drop_index(name, table_name=table, if_exists=True)
+        return
+    with op.get_context().autocommit_block():
+        op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)

@@ -34,6 +34,8 @@ from billportal.storage.records import NewSignIn, Session, SignInEvent
 
 T = TypeVar("T")
 
+t.with_postgresql_conditions()  # this process uses PostgreSQL: its partial indexes in its own spelling
+
 CALL_TIMEOUT = 5.0  # seconds for any one storage call, connection included
 PING_TIMEOUT = 1.0  # seconds for /readyz's ping
 IDLE_CHECK_SECONDS = 5.0  # a pooled connection idle longer than this is checked before use

@@ -26,6 +26,11 @@ from sqlalchemy import (
     text,
 )
 
+# A partial index keeps its condition under info[WHERE] and SQLite's spelling of it. PostgreSQL's
+# (postgresql_where=...) is added by with_postgresql_conditions() in a process that uses PostgreSQL:
+# naming it here would load SQLAlchemy's PostgreSQL dialect into every SQLite process.
+WHERE = "billportal_where"
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -111,7 +116,7 @@ Index(
     sso_keys.c.company_id,
     unique=True,
     sqlite_where=_ACTIVE,
-    postgresql_where=_ACTIVE,
+    info={WHERE: _ACTIVE},
 )
 
 customers = Table(
@@ -225,7 +230,7 @@ Index(
     invoices.c.due_on,
     invoices.c.balance,
     sqlite_where=text(OWED),
-    postgresql_where=text(OWED),
+    info={WHERE: text(OWED)},
 )
 
 line_items = Table(
@@ -391,24 +396,18 @@ sign_in_events = Table(
     Column("contact_id", BigInteger, nullable=True),  # the customer's contact who signed in, if one did
 )
 Index("ix_sign_in_events_company_id", sign_in_events.c.company_id, sign_in_events.c.id)
-# The dashboard's sign-in log filters on failures: each page an index range at any depth.
-# Partial indexes, so a successful sign-in (the hot path) writes none of them; filters
-# that include successes scan the newest events a window at a time (dashboard/log.py).
+# One customer's sign-ins (the dashboard's log and customer page, the API's list): an index range at any depth.
+Index("ix_sign_in_events_customer", sign_in_events.c.company_id, sign_in_events.c.customer_id, sign_in_events.c.id)
+# The log's filters on failures: partial indexes, so a successful sign-in (the hot path) writes none of
+# them; the one filter left, successes of every customer, scans the newest events a window at a time
+# (dashboard/sign_in_log.py).
 _FAILURES = text("result = 'failure'")
-Index(
-    "ix_sign_in_events_failure_customer",
-    sign_in_events.c.company_id,
-    sign_in_events.c.customer_id,
-    sign_in_events.c.id,
-    sqlite_where=_FAILURES,
-    postgresql_where=_FAILURES,
-)
 Index(
     "ix_sign_in_events_failures",
     sign_in_events.c.company_id,
     sign_in_events.c.id,
     sqlite_where=_FAILURES,
-    postgresql_where=_FAILURES,
+    info={WHERE: _FAILURES},
 )
 Index(
     "ix_sign_in_events_failure_reason",
@@ -416,7 +415,7 @@ Index(
     sign_in_events.c.reason,
     sign_in_events.c.id,
     sqlite_where=_FAILURES,
-    postgresql_where=_FAILURES,
+    info={WHERE: _FAILURES},
 )
 
 used_jtis = Table(
@@ -769,7 +768,7 @@ Index(
     "ix_webhook_deliveries_due",
     webhook_deliveries.c.next_attempt_at,
     sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
+    info={WHERE: _PENDING},
 )
 Index(
     "ix_webhook_deliveries_object",
@@ -777,7 +776,7 @@ Index(
     webhook_deliveries.c.object_key,
     webhook_deliveries.c.id,
     sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
+    info={WHERE: _PENDING},
 )
 Index("ix_webhook_deliveries_endpoint", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.id)
 
@@ -843,7 +842,7 @@ Index(
     "ix_mail_messages_due",
     mail_messages.c.next_attempt_at,
     sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
+    info={WHERE: _PENDING},
 )
 Index("ix_mail_messages_company", mail_messages.c.company_id, mail_messages.c.id)
 Index("uq_mail_messages_dedupe", mail_messages.c.company_id, mail_messages.c.dedupe_key, unique=True)
@@ -867,3 +866,12 @@ mail_bounces = Table(
     Column("reason", String(200), nullable=False, server_default=""),
     Column("bounced_at", BigInteger, nullable=False),
 )
+
+
+def with_postgresql_conditions() -> MetaData:
+    """The metadata, each partial index's condition also given in PostgreSQL's spelling (loads that dialect)."""
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            if WHERE in index.info:
+                index.dialect_kwargs["postgresql_where"] = index.info[WHERE]
+    return metadata

@@ -16,7 +16,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table, and_, delete, exists, insert, select, update
-from sqlalchemy.orm import aliased
 
 from billportal.storage import schema as t
 from billportal.storage.bounds import fits
@@ -194,7 +193,7 @@ def due_in(conn: Connection, queue: Table, now: int) -> bool:
 def claim(conn: Connection, *, now: int, limit: int, lease: int) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries, the oldest first; none whose object has an earlier one pending."""
     d, e, ev = t.webhook_deliveries.c, t.webhook_endpoints.c, t.webhook_events.c
-    earlier = aliased(t.webhook_deliveries)
+    earlier = t.webhook_deliveries.alias()
     waits = exists().where(
         earlier.c.endpoint_id == d.endpoint_id,
         earlier.c.object_key == d.object_key,

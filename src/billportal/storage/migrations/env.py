@@ -5,13 +5,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from billportal.storage.schema import declared_name, metadata
+from billportal.storage.schema import declared_name, metadata, with_postgresql_conditions
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=with_postgresql_conditions() if connection.dialect.name == "postgresql" else metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_name=declared_name,
