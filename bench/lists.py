@@ -56,9 +56,17 @@ LISTS: Final = (
     ("API sign-in events, failures", "api", "/api/v1/sign_in_events?limit=100&result=failure"),
     ("API sign-in events, one customer", "api", "/api/v1/sign_in_events?limit=100&customer_id={customer}"),
     ("Customers, first page", "dashboard", "/customers"),
+    ("Customers, a deep page", "dashboard", "/customers?after={customer}"),
     ("Customers, search by name", "dashboard", "/customers?q=Bench+Customer+{customer}"),
+    ("Customers, search by part of a number", "dashboard", "/customers?q=CUST-05000"),
+    ("Customers, search by part of an email", "dashboard", "/customers?q=customer{customer}%40"),
+    ("Customers, search that every customer matches", "dashboard", "/customers?q=bench"),
+    ("Customers, search that no customer matches", "dashboard", "/customers?q=nobody+here"),
+    ("Customers, search of two characters", "dashboard", "/customers?q=99"),
     ("Customers, owing a balance", "dashboard", "/customers?owing=balance"),
     ("Customers, past due", "dashboard", "/customers?owing=past_due"),
+    ("Customers, past due, a deep page", "dashboard", "/customers?owing=past_due&after={customer}"),
+    ("Customers, search and past due", "dashboard", "/customers?q=CUST-05&owing=past_due"),
     ("Payments, first page", "dashboard", "/payments"),
 )
 

@@ -86,6 +86,78 @@ def test_keyset_paging_reaches_every_customer_once(world: World) -> None:
     assert dashboard.get("/customers", params={"after": "x" * 30}).status_code == 200
 
 
+def _search(dashboard: Any, q: str, **params: str) -> list[int]:
+    return _ids(dashboard.get("/customers", params={"q": q, **params}).text)
+
+
+def test_search_finds_any_part_of_a_name_number_or_email_and_follows_every_change(world: World) -> None:
+    dashboard = admin_of_acme(world)
+    typed = {**BLANK_FORM, "id": "7001", "number": "ZX-88231", "name": "Hildegard Quonset", "email": "hq@tundra.test"}
+    assert dashboard.post("/customers/new", typed).status_code == 303
+    assert _search(dashboard, "degard QUON") == [7001]  # the middle of a name, across a space, in any case
+    assert _search(dashboard, "x-882") == [7001]  # part of the number
+    assert _search(dashboard, "@TUNDRA.t") == [7001]  # part of the email
+    assert _search(dashboard, "700") == [7001]  # part of the id
+    assert _search(dashboard, "Qu") == [7001]  # two characters: read from the customers themselves
+    assert _search(dashboard, '"Quonset"') == []  # quotes are text, not the index's syntax
+    assert _search(dashboard, "Quonset OR Coyote") == []  # and so are its operators
+    assert _search(dashboard, "Quon\x00set") == []  # a NUL, which no database holds, is no error
+    current = {name: value for name, value in typed.items() if name != "id"} | {"currency": "USD"}
+    edited = dashboard.post("/customers/7001/edit", {**current, "name": "Ottilie Brandvold", "email": "ob@fjord.test"})
+    assert edited.status_code == 303, edited.text
+    assert _search(dashboard, "Quonset") == []
+    assert _search(dashboard, "tundra") == []
+    assert _search(dashboard, "brandvold") == [7001]
+    assert _search(dashboard, "@fjord") == [7001]
+    assert _search(dashboard, "ZX-88") == [7001]  # the number did not change
+    assert dashboard.post("/customers/7001/delete", {"confirm": "yes"}).status_code == 303
+    assert _search(dashboard, "brandvold") == []
+    assert _search(dashboard, "ZX-88") == []
+
+
+def test_search_stays_in_the_company_and_combines_with_the_filters(world: World) -> None:
+    add_documents(world)  # Acme's 1234 (Wile E. Coyote) and 1235 (Road Runner) owe; none of it is past due yet
+    late = factories.invoice(
+        world.store, world.acme.id, 1235, issued_on="2026-10-01", due_on="2026-10-31", now=world.clock.now
+    )
+    run(late)
+    run(factories.customer(world.store, world.globex.id, id=4321, name="Wile E. Coyote", now=world.clock.now))
+    dashboard = admin_of_acme(world)
+    assert _search(dashboard, "Coyote") == [1234]  # Acme's, not Globex's customer of the same name
+    assert _search(dashboard, "Co") == [1234]
+    assert _search(dashboard, "Coyote", owing="balance") == [1234]
+    assert _search(dashboard, "Coyote", owing="past_due") == []
+    assert _search(dashboard, "Road Runner", owing="past_due") == [1235]
+    assert _search(dashboard, "Ro", owing="past_due") == [1235]
+    assert _ids(dashboard.get("/customers", params={"owing": "past_due"}).text) == [1235]
+
+
+def test_paging_through_a_search_and_a_filter_reaches_every_match_once(world: World) -> None:
+    # Added out of id order: a page follows the search's index, and every match comes once.
+    for n in (*range(30, 60), *range(30)):
+        run(factories.customer(world.store, world.acme.id, id=9000 + n, name=f"Pager {n}", now=world.clock.now))
+        if n % 2:
+            run(factories.invoice(world.store, world.acme.id, 9000 + n, now=world.clock.now))
+    dashboard = admin_of_acme(world)
+    for query, expected in (
+        ("q=pager", set(range(9000, 9060))),
+        ("q=90", set(range(9000, 9060))),  # two characters
+        ("owing=balance", {9000 + n for n in range(1, 60, 2)}),
+        ("q=pager&owing=balance", {9000 + n for n in range(1, 60, 2)}),
+    ):
+        seen: list[int] = []
+        url = f"/customers?{query}"
+        while True:
+            page = dashboard.get(url).text
+            seen.extend(_ids(page))
+            found = re.search(r'href="(/customers\?after=\d+[^"]*)" rel="next"', page)
+            if found is None:
+                break
+            url = unescape(found[1])
+        assert {i for i in seen if 9000 <= i < 9060} == expected, query
+        assert len(seen) == len(set(seen)), query
+
+
 def test_a_customers_page_shows_details_balance_and_documents(world: World) -> None:
     docs = add_documents(world)
     dashboard = admin_of_acme(world)

@@ -32,6 +32,7 @@ from billportal.services.audit import Actor
 from billportal.services.billing import Books
 from billportal.services.payments import AutoPay
 from billportal.services.statements import method_label
+from billportal.storage.customer_lists import SCAN_WINDOW
 from billportal.storage.documents import Scope
 from billportal.storage.records import Company, Customer, CustomerEvent
 from billportal.web.errors import error_page
@@ -140,8 +141,8 @@ class CustomerPages(Dashboard):
         owing = owing if owing in OWING else ""
         after = _after(request)
         today = local_date(self.context.clock(), company.time_zone).isoformat()
-        rows, more = await self.context.billing.customer_page(
-            company.id, limit=PAGE_SIZE, after_id=after, search=search, owing=owing, today=today
+        page = await self.context.billing.customer_page(
+            company.id, limit=PAGE_SIZE, after=after, search=search, owing=owing, today=today
         )
         return self._page(
             request,
@@ -149,9 +150,10 @@ class CustomerPages(Dashboard):
             "dashboard/customers.html",
             title="Customers",
             section="customers",
-            rows=rows,
-            more=more,
-            next_after=rows[-1].customer.id if rows and more else None,
+            rows=page.rows,
+            next_after=page.next_after,
+            window_ended=page.window_ended,
+            scan_window=SCAN_WINDOW,
             first_page=after is None,
             search=search,
             owing=owing,

@@ -36,7 +36,7 @@ from billportal.core import countries, i18n
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID, TAX_ID, storable_text
 from billportal.core.errors import NotFound, Refused
 from billportal.services import events, mail, statements
-from billportal.storage import companies, documents, refunds
+from billportal.storage import companies, customer_lists, documents, refunds
 from billportal.storage import schema as t
 from billportal.storage import webhooks as outbox
 from billportal.storage.bounds import check_row
@@ -45,7 +45,7 @@ from billportal.storage.records import (
     CreditNote,
     Customer,
     CustomerEvent,
-    CustomerRow,
+    CustomerPage,
     Estimate,
     Invoice,
     Ledger,
@@ -1140,12 +1140,12 @@ class Billing:
         return await self.store.read(lambda conn: documents.customers(conn, company_id, limit))
 
     async def customer_page(
-        self, company_id: int, *, limit: int, after_id: int | None = None, search: str = "", owing: str = "", today: str
-    ) -> tuple[list[CustomerRow], bool]:
-        """One page of the company's customers in id order, with what each owes (the dashboard's list)."""
+        self, company_id: int, *, limit: int, after: int | None = None, search: str = "", owing: str = "", today: str
+    ) -> CustomerPage:
+        """One page of the dashboard's customers list, with what each owes (storage/customer_lists.py)."""
         return await self.store.read(
-            lambda conn: documents.customer_page(
-                conn, company_id, limit=limit, after_id=after_id, search=search, owing=owing, today=today
+            lambda conn: customer_lists.customer_page(
+                conn, company_id, limit=limit, after=after, search=search, owing=owing, today=today
             )
         )
 

@@ -31,7 +31,6 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    or_,
     select,
     update,
 )
@@ -46,7 +45,6 @@ from billportal.storage.records import (
     CreditNote,
     Customer,
     CustomerEvent,
-    CustomerRow,
     Estimate,
     Invoice,
     Ledger,
@@ -213,51 +211,6 @@ def customers_among(conn: Connection, company_id: int, ids: Sequence[int]) -> di
         rows = conn.execute(select(t.customers).where(c.company_id == company_id, c.id.in_(chunk))).all()
         found.update((customer.id, customer) for customer in complete(conn, "customer", rows))
     return found
-
-
-def customer_page(
-    conn: Connection,
-    company_id: int,
-    *,
-    limit: int,
-    after_id: int | None = None,
-    search: str = "",
-    owing: str = "",
-    today: str = "",
-) -> tuple[list[CustomerRow], bool]:
-    """Customers in id order after ``after_id`` (keyset paging: the same cost at any depth), and whether more follow.
-
-    ``search`` matches the id (all digits), or part of the number, name or email, in any case;
-    ``owing`` is "" (all), "balance" (open invoices owed) or "past_due" (owed past its due date on
-    ``today``). What each row owes is summed for the rows of the page only.
-    """
-    c, inv = t.customers.c, t.invoices.c
-    where: list[ColumnElement[bool]] = [c.company_id == company_id]
-    if after_id is not None:
-        if not fits(c.id, after_id + 1):
-            return [], False
-        where.append(c.id > after_id)
-    if search:
-        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        matches: list[ColumnElement[bool]] = [
-            func.lower(column).like(pattern, escape="\\") for column in (c.number, c.name, c.email)
-        ]
-        if search.isdigit() and fits(c.id, int(search)):
-            matches.append(c.id == int(search))
-        where.append(or_(*matches))
-    open_owed = (inv.company_id == c.company_id, inv.customer_id == c.id, inv.status == "open", inv.balance > 0)
-    if owing == "balance":
-        where.append(select(inv.id).where(*open_owed).exists())
-    elif owing == "past_due":
-        where.append(select(inv.id).where(*open_owed, inv.due_on < today).exists())
-    owed = select(func.coalesce(func.sum(inv.balance), 0)).where(*open_owed).scalar_subquery()
-    late = select(func.coalesce(func.sum(inv.balance), 0)).where(*open_owed, inv.due_on < today).scalar_subquery()
-    rows = conn.execute(
-        select(t.customers, owed.label("owed"), late.label("late")).where(*where).order_by(c.id).limit(limit + 1)
-    ).all()
-    more = len(rows) > limit
-    found = [CustomerRow(_record("customer", row), int(row.owed), int(row.late)) for row in rows[:limit]]
-    return found, more
 
 
 def listing(

@@ -71,11 +71,18 @@ def upgrade_postgres(connection: Connection, revision: str = "head") -> None:
 
 
 def create_index_online(
-    name: str, table: str, columns: Sequence[str | sa.TextClause], *, unique: bool = False, where: str | None = None
+    name: str,
+    table: str,
+    columns: Sequence[str | sa.TextClause],
+    *,
+    unique: bool = False,
+    where: str | None = None,
+    using: str | None = None,
 ) -> None:
     """In a migration: create an index without blocking writes to ``table`` (CONCURRENTLY on PostgreSQL).
 
-    ``columns``: column names, or expressions such as ``sa.text("lower(email)")``.
+    ``columns``: column names, or expressions such as ``sa.text("lower(email)")``; ``using``: PostgreSQL's
+    index method ("gin"), for an index that exists on PostgreSQL only.
     """
     from alembic import op
 
@@ -100,6 +107,7 @@ def create_index_online(
             list(columns),
             unique=unique,
             postgresql_where=condition,
+            postgresql_using=using,
             postgresql_concurrently=True,
             if_not_exists=True,
         )

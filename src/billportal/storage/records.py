@@ -126,6 +126,15 @@ class CustomerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerPage:
+    """A page of the dashboard's customers list, and the cursor of the next page (None: the last page)."""
+
+    rows: list[CustomerRow]
+    next_after: int | None
+    window_ended: bool = False  # a short search read its window of customers before it found a full page
+
+
+@dataclass(frozen=True, slots=True)
 class LineItem:
     """One line of an invoice, credit note or estimate."""
 

@@ -6,6 +6,8 @@ UNIX seconds (UTC), which sort, compare and index the same on SQLite and Postgre
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -142,6 +144,57 @@ customers = Table(
 # Email sign-in finds a customer by address, whatever its case.
 Index("ix_customers_email", customers.c.company_id, func.lower(customers.c.email))
 
+# The customers list's search (storage/customer_lists.py): part of the id, number, name or email.
+# Neither backend's index is an SQLAlchemy Index, so each is declared here as the statements that
+# build it (migration 0022 runs the same ones; tests/unit/storage/test_migrations.py compares them).
+# SQLite: a contentless FTS5 table with the trigram tokenizer (SQLite >= 3.34), one row per customer
+# under the customer's rowid, kept in step by triggers. "company" ("~7~") lets a search stay in one
+# company inside the index. The rowid of a table without an INTEGER PRIMARY KEY changes only in a
+# VACUUM, which billportal never runs (backups copy pages).
+CUSTOMER_SEARCH_SQLITE: Final = (
+    (
+        "CREATE VIRTUAL TABLE customer_search USING fts5("
+        "company, id, number, name, email, content='', tokenize='trigram')"
+    ),
+    (
+        "CREATE TRIGGER customer_search_insert AFTER INSERT ON customers BEGIN"
+        " INSERT INTO customer_search (rowid, company, id, number, name, email)"
+        " VALUES (new.rowid, '~' || new.company_id || '~', new.id, new.number, new.name, new.email);"
+        " END"
+    ),
+    (
+        "CREATE TRIGGER customer_search_delete AFTER DELETE ON customers BEGIN"
+        " INSERT INTO customer_search (customer_search, rowid, company, id, number, name, email)"
+        " VALUES ('delete', old.rowid, '~' || old.company_id || '~', old.id, old.number, old.name, old.email);"
+        " END"
+    ),
+    (
+        "CREATE TRIGGER customer_search_update AFTER UPDATE OF company_id, id, number, name, email ON customers"
+        " BEGIN"
+        " INSERT INTO customer_search (customer_search, rowid, company, id, number, name, email)"
+        " VALUES ('delete', old.rowid, '~' || old.company_id || '~', old.id, old.number, old.name, old.email);"
+        " INSERT INTO customer_search (rowid, company, id, number, name, email)"
+        " VALUES (new.rowid, '~' || new.company_id || '~', new.id, new.number, new.name, new.email);"
+        " END"
+    ),
+)
+# The FTS5 table and the shadow tables it keeps its index in: not tables of ``metadata``.
+CUSTOMER_SEARCH_TABLES: Final = frozenset(
+    {"customer_search"} | {f"customer_search_{shadow}" for shadow in ("config", "data", "docsize", "idx")}
+)
+# PostgreSQL: one pg_trgm GIN index over the four fields, joined by a character that no search holds
+# (searches are split on whitespace, and \x1f is whitespace to Python), so no match spans two fields.
+CUSTOMER_SEARCH_TEXT: Final = "lower(id::text || chr(31) || number || chr(31) || name || chr(31) || email)"
+CUSTOMER_SEARCH_INDEX: Final = "ix_customers_search"  # USING gin ((CUSTOMER_SEARCH_TEXT) gin_trgm_ops)
+
+
+def declared_name(name: str | None, type_: str, _parent_names: object) -> bool:
+    """Alembic's ``include_name``: leave out what ``metadata`` does not hold (the search's table and index)."""
+    if type_ == "table":
+        return name not in CUSTOMER_SEARCH_TABLES
+    return not (type_ == "index" and name == CUSTOMER_SEARCH_INDEX)
+
+
 invoices = Table(
     "invoices",
     metadata,
@@ -167,6 +220,18 @@ invoices = Table(
     CheckConstraint("status IN ('draft', 'open', 'paid', 'voided')", name="status"),
 )
 Index("ix_invoices_customer", invoices.c.company_id, invoices.c.customer_id, invoices.c.issued_on)
+# What customers owe: open invoices with a balance, in customer order, with the due date and the
+# balance, so the customers list's filters and sums read this index alone (documents.customer_page).
+OWED: Final = "status = 'open' AND balance > 0"
+Index(
+    "ix_invoices_owed",
+    invoices.c.company_id,
+    invoices.c.customer_id,
+    invoices.c.due_on,
+    invoices.c.balance,
+    sqlite_where=text(OWED),
+    info={WHERE: text(OWED)},
+)
 
 line_items = Table(
     "line_items",

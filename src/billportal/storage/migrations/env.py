@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from billportal.storage.schema import metadata, with_postgresql_conditions
+from billportal.storage.schema import declared_name, metadata, with_postgresql_conditions
 
 
 def _run(connection: Connection) -> None:
@@ -14,6 +14,7 @@ def _run(connection: Connection) -> None:
         target_metadata=with_postgresql_conditions() if connection.dialect.name == "postgresql" else metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=declared_name,
         # One transaction per migration: a migration may commit on its own, to
         # build an index outside any transaction (migrate.create_index_online).
         transaction_per_migration=True,

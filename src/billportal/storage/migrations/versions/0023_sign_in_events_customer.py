@@ -1,7 +1,7 @@
 """sign_in_events by customer: one index for every customer filter (successes too), replacing the failures-only one
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from billportal.storage.migrate import create_index_online, drop_index_online
 
 revision = "0023"
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
