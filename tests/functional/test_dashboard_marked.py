@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import pytest
 
+from billportal.core import countries, i18n
 from billportal.dashboard.admins import ADMINS
 from billportal.dashboard.customers import CUSTOMERS
 from billportal.dashboard.imports import IMPORTS
 from billportal.dashboard.mail import EMAIL
 from billportal.dashboard.views import API_KEYS, COMPANY, PAYMENTS, SSO
 from billportal.dashboard.webhooks import WEBHOOKS
+from billportal.sso.pages import PAGE_NAMES
+from billportal.sso.reasons import Reason
 from tests import factories
 from tests.conftest import World, run
-from tests.functional.dashboard_support import ADMIN_EMAIL, admin_of_acme
+from tests.functional.dashboard_support import ADMIN_EMAIL, admin_of_acme, form_token
 from tests.functional.portal_world import add_documents
 from tests.functional.pseudo_locale import data_words, pseudo, unmarked
 
 __all__ = ["pseudo"]  # a fixture, imported so that it is found here
 
-# The dashboard's data beside the shared world's: the admin, the other customers, the documents' lines.
-_DATA = (ADMIN_EMAIL, "Road Runner", "Seed Sample", "Dehydrated boulders", "hooks.example", "Europe")
+# The dashboard's data beside the shared world's: the admin, the other customers, the documents' lines, the
+# hosts; and the codes an admin types or reads in the API: countries, currencies, locales, time zones, the
+# sign-in log's reason codes and the portal's page ids.
+_DATA = (ADMIN_EMAIL, "Road Runner", "Seed Sample", "Dehydrated boulders", "https://hooks.example/in", "USD EUR")
+_DATA += ("https://dashboard.localhost", "https://acme.localhost", "testclient", "Europe/Paris", "America/Denver")
+_DATA += (*(name for _code, name in countries.countries()), *i18n.LOCALES, *Reason, *PAGE_NAMES)
 # Verbatim in <code>: claims, headers, ids, keys' prefixes, URLs; never translated.
 _LITERAL = ("code", "pre")
 PAGES = (
@@ -82,5 +89,7 @@ def test_the_sign_in_page_and_its_answers_mark_every_string(world: World) -> Non
     visitor = world.client("dashboard")
     page = visitor.get("/sign-in")
     assert page.status_code == 200
-    for response in (page, visitor.get("/customers"), visitor.get("/no-such-page")):
+    wrong = visitor.post("/sign-in", data={"csrf_token": form_token(page.text), "email": ADMIN_EMAIL, "password": "x"})
+    assert wrong.status_code == 401
+    for response in (page, wrong, visitor.get("/customers", follow_redirects=True)):
         assert not unmarked(response.text, data_words(), _LITERAL), (response.url, response.text)

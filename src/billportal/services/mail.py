@@ -34,6 +34,7 @@ from billportal.core import i18n
 from billportal.core.clock import human_date, human_month
 from billportal.core.config import Settings, SmtpServer, smtp_server
 from billportal.core.errors import Refused, StorageUnavailable
+from billportal.core.i18n import N_
 from billportal.core.lazy import lazy_import
 from billportal.core.money import format_money
 from billportal.services import audit, statements
@@ -89,24 +90,24 @@ class MailKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class KindInfo:
-    label: str
+    label: str  # marked; translated where shown (the dashboard's Email settings)
     to_admins: bool  # sent to the company's admins (else to the customer)
     default: bool  # on unless the company turns it off
     configurable: bool = True
 
 
 KINDS: Final[dict[MailKind, KindInfo]] = {
-    MailKind.INVOICE_ISSUED: KindInfo("Invoice issued (to the customer, with a link to the invoice)", False, True),
-    MailKind.PAYMENT_RECEIPT: KindInfo("Payment receipt (to the customer)", False, True),
-    MailKind.AUTOPAY_UPCOMING: KindInfo("AutoPay charge coming up (to the customer)", False, True),
-    MailKind.AUTOPAY_FAILED: KindInfo("AutoPay charge failed (to the customer)", False, True),
-    MailKind.STATEMENT: KindInfo("Monthly statement (to the customer)", False, False),
-    MailKind.ESTIMATE_APPROVED: KindInfo("Estimate approved (to the company's admins)", True, True),
-    MailKind.BILLING_DETAILS_CHANGED: KindInfo("Billing details changed (to the company's admins)", True, True),
-    MailKind.WEBHOOK_ENDPOINT_DISABLED: KindInfo("Webhook endpoint disabled (to the company's admins)", True, True),
-    MailKind.SIGN_IN: KindInfo("Sign-in link (to the customer)", False, True, configurable=False),
+    MailKind.INVOICE_ISSUED: KindInfo(N_("Invoice issued (to the customer, with a link to the invoice)"), False, True),
+    MailKind.PAYMENT_RECEIPT: KindInfo(N_("Payment receipt (to the customer)"), False, True),
+    MailKind.AUTOPAY_UPCOMING: KindInfo(N_("AutoPay charge coming up (to the customer)"), False, True),
+    MailKind.AUTOPAY_FAILED: KindInfo(N_("AutoPay charge failed (to the customer)"), False, True),
+    MailKind.STATEMENT: KindInfo(N_("Monthly statement (to the customer)"), False, False),
+    MailKind.ESTIMATE_APPROVED: KindInfo(N_("Estimate approved (to the company's admins)"), True, True),
+    MailKind.BILLING_DETAILS_CHANGED: KindInfo(N_("Billing details changed (to the company's admins)"), True, True),
+    MailKind.WEBHOOK_ENDPOINT_DISABLED: KindInfo(N_("Webhook endpoint disabled (to the company's admins)"), True, True),
+    MailKind.SIGN_IN: KindInfo(N_("Sign-in link (to the customer)"), False, True, configurable=False),
     MailKind.ADMIN_INVITATION: KindInfo(
-        "Invitation to administer the company (to the invited admin)", True, True, configurable=False
+        N_("Invitation to administer the company (to the invited admin)"), True, True, configurable=False
     ),
 }
 
