@@ -26,7 +26,14 @@ __all__ = ["pseudo"]  # a fixture, imported so that it is found here
 # The dashboard's data beside the shared world's: the admin, the other customers, the documents' lines, the
 # hosts; and the codes an admin types or reads in the API: countries, currencies, locales, time zones, the
 # sign-in log's reason codes and the portal's page ids.
-_DATA = (ADMIN_EMAIL, "Road Runner", "Seed Sample", "Dehydrated boulders", "https://hooks.example/in", "USD EUR")
+_DATA: tuple[str, ...] = (
+    ADMIN_EMAIL,
+    "Road Runner",
+    "Seed Sample",
+    "Dehydrated boulders",
+    "https://hooks.example/in",
+    "USD EUR",
+)
 _DATA += ("https://dashboard.localhost", "https://acme.localhost", "testclient", "Europe/Paris", "America/Denver")
 _DATA += (*(name for _code, name in countries.countries()), *i18n.LOCALES, *Reason, *PAGE_NAMES)
 # Verbatim in <code>: claims, headers, ids, keys' prefixes, URLs; never translated.
