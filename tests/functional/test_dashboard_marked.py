@@ -34,7 +34,14 @@ _DATA: tuple[str, ...] = (
     "https://hooks.example/in",
     "USD EUR",
 )
-_DATA += ("https://dashboard.localhost", "https://acme.localhost", "testclient", "Europe/Paris", "America/Denver")
+_DATA += (
+    "https://dashboard.localhost",
+    "https://acme.localhost",
+    "testclient",
+    "cli",
+    "Europe/Paris",
+    "America/Denver",
+)
 _DATA += (*(name for _code, name in countries.countries()), *i18n.LOCALES, *Reason, *PAGE_NAMES)
 # Verbatim in <code>: claims, headers, ids, keys' prefixes, URLs; never translated.
 _LITERAL = ("code", "pre")

@@ -21,10 +21,10 @@ from billportal.dashboard.auth import AdminVisit, Sudo, admin
 from billportal.dashboard.views import Confirmation, Dashboard
 from billportal.services import audit
 from billportal.services.refunds import PaymentRefunds, RefundRequest, request_key
-from billportal.services.statements import method_label
 from billportal.storage.records import Company, Payment
 from billportal.web.errors import error_page
 from billportal.web.forms import Form
+from billportal.web.labels import method_label
 from billportal.web.templates import NO_STORE
 
 PAYMENTS_LIST: Final = "/payments"
@@ -67,7 +67,7 @@ class PaymentPages(Dashboard):
             visit,
             "dashboard/payment.html",
             status_code=status_code,
-            title=f"Payment {payment.number}",
+            title=i18n.gettext("Payment %(number)s") % {"number": payment.number},
             section="payments_list",
             payment=payment,
             customer=customer,

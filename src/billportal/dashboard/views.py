@@ -782,7 +782,7 @@ class Dashboard:
             title=i18n.gettext("Audit trail"),
             section="audit",
             events=events,
-            label=audit.action_label,
+            label=lambda action: i18n.gettext(audit.action_label(action)),
             older=older,
             newest=before is not None,
         )

@@ -28,7 +28,7 @@ from billportal.web.templates import NO_STORE, render
 WEBHOOKS: Final = "/settings/developers/webhooks"
 SHOWN_KIND: Final = "webhook-secret"
 NO_ENDPOINT: Final = N_("No such webhook endpoint.")
-SINCE_CHOICES: Final = {"3600": "the last hour", "86400": "the last 24 hours", "604800": "the last 7 days"}
+SINCE_CHOICES: Final = {"3600": N_("the last hour"), "86400": N_("the last 24 hours"), "604800": N_("the last 7 days")}
 NOTICES: Final = {
     "removed": N_("The endpoint is removed: no more events are sent to it."),
     "enabled": N_("The endpoint is on: events waiting for it are sent now."),
@@ -215,7 +215,7 @@ class WebhookPages:
             title=i18n.gettext("Webhook deliveries"),
             endpoint=endpoint,
             deliveries=deliveries,
-            since_choices=SINCE_CHOICES,
+            since_choices={value: i18n.gettext(label) for value, label in SINCE_CHOICES.items()},
         )
 
     @admin(form=True, area="developer")
