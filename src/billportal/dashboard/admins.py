@@ -65,7 +65,9 @@ def _admin_id(request: Request) -> int:
 
 def _yourself(visit: AdminVisit, admin_id: int) -> Refused | None:
     if admin_id == visit.admin.id:
-        return Refused("yourself", "You cannot change your own role or remove yourself: another owner can.")
+        return Refused(
+            "yourself", i18n.gettext("You cannot change your own role or remove yourself: another owner can.")
+        )
     return None
 
 

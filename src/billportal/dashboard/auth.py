@@ -330,7 +330,7 @@ class AdminAuth:
                 await self.context.store.admins.update_session(visit.session.id_hash, sudo_until=now + SUDO_SECONDS)
                 return None
         wait = await limiter.failed(CONFIRM_PER_ADMIN, key, counted=True)
-        return _too_many_passwords(wait) if wait else "That password is not right."
+        return _too_many_passwords(wait) if wait else i18n.gettext("That password is not right.")
 
     async def _password_ok(self, password_hash: str, password: str) -> bool:
         # argon2 takes tens of milliseconds of CPU: off the event loop, so sign-ins by link never wait on it.

@@ -160,10 +160,10 @@ class ListQuery:
         problems = []
         customer_id = customer_id_field(shown["customer"]) if shown["customer"] else None
         if shown["customer"] and customer_id is None:
-            problems.append("The customer must be a customer id, a positive whole number.")
+            problems.append(i18n.gettext("The customer must be a customer id, a positive whole number."))
         days = {name: _day(shown[name]) if shown[name] else None for name in ("from", "to")}
         if any(shown[name] and days[name] is None for name in days):
-            problems.append("Write dates as YYYY-MM-DD.")
+            problems.append(i18n.gettext("Write dates as YYYY-MM-DD."))
         filters = DocumentFilters(
             status=shown["status"] or None,
             customer_id=customer_id,

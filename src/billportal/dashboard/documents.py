@@ -817,14 +817,14 @@ def _changes(before: Any, changes: dict[str, Any]) -> str:
 
 def _void_question(kind: Kind, document: Any) -> Confirmation:
     consequences = {
-        "invoice": "The customer owes nothing on it any more. It stays on record, marked voided.",
-        "credit_note": "The credit is taken back; an invoice it was applied to is owed again for it.",
-        "estimate": "The customer can no longer approve it. It stays on record, marked voided.",
+        "invoice": N_("The customer owes nothing on it any more. It stays on record, marked voided."),
+        "credit_note": N_("The credit is taken back; an invoice it was applied to is owed again for it."),
+        "estimate": N_("The customer can no longer approve it. It stays on record, marked voided."),
     }
     return Confirmation(
         i18n.gettext("Void %(label)s %(number)s?")
         % {"label": i18n.gettext(kind.label).lower(), "number": document.number},
-        (consequences[kind.kind], "This cannot be undone."),
+        (i18n.gettext(consequences[kind.kind]), i18n.gettext("This cannot be undone.")),
         i18n.gettext("Void %(label)s") % {"label": i18n.gettext(kind.label).lower()},
         {},
         cancel=f"{kind.path}/{document.id}",
@@ -833,14 +833,14 @@ def _void_question(kind: Kind, document: Any) -> Confirmation:
 
 def _delete_question(kind: Kind, document: Any) -> Confirmation:
     consequence = (
-        "The invoices it paid are owed again. Delete a payment recorded by mistake, or one that bounced."
+        i18n.gettext("The invoices it paid are owed again. Delete a payment recorded by mistake, or one that bounced.")
         if kind.kind == "payment"
-        else "Only a draft is deleted; the customer never saw it."
+        else i18n.gettext("Only a draft is deleted; the customer never saw it.")
     )
     return Confirmation(
         i18n.gettext("Delete %(label)s %(number)s?")
         % {"label": i18n.gettext(kind.label).lower(), "number": document.number},
-        (consequence, "This cannot be undone."),
+        (consequence, i18n.gettext("This cannot be undone.")),
         i18n.gettext("Delete %(label)s") % {"label": i18n.gettext(kind.label).lower()},
         {},
         cancel=f"{kind.path}/{document.id}",

@@ -212,7 +212,9 @@ class LogFilters:
         customer_text = params.get("customer", "").strip()[:20]
         customer_id = parse_customer_id(customer_text) if customer_text else None
         error = (
-            "The customer must be a customer id, a positive whole number." if customer_text and not customer_id else ""
+            i18n.gettext("The customer must be a customer id, a positive whole number.")
+            if customer_text and not customer_id
+            else ""
         )
         return cls(
             result=result if result in RESULTS else None,

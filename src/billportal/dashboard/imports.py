@@ -66,7 +66,7 @@ class ImportPages(Dashboard):
         kind = form.get("kind", "")
         if kind not in imports.KINDS:
             return self._upload_page(
-                request, visit, kind="customers", error="Choose what the file holds.", status_code=400
+                request, visit, kind="customers", error=i18n.gettext("Choose what the file holds."), status_code=400
             )
         data = form.files.get("file", b"")
         try:
@@ -95,7 +95,7 @@ class ImportPages(Dashboard):
             visit,
             "dashboard/imports/preview.html",
             status_code=200 if not report.refused else 422,
-            title=f"Import {kind}: preview",
+            title=i18n.gettext("Import %(kind)s: preview") % {"kind": i18n.gettext(KIND_LABELS[kind]).lower()},
             section="imports",
             kind=kind,
             label=i18n.gettext(KIND_LABELS[kind]),

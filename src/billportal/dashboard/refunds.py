@@ -29,9 +29,9 @@ from billportal.web.templates import NO_STORE
 
 PAYMENTS_LIST: Final = "/payments"
 DONE: Final = {
-    "recorded": "The payment is recorded.",
-    "saved": "The changes are saved.",
-    "unchanged": "Nothing changed.",
+    "recorded": N_("The payment is recorded."),
+    "saved": N_("The changes are saved."),
+    "unchanged": N_("Nothing changed."),
 }
 _TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -76,7 +76,7 @@ class PaymentPages(Dashboard):
             errors=errors or {},
             token=values.get("token") or secrets.token_urlsafe(18),
             refunded=request.query_params.get("refunded") == "1",
-            done=DONE.get(request.query_params.get("done", ""), ""),
+            done=i18n.gettext(DONE.get(request.query_params.get("done", ""), "")),
         )
 
     @admin(form=True, sudo=Sudo(N_("Refunding a payment"), N_("Confirm and refund")), area="billing")
@@ -89,7 +89,9 @@ class PaymentPages(Dashboard):
         try:
             amount = _amount(values["amount"], payment.currency)
         except ValueError:
-            errors = {"amount": "Enter an amount more than zero, such as 12.50, or leave it empty for all."}
+            errors = {
+                "amount": i18n.gettext("Enter an amount more than zero, such as 12.50, or leave it empty for all.")
+            }
             return await self._detail(request, visit, payment, values=values, errors=errors, status_code=400)
         if form.get("confirm") != "yes":
             return self._confirm(request, visit, _confirmation(payment, amount, values))
