@@ -48,11 +48,15 @@ interop-deps:
 	@test -d tests/interop/node_modules/jsonwebtoken || npm --prefix tests/interop ci --no-audit --no-fund --loglevel=error
 
 # Extracts the portal's strings (babel.cfg) into the template and merges them into every catalog
-# (src/billportal/locale/<locale>/LC_MESSAGES/messages.po); tests/unit/test_catalogs.py then names what is missing.
+# (src/billportal/locale/<locale>/LC_MESSAGES/messages.po); tests/unit/core/test_i18n.py then names what is
+# missing. The dashboard's strings (babel-dashboard.cfg) go into their own template, dashboard.pot: English
+# only for now, no catalog to merge.
 LOCALE_DIR := src/billportal/locale
 messages: $(STAMP)
 	$(BIN)/pybabel extract --mapping-file babel.cfg --keywords N_ --no-location --sort-output \
 		--width 120 --project billportal --output-file $(LOCALE_DIR)/messages.pot .
+	$(BIN)/pybabel extract --mapping-file babel-dashboard.cfg --keywords N_ --no-location --sort-output \
+		--width 120 --project billportal --output-file $(LOCALE_DIR)/dashboard.pot .
 	for po in $(LOCALE_DIR)/*/LC_MESSAGES/messages.po; do \
 		$(BIN)/pybabel update --input-file $(LOCALE_DIR)/messages.pot --output-file $$po \
 			--locale $$(basename $$(dirname $$(dirname $$po))) --no-fuzzy-matching --ignore-obsolete --width 120; \

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from billportal.core import i18n
 from billportal.core.clock import system_clock
 from billportal.core.config import ConfigError, Settings
 from billportal.core.errors import DatabaseDamaged, StorageUnavailable
@@ -200,6 +201,10 @@ class Billportal:
                 return
             app = self.sites[site.kind] = build(self.context)
         scope[SITE_KEY] = site
+        if app is self.sites["dashboard"]:  # admins read the dashboard's strings, in English for now (core/i18n.py)
+            with i18n.speaking(i18n.DEFAULT_LOCALE, i18n.DASHBOARD_DOMAIN):
+                await app(scope, receive, send)
+            return
         await app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -142,8 +142,8 @@ def test_every_kind_arrives_over_smtp_with_its_text(world: World, server: MailSe
     assert "failed for three days" in disabled.part("plain")
     upcoming = server.by_kind("autopay_upcoming")
     assert {r.message["Subject"] for r in upcoming} == {
-        "AutoPay will pay invoice INV-0001 on 2026-12-01",
-        "AutoPay will pay invoice INV-0002 on 2026-12-01",
+        "AutoPay will pay invoice INV-0001 on Dec 1, 2026",
+        "AutoPay will pay invoice INV-0002 on Dec 1, 2026",
     }
     (failed,) = server.by_kind("autopay_failed")
     assert "the charge failed" in failed.part("plain")
@@ -389,8 +389,8 @@ def test_autopay_tells_the_customer_before_a_charge_and_when_it_fails(
     _deliver(world, _config(world, server))
     upcoming = server.by_kind("autopay_upcoming")
     assert sorted(str(r.message["Subject"]) for r in upcoming) == [
-        "AutoPay will pay invoice INV-0001 on 2026-12-01",
-        "AutoPay will pay invoice INV-0002 on 2026-12-01",
+        "AutoPay will pay invoice INV-0001 on Dec 1, 2026",
+        "AutoPay will pay invoice INV-0002 on Dec 1, 2026",
     ]
     assert "will charge $358.90 for invoice INV-0001" in upcoming[0].part("plain") + upcoming[1].part("plain")
     failed = server.by_kind("autopay_failed")
@@ -463,11 +463,13 @@ def test_text_that_looks_like_a_link_marker_is_never_made_a_link(world: World, t
     config = dataclasses.replace(MailConfig.from_settings(world.settings), outbox=tmp_path)
     _deliver(world, config)
     (sent,) = [p for p in tmp_path.glob("*.eml") if b"m@example.com" in p.read_bytes()]
-    text = message_from_bytes(sent.read_bytes(), policy=policy.default).get_body(("plain",))
-    assert text is not None
-    body = text.get_content()
-    assert "https://acme.localhost/payments" not in body
-    assert "https://acme.localhost/invoices/" in body
+    message = message_from_bytes(sent.read_bytes(), policy=policy.default)
+    for part in ("plain", "html"):  # the name goes into a translated sentence too ("Hello %(name)s,")
+        found = message.get_body((part,))
+        assert found is not None
+        body = found.get_content()
+        assert "https://acme.localhost/payments" not in body, part
+        assert "https://acme.localhost/invoices/" in body, part
 
 
 def test_an_admin_invitation_is_emailed_and_its_link_is_not_kept_once_sent(world: World, server: MailServer) -> None:
@@ -535,3 +537,58 @@ def test_messages_to_admins_go_to_the_roles_that_do_that_work(world: World) -> N
         told.setdefault(message.kind, set()).add(message.to_address)
     assert told["webhook_endpoint_disabled"] == {"owner@acme.example", "developer@acme.example"}
     assert told["billing_details_changed"] == {"owner@acme.example", "billing@acme.example"}
+
+
+# How each dated kind writes its date in each language: an invoice's due date, a payment's day, a statement's month.
+DATED = {
+    "de": {"invoice_issued": "01.12.2026", "autopay_upcoming": "01.12.2026", "payment_receipt": "10.11.2026"},
+    "fr": {"invoice_issued": "1 déc. 2026", "autopay_upcoming": "1 déc. 2026", "payment_receipt": "10 nov. 2026"},
+}
+DATED["de"]["statement"], DATED["fr"]["statement"] = "November 2026", "novembre 2026"
+
+
+@pytest.mark.parametrize("locale", list(DATED))
+def test_dates_in_a_customers_email_follow_their_language(world: World, server: MailServer, locale: str) -> None:
+    acme, now = world.acme.id, world.clock.now
+    address = f"kunde@{locale}.example"
+    run(factories.customer(world.store, acme, id=71, name="Client", email=address, now=now))
+    run(world.billing.set_customer_locale(acme, 71, locale, now=now))
+    invoice = run(factories.invoice(world.store, acme, 71, now=now, due_on="2026-12-01"))
+    run(factories.payment(world.store, acme, 71, now=now, amount=1000, applications=[(invoice.id, 1000)]))
+    run(MailSettings(world.store).change(acme, {"statement": True}, actor=CLI, now=now))
+    run(MailSettings(world.store).statements("2026-11", now=now, company_id=acme))
+    run(
+        world.store.write(
+            lambda conn: mail.autopay_upcoming(conn, company_id=acme, customer_id=71, today=date(2026, 11, 29), now=now)
+        )
+    )
+    _deliver(world, _config(world, server))
+    for kind, written in DATED[locale].items():
+        (one,) = [r for r in server.by_kind(kind) if r.recipients == [address]]
+        whole = one.message["Subject"] + one.part("plain") + one.part("html")
+        assert written in whole, kind
+        assert "2026-12-01" not in whole, kind  # no ISO date left
+        assert "2026-11-10" not in whole, kind
+        if kind in ("autopay_upcoming", "statement"):
+            assert written in one.message["Subject"], kind
+
+
+def test_messages_to_admins_stay_english_whatever_the_companys_language(world: World, server: MailServer) -> None:
+    acme, now = world.acme.id, world.clock.now
+    run(factories.admin(world.store, ADMIN_EMAIL, "x" * 12, acme, now=now))
+    run(factories.company_settings(world.store, world.acme, default_locale="de"))
+    run(world.billing.update_billing_info(acme, 1234, {"city": "Phoenix"}, now=now))
+    estimate = run(factories.estimate(world.store, acme, 1234, now=now))
+    run(
+        world.billing.approve_estimate(
+            acme, 1234, estimate.id, approved_by="Wile E.", version=estimate_version(estimate), now=now, valid_on=None
+        )
+    )
+    _deliver(world, _config(world, server))
+    (changed,) = server.by_kind("billing_details_changed")
+    assert changed.message["Subject"] == "Wile E. Coyote changed their billing details"
+    assert '<html lang="en">' in changed.part("html")
+    (approved,) = server.by_kind("estimate_approved")
+    assert approved.message["Subject"] == f"Estimate {estimate.number} was approved by Wile E. Coyote"
+    assert f"approved estimate <strong>{estimate.number}</strong>" in approved.part("html")
+    assert "signed as “Wile E.”" in approved.part("plain")

@@ -68,6 +68,12 @@ def human_date(day: date | str | None, locale: str | None = None) -> str:
     return text
 
 
+def human_month(year: int, month: int, locale: str | None = None) -> str:
+    """A month as people of ``locale`` write it in a sentence: ``December 2026``, ``décembre 2026``."""
+    text: str = format_date(date(year, month, 1), "LLLL y", locale=locale or i18n.current())
+    return text
+
+
 def human_time(
     timestamp: int | None, zone: str | None = "UTC", seconds: bool = False, locale: str | None = None
 ) -> str:

@@ -5,6 +5,11 @@ read with Babel and compiled in memory on first use (nothing to build in a fresh
 The language of a request lives in a context variable: each request runs in its own task, and a
 thread-pool call (the PDFs) copies it, so requests never see one another's choice.
 Adding a language is its catalog and one line in ``LOCALES``.
+
+Two gettext domains: ``messages``, what customers read (the portal, its PDFs and emails; a catalog
+per shipped locale), and ``dashboard``, what admins read (the dashboard and the emails to admins;
+marked and extracted into ``locale/dashboard.pot``, but with no catalog yet, so it reads as English).
+The domain lives beside the language: the dashboard's host speaks ``dashboard`` (app.py).
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ LOCALES: Final = {
     "nl": "Nederlands",
 }
 DEFAULT_LOCALE: Final = "en"
-DOMAIN: Final = "messages"
+DOMAIN: Final = "messages"  # the customers' strings
+DASHBOARD_DOMAIN: Final = "dashboard"  # the admins' strings (English only for now)
+DOMAINS: Final = (DOMAIN, DASHBOARD_DOMAIN)
 
 _current: ContextVar[str] = ContextVar("billportal_locale", default=DEFAULT_LOCALE)
+_domain: ContextVar[str] = ContextVar("billportal_domain", default=DOMAIN)
 
 
 def shipped(code: str | None) -> str | None:
@@ -75,14 +83,14 @@ def negotiate(accept_language: str) -> str | None:
     return next((name for name in map(shipped, preferred) if name), None)
 
 
-@lru_cache(maxsize=len(LOCALES))
-def translations(code: str) -> _gettext.NullTranslations:
-    """The compiled catalog of a shipped locale (English's msgids are its text; a missing file reads as none)."""
-    path = resources.files("billportal") / "locale" / code / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if code not in LOCALES or not path.is_file():
+@lru_cache(maxsize=len(LOCALES) * len(DOMAINS))
+def translations(code: str, domain: str = DOMAIN) -> _gettext.NullTranslations:
+    """A shipped locale's compiled catalog of ``domain`` (English's msgids are its text; no file reads as none)."""
+    path = resources.files("billportal") / "locale" / code / "LC_MESSAGES" / f"{domain}.po"
+    if code not in LOCALES or domain not in DOMAINS or not path.is_file():
         return _gettext.NullTranslations()
     with path.open("rb") as source:
-        catalog = read_po(source, locale=code, domain=DOMAIN)
+        catalog = read_po(source, locale=code, domain=domain)
     compiled = BytesIO()
     write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)
@@ -100,30 +108,36 @@ def activate(code: str) -> None:
 
 
 @contextmanager
-def speaking(code: str) -> Iterator[None]:
-    """``code`` for the block only (tests, the CLI, and the PDFs of a chosen language)."""
+def speaking(code: str, domain: str = DOMAIN) -> Iterator[None]:
+    """``code`` (in ``domain``) for the block only (tests, the CLI, emails, the PDFs of a chosen language)."""
     token = _current.set(code if code in LOCALES else DEFAULT_LOCALE)
+    domain_token = _domain.set(domain if domain in DOMAINS else DOMAIN)
     try:
         yield
     finally:
+        _domain.reset(domain_token)
         _current.reset(token)
+
+
+def _catalog() -> _gettext.NullTranslations:
+    return translations(_current.get(), _domain.get())
 
 
 def gettext(message: str) -> str:
     """``message`` in the request's language ("" stays "": gettext would answer the catalog's header)."""
-    return translations(_current.get()).gettext(message) if message else message
+    return _catalog().gettext(message) if message else message
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:
-    return translations(_current.get()).ngettext(singular, plural, count)
+    return _catalog().ngettext(singular, plural, count)
 
 
 def pgettext(context: str, message: str) -> str:
-    return translations(_current.get()).pgettext(context, message)
+    return _catalog().pgettext(context, message)
 
 
 def npgettext(context: str, singular: str, plural: str, count: int) -> str:
-    return translations(_current.get()).npgettext(context, singular, plural, count)
+    return _catalog().npgettext(context, singular, plural, count)
 
 
 def N_(message: str) -> str:  # noqa: N802 (the conventional name extraction looks for)

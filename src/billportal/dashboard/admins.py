@@ -16,8 +16,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billportal import _links
+from billportal.core import i18n
 from billportal.core.bounds import MAX_SERIAL_ID
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.dashboard import shown_once
 from billportal.dashboard.auth import (
     BUSY,
@@ -44,14 +46,14 @@ from billportal.web.templates import NO_STORE, render
 ADMINS: Final = "/settings/admins"
 INVITATION: Final = "/invitation"
 _NOTICES: Final = {
-    "role_changed": "The role is changed. It applies from the admin's next click.",
-    "role_unchanged": "Nothing changed.",
-    "removed": "The admin is removed: they no longer administer this company.",
+    "role_changed": N_("The role is changed. It applies from the admin's next click."),
+    "role_unchanged": N_("Nothing changed."),
+    "removed": N_("The admin is removed: they no longer administer this company."),
 }
 _INVITATION_PROBLEMS: Final = {
-    "unknown": (404, "This invitation link is not valid. Check that it was copied whole, or ask for a new one."),
-    "used": (410, "This invitation has been used already. Sign in, or ask an owner for a new invitation."),
-    "expired": (410, "This invitation has expired. Ask an owner of the company for a new one."),
+    "unknown": (404, N_("This invitation link is not valid. Check that it was copied whole, or ask for a new one.")),
+    "used": (410, N_("This invitation has been used already. Sign in, or ask an owner for a new invitation.")),
+    "expired": (410, N_("This invitation has expired. Ask an owner of the company for a new one.")),
 }
 
 
@@ -63,7 +65,9 @@ def _admin_id(request: Request) -> int:
 
 def _yourself(visit: AdminVisit, admin_id: int) -> Refused | None:
     if admin_id == visit.admin.id:
-        return Refused("yourself", "You cannot change your own role or remove yourself: another owner can.")
+        return Refused(
+            "yourself", i18n.gettext("You cannot change your own role or remove yourself: another owner can.")
+        )
     return None
 
 
@@ -119,13 +123,13 @@ class AdminPages(Dashboard):
         store = self.context.store
         members = await roles.members_of(store, company.id)
         owners = sum(member.role == "owner" for member in members)
-        notice = _NOTICES.get(request.query_params.get("notice", ""), "")
+        notice = i18n.gettext(_NOTICES.get(request.query_params.get("notice", ""), ""))
         return self._page(
             request,
             visit,
             "dashboard/admins.html",
             status_code=status_code,
-            title="Admins",
+            title=i18n.gettext("Admins"),
             section="admins",
             members=members,
             owners=owners,
@@ -142,7 +146,7 @@ class AdminPages(Dashboard):
             invitation_hours=roles.INVITATION_SECONDS // 3600,
         )
 
-    @admin(form=True, sudo=Sudo("Inviting an admin", "Confirm and invite"), area="admins")
+    @admin(form=True, sudo=Sudo(N_("Inviting an admin"), N_("Confirm and invite")), area="admins")
     async def invite(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A single-use invitation to the email, in the role; its link shown once on the page this redirects to."""
         values = {"email": normalize_email(form.text("email", 600)), "role": form.text("role", 20)}
@@ -239,7 +243,7 @@ class AdminPages(Dashboard):
         response = render(
             "dashboard/invitation.html",
             status_code=status_code,
-            title="Accept the invitation",
+            title=i18n.gettext("Accept the invitation"),
             company=None,
             notice="",
             csrf_token=csrf,
@@ -303,11 +307,11 @@ class AdminPages(Dashboard):
         """(status, what is wrong, "") or (200, "", the password's argon2id hash)."""
         mistake = passwords.password_problem(password)
         if not mistake and password != again:
-            mistake = "The two passwords differ."
+            mistake = i18n.gettext("The two passwords differ.")
         if mistake:
             return 400, mistake, None
         if self.auth.password_checks.locked():
-            return 429, BUSY, None
+            return 429, i18n.gettext(BUSY), None
         async with self.auth.password_checks:
             password_hash: str = await run_in_threadpool(passwords.hash_password, password)
         return 200, "", password_hash
@@ -317,19 +321,19 @@ class AdminPages(Dashboard):
         limiter = self.auth.limiter
         wait = await limiter.retry_after(SIGN_IN_PER_ACCOUNT, email)
         if wait:
-            return f"Too many wrong passwords. Try again in {wait} seconds."
+            return i18n.gettext("Too many wrong passwords. Try again in %(wait)s seconds.") % {"wait": wait}
         if self.auth.password_checks.locked():
-            return BUSY
+            return i18n.gettext(BUSY)
         async with self.auth.password_checks:
             wait = await limiter.attempt(SIGN_IN_PER_ACCOUNT, email)
             if wait:
-                return f"Too many wrong passwords. Try again in {wait} seconds."
+                return i18n.gettext("Too many wrong passwords. Try again in %(wait)s seconds.") % {"wait": wait}
             right: bool = await run_in_threadpool(passwords.verify_password, password_hash, password)
         if right:
             await limiter.succeeded(SIGN_IN_PER_ACCOUNT, email)
             return ""
         await limiter.failed(SIGN_IN_PER_ACCOUNT, email, counted=True)
-        return "That password is not right."
+        return i18n.gettext("That password is not right.")
 
 
 def _problem(problem: str) -> Response:

@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billportal import _links
+from billportal.core import i18n
 from billportal.core.bounds import storable_text
 from billportal.core.config import Settings
+from billportal.core.i18n import N_
 from billportal.dashboard.forms import MAX_BODY, MAX_UPLOAD, normalize_email
 from billportal.services import audit, passwords
 from billportal.services.admins import role_label
@@ -46,10 +48,10 @@ CONFIRM_PER_ADMIN: Final = Limit("admin-confirm", "5/5 minutes")
 # argon2 at once in this process (each takes 64 MiB and tens of milliseconds of a core); one
 # more is answered 429 at once rather than queued, so a burst costs neither memory nor waiting.
 MAX_PASSWORD_CHECKS: Final = 4
-BUSY: Final = "Too many sign-ins at this moment. Try again in a few seconds."
+BUSY: Final = N_("Too many sign-ins at this moment. Try again in a few seconds.")
 _USER_AGENT_LIMIT: Final = 300
-EXPIRED_FORM: Final = "This form has expired. Go back, reload the page and try again."
-UNREADABLE_FORM: Final = "The form could not be read. Reload the page and try again."
+EXPIRED_FORM: Final = N_("This form has expired. Go back, reload the page and try again.")
+UNREADABLE_FORM: Final = N_("The form could not be read. Reload the page and try again.")
 
 
 def admin_cookie_name(settings: Settings) -> str:
@@ -238,15 +240,15 @@ class AdminAuth:
         """The page that refuses an admin of no company, or one whose role does not open the view's area."""
         if visit.company is None:
             if guard.form:
-                return error_page(404, "You administer no company.")
-            return self._page(visit, "dashboard/no_company.html", title="No company")
+                return error_page(404, N_("You administer no company."))
+            return self._page(visit, "dashboard/no_company.html", title=i18n.gettext("No company"))
         if not role_opens(visit.role, guard.area, writes=guard.form):
             # Before the form is read: a refused admin changes nothing, whatever they post.
             return self._page(
                 visit,
                 "dashboard/refused.html",
                 status_code=403,
-                title="Not open to your role",
+                title=i18n.gettext("Not open to your role"),
                 role=role_label(visit.role),
                 reads_only=role_opens(visit.role, guard.area),  # the area is open, its forms are not
             )
@@ -276,9 +278,9 @@ class AdminAuth:
         return self._page(
             visit,
             "dashboard/confirm_password.html",
-            status_code=(429 if mistake == BUSY else 403) if mistake else 200,
+            status_code=(429 if mistake == i18n.gettext(BUSY) else 403) if mistake else 200,
             headers=self.portal_form_csp(visit.company),
-            title="Confirm your password",
+            title=i18n.gettext("Confirm your password"),
             sudo=sudo,
             error=mistake,
             action=request.url.path,
@@ -317,7 +319,7 @@ class AdminAuth:
         if wait:
             return _too_many_passwords(wait)
         if self.password_checks.locked():
-            return BUSY
+            return i18n.gettext(BUSY)
         async with self.password_checks:
             wait = await limiter.attempt(CONFIRM_PER_ADMIN, key)
             if wait:
@@ -328,7 +330,7 @@ class AdminAuth:
                 await self.context.store.admins.update_session(visit.session.id_hash, sudo_until=now + SUDO_SECONDS)
                 return None
         wait = await limiter.failed(CONFIRM_PER_ADMIN, key, counted=True)
-        return _too_many_passwords(wait) if wait else "That password is not right."
+        return _too_many_passwords(wait) if wait else i18n.gettext("That password is not right.")
 
     async def _password_ok(self, password_hash: str, password: str) -> bool:
         # argon2 takes tens of milliseconds of CPU: off the event loop, so sign-ins by link never wait on it.
@@ -361,12 +363,12 @@ class AdminAuth:
             "dashboard/sign_in.html",
             status_code=status_code,
             headers=headers,
-            title="Sign in",
+            title=i18n.gettext("Sign in"),
             company=None,
             csrf_token=token,
             email=email,
             error=error,
-            notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
+            notice=i18n.gettext(_NOTICES.get(request.query_params.get("notice", ""), "")),
         )
         response.headers.append(
             "set-cookie",
@@ -383,7 +385,7 @@ class AdminAuth:
             return error_page(refused.status, UNREADABLE_FORM if refused.status == 400 else refused.message)
         expected = request.cookies.get(self.form_cookie, "")
         if not expected or not sessions.same_token(expected, form.get("csrf_token", "")):
-            return self._sign_in_form(request, status_code=403, error=EXPIRED_FORM)
+            return self._sign_in_form(request, status_code=403, error=i18n.gettext(EXPIRED_FORM))
         email = normalize_email(form.text("email", 300))
         return await self._check_sign_in(request, email, form.text("password", passwords.MAX_LENGTH + 1))
 
@@ -395,7 +397,7 @@ class AdminAuth:
         if wait:
             return self._too_many(request, email, wait)
         if self.password_checks.locked():
-            return self._sign_in_form(request, status_code=429, email=email, error=BUSY, retry_after=1)
+            return self._sign_in_form(request, status_code=429, email=email, error=i18n.gettext(BUSY), retry_after=1)
         admins = self.context.store.admins
         async with self.password_checks:
             # Counted before the password is checked: of concurrent attempts, only the allowance is checked.
@@ -423,10 +425,12 @@ class AdminAuth:
         wait = max([await limiter.failed(limit, key, counted=True) or 0 for limit, key in limits])
         if wait:
             return self._too_many(request, email, wait)
-        return self._sign_in_form(request, status_code=401, email=email, error="Email or password is incorrect.")
+        return self._sign_in_form(
+            request, status_code=401, email=email, error=i18n.gettext("Email or password is incorrect.")
+        )
 
     def _too_many(self, request: Request, email: str, wait: int) -> Response:
-        message = f"Too many failed sign-ins. Try again in {wait} seconds."
+        message = i18n.gettext("Too many failed sign-ins. Try again in %(wait)s seconds.") % {"wait": wait}
         return self._sign_in_form(request, status_code=429, email=email, error=message, retry_after=wait)
 
     async def _start_session(self, request: Request, admin: Admin, password: str) -> Response:
@@ -490,13 +494,13 @@ class AdminAuth:
         return render(
             "dashboard/account.html",
             status_code=status_code,
-            title="Your account",
+            title=i18n.gettext("Your account"),
             admin=visit.admin,
             company=visit.company,
             companies=visit.companies,
             csrf_token=visit.session.csrf_token,
             section="account",
-            notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
+            notice=i18n.gettext(_NOTICES.get(request.query_params.get("notice", ""), "")),
             errors=errors or {},
             min_length=passwords.MIN_LENGTH,
         )
@@ -510,9 +514,9 @@ class AdminAuth:
         if problem:
             errors["new_password"] = problem
         elif new != form.get("confirm_password", ""):
-            errors["confirm_password"] = "The two new passwords differ."  # noqa: S105 - a message, not a password
+            errors["confirm_password"] = i18n.gettext("The two new passwords differ.")
         elif new == current:
-            errors["new_password"] = "Choose a password other than the current one."  # noqa: S105 - a message
+            errors["new_password"] = i18n.gettext("Choose a password other than the current one.")
         if errors:
             return self._account_page(request, visit, status_code=400, errors=errors)
         mistake = await self.confirm_password(visit, current)
@@ -520,7 +524,7 @@ class AdminAuth:
             return self._account_page(request, visit, status_code=403, errors={"current_password": mistake})
         now = self.context.clock()
         if self.password_checks.locked():
-            return self._account_page(request, visit, status_code=429, errors={"new_password": BUSY})
+            return self._account_page(request, visit, status_code=429, errors={"new_password": i18n.gettext(BUSY)})
         async with self.password_checks:
             password_hash: str = await run_in_threadpool(passwords.hash_password, new)
         await self.context.store.admins.set_password(
@@ -542,7 +546,7 @@ class AdminAuth:
         wanted = form.get("company_id", "")
         target = next((m for m in visit.companies if str(m.company_id) == wanted), None)
         if target is None:
-            return error_page(404, "You do not administer that company.")
+            return error_page(404, N_("You do not administer that company."))
         await self.context.store.admins.update_session(visit.session.id_hash, company_id=target.company_id)
         # The SSO page, if the admin's role in that company opens it; else the home page, which every role opens.
         landing = "/settings/developers/sso" if role_opens(target.role, "developer") else "/"
@@ -550,7 +554,7 @@ class AdminAuth:
 
 
 def _too_many_passwords(wait: int) -> str:
-    return f"Too many wrong passwords. Try again in {wait} seconds."
+    return i18n.gettext("Too many wrong passwords. Try again in %(wait)s seconds.") % {"wait": wait}
 
 
 def _to_sign_in() -> Response:
@@ -558,7 +562,7 @@ def _to_sign_in() -> Response:
 
 
 _NOTICES: Final = {
-    "signed_out": "You have signed out.",
-    "password_changed": "Your password has been changed. Your other sessions have been signed out.",
-    "invitation_accepted": "The invitation is accepted. Sign in to administer the company.",
+    "signed_out": N_("You have signed out."),
+    "password_changed": N_("Your password has been changed. Your other sessions have been signed out."),
+    "invitation_accepted": N_("The invitation is accepted. Sign in to administer the company."),
 }

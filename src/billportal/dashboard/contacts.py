@@ -10,7 +10,9 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import i18n
 from billportal.core.errors import NotFound, Refused
+from billportal.core.i18n import N_
 from billportal.dashboard.auth import AdminVisit, admin
 from billportal.dashboard.customers import CUSTOMERS
 from billportal.dashboard.views import Dashboard
@@ -21,14 +23,14 @@ from billportal.web.forms import Form
 from billportal.web.templates import NO_STORE
 
 CONTACTS_PAGE: Final = "/settings/contacts-page"
-NO_CUSTOMER: Final = "There is no such customer."
-NO_CONTACT: Final = "There is no such contact."
+NO_CUSTOMER: Final = N_("There is no such customer.")
+NO_CONTACT: Final = N_("There is no such contact.")
 _DONE: Final = {
-    "added": "The contact is added: they can sign in to the portal with their email.",
-    "changed": "The contact's role is changed; they were signed out.",
-    "removed": "The contact is removed and signed out.",
-    "page_on": "Customers can now manage their own contacts in the portal.",
-    "page_off": "Customers can no longer manage their contacts in the portal; you still can.",
+    "added": N_("The contact is added: they can sign in to the portal with their email."),
+    "changed": N_("The contact's role is changed; they were signed out."),
+    "removed": N_("The contact is removed and signed out."),
+    "page_on": N_("Customers can now manage their own contacts in the portal."),
+    "page_off": N_("Customers can no longer manage their contacts in the portal; you still can."),
 }
 
 
@@ -63,12 +65,12 @@ class ContactPages(Dashboard):
             visit,
             "dashboard/contacts.html",
             status_code=400 if error else 200,
-            title=f"Contacts of {customer.name}",
+            title=i18n.gettext("Contacts of %(name)s") % {"name": customer.name},
             section="customers",
             customer=customer,
             contacts=listed,
             roles=contacts.ROLE_NAMES,
-            done=_DONE.get(request.query_params.get("done", ""), ""),
+            done=i18n.gettext(_DONE.get(request.query_params.get("done", ""), "")),
             error=error,
             values=values or {"name": "", "email": "", "role": "view"},
         )

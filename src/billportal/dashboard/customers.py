@@ -19,9 +19,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billportal import _links
+from billportal.core import i18n
 from billportal.core.clock import local_date
 from billportal.core.countries import countries as country_list
 from billportal.core.errors import NotFound, Refused
+from billportal.core.i18n import N_
 from billportal.dashboard.auth import AdminVisit, Sudo, admin
 from billportal.dashboard.forms import LogFilters
 from billportal.dashboard.sign_in_log import log_page
@@ -31,12 +33,12 @@ from billportal.services import sso as management
 from billportal.services.audit import Actor
 from billportal.services.billing import Books
 from billportal.services.payments import AutoPay
-from billportal.services.statements import method_label
 from billportal.storage.customer_lists import SCAN_WINDOW
 from billportal.storage.documents import Scope
 from billportal.storage.records import Company, Customer, CustomerEvent
 from billportal.web.errors import error_page
 from billportal.web.forms import Form
+from billportal.web.labels import method_label, status_label
 from billportal.web.objects import CUSTOMER
 from billportal.web.shapes import Invalid, check_object
 from billportal.web.templates import NO_STORE
@@ -44,7 +46,7 @@ from billportal.web.templates import NO_STORE
 CUSTOMERS: Final = "/customers"
 PAGE_SIZE: Final = 25
 SEARCH_LIMIT: Final = 100  # characters of a search kept
-OWING: Final = {"": "All", "balance": "With a balance", "past_due": "Past due"}
+OWING: Final = {"": N_("All"), "balance": N_("With a balance"), "past_due": N_("Past due")}
 RECENT: Final = 10  # documents of each kind, sign-ins and portal changes on a customer's page
 PORTAL_LINK_SECONDS: Final = 60
 ADMIN_ISSUER: Final = "billportal dashboard"  # the iss of an admin's link: the sign-in log shows it
@@ -52,28 +54,28 @@ FIELD_LIMIT: Final = 1000  # characters of a typed field read; the shape says ho
 
 # The form's fields, in the shape's names, as the form labels them.
 LABELS: Final = {
-    "id": "Customer id",
-    "number": "Account number",
-    "name": "Name",
-    "email": "Billing email",
-    "phone": "Phone",
-    "address_line1": "Address line 1",
-    "address_line2": "Address line 2",
-    "city": "City",
-    "state": "State or province",
-    "postal_code": "Postal code",
-    "country": "Country",
-    "tax_id": "Tax or VAT id",
-    "currency": "Currency",
+    "id": N_("Customer id"),
+    "number": N_("Account number"),
+    "name": N_("Name"),
+    "email": N_("Billing email"),
+    "phone": N_("Phone"),
+    "address_line1": N_("Address line 1"),
+    "address_line2": N_("Address line 2"),
+    "city": N_("City"),
+    "state": N_("State or province"),
+    "postal_code": N_("Postal code"),
+    "country": N_("Country"),
+    "tax_id": N_("Tax or VAT id"),
+    "currency": N_("Currency"),
 }
 EDITABLE: Final = tuple(name for name in LABELS if name != "id")  # the id is the sub claim of sign-in links
 NOTICES: Final = {
-    "created": "The customer is created.",
-    "saved": "The customer is saved.",
-    "unchanged": "Nothing changed.",
-    "deleted": "The customer is deleted, and signed out of the portal.",
+    "created": N_("The customer is created."),
+    "saved": N_("The customer is saved."),
+    "unchanged": N_("Nothing changed."),
+    "deleted": N_("The customer is deleted, and signed out of the portal."),
 }
-NOT_FOUND: Final = "There is no such customer."
+NOT_FOUND: Final = N_("There is no such customer.")
 
 
 def _after(request: Request) -> int | None:
@@ -148,7 +150,7 @@ class CustomerPages(Dashboard):
             request,
             visit,
             "dashboard/customers.html",
-            title="Customers",
+            title=i18n.gettext("Customers"),
             section="customers",
             rows=page.rows,
             next_after=page.next_after,
@@ -157,7 +159,7 @@ class CustomerPages(Dashboard):
             first_page=after is None,
             search=search,
             owing=owing,
-            owing_choices=OWING,
+            owing_choices={value: i18n.gettext(label) for value, label in OWING.items()},
         )
 
     # -- a customer's page ---------------------------------------------------------------------------
@@ -220,8 +222,9 @@ class CustomerPages(Dashboard):
             autopay_offered=settings.online and settings.allow_autopay,
             autopay_failures=(await autopay.failures(company.id, customer.id))[:RECENT],
             method_label=method_label,
+            status_label=status_label,
             bounce=await self.context.mail.bounce(company.id, customer.email),
-            labels=LABELS,
+            labels={name: i18n.gettext(label) for name, label in LABELS.items()},
             problem=problem,
             portal_seconds=PORTAL_LINK_SECONDS,
         )
@@ -244,12 +247,14 @@ class CustomerPages(Dashboard):
             visit,
             "dashboard/customer_form.html",
             status_code=status_code,
-            title="New customer" if customer is None else f"Edit {customer.name or customer.id}",
+            title=i18n.gettext("New customer")
+            if customer is None
+            else i18n.gettext("Edit %(name)s") % {"name": customer.name or customer.id},
             section="customers",
             customer=customer,
             values={**dict.fromkeys(LABELS, ""), **values},
             errors=errors,
-            labels=LABELS,
+            labels={name: i18n.gettext(label) for name, label in LABELS.items()},
             countries=country_list(),
             default_currency=company.default_currency,
             action=f"{CUSTOMERS}/new" if customer is None else f"{CUSTOMERS}/{customer.id}/edit",
@@ -316,24 +321,28 @@ class CustomerPages(Dashboard):
             return error_page(404, NOT_FOUND)
         page = f"{CUSTOMERS}/{customer.id}"
         if form.get("confirm") != "yes":
-            shown = customer.name or f"customer {customer.id}"
+            shown = customer.name or i18n.gettext("customer %(id)s") % {"id": customer.id}
+            question = i18n.gettext("Delete %(name)s?") % {"name": shown}
             return self._page(
                 request,
                 visit,
                 "dashboard/confirm.html",
-                title=f"Delete {shown}?",
+                title=question,
                 section="customers",
                 action=request.url.path,
                 confirmation=Confirmation(
-                    f"Delete {shown}?",
+                    question,
                     (
-                        (
-                            f"Customer {customer.id} is deleted and signed out of the portal; sign-in links for"
+                        i18n.gettext(
+                            "Customer %(id)s is deleted and signed out of the portal; sign-in links for"
                             " this id are refused from now on. This cannot be undone."
+                        )
+                        % {"id": customer.id},
+                        i18n.gettext(
+                            "A customer with invoices, payments, credit notes or estimates cannot be deleted."
                         ),
-                        "A customer with invoices, payments, credit notes or estimates cannot be deleted.",
                     ),
-                    "Delete the customer",
+                    i18n.gettext("Delete the customer"),
                     {},
                     cancel=page,
                 ),
@@ -346,14 +355,16 @@ class CustomerPages(Dashboard):
         except NotFound:
             return error_page(404, NOT_FOUND)
         except Refused as refused:
-            problem = f"The customer is not deleted: {refused.message}."
+            problem = i18n.gettext("The customer is not deleted: %(reason)s.") % {"reason": refused.message}
             return await self._detail(request, visit, company, customer, status_code=409, problem=problem)
         await self.context.store.end_customer_sessions(company.id, customer.id)
         return _to(f"{CUSTOMERS}?notice=deleted")
 
     # -- the portal as this customer -------------------------------------------------------------------
 
-    @admin(form=True, sudo=Sudo("Opening the portal as a customer", "Confirm and open the portal"), area="billing")
+    @admin(
+        form=True, sudo=Sudo(N_("Opening the portal as a customer"), N_("Confirm and open the portal")), area="billing"
+    )
     async def open_portal(self, request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         """A single-use link that lives a minute, made with the active SSO key; the browser is sent to it."""
         store = self.context.store
@@ -364,9 +375,9 @@ class CustomerPages(Dashboard):
         policy = company.policy
         issuer = admin_issuer(visit.admin.email, policy.allowed_issuers)
         if not company.sso_enabled:
-            return error_page(409, "Single sign-on is off: turn it on to open the portal as a customer.")
+            return error_page(409, N_("Single sign-on is off: turn it on to open the portal as a customer."))
         if key is None:
-            return error_page(409, "There is no active SSO key: rotate to create one.")
+            return error_page(409, N_("There is no active SSO key: rotate to create one."))
         if issuer is None:
             return error_page(
                 409, f'The sign-in policy allows only some issuers: add "{ADMIN_ISSUER}" to open the portal from here.'

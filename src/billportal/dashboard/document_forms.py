@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
+from billportal.core import i18n
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.core.money import exponent, parse_money
 from billportal.dashboard.forms import customer_id_field
 from billportal.storage.document_lists import DocumentFilters
@@ -22,8 +24,8 @@ from billportal.web.shapes import Invalid
 LINE_ROWS: Final = 10  # line rows of a new document's form (no JavaScript adds more)
 MAX_ROWS: Final = 100  # as many as a document has lines (services.billing.MAX_LINES)
 LINE_FIELDS: Final = ("description", "quantity", "unit_price", "discount", "tax")
-MONEY_HINT: Final = "Enter an amount such as 12.50."
-ID_HINT: Final = "Enter an id, a positive whole number."
+MONEY_HINT: Final = N_("Enter an amount such as 12.50.")
+ID_HINT: Final = N_("Enter an id, a positive whole number.")
 _LINE_FIELD: Final = re.compile(r"lines\[(\d+)\](?:\.(\w+))?")
 _APPLICATION_FIELD: Final = re.compile(r"applications\[(\d+)\]\.(\w+)")
 
@@ -104,7 +106,7 @@ def read_lines(form: Form, typed: Typed, rows: int, currency: str) -> list[dict[
             try:
                 line[name] = amount_of(texts[name], currency)
             except ValueError:
-                typed.errors[f"line{row}_{name}"] = MONEY_HINT
+                typed.errors[f"line{row}_{name}"] = i18n.gettext(MONEY_HINT)
         lines.append(line)
         typed.rows.append(row)
     return lines
@@ -158,10 +160,10 @@ class ListQuery:
         problems = []
         customer_id = customer_id_field(shown["customer"]) if shown["customer"] else None
         if shown["customer"] and customer_id is None:
-            problems.append("The customer must be a customer id, a positive whole number.")
+            problems.append(i18n.gettext("The customer must be a customer id, a positive whole number."))
         days = {name: _day(shown[name]) if shown[name] else None for name in ("from", "to")}
         if any(shown[name] and days[name] is None for name in days):
-            problems.append("Write dates as YYYY-MM-DD.")
+            problems.append(i18n.gettext("Write dates as YYYY-MM-DD."))
         filters = DocumentFilters(
             status=shown["status"] or None,
             customer_id=customer_id,

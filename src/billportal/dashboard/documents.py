@@ -23,8 +23,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from billportal.core import i18n
 from billportal.core.clock import human_time, iso_utc, local_date
 from billportal.core.errors import NotFound, Refused
+from billportal.core.i18n import N_
 from billportal.dashboard.auth import AdminVisit, admin
 from billportal.dashboard.document_forms import (
     ID_HINT,
@@ -47,13 +49,12 @@ from billportal.dashboard.sign_in_log import safe_cell
 from billportal.dashboard.views import Confirmation, Dashboard
 from billportal.services import audit
 from billportal.services.billing import PAYMENT_METHODS, Books
-from billportal.services.statements import method_label
 from billportal.storage.document_lists import DocumentFilters, document_page
 from billportal.storage.documents import Scope
 from billportal.storage.records import Company, Invoice, Payment
 from billportal.web.errors import error_page
 from billportal.web.forms import Form
-from billportal.web.labels import credit_note_state, download_name, estimate_state, status_label
+from billportal.web.labels import credit_note_state, download_name, estimate_state, method_label, status_label
 from billportal.web.objects import CREDIT_NOTE, ESTIMATE, INVOICE, PAYMENT
 from billportal.web.shapes import Invalid, Shape, check_object
 from billportal.web.templates import NO_STORE
@@ -69,7 +70,7 @@ class Kind:
 
     kind: str
     path: str
-    title: str  # "Credit notes"
+    title: str  # "Credit notes" (marked; translated where shown)
     label: str  # "Credit note"
     statuses: tuple[str, ...]
     issued: str  # the status a draft is issued as ("" for payments)
@@ -78,13 +79,13 @@ class Kind:
 
 KINDS: Final = {
     "invoice": Kind(
-        "invoice", "/invoices", "Invoices", "Invoice", ("draft", "open", "paid", "voided"), "open", "invoice"
+        "invoice", "/invoices", N_("Invoices"), N_("Invoice"), ("draft", "open", "paid", "voided"), "open", "invoice"
     ),
     "credit_note": Kind(
         "credit_note",
         "/credit-notes",
-        "Credit notes",
-        "Credit note",
+        N_("Credit notes"),
+        N_("Credit note"),
         ("draft", "open", "applied", "voided"),
         "open",
         "credit-note",
@@ -92,13 +93,13 @@ KINDS: Final = {
     "estimate": Kind(
         "estimate",
         "/estimates",
-        "Estimates",
-        "Estimate",
+        N_("Estimates"),
+        N_("Estimate"),
         ("draft", "sent", "approved", "declined", "voided"),
         "sent",
         "estimate",
     ),
-    "payment": Kind("payment", "/payments", "Payments", "Payment", (), "", "receipt"),
+    "payment": Kind("payment", "/payments", N_("Payments"), N_("Payment"), (), "", "receipt"),
 }
 _BY_PATH: Final = {k.path.strip("/"): k for k in KINDS.values()}
 # The fields of each kind's form besides the lines, as Books names them.
@@ -116,12 +117,12 @@ SHAPES: Final[dict[str, Shape]] = {
 }
 _NOTES_ONLY: Final = {"invoice": ("paid", "voided"), "credit_note": ("voided",), "estimate": ("approved", "voided")}
 _DONE: Final = {
-    "created": "{label} {number} is saved.",
-    "issued": "{label} {number} is issued: the customer sees it in the portal.",
-    "saved": "The changes to {label} {number} are saved.",
-    "unchanged": "Nothing changed.",
-    "voided": "{label} {number} is voided.",
-    "recorded": "Payment {number} is recorded.",
+    "created": N_("%(label)s %(number)s is saved."),
+    "issued": N_("%(label)s %(number)s is issued: the customer sees it in the portal."),
+    "saved": N_("The changes to %(label)s %(number)s are saved."),
+    "unchanged": N_("Nothing changed."),
+    "voided": N_("%(label)s %(number)s is voided."),
+    "recorded": N_("Payment %(number)s is recorded."),
 }
 _COLUMNS: Final = {
     "invoice": (
@@ -281,7 +282,7 @@ class DocumentPages(Dashboard):
             visit,
             "dashboard/documents/list.html",
             status_code=400 if query.error else 200,
-            title=kind.title,
+            title=i18n.gettext(kind.title),
             section=kind.kind,
             kind=kind,
             rows=rows,
@@ -339,7 +340,7 @@ class DocumentPages(Dashboard):
         kind = _kind(request)
         document = await self._get(kind, company, _document_id(request))
         if document is None:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         billing = self.context.billing
         customer = await billing.customer(company.id, document.customer_id)
         today = self._today(company)
@@ -351,12 +352,12 @@ class DocumentPages(Dashboard):
         if kind.kind == "credit_note" and document.invoice_id is not None:
             invoice = await billing.get("invoice", Scope(company.id), document.invoice_id)
         done = request.query_params.get("done", "")
-        message = _DONE.get(done, "").format(label=kind.label, number=document.number)
+        message = i18n.gettext(_DONE.get(done, "")) % {"label": i18n.gettext(kind.label), "number": document.number}
         return self._page(
             request,
             visit,
             "dashboard/documents/detail.html",
-            title=f"{kind.label} {document.number}",
+            title=f"{i18n.gettext(kind.label)} {document.number}",
             section=kind.kind,
             kind=kind,
             doc=document,
@@ -380,7 +381,7 @@ class DocumentPages(Dashboard):
         document = await self._get(kind, company, _document_id(request))
         customer = None if document is None else await self.context.billing.customer(company.id, document.customer_id)
         if document is None or customer is None:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         today = self._today(company)
         module = pdf()
         content: bytes
@@ -422,7 +423,12 @@ class DocumentPages(Dashboard):
             visit,
             "dashboard/documents/form.html",
             status_code=status_code,
-            title=f"Edit {kind.label.lower()} {document.number}" if editing else f"New {kind.label.lower()}",
+            title=(
+                i18n.gettext("Edit %(label)s %(number)s")
+                % {"label": i18n.gettext(kind.label).lower(), "number": document.number}
+                if editing
+                else i18n.gettext("New %(label)s") % {"label": i18n.gettext(kind.label).lower()}
+            ),
             section=kind.kind,
             kind=kind,
             doc=document,
@@ -480,7 +486,7 @@ class DocumentPages(Dashboard):
         if creating:
             customer_id = id_of(shown.get("customer_id", ""))
             if customer_id is None:
-                typed.errors["customer_id"] = "Enter a customer id, a positive whole number."
+                typed.errors["customer_id"] = i18n.gettext("Enter a customer id, a positive whole number.")
             values["customer_id"] = customer_id or 0
             values["issued_on"] = ""  # Books says when it is missing
             wanted = shown.get("status", "draft")
@@ -488,7 +494,7 @@ class DocumentPages(Dashboard):
             if kind.kind == "credit_note" and shown.get("invoice_id"):
                 invoice_id = id_of(shown["invoice_id"])
                 if invoice_id is None:
-                    typed.errors["invoice_id"] = ID_HINT
+                    typed.errors["invoice_id"] = i18n.gettext(ID_HINT)
                 values["invoice_id"] = invoice_id
         customer = await self.context.billing.customer(company.id, values.get("customer_id") or 0)
         currency = shown.get("currency", "") or (document.currency if document else "")
@@ -518,7 +524,7 @@ class DocumentPages(Dashboard):
         kind = _kind(request)
         document = await self._get(kind, company, _document_id(request))
         if document is None:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         shown = {name: getattr(document, name) or "" for name in _FIELDS[kind.kind]}
         shown.update(line_values(document.lines, document.currency))
         rows = min(MAX_ROWS, max(LINE_ROWS, len(document.lines) + 2))
@@ -529,7 +535,7 @@ class DocumentPages(Dashboard):
         kind = _kind(request)
         document = await self._get(kind, company, _document_id(request))
         if document is None:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         rows = min(MAX_ROWS, max(LINE_ROWS, len(document.lines) + 2))
         if document.status in _NOTES_ONLY.get(kind.kind, ()):
             typed = Typed({"notes": form.text("notes", 10_001)})
@@ -553,7 +559,7 @@ class DocumentPages(Dashboard):
                 lambda _done: f"{kind.label} {document.number}: " + _changes(document, changes),
             )
         except NotFound:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         except (Invalid, Refused) as refused:
             typed.refused(refused)
             return self._form_page(request, visit, kind, typed, document=document, rows=rows, status_code=400)
@@ -566,9 +572,13 @@ class DocumentPages(Dashboard):
         kind = _kind(request)
         document = await self._get(kind, company, _document_id(request))
         if document is None or not kind.issued:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         if document.status != "draft":
-            return error_page(409, f"This {kind.label.lower()} is {document.status} already: only a draft is issued.")
+            return error_page(
+                409,
+                i18n.gettext("This %(label)s is %(status)s already: only a draft is issued.")
+                % {"label": i18n.gettext(kind.label).lower(), "status": document.status},
+            )
         update = {"invoice": Books.update_invoice, "credit_note": Books.update_credit_note}.get(
             kind.kind, Books.update_estimate
         )
@@ -581,7 +591,7 @@ class DocumentPages(Dashboard):
                 lambda _done: f"{kind.label} {document.number}: {document.status} -> {kind.issued}",
             )
         except NotFound:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         except Refused as refused:
             return error_page(409, refused.message)
         return self._to(kind, document.id, "issued")
@@ -591,7 +601,7 @@ class DocumentPages(Dashboard):
         kind = _kind(request)
         document = await self._get(kind, company, _document_id(request))
         if document is None or kind.kind == "payment":
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         if form.get("confirm") != "yes":
             return self._confirm(request, visit, _void_question(kind, document))
         void = {"invoice": Books.void_invoice, "credit_note": Books.void_credit_note}.get(
@@ -606,7 +616,7 @@ class DocumentPages(Dashboard):
                 lambda _done: f"{kind.label} {document.number}",
             )
         except NotFound:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         except Refused as refused:
             return error_page(409, refused.message)
         return self._to(kind, document.id, "voided")
@@ -616,7 +626,7 @@ class DocumentPages(Dashboard):
         kind = _kind(request)
         document = await self._get(kind, company, _document_id(request))
         if document is None:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         if form.get("confirm") != "yes":
             return self._confirm(request, visit, _delete_question(kind, document))
         delete = {
@@ -633,7 +643,7 @@ class DocumentPages(Dashboard):
                 lambda _done: f"{kind.label} {document.number}",
             )
         except NotFound:
-            return error_page(404, f"There is no such {kind.label.lower()}.")
+            return _no_such(kind)
         except Refused as refused:
             return error_page(409, refused.message)
         return RedirectResponse(f"{kind.path}?deleted=1", status_code=303, headers=dict(NO_STORE))
@@ -667,7 +677,7 @@ class DocumentPages(Dashboard):
             visit,
             "dashboard/documents/payment_form.html",
             status_code=status_code,
-            title="Record a payment",
+            title=i18n.gettext("Record a payment"),
             section="payment",
             values=shown,
             errors=typed.errors,
@@ -691,7 +701,7 @@ class DocumentPages(Dashboard):
         customer_id = id_of(shown["customer_id"])
         customer = await self.context.billing.customer(company.id, customer_id) if customer_id else None
         if customer is None:
-            typed.errors["customer_id"] = "Enter the id of a customer of yours."
+            typed.errors["customer_id"] = i18n.gettext("Enter the id of a customer of yours.")
             return await self._payment_form(request, visit, company, typed, status_code=400)
         currency = shown["currency"] or customer.currency
         values: dict[str, Any] = {
@@ -707,7 +717,7 @@ class DocumentPages(Dashboard):
         try:
             values["amount"] = amount_of(shown["amount"], currency)
         except ValueError:
-            typed.errors["amount"] = MONEY_HINT
+            typed.errors["amount"] = i18n.gettext(MONEY_HINT)
         applications = []
         for invoice in await self._open_invoices(company, customer.id):
             text = form.text(f"apply_{invoice.id}", 40).strip()
@@ -718,7 +728,7 @@ class DocumentPages(Dashboard):
                 applications.append({"invoice_id": invoice.id, "amount": amount_of(text, currency)})
                 typed.applied.append(invoice.id)
             except ValueError:
-                typed.errors[f"apply_{invoice.id}"] = MONEY_HINT
+                typed.errors[f"apply_{invoice.id}"] = i18n.gettext(MONEY_HINT)
         values["applications"] = applications
         if typed.errors:
             return await self._payment_form(request, visit, company, typed, status_code=400)
@@ -744,7 +754,7 @@ class DocumentPages(Dashboard):
             visit,
             "dashboard/documents/payment_edit.html",
             status_code=status_code,
-            title=f"Edit payment {payment.number}",
+            title=i18n.gettext("Edit payment %(number)s") % {"number": payment.number},
             section="payment",
             payment=payment,
             values=typed.shown,
@@ -761,7 +771,7 @@ class DocumentPages(Dashboard):
     async def edit_payment(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         payment = await self._payment(request, company)
         if payment is None:
-            return error_page(404, "There is no such payment.")
+            return error_page(404, N_("There is no such payment."))
         shown = {name: str(getattr(payment, name)) for name in _FIELDS["payment"]}
         return self._payment_edit_page(request, visit, payment, Typed(shown))
 
@@ -769,7 +779,7 @@ class DocumentPages(Dashboard):
     async def save_payment(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         payment = await self._payment(request, company)
         if payment is None:
-            return error_page(404, "There is no such payment.")
+            return error_page(404, N_("There is no such payment."))
         typed = Typed({name: form.text(name, 200).strip() for name in _FIELDS["payment"] if name in form})
         changes = {name: value for name, value in typed.shown.items() if value != getattr(payment, name)}
         typed.shown = {name: str(getattr(payment, name)) for name in _FIELDS["payment"]} | typed.shown
@@ -787,7 +797,7 @@ class DocumentPages(Dashboard):
                 lambda _done: f"Payment {payment.number}: " + _changes(payment, checked),
             )
         except NotFound:
-            return error_page(404, "There is no such payment.")
+            return error_page(404, N_("There is no such payment."))
         except (Invalid, Refused) as refused:
             typed.refused(refused)
             return self._payment_edit_page(request, visit, payment, typed, status_code=400)
@@ -807,14 +817,15 @@ def _changes(before: Any, changes: dict[str, Any]) -> str:
 
 def _void_question(kind: Kind, document: Any) -> Confirmation:
     consequences = {
-        "invoice": "The customer owes nothing on it any more. It stays on record, marked voided.",
-        "credit_note": "The credit is taken back; an invoice it was applied to is owed again for it.",
-        "estimate": "The customer can no longer approve it. It stays on record, marked voided.",
+        "invoice": N_("The customer owes nothing on it any more. It stays on record, marked voided."),
+        "credit_note": N_("The credit is taken back; an invoice it was applied to is owed again for it."),
+        "estimate": N_("The customer can no longer approve it. It stays on record, marked voided."),
     }
     return Confirmation(
-        f"Void {kind.label.lower()} {document.number}?",
-        (consequences[kind.kind], "This cannot be undone."),
-        f"Void {kind.label.lower()}",
+        i18n.gettext("Void %(label)s %(number)s?")
+        % {"label": i18n.gettext(kind.label).lower(), "number": document.number},
+        (i18n.gettext(consequences[kind.kind]), i18n.gettext("This cannot be undone.")),
+        i18n.gettext("Void %(label)s") % {"label": i18n.gettext(kind.label).lower()},
         {},
         cancel=f"{kind.path}/{document.id}",
     )
@@ -822,17 +833,22 @@ def _void_question(kind: Kind, document: Any) -> Confirmation:
 
 def _delete_question(kind: Kind, document: Any) -> Confirmation:
     consequence = (
-        "The invoices it paid are owed again. Delete a payment recorded by mistake, or one that bounced."
+        i18n.gettext("The invoices it paid are owed again. Delete a payment recorded by mistake, or one that bounced.")
         if kind.kind == "payment"
-        else "Only a draft is deleted; the customer never saw it."
+        else i18n.gettext("Only a draft is deleted; the customer never saw it.")
     )
     return Confirmation(
-        f"Delete {kind.label.lower()} {document.number}?",
-        (consequence, "This cannot be undone."),
-        f"Delete {kind.label.lower()}",
+        i18n.gettext("Delete %(label)s %(number)s?")
+        % {"label": i18n.gettext(kind.label).lower(), "number": document.number},
+        (consequence, i18n.gettext("This cannot be undone.")),
+        i18n.gettext("Delete %(label)s") % {"label": i18n.gettext(kind.label).lower()},
         {},
         cancel=f"{kind.path}/{document.id}",
     )
+
+
+def _no_such(kind: Kind) -> Response:
+    return error_page(404, i18n.gettext("There is no such %(label)s.") % {"label": i18n.gettext(kind.label).lower()})
 
 
 def document_routes(pages: DocumentPages) -> list[BaseRoute]:

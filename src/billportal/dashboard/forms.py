@@ -9,6 +9,7 @@ from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
 from billportal._links import parse_duration
+from billportal.core import i18n
 from billportal.services.sso import PolicySettings
 from billportal.sso.reasons import Reason
 from billportal.sso.tokens import parse_customer_id
@@ -31,7 +32,7 @@ def normalize_email(value: str) -> str:
 
 def email_problem(email: str) -> str | None:
     if not _EMAIL.fullmatch(email) or len(email) > 254:
-        return "Enter an email address such as alice@example.com."
+        return i18n.gettext("Enter an email address such as alice@example.com.")
     return None
 
 
@@ -47,27 +48,27 @@ def _is_local(host: str) -> bool:
 def url_problem(url: str) -> str | None:
     """Why a sign-in, sign-out or error URL is refused: absolute http(s), http only for localhost."""
     if len(url) > MAX_URL_LENGTH:
-        return f"Use at most {MAX_URL_LENGTH} characters."
+        return i18n.gettext("Use at most %(count)s characters.") % {"count": MAX_URL_LENGTH}
     if _CONTROL.search(url) or " " in url:
-        return "A URL cannot contain spaces or control characters."
+        return i18n.gettext("A URL cannot contain spaces or control characters.")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        return "This is not a valid URL."
+        return i18n.gettext("This is not a valid URL.")
     return _url_rule_broken(parts, url)
 
 
 def _url_rule_broken(parts: SplitResult, url: str) -> str | None:
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
-        return "Enter an absolute URL starting with https://"
+        return i18n.gettext("Enter an absolute URL starting with https://")
     if parts.username is not None or parts.password is not None:
-        return "A URL cannot carry a user name or password."
+        return i18n.gettext("A URL cannot carry a user name or password.")
     if parts.fragment or url.endswith("#"):
-        return "Leave out the #fragment: billportal adds a query parameter to this URL."
+        return i18n.gettext("Leave out the #fragment: billportal adds a query parameter to this URL.")
     if parts.scheme == "http" and not _is_local(host):
-        return "Use https:// (http:// is only allowed for localhost)."
+        return i18n.gettext("Use https:// (http:// is only allowed for localhost).")
     return None
 
 
@@ -82,7 +83,7 @@ class PolicyForm:
 
 def _leeway(raw: str, errors: dict[str, str]) -> int:
     if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LEEWAY:
-        errors["leeway"] = f"Enter a whole number of seconds from 0 to {MAX_LEEWAY}."
+        errors["leeway"] = i18n.gettext("Enter a whole number of seconds from 0 to %(most)s.") % {"most": MAX_LEEWAY}
         return 0
     return int(raw)
 
@@ -93,16 +94,20 @@ def _max_lifetime(raw: str, errors: dict[str, str]) -> int | None:
     try:
         return parse_duration(raw)
     except ValueError:
-        errors["max_lifetime"] = "Enter seconds, or a duration such as 5m, 1h or 1d; leave empty for no limit."
+        errors["max_lifetime"] = i18n.gettext(
+            "Enter seconds, or a duration such as 5m, 1h or 1d; leave empty for no limit."
+        )
         return None
 
 
 def _issuers(raw: str, errors: dict[str, str]) -> tuple[str, ...]:
     issuers = sorted({line.strip() for line in raw.splitlines() if line.strip()})
     if len(issuers) > MAX_ISSUERS:
-        errors["allowed_issuers"] = f"List at most {MAX_ISSUERS} issuers."
+        errors["allowed_issuers"] = i18n.gettext("List at most %(count)s issuers.") % {"count": MAX_ISSUERS}
     elif any(len(i) > MAX_ISSUER_LENGTH or _CONTROL.search(i) for i in issuers):
-        errors["allowed_issuers"] = f"Each issuer is one line of at most {MAX_ISSUER_LENGTH} characters."
+        errors["allowed_issuers"] = i18n.gettext("Each issuer is one line of at most %(count)s characters.") % {
+            "count": MAX_ISSUER_LENGTH
+        }
     return tuple(issuers)
 
 
@@ -119,13 +124,13 @@ def _frame_ancestors(raw: str, errors: dict[str, str]) -> tuple[str, ...]:
         problem = url_problem(url)
         parts = urlsplit(url) if problem is None else None
         if problem is None and parts is not None and (parts.path or parts.query):
-            problem = "Give an origin only, such as https://app.example.com (no path)."
+            problem = i18n.gettext("Give an origin only, such as https://app.example.com (no path).")
         if problem is not None:
             errors["frame_ancestors"] = f"{url[:60]}: {problem}"
             return ()
         origins.append(url.lower())
     if len(set(origins)) > MAX_FRAME_ANCESTORS:
-        errors["frame_ancestors"] = f"List at most {MAX_FRAME_ANCESTORS} sites."
+        errors["frame_ancestors"] = i18n.gettext("List at most %(count)s sites.") % {"count": MAX_FRAME_ANCESTORS}
     return tuple(sorted(set(origins)))
 
 
@@ -207,7 +212,9 @@ class LogFilters:
         customer_text = params.get("customer", "").strip()[:20]
         customer_id = parse_customer_id(customer_text) if customer_text else None
         error = (
-            "The customer must be a customer id, a positive whole number." if customer_text and not customer_id else ""
+            i18n.gettext("The customer must be a customer id, a positive whole number.")
+            if customer_text and not customer_id
+            else ""
         )
         return cls(
             result=result if result in RESULTS else None,

@@ -15,7 +15,9 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from billportal.core import i18n
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.dashboard.auth import AdminVisit, admin
 from billportal.dashboard.views import Dashboard
 from billportal.services import audit, imports
@@ -23,14 +25,19 @@ from billportal.storage.records import Company
 from billportal.web.forms import Form
 
 IMPORTS: Final = "/imports"
-KIND_LABELS: Final = {"customers": "Customers", "invoices": "Invoices", "contacts": "Contacts"}
+KIND_LABELS: Final = {"customers": N_("Customers"), "invoices": N_("Invoices"), "contacts": N_("Contacts")}
 # kind -> the columns the preview shows of each row, beside its line, outcome and errors: (heading, column)
 SHOWN: Final = {
-    "customers": (("Customer id", "id"), ("Name", "name")),
-    "invoices": (("Invoice", "number"), ("Line", "description")),
-    "contacts": (("Customer id", "customer_id"), ("Email", "email"), ("Name", "name"), ("Role", "role")),
+    "customers": ((N_("Customer id"), "id"), (N_("Name"), "name")),
+    "invoices": ((N_("Invoice"), "number"), (N_("Line"), "description")),
+    "contacts": (
+        (N_("Customer id"), "customer_id"),
+        (N_("Email"), "email"),
+        (N_("Name"), "name"),
+        (N_("Role"), "role"),
+    ),
 }
-GONE: Final = "This upload was imported already, or it expired: upload the file again."
+GONE: Final = N_("This upload was imported already, or it expired: upload the file again.")
 
 
 class ImportPages(Dashboard):
@@ -49,10 +56,10 @@ class ImportPages(Dashboard):
             visit,
             "dashboard/imports/upload.html",
             status_code=status_code,
-            title="Import",
+            title=i18n.gettext("Import"),
             section="imports",
             kind=kind,
-            kinds=KIND_LABELS,
+            kinds={value: i18n.gettext(label) for value, label in KIND_LABELS.items()},
             error=error,
             columns=imports.COLUMNS,
             required=imports.REQUIRED,
@@ -70,7 +77,7 @@ class ImportPages(Dashboard):
         kind = form.get("kind", "")
         if kind not in imports.KINDS:
             return self._upload_page(
-                request, visit, kind="customers", error="Choose what the file holds.", status_code=400
+                request, visit, kind="customers", error=i18n.gettext("Choose what the file holds."), status_code=400
             )
         data = form.files.get("file", b"")
         try:
@@ -105,10 +112,10 @@ class ImportPages(Dashboard):
             visit,
             "dashboard/imports/preview.html",
             status_code=200 if not report.refused else 422,
-            title=f"Import {kind}: preview",
+            title=i18n.gettext("Import %(kind)s: preview") % {"kind": i18n.gettext(KIND_LABELS[kind]).lower()},
             section="imports",
             kind=kind,
-            label=KIND_LABELS[kind],
+            label=i18n.gettext(KIND_LABELS[kind]),
             shown=SHOWN[kind],
             rows=parsed.rows,
             report=report,
@@ -124,7 +131,7 @@ class ImportPages(Dashboard):
             self.context.store, token, session_hash=session_hash, company_id=company.id, now=now
         )
         if kept is None or kept.kind not in imports.KINDS:
-            return self._upload_page(request, visit, kind="customers", error=GONE, status_code=409)
+            return self._upload_page(request, visit, kind="customers", error=i18n.gettext(GONE), status_code=409)
         kind = next(known for known in imports.KINDS if known == kept.kind)
         try:
             parsed = imports.parse(kept.data, kind, max_rows=imports.MAX_UPLOAD_ROWS)
@@ -150,10 +157,15 @@ class ImportPages(Dashboard):
             visit,
             "dashboard/imports/preview.html",
             status_code=200 if not report.refused else 422,
-            title=f"Import {kind}: {'done' if not report.refused else 'refused'}",
+            title=(
+                i18n.gettext("Import %(kind)s: done")
+                if not report.refused
+                else i18n.gettext("Import %(kind)s: refused")
+            )
+            % {"kind": i18n.gettext(KIND_LABELS[kind]).lower()},
             section="imports",
             kind=kind,
-            label=KIND_LABELS[kind],
+            label=i18n.gettext(KIND_LABELS[kind]),
             shown=SHOWN[kind],
             rows=parsed.rows,
             report=report,

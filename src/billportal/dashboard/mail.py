@@ -7,6 +7,8 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import i18n
+from billportal.core.i18n import N_
 from billportal.dashboard.auth import AdminAuth, AdminVisit, admin
 from billportal.services.mail import KINDS, MailConfig
 from billportal.storage.records import Company
@@ -15,6 +17,8 @@ from billportal.web.forms import Form
 from billportal.web.templates import NO_STORE, render
 
 EMAIL: Final = "/settings/email"
+# A queued message's state, as the message log shows it.
+MAIL_STATES: Final = {"pending": N_("Pending"), "sent": N_("Sent"), "bounced": N_("Bounced"), "failed": N_("Failed")}
 
 
 class MailPages:
@@ -35,10 +39,13 @@ class MailPages:
             companies=visit.companies,
             csrf_token=visit.session.csrf_token,
             section="email",
-            title="Email",
-            notice="Saved." if request.query_params.get("notice") == "saved" else "",
-            kinds=[(kind.value, info.label, kinds[kind]) for kind, info in KINDS.items() if info.configurable],
+            title=i18n.gettext("Email"),
+            notice=i18n.gettext("Saved.") if request.query_params.get("notice") == "saved" else "",
+            kinds=[
+                (kind.value, i18n.gettext(info.label), kinds[kind]) for kind, info in KINDS.items() if info.configurable
+            ],
             messages=messages,
+            states={state: i18n.gettext(label) for state, label in MAIL_STATES.items()},
             where=MailConfig.from_settings(self.context.settings).where,
         )
 

@@ -13,23 +13,25 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import i18n
 from billportal.core.errors import NotFound, Refused
+from billportal.core.i18n import N_
 from billportal.core.money import format_money, parse_money
 from billportal.dashboard.auth import AdminVisit, Sudo, admin
 from billportal.dashboard.views import Confirmation, Dashboard
 from billportal.services import audit
 from billportal.services.refunds import PaymentRefunds, RefundRequest, request_key
-from billportal.services.statements import method_label
 from billportal.storage.records import Company, Payment
 from billportal.web.errors import error_page
 from billportal.web.forms import Form
+from billportal.web.labels import method_label
 from billportal.web.templates import NO_STORE
 
 PAYMENTS_LIST: Final = "/payments"
 DONE: Final = {
-    "recorded": "The payment is recorded.",
-    "saved": "The changes are saved.",
-    "unchanged": "Nothing changed.",
+    "recorded": N_("The payment is recorded."),
+    "saved": N_("The changes are saved."),
+    "unchanged": N_("Nothing changed."),
 }
 _TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -41,7 +43,7 @@ class PaymentPages(Dashboard):
     async def payment_detail(self, request: Request, visit: AdminVisit, company: Company) -> Response:
         payment = await self._payment(request, company)
         if payment is None:
-            return error_page(404, "There is no such payment.")
+            return error_page(404, N_("There is no such payment."))
         return await self._detail(request, visit, payment)
 
     async def _payment(self, request: Request, company: Company) -> Payment | None:
@@ -65,7 +67,7 @@ class PaymentPages(Dashboard):
             visit,
             "dashboard/payment.html",
             status_code=status_code,
-            title=f"Payment {payment.number}",
+            title=i18n.gettext("Payment %(number)s") % {"number": payment.number},
             section="payments_list",
             payment=payment,
             customer=customer,
@@ -74,25 +76,27 @@ class PaymentPages(Dashboard):
             errors=errors or {},
             token=values.get("token") or secrets.token_urlsafe(18),
             refunded=request.query_params.get("refunded") == "1",
-            done=DONE.get(request.query_params.get("done", ""), ""),
+            done=i18n.gettext(DONE.get(request.query_params.get("done", ""), "")),
         )
 
-    @admin(form=True, sudo=Sudo("Refunding a payment", "Confirm and refund"), area="billing")
+    @admin(form=True, sudo=Sudo(N_("Refunding a payment"), N_("Confirm and refund")), area="billing")
     async def refund(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """Refund after a confirmation (and the password again); once per form, whatever resends it."""
         payment = await self._payment(request, company)
         if payment is None:
-            return error_page(404, "There is no such payment.")
+            return error_page(404, N_("There is no such payment."))
         values = {name: form.text(name, 500).strip() for name in ("amount", "reason", "token")}
         try:
             amount = _amount(values["amount"], payment.currency)
         except ValueError:
-            errors = {"amount": "Enter an amount more than zero, such as 12.50, or leave it empty for all."}
+            errors = {
+                "amount": i18n.gettext("Enter an amount more than zero, such as 12.50, or leave it empty for all.")
+            }
             return await self._detail(request, visit, payment, values=values, errors=errors, status_code=400)
         if form.get("confirm") != "yes":
             return self._confirm(request, visit, _confirmation(payment, amount, values))
         if not 16 <= len(values["token"]) <= 64 or not set(values["token"]) <= _TOKEN_CHARS:
-            return error_page(400, "This form is out of date. Open the payment again and refund from there.")
+            return error_page(400, N_("This form is out of date. Open the payment again and refund from there."))
         return await self._refund_now(request, visit, company=company, payment=payment, amount=amount, values=values)
 
     async def _refund_now(
@@ -112,12 +116,14 @@ class PaymentPages(Dashboard):
         try:
             refund = await PaymentRefunds(self.context.store).refund(company, wanted, now=now)
         except NotFound:  # deleted meanwhile
-            return error_page(404, "There is no such payment.")
+            return error_page(404, N_("There is no such payment."))
         except Refused as refused:
             payment = await PaymentRefunds(self.context.store).payment(company.id, payment.id) or payment
             message = refused.message
             if refused.code in ("refund_exceeds_payment", "payment_fully_refunded", "invalid_field"):
-                message = f"At most {format_money(max(payment.refundable, 0), payment.currency)} is left to refund."
+                message = i18n.gettext("At most %(amount)s is left to refund.") % {
+                    "amount": format_money(max(payment.refundable, 0), payment.currency)
+                }
             errors = {"amount" if refused.field in (None, "amount") else "form": message}
             fresh = {**values, "token": ""}  # a new form: a refused refund's token answers the same again
             return await self._detail(request, visit, payment, values=fresh, errors=errors, status_code=400)
@@ -143,14 +149,18 @@ def _amount(text: str, currency: str) -> int | None:
 
 def _confirmation(payment: Payment, amount: int | None, values: dict[str, str]) -> Confirmation:
     shown = format_money(payment.refundable if amount is None else amount, payment.currency)
-    where = "at the payment gateway and in the books" if payment.gateway_payment_id else "in the books only"
+    given_back = (
+        i18n.gettext("%(amount)s is given back to the customer, at the payment gateway and in the books.")
+        if payment.gateway_payment_id
+        else i18n.gettext("%(amount)s is given back to the customer, in the books only.")
+    )
     return Confirmation(
-        f"Refund {shown} of payment {payment.number}?",
+        i18n.gettext("Refund %(amount)s of payment %(number)s?") % {"amount": shown, "number": payment.number},
         (
-            f"{shown} is given back to the customer, {where}. This cannot be undone.",
-            "The invoices the payment paid are owed again for what is taken back from them.",
+            given_back % {"amount": shown} + " " + i18n.gettext("This cannot be undone."),
+            i18n.gettext("The invoices the payment paid are owed again for what is taken back from them."),
         ),
-        f"Refund {shown}",
+        i18n.gettext("Refund %(amount)s") % {"amount": shown},
         values,
         cancel=f"{PAYMENTS_LIST}/{payment.id}",
     )

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from billportal import _links
+from billportal.core import i18n
 from billportal.core.countries import countries as country_list
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.dashboard import shown_once
 from billportal.dashboard.auth import AdminAuth, AdminVisit, Sudo, admin
 from billportal.dashboard.forms import (
@@ -44,33 +46,43 @@ API_KEYS: Final = "/settings/developers/api-keys"
 PAYMENTS: Final = "/settings/payments"
 COMPANY: Final = "/settings/company"
 PAYMENT_SWITCHES: Final = ("test_mode", "allow_partial", "allow_saved_methods", "allow_autopay")
-GATEWAY_NAMES: Final = {"none": "None (customers pay offline)", "test": "Built-in test gateway", "stripe": "Stripe"}
+GATEWAY_NAMES: Final = {
+    "none": N_("None (customers pay offline)"),
+    "test": N_("Built-in test gateway"),
+    "stripe": N_("Stripe"),
+}
 LOG_PAGE: Final = 50
 AUDIT_PAGE: Final = 50
 TEST_LINK_SECONDS: Final = 300
 DEFAULT_TEST_ISSUER: Final = "billportal dashboard"
 
 _NOTICES: Final = {
-    "company_saved": "The company settings are saved. Customers see them in the portal and on every document.",
-    "company_unchanged": "Nothing changed.",
-    "logo_saved": "The logo is saved. Customers see it in the portal's header.",
-    "logo_removed": "The logo is removed.",
-    "payments_saved": "The payment settings are saved.",
-    "payment_secrets_saved": "The secrets are sealed and stored. They are never shown again.",
-    "rotated": "The new key is active. Reveal it and deploy it to your backend before the old key's grace period ends.",
-    "revoked": "The key is revoked: links signed with it are refused from now on.",
-    "enabled": "Single sign-on is on.",
-    "disabled": "Single sign-on is off: every sign-in link is refused.",
-    "policy_saved": "The sign-in policy is saved.",
-    "policy_unchanged": "Nothing changed.",
-    "cut_off": "Every link issued before now is refused from now on.",
-    "cut_off_and_signed_out": "Every link issued before now is refused from now on, and every customer is signed out.",
-    "signed_out_everyone": "Every customer is signed out. Links they still hold sign them in again until they expire.",
-    "cutoff_removed": "The cutoff is removed.",
-    "password_changed": "Your password has been changed. Your other sessions have been signed out.",
-    "api_key_revoked": "The API key is revoked: requests made with it are refused from now on.",
+    "company_saved": N_("The company settings are saved. Customers see them in the portal and on every document."),
+    "company_unchanged": N_("Nothing changed."),
+    "logo_saved": N_("The logo is saved. Customers see it in the portal's header."),
+    "logo_removed": N_("The logo is removed."),
+    "payments_saved": N_("The payment settings are saved."),
+    "payment_secrets_saved": N_("The secrets are sealed and stored. They are never shown again."),
+    "rotated": N_(
+        "The new key is active. Reveal it and deploy it to your backend before the old key's grace period ends."
+    ),
+    "revoked": N_("The key is revoked: links signed with it are refused from now on."),
+    "enabled": N_("Single sign-on is on."),
+    "disabled": N_("Single sign-on is off: every sign-in link is refused."),
+    "policy_saved": N_("The sign-in policy is saved."),
+    "policy_unchanged": N_("Nothing changed."),
+    "cut_off": N_("Every link issued before now is refused from now on."),
+    "cut_off_and_signed_out": N_(
+        "Every link issued before now is refused from now on, and every customer is signed out."
+    ),
+    "signed_out_everyone": N_(
+        "Every customer is signed out. Links they still hold sign them in again until they expire."
+    ),
+    "cutoff_removed": N_("The cutoff is removed."),
+    "password_changed": N_("Your password has been changed. Your other sessions have been signed out."),
+    "api_key_revoked": N_("The API key is revoked: requests made with it are refused from now on."),
 }
-NO_API_KEY: Final = "There is no such active API key. It may have been revoked already."
+NO_API_KEY: Final = N_("There is no such active API key. It may have been revoked already.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +109,7 @@ def key_rows(keys: list[SsoKeyInfo], now: int) -> list[KeyRow]:
 
 @dataclass(frozen=True, slots=True)
 class Confirmation:
-    """What a dangerous action's confirmation page says, and the form fields it sends again."""
+    """A dangerous action's confirmation page (marked, translated where shown), and the fields it sends again."""
 
     question: str
     consequences: tuple[str, ...]
@@ -107,27 +119,27 @@ class Confirmation:
 
 
 TURN_SSO_OFF: Final = Confirmation(
-    "Turn single sign-on off?",
+    N_("Turn single sign-on off?"),
     (
-        (
+        N_(
             "Every sign-in link is refused from now on (reason sso_disabled): no customer can get into the portal"
             " from your app until you turn it back on."
         ),
-        "Customers already signed in stay signed in; the keys and the policy are kept.",
+        N_("Customers already signed in stay signed in; the keys and the policy are kept."),
     ),
-    "Turn single sign-on off",
+    N_("Turn single sign-on off"),
     {"enabled": "off"},
 )
 ROTATE_WITHOUT_GRACE: Final = Confirmation(
-    "Rotate with no grace period?",
+    N_("Rotate with no grace period?"),
     (
-        (
+        N_(
             "The current key, and any key still retiring, stops signing customers in at once: every link your"
             " backend makes with it is refused until it uses the new key."
         ),
-        "Choose a grace period instead if your backend cannot switch keys this minute.",
+        N_("Choose a grace period instead if your backend cannot switch keys this minute."),
     ),
-    "Rotate now, with no grace",
+    N_("Rotate now, with no grace"),
     {"grace": "none"},
 )
 
@@ -153,7 +165,7 @@ class Dashboard:
             company=visit.company,
             companies=visit.companies,
             csrf_token=visit.session.csrf_token,
-            notice=self.notices.get(request.query_params.get("notice", ""), ""),
+            notice=i18n.gettext(self.notices.get(request.query_params.get("notice", ""), "")),
             **context,
         )
 
@@ -163,7 +175,7 @@ class Dashboard:
             request,
             visit,
             "dashboard/confirm.html",
-            title=confirmation.question,
+            title=i18n.gettext(confirmation.question),
             section="keys",
             confirmation=confirmation,
             action=request.url.path,
@@ -186,7 +198,7 @@ class Dashboard:
             request,
             visit,
             "dashboard/home.html",
-            title="Home",
+            title=i18n.gettext("Home"),
             section="home",
             steps=steps,
             remaining=sum(not step.done for step in steps),
@@ -218,11 +230,11 @@ class Dashboard:
             visit,
             "dashboard/company.html",
             status_code=status_code,
-            title="Company",
+            title=i18n.gettext("Company"),
             section="company",
             values=values,
             errors=errors,
-            labels=profile.LABELS,
+            labels={name: i18n.gettext(label) for name, label in profile.LABELS.items()},
             limits=profile.PROFILE_FIELDS,
             countries=country_list(),
             max_logo_kb=profile.MAX_LOGO_BYTES // 1024,
@@ -268,7 +280,7 @@ class Dashboard:
             request,
             visit,
             "dashboard/sso.html",
-            title="Single Sign-On",
+            title=i18n.gettext("Single Sign-On"),
             section="keys",
             keys=keys,
             weak_active=any(row.state == "active" and row.info.weak for row in keys),
@@ -288,7 +300,7 @@ class Dashboard:
     async def rotate(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         grace = form.get("grace", "")
         if grace not in GRACE_PERIODS:
-            return error_page(400, "Choose a grace period from the list.")
+            return error_page(400, N_("Choose a grace period from the list."))
         if grace == "none" and company.sso_keys and form.get("confirm") != "yes":
             return self._confirm(request, visit, ROTATE_WITHOUT_GRACE)
         await management.rotate(self.context.store, company, grace, visit.actor, self.context.clock())
@@ -299,19 +311,26 @@ class Dashboard:
         kid = request.path_params["kid"]
         if not await management.revoke(self.context.store, company, kid, visit.actor, self.context.clock()):
             return error_page(
-                409, "Only a retiring key can be revoked. To replace the active key, rotate it with no grace period."
+                409,
+                N_("Only a retiring key can be revoked. To replace the active key, rotate it with no grace period."),
             )
         return self._done("revoked")
 
-    @admin(form=True, sudo=Sudo("Revealing the SSO key", "Confirm and reveal"), area="developer")
+    @admin(form=True, sudo=Sudo(N_("Revealing the SSO key"), N_("Confirm and reveal")), area="developer")
     async def reveal(self, request: Request, visit: AdminVisit, company: Company, _form: Form) -> Response:
         """The active key, after the admin's password (sudo mode: asked again after a few minutes)."""
         kid = request.path_params["kid"]
         secret = await management.reveal(self.context.store, company, kid, visit.actor, self.context.clock())
         if secret is None:
-            return error_page(404, "Only the active key can be revealed.")
+            return error_page(404, N_("Only the active key can be revealed."))
         return self._page(
-            request, visit, "dashboard/reveal.html", title="SSO key", section="keys", kid=kid, secret=secret
+            request,
+            visit,
+            "dashboard/reveal.html",
+            title=i18n.gettext("SSO key"),
+            section="keys",
+            kid=kid,
+            secret=secret,
         )
 
     # -- policy ---------------------------------------------------------------------------------
@@ -333,7 +352,7 @@ class Dashboard:
             visit,
             "dashboard/policy.html",
             status_code=status_code,
-            title="Sign-in policy",
+            title=i18n.gettext("Sign-in policy"),
             section="policy",
             values=values,
             errors=errors,
@@ -376,7 +395,7 @@ class Dashboard:
             visit,
             "dashboard/try.html",
             status_code=status_code,
-            title="Try it",
+            title=i18n.gettext("Try it"),
             section="try",
             customers=await self.context.billing.customers(company.id, limit=200),
             page_names=PAGE_NAMES,
@@ -389,7 +408,11 @@ class Dashboard:
             test_seconds=TEST_LINK_SECONDS,
         )
 
-    @admin(form=True, sudo=Sudo("Making a sign-in link for a customer", "Confirm and make the link"), area="developer")
+    @admin(
+        form=True,
+        sudo=Sudo(N_("Making a sign-in link for a customer"), N_("Confirm and make the link")),
+        area="developer",
+    )
     async def try_link(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A link for one customer, valid 5 minutes, made by the code behind ``billportal sso-url``."""
         store = self.context.store
@@ -402,11 +425,11 @@ class Dashboard:
         key = management.active_key(company)
         error = ""
         if customer_id is None:
-            error = "Enter a customer id, a positive whole number."
+            error = i18n.gettext("Enter a customer id, a positive whole number.")
         elif not await store.customer_exists(company.id, customer_id):
-            error = f"{company.name} has no customer {customer_id}."
+            error = i18n.gettext("%(company)s has no customer %(id)s.") % {"company": company.name, "id": customer_id}
         elif key is None:
-            error = "There is no active key: rotate to create one."
+            error = i18n.gettext("There is no active key: rotate to create one.")
         if error or customer_id is None or key is None:
             return await self._try_page(
                 request, visit, company, status_code=400, values=values, errors={"customer": error}
@@ -439,7 +462,11 @@ class Dashboard:
         pasted = form.text("token", MAX_TOKEN_BYTES * 2)
         if not pasted.strip():
             return await self._try_page(
-                request, visit, company, status_code=400, errors={"token": "Paste a token or a sign-in link."}
+                request,
+                visit,
+                company,
+                status_code=400,
+                errors={"token": i18n.gettext("Paste a token or a sign-in link.")},
             )
         store = self.context.store
         explanation = await explain_now(
@@ -463,7 +490,7 @@ class Dashboard:
             visit,
             "dashboard/log.html",
             status_code=400 if filters.error else 200,
-            title="Sign-in log",
+            title=i18n.gettext("Sign-in log"),
             section="log",
             events=page.events if page else [],
             contacts=page.contacts if page else {},
@@ -505,7 +532,7 @@ class Dashboard:
             visit,
             "dashboard/revoke.html",
             status_code=status_code,
-            title="Revoke",
+            title=i18n.gettext("Revoke"),
             section="revoke",
             customer=customer,
             message=message,
@@ -518,17 +545,19 @@ class Dashboard:
         customer_id = customer_id_field(raw)
         store = self.context.store
         if customer_id is None:
-            message = "Enter a customer id, a positive whole number."
+            message = i18n.gettext("Enter a customer id, a positive whole number.")
             return self._revoke_page(request, visit, status_code=400, customer=raw, message=message)
         if not await store.customer_exists(company.id, customer_id):
-            message = f"{company.name} has no customer {customer_id}."
+            message = i18n.gettext("%(company)s has no customer %(id)s.") % {"company": company.name, "id": customer_id}
             return self._revoke_page(request, visit, status_code=404, customer=raw, message=message)
         ended = await management.sign_out_customer(store, company, customer_id, visit.actor, self.context.clock())
-        message = (
-            f"Customer {customer_id} is signed out everywhere "
-            f"({ended} session{'s' if ended != 1 else ''} ended). A link they still hold signs them in again "
-            "until it expires: to stop that too, reject every link issued before now."
-        )
+        message = i18n.ngettext(
+            "Customer %(id)s is signed out everywhere (%(num)s session ended). A link they still hold signs them"
+            " in again until it expires: to stop that too, reject every link issued before now.",
+            "Customer %(id)s is signed out everywhere (%(num)s sessions ended). A link they still hold signs them"
+            " in again until it expires: to stop that too, reject every link issued before now.",
+            ended,
+        ) % {"id": customer_id, "num": ended}
         return self._revoke_page(request, visit, message=message)
 
     @admin(form=True, area="developer")
@@ -600,7 +629,7 @@ class Dashboard:
             visit,
             "dashboard/api_keys.html",
             status_code=status_code,
-            title="API keys",
+            title=i18n.gettext("API keys"),
             section="api_keys",
             keys=await api_keys.keys_of(self.context.store, company.id),
             key_name=name,  # not ``name``: render() takes the template's name by that keyword
@@ -612,7 +641,7 @@ class Dashboard:
             max_name_length=api_keys.MAX_NAME_LENGTH,
         )
 
-    @admin(form=True, sudo=Sudo("Creating an API key", "Confirm and create the key"), area="developer")
+    @admin(form=True, sudo=Sudo(N_("Creating an API key"), N_("Confirm and create the key")), area="developer")
     async def create_api_key(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         """A new key with the scopes ticked, shown once on the page this redirects to; it is stored hashed."""
         name = form.get("name", "").strip()
@@ -623,7 +652,7 @@ class Dashboard:
         if problem:
             errors["name"] = problem
         if scopes is None:
-            errors["scopes"] = "Choose at least one thing the key may do."
+            errors["scopes"] = i18n.gettext("Choose at least one thing the key may do.")
         if errors or scopes is None:
             return await self._api_keys_page(
                 request,
@@ -660,7 +689,12 @@ class Dashboard:
             return error_page(404, NO_API_KEY)
         if form.get("confirm") != "yes":
             return self._page(
-                request, visit, "dashboard/api_key_revoke.html", title="Revoke API key", section="api_keys", key=key
+                request,
+                visit,
+                "dashboard/api_key_revoke.html",
+                title=i18n.gettext("Revoke API key"),
+                section="api_keys",
+                key=key,
             )
         if await api_keys.revoke(store, company, key.id, visit.actor, self.context.clock()) is None:
             return error_page(404, NO_API_KEY)  # revoked meanwhile, in another tab or by the CLI
@@ -682,11 +716,11 @@ class Dashboard:
             visit,
             "dashboard/payments.html",
             status_code=status_code,
-            title="Payments",
+            title=i18n.gettext("Payments"),
             section="payments",
             settings=settings,
-            gateways=GATEWAY_NAMES,
-            gateway_name=GATEWAY_NAMES.get(settings.gateway, settings.gateway),
+            gateways={code: i18n.gettext(name) for code, name in GATEWAY_NAMES.items()},
+            gateway_name=i18n.gettext(GATEWAY_NAMES.get(settings.gateway, settings.gateway)),
             errors=errors,
             base_domain=self.context.settings.base_domain,
         )
@@ -709,7 +743,7 @@ class Dashboard:
 
     @admin(
         form=True,
-        sudo=Sudo("Changing the payment gateway's secret keys", "Confirm", ("secret_key", "webhook_secret")),
+        sudo=Sudo(N_("Changing the payment gateway's secret keys"), N_("Confirm"), ("secret_key", "webhook_secret")),
         area="company",
     )
     async def save_payment_secrets(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
@@ -717,7 +751,9 @@ class Dashboard:
         secret_key = form.text("secret_key", 500).strip() or None
         webhook_secret = form.text("webhook_secret", 500).strip() or None
         if secret_key is None and webhook_secret is None:  # none typed, or the password was asked for first
-            return await self._payments_page(request, visit, company, {"secret_key": "Enter a secret to store."}, 400)
+            return await self._payments_page(
+                request, visit, company, {"secret_key": i18n.gettext("Enter a secret to store.")}, 400
+            )
         try:
             await self.context.payments.configure(
                 company, {}, visit.actor, now=self.context.clock(), secret_key=secret_key, webhook_secret=webhook_secret
@@ -743,10 +779,10 @@ class Dashboard:
             request,
             visit,
             "dashboard/audit.html",
-            title="Audit trail",
+            title=i18n.gettext("Audit trail"),
             section="audit",
             events=events,
-            label=audit.action_label,
+            label=lambda action: i18n.gettext(audit.action_label(action)),
             older=older,
             newest=before is not None,
         )

@@ -12,7 +12,9 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from billportal.core import i18n
 from billportal.core.errors import NotFound, Refused
+from billportal.core.i18n import N_
 from billportal.dashboard import shown_once
 from billportal.dashboard.auth import AdminAuth, AdminVisit, Sudo, admin
 from billportal.services.events import EVENT_TYPES
@@ -25,14 +27,14 @@ from billportal.web.templates import NO_STORE, render
 
 WEBHOOKS: Final = "/settings/developers/webhooks"
 SHOWN_KIND: Final = "webhook-secret"
-NO_ENDPOINT: Final = "No such webhook endpoint."
-SINCE_CHOICES: Final = {"3600": "the last hour", "86400": "the last 24 hours", "604800": "the last 7 days"}
+NO_ENDPOINT: Final = N_("No such webhook endpoint.")
+SINCE_CHOICES: Final = {"3600": N_("the last hour"), "86400": N_("the last 24 hours"), "604800": N_("the last 7 days")}
 NOTICES: Final = {
-    "removed": "The endpoint is removed: no more events are sent to it.",
-    "enabled": "The endpoint is on: events waiting for it are sent now.",
-    "disabled": "The endpoint is off: events for it wait until it is turned on again.",
-    "redelivering": "The events are being sent again.",
-    "nothing": "There was nothing to send again.",
+    "removed": N_("The endpoint is removed: no more events are sent to it."),
+    "enabled": N_("The endpoint is on: events waiting for it are sent now."),
+    "disabled": N_("The endpoint is off: events for it wait until it is turned on again."),
+    "redelivering": N_("The events are being sent again."),
+    "nothing": N_("There was nothing to send again."),
 }
 
 
@@ -54,7 +56,7 @@ class WebhookPages:
             company=visit.company,
             companies=visit.companies,
             csrf_token=visit.session.csrf_token,
-            notice=NOTICES.get(request.query_params.get("notice", ""), ""),
+            notice=i18n.gettext(NOTICES.get(request.query_params.get("notice", ""), "")),
             section="webhooks",
             **values,
         )
@@ -103,7 +105,7 @@ class WebhookPages:
             visit,
             "dashboard/webhooks.html",
             status_code=status_code,
-            title="Webhooks",
+            title=i18n.gettext("Webhooks"),
             endpoints=found,
             disabled=[e for e in found if not e.enabled and e.disabled_reason],
             event_types=EVENT_TYPES,
@@ -132,7 +134,7 @@ class WebhookPages:
     @admin(
         form=True,
         max_fields=40,
-        sudo=Sudo("Adding a webhook endpoint", "Confirm and add the endpoint"),
+        sudo=Sudo(N_("Adding a webhook endpoint"), N_("Confirm and add the endpoint")),
         area="developer",
     )
     async def add(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
@@ -150,7 +152,7 @@ class WebhookPages:
             return self._endpoints_page(request, visit, found, status_code=400, errors=errors, values=values)
         return self._carry(visit, company, shown)
 
-    @admin(form=True, sudo=Sudo("Rotating a webhook signing secret", "Confirm and rotate"), area="developer")
+    @admin(form=True, sudo=Sudo(N_("Rotating a webhook signing secret"), N_("Confirm and rotate")), area="developer")
     async def rotate(self, request: Request, visit: AdminVisit, company: Company, form: Form) -> Response:
         del form
         try:
@@ -168,7 +170,11 @@ class WebhookPages:
             endpoint = await self.webhooks.endpoint(company.id, endpoint_id)
             if form.get("confirm") != "yes":
                 return self._page(
-                    request, visit, "dashboard/webhook_remove.html", title="Remove endpoint", endpoint=endpoint
+                    request,
+                    visit,
+                    "dashboard/webhook_remove.html",
+                    title=i18n.gettext("Remove endpoint"),
+                    endpoint=endpoint,
                 )
             await self.webhooks.remove(company.id, endpoint_id, actor=visit.actor, now=self.context.clock())
         except NotFound:
@@ -206,10 +212,10 @@ class WebhookPages:
             request,
             visit,
             "dashboard/webhook_log.html",
-            title="Webhook deliveries",
+            title=i18n.gettext("Webhook deliveries"),
             endpoint=endpoint,
             deliveries=deliveries,
-            since_choices=SINCE_CHOICES,
+            since_choices={value: i18n.gettext(label) for value, label in SINCE_CHOICES.items()},
         )
 
     @admin(form=True, area="developer")

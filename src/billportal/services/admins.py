@@ -20,6 +20,7 @@ from typing import Final
 from sqlalchemy import Connection
 
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.services import audit, mail
 from billportal.services.audit import Actor
 from billportal.storage import admins as rows
@@ -29,18 +30,18 @@ from billportal.storage.records import Company, Invitation, Member
 from billportal.storage.store import Store
 
 ROLES: Final[dict[str, str]] = {
-    "owner": "Owner",
-    "admin": "Admin",
-    "developer": "Developer",
-    "billing": "Billing",
-    "read_only": "Read-only",
+    "owner": N_("Owner"),
+    "admin": N_("Admin"),
+    "developer": N_("Developer"),
+    "billing": N_("Billing"),
+    "read_only": N_("Read-only"),
 }
 ROLE_HINTS: Final[dict[str, str]] = {
-    "owner": "Everything, the admins and their roles included.",
-    "admin": "Everything but the admins and their roles.",
-    "developer": "SSO keys, API keys, webhooks and the sign-in log.",
-    "billing": "Customers, documents and payments.",
-    "read_only": "Reads everything but the admins; changes nothing.",
+    "owner": N_("Everything, the admins and their roles included."),
+    "admin": N_("Everything but the admins and their roles."),
+    "developer": N_("SSO keys, API keys, webhooks and the sign-in log."),
+    "billing": N_("Customers, documents and payments."),
+    "read_only": N_("Reads everything but the admins; changes nothing."),
 }
 INVITATION_SECONDS: Final = 72 * 60 * 60
 TOKEN_PREFIX: Final = "bp_inv_"  # noqa: S105 - a prefix, not a secret

@@ -15,6 +15,7 @@ from typing import Final
 from sqlalchemy import Connection
 
 from billportal.core.bounds import MAX_SERIAL_ID
+from billportal.core.i18n import N_
 from billportal.services import audit
 from billportal.services.audit import Actor
 from billportal.storage import api_keys as rows
@@ -29,14 +30,16 @@ MAX_NAME_LENGTH: Final = 100
 _MAX_REFERENCE_LENGTH: Final = 40
 # What a key may do, chosen when it is made: scope -> what it allows, as the dashboard and the docs say it.
 SCOPES: Final[dict[str, str]] = {
-    "documents:read": "Read customers, invoices, payments, credit notes and estimates",
-    "documents:write": "Create, change, void and delete customers and documents",
-    "sign_in_links": "Make sign-in links for any customer",
-    "sso_keys": "List, rotate and revoke the SSO keys (a rotation answers the new key)",
-    "sign_in_events:read": "Read the sign-in log",
-    "payment_settings": "Read and change the payment settings, the gateway's secrets included (write-only)",
-    "webhooks": "Manage webhook endpoints (a new one, or a rotation, answers its signing secret) and their deliveries",
-    "company": "Read and change the company's settings (name, address, tax id, branding, payment instructions)",
+    "documents:read": N_("Read customers, invoices, payments, credit notes and estimates"),
+    "documents:write": N_("Create, change, void and delete customers and documents"),
+    "sign_in_links": N_("Make sign-in links for any customer"),
+    "sso_keys": N_("List, rotate and revoke the SSO keys (a rotation answers the new key)"),
+    "sign_in_events:read": N_("Read the sign-in log"),
+    "payment_settings": N_("Read and change the payment settings, the gateway's secrets included (write-only)"),
+    "webhooks": N_(
+        "Manage webhook endpoints (a new one, or a rotation, answers its signing secret) and their deliveries"
+    ),
+    "company": N_("Read and change the company's settings (name, address, tax id, branding, payment instructions)"),
 }
 # A key made without naming scopes (``billportal api-key create`` without --scope, keys made before
 # scopes): everything but the SSO keys and the payment settings, which only a key made for them can

@@ -27,6 +27,7 @@ from billportal.core.bounds import TAX_ID
 from billportal.core.clock import is_zone
 from billportal.core.colors import HEX_COLOR, READABLE, WHITE, contrast, rgb
 from billportal.core.errors import Refused
+from billportal.core.i18n import N_
 from billportal.core.lazy import lazy_import
 from billportal.core.money import is_currency
 from billportal.services import audit
@@ -62,23 +63,23 @@ PROFILE_FIELDS: Final[dict[str, tuple[int, bool]]] = {
     "footer_text": (500, True),
 }
 LABELS: Final[dict[str, str]] = {
-    "name": "Display name",
-    "legal_name": "Legal name",
-    "address_line1": "Address line 1",
-    "address_line2": "Address line 2",
-    "city": "City",
-    "postal_code": "Postal code",
-    "region": "State or region",
-    "country": "Country",
-    "tax_id": "Tax id",
-    "support_email": "Support e-mail",
-    "support_phone": "Support phone",
-    "time_zone": "Time zone",
-    "default_currency": "Default currency",
-    "default_locale": "Default portal language",
-    "accent_color": "Accent colour",
-    "payment_instructions": "Payment instructions",
-    "footer_text": "Portal footer",
+    "name": N_("Display name"),
+    "legal_name": N_("Legal name"),
+    "address_line1": N_("Address line 1"),
+    "address_line2": N_("Address line 2"),
+    "city": N_("City"),
+    "postal_code": N_("Postal code"),
+    "region": N_("State or region"),
+    "country": N_("Country"),
+    "tax_id": N_("Tax id"),
+    "support_email": N_("Support e-mail"),
+    "support_phone": N_("Support phone"),
+    "time_zone": N_("Time zone"),
+    "default_currency": N_("Default currency"),
+    "default_locale": N_("Default portal language"),
+    "accent_color": N_("Accent colour"),
+    "payment_instructions": N_("Payment instructions"),
+    "footer_text": N_("Portal footer"),
 }
 # What a new company starts with (its legal name is its name until it says otherwise).
 DEFAULTS: Final[dict[str, str]] = {
@@ -387,15 +388,17 @@ def checklist(company: Company, *, sso_key_used: bool, takes_cards: bool) -> tup
     settings = "/settings/company"
     return (
         Step(
-            "Legal name and address", bool(company.legal_name and company.address_line1 and company.country), settings
+            N_("Legal name and address"),
+            bool(company.legal_name and company.address_line1 and company.country),
+            settings,
         ),
-        Step("Tax id", bool(company.tax_id), settings),
-        Step("Support e-mail or phone", bool(company.support_email or company.support_phone), settings),
-        Step("Logo", bool(company.logo_sha256), f"{settings}#logo"),
+        Step(N_("Tax id"), bool(company.tax_id), settings),
+        Step(N_("Support e-mail or phone"), bool(company.support_email or company.support_phone), settings),
+        Step(N_("Logo"), bool(company.logo_sha256), f"{settings}#logo"),
         Step(
-            "Payment instructions or online payments",
+            N_("Payment instructions or online payments"),
             bool(company.payment_instructions.strip()) or takes_cards,
             f"{settings}#payment_instructions",
         ),
-        Step("A customer signed in with your SSO key", sso_key_used, "/settings/developers/sso/try"),
+        Step(N_("A customer signed in with your SSO key"), sso_key_used, "/settings/developers/sso/try"),
     )

@@ -12,21 +12,23 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
+from billportal.core.i18n import N_
+
 VERSION: Final = 1
 
 EVENT_TYPES: Final[dict[str, str]] = {
-    "invoice.created": "An invoice was made (a draft or open).",
-    "invoice.issued": "An invoice was issued: it is owed from now on.",
-    "invoice.paid": "Payments and credits settled an invoice's whole balance.",
-    "invoice.voided": "An open invoice was voided: nothing is owed on it.",
-    "payment.created": "A payment was recorded (by the API, the dashboard, or paid online).",
-    "payment.refunded": "A payment was refunded, in whole or in part.",
-    "credit_note.created": "A credit note was made.",
-    "estimate.approved": "A customer approved an estimate in the portal.",
-    "customer.created": "A customer was made.",
-    "customer.updated": "A customer's details were changed by the company; data.previous has the old values.",
-    "customer.billing_info_updated": "A customer changed their billing details in the portal; old and new values.",
-    "sign_in.failed": "A sign-in link was refused; data.object.reason is the reason code.",
+    "invoice.created": N_("An invoice was made (a draft or open)."),
+    "invoice.issued": N_("An invoice was issued: it is owed from now on."),
+    "invoice.paid": N_("Payments and credits settled an invoice's whole balance."),
+    "invoice.voided": N_("An open invoice was voided: nothing is owed on it."),
+    "payment.created": N_("A payment was recorded (by the API, the dashboard, or paid online)."),
+    "payment.refunded": N_("A payment was refunded, in whole or in part."),
+    "credit_note.created": N_("A credit note was made."),
+    "estimate.approved": N_("A customer approved an estimate in the portal."),
+    "customer.created": N_("A customer was made."),
+    "customer.updated": N_("A customer's details were changed by the company; data.previous has the old values."),
+    "customer.billing_info_updated": N_("A customer changed their billing details in the portal; old and new values."),
+    "sign_in.failed": N_("A sign-in link was refused; data.object.reason is the reason code."),
 }
 
 

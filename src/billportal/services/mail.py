@@ -31,8 +31,10 @@ from sqlalchemy import Connection
 
 from billportal import _links
 from billportal.core import i18n
+from billportal.core.clock import human_date, human_month
 from billportal.core.config import Settings, SmtpServer, smtp_server
 from billportal.core.errors import Refused, StorageUnavailable
+from billportal.core.i18n import N_
 from billportal.core.lazy import lazy_import
 from billportal.core.money import format_money
 from billportal.services import audit, statements
@@ -88,24 +90,24 @@ class MailKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class KindInfo:
-    label: str
+    label: str  # marked; translated where shown (the dashboard's Email settings)
     to_admins: bool  # sent to the company's admins (else to the customer)
     default: bool  # on unless the company turns it off
     configurable: bool = True
 
 
 KINDS: Final[dict[MailKind, KindInfo]] = {
-    MailKind.INVOICE_ISSUED: KindInfo("Invoice issued (to the customer, with a link to the invoice)", False, True),
-    MailKind.PAYMENT_RECEIPT: KindInfo("Payment receipt (to the customer)", False, True),
-    MailKind.AUTOPAY_UPCOMING: KindInfo("AutoPay charge coming up (to the customer)", False, True),
-    MailKind.AUTOPAY_FAILED: KindInfo("AutoPay charge failed (to the customer)", False, True),
-    MailKind.STATEMENT: KindInfo("Monthly statement (to the customer)", False, False),
-    MailKind.ESTIMATE_APPROVED: KindInfo("Estimate approved (to the company's admins)", True, True),
-    MailKind.BILLING_DETAILS_CHANGED: KindInfo("Billing details changed (to the company's admins)", True, True),
-    MailKind.WEBHOOK_ENDPOINT_DISABLED: KindInfo("Webhook endpoint disabled (to the company's admins)", True, True),
-    MailKind.SIGN_IN: KindInfo("Sign-in link (to the customer)", False, True, configurable=False),
+    MailKind.INVOICE_ISSUED: KindInfo(N_("Invoice issued (to the customer, with a link to the invoice)"), False, True),
+    MailKind.PAYMENT_RECEIPT: KindInfo(N_("Payment receipt (to the customer)"), False, True),
+    MailKind.AUTOPAY_UPCOMING: KindInfo(N_("AutoPay charge coming up (to the customer)"), False, True),
+    MailKind.AUTOPAY_FAILED: KindInfo(N_("AutoPay charge failed (to the customer)"), False, True),
+    MailKind.STATEMENT: KindInfo(N_("Monthly statement (to the customer)"), False, False),
+    MailKind.ESTIMATE_APPROVED: KindInfo(N_("Estimate approved (to the company's admins)"), True, True),
+    MailKind.BILLING_DETAILS_CHANGED: KindInfo(N_("Billing details changed (to the company's admins)"), True, True),
+    MailKind.WEBHOOK_ENDPOINT_DISABLED: KindInfo(N_("Webhook endpoint disabled (to the company's admins)"), True, True),
+    MailKind.SIGN_IN: KindInfo(N_("Sign-in link (to the customer)"), False, True, configurable=False),
     MailKind.ADMIN_INVITATION: KindInfo(
-        "Invitation to administer the company (to the invited admin)", True, True, configurable=False
+        N_("Invitation to administer the company (to the invited admin)"), True, True, configurable=False
     ),
 }
 
@@ -230,8 +232,9 @@ class _Link(str):
 
 
 def _defuse(value: Any) -> Any:
-    # A customer's name or an address could hold "[[portal:/...]]": only markers made here become links.
-    if type(value) is str and "[[" in value:
+    # A customer's name or an address could hold "[[portal:/...]]": only markers made here become links
+    # (a translated sentence, Markup in HTML, carries the name in it too).
+    if isinstance(value, str) and not isinstance(value, _Link) and "[[" in value:
         return value.replace("[[", "[\u200b[")
     return value
 
@@ -248,6 +251,9 @@ _templates = Environment(
     extensions=["jinja2.ext.i18n"],
 )
 _templates.filters["money"] = format_money
+# Dates in the recipient's language (the one render() speaks): "Dec 1, 2026", "01.12.2026", "1 déc. 2026".
+_templates.filters["date"] = human_date
+_templates.filters["month_name"] = lambda month: human_month(month.year, month.month)
 _templates.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 _templates.globals["html_lang"] = i18n.html_lang
 
@@ -255,9 +261,17 @@ _templates.globals["html_lang"] = i18n.html_lang
 def render(
     kind: MailKind | str, company: queue.Branding, *, locale: str = i18n.DEFAULT_LOCALE, **context: Any
 ) -> tuple[str, str, str]:
-    """A message of ``kind`` for ``company`` in ``locale``: (subject, text, HTML), from ``templates/email/{kind}.*``."""
-    with i18n.speaking(locale):
-        return _render(MailKind(kind), company, **context)
+    """A message of ``kind`` for ``company`` in ``locale``: (subject, text, HTML), from ``templates/email/{kind}.*``.
+
+    A message to admins reads the dashboard's strings, in English (core/i18n.py's dashboard domain).
+    """
+    kind = MailKind(kind)
+    if KINDS[kind].to_admins:
+        locale, domain = i18n.DEFAULT_LOCALE, i18n.DASHBOARD_DOMAIN
+    else:
+        domain = i18n.DOMAIN
+    with i18n.speaking(locale, domain):
+        return _render(kind, company, **context)
 
 
 def customer_locale(customer: Any, company: queue.Branding) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Final
 from sqlalchemy import Connection
 
 from billportal.core.clock import human_time
+from billportal.core.i18n import N_
 from billportal.services import audit
 from billportal.services import companies as profile_service
 from billportal.services.audit import Actor
@@ -28,10 +29,10 @@ from billportal.storage.store import Store
 # How long a rotated-out key keeps signing customers in, as offered at rotation.
 GRACE_PERIODS: Final[dict[str, int]] = {"none": 0, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
 GRACE_LABELS: Final[dict[str, str]] = {
-    "none": "None: the old key stops now",
-    "1h": "1 hour",
-    "24h": "24 hours",
-    "7d": "7 days",
+    "none": N_("None: the old key stops now"),
+    "1h": N_("1 hour"),
+    "24h": N_("24 hours"),
+    "7d": N_("7 days"),
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from billportal.core.i18n import N_
+
 DEFAULT_PAGE: Final = "my_account"
 
 # page id -> path in the portal. Only these fixed paths are ever used: no URL
@@ -39,17 +41,17 @@ SEED_PAGE_IDS: Final = (
 
 # What each page is called in the portal, for people choosing one (the dashboard's Try it).
 PAGE_NAMES: Final[dict[str, str]] = {
-    "my_account": "My account",
-    "invoices": "Invoices",
-    "credit_notes": "Credit notes",
-    "estimates": "Estimates",
-    "payments": "Payments",
-    "balance_forward_statement": "Statement, balance forward",
-    "open_item_statement": "Statement, open items",
-    "pay": "Pay",
-    "add_payment_method": "Saved payment methods",
-    "update_billing_info": "Billing details",
-    "security": "Security (where you are signed in)",
+    "my_account": N_("My account"),
+    "invoices": N_("Invoices"),
+    "credit_notes": N_("Credit notes"),
+    "estimates": N_("Estimates"),
+    "payments": N_("Payments"),
+    "balance_forward_statement": N_("Statement, balance forward"),
+    "open_item_statement": N_("Statement, open items"),
+    "pay": N_("Pay"),
+    "add_payment_method": N_("Saved payment methods"),
+    "update_billing_info": N_("Billing details"),
+    "security": N_("Security (where you are signed in)"),
 }
 
 

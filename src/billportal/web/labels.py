@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from functools import lru_cache
 from typing import Final
 
 from babel import Locale
-from babel.dates import format_date
 
 from billportal.core import countries, i18n
+from billportal.core.clock import human_month
 from billportal.core.i18n import N_
 from billportal.services.statements import Month, StatementLine
 from billportal.storage.records import CreditNote, Customer, Estimate
@@ -127,7 +126,7 @@ def line_description(line: StatementLine) -> str:
 
 def month_name(month: Month) -> str:
     """A statement's month in the request's language: "December 2026", "Dezember 2026"."""
-    text: str = format_date(date(month.year, month.month, 1), "LLLL y", locale=i18n.current())
+    text = human_month(month.year, month.month)
     return text[:1].upper() + text[1:]
 
 
