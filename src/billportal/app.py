@@ -193,15 +193,15 @@ class Billportal:
             await self.operations(scope, receive, send)
             return
         site = self._site(scope)
-        app = self.sites.get(site.kind) if site is not None else None
+        build = SITES.get(site.kind) if site is not None else None
+        if site is None or build is None:
+            await _not_found(scope, receive, send)
+            return
+        app = self.sites.get(site.kind)
         if app is None:
-            build = SITES.get(site.kind) if site is not None else None
-            if site is None or build is None:
-                await _not_found(scope, receive, send)
-                return
             app = self.sites[site.kind] = build(self.context)
         scope[SITE_KEY] = site
-        if app is self.sites["dashboard"]:  # admins read the dashboard's strings, in English for now (core/i18n.py)
+        if site.kind == "dashboard":  # admins read the dashboard's strings, in English for now (core/i18n.py)
             with i18n.speaking(i18n.DEFAULT_LOCALE, i18n.DASHBOARD_DOMAIN):
                 await app(scope, receive, send)
             return

@@ -10,8 +10,8 @@ from pathlib import Path
 
 # What a SQLite worker never needs: PostgreSQL's driver, SQLAlchemy's PostgreSQL dialect, async bridge and ORM,
 # Alembic (when its database is up to date), Redis, Stripe's package until a Stripe call, Pillow until a logo
-# comes, and httpx until the webhook deliverer (running in every serving process) has an event to send. (PyJWT
-# checks every link's HMAC, and cryptography unseals the SSO keys when the worker starts: both are needed.) And
+# comes, and httpx until the webhook deliverer (running in every serving process) has an event to send; PyJWT
+# (the verifier checks HS256 with the standard library) and cryptography until the first seal or unseal. And
 # no site until a request comes to it: a worker whose hosts never ask for the dashboard never loads it.
 NOT_FOR_SQLITE = (
     "psycopg",
@@ -23,6 +23,8 @@ NOT_FOR_SQLITE = (
     "stripe._stripe_client",
     "PIL.Image",
     "httpx",
+    "jwt",
+    "cryptography",
     "billportal.portal",
     "billportal.dashboard",
     "billportal.api",
