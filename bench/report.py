@@ -679,6 +679,10 @@ METHOD = """\
   rows) with their cookies.
 - **Verifier**: pytest-benchmark (`bench/test_verifier.py`), 1,000 distinct tokens in turn; medians compared.
 - **Memory**: VmHWM from `/proc/PID/status` of the worker after its runs.
+- **Start-up**: `billportal --help` (median of 7) and `billportal serve` from exec until it answers its first page
+  (`/signed-out` on a portal host, which builds the portal site), then its VmRSS after 2 s idle (median of 3).
+  The servers run with `PYTHONDONTWRITEBYTECODE=1`; the run compiles `src/billportal` once first, as installing
+  a wheel does.
 - **Soak and crash**: the open-loop generator at 70% (soak, which must also keep p99 under 50 ms) and 80%
   (crash) of billportal's maximum; for the crash, `kill -9` half
   way, a restart on the same files, and every cookie answered before the kill sent to My Account.

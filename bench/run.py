@@ -861,6 +861,10 @@ class Bench:
         r["versions"] = versions()
         access = "on" if r["access_log"] else "off"
         _say(f"mode {r['mode']}, access log {access}, load average {r['machine']['load_average_at_start']}")
+        # The servers run with PYTHONDONTWRITEBYTECODE: compiled once here, as a wheel's install compiles them.
+        subprocess.run(
+            [PYTHON, "-m", "compileall", "-q", str(ROOT / "src" / "billportal"), str(ROOT / "bench")], check=True
+        )
         r["datasets"] = self.section("datasets", self.datasets)
         if r["datasets"] is None:
             return self.finish()
