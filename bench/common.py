@@ -76,7 +76,7 @@ class Durations:
 
 FULL = Durations(
     warmup=3,
-    rounds=3,
+    rounds=5,
     max_throughput=5,
     fixed_rate=15,
     portal=4,

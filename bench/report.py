@@ -686,6 +686,8 @@ METHOD = """\
 - **Soak and crash**: the open-loop generator at 70% (soak, which must also keep p99 under 50 ms) and 80%
   (crash) of billportal's maximum; for the crash, `kill -9` half
   way, a restart on the same files, and every cookie answered before the kill sent to My Account.
+- **The disk** is synced after each database copy and before each open-loop run, so that the kernel's writeback of
+  the run's own dataset copies (gigabytes) does not stall a server's writes in mid-measurement.
 - The machine has 2 cores: the load tools and the server share them, for billportal and the reference alike.
 """
 

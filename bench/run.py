@@ -172,6 +172,9 @@ def open_loop(
     tokens = make_tokens(key, customers, max(1, int(rate * seconds)))
     requests = [loadgen.get(f"/login/{token}", tag=customer) for customer, token in tokens]
     gen = generator or loadgen.LoadGenerator(server.port, keep_cookies=keep_cookies)
+    # The gigabytes the run wrote into its datasets' copies go to disk first: else the kernel's
+    # writeback throttles every server's writes in mid-run (seen as 0.5-4 s stalls on this VM).
+    os.sync()
     gc.disable()  # a bounded run: no collector pause in the generator's timing
     try:
         result: loadgen.Result = loadgen.run(lambda: gen.open_loop(requests, rate, events=events or []))
