@@ -15,7 +15,9 @@ Later dashboard lists get a line in ``LISTS`` and are measured the same way.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import random
 import re
 import secrets
@@ -28,7 +30,8 @@ from typing import Any, Final
 
 import httpx
 
-from bench.common import COMPANY, DATABASE_FILE, VAR, quick_mode
+from bench import pgredis
+from bench.common import COMPANY, DATABASE_FILE, VAR, quick_mode, schema_fingerprint
 from bench.servers import Server, copy_dataset
 from billportal.core.config import Settings, load_or_create_master_key
 from billportal.services import api_keys
@@ -138,13 +141,13 @@ def _write_events(database: Path, count: int, customers: int) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-async def _access(data_dir: Path) -> Access:
+async def _access(settings: Settings) -> Access:
     """An admin session of the bench company and an API key that reads the log, made through billportal's Store."""
-    store = open_store(Settings(data_dir=data_dir, master_key=load_or_create_master_key(data_dir)), migrate=False)
+    store = open_store(settings, migrate=False)
     try:
         company = await store.company(COMPANY)
         if company is None:
-            raise RuntimeError(f"no company {COMPANY!r} in {data_dir}")
+            raise RuntimeError(f"no company {COMPANY!r} in the dataset")
         now = int(time.time())
         email = f"bench-{secrets.token_hex(4)}@example.com"
         admin_id = await store.admins.create_admin(
@@ -162,7 +165,11 @@ async def _access(data_dir: Path) -> Access:
         )
         return Access(session_id, key.key)
     finally:
-        store.close()
+        close = getattr(store.backend, "aclose", None)
+        if close is not None:
+            await close()
+        else:
+            store.close()
 
 
 def _timings(client: httpx.Client, path: str, headers: dict[str, str], count: int) -> dict[str, Any]:
@@ -216,29 +223,75 @@ def _csv(client: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
 
 
 def measure(large_dir: Path, customers: int, *, access_log: bool) -> dict[str, Any]:
-    """Build (or reuse) the big log, serve it, and time each list."""
+    """Build (or reuse) the big log, serve it from SQLite, and time each list."""
     source, built = with_events(large_dir, customers)
     data = copy_dataset(source, "lists")
     out: dict[str, Any] = {"events": event_count(), "customers": customers, "build_seconds": built}
     try:
-        access = asyncio.run(_access(data))
+        settings = Settings(data_dir=data, master_key=load_or_create_master_key(data))
+        access = asyncio.run(_access(settings))
         with Server("billportal", data, access_log=access_log) as server:
-            base = f"http://127.0.0.1:{server.port}"
-            dashboard = {"Host": DASHBOARD_HOST, "Cookie": f"{ADMIN_COOKIE}={access.admin_cookie}"}
-            api = {"Host": DASHBOARD_HOST, "Authorization": f"Bearer {access.api_key}"}
-            with httpx.Client(base_url=base, timeout=30) as client:
-                values = {"deep": _deep_cursor(client, dashboard, 50), "customer": str(customers // 2)}
-                lists = {}
-                for name, host, template in LISTS:
-                    path = template.format(**values)
-                    headers = dashboard if host == "dashboard" else api
-                    client.get(path, headers=headers)  # warm: the first answer fills caches, as in production
-                    lists[name] = {"path": path} | _timings(client, path, headers, requests_per_list())
-                out["lists"] = lists
-                out["csv"] = _csv(client, dashboard)
-        out["ok"] = all(
-            row["p99_ms"] < TARGET_P99_MS and set(row["statuses"]) == {"200"} for row in out["lists"].values()
-        )
+            out |= _measure_lists(server, access, customers)
         return out
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def measure_postgresql(large_dir: Path, customers: int, *, access_log: bool) -> dict[str, Any]:
+    """The same lists on PostgreSQL + Redis: the same rows, copied into a private cluster kept under var/bench."""
+    if pgredis.private_servers_available():
+        return {"status": f"not measured: {pgredis.private_servers_available()} not installed on this machine"}
+    source, built = with_events(large_dir, customers)
+    meta = json.dumps({"source": source.name, "events": event_count(), "schema": schema_fingerprint()})
+    cluster_dir = VAR / "pg-lists"
+    marker = cluster_dir / "billportal-dataset.json"
+    master_key = load_or_create_master_key(source)
+    out: dict[str, Any] = {"events": event_count(), "customers": customers, "build_seconds": built}
+    if marker.exists() and marker.read_text(encoding="utf-8") != meta:
+        shutil.rmtree(cluster_dir, ignore_errors=True)  # another dataset or schema: built again
+    cluster = pgredis.start_kept(cluster_dir)
+    redis = pgredis.PrivateRedis()
+    data = VAR / "run" / "lists-pg"
+    try:
+        if not marker.exists():
+            started = time.monotonic()
+            out["copied"] = pgredis.copy_from_sqlite(cluster.url, source / DATABASE_FILE, master_key)
+            out["load_seconds"] = round(time.monotonic() - started, 1)
+            marker.write_text(meta, encoding="utf-8")
+        redis.start()
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        settings = Settings(data_dir=data, master_key=master_key, database_url=cluster.url, redis_url=redis.url)
+        access = asyncio.run(_access(settings))
+        env = {
+            "BILLPORTAL_DATABASE_URL": cluster.url,
+            "BILLPORTAL_REDIS_URL": redis.url,
+            "BILLPORTAL_MASTER_KEY": base64.urlsafe_b64encode(master_key).decode("ascii"),
+        }
+        with Server("billportal", data, access_log=access_log, extra_env=env) as server:
+            out |= _measure_lists(server, access, customers)
+        out["status"] = "measured"
+        return out
+    finally:
+        redis.stop()
+        pgredis.stop_kept(cluster)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _measure_lists(server: Server, access: Access, customers: int) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{server.port}"
+    dashboard = {"Host": DASHBOARD_HOST, "Cookie": f"{ADMIN_COOKIE}={access.admin_cookie}"}
+    api = {"Host": DASHBOARD_HOST, "Authorization": f"Bearer {access.api_key}"}
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        values = {"deep": _deep_cursor(client, dashboard, 50), "customer": str(customers // 2)}
+        found = {}
+        for name, host, template in LISTS:
+            path = template.format(**values)
+            headers = dashboard if host == "dashboard" else api
+            client.get(path, headers=headers)  # warm: the first answer fills caches, as in production
+            found[name] = {"path": path} | _timings(client, path, headers, requests_per_list())
+        out["lists"] = found
+        out["csv"] = _csv(client, dashboard)
+    out["ok"] = all(row["p99_ms"] < TARGET_P99_MS and set(row["statuses"]) == {"200"} for row in found.values())
+    return out

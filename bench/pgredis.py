@@ -211,3 +211,94 @@ def seed(database_url: str, redis_url: str, data_dir: Path, dataset: Dataset) ->
                 store.close()
 
     return asyncio.run(go())
+
+
+def start_kept(data: Path) -> PrivatePostgres:
+    """A private cluster whose files are kept between runs (a cached dataset): made on first use, else started."""
+    assert PG_BIN is not None
+    if not (data / "PG_VERSION").exists():
+        server = PrivatePostgres(data)
+        server.start()
+        return server
+    server = PrivatePostgres(data, free_port())
+    (data / "postmaster.pid").unlink(missing_ok=True)  # a run cut short leaves it; the cluster is ours alone
+    subprocess.run(
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-t",
+            "120",
+            "-l",
+            str(data / "log"),
+            "-o",
+            f"-p {server.port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=50",
+            "start",
+        ),
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    return server
+
+
+def stop_kept(server: PrivatePostgres) -> None:
+    """Stop a kept cluster, leaving its files."""
+    assert PG_BIN is not None
+    subprocess.run(
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop"),
+        check=False,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def copy_from_sqlite(database_url: str, sqlite_path: Path, master_key: bytes) -> dict[str, int]:
+    """Migrate the PostgreSQL database, then copy every table of a SQLite dataset into it (COPY, indexes after).
+
+    The rows are billportal's own, written by its SQLite build: the same customers, documents and
+    log on either database. Returns the rows copied per table.
+    """
+    import contextlib
+    import sqlite3
+
+    import psycopg
+
+    open_store(Settings(database_url=database_url, master_key=master_key)).close()  # the schema, by migrations
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    copied: dict[str, int] = {}
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)) as source,
+        psycopg.connect(url, autocommit=True) as target,
+    ):
+        for table in schema.metadata.sorted_tables:
+            columns = [c.name for c in table.columns]
+            indexes = [
+                (name, definition)
+                for name, definition in target.execute(
+                    "SELECT i.indexname, i.indexdef FROM pg_indexes AS i WHERE i.tablename = %s AND NOT EXISTS"
+                    " (SELECT 1 FROM pg_constraint AS c WHERE c.conname = i.indexname)",
+                    (table.name,),
+                )
+            ]
+            for name, _ in indexes:
+                target.execute(f'DROP INDEX "{name}"')
+            target.execute(f"TRUNCATE {table.name} CASCADE")
+            names = ", ".join(columns)
+            rows = source.execute(f"SELECT {names} FROM {table.name}")
+            count = 0
+            with target.cursor().copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+            copied[table.name] = count
+            for _, definition in indexes:
+                target.execute(definition)
+            serial = None
+            if "id" in columns:
+                serial = target.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table.name,)).fetchone()
+            if serial and serial[0]:
+                target.execute(f"SELECT setval('{serial[0]}', COALESCE((SELECT max(id) FROM {table.name}), 0) + 1)")
+        target.execute("VACUUM ANALYZE")
+    return copied

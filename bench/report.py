@@ -451,28 +451,43 @@ def _lists(results: dict[str, Any]) -> list[str]:
     found = results.get("lists")
     if not isinstance(found, dict) or "lists" not in found:
         return ["Not measured."]
+    on_pg = results.get("lists_postgres")
+    pg = on_pg.get("lists", {}) if isinstance(on_pg, dict) else {}
     lines = [
         (
             f"{found['events']:,} sign-in events over 90 days and {found['customers']:,} customers (`bench/lists.py`);"
-            " each list asked for one page at a time, one request after another."
+            " each list asked for one page at a time, one request after another: on embedded SQLite, and on"
+            " PostgreSQL + Redis (the same rows copied into a private cluster, fsync on, kept under var/bench"
+            " between runs)."
         ),
         "",
     ]
-    rows = [
-        [name, f"`{row['path']}`", _n(row["p50_ms"], 1), _n(row["p99_ms"], 1), ", ".join(row["statuses"])]
-        for name, row in found["lists"].items()
-    ]
-    lines += _table(["List", "Path", "p50 ms", "p99 ms", "Statuses"], rows, "llrrl")
-    csv = found.get("csv")
-    if isinstance(csv, dict):
-        whole = "the whole log" if csv["complete"] else "until the time limit"
-        lines += [
-            "",
-            (
-                f"CSV export of the whole log: first byte after {csv['first_byte_ms']:.0f} ms, then"
-                f" {csv['rows_per_second']:,} rows per second ({csv['rows']:,} rows, {whole})."
-            ),
-        ]
+    if not pg:
+        status = on_pg.get("status", "not measured") if isinstance(on_pg, dict) else "not measured"
+        lines += [f"PostgreSQL: {status}.", ""]
+
+    def cells(row: dict[str, Any] | None) -> list[str]:
+        if not row:
+            return ["-", "-"]
+        bad = "" if set(row["statuses"]) == {"200"} else f" ({', '.join(row['statuses'])})"
+        return [_n(row["p50_ms"], 1), _n(row["p99_ms"], 1) + bad]
+
+    rows = [[name, f"`{row['path']}`", *cells(row), *cells(pg.get(name))] for name, row in found["lists"].items()]
+    headers = ["List", "Path", "SQLite p50 ms", "SQLite p99 ms", "PostgreSQL p50 ms", "PostgreSQL p99 ms"]
+    lines += _table(headers, rows, "llrrrr")
+    for label, where in (("SQLite", found), ("PostgreSQL", on_pg)):
+        csv = where.get("csv") if isinstance(where, dict) else None
+        if isinstance(csv, dict):
+            whole = "the whole log" if csv["complete"] else "until the time limit"
+            lines += [
+                "",
+                (
+                    f"CSV export of the whole log, {label}: first byte after {csv['first_byte_ms']:.0f} ms, then"
+                    f" {csv['rows_per_second']:,} rows per second ({csv['rows']:,} rows, {whole})."
+                ),
+            ]
+    if isinstance(on_pg, dict) and on_pg.get("load_seconds"):
+        lines += ["", f"The PostgreSQL copy was loaded in this run ({on_pg['load_seconds']:.0f} s, by COPY)."]
     return lines
 
 

@@ -387,9 +387,14 @@ def _startup_targets(r: dict[str, Any]) -> list[Target]:
     )
     if not isinstance(found, dict):
         return [_not_measured(name, goal) for name, _, _, _, goal in wanted]
-    return [
+    targets = [
         Target(name, goal, shape.format(found[key]), found[key] < limit) for name, key, limit, shape, goal in wanted
     ]
+    if "signed_in_rss_mb" in found:  # not a target: shown beside the idle figure so that it does not flatter
+        idle = targets[-1]
+        measured = f"{idle.measured} ({found['signed_in_rss_mb']:.0f} MB after its first sign-in, which loads AES)"
+        targets[-1] = dataclasses.replace(idle, measured=measured)
+    return targets
 
 
 def _workers_targets(r: dict[str, Any]) -> list[Target]:
@@ -406,12 +411,12 @@ def _workers_targets(r: dict[str, Any]) -> list[Target]:
     ]
 
 
-def _lists_target(r: dict[str, Any]) -> Target:
-    found = r.get("lists")
+def _lists_target(r: dict[str, Any], key: str = "lists", where: str = "SQLite") -> Target:
+    found = r.get(key)
     goal = f"every page p99 < {lists.TARGET_P99_MS:.0f} ms"
     if not isinstance(found, dict) or "lists" not in found:
-        return _not_measured("Dashboard and API lists at scale", goal)
-    name = f"Dashboard and API lists: {found['events']:,} sign-in events, {found['customers']:,} customers"
+        return _not_measured(f"Dashboard and API lists at scale, {where}", goal)
+    name = f"Dashboard and API lists on {where}: {found['events']:,} sign-in events, {found['customers']:,} customers"
     worst_name, worst = max(found["lists"].items(), key=lambda item: item[1]["p99_ms"])
     measured = f"worst p99 {worst['p99_ms']:.1f} ms ({worst_name}) over {len(found['lists'])} lists"
     return Target(name, goal, measured, bool(found["ok"]))
@@ -600,7 +605,7 @@ class Bench:
             started = time.perf_counter()
             subprocess.run([PYTHON, "-m", "billportal", "--help"], capture_output=True, check=True, cwd=ROOT)
             helps.append(time.perf_counter() - started)
-        serves, idle_rss = [], []
+        serves, idle_rss, signed_in_rss = [], [], []
         for round_number in range(3):
             data = copy_dataset(self.data_dirs[SMALL.name], f"startup-{round_number}")
             try:
@@ -610,12 +615,20 @@ class Bench:
                     serves.append(time.perf_counter() - started)
                     time.sleep(2)  # idle: what a worker holds when nothing is asked of it
                     idle_rss.append(server.rss_mb())
+                    # And once it has signed someone in (the SSO key opened: AES loaded), for the record.
+                    token = make_token(sso_key(data), 1, f"startup-{round_number}")
+                    answer = httpx.get(f"http://127.0.0.1:{server.port}/login/{token}", headers={"Host": HOST_HEADER})
+                    if answer.status_code != 303:
+                        raise RuntimeError(f"a sign-in answered {answer.status_code}")
+                    time.sleep(1)
+                    signed_in_rss.append(server.rss_mb())
             finally:
                 shutil.rmtree(data, ignore_errors=True)
         return {
             "help_seconds": round(sorted(helps)[len(helps) // 2], 3),
             "serve_seconds": round(sorted(serves)[len(serves) // 2], 3),
             "idle_rss_mb": round(sorted(idle_rss)[len(idle_rss) // 2], 1),
+            "signed_in_rss_mb": round(sorted(signed_in_rss)[len(signed_in_rss) // 2], 1),
         }
 
     def workers(self) -> dict[str, Any]:
@@ -851,6 +864,7 @@ class Bench:
             *_startup_targets(r),
             *_workers_targets(r),
             _lists_target(r),
+            _lists_target(r, "lists_postgres", "PostgreSQL + Redis"),
             _rss_target(r),
             _soak_target(r),
             _crash_target(r),
@@ -879,6 +893,12 @@ class Bench:
         r["lists"] = self.section(
             "lists",
             lambda: lists.measure(self.data_dirs[self.large.name], self.large.customers, access_log=access_log_on()),
+        )
+        r["lists_postgres"] = self.section(
+            "lists-postgres",
+            lambda: lists.measure_postgresql(
+                self.data_dirs[self.large.name], self.large.customers, access_log=access_log_on()
+            ),
         )
         r["postgres_redis"] = self.section("postgres-redis", self.postgres_redis)
         r["commit_latency"] = self.section(

@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import jwt
 
 # What a SQLite worker never needs: PostgreSQL's driver, SQLAlchemy's PostgreSQL dialect, async bridge and ORM,
 # Alembic (when its database is up to date), Redis, Stripe's package until a Stripe call, Pillow until a logo
@@ -60,14 +63,15 @@ def test_an_embedded_worker_imports_no_driver_it_does_not_use(tmp_path: Path) ->
     assert "alembic" in set(json.loads(first_start))  # and the first start did migrate
 
 
-SITE_PROBE = """
+# A worker built as uvicorn builds it, and one GET answered by it (its status).
+WORKER = """
 import asyncio, sys
 from billportal.app import create_app
 
 app = create_app()
 
 
-async def status(host):
+async def get(host, path="/signed-out"):
     sent = []
 
     async def receive():
@@ -78,19 +82,24 @@ async def status(host):
 
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": "/signed-out", "raw_path": b"/signed-out", "root_path": "", "query_string": b"",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
         "headers": [(b"host", host)], "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
     }
     await app(scope, receive, send)
     return sent[0]["status"]
+"""
 
+SITE_PROBE = (
+    WORKER
+    + """
 
 def sites():
     return [s for s in ("portal", "dashboard", "api") if f"billportal.{s}" in sys.modules]
 
 
-print(sites(), asyncio.run(status(b"acme.localhost")), sites(), asyncio.run(status(b"dashboard.localhost")), sites())
+print(sites(), asyncio.run(get(b"acme.localhost")), sites(), asyncio.run(get(b"dashboard.localhost")), sites())
 """
+)
 
 
 def test_a_worker_loads_each_site_on_its_first_request(tmp_path: Path) -> None:
@@ -193,3 +202,82 @@ def test_a_lazy_module_is_whole_for_threads_that_first_use_it_at_once() -> None:
     for _ in range(3):
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
         assert done.stdout.split() == ["8", "1"], done.stderr[-2000:]
+
+
+SIGN_IN_PROBE = (
+    WORKER
+    + """
+import json
+
+HEAVY = ("cryptography", "limits", "pycountry", "watchfiles", "websockets")
+
+
+def loaded():
+    return [m for m in HEAVY if m in sys.modules]
+
+
+async def main():
+    started = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def receive():
+        if not started.is_set():
+            started.set()
+            return {"type": "lifespan.startup"}
+        await stop.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message):
+        pass
+
+    lifespan = asyncio.create_task(app({"type": "lifespan"}, receive, send))
+    await asyncio.sleep(0.2)  # started up: the master-key check has run
+    import gc
+    steps = [("idle", gc.get_freeze_count() > 10_000, loaded())]  # start-up's objects are out of the collector
+    for name, path in (("page", "/signed-out"), ("sign-in", sys.argv[1]), ("failure", sys.argv[2])):
+        steps.append((name, await get(b"acme.localhost", path), loaded()))
+    stop.set()
+    await lifespan
+    print(json.dumps(steps))
+
+
+asyncio.run(main())
+"""
+)
+
+
+def test_keys_are_opened_and_failures_counted_only_when_a_sign_in_needs_them(tmp_path: Path) -> None:
+    # An idle worker, and one that has served pages, holds no AES (cryptography), no rate-limit library and no ISO
+    # tables; the master key is checked at start-up by the ids that sealed values carry. The first sign-in opens
+    # the key (and loads AES); the first failure loads the counters.
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "BILLPORTAL_DATA_DIR": str(tmp_path),
+        "BILLPORTAL_BASE_DOMAIN": "localhost",
+    }
+    cli = [sys.executable, "-m", "billportal"]
+    made = subprocess.run(
+        [*cli, "tenant", "create", "acme", "--name", "Acme"], env=env, capture_output=True, text=True, check=True
+    )
+    key = json.loads(made.stdout)["sso_key"]["key"]
+    subprocess.run([*cli, "customer", "create", "--tenant", "acme", "--name", "Bob", "--id", "7"], env=env, check=True)
+    now = int(time.time())
+    good = jwt.encode({"sub": "7", "iat": now, "exp": now + 60, "jti": "probe-1"}, key, algorithm="HS256")
+    wrong_key = "not-the-key-of-acme-but-32-bytes!"
+    bad = jwt.encode({"sub": "7", "iat": now, "exp": now + 60, "jti": "probe-2"}, wrong_key, algorithm="HS256")
+    done = subprocess.run(
+        [sys.executable, "-c", SIGN_IN_PROBE, f"/login/{good}", f"/login/{bad}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = json.loads(done.stdout.strip().splitlines()[-1])
+    assert steps == [
+        ["idle", True, []],
+        ["page", 200, []],
+        ["sign-in", 303, ["cryptography"]],
+        ["failure", 401, ["cryptography", "limits"]],
+    ]

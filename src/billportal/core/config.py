@@ -48,9 +48,11 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
 
 def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     """A rate limit such as ``20/minute`` (the ``limits`` library's notation)."""
+    raw = (env.get(name) or default).strip()
+    if raw == default:
+        return raw  # known good: no need to load ``limits`` (about 5 MB) before the first failure
     from limits import parse
 
-    raw = (env.get(name) or default).strip()
     try:
         parse(raw)
     except ValueError:

@@ -9,11 +9,17 @@ addresses write it); elsewhere it is free text.
 from __future__ import annotations
 
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
-import pycountry
 from babel import Locale
 
 from billportal.core import i18n
+from billportal.core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import pycountry
+else:
+    pycountry = lazy_import("pycountry")  # about 3.5 MB of ISO tables, read by the first form that needs them
 
 
 @cache

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import pycountry
 from babel.numbers import format_currency
 
 from billportal.core import i18n
+from billportal.core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import pycountry
+else:
+    pycountry = lazy_import("pycountry")  # about 3.5 MB of ISO tables, read by the first form that needs them
 
 # Minor-unit exponents that differ from 2 (ISO 4217).
 _EXPONENTS = {

@@ -24,7 +24,8 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from billportal.core import i18n
@@ -58,14 +59,53 @@ def _hs256_verifies(signing_input: bytes, secret: bytes, signature: bytes) -> bo
     return hmac.compare_digest(signature, hmac.new(secret, signing_input, hashlib.sha256).digest())
 
 
-@dataclass(frozen=True, slots=True)
 class VerificationKey:
-    """One of a company's SSO keys, as the verifier sees it."""
+    """One of a company's SSO keys, as the verifier sees it.
 
-    kid: str
-    secret: bytes = field(repr=False)
-    state: str = "active"  # "active", "retiring" or "revoked"
-    retiring_until: int | None = None
+    The secret is given as it is, or as ``opener``, which unseals it on first use:
+    a company's pages are served without decrypting its keys, and a worker that has
+    signed no one in has not loaded AES at all.
+    """
+
+    __slots__ = ("_opener", "_secret", "kid", "retiring_until", "state")
+
+    def __init__(
+        self,
+        kid: str,
+        secret: bytes | None = None,
+        state: str = "active",  # "active", "retiring" or "revoked"
+        retiring_until: int | None = None,
+        *,
+        opener: Callable[[], bytes] | None = None,
+    ) -> None:
+        if (secret is None) == (opener is None):
+            raise TypeError("a verification key needs its secret or an opener, not both")
+        self.kid = kid
+        self.state = state
+        self.retiring_until = retiring_until
+        self._secret = secret
+        self._opener = opener
+
+    def __repr__(self) -> str:
+        return f"VerificationKey(kid={self.kid!r}, state={self.state!r}, retiring_until={self.retiring_until!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VerificationKey):
+            return NotImplemented
+        mine = (self.kid, self.state, self.retiring_until)
+        return mine == (other.kid, other.state, other.retiring_until) and hmac.compare_digest(self.secret, other.secret)
+
+    def __hash__(self) -> int:
+        return hash((self.kid, self.state, self.retiring_until))
+
+    @property
+    def secret(self) -> bytes:
+        """The key's secret (unsealed the first time; a SealError if it does not open)."""
+        if self._secret is None:
+            assert self._opener is not None
+            self._secret = self._opener()
+            self._opener = None
+        return self._secret
 
     def usable_at(self, now: int) -> bool:
         if self.state == "active":

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, literal_column, or_, select, update
 
-from billportal.core.crypto import MasterKeys, Sealed, SealError
+from billportal.core.crypto import MasterKeys, Sealed
 from billportal.core.errors import StorageUnavailable
 from billportal.core.metrics import count_sign_in
 from billportal.sso.reasons import Reason
@@ -194,11 +194,9 @@ class Store:
         company = None
         if self.company_cache is not None:
             shared = await self.company_cache.get(username)
-            if shared is not None:
-                try:
-                    company = self._company_from(shared)
-                except SealError:
-                    company = None  # sealed under a master key retired since: read the database
+            if shared is not None and all(self._opens(k) for k in shared.keys):
+                company = self._company_from(shared)
+            # else sealed under a master key retired since: read the database
 
         if company is None:
             rows = await self.backend.read(lambda conn: companies.rows(conn, username))
@@ -229,18 +227,24 @@ class Store:
         if self.company_cache is not None:
             await self.company_cache.drop(username, version)
 
+    def _opens(self, key: dict[str, Any]) -> bool:
+        return self.master_keys.sealed_it(Sealed(key["master_key_id"], key["sealed"]))
+
     def _company_from(self, rows: CompanyRows) -> Company:
-        """The company with its SSO keys opened (SealError if one does not open)."""
+        """The company, its SSO keys to be opened by their first use (a SealError then if one does not open)."""
         row = rows.company
         # The active key first: the verifier tries keys in this order.
         keys = tuple(
             VerificationKey(
                 kid=k["kid"],
-                secret=self.master_keys.unseal(
-                    Sealed(k["master_key_id"], k["sealed"]), companies.SSO_KEY_PURPOSE, row["id"]
-                ),
                 state=k["state"],
                 retiring_until=k["retiring_until"],
+                opener=partial(
+                    self.master_keys.unseal,
+                    Sealed(k["master_key_id"], k["sealed"]),
+                    companies.SSO_KEY_PURPOSE,
+                    row["id"],
+                ),
             )
             for k in sorted(rows.keys, key=lambda k: k["state"] != "active")
         )

@@ -25,16 +25,29 @@ import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
-from limits.errors import StorageError
-from limits.storage import storage_from_string
 from starlette.requests import Request
 
+from billportal.core.lazy import lazy_import
 from billportal.web.context import client_ip
+
+if TYPE_CHECKING:
+    import limits
+    from limits import RateLimitItem
+    from limits import errors as limit_errors
+    from limits.aio import storage as limit_storage
+    from limits.aio import strategies as limit_strategies
+    from limits.aio.strategies import FixedWindowRateLimiter
+else:
+    # About 5 MB with what it imports, loaded by the first failure a worker counts: a worker
+    # that has seen none (most of the time) only looks its keys up in a dict (``_blocked``).
+    limits = lazy_import("limits")
+    limit_errors = lazy_import("limits.errors")
+    limit_storage = lazy_import("limits.aio.storage")
+    limit_strategies = lazy_import("limits.aio.strategies")
 
 log = logging.getLogger("billportal.ratelimit")
 
@@ -48,17 +61,29 @@ _REDIS_OPTIONS: dict[str, float | str | bool] = {
 }
 
 
+@cache
+def _parsed(rate: str) -> RateLimitItem:
+    return limits.parse(rate)  # once per rate: parsing costs more than the check itself
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     """``"20/minute"`` for each key in ``scope`` (such as "login-ip")."""
 
     scope: str
     rate: str
-    item: RateLimitItem = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # Parsed once: parsing costs more than the check itself.
-        object.__setattr__(self, "item", parse(self.rate))
+    @property
+    def item(self) -> RateLimitItem:
+        return _parsed(self.rate)
+
+
+def _strategy(storage: limit_storage.Storage) -> FixedWindowRateLimiter:
+    return limit_strategies.FixedWindowRateLimiter(storage)
+
+
+def _in_memory() -> FixedWindowRateLimiter:
+    return _strategy(limit_storage.MemoryStorage())
 
 
 def storage_uri(redis_url: str) -> str:
@@ -87,27 +112,29 @@ class FailureLimiter:
 
     def __init__(self, storage_uri: str = "") -> None:
         self.storage_uri = storage_uri
-        self._memory = None if storage_uri else FixedWindowRateLimiter(MemoryStorage())
+        self._memory: FixedWindowRateLimiter | None = None  # this process's counters, made on first use
         # A Redis client's connections belong to the event loop that opened them.
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FixedWindowRateLimiter] = (
             weakref.WeakKeyDictionary()
         )
         self._blocked: dict[tuple[str, str], float] = {}
         # This process's own count beside the shared one: what decides while Redis cannot be reached.
-        self._fallback = FixedWindowRateLimiter(MemoryStorage())
+        self._fallback: FixedWindowRateLimiter | None = None
         self._shared_down_until = 0.0
 
     def _counters(self) -> FixedWindowRateLimiter:
-        if self._memory is not None:
+        if not self.storage_uri:
+            if self._memory is None:
+                self._memory = _in_memory()
             return self._memory
         loop = asyncio.get_running_loop()
         counters = self._per_loop.get(loop)
         if counters is None:
             options = _REDIS_OPTIONS if self.storage_uri.startswith("async+redis") else {}
-            storage = storage_from_string(self.storage_uri, wrap_exceptions=True, **options)
-            if not isinstance(storage, Storage):
+            storage = limits.storage.storage_from_string(self.storage_uri, wrap_exceptions=True, **options)
+            if not isinstance(storage, limit_storage.Storage):
                 raise TypeError("rate-limit storage must be an async one (async+redis://...)")
-            counters = self._per_loop[loop] = FixedWindowRateLimiter(storage)
+            counters = self._per_loop[loop] = _strategy(storage)
         return counters
 
     @property
@@ -132,14 +159,14 @@ class FailureLimiter:
         Each process keeps its own count beside Redis's (microseconds), so that a Redis
         outage or timeout loses none of it: that count alone decides meanwhile.
         """
-        if self._memory is not None:
-            return await work(self._memory)
-        mine = await work(self._fallback)
+        if not self.storage_uri:
+            return await work(self._counters())
+        mine = await work(self._own())
         if time.monotonic() < self._shared_down_until:
             return mine
         try:
             shared = await work(self._counters())
-        except StorageError:
+        except limit_errors.StorageError:
             log.warning(
                 "rate-limit storage unavailable: failures are counted by this process alone for %.0f s",
                 _FALLBACK_SECONDS,
@@ -197,7 +224,12 @@ class FailureLimiter:
         self._blocked[(limit.scope, key)] = reset_time
         return max(1, math.ceil(reset_time - time.time()))
 
+    def _own(self) -> FixedWindowRateLimiter:
+        if self._fallback is None:
+            self._fallback = _in_memory()
+        return self._fallback
+
     async def reset(self) -> None:
         self._blocked.clear()
-        await self._fallback.storage.reset()
+        await self._own().storage.reset()
         await self._counters().storage.reset()

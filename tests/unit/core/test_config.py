@@ -30,3 +30,12 @@ def test_sqlite_generates_a_key_for_a_new_database_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"master\.key is missing"):
         Settings.from_env(env)
     assert not (tmp_path / "master.key").exists()
+
+
+def test_a_rate_limit_setting_is_checked_unless_it_is_the_default() -> None:
+    from billportal.core.config import _rate
+
+    assert _rate({}, "X", "20/minute") == "20/minute"
+    assert _rate({"X": "5 per 10 seconds"}, "X", "20/minute") == "5 per 10 seconds"
+    with pytest.raises(ConfigError, match="X must be a rate"):
+        _rate({"X": "often"}, "X", "20/minute")

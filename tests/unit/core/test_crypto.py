@@ -39,3 +39,34 @@ def test_the_text_form_round_trips_and_nothing_shows_a_key() -> None:
     assert "blob" not in repr(sealed)
     with pytest.raises(SealError):
         Sealed.from_text("id:not base64!")
+
+
+def test_which_master_key_sealed_a_value_is_known_without_opening_it() -> None:
+    sealed = MasterKeys(OLD).seal(b"kept", "sso-key", 1)
+    assert MasterKeys(NEW, previous=[OLD]).sealed_it(sealed)
+    assert not MasterKeys(NEW).sealed_it(sealed)
+
+
+def test_a_verification_key_is_opened_once_on_first_use_and_never_shown() -> None:
+    from billportal.sso.tokens import VerificationKey
+
+    keys = MasterKeys(NEW)
+    sealed = keys.seal(b"the secret", "sso-key", 7)
+    opened: list[bytes] = []
+
+    def opener() -> bytes:
+        opened.append(keys.unseal(sealed, "sso-key", 7))
+        return opened[-1]
+
+    key = VerificationKey("sso_1", opener=opener)
+    assert opened == []
+    assert key.secret == key.secret == b"the secret"
+    assert len(opened) == 1
+    assert "secret" not in repr(key)
+    assert key == VerificationKey("sso_1", secret=b"the secret")
+    assert key != VerificationKey("sso_1", secret=b"another")
+    with pytest.raises(TypeError):
+        VerificationKey("sso_1")
+    wrong = VerificationKey("sso_2", opener=lambda: MasterKeys(OLD).unseal(sealed, "sso-key", 7))
+    with pytest.raises(SealError):
+        _ = wrong.secret
