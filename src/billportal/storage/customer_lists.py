@@ -5,9 +5,13 @@ A search matches part of the id, number, name or email, in any case:
 * three characters or more, through an index: on SQLite the FTS5 trigram table
   ``customer_search`` (a page follows the index, in the order customers were added, and its
   cursor is the customer's rowid); on PostgreSQL the next ``PROBE`` customers in id order, then
-  the pg_trgm GIN index ``ix_customers_search`` (in id order, its cursor the id);
-* one or two characters (no trigram to look up): the next ``SCAN_WINDOW`` customers in id order
-  are read, and a page that ends the window with fewer matches than a page offers the next
+  the pg_trgm GIN index ``ix_customers_search`` (in id order, its cursor the id), asked only for
+  the search's two rarest three-letter parts (a sample of the table tells which: an index scan
+  costs what its parts' lists hold, and "ben" of "Bench Customer 5" is in every row), the whole
+  search checked on the rows it finds;
+* one or two characters (no trigram to look up), or on PostgreSQL a search whose every part is
+  common (the index would hand back much of the table): the next ``SCAN_WINDOW`` customers in id
+  order are read, and a page that ends the window with fewer matches than a page offers the next
   window, as the sign-in log does for its unindexed filters.
 
 Without a search the list is in id order. *With a balance* and *Past due* read the partial
@@ -16,6 +20,7 @@ index of open invoices with a balance (``ix_invoices_owed``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -41,6 +46,8 @@ from billportal.storage.records import CustomerPage, CustomerRow
 INDEXED: Final = 3  # characters of a search the trigram indexes can look up
 SCAN_WINDOW: Final = 10_000  # customers read for one page of a shorter search
 PROBE: Final = 1_000  # customers read in id order before PostgreSQL's trigram index is asked
+SAMPLE: Final = 1_000  # rows of the table sampled (PostgreSQL) to tell a search's rare parts from its common ones
+COMMON: Final = 0.02  # a part in more of the sample than this is common: the index would return too many rows
 
 _SEARCH = table("customer_search", column("rowid"))
 # The partial index's own condition, word for word, so that either planner uses the index
@@ -119,7 +126,9 @@ def customer_page(
 
     window_end = None
     if search and len(search) >= INDEXED:
-        return _trigram_page(conn, company_id, search, scope=scope, where=where, columns=columns, limit=limit)
+        page = _trigram_page(conn, company_id, search, scope=scope, where=where, columns=columns, limit=limit)
+        if page is not None:
+            return page
     if search:
         # The window's last customer, if one follows it (else the window reaches the end, and no more is offered).
         ends = conn.execute(select(c.id).where(*scope).order_by(c.id).offset(window - 1).limit(2)).scalars().all()
@@ -139,6 +148,34 @@ def customer_page(
     return page
 
 
+def _rare_parts(conn: Connection, search: str) -> list[str] | None:
+    """PostgreSQL: the search's two rarest parts of three letters or digits, by a sample of the table (the
+    GIN index holds every company's customers); None when even the rarest is common, or there is none."""
+    text = search.lower()
+    parts = sorted({text[i : i + 3] for i in range(len(text) - 2) if text[i : i + 3].isalnum()})
+    if not parts:
+        return None
+    rows = conn.execute(
+        select(literal_column("reltuples"))
+        .select_from(table("pg_class"))
+        .where(literal_column("oid") == literal_column("'customers'::regclass"))
+    ).scalar()
+    percent = 100.0 if not rows or rows <= SAMPLE else 100.0 * SAMPLE / float(rows)
+    sampled: Sequence[str] = (
+        conn.execute(
+            select(literal_column(t.CUSTOMER_SEARCH_TEXT)).select_from(t.customers.tablesample(func.system(percent)))
+        )
+        .scalars()
+        .all()
+    )
+    if not sampled:
+        return parts[:2]
+    held = sorted((sum(part in row for row in sampled), part) for part in parts)
+    if held[0][0] > COMMON * len(sampled):
+        return None
+    return [part for _, part in held[:2]]
+
+
 def _trigram_page(
     conn: Connection,
     company_id: int,
@@ -148,11 +185,11 @@ def _trigram_page(
     where: list[ColumnElement[Any]],
     columns: Any,
     limit: int,
-) -> CustomerPage:
+) -> CustomerPage | None:
     """PostgreSQL: the next ``PROBE`` customers in id order first, read row by row (a search most customers
     match fills its page there), then the trigram index for the rest, whose matches are sorted by id. Left
     to itself, the planner may walk the primary key through the whole company, looking for a page of
-    matches it expects to be spread evenly."""
+    matches it expects to be spread evenly. None: every part of the search is common (read by windows)."""
     c = t.customers.c
     probe_end = conn.execute(select(c.id).where(*scope).order_by(c.id).offset(PROBE - 1).limit(1)).scalar()
     if probe_end is not None:
@@ -160,9 +197,15 @@ def _trigram_page(
         page = _page(conn, probe.order_by(c.id), limit)
         if page.next_after is not None:
             return page
-    indexed = literal_column(t.CUSTOMER_SEARCH_TEXT).like(_pattern(search))
+    parts = _rare_parts(conn, search)
+    if parts is None:
+        return None
+    indexed: ColumnElement[Any] = literal_column(t.CUSTOMER_SEARCH_TEXT)
+    looked_up = [indexed.like(_pattern(part)) for part in parts]
+    # The whole search, checked on the rows the index found: "|| ''" is not the index's expression.
+    checked = indexed.concat("").like(_pattern(search))
     # "id + 0": not the primary key's order, so that the matches come from the trigram index; ids only, to sort.
-    ids = select(c.id).where(*where, indexed).order_by(c.id + 0).limit(limit + 1).subquery()
+    ids = select(c.id).where(*where, *looked_up, checked).order_by(c.id + 0).limit(limit + 1).subquery()
     query = select(*columns, c.id.label("cursor")).where(c.company_id == company_id, c.id.in_(select(ids.c.id)))
     return _page(conn, query.order_by(c.id), limit)
 

@@ -136,3 +136,33 @@ def test_a_search_past_the_first_thousand_customers_pages_in_order(engine: Engin
                     break
                 after = page.next_after
             assert seen == (expected or [n for n in range(1, 2501) if n % 97]), search
+
+
+def test_a_search_every_part_of_which_is_common_reads_windows_and_reaches_every_match(engine: Engine) -> None:
+    """PostgreSQL: a search whose every part is in much of the table (the index would return most of it) reads
+    windows of customers in id order, as a short search does; SQLite's index answers it at once."""
+    _migrate(engine, "head")
+    with engine.begin() as conn:
+        conn.execute(text(COMPANIES))
+        rows = [
+            {"company": 1, "id": n, "number": f"N-{n}", "name": "Alpha" if n <= 1500 else "Common Heron", "email": ""}
+            for n in range(1, 3001)
+        ]
+        conn.execute(text(CUSTOMER), rows)
+        seen: list[int] = []
+        after = None
+        windows = 0
+        while True:
+            page = customer_page(conn, 1, limit=500, after=after, search="heron", window=1000)
+            seen.extend(row.customer.id for row in page.rows)
+            windows += page.window_ended
+            if page.next_after is None:
+                break
+            after = page.next_after
+        assert seen == list(range(1501, 3001))
+        # Customers 1-1000 hold no heron (the first window ends empty); 1001-2000 hold 500, a page that
+        # ends its window too; from 2001 on, the probe of the next 1,000 fills each page.
+        assert windows == (2 if conn.dialect.name == "postgresql" else 0)
+        # A rare part among common ones goes through the index: "N-2999" is the only one with "999".
+        assert [row.customer.id for row in customer_page(conn, 1, limit=5, search="heron n-2999").rows] == []
+        assert [row.customer.id for row in customer_page(conn, 1, limit=5, search="n-2999").rows] == [2999]
