@@ -91,6 +91,11 @@ class PrivatePostgres:
             capture_output=True,
             timeout=120,
         )
+        self.launch()
+
+    def launch(self) -> None:
+        """``pg_ctl start`` on this cluster's files and port, waiting until it answers."""
+        assert PG_BIN is not None
         subprocess.run(
             _as_postgres(
                 str(PG_BIN / "pg_ctl"),
@@ -98,7 +103,7 @@ class PrivatePostgres:
                 str(self.data),
                 "-w",
                 "-t",
-                "60",
+                "120",
                 "-l",
                 str(self.data / "log"),
                 "-o",
@@ -107,7 +112,7 @@ class PrivatePostgres:
             ),
             check=True,
             capture_output=True,
-            timeout=120,
+            timeout=180,
         )
 
     def stop(self) -> None:
@@ -222,24 +227,7 @@ def start_kept(data: Path) -> PrivatePostgres:
         return server
     server = PrivatePostgres(data, free_port())
     (data / "postmaster.pid").unlink(missing_ok=True)  # a run cut short leaves it; the cluster is ours alone
-    subprocess.run(
-        _as_postgres(
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-w",
-            "-t",
-            "120",
-            "-l",
-            str(data / "log"),
-            "-o",
-            f"-p {server.port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=50",
-            "start",
-        ),
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+    server.launch()
     return server
 
 
