@@ -95,6 +95,20 @@ def test_the_migration_indexes_the_customers_there_are(engine: Engine) -> None:
         assert _ids(conn, "K-44") == [18]
 
 
+def _every_page(conn: Connection, search: str, *, limit: int, window: int) -> tuple[list[int], int]:
+    """Every page of a search, followed to its end: the ids in order, and how many pages ended a window."""
+    seen: list[int] = []
+    after = None
+    windows = 0
+    while True:
+        page = customer_page(conn, 1, limit=limit, after=after, search=search, window=window)
+        seen.extend(row.customer.id for row in page.rows)
+        windows += page.window_ended
+        if page.next_after is None:
+            return seen, windows
+        after = page.next_after
+
+
 def test_a_short_search_reads_a_window_at_a_time_and_reaches_every_match(engine: Engine) -> None:
     _migrate(engine, "head")
     with engine.begin() as conn:
@@ -102,16 +116,7 @@ def test_a_short_search_reads_a_window_at_a_time_and_reaches_every_match(engine:
         for n in range(1, 31):
             name = "Quill" if n % 7 == 0 else "Other"
             conn.execute(text(CUSTOMER), {"company": 1, "id": n, "number": "", "name": name, "email": ""})
-        seen: list[int] = []
-        after = None
-        windows = 0
-        while True:
-            page = customer_page(conn, 1, limit=2, after=after, search="qu", window=10)
-            seen.extend(row.customer.id for row in page.rows)
-            windows += page.window_ended
-            if page.next_after is None:
-                break
-            after = page.next_after
+        seen, windows = _every_page(conn, "qu", limit=2, window=10)
         assert seen == [7, 14, 21, 28]
         assert windows == 2  # customers 1-10 (7 found) and 11-20 (14 found); the third window is the last
 
@@ -149,16 +154,7 @@ def test_a_search_every_part_of_which_is_common_reads_windows_and_reaches_every_
             for n in range(1, 3001)
         ]
         conn.execute(text(CUSTOMER), rows)
-        seen: list[int] = []
-        after = None
-        windows = 0
-        while True:
-            page = customer_page(conn, 1, limit=500, after=after, search="heron", window=1000)
-            seen.extend(row.customer.id for row in page.rows)
-            windows += page.window_ended
-            if page.next_after is None:
-                break
-            after = page.next_after
+        seen, windows = _every_page(conn, "heron", limit=500, window=1000)
         assert seen == list(range(1501, 3001))
         # Customers 1-1000 hold no heron (the first window ends empty); 1001-2000 hold 500, a page that
         # ends its window too; from 2001 on, the probe of the next 1,000 fills each page.
