@@ -268,11 +268,12 @@ def test_the_sqlite_database_and_its_logs_are_readable_by_their_owner_only(cli_e
             store = open_with(cli_env, OLD_MASTER)  # open: the -wal and -shm files exist
             try:
                 run(store.company("acme"))
-                # (billportal.sqlite3.lock, the empty file a restore locks on, holds no data)
+                # (billportal.sqlite3.lock and .writer, the empty files a restore and the writers lock on,
+                # hold no data)
                 files = {
                     f.name: f.stat().st_mode & 0o777
                     for f in cli_env.glob("billportal.sqlite3*")
-                    if not f.name.endswith(".lock")
+                    if not f.name.endswith((".lock", ".writer"))
                 }
             finally:
                 store.close()

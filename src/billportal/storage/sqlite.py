@@ -32,7 +32,7 @@ from billportal.core.errors import DatabaseDamaged, StorageUnavailable
 from billportal.sso.reasons import Reason
 from billportal.storage.failures import raise_as_storage_error
 from billportal.storage.records import NewSignIn, Session, SignInEvent
-from billportal.storage.sqlite_files import RESTORE_HINT, check_integrity, hold_open
+from billportal.storage.sqlite_files import RESTORE_HINT, WriterLock, check_integrity, hold_open
 
 T = TypeVar("T")
 log = logging.getLogger("billportal.storage")
@@ -112,8 +112,9 @@ class WriteQueue:
     share a single ``COMMIT``.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, turns: WriterLock) -> None:
         self._conn = conn
+        self._turns = turns
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._scheduled = False
 
@@ -152,14 +153,15 @@ class WriteQueue:
     def _commit(self, writes: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         """Run the writes in one transaction; the results, once committed."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            results = [write(conn) for write in writes]
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with self._turns.held():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = [write(conn) for write in writes]
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         return results
 
 
@@ -224,7 +226,8 @@ class SQLiteBackend:
             raise
         self._locking = _Locking()
         self.engine = engine_for(self.conn, self._locking)
-        self.writes = WriteQueue(self.conn)
+        self._turns = WriterLock(path)
+        self.writes = WriteQueue(self.conn, self._turns)
         self.checkpointer = Checkpointer(path)
 
     def migrate(self) -> None:
@@ -255,7 +258,7 @@ class SQLiteBackend:
     async def write(self, change: Callable[[Connection], T]) -> T:
         self._locking.immediate = True
         try:
-            with self.engine.begin() as connection:
+            with self._turns.held(), self.engine.begin() as connection:
                 return change(connection)
         except (sqlite3.Error, sa_exc.DBAPIError) as exc:
             raise_as_storage_error(exc, "written")
@@ -264,6 +267,7 @@ class SQLiteBackend:
         self.checkpointer.stop()
         self.engine.dispose()
         self.conn.close()
+        self._turns.close()
         self._open.close()
 
     # -- the sign-in path: prepared SQL on the raw connection ---------------------

@@ -3,7 +3,8 @@
 Every process that opens the database (a server, a CLI command) holds a shared
 ``flock`` on ``{database}.lock`` for as long as it has it open; a restore takes
 it exclusively, so it refuses while anything has the database open, and nothing
-opens the database while a restore runs. A backup uses SQLite's online backup
+opens the database while a restore runs. Serving processes take turns to write
+through ``{database}.writer`` (:class:`WriterLock`). A backup uses SQLite's online backup
 API: a consistent copy, taken while the server runs, as one self-contained file.
 """
 
@@ -14,6 +15,7 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +32,34 @@ def _open_lock(database: Path) -> IO[bytes]:
     database.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path(database), os.O_RDWR | os.O_CREAT, 0o600)
     return os.fdopen(fd, "r+b")
+
+
+class WriterLock:
+    """An exclusive ``flock`` on ``{database}.writer``, held for each write transaction of a serving process.
+
+    SQLite lets one process write at a time; one that finds the database locked sleeps in
+    its busy handler (1, 2, 5, 10 ... ms) and tries again. A server writes on its event
+    loop, so with ``--workers 2`` each such sleep stopped every request of that worker.
+    Waiting on this lock instead, a worker is woken the moment the other commits (a
+    transaction takes well under a millisecond), and takes SQLite's lock at once.
+    Uncontended, it costs two system calls a transaction.
+    """
+
+    def __init__(self, database: Path) -> None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(database.with_name(database.name + ".writer"), os.O_RDWR | os.O_CREAT, 0o600)
+        self._file = os.fdopen(fd, "r+b")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def hold_open(database: Path) -> IO[bytes]:
