@@ -85,14 +85,18 @@ class MasterKeys:
         """Whether a configured master key sealed this value (by its id: no decryption, no AES loaded)."""
         return sealed.master_key_id in self._keys
 
-    def unseal(self, sealed: Sealed, purpose: str, company_id: int) -> bytes:
-        """The secret, opened with whichever configured master key sealed it (SealError otherwise)."""
-        key = self._keys.get(sealed.master_key_id)
-        if key is None:
+    def require(self, sealed: Sealed) -> None:
+        """SealError unless a configured master key sealed this value (by its id: nothing is decrypted)."""
+        if sealed.master_key_id not in self._keys:
             raise SealError(
                 f"no configured master key has id {sealed.master_key_id}: set BILLPORTAL_MASTER_KEY to the key "
                 "that sealed the stored secrets (or add it to BILLPORTAL_PREVIOUS_MASTER_KEYS)"
             )
+
+    def unseal(self, sealed: Sealed, purpose: str, company_id: int) -> bytes:
+        """The secret, opened with whichever configured master key sealed it (SealError otherwise)."""
+        self.require(sealed)
+        key = self._keys[sealed.master_key_id]
         nonce, ciphertext = sealed.blob[:_NONCE_BYTES], sealed.blob[_NONCE_BYTES:]
         try:
             return aead.AESGCM(key).decrypt(nonce, ciphertext, _context(purpose, company_id))

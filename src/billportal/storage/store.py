@@ -231,8 +231,15 @@ class Store:
         return self.master_keys.sealed_it(Sealed(key["master_key_id"], key["sealed"]))
 
     def _company_from(self, rows: CompanyRows) -> Company:
-        """The company, its SSO keys to be opened by their first use (a SealError then if one does not open)."""
+        """The company, its SSO keys opened by their first use.
+
+        SealError at once when a key was sealed by no configured master key (a wrong key must
+        stop every command, not only a sign-in: a rotation would seal a new key under it);
+        a key that fails its integrity check is found by the first use that opens it.
+        """
         row = rows.company
+        for k in rows.keys:
+            self.master_keys.require(Sealed(k["master_key_id"], k["sealed"]))
         # The active key first: the verifier tries keys in this order.
         keys = tuple(
             VerificationKey(
