@@ -145,6 +145,52 @@ def test_an_upgrade_under_sign_in_load_never_blocks_sign_ins(fleet: Fleet) -> No
     assert valid == dict.fromkeys(ONLINE_INDEXES, True)
 
 
+def test_an_upgrade_that_alters_tables_in_use_gives_way_to_sign_ins(fleet: Fleet) -> None:
+    """0020 alters sessions, customers, then companies: behind a long reader of companies it must not
+    hold the other two (every sign-in writes a session) nor deadlock with the reader's next query."""
+    from alembic import command
+
+    url = fleet.env["BILLPORTAL_DATABASE_URL"]
+    _share_a_fresh_copy(fleet.env)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0019")
+    engine.dispose()
+    app = fleet.apps[0]
+    assert app.get(f"/login/{fleet.token()}").status_code == 303
+
+    with psycopg.connect(_plain(url)) as reader:
+        reader.execute("SELECT 1 FROM companies LIMIT 1")  # a long transaction holding companies
+        upgrade = _upgrade(fleet.env)
+        slowest, statuses = 0.0, []
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            statuses.append(app.get(f"/login/{fleet.token()}").status_code)
+            slowest = max(slowest, time.monotonic() - started)
+        # The reader reaches for a table the migration altered first: a lock cycle, were the
+        # migration still holding it while it waits for companies.
+        started = time.monotonic()
+        reader.execute("SELECT 1 FROM customers LIMIT 1")
+        reader_waited = time.monotonic() - started
+        reader.commit()
+        _, stderr = upgrade.communicate(timeout=60)
+
+    assert upgrade.returncode == 0, stderr
+    assert "trying again" in stderr  # it did meet the reader's lock
+    assert set(statuses) == {303}, statuses
+    assert slowest < 1.0, slowest
+    assert reader_waited < 1.0, reader_waited
+    with psycopg.connect(_plain(url)) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() is not None
+        columns = conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE column_name IN ('locale', 'default_locale')"
+        ).fetchone()
+        assert columns == (3,)
+
+
 def test_two_upgrades_at_once_both_succeed(tmp_path: Path, postgres: PrivatePostgres) -> None:
     for trial in range(3):
         env = _env(tmp_path, new_postgres_database(postgres.url))
