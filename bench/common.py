@@ -68,6 +68,7 @@ class Durations:
     fixed_rate: float
     portal: float
     soak: float
+    overload: float
     crash: float
     profile: float
     large_customers: int
@@ -81,6 +82,7 @@ FULL = Durations(
     fixed_rate=15,
     portal=4,
     soak=60,
+    overload=15,
     crash=20,
     profile=10,
     large_customers=1_000_000,
@@ -93,6 +95,7 @@ QUICK = Durations(
     fixed_rate=3,
     portal=1,
     soak=6,
+    overload=4,
     crash=4,
     profile=3,
     large_customers=100_000,

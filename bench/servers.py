@@ -109,7 +109,7 @@ class Server:
                         return
             except OSError:
                 pass
-            time.sleep(0.02)
+            time.sleep(0.005)  # fine: start-up is measured to its first answer
         self.stop()
         raise RuntimeError(f"the {self.kind} server did not answer within {READY_TIMEOUT:.0f} s")
 

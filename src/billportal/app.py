@@ -262,7 +262,8 @@ def build_app(
     builds may be frozen out of the garbage collector (not for tests, which build one app after another).
     """
     app = SecurityHeaders(ErrorGuard(Billportal(Context(settings, store, clock), freeze_heap=freeze_heap)))
-    return Observability(LoadShedding(TrustedProxies(app, settings.trusted_proxies), settings.max_in_flight))
+    observed = Observability(TrustedProxies(app, settings.trusted_proxies))
+    return LoadShedding(observed, settings.max_in_flight, settings.shed_latency_ms)  # outermost: refusing is cheap
 
 
 def create_app() -> ASGIApp:

@@ -1,8 +1,8 @@
 """Idle, slow and too many connections, and load shedding: real sockets against a real server process.
 
 Short bounds are set through the environment (BILLPORTAL_HEAD_TIMEOUT_SECONDS,
-BILLPORTAL_MAX_CONNECTIONS, BILLPORTAL_MAX_IN_FLIGHT); docs/deploy.md states the
-defaults.
+BILLPORTAL_MAX_CONNECTIONS, BILLPORTAL_MAX_IN_FLIGHT, BILLPORTAL_SHED_LATENCY_MS);
+docs/deploy.md states the defaults.
 """
 
 from __future__ import annotations
@@ -150,6 +150,57 @@ def test_past_max_in_flight_requests_are_shed_with_503_and_retry_after(server: E
     time.sleep(0.3)
     assert server.app.get("/signed-out").status_code == 200
     assert "overloaded" in server.app.log.read_text(errors="replace")
+
+
+def _backlog(server: Embedded, count: int) -> list[bytes]:
+    """``count`` requests for My Account (a few ms each), each on its own connection, sent while the
+    server is stopped (a stall: the disk, the machine): when it resumes, they are all there at once,
+    seconds of work. The head of each answer."""
+    assert server.app.process is not None
+    request = b"GET / HTTP/1.1\r\nHost: acme.localhost\r\nCookie: __Host-bp_session=%s\r\n\r\n" % (
+        server.sign_in().encode()
+    )
+    socks = [_connect(server.app.port) for _ in range(count)]
+    for sock in socks:  # each connection accepted and kept alive
+        sock.sendall(HEAD + b"\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+    os.kill(server.app.process.pid, signal.SIGSTOP)
+    try:
+        for sock in socks:
+            sock.sendall(request)
+    finally:
+        os.kill(server.app.process.pid, signal.SIGCONT)
+    try:
+        return [_read_response(sock) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize(
+    "server", [{"BILLPORTAL_SHED_LATENCY_MS": "5", "BILLPORTAL_MAX_IN_FLIGHT": "100000"}], indirect=True
+)
+def test_requests_that_queue_after_a_stall_are_shed_with_503_and_retry_after(server: Embedded) -> None:
+    heads = _backlog(server, 400)  # far more than one process starts within 5 ms: a standing queue
+    shed = [head for head in heads if head.startswith(b"HTTP/1.1 503")]
+    served = [head for head in heads if head.startswith(b"HTTP/1.1 200")]
+    assert len(shed) + len(served) == len(heads)
+    assert len(shed) > len(heads) // 2, (len(shed), len(served))
+    assert served  # those that started before the queue was seen to stand
+    assert all(b"retry-after: 1" in head.lower() for head in shed)
+    # Once the backlog drained, one request at a time is served again.
+    time.sleep(0.5)
+    for _ in range(20):
+        assert server.app.get("/signed-out").status_code == 200
+    assert "BILLPORTAL_SHED_LATENCY_MS" in server.app.log.read_text(errors="replace")
+
+
+@pytest.mark.parametrize(
+    "server", [{"BILLPORTAL_SHED_LATENCY_MS": "0", "BILLPORTAL_MAX_IN_FLIGHT": "100000"}], indirect=True
+)
+def test_with_no_bound_on_queueing_the_same_backlog_is_all_served(server: Embedded) -> None:
+    heads = _backlog(server, 400)
+    assert all(head.startswith(b"HTTP/1.1 200") for head in heads)
 
 
 def _workers(pid: int) -> set[int]:

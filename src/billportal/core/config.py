@@ -203,10 +203,12 @@ class Settings:
     email_sign_ins_per_address: str = "5/hour"
     # Connections and load, per process (docs/deploy.md#connections-and-load): a request's
     # head must arrive within head_timeout_seconds; past max_connections open connections a
-    # new one is answered 503 and closed; past max_in_flight requests at once, 503 at once.
+    # new one is answered 503 and closed; past max_in_flight requests at once, or while every answer
+    # takes over shed_latency_ms (web/shedding.py; 0: no such bound), a new request gets 503 at once.
     head_timeout_seconds: int = 10
     max_connections: int = 4096
     max_in_flight: int = 256
+    shed_latency_ms: int = 50
     # Webhooks to http://localhost and private addresses, for tests and local development only.
     webhooks_test_mode: bool = False
     # Whether this process sends webhooks in the background (each serving process does, by default).
@@ -317,6 +319,7 @@ class Settings:
             head_timeout_seconds=_int(env, "BILLPORTAL_HEAD_TIMEOUT_SECONDS", 10, 1),
             max_connections=_int(env, "BILLPORTAL_MAX_CONNECTIONS", 4096, 1),
             max_in_flight=_int(env, "BILLPORTAL_MAX_IN_FLIGHT", 256, 1),
+            shed_latency_ms=_int(env, "BILLPORTAL_SHED_LATENCY_MS", 50, 0),
             webhooks_test_mode=_bool(env, "BILLPORTAL_WEBHOOKS_TEST_MODE", False),
             webhooks_deliver=_bool(env, "BILLPORTAL_WEBHOOKS_DELIVER", True),
             smtp_url=_smtp_url(env.get("BILLPORTAL_SMTP_URL", "")),

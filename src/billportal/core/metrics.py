@@ -12,6 +12,11 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 RESPONSES = Counter("billportal_responses", "Responses by kind of route and status class", ["route", "status"])
+SHED = Counter(
+    "billportal_requests_shed",
+    "Requests answered 503 at once, the process overloaded: in_flight (too many in progress), latency (behind)",
+    ["reason"],
+)
 DATABASE_UP = Gauge("billportal_database_up", "1 if the database answered the last check", multiprocess_mode="min")
 REDIS_UP = Gauge(
     "billportal_redis_up", "1 if Redis answered the last check (absent: not configured)", multiprocess_mode="min"

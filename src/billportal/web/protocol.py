@@ -38,6 +38,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from billportal.core.config import Settings
 from billportal.web.security import DEFAULT_CSP
+from billportal.web.shedding import ARRIVED
 
 log = logging.getLogger("billportal.connections")
 
@@ -183,6 +184,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 return
             self._tail = data[-3:] if len(data) >= 3 else (self._tail + data)[-3:]
         super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # When this request began to be read: the app sheds one that then waited too long to start.
+        self.scope["extensions"] = {ARRIVED: {"at": time.monotonic()}}
 
     def on_headers_complete(self) -> None:
         self._in_head = False
