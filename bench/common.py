@@ -35,6 +35,8 @@ PORTAL_PAGES: Final = {
     "invoice": "/invoices/{invoice}",
     "payments": "/payments",
     "statement": "/statements/balance-forward",
+    "invoice_pdf": "/invoices/{invoice}/pdf",
+    "statement_pdf": "/statements/balance-forward/pdf",
 }
 
 

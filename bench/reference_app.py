@@ -21,6 +21,9 @@ over httpx's ASGI transport) and keeps the statements billportal's engine ran fo
 each page (with their parameters) and the arguments billportal's views gave
 ``render``. Each request runs those statements and fetches every row, then renders
 the kept arguments with its own session's CSRF token: the same HTML, but for that token.
+A PDF (``*_pdf`` pages) is made the same way: billportal's SQL, then billportal's own
+``web/pdf.py`` function (fpdf2) called with the arguments billportal's view gave it, in a
+worker thread as billportal does: the same document, but for its creation date.
 
 ``python -m bench.reference_app --port P`` serves it through billportal's own
 ``billportal.server.serve``: the same uvicorn settings, access log and logging.
@@ -46,10 +49,10 @@ from typing import Any
 from unittest import mock
 
 import httpx
-import uvicorn
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -67,6 +70,7 @@ from billportal.web.sessions import cookie_header, new_csrf_token
 from billportal.web.templates import render
 
 SESSION_SECONDS = 12 * 60 * 60
+_PDF_MODULE = billportal_views.pdf  # billportal's own, before the capture stands in for it
 POOL_SIZE = 20  # billportal's documented PostgreSQL pool: as many connections as wrk's concurrency and more
 
 _CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE company_id = ? AND id = ?"
@@ -102,7 +106,7 @@ new_session AS (
 new_event AS (
     INSERT INTO sign_in_events (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent)
     SELECT %(company_id)s, %(at)s, CASE WHEN EXISTS (SELECT 1 FROM mark) THEN 'success' ELSE 'failure' END,
-           CASE WHEN EXISTS (SELECT 1 FROM mark) THEN NULL ELSE 'jti_replayed' END,
+           CASE WHEN EXISTS (SELECT 1 FROM mark) THEN 'ok' ELSE 'jti_replayed' END,
            %(customer_id)s, %(issuer)s, %(kid)s, %(jti)s, %(ip)s, %(user_agent)s
     RETURNING 1
 )
@@ -112,11 +116,30 @@ SELECT EXISTS (SELECT 1 FROM mark)
 
 @dataclass
 class Page:
-    """What billportal did for one customer's page: its SQL (with parameters) and its render() arguments."""
+    """What billportal did for one customer's page: its SQL (with parameters) and its render() arguments,
+    or for a PDF the ``web/pdf.py`` function it called, with its arguments, and the download's name."""
 
     statements: list[tuple[str, tuple[Any, ...]]]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    make_pdf: Callable[..., bytes] | None = None
+    disposition: str = ""
+
+
+class _CapturingPdf:
+    """Stands for billportal's PDF module in its views: each function called is kept, then called."""
+
+    def __init__(self, calls: list[tuple[Callable[..., bytes], tuple[Any, ...], dict[str, Any]]]) -> None:
+        self.calls = calls
+
+    def __getattr__(self, name: str) -> Callable[..., bytes]:
+        function: Callable[..., bytes] = getattr(_PDF_MODULE(), name)
+
+        def call(*args: Any, **kwargs: Any) -> bytes:
+            self.calls.append((function, args, kwargs))
+            return function(*args, **kwargs)
+
+        return call
 
 
 @dataclass
@@ -218,13 +241,22 @@ async def _capture_pages(settings: Settings, state: State) -> None:
                     for _ in range(2):
                         rendered.clear()
                         statements.clear()
-                        with mock.patch.object(billportal_views, "render", capturing_render):
+                        pdf_calls: list[tuple[Callable[..., bytes], tuple[Any, ...], dict[str, Any]]] = []
+                        with (
+                            mock.patch.object(billportal_views, "render", capturing_render),
+                            mock.patch.object(billportal_views, "pdf", lambda calls=pdf_calls: _CapturingPdf(calls)),
+                        ):
                             page = await client.get(path, headers={"Cookie": f"{COOKIE_NAME}={cookie}"})
-                        if page.status_code != 200 or len(rendered) != 1:
+                        if page.status_code != 200 or len(rendered) + len(pdf_calls) != 1:
                             state.capture_error = f"billportal answered {page.status_code} for {path}"
                             return
-                        args, kwargs = rendered[0]
-                        runs.append(Page(list(statements), args, kwargs))
+                        if pdf_calls:
+                            function, args, kwargs = pdf_calls[0]
+                            disposition = page.headers.get("content-disposition", "")
+                            runs.append(Page(list(statements), args, kwargs, function, disposition))
+                        else:
+                            args, kwargs = rendered[0]
+                            runs.append(Page(list(statements), args, kwargs))
                     state.pages[(customer_id, path)] = min(runs, key=lambda run: len(run.statements))
     finally:
         event.remove(Engine, "before_cursor_execute", capture_sql)
@@ -340,7 +372,7 @@ async def _sqlite_sign_in(row: dict[str, Any]) -> bool:
                 row["company_id"],
                 row["at"],
                 "success",
-                None,
+                "ok",
                 row["customer_id"],
                 row["issuer"],
                 row["kid"],
@@ -378,6 +410,11 @@ async def portal_page(request: Request) -> Response:
         return PlainTextResponse(f"Not captured: {STATE.capture_error or 'not a heavy customer'}", status_code=404)
     for statement, parameters in page.statements:
         conn.execute(statement, parameters).fetchall()
+    if page.make_pdf is not None:
+        content = await run_in_threadpool(page.make_pdf, *page.args, **page.kwargs)
+        response = billportal_views.pdf_response(content, "document.pdf")
+        response.headers["content-disposition"] = page.disposition
+        return response
     kwargs = {**page.kwargs, "csrf_token": csrf} if "csrf_token" in page.kwargs else page.kwargs
     return render(*page.args, **kwargs)
 
@@ -403,13 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    real_run = uvicorn.run
-
-    def run_reference(app: object, **kwargs: Any) -> None:
-        del app  # billportal's app: serve ours with every other setting unchanged
-        real_run("bench.reference_app:create_app", **kwargs)
-
-    with mock.patch.object(uvicorn, "run", run_reference):
+    # billportal's serve() with every setting unchanged, but serving this app instead of billportal's
+    # (bench/servers.py checks, at each start, which app answers).
+    with mock.patch.object(billportal_server, "create_app", create_app):
         return int(billportal_server.serve(Settings.from_env(), host=args.host, port=args.port))
 
 

@@ -459,7 +459,13 @@ def _portal(results: dict[str, Any]) -> list[str]:
     same = results.get("portal_same_html") or {}
     if same:
         verdict = ", ".join(f"{page}: {'identical' if ok else 'DIFFERENT'}" for page, ok in same.items())
-        lines += ["", f"Both apps sent the same HTML for the same customer, the CSRF token aside ({verdict})."]
+        lines += [
+            "",
+            (
+                "Both apps sent the same answer for the same customer (an HTML page but for its CSRF token; a PDF"
+                f" but for its creation date and file id): {verdict}."
+            ),
+        ]
     return lines
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import httpx
+
 from bench.common import HOST_HEADER, PYTHON, ROOT, VAR, free_port
 
 READY_TIMEOUT = 60.0
@@ -93,7 +95,17 @@ class Server:
                 stderr=subprocess.STDOUT,
             )
         self._wait_ready()
+        self._check_identity()
         return self
+
+    def _check_identity(self) -> None:
+        """That the app answering is the one meant: a reference that served billportal's own app would
+        measure billportal against itself (it once did, unnoticed, for a day of runs)."""
+        answer = httpx.get(f"http://127.0.0.1:{self.port}/signed-out", headers={"Host": HOST_HEADER})
+        is_reference = answer.headers.get("content-type", "").startswith("text/plain") and answer.text == "Signed out"
+        if is_reference != (self.kind == "reference"):
+            self.stop()
+            raise RuntimeError(f"the {self.kind} server answers as the other app does; see {self.log_path}")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

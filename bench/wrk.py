@@ -26,8 +26,13 @@ class WrkResult:
     cpu_seconds: float = 0.0  # the server's CPU over the run (set by the caller, who knows the server)
 
     @property
+    def served(self) -> int:
+        """Answers that were 2xx or 3xx: a refusal (a 503 when shed, a 4xx) is not a page or a sign-in served."""
+        return self.requests - self.errors.get("status", 0)
+
+    @property
     def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+        return self.served / self.seconds if self.seconds else 0.0
 
     @property
     def error_count(self) -> int:
@@ -36,12 +41,13 @@ class WrkResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "served": self.served,
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 1),
             "errors": self.errors,
             "latency_ms": self.latency_ms,
             "wrapped": self.wrapped,
-            "cpu_us_per_request": round(1e6 * self.cpu_seconds / self.requests, 1) if self.requests else None,
+            "cpu_us_per_request": round(1e6 * self.cpu_seconds / self.served, 1) if self.served else None,
         }
 
 

@@ -91,6 +91,22 @@ def _share_a_fresh_copy(env: dict[str, str]) -> None:
         store.close()
 
 
+def _serving_on_schema(fleet: Fleet, revision: str) -> App:
+    """The database taken back to ``revision`` while the fleet's app still serves (and signs people in)."""
+    from alembic import command
+
+    _share_a_fresh_copy(fleet.env)
+    engine = create_engine(fleet.env["BILLPORTAL_DATABASE_URL"])
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    engine.dispose()
+    app = fleet.apps[0]
+    assert app.get(f"/login/{fleet.token()}").status_code == 303
+    return app
+
+
 @pytest.fixture
 def fleet(
     tmp_path_factory: pytest.TempPathFactory, postgres: PrivatePostgres, redis_server: PrivateRedis
@@ -103,18 +119,8 @@ def fleet(
 
 def test_an_upgrade_under_sign_in_load_never_blocks_sign_ins(fleet: Fleet) -> None:
     """While a long transaction writes to sign_in_events, 0002's index builds wait for it; sign-ins do not."""
-    from alembic import command
-
     url = fleet.env["BILLPORTAL_DATABASE_URL"]
-    _share_a_fresh_copy(fleet.env)
-    engine = create_engine(url)
-    with engine.begin() as connection:  # back to the first release's schema, with the app still serving
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0001")
-    engine.dispose()
-    app = fleet.apps[0]
-    assert app.get(f"/login/{fleet.token()}").status_code == 303
+    app = _serving_on_schema(fleet, "0001")  # the first release's schema
 
     # A writer in a long transaction: a plain CREATE INDEX would queue behind it, and every
     # sign-in's insert behind the CREATE INDEX.
@@ -148,18 +154,8 @@ def test_an_upgrade_under_sign_in_load_never_blocks_sign_ins(fleet: Fleet) -> No
 def test_an_upgrade_that_alters_tables_in_use_gives_way_to_sign_ins(fleet: Fleet) -> None:
     """0020 alters sessions, customers, then companies: behind a long reader of companies it must not
     hold the other two (every sign-in writes a session) nor deadlock with the reader's next query."""
-    from alembic import command
-
     url = fleet.env["BILLPORTAL_DATABASE_URL"]
-    _share_a_fresh_copy(fleet.env)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0019")
-    engine.dispose()
-    app = fleet.apps[0]
-    assert app.get(f"/login/{fleet.token()}").status_code == 303
+    app = _serving_on_schema(fleet, "0019")
 
     with psycopg.connect(_plain(url)) as reader:
         reader.execute("SELECT 1 FROM companies LIMIT 1")  # a long transaction holding companies
