@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,6 +59,17 @@ def content_security_policy(
     return policy
 
 
+# The headers every answer carries; a view may set its own CSP and referrer policy (_OWN).
+EVERY_ANSWER: Final = (
+    (b"content-security-policy", DEFAULT_CSP.encode()),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+)
+_OWN: Final = frozenset({b"content-security-policy", b"referrer-policy"})
+
+
 class SecurityHeaders:
     """Adds the headers every answer carries, unless the view set its own."""
 
@@ -74,13 +86,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                if b"content-security-policy" not in present:
-                    headers.append((b"content-security-policy", DEFAULT_CSP.encode()))
-                if b"referrer-policy" not in present:
-                    headers.append((b"referrer-policy", b"no-referrer"))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"cross-origin-opener-policy", b"same-origin"))
-                headers.append((b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"))
+                headers += [(name, value) for name, value in EVERY_ANSWER if name not in present or name not in _OWN]
                 if https:
                     headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
                 message["headers"] = headers

@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from billportal.core.metrics import SHED
 from billportal.web.errors import error_page
 from billportal.web.operations import OPERATIONS_PATHS
-from billportal.web.security import DEFAULT_CSP
+from billportal.web.security import EVERY_ANSWER
 
 log = logging.getLogger("billportal.load")
 LOG_EVERY_SECONDS = 10.0
@@ -57,12 +57,7 @@ INCREASE = 0.05
 
 def _answer(response: Response) -> tuple[Message, Message]:
     """``response`` as the two messages that send it, with the headers every answer carries."""
-    headers = [
-        *response.raw_headers,
-        (b"content-security-policy", DEFAULT_CSP.encode()),
-        (b"referrer-policy", b"no-referrer"),
-        (b"x-content-type-options", b"nosniff"),
-    ]
+    headers = [*response.raw_headers, *EVERY_ANSWER]  # what SecurityHeaders adds, which this layer is outside
     start: Message = {"type": "http.response.start", "status": response.status_code, "headers": headers}
     return start, {"type": "http.response.body", "body": response.body}
 
