@@ -65,6 +65,7 @@ from billportal.app import build_app
 from billportal.core.config import Settings
 from billportal.portal import views as billportal_views
 from billportal.storage import open_store
+from billportal.storage.prebuilt import Prebuilt
 from billportal.storage.sqlite import connect as sqlite_connect
 from billportal.web.sessions import cookie_header, new_csrf_token
 from billportal.web.templates import render
@@ -222,6 +223,16 @@ async def _capture_pages(settings: Settings, state: State) -> None:
         if not many and statement.lstrip().upper().startswith("SELECT"):
             statements.append((statement, tuple(parameters or ())))
 
+    prebuilt_rows = Prebuilt.rows
+
+    def capture_prebuilt(read: Prebuilt, conn: Any, params: Any) -> list[tuple[Any, ...]]:
+        # billportal's prebuilt reads run on the driver's cursor, where SQLAlchemy's events do not see them.
+        rows = prebuilt_rows(read, conn, params)
+        compiled = read._compiled[conn.dialect.name]
+        values = {**compiled.defaults, **params}
+        statements.append((compiled.sql, tuple(values[name] for name in compiled.positions or ())))
+        return rows
+
     event.listen(Engine, "before_cursor_execute", capture_sql)
     try:
         app = build_app(settings, store)
@@ -243,6 +254,7 @@ async def _capture_pages(settings: Settings, state: State) -> None:
                         statements.clear()
                         pdf_calls: list[tuple[Callable[..., bytes], tuple[Any, ...], dict[str, Any]]] = []
                         with (
+                            mock.patch.object(Prebuilt, "rows", capture_prebuilt),
                             mock.patch.object(billportal_views, "render", capturing_render),
                             mock.patch.object(billportal_views, "pdf", lambda calls=pdf_calls: _CapturingPdf(calls)),
                         ):

@@ -45,6 +45,7 @@ _current: ContextVar[str] = ContextVar("billportal_locale", default=DEFAULT_LOCA
 _domain: ContextVar[str] = ContextVar("billportal_domain", default=DOMAIN)
 
 
+@lru_cache(maxsize=512)
 def shipped(code: str | None) -> str | None:
     """The shipped locale ``code`` names (``pt-br``, ``pt_BR`` and ``de-DE`` are accepted), or None."""
     if not code or len(code) > 35 or not code.isascii():
@@ -62,8 +63,13 @@ def shipped(code: str | None) -> str | None:
 
 def negotiate(accept_language: str) -> str | None:
     """The best shipped locale for an ``Accept-Language`` header (quality values honoured), or None."""
+    return _negotiate(accept_language[:1000])
+
+
+@lru_cache(maxsize=512)  # most requests come with one of a handful of browsers' headers
+def _negotiate(accept_language: str) -> str | None:
     wanted: list[tuple[float, int, str]] = []
-    for index, part in enumerate(accept_language[:1000].split(",")[:32]):
+    for index, part in enumerate(accept_language.split(",")[:32]):
         tag, _, params = part.strip().partition(";")
         quality = 1.0
         if params.strip().startswith("q="):

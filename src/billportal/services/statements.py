@@ -18,8 +18,9 @@ balance the customer is shown elsewhere.
 from __future__ import annotations
 
 import calendar
+import operator
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
@@ -161,41 +162,37 @@ def method_label(method: str, detail: str = "") -> str:
     return detail or _METHODS.get(method, method.replace("_", " ").capitalize())
 
 
-def _entries(ledger: Ledger, until: str) -> list[StatementLine]:
-    """Every ledger entry dated up to ``until``, oldest first; balances not yet filled in."""
-    invoices = {invoice.id: invoice for invoice in ledger.invoices if invoice.issued_on <= until}
-    entries = [
-        StatementLine(invoice.issued_on, "invoice", invoice.id, invoice.number, "Invoice", invoice.total, 0, 0)
-        for invoice in invoices.values()
+# An entry before it is a line: (on, kind's order, number, kind, document id, description or payment method,
+# charge, credit). Plain tuples: a statement walks the customer's whole history for its opening balance, and
+# only the month's entries become StatementLines.
+_Entry = tuple[str, int, str, str, int, str, int, int]
+_BY_DATE_KIND_NUMBER = operator.itemgetter(0, 1, 2)
+
+
+def _entries(ledger: Ledger, until: str) -> list[_Entry]:
+    """Every ledger entry dated up to ``until``, oldest first (ties in the ledger's order)."""
+    order = _KIND_ORDER
+    entries: list[_Entry] = [
+        (i.issued_on, order["invoice"], i.number, "invoice", i.id, "Invoice", i.total, 0)
+        for i in ledger.invoices
+        if i.issued_on <= until
     ]
-    for payment in ledger.payments:
-        if payment.received_on <= until:
-            description = f"Payment ({method_label(payment.method)})"
-            entries.append(
-                StatementLine(
-                    payment.received_on, "payment", payment.id, payment.number, description, 0, payment.amount, 0
-                )
-            )
-    entries.extend(
-        StatementLine(
-            refund.refunded_on,
-            "refund",
-            refund.payment_id,
-            refund.payment_number,
-            "Refund of payment",
-            refund.amount,
-            0,
-            0,
-        )
-        for refund in ledger.refunds
-        if refund.refunded_on <= until
-    )
-    entries.extend(
-        StatementLine(note.issued_on, "credit_note", note.id, note.number, "Credit note", 0, note.total, 0)
-        for note in ledger.credit_notes
-        if note.issued_on <= until
-    )
-    entries.sort(key=lambda e: (e.on, _KIND_ORDER[e.kind], e.number))
+    entries += [
+        (p.received_on, order["payment"], p.number, "payment", p.id, p.method, 0, p.amount)
+        for p in ledger.payments
+        if p.received_on <= until
+    ]
+    entries += [
+        (r.refunded_on, order["refund"], r.payment_number, "refund", r.payment_id, "Refund of payment", r.amount, 0)
+        for r in ledger.refunds
+        if r.refunded_on <= until
+    ]
+    entries += [
+        (n.issued_on, order["credit_note"], n.number, "credit_note", n.id, "Credit note", 0, n.total)
+        for n in ledger.credit_notes
+        if n.issued_on <= until
+    ]
+    entries.sort(key=_BY_DATE_KIND_NUMBER)
     return entries
 
 
@@ -206,12 +203,13 @@ def balance_forward(ledger: Ledger, month: Month, until: str) -> BalanceForwardS
     opening = 0
     lines: list[StatementLine] = []
     running = 0
-    for entry in _entries(ledger, end):
-        running += entry.charge - entry.credit
-        if entry.on < start:
+    for on, _order, number, kind, document_id, said, charge, credit in _entries(ledger, end):
+        running += charge - credit
+        if on < start:
             opening = running
         else:
-            lines.append(replace(entry, balance=running))
+            description = f"Payment ({method_label(said)})" if kind == "payment" else said
+            lines.append(StatementLine(on, kind, document_id, number, description, charge, credit, running))
     invoiced = sum(line.charge for line in lines)
     paid = sum(line.credit for line in lines if line.kind == "payment")
     credited = sum(line.credit for line in lines if line.kind == "credit_note")

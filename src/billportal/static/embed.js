@@ -40,7 +40,7 @@
     var src = frame.getAttribute("src") || "";
     if (!frame.billportalState || frame.billportalState.src !== src) {
       // A new src (a new sign-in link) starts over.
-      frame.billportalState = { src: src, origin: originOf(src), signedIn: false };
+      frame.billportalState = { src: src, origin: originOf(src), signedIn: false, told: {} };
     }
     return frame.billportalState;
   }
@@ -59,9 +59,12 @@
       if (data.type === "billportal:height") {
         if (typeof data.height !== "number" || !(data.height > 0 && data.height < MAX_HEIGHT)) { return; }
         frame.style.height = Math.ceil(data.height) + "px";
-      } else if (data.type === "billportal:navigated") {
-        state.signedIn = state.signedIn || data.signedIn === true;
-      } else if (data.type !== "billportal:signed_out") {
+      } else if (data.type === "billportal:navigated" || data.type === "billportal:signed_out") {
+        // A page says it again when this script says hello: once is enough.
+        if (typeof data.page === "string" && state.told[data.type] === data.page) { return; }
+        state.told[data.type] = data.page;
+        if (data.type === "billportal:navigated") { state.signedIn = state.signedIn || data.signedIn === true; }
+      } else {
         return;
       }
       var blocked = data.type === "billportal:signed_out" && data.reason === "no_session" && !state.signedIn;
@@ -73,4 +76,14 @@
       return;
     }
   });
+
+  // A frame's page may have loaded, and spoken, before this script ran (it is often deferred):
+  // ask each frame's page to say again where it is.
+  var present = document.querySelectorAll("iframe[data-billportal]");
+  for (var j = 0; j < present.length; j += 1) {
+    var origin = stateOf(present[j]).origin;
+    if (origin && present[j].contentWindow) {
+      try { present[j].contentWindow.postMessage({ type: "billportal:hello" }, origin); } catch (ignored) { /* gone */ }
+    }
+  }
 })();

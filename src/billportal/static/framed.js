@@ -21,8 +21,14 @@
   }
 
   var signedOut = script.getAttribute("data-signed-out") || "";
-  post({ type: "billportal:navigated", path: window.location.pathname, title: document.title, signedIn: !signedOut });
-  if (signedOut) { post({ type: "billportal:signed_out", reason: signedOut }); }
+  // This page's id: embed.js may ask again (below) and must tell a repeat from a new page.
+  var page = Math.random().toString(36).slice(2);
+  function tellWhere() {
+    post({ type: "billportal:navigated", path: window.location.pathname, title: document.title,
+      signedIn: !signedOut, page: page });
+    if (signedOut) { post({ type: "billportal:signed_out", reason: signedOut, page: page }); }
+  }
+  tellWhere();
 
   var lastHeight = -1;
   function sendHeight() {
@@ -41,6 +47,16 @@
   } else {
     window.addEventListener("resize", sendHeight);
   }
+
+  // embed.js (often deferred) may start after this page has spoken: it says hello, and hears it all again.
+  window.addEventListener("message", function (event) {
+    var data = event.data;
+    if (event.source !== window.parent || targets.indexOf(event.origin) < 0) { return; }
+    if (!data || typeof data !== "object" || data.type !== "billportal:hello") { return; }
+    tellWhere();
+    lastHeight = -1;
+    sendHeight();
+  });
 
   var signOut = document.querySelector("form.signout");
   if (signOut) {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -40,7 +40,7 @@ from billportal.storage import refunds
 from billportal.storage import schema as t
 from billportal.storage.bounds import check_row, fits
 from billportal.storage.dialect import insert_or_nothing
-from billportal.storage.prebuilt import Prebuilt, one_of
+from billportal.storage.prebuilt import Prebuilt, any_of, list_size, listed, one_of
 from billportal.storage.records import (
     CreditNote,
     Customer,
@@ -130,32 +130,39 @@ def _record(kind: str, row: Any, **parts: Any) -> Any:
 def _lines_of(conn: Connection, kind: str, ids: Sequence[int]) -> dict[int, tuple[LineItem, ...]]:
     found: dict[int, list[LineItem]] = {i: [] for i in ids}
     if ids:
-        li = t.line_items.c
-        rows = conn.execute(
-            select(t.line_items)
-            .where(li.document_kind == kind, li.document_id.in_(ids))
-            .order_by(li.document_id, li.position)
-        ).all()
-        for r in rows:
-            found[r.document_id].append(
-                LineItem(r.position, r.description, r.quantity, r.unit_price, r.discount, r.tax, r.amount)
-            )
+        rows = _lines_statement(kind, list_size(ids)).rows(conn, listed(ids))
+        for document_id, *line in rows:
+            found[document_id].append(LineItem(*line))
     return {i: tuple(lines) for i, lines in found.items()}
+
+
+@lru_cache(maxsize=64)
+def _lines_statement(kind: str, size: int) -> Prebuilt:
+    li = t.line_items.c
+    return Prebuilt(
+        select(li.document_id, li.position, li.description, li.quantity, li.unit_price, li.discount, li.tax, li.amount)
+        .where(li.document_kind == kind, any_of(li.document_id, size))
+        .order_by(li.document_id, li.position)
+    )
 
 
 def _applications_of(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[PaymentApplication, ...]]:
     found: dict[int, list[PaymentApplication]] = {i: [] for i in ids}
     if ids:
-        pa, inv = t.payment_applications.c, t.invoices.c
-        rows = conn.execute(
-            select(pa.payment_id, pa.invoice_id, inv.number, pa.amount)
-            .join(t.invoices, inv.id == pa.invoice_id)
-            .where(pa.payment_id.in_(ids))
-            .order_by(pa.payment_id, inv.number, pa.invoice_id)
-        ).all()
-        for r in rows:
-            found[r.payment_id].append(PaymentApplication(r.invoice_id, r.number, r.amount))
+        for payment_id, *application in _applications_statement(list_size(ids)).rows(conn, listed(ids)):
+            found[payment_id].append(PaymentApplication(*application))
     return {i: tuple(applications) for i, applications in found.items()}
+
+
+@lru_cache(maxsize=64)
+def _applications_statement(size: int) -> Prebuilt:
+    pa, inv = t.payment_applications.c, t.invoices.c
+    return Prebuilt(
+        select(pa.payment_id, pa.invoice_id, inv.number, pa.amount)
+        .join(t.invoices, inv.id == pa.invoice_id)
+        .where(any_of(pa.payment_id, size))
+        .order_by(pa.payment_id, inv.number, pa.invoice_id)
+    )
 
 
 def complete(conn: Connection, kind: str, rows: Sequence[Any], *, parts: bool = True) -> list[Any]:
@@ -317,20 +324,29 @@ def invoice_filters(past_due_before: str | None = None, number_contains: str = "
 
 def settlements(conn: Connection, scope: Scope, invoice_id: int) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
     """What settled one invoice: its payments (each with the amount applied to it) and its credit notes."""
+    paid_by, noted = _settlements_statements(scope.customer_id is not None)
+    params = scope.params() | {"invoice_id": invoice_id}
+    payments = [(_record("payment", r), int(r.applied)) for r in paid_by.named_rows(conn, params)]
+    return payments, [_record("credit_note", r) for r in noted.named_rows(conn, params)]
+
+
+@cache
+def _settlements_statements(customer_scoped: bool) -> tuple[Prebuilt, Prebuilt]:
     p, pa, cn = t.payments.c, t.payment_applications.c, t.credit_notes.c
-    paid = conn.execute(
+    paid_by = (
         select(t.payments, pa.amount.label("applied"))
         .join(t.payment_applications, pa.payment_id == p.id)
-        .where(pa.invoice_id == invoice_id, *scope.where(t.payments))
+        .where(pa.invoice_id == bindparam("invoice_id", type_=pa.invoice_id.type))
+        .where(*_bound_scope(t.payments, customer_scoped))
         .order_by(p.received_on, p.id)
-    ).all()
-    notes = conn.execute(
+    )
+    noted = (
         select(t.credit_notes)
-        .where(cn.invoice_id == invoice_id, cn.status == "applied", *scope.where(t.credit_notes))
+        .where(cn.invoice_id == bindparam("invoice_id", type_=cn.invoice_id.type), cn.status == "applied")
+        .where(*_bound_scope(t.credit_notes, customer_scoped))
         .order_by(cn.issued_on, cn.id)
-    ).all()
-    payments = [(_record("payment", r), int(r.applied)) for r in paid]
-    return payments, complete(conn, "credit_note", notes, parts=False)
+    )
+    return Prebuilt(paid_by), Prebuilt(noted)
 
 
 def account_balance(

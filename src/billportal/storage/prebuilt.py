@@ -11,12 +11,13 @@ selected this way: nothing would convert the others.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, Select, String, Text, literal
+from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, Select, String, Text, bindparam, literal
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
@@ -33,6 +34,22 @@ class _Compiled:
 def one_of(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
     """``column IN (values)`` for a prebuilt statement: the code's own constants, one bound literal each."""
     return column.in_([literal(value, column.type) for value in values])
+
+
+def any_of(column: ColumnElement[Any], count: int, name: str = "id") -> ColumnElement[bool]:
+    """``column IN (:id_0, ...)`` for a prebuilt statement made for ``count`` values (see :func:`listed`)."""
+    return column.in_([bindparam(f"{name}_{i}", type_=column.type) for i in range(count)])
+
+
+def list_size(values: Sequence[Any]) -> int:
+    """The IN list's size to prebuild for ``values``: the next power of two, so that few statements serve every size."""
+    return 1 << max(0, len(values) - 1).bit_length()
+
+
+def listed(values: Sequence[Any], name: str = "id") -> dict[str, Any]:
+    """The parameters of an :func:`any_of` list of ``list_size(values)``, the last value repeated to fill it."""
+    size = list_size(values)
+    return {f"{name}_{i}": values[min(i, len(values) - 1)] for i in range(size)}
 
 
 class Prebuilt:
@@ -63,20 +80,29 @@ class Prebuilt:
         compiled = self._compiled.get(conn.dialect.name) or self._compile(conn.dialect)
         values = {**compiled.defaults, **params}
         args: Any = tuple(values[name] for name in compiled.positions) if compiled.positions is not None else values
-        if not conn.in_transaction():
-            conn.begin()
         dbapi = conn.dialect.loaded_dbapi
-        cursor = conn.connection.cursor()
         try:
-            cursor.execute(compiled.sql, args)
-            return list(cursor.fetchall())
+            raw: Any = conn.connection.dbapi_connection
+            if isinstance(raw, sqlite3.Connection):
+                # SQLite: the read's snapshot begun on the driver's connection, as its BEGIN is issued anyway
+                # (storage.sqlite.engine_for); SQLAlchemy's transaction bookkeeping cost more than the query.
+                # The backend's read ends it; a Core statement later in the same read joins it.
+                if not conn.in_transaction() and not raw.in_transaction:
+                    raw.execute("BEGIN")
+                return raw.execute(compiled.sql, args).fetchall()
+            if not conn.in_transaction():
+                conn.begin()
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(compiled.sql, args)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
         except dbapi.Error as exc:
             # As SQLAlchemy would raise it, so that the backends tell "unavailable" from a bug as for any read.
             raise sa_exc.DBAPIError.instance(
                 compiled.sql, None, exc, dbapi.Error, hide_parameters=True, dialect=conn.dialect
             ) from exc
-        finally:
-            cursor.close()
 
     def named_rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """The rows as named tuples (``row.id``)."""

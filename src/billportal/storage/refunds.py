@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import Connection, Row, delete, func, select, update
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Row, delete, func, select, update
 from billportal.storage import schema as t
 from billportal.storage.bounds import check_row, fits
 from billportal.storage.dialect import insert_or_nothing
+from billportal.storage.prebuilt import Prebuilt, any_of, list_size, listed
 from billportal.storage.records import Refund
 
 _FIELDS: Final = tuple(f.name for f in fields(Refund))
@@ -26,14 +28,20 @@ def _record(row: Row[Any]) -> Refund:
     return Refund(**{name: mapping[name] for name in _FIELDS})
 
 
+@lru_cache(maxsize=64)
+def _of_payments_statement(size: int) -> Prebuilt:
+    c = t.refunds.c
+    listed = select(*(c[name] for name in _FIELDS)).where(any_of(c.payment_id, size))
+    return Prebuilt(listed.order_by(c.payment_id, c.id))
+
+
 def of_payments(conn: Connection, payment_ids: Sequence[int]) -> dict[int, tuple[Refund, ...]]:
     """Each payment's refunds, oldest first."""
     found: dict[int, list[Refund]] = {i: [] for i in payment_ids}
     if payment_ids:
-        c = t.refunds.c
-        rows = conn.execute(select(t.refunds).where(c.payment_id.in_(payment_ids)).order_by(c.payment_id, c.id))
-        for row in rows:
-            found[row.payment_id].append(_record(row))
+        for row in _of_payments_statement(list_size(payment_ids)).rows(conn, listed(payment_ids)):
+            refund = Refund(*row)
+            found[refund.payment_id].append(refund)
     return {i: tuple(refunds) for i, refunds in found.items()}
 
 

@@ -99,7 +99,11 @@ def engine_for(conn: sqlite3.Connection, locking: _Locking) -> Engine:
         # A write takes the lock up front: a deferred transaction that later
         # writes can fail with SQLITE_BUSY when another process wrote in between.
         # A read takes a snapshot and no lock, so other processes may still write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if locking.immediate else "BEGIN")
+        # On the raw connection: SQLAlchemy's execution path would cost more than the BEGIN itself.
+        # A read's prebuilt statement may have begun it already (storage.prebuilt): this joins it.
+        del connection
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE" if locking.immediate else "BEGIN")
 
     return engine
 
@@ -226,6 +230,7 @@ class SQLiteBackend:
             raise
         self._locking = _Locking()
         self.engine = engine_for(self.conn, self._locking)
+        self._reader: Connection | None = None
         self._turns = WriterLock(path)
         self.writes = WriteQueue(self.conn, self._turns)
         self.checkpointer = Checkpointer(path)
@@ -249,10 +254,24 @@ class SQLiteBackend:
 
     async def read(self, query: Callable[[Connection], T]) -> T:
         self._locking.immediate = False
+        # One SQLAlchemy connection serves every read: a read runs to its end without yielding to
+        # the event loop (as a write does), so no two ever share it, and each ends its transaction.
+        # Checking a connection out of the pool and back in for each read cost more than most reads.
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = self.engine.connect()
         try:
-            with self.engine.connect() as connection:
-                return query(connection)
+            try:
+                return query(reader)
+            finally:
+                if reader.in_transaction():
+                    reader.rollback()
+                elif self.conn.in_transaction:  # begun by prebuilt statements only
+                    self.conn.rollback()
         except (sqlite3.Error, sa_exc.DBAPIError) as exc:
+            self._reader = None
+            with contextlib.suppress(sqlite3.Error, sa_exc.DBAPIError):
+                reader.close()
             raise_as_storage_error(exc, "read")
 
     async def write(self, change: Callable[[Connection], T]) -> T:
@@ -265,6 +284,8 @@ class SQLiteBackend:
 
     def close(self) -> None:
         self.checkpointer.stop()
+        if self._reader is not None:
+            self._reader.close()
         self.engine.dispose()
         self.conn.close()
         self._turns.close()
