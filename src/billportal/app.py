@@ -235,7 +235,7 @@ class Billportal:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-                self.context.store.close()
+                await self.context.store.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

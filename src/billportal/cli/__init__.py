@@ -117,4 +117,4 @@ async def _with_store(handler: Handler, args: argparse.Namespace, settings: Sett
     try:
         return await handler(args, store, settings)
     finally:
-        store.close()
+        await store.aclose()

@@ -1213,8 +1213,10 @@ class Billing:
         self, company_id: int, customer_id: int, currency: str, month: statements.Month, *, today: str
     ) -> statements.BalanceForwardStatement:
         """The month's activity between its opening and closing balances (up to ``today``)."""
-        end = min(month.last_day, today)
-        ledger = await self.store.read(lambda conn: documents.ledger(conn, company_id, customer_id, currency, end))
+        kind = "balance-forward"
+        ledger = await self.store.read(
+            lambda conn: _ledger_of(conn, company_id, customer_id, currency, kind, month=month, today=today)
+        )
         return statements.balance_forward(ledger, month, today)
 
     async def statement(
@@ -1235,7 +1237,7 @@ class Billing:
             first, last = documents.activity_span(conn, company_id, customer_id, currency, today)
             months = statements.statement_months(today, since, first, last)
             month = asked or months.default
-            return months, month, documents.ledger(conn, company_id, customer_id, currency, min(month.last_day, today))
+            return months, month, _ledger_of(conn, company_id, customer_id, currency, kind, month=month, today=today)
 
         months, month, ledger = await self.store.read(read)
         if kind == "balance-forward":
@@ -1254,3 +1256,20 @@ class Billing:
         self, company_id: int, *, customer_id: int | None = None, limit: int = 50
     ) -> list[CustomerEvent]:
         return await self.store.read(lambda conn: documents.customer_events(conn, company_id, customer_id, limit))
+
+
+def _ledger_of(
+    conn: Connection,
+    company_id: int,
+    customer_id: int,
+    currency: str,
+    kind: str,
+    *,
+    month: statements.Month,
+    today: str,
+) -> Ledger:
+    """What a statement of ``kind`` for ``month`` (up to ``today``) reads: a balance forward only the month."""
+    end = min(month.last_day, today)
+    if kind == "balance-forward" and month.first_day <= end:
+        return documents.month_ledger(conn, company_id, customer_id, currency, since=month.first_day, until=end)
+    return documents.ledger(conn, company_id, customer_id, currency, end)

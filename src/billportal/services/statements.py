@@ -22,6 +22,7 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Final
 
 from billportal.storage.records import Ledger, LedgerCreditNote
@@ -90,12 +91,17 @@ def statement_months(today: str, since: str, first_activity: str | None, last_ac
     """
     current = Month.of(today)
     first = Month.of(min(since, first_activity) if first_activity else since)
+    active_now = last_activity is not None and last_activity >= current.first_day
+    default = current if active_now or first >= current else current.previous()
+    return StatementMonths(_months_back(current, first), default)
+
+
+@lru_cache(maxsize=1024)  # the same few spans, page after page
+def _months_back(current: Month, first: Month) -> tuple[Month, ...]:
     offered = [current]
     while offered[-1] > first and len(offered) < MAX_MONTHS_OFFERED:
         offered.append(offered[-1].previous())
-    active_now = last_activity is not None and last_activity >= current.first_day
-    default = current if active_now or first >= current else current.previous()
-    return StatementMonths(tuple(offered), default)
+    return tuple(offered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +206,8 @@ def balance_forward(ledger: Ledger, month: Month, until: str) -> BalanceForwardS
     """Opening balance, the month's activity up to ``until``, and the closing balance."""
     start = month.first_day
     end = min(month.last_day, until)
-    opening = 0
+    opening = running = ledger.opening
     lines: list[StatementLine] = []
-    running = 0
     for on, _order, number, kind, document_id, said, charge, credit in _entries(ledger, end):
         running += charge - credit
         if on < start:

@@ -14,7 +14,8 @@ another transaction did meanwhile.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from functools import cache, lru_cache
 from typing import Any, Final
@@ -121,7 +122,14 @@ def _columns(cls: type) -> tuple[str, ...]:
 def _record(kind: str, row: Any, **parts: Any) -> Any:
     """A record from a row (a SQLAlchemy Row, or a prebuilt read's named tuple), by column name."""
     cls = RECORDS[kind]
-    return cls(**{name: getattr(row, name) for name in _columns(cls)}, **parts)
+    return cls(*_picker(cls, row._fields)(row), **parts)
+
+
+@cache
+def _picker(cls: type, row_fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """The record's columns, in its fields' order, out of a row with those columns (looked up once)."""
+    # The parts (lines, applications, refunds) are the records' last fields: given by name after these.
+    return operator.itemgetter(*(row_fields.index(name) for name in _columns(cls)))
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -489,16 +497,88 @@ def ledger(conn: Connection, company_id: int, customer_id: int, currency: str, u
     """
     invoices, payments_read, applications, credit_notes = _ledger_statements()
     params = {"company_id": company_id, "customer_id": customer_id, "currency": currency, "until": until}
-    payments = tuple(LedgerPayment(*row) for row in payments_read.rows(conn, params))
+    payments = tuple(map(LedgerPayment._make, payments_read.rows(conn, params)))
     refunded = any(payment.amount_refunded for payment in payments)  # else no refund to read: no query
     return Ledger(
         currency=currency,
-        invoices=tuple(LedgerInvoice(*row) for row in invoices.rows(conn, params)),
+        invoices=tuple(map(LedgerInvoice._make, invoices.rows(conn, params))),
         payments=payments,
-        applications=tuple(LedgerApplication(*row) for row in applications.rows(conn, params)),
-        credit_notes=tuple(LedgerCreditNote(*row) for row in credit_notes.rows(conn, params)),
+        applications=tuple(map(LedgerApplication._make, applications.rows(conn, params))),
+        credit_notes=tuple(map(LedgerCreditNote._make, credit_notes.rows(conn, params))),
         refunds=_ledger_refunds(conn, company_id, customer_id, currency) if refunded else (),
     )
+
+
+def month_ledger(
+    conn: Connection, company_id: int, customer_id: int, currency: str, *, since: str, until: str
+) -> Ledger:
+    """A balance-forward statement's ledger: the documents dated ``since`` to ``until``, and the balance before.
+
+    The history before ``since`` is summed by the database (one query) rather than read row by row;
+    there are no applications (a balance forward does not need them: open items read :func:`ledger`).
+    """
+    opening, invoices, payments, credit_notes, refunds = _month_ledger_statements()
+    params = {"company_id": company_id, "customer_id": customer_id, "currency": currency}
+    params |= {"since": since, "until": until}
+    invoiced, paid, credited, refunded = (int(v) for v in opening.rows(conn, params)[0])
+    return Ledger(
+        currency=currency,
+        invoices=tuple(map(LedgerInvoice._make, invoices.rows(conn, params))),
+        payments=tuple(map(LedgerPayment._make, payments.rows(conn, params))),
+        applications=(),
+        credit_notes=tuple(map(LedgerCreditNote._make, credit_notes.rows(conn, params))),
+        refunds=tuple(LedgerRefund(*row) for row in refunds.rows(conn, params)),
+        opening=invoiced - paid - credited + refunded,
+    )
+
+
+@cache
+def _month_ledger_statements() -> tuple[Prebuilt, Prebuilt, Prebuilt, Prebuilt, Prebuilt]:
+    """Built once per process: the balance before a month (four sums), and the month's documents of each kind."""
+    inv, pay, cn, re = t.invoices.c, t.payments.c, t.credit_notes.c, t.refunds.c
+    company_id, customer_id, currency = _customer_binds()
+    since = bindparam("since", type_=inv.issued_on.type)
+    until = bindparam("until", type_=inv.issued_on.type)
+    invoices_of = (
+        inv.company_id == company_id,
+        inv.customer_id == customer_id,
+        inv.currency == currency,
+        one_of(inv.status, LEDGER_INVOICE_STATUSES),
+    )
+    payments_of = _payments_of(company_id, customer_id, currency)
+    notes_of = (
+        cn.company_id == company_id,
+        cn.customer_id == customer_id,
+        cn.currency == currency,
+        one_of(cn.status, LEDGER_CREDIT_NOTE_STATUSES),
+    )
+    refunded = t.refunds.join(t.payments, pay.id == re.payment_id)
+    refunds_of = (*payments_of, re.status == "succeeded")
+    before = {
+        "invoiced": select(func.coalesce(func.sum(inv.total), 0)).where(*invoices_of, inv.issued_on < since),
+        "paid": select(func.coalesce(func.sum(pay.amount), 0)).where(*payments_of, pay.received_on < since),
+        "credited": select(func.coalesce(func.sum(cn.total), 0)).where(*notes_of, cn.issued_on < since),
+        "refunded": select(func.coalesce(func.sum(re.amount), 0))
+        .select_from(refunded)
+        .where(*refunds_of, re.refunded_on < since),
+    }
+    opening = select(*(q.scalar_subquery().label(name) for name, q in before.items()))
+    invoices = select(inv.id, inv.number, inv.issued_on, inv.due_on, inv.total).where(
+        *invoices_of, inv.issued_on >= since, inv.issued_on <= until
+    )
+    payments = select(pay.id, pay.number, pay.received_on, pay.method, pay.amount, pay.amount_refunded).where(
+        *payments_of, pay.received_on >= since, pay.received_on <= until
+    )
+    credit_notes = select(cn.id, cn.number, cn.issued_on, cn.invoice_id, cn.total).where(
+        *notes_of, cn.issued_on >= since, cn.issued_on <= until
+    )
+    refunds = (
+        select(re.id, re.payment_id, pay.number, re.refunded_on, re.amount)
+        .select_from(refunded)
+        .where(*refunds_of, re.refunded_on >= since, re.refunded_on <= until)
+        .order_by(re.id)
+    )
+    return Prebuilt(opening), Prebuilt(invoices), Prebuilt(payments), Prebuilt(credit_notes), Prebuilt(refunds)
 
 
 def _ledger_refunds(conn: Connection, company_id: int, customer_id: int, currency: str) -> tuple[LedgerRefund, ...]:

@@ -19,12 +19,14 @@ import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, event, insert, select, text, update
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import Connection, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from billportal.sso.reasons import Reason
@@ -168,12 +170,81 @@ _SIGN_IN_DRIVER = re.sub(r"(?<!:):(\w+)", r"%(\1)s", _SIGN_IN.text)
 _CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE company_id = %s AND id = %s"
 
 
-def _driver(conn: AsyncConnection) -> Any:
-    """psycopg's AsyncConnection under a pooled connection (already checked out, so at hand)."""
-    fairy = conn.sync_connection.connection if conn.sync_connection is not None else None
-    if fairy is None:
-        raise RuntimeError("the connection is not checked out")
-    return fairy.driver_connection
+_SESSION = (
+    "SELECT company_id, customer_id, csrf_token, created_at, last_seen_at, expires_at, locale, device, contact_id,"
+    " email FROM sessions WHERE id_hash = %s"
+)
+_TOUCH_SESSION = "UPDATE sessions SET last_seen_at = %s WHERE id_hash = %s"
+_END_SESSION = "DELETE FROM sessions WHERE id_hash = %s"
+_END_CUSTOMER_SESSIONS = "DELETE FROM sessions WHERE company_id = %s AND customer_id = %s"
+_INSERT_EVENT = (
+    "INSERT INTO sign_in_events (company_id, at, result, reason, customer_id, issuer, kid, jti, ip, user_agent)"
+    " VALUES (%(company_id)s, %(at)s, %(result)s, %(reason)s, %(customer_id)s, %(issuer)s, %(kid)s, %(jti)s,"
+    " %(ip)s, %(user_agent)s)"
+)
+
+
+def driver_pool_size(pool_size: int) -> int:
+    """The connections (of ``pool_size``) kept for the single statements run on psycopg directly."""
+    return pool_size // 2 if pool_size >= 2 else 0
+
+
+def _conninfo(url: str) -> str:
+    return re.sub(r"^postgresql\+psycopg://", "postgresql://", url)
+
+
+class _DriverPool:
+    """psycopg's own pool, for the hot single statements (sign-in, sessions): autocommit, one round trip each.
+
+    SQLAlchemy's async bridge (a greenlet for the checkout and the check-in, its bookkeeping) cost more
+    CPU than these statements themselves. Connections are opened as needed, up to ``size``, and kept;
+    one idle for over IDLE_CHECK_SECONDS is pinged before use, as the engine's are.
+    """
+
+    def __init__(self, url: str, size: int) -> None:
+        self._idle_since: dict[int, float] = {}
+        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            _conninfo(url),
+            kwargs={**CONNECT_ARGS, "autocommit": True},
+            min_size=0,
+            max_size=size,
+            open=False,
+            check=self._check,
+            reset=self._note_return,
+            timeout=2,  # as the engine's pool_timeout: a request past the pool waits up to 2 s
+            max_lifetime=1800,
+            name="billportal-driver",
+        )
+        self._opening: asyncio.Lock | None = None
+        self._open = False
+
+    async def _note_return(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._idle_since[id(conn)] = time.monotonic()
+
+    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        idle_since = self._idle_since.pop(id(conn), None)
+        if idle_since is not None and time.monotonic() - idle_since >= IDLE_CHECK_SECONDS:
+            await conn.execute("SELECT 1")  # a failure here: the pool drops it and gives another
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if not self._open:
+            self._opening = self._opening or asyncio.Lock()
+            async with self._opening:
+                if not self._open:
+                    await self.pool.open(wait=False)
+                    self._open = True
+        async with self.pool.connection() as conn:
+            yield conn
+
+    def in_use(self) -> int:
+        stats = self.pool.get_stats()
+        return int(stats.get("pool_size", 0)) - int(stats.get("pool_available", 0))
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            await self.pool.close(timeout=1)
 
 
 def _event_values(event: SignInEvent) -> dict[str, Any]:
@@ -195,27 +266,35 @@ class PostgresBackend:
     """Runs storage functions on PostgreSQL."""
 
     def __init__(self, url: str, pool_size: int = 20) -> None:
-        self.engine = engine_for(url, pool_size)
+        driver_size = driver_pool_size(pool_size)
+        self.engine = engine_for(url, pool_size - driver_size)
         # The same pool without BEGIN/COMMIT round trips: for single statements,
-        # which PostgreSQL runs atomically on their own.
+        # which PostgreSQL runs atomically on their own (when there is no pool of the driver's own).
         self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._driver = _DriverPool(url, driver_size) if driver_size else None
 
     async def _call(
         self,
-        work: Callable[[AsyncConnection], Any],
+        work: Callable[[Any], Awaitable[Any]],
         *,
         write: bool,
         single: bool = False,
         timeout: float = CALL_TIMEOUT,
     ) -> Any:
+        """``work`` within ``timeout``: given psycopg's connection in autocommit if ``single``, else SQLAlchemy's."""
         held: list[Any] = []  # the driver's connection, while the work holds one
 
         async def run() -> Any:
             try:
+                if single and self._driver is not None:
+                    async with self._driver.use() as own:
+                        held.append(own)
+                        return await work(own)
                 source = self.autocommit if single else self.engine
                 async with source.begin() if write and not single else source.connect() as conn:
-                    held.append((await conn.get_raw_connection()).driver_connection)
-                    return await work(conn)
+                    driver = (await conn.get_raw_connection()).driver_connection
+                    held.append(driver)
+                    return await work(driver if single else conn)
             finally:
                 held.clear()
 
@@ -234,7 +313,7 @@ class PostgresBackend:
         except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
             raise_as_storage_error(exc, doing)
         except Exception as exc:
-            if type(exc).__module__.startswith("psycopg"):  # from the driver's own connection (the sign-in path)
+            if type(exc).__module__.startswith("psycopg"):  # from the driver's own connection (single statements)
                 raise_as_storage_error(exc, doing)
             raise
 
@@ -246,18 +325,34 @@ class PostgresBackend:
         result: T = await self._call(lambda conn: conn.run_sync(change), write=True)
         return result
 
-    # -- the sign-in path -------------------------------------------------------------
+    async def _one(
+        self, sql: str, params: Any, *, write: bool, timeout: float = CALL_TIMEOUT
+    ) -> tuple[Any, ...] | None:
+        """The first row of one statement on psycopg's connection, in autocommit (None when it has none)."""
 
-    # The sign-in path runs its two statements on psycopg's own connection (from the same pool, in
-    # autocommit): SQLAlchemy's async bridge costs more CPU than the statements themselves.
+        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, ...] | None:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone() if cursor.description is not None else None
+
+        row: tuple[Any, ...] | None = await self._call(work, write=write, single=True, timeout=timeout)
+        return row
+
+    async def _count(self, sql: str, params: Any) -> int:
+        """The rows one statement changed, on psycopg's connection, in autocommit."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            return (await conn.execute(sql, params)).rowcount
+
+        changed: int = await self._call(work, write=True, single=True)
+        return changed
+
+    # -- the hot path -----------------------------------------------------------------
+
+    # Sign-ins and sessions run their statements on psycopg's own connection, in autocommit:
+    # SQLAlchemy's async bridge costs more CPU than the statements themselves.
 
     async def customer_exists(self, company_id: int, customer_id: int) -> bool:
-        async def work(conn: AsyncConnection) -> bool:
-            cursor = await _driver(conn).execute(_CUSTOMER_EXISTS, (company_id, customer_id))
-            return await cursor.fetchone() is not None
-
-        exists: bool = await self._call(work, write=False, single=True)
-        return exists
+        return await self._one(_CUSTOMER_EXISTS, (company_id, customer_id), write=False) is not None
 
     async def sign_in(self, sign_in: NewSignIn) -> bool:
         """The single-use mark, the session, the event and the key's last use: one statement."""
@@ -275,78 +370,28 @@ class PostgresBackend:
             "used_kid": kid,
             "used_at": key_used_at,
         }
-
-        async def work(conn: AsyncConnection) -> bool:
-            cursor = await _driver(conn).execute(_SIGN_IN_DRIVER, params)
-            row = await cursor.fetchone()
-            return bool(row and row[0])
-
-        signed_in: bool = await self._call(work, write=True, single=True)
-        return signed_in
+        row = await self._one(_SIGN_IN_DRIVER, params, write=True)
+        return bool(row and row[0])
 
     async def record_event(self, event: SignInEvent) -> None:
-        statement = insert(t.sign_in_events).values(**_event_values(event))
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(statement)
-
-        await self._call(work, write=True, single=True)
+        await self._count(_INSERT_EVENT, _event_values(event))
 
     async def session(self, id_hash: bytes) -> Session | None:
-        s = t.sessions.c
-        statement = select(
-            s.company_id,
-            s.customer_id,
-            s.csrf_token,
-            s.created_at,
-            s.last_seen_at,
-            s.expires_at,
-            s.locale,
-            s.device,
-            s.contact_id,
-            s.email,
-        ).where(s.id_hash == id_hash)
-
-        async def work(conn: AsyncConnection) -> Session | None:
-            row = (await conn.execute(statement)).first()
-            return None if row is None else Session(id_hash, *tuple(row))
-
-        session: Session | None = await self._call(work, write=False, single=True)
-        return session
+        row = await self._one(_SESSION, (id_hash,), write=False)
+        return None if row is None else Session(id_hash, *row)
 
     async def touch_session(self, id_hash: bytes, now: int) -> None:
-        statement = update(t.sessions).where(t.sessions.c.id_hash == id_hash).values(last_seen_at=now)
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(statement)
-
-        await self._call(work, write=True, single=True)
+        await self._count(_TOUCH_SESSION, (now, id_hash))
 
     async def end_session(self, id_hash: bytes) -> None:
-        statement = delete(t.sessions).where(t.sessions.c.id_hash == id_hash)
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(statement)
-
-        await self._call(work, write=True, single=True)
+        await self._count(_END_SESSION, (id_hash,))
 
     async def end_customer_sessions(self, company_id: int, customer_id: int) -> int:
-        s = t.sessions.c
-        statement = delete(t.sessions).where(s.company_id == company_id, s.customer_id == customer_id)
-
-        async def work(conn: AsyncConnection) -> int:
-            return int((await conn.execute(statement)).rowcount)
-
-        ended: int = await self._call(work, write=True, single=True)
-        return ended
+        return await self._count(_END_CUSTOMER_SESSIONS, (company_id, customer_id))
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers (for /readyz)."""
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.exec_driver_sql("SELECT 1")
-
-        await self._call(work, write=False, single=True, timeout=PING_TIMEOUT)
+        await self._one("SELECT 1", (), write=False, timeout=PING_TIMEOUT)
 
     @contextlib.asynccontextmanager
     async def alone(self, key: int) -> AsyncIterator[bool]:
@@ -363,11 +408,17 @@ class PostgresBackend:
 
     def connections_in_use(self) -> int | None:
         checked_out = getattr(self.engine.pool, "checkedout", None)
-        return int(checked_out()) if callable(checked_out) else None
+        if not callable(checked_out):
+            return None
+        return int(checked_out()) + (self._driver.in_use() if self._driver is not None else 0)
 
     def close(self) -> None:
         # Connections are closed by the pool's owner loop; dispose what can be disposed.
         self.engine.sync_engine.dispose(close=False)
 
     async def aclose(self) -> None:
-        await self.engine.dispose()
+        if self._driver is not None:
+            # Bounded: a frozen database must not hold up a shutdown.
+            with contextlib.suppress(TimeoutError, OSError, psycopg.Error):
+                await asyncio.wait_for(self._driver.close(), timeout=2)
+        self.close()

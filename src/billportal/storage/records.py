@@ -7,7 +7,7 @@ seconds; dates are ``YYYY-MM-DD`` strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from billportal.core import countries
 from billportal.sso.tokens import Policy, VerificationKey
@@ -295,8 +295,9 @@ class CustomerEvent:
 # -- a customer's statement: the documents it is computed from ------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerInvoice:
+# A statement reads a customer's whole history: its rows are named tuples, which cost a fraction of a
+# frozen dataclass to make.
+class LedgerInvoice(NamedTuple):
     id: int
     number: str
     issued_on: str
@@ -304,8 +305,7 @@ class LedgerInvoice:
     total: int
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerPayment:
+class LedgerPayment(NamedTuple):
     id: int
     number: str
     received_on: str
@@ -314,15 +314,13 @@ class LedgerPayment:
     amount_refunded: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerApplication:
+class LedgerApplication(NamedTuple):
     payment_id: int
     invoice_id: int
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerCreditNote:
+class LedgerCreditNote(NamedTuple):
     id: int
     number: str
     issued_on: str
@@ -352,6 +350,9 @@ class Ledger:
     applications: tuple[LedgerApplication, ...]
     credit_notes: tuple[LedgerCreditNote, ...]
     refunds: tuple[LedgerRefund, ...] = ()
+    # A month's ledger (documents.month_ledger) holds only the month's documents: this is the balance
+    # of everything dated before it. A ledger of the whole history has 0.
+    opening: int = 0
 
 
 # -- customers' sessions and sign-ins ------------------------------------------------------

@@ -282,6 +282,9 @@ class SQLiteBackend:
         except (sqlite3.Error, sa_exc.DBAPIError) as exc:
             raise_as_storage_error(exc, "written")
 
+    async def aclose(self) -> None:
+        self.close()
+
     def close(self) -> None:
         self.checkpointer.stop()
         if self._reader is not None:

@@ -95,6 +95,10 @@ class Store:
     def close(self) -> None:
         self.backend.close()
 
+    async def aclose(self) -> None:
+        """Close, from the event loop that used the store (its pools' connections are closed there)."""
+        await self.backend.aclose()
+
     # -- transactions -------------------------------------------------------------
 
     async def read(self, query: Callable[[Connection], T]) -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import http
 import json
@@ -69,19 +70,19 @@ _PHRASES = {status.value: f"{status.value} {status.phrase}" for status in http.H
 class AccessLog(logging.Handler):
     """uvicorn's access lines, each built once and written by a thread of its own, many to a write.
 
-    The request's thread only formats its line (redacting the path when it could hold a secret) and
-    queues it; the writer, once woken by a line, waits a moment (``GATHER_SECONDS``) and writes what has
-    gathered with one flush, so that a busy server neither pays a write and a flush per request nor
-    wakes a thread for each. Lines reach the stream within moments; the last ones are written when
-    logging shuts down (at exit).
+    The event loop only formats a line (redacting the path when it could hold a secret) and keeps it;
+    what one turn of the loop answered goes to the writer together, at the end of that turn, and the
+    writer writes what has gathered with one flush. A busy server pays neither a write and a flush nor
+    a thread's wake-up per request (waking the writer, and handing the GIL back and forth, cost the
+    requests more than the write); a quiet one has its line written at once. The last lines are
+    written when logging shuts down (at exit).
     """
-
-    GATHER_SECONDS = 0.02
 
     def __init__(self, stream: TextIO | None = None, json_format: bool = False) -> None:
         super().__init__()
         self.stream = stream or sys.stderr
         self.json = JsonFormatter() if json_format else None
+        self.pending: list[str] = []  # this turn's lines, on the event loop's thread
         self.lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self.second = -1
         self.stamp = ""
@@ -90,9 +91,20 @@ class AccessLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.put(self.line(record))
+            self.pending.append(self.line(record))
+            if len(self.pending) == 1:
+                try:
+                    asyncio.get_running_loop().call_soon(self.hand_over)
+                except RuntimeError:  # not on an event loop: no turn to wait for
+                    self.hand_over()
         except Exception:  # noqa: BLE001 - logging must never break a request
             self.handleError(record)
+
+    def hand_over(self) -> None:
+        """Give the writer the lines kept so far, as one piece of text."""
+        batch, self.pending = self.pending, []
+        if batch:
+            self.lines.put("".join(line + "\n" for line in batch))
 
     def line(self, record: logging.LogRecord) -> str:
         """The text of one access line (or a JSON object, in JSON mode)."""
@@ -115,10 +127,6 @@ class AccessLog(logging.Handler):
     def _write(self) -> None:
         while True:
             first = self.lines.get()
-            if first is not None:
-                # Let the lines of the next moments gather: a thread woken for every line costs the
-                # requests more (waking it, and handing the GIL back and forth) than the write itself.
-                time.sleep(self.GATHER_SECONDS)
             batch = [first]
             while True:
                 try:
@@ -126,7 +134,7 @@ class AccessLog(logging.Handler):
                 except queue.Empty:
                     break
             done = None in batch
-            text = "".join(line + "\n" for line in batch if line is not None)
+            text = "".join(piece for piece in batch if piece is not None)
             try:
                 self.stream.write(text)
                 self.stream.flush()
@@ -136,6 +144,7 @@ class AccessLog(logging.Handler):
                 return
 
     def close(self) -> None:
+        self.hand_over()
         if self.writer.is_alive():
             self.lines.put(None)
             self.writer.join(timeout=5)

@@ -8,18 +8,22 @@ The API, the portal, the demo and these tests all change data through
 from __future__ import annotations
 
 import contextlib
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Connection
 
 from billportal.core.bounds import MAX_AMOUNT, MAX_ID
 from billportal.core.errors import NotFound, Refused
+from billportal.services import statements
 from billportal.services.billing import Answer, Books, LineInput, estimate_version
 from billportal.services.statements import Month
+from billportal.storage import documents
 from billportal.storage.documents import Scope
-from billportal.storage.records import Invoice
+from billportal.storage.records import Invoice, Ledger
 from tests import factories
 from tests.conftest import World, run
 
@@ -370,3 +374,70 @@ def test_any_sequence_of_changes_keeps_every_invoice_and_statement_consistent(
     statement = run(world.billing.balance_forward_statement(world.acme.id, 1234, "USD", Month(2026, 11), today=today))
     items = run(world.billing.open_item_statement(world.acme.id, 1234, "USD", Month(2026, 11), today=today))
     assert statement.closing == items.total == balance.due
+
+
+# -- a balance-forward statement reads only its month, and agrees with the whole history ------------------
+
+DATED = st.lists(
+    st.tuples(
+        st.sampled_from(["invoice", "pay", "credit", "refund", "void"]),
+        st.integers(0, 100),  # days after 2026-09-01
+        st.integers(1, 30_000),
+    ),
+    max_size=12,
+)
+
+
+def _dated_step(world: World, kind: str, on: str, amount: int) -> None:
+    scope = Scope(world.acme.id, 1234)
+    if kind == "invoice":
+        values = {"customer_id": 1234, "issued_on": on, "lines": [LineInput("x", "1", amount)]}
+        write(world, lambda books: books.create_invoice(values))
+        return
+    invoices, _ = run(world.billing.invoices(scope, statuses=("open",), limit=100))
+    if kind == "pay":
+        applied = [{"invoice_id": invoices[-1].id, "amount": min(amount, invoices[-1].balance)}] if invoices else []
+        paid = {"customer_id": 1234, "amount": amount, "received_on": on, "method": "check", "applications": applied}
+        write(world, lambda books: books.record_payment(paid))
+    elif kind == "credit":
+        note = {"customer_id": 1234, "issued_on": on, "lines": [LineInput("c", "1", amount)]}
+        write(world, lambda books: books.create_credit_note(note))
+    elif kind == "refund":
+        payments, _ = run(world.billing.documents("payment", scope, limit=100))
+        if payments:
+            payment_id = payments[0].id
+            write(
+                world,
+                lambda books: books.refund_payment(
+                    payment_id,
+                    amount=None,
+                    reason="",
+                    source="dashboard",
+                    request_key=f"refund-{on}-{amount}",
+                    refunded_on=on,
+                    online=False,
+                ),
+            )
+    elif invoices:
+        write(world, lambda books: books.void_invoice(invoices[0].id))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=DATED)
+def test_a_months_balance_forward_agrees_with_the_whole_history(
+    world: World, steps: list[tuple[str, int, int]]
+) -> None:
+    for kind, day, amount in steps:
+        with contextlib.suppress(Refused):
+            _dated_step(world, kind, (date(2026, 9, 1) + timedelta(days=day)).isoformat(), amount)
+    company_id = world.acme.id
+    for month in (Month(2026, 8), Month(2026, 9), Month(2026, 10), Month(2026, 11), Month(2026, 12)):
+        for today in ("2026-10-15", "2026-11-30", "2026-12-31"):
+            shown = run(world.billing.balance_forward_statement(company_id, 1234, "USD", month, today=today))
+            until = min(month.last_day, today)
+
+            def history(conn: Connection, until: str = until) -> Ledger:
+                return documents.ledger(conn, company_id, 1234, "USD", until)
+
+            whole = run(world.store.read(history))
+            assert shown == statements.balance_forward(whole, month, today), (month, today)
