@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from billportal.core.config import Settings
 from billportal.storage import open_store
@@ -97,10 +98,19 @@ def _serving_on_schema(fleet: Fleet, revision: str) -> App:
 
     _share_a_fresh_copy(fleet.env)
     engine = create_engine(fleet.env["BILLPORTAL_DATABASE_URL"])
-    with engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+    for attempt in range(5):
+        try:
+            with engine.begin() as connection:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.downgrade(config, revision)
+            break
+        except OperationalError as exc:
+            # The serving app's mail and webhook workers hold a table the downgrade drops while they
+            # reach for one it already altered: PostgreSQL ends the cycle by failing the downgrade.
+            if not isinstance(exc.orig, psycopg.errors.DeadlockDetected) or attempt == 4:
+                raise
+            time.sleep(0.2)
     engine.dispose()
     app = fleet.apps[0]
     assert app.get(f"/login/{fleet.token()}").status_code == 303

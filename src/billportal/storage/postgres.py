@@ -210,6 +210,8 @@ class _DriverPool:
             max_size=size,
             open=False,
             check=self._check,
+            # A new connection may wait in the pool unused: its idle time starts when it is made.
+            configure=self._note_return,
             reset=self._note_return,
             timeout=2,  # as the engine's pool_timeout: a request past the pool waits up to 2 s
             max_lifetime=1800,
