@@ -329,20 +329,21 @@ class Portal:
                     if found is not None and (session.contact_id is None or contact is not None):
                         # The first page after a sign-in notes the device too (the sign-in's own
                         # statement stays as it was); then at most once a minute, as before.
-                        if session.last_seen_at == session.created_at or sessions.needs_touch(
-                            session, now, context.timeouts
-                        ):
+                        first_page = session.last_seen_at == session.created_at and not session.device
+                        if first_page or sessions.needs_touch(session, now, context.timeouts):
                             device = devices.describe(request.headers.get("user-agent", ""))
                             await context.store.touch_session(id_hash, now, device)
                         accounts = await contact_rules.memberships(context.store, company.id, session.email)
                         switcher = tuple(accounts) if len(accounts) > 1 else ()
-                        visit = Visit(company, session, found, framed, request.url.path, contact, switcher)
+                        # The path as routed (request.url would build a whole URL for it).
+                        visit = Visit(company, session, found, framed, request.scope["path"], contact, switcher)
                         asked = i18n.shipped(request.query_params.get("locale"))
                         if asked and not session.locale and request.method == "GET":
                             # The first language asked for is kept for the session's other pages.
                             await context.store.set_session_locale(id_hash, asked)
                             visit = replace(visit, session=replace(session, locale=asked))
-                        speak(request, company, visit)
+                        if found.locale or visit.session.locale:  # else the language spoken already
+                            speak(request, company, visit)
                         return visit
                 await context.store.end_session(id_hash)
         return self._sign_in_needed(request, company, page_id, framed)
@@ -735,36 +736,34 @@ class Portal:
 
     @customer("invoices")
     async def invoice(self, request: Request, visit: Visit) -> Response:
-        invoice: Invoice | None = await self._document(request, visit, "invoice")
-        if invoice is None:
+        settled = await self.billing.settled_invoice(visit.scope, _document_id(request))
+        if settled is None:
             return error_page(404)
-        payments, credit_notes = await self.billing.settlements(visit.scope, invoice.id)
         return self._page(
             visit,
             "portal/invoice.html",
             page="invoices",
-            invoice=invoice,
-            payments=payments,
-            credit_notes=credit_notes,
+            invoice=settled.invoice,
+            payments=settled.payments,
+            credit_notes=settled.credit_notes,
             today=self._today(visit),
         )
 
     @customer("invoices")
     async def invoice_pdf(self, request: Request, visit: Visit) -> Response:
-        invoice: Invoice | None = await self._document(request, visit, "invoice")
-        if invoice is None:
+        settled = await self.billing.settled_invoice(visit.scope, _document_id(request))
+        if settled is None:
             return error_page(404)
-        payments, credit_notes = await self.billing.settlements(visit.scope, invoice.id)
         content = await run_in_threadpool(
             pdf().invoice_pdf,
             visit.company,
             visit.customer,
-            invoice,
-            payments=payments,
-            credit_notes=credit_notes,
+            settled.invoice,
+            payments=settled.payments,
+            credit_notes=settled.credit_notes,
             today=self._today(visit),
         )
-        return pdf_response(content, download_name("invoice", invoice.number))
+        return pdf_response(content, download_name("invoice", settled.invoice.number))
 
     # -- payments ------------------------------------------------------------------------
 

@@ -1054,6 +1054,15 @@ class AccountSummary:
     payments: list[Payment]
 
 
+@dataclass(frozen=True, slots=True)
+class SettledInvoice:
+    """An invoice and what settled it: its payments (each with the amount applied to it) and its credit notes."""
+
+    invoice: Invoice
+    payments: list[tuple[Payment, int]]
+    credit_notes: list[CreditNote]
+
+
 class Billing:
     """Billing data of every company: :meth:`write` opens :class:`Books` in a transaction; the reads are here too."""
 
@@ -1185,6 +1194,17 @@ class Billing:
     async def settlements(self, scope: Scope, invoice_id: int) -> tuple[list[tuple[Payment, int]], list[CreditNote]]:
         """What settled one invoice: its payments (with the amount applied) and its credit notes."""
         return await self.store.read(lambda conn: documents.settlements(conn, scope, invoice_id))
+
+    async def settled_invoice(self, scope: Scope, invoice_id: int) -> SettledInvoice | None:
+        """One invoice in scope with what settled it, in one read transaction; None as :meth:`get`."""
+
+        def read(conn: Connection) -> SettledInvoice | None:
+            invoice: Invoice | None = documents.get(conn, "invoice", scope, invoice_id)
+            if invoice is None:
+                return None
+            return SettledInvoice(invoice, *documents.settlements(conn, scope, invoice.id))
+
+        return await self.store.read(read)
 
     async def summary(self, scope: Scope, currency: str, *, today: str, limit: int, recent: int) -> AccountSummary:
         """My Account's reads in one read transaction: open invoices, the balance, the newest payments."""

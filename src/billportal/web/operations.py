@@ -13,6 +13,7 @@ the client is the forwarded address, so the public never sees it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import os
@@ -21,6 +22,7 @@ import secrets
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.metrics import Counter, Histogram
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +47,16 @@ def route_kind(path: str) -> str:
     if path.startswith("/static/") or path == "/theme.css":
         return "static"
     return "page"
+
+
+@functools.cache
+def _latency(kind: str) -> Histogram:
+    return LATENCY.labels(kind)  # a labelled child looked up once: .labels() costs more than observing
+
+
+@functools.cache
+def _responses(kind: str, status_class: int) -> Counter:
+    return RESPONSES.labels(kind, f"{status_class}xx")
 
 
 class Observability:
@@ -78,8 +90,8 @@ class Observability:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            LATENCY.labels(kind).observe(time.perf_counter() - started)
-            RESPONSES.labels(kind, f"{status // 100}xx").inc()
+            _latency(kind).observe(time.perf_counter() - started)
+            _responses(kind, status // 100).inc()
             request_id.reset(token)
 
 
