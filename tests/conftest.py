@@ -6,8 +6,8 @@ in a temporary folder, migrated by the same code ``billportal db upgrade`` runs.
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import contextlib
 import logging
 import os
 import re
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio.from_thread
 import jwt
 import pytest
 from starlette.testclient import TestClient
@@ -51,9 +52,59 @@ class Clock:
         self.now += seconds
 
 
+# One event loop, on its own thread, for the whole run: every store call of a test (run below)
+# and every request of its in-process clients run there. A pool's connections belong to the
+# loop that made them, so with a loop per request (the test client's default) each storage
+# call would connect to PostgreSQL afresh; on one loop the store keeps its pool, as served.
+_start_blocking_portal = anyio.from_thread.start_blocking_portal
+
+
+class _OneLoop:
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+
+    def portal(self) -> anyio.from_thread.BlockingPortal:
+        if self._portal is None:
+            self._portal = self._stack.enter_context(_start_blocking_portal())
+        return self._portal
+
+    def close(self) -> None:
+        self._stack.close()
+        self._portal = None
+
+
+_LOOP = _OneLoop()
+
+
+def the_loop() -> anyio.from_thread.BlockingPortal:
+    """The run's one event loop (started on first use)."""
+    return _LOOP.portal()
+
+
+@contextlib.contextmanager
+def _on_the_loop(**_: Any) -> Iterator[anyio.from_thread.BlockingPortal]:
+    yield the_loop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_event_loop() -> Iterator[None]:
+    """Starlette's test clients take the run's one loop instead of starting one per request."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(anyio.from_thread, "start_blocking_portal", _on_the_loop)
+    yield
+    patch.undo()
+    _LOOP.close()
+
+
+async def _awaited(coro: Coroutine[Any, Any, T]) -> T:
+    return await coro
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a store coroutine from a synchronous test."""
-    return asyncio.run(coro)
+    """Run a store coroutine from a synchronous test, on the run's one event loop."""
+    result: T = the_loop().call(_awaited, coro)
+    return result
 
 
 # The scale-out run (make test's second pass) sets these: every test then runs on
@@ -118,13 +169,11 @@ def settings(tmp_path: Path, scale_out_database: str) -> Settings:
         _empty_postgres(scale_out_database)
         if SCALE_OUT_REDIS:
             empty_redis(SCALE_OUT_REDIS)
-        # No pool: the test client runs each request on a new event loop.
         return Settings(
             data_dir=tmp_path,
             master_key=MASTER_KEY,
             public_url="https://localhost",
             database_url=scale_out_database,
-            database_pool_size=0,
             redis_url=SCALE_OUT_REDIS,
         )
     return Settings(data_dir=tmp_path, master_key=MASTER_KEY, public_url="https://localhost")
@@ -134,7 +183,7 @@ def settings(tmp_path: Path, scale_out_database: str) -> Settings:
 def store(settings: Settings) -> Iterator[Store]:
     store = open_store(settings, migrate=not settings.database_url)
     yield store
-    store.close()
+    run(store.aclose())  # on the loop its pools' connections belong to
 
 
 @pytest.fixture

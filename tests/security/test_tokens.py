@@ -683,3 +683,25 @@ def test_hostile_customer_data_is_escaped(world: World) -> None:
     assert page.status_code == 200
     assert "<script" not in page.text
     assert "&lt;script&gt;" in page.text
+
+
+def test_a_header_seen_before_is_judged_as_a_new_one(world: World, failure_page: str) -> None:
+    """The verifier remembers headers that passed (a bounded table): more distinct headers than it
+    holds still verify, and a header that passed once does not carry a bad payload or signature."""
+    client = world.client()
+    for n in range(80):  # more than the table holds: it is emptied and filled again
+        header = HS256 | {"x-n": n}
+        assert client.get(login_path(signed(header, good_claims(world, jti=f"many-{n}")))).status_code == 303
+    client.cookies.clear()
+    run(world.store.end_customer_sessions(world.acme.id, 1234))
+    header = HS256 | {"x-n": 79}  # remembered now
+    bad_payload = f"{segment(header)}.{segment(b'not json')}"
+    assert_refused(world, client.get(login_path(f"{bad_payload}.{signature(bad_payload)}")), failure_page)
+    assert last_reason(world) == "payload_invalid"
+    forged = signed(header, good_claims(world, jti="forged"), key=GLOBEX_KEY)
+    assert_refused(world, client.get(login_path(forged)), failure_page)
+    assert last_reason(world) == "signature_invalid"
+    refused = HS256 | {"alg": "none", "x-n": 79}
+    for _ in range(2):  # a refused header is never remembered
+        assert_refused(world, client.get(login_path(signed(refused, good_claims(world)))), failure_page)
+        assert last_reason(world) == "alg_not_allowed"

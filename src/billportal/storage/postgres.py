@@ -419,8 +419,9 @@ class PostgresBackend:
         self.engine.sync_engine.dispose(close=False)
 
     async def aclose(self) -> None:
-        if self._driver is not None:
-            # Bounded: a frozen database must not hold up a shutdown.
-            with contextlib.suppress(TimeoutError, OSError, psycopg.Error):
+        # Bounded: a frozen database must not hold up a shutdown.
+        with contextlib.suppress(TimeoutError, OSError, psycopg.Error, sa_exc.SQLAlchemyError):
+            if self._driver is not None:
                 await asyncio.wait_for(self._driver.close(), timeout=2)
+            await asyncio.wait_for(self.engine.dispose(), timeout=2)
         self.close()
