@@ -153,12 +153,29 @@ def text_of(html: str) -> str:
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
-def pdf_text(content: bytes) -> str:
-    """The text drawn in a PDF made with a built-in font (its content streams are deflated)."""
-    chunks = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", content, re.DOTALL):
+_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+
+
+def pdf_streams(content: bytes) -> list[bytes]:
+    """A PDF's streams, each inflated where it is deflated (fpdf2 deflates them).
+
+    Each is inflated up to the end of its own deflated data: cutting at the next
+    ``endstream`` instead would fail on a stream whose last byte happens to be a CR.
+    """
+    streams = []
+    for match in _STREAM.finditer(content):
+        inflate = zlib.decompressobj()
         try:
-            chunks.append(zlib.decompress(stream).decode("latin-1"))
+            data = inflate.decompress(content[match.end() :])
         except zlib.error:
-            chunks.append(stream.decode("latin-1"))
+            data = b""
+        if not inflate.eof:  # not deflated: up to the keyword
+            data = content[match.end() : content.find(b"endstream", match.end())].rstrip(b"\r\n")
+        streams.append(data)
+    return streams
+
+
+def pdf_text(content: bytes) -> str:
+    """The text drawn in a PDF made with a built-in font."""
+    chunks = [stream.decode("latin-1") for stream in pdf_streams(content)]
     return "".join("".join(re.findall(r"\((.*?)\)\s*Tj", chunk)) + " " for chunk in chunks)

@@ -16,7 +16,6 @@ and test_api_routes.py.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -30,6 +29,7 @@ from billportal.storage.documents import Scope
 from billportal.web.context import Context
 from billportal.web.guards import declared
 from tests.conftest import World, run
+from tests.functional.portal_world import pdf_streams
 from tests.functional.test_signin import COOKIE
 from tests.security.conftest import (
     DOCUMENT_KINDS,
@@ -55,13 +55,7 @@ def visible_text(response: Any) -> str:
     """A page's HTML, or a PDF's text (its compressed content streams, inflated)."""
     if response.headers.get("content-type", "").startswith("application/pdf"):
         body: bytes = response.content
-        parts = [body]
-        for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", body, re.DOTALL):
-            try:
-                parts.append(zlib.decompress(match.group(1)))
-            except zlib.error:
-                parts.append(match.group(1))
-        return b"".join(parts).decode("latin-1")
+        return b"".join([body, *pdf_streams(body)]).decode("latin-1")
     return str(response.text)
 
 

@@ -511,7 +511,8 @@ def test_globex_ids_in_the_path_are_answered_as_missing_ones(world: World, tenan
         for url, value in fillings(path, tenants.globex_values):
             response = tenants.acme.post(url, data)
             assert response.status_code == missing.status_code, (path, value)
-            assert answer_text(response, value) == answer_text(missing, MISSING[name]), (path, value)
+            ids = (value, MISSING[name])  # on both sides: a date on the page may hold the same digits as an id
+            assert answer_text(response, *ids) == answer_text(missing, *ids), (path, value)
             for marker in tenants.globex_markers():
                 assert marker not in answer_text(response, value), (path, marker)
     assert globex_state(world, tenants) == before
@@ -529,7 +530,7 @@ def test_globex_customers_are_answered_as_missing_ones(world: World, tenants: Te
         theirs = tenants.acme.post(path, {"customer": "77", "password": PASSWORD})  # a customer of globex only
         assert theirs.status_code == missing.status_code, path
         assert theirs.status_code in (400, 404), path
-        assert answer_text(theirs, "77") == answer_text(missing, "999999"), path
+        assert answer_text(theirs, "77", "999999") == answer_text(missing, "77", "999999"), path
         # The control: acme's own customer 1234 is found.
         assert tenants.acme.post(path, {"customer": "1234", "password": PASSWORD}).status_code == 200, path
     assert globex_state(world, tenants) == before
