@@ -65,6 +65,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     starts: int = 0
+    first_answer_seconds: float = 0.0  # from exec to the first answer, of the last start
 
     def command(self) -> list[str]:
         if self.kind == "billportal":
@@ -86,6 +87,7 @@ class Server:
         logs.mkdir(parents=True, exist_ok=True)
         self.log_path = logs / f"{self.data_dir.name}-{self.kind}-{self.starts}.log"
         with self.log_path.open("wb") as log:
+            started = time.perf_counter()
             self.process = subprocess.Popen(
                 self.command(),
                 cwd=ROOT,
@@ -95,6 +97,7 @@ class Server:
                 stderr=subprocess.STDOUT,
             )
         self._wait_ready()
+        self.first_answer_seconds = time.perf_counter() - started
         self._check_identity()
         return self
 

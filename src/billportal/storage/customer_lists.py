@@ -6,9 +6,9 @@ A search matches part of the id, number, name or email, in any case:
   ``customer_search`` (a page follows the index, in the order customers were added, and its
   cursor is the customer's rowid); on PostgreSQL the next ``PROBE`` customers in id order, then
   the pg_trgm GIN index ``ix_customers_search`` (in id order, its cursor the id), asked only for
-  the search's two rarest three-letter parts (a sample of the table tells which: an index scan
-  costs what its parts' lists hold, and "ben" of "Bench Customer 5" is in every row), the whole
-  search checked on the rows it finds;
+  the search's two rarest three-letter parts (a sample of the table tells which, kept a few
+  minutes on a large table: an index scan costs what its parts' lists hold, and "ben" of
+  "Bench Customer 5" is in every row), the whole search checked on the rows it finds;
 * one or two characters (no trigram to look up), or on PostgreSQL a search whose every part is
   common (the index would hand back much of the table): the next ``SCAN_WINDOW`` customers in id
   order are read, and a page that ends the window with fewer matches than a page offers the next
@@ -20,6 +20,7 @@ index of open invoices with a balance (``ix_invoices_owed``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -48,6 +49,9 @@ SCAN_WINDOW: Final = 10_000  # customers read for one page of a shorter search
 PROBE: Final = 1_000  # customers read in id order before PostgreSQL's trigram index is asked
 SAMPLE: Final = 1_000  # rows of the table sampled (PostgreSQL) to tell a search's rare parts from its common ones
 COMMON: Final = 0.02  # a part in more of the sample than this is common: the index would return too many rows
+SAMPLE_KEPT_FROM: Final = 100_000  # rows from which a sample is kept for a while, not taken at every search
+SAMPLE_SECONDS: Final = 300.0
+_samples: dict[str, tuple[float, Sequence[str]]] = {}  # by database: when sampled, and the sample
 
 _SEARCH = table("customer_search", column("rowid"))
 # The partial index's own condition, word for word, so that either planner uses the index
@@ -148,18 +152,20 @@ def customer_page(
     return page
 
 
-def _rare_parts(conn: Connection, search: str) -> list[str] | None:
-    """PostgreSQL: the search's two rarest parts of three letters or digits, by a sample of the table (the
-    GIN index holds every company's customers); None when even the rarest is common, or there is none."""
-    text = search.lower()
-    parts = sorted({text[i : i + 3] for i in range(len(text) - 2) if text[i : i + 3].isalnum()})
-    if not parts:
-        return None
+def _sample(conn: Connection) -> Sequence[str]:
+    """PostgreSQL: the search text of about ``SAMPLE`` rows of the table, every company's. Kept for
+    ``SAMPLE_SECONDS`` once the table holds ``SAMPLE_KEPT_FROM`` rows: it only tells common parts from
+    rare ones, which a few minutes of new customers do not change, and it costs two statements a search."""
     rows = conn.execute(
         select(literal_column("reltuples"))
         .select_from(table("pg_class"))
         .where(literal_column("oid") == literal_column("'customers'::regclass"))
     ).scalar()
+    key = str(conn.engine.url)
+    kept = rows is not None and rows >= SAMPLE_KEPT_FROM
+    now = time.monotonic()
+    if kept and key in _samples and now - _samples[key][0] < SAMPLE_SECONDS:
+        return _samples[key][1]
     percent = 100.0 if not rows or rows <= SAMPLE else 100.0 * SAMPLE / float(rows)
     sampled: Sequence[str] = (
         conn.execute(
@@ -168,6 +174,19 @@ def _rare_parts(conn: Connection, search: str) -> list[str] | None:
         .scalars()
         .all()
     )
+    if kept:
+        _samples[key] = (now, sampled)
+    return sampled
+
+
+def _rare_parts(conn: Connection, search: str) -> list[str] | None:
+    """PostgreSQL: the search's two rarest parts of three letters or digits, by a sample of the table (the
+    GIN index holds every company's customers); None when even the rarest is common, or there is none."""
+    text = search.lower()
+    parts = sorted({text[i : i + 3] for i in range(len(text) - 2) if text[i : i + 3].isalnum()})
+    if not parts:
+        return None
+    sampled = _sample(conn)
     if not sampled:
         return parts[:2]
     held = sorted((sum(part in row for row in sampled), part) for part in parts)
@@ -189,17 +208,18 @@ def _trigram_page(
     """PostgreSQL: the next ``PROBE`` customers in id order first, read row by row (a search most customers
     match fills its page there), then the trigram index for the rest, whose matches are sorted by id. Left
     to itself, the planner may walk the primary key through the whole company, looking for a page of
-    matches it expects to be spread evenly. None: every part of the search is common (read by windows)."""
+    matches it expects to be spread evenly. None, before any probe: every part of the search is common
+    (read by windows, which read the probe's customers and more)."""
     c = t.customers.c
+    parts = _rare_parts(conn, search)
+    if parts is None:
+        return None
     probe_end = conn.execute(select(c.id).where(*scope).order_by(c.id).offset(PROBE - 1).limit(1)).scalar()
     if probe_end is not None:
         probe = select(*columns, c.id.label("cursor")).where(*where, _fields_match(search), c.id <= probe_end)
         page = _page(conn, probe.order_by(c.id), limit)
         if page.next_after is not None:
             return page
-    parts = _rare_parts(conn, search)
-    if parts is None:
-        return None
     indexed: ColumnElement[Any] = literal_column(t.CUSTOMER_SEARCH_TEXT)
     looked_up = [indexed.like(_pattern(part)) for part in parts]
     # The whole search, checked on the rows the index found: "|| ''" is not the index's expression.

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
+from billportal.storage import customer_lists
 from billportal.storage.customer_lists import customer_page
 from billportal.storage.migrate import upgrade, upgrade_postgres
 from tests.conftest import SCALE_OUT_DATABASE, drop_postgres_database, new_postgres_database
@@ -162,3 +163,27 @@ def test_a_search_every_part_of_which_is_common_reads_windows_and_reaches_every_
         # A rare part among common ones goes through the index: "N-2999" is the only one with "999".
         assert [row.customer.id for row in customer_page(conn, 1, limit=5, search="heron n-2999").rows] == []
         assert [row.customer.id for row in customer_page(conn, 1, limit=5, search="n-2999").rows] == [2999]
+
+
+def test_a_kept_sample_that_is_out_of_date_changes_the_path_not_the_answer(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL keeps a large table's sample for a while: a part it judged rare may since have become
+    common. The index then hands back more rows, and the answer is the same. (SQLite samples nothing.)"""
+    monkeypatch.setattr(customer_lists, "SAMPLE_KEPT_FROM", 1)  # this small table kept as a large one is
+    postgresql = engine.dialect.name == "postgresql"
+    _migrate(engine, "head")
+    with engine.begin() as conn:
+        conn.execute(text(COMPANIES))
+        alpha = [{"company": 1, "id": n, "number": f"N-{n}", "name": "Alpha", "email": ""} for n in range(1, 1501)]
+        conn.execute(text(CUSTOMER), alpha)
+        conn.execute(text("ANALYZE customers"))
+        assert _every_page(conn, "heron", limit=500, window=1000) == ([], 0)  # sampled: heron is rare
+        herons = [{"company": 1, "id": n, "number": f"N-{n}", "name": "Heron", "email": ""} for n in range(1501, 3001)]
+        conn.execute(text(CUSTOMER), herons)
+        conn.execute(text("ANALYZE customers"))
+        # The kept sample still calls heron rare: through the index, no window, every match once.
+        assert _every_page(conn, "heron", limit=500, window=1000) == (list(range(1501, 3001)), 0)
+        monkeypatch.setattr(customer_lists, "SAMPLE_SECONDS", 0.0)  # sampled again: heron is common now
+        windows = 2 if postgresql else 0
+        assert _every_page(conn, "heron", limit=500, window=1000) == (list(range(1501, 3001)), windows)
