@@ -78,7 +78,18 @@ class LiveServer:
         return result.stdout.strip()
 
     def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        """The server's log, with the access lines of every request answered before this call: a request
+        marked for the purpose is sent, and the log read once its line is in (lines are written in order,
+        in batches, by a thread of the server's own)."""
+        mark = f"log-mark-{time.monotonic_ns()}"
+        url = f"http://127.0.0.1:{self.port}/signed-out?{mark}"
+        httpx.get(url, headers={"Host": f"acme.localhost:{self.port}"}, timeout=10)
+        deadline = time.monotonic() + 10
+        while True:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            if mark in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
