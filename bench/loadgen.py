@@ -64,6 +64,7 @@ class Second:
     status_5xx: int = 0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
+    max_lag: float = 0.0  # the generator's worst lateness that second: a stall of the machine, not the server
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Result:
                     "5xx": bucket.status_5xx,
                     "errors": bucket.errors,
                     "p99_ms": round(percentile(sorted(bucket.latencies), 99) * ms, 3) if bucket.latencies else None,
+                    "max_lag_ms": round(bucket.max_lag * ms, 3),
                 }
                 for second, bucket in sorted(self.seconds.items())
             ],
@@ -257,7 +259,10 @@ class LoadGenerator:
 
     def _dispatch(self, request: Request, due: float) -> None:
         self.outstanding += 1
-        self.result.lags.append(time.perf_counter() - due)
+        lag = time.perf_counter() - due
+        self.result.lags.append(lag)
+        bucket = self._bucket(due)
+        bucket.max_lag = max(bucket.max_lag, lag)
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed:

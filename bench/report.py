@@ -214,7 +214,14 @@ def _plot_open_loop(run: Any, path: Path, title: str) -> bool:
     axis.set_ylim(bottom=0)
     twin = axis.twinx()
     twin.plot(seconds, [row["p99_ms"] or 0 for row in timeline], color="#f59e0b", label="p99 latency (ms)")
-    twin.set_ylabel("p99 ms in that second")
+    twin.plot(
+        seconds,
+        [row.get("max_lag_ms", 0) for row in timeline],
+        color="#6b7280",
+        linestyle="--",
+        label="the generator's worst lag (ms): the machine, not the server",
+    )
+    twin.set_ylabel("ms in that second")
     twin.set_ylim(bottom=0)
     lines = axis.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
