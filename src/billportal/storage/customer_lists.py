@@ -155,17 +155,16 @@ def customer_page(
 def _sample(conn: Connection) -> Sequence[str]:
     """PostgreSQL: the search text of about ``SAMPLE`` rows of the table, every company's. Kept for
     ``SAMPLE_SECONDS`` once the table holds ``SAMPLE_KEPT_FROM`` rows: it only tells common parts from
-    rare ones, which a few minutes of new customers do not change, and it costs two statements a search."""
+    rare ones, which a few minutes of new customers do not change, and it costs two statements."""
+    key, now = str(conn.engine.url), time.monotonic()  # (the URL's text hides its password)
+    if key in _samples and now - _samples[key][0] < SAMPLE_SECONDS:
+        return _samples[key][1]
     rows = conn.execute(
         select(literal_column("reltuples"))
         .select_from(table("pg_class"))
         .where(literal_column("oid") == literal_column("'customers'::regclass"))
     ).scalar()
-    key = str(conn.engine.url)
     kept = rows is not None and rows >= SAMPLE_KEPT_FROM
-    now = time.monotonic()
-    if kept and key in _samples and now - _samples[key][0] < SAMPLE_SECONDS:
-        return _samples[key][1]
     percent = 100.0 if not rows or rows <= SAMPLE else 100.0 * SAMPLE / float(rows)
     sampled: Sequence[str] = (
         conn.execute(
