@@ -5,9 +5,11 @@ Real processes: a ``billportal serve`` on SQLite, and the CLI beside it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -109,8 +111,8 @@ def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
         conn = backend.conn
         conn.execute("CREATE TABLE burst (payload BLOB)")
         conn.execute("BEGIN IMMEDIATE")
-        for _ in range(200):
-            conn.execute("INSERT INTO burst VALUES (randomblob(131072))")  # 25 MiB in one transaction
+        for _ in range(600):
+            conn.execute("INSERT INTO burst VALUES (randomblob(131072))")  # 75 MiB in one transaction
         conn.execute("COMMIT")
         assert wal.stat().st_size > WAL_SIZE_LIMIT
         deadline = time.monotonic() + 10
@@ -120,3 +122,40 @@ def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
             conn.execute("INSERT INTO burst VALUES (x'00')")
     finally:
         backend.close()
+
+
+def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
+    """Commits back to back leave a passive checkpoint no moment to catch up: the log still starts over."""
+    from billportal.storage.sqlite import WAL_SIZE_LIMIT, Checkpointer, SQLiteBackend
+
+    backend = SQLiteBackend(tmp_path / "billportal.sqlite3")
+    wal = tmp_path / "billportal.sqlite3-wal"
+    rows = 64
+    written = largest = 0
+
+    def change(row: int) -> Callable[[sqlite3.Connection], object]:
+        return lambda conn: conn.execute("UPDATE steady SET payload = randomblob(65536) WHERE id = ?", (row,))
+
+    async def write_steadily() -> None:
+        nonlocal written, largest
+        deadline = time.monotonic() + 60
+        row = 0
+        while written < 3 * WAL_SIZE_LIMIT and time.monotonic() < deadline:
+            # Four writes of 64 KiB each (some 70 pages of log) share a commit, one commit after another.
+            changes = [backend.writes.submit(change((row + i) % rows)) for i in range(4)]
+            await asyncio.gather(*changes)
+            row += 4
+            written += 4 * 65536
+            largest = max(largest, wal.stat().st_size)
+
+    try:
+        conn = backend.conn
+        conn.execute("CREATE TABLE steady (id INTEGER PRIMARY KEY, payload BLOB)")
+        conn.executemany("INSERT INTO steady VALUES (?, zeroblob(65536))", [(i,) for i in range(rows)])
+        backend.checkpointer.stop()
+        backend.checkpointer = Checkpointer(backend.path, interval=0.1)  # ten turns a second: less log between two
+        asyncio.run(write_steadily())
+    finally:
+        backend.close()
+    assert written >= 3 * WAL_SIZE_LIMIT, written  # without the restarts, the log would hold all of it
+    assert largest < WAL_SIZE_LIMIT, (largest, written)  # RESTART_BYTES and what a turn adds
