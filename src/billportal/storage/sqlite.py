@@ -113,6 +113,9 @@ def engine_for(conn: sqlite3.Connection, locking: _Locking) -> Engine:
     return engine
 
 
+_Write = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]  # a write and who awaits its commit
+
+
 class WriteQueue:
     """Group commit: writes asked for in one turn of the event loop share one transaction.
 
@@ -124,7 +127,7 @@ class WriteQueue:
     def __init__(self, conn: sqlite3.Connection, turns: WriterLock) -> None:
         self._conn = conn
         self._turns = turns
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._pending: list[_Write] = []
         self._scheduled = False
 
     def submit(self, write: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
@@ -137,21 +140,31 @@ class WriteQueue:
         return future
 
     def _flush(self) -> None:
-        if not self._turns.acquire_now():
+        try:
+            taken = self._turns.acquire_now()
+        except OSError as exc:  # the lock file itself failed: every waiter hears why, none hangs
+            for _, future in self._take():
+                if not future.done():
+                    future.set_exception(_storage_error(exc, "written"))
+            return
+        if not taken:
             # Another writer has the turn: another worker's commit (well under a millisecond) or the
             # checkpointer starting the log over (a few milliseconds: it syncs the files). Waiting here
             # would stop every request of this process; the event loop serves the others meanwhile, and
             # what is submitted in between joins this commit.
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush)
             return
-        batch, self._pending = self._pending, []
-        self._scheduled = False
         try:
-            self._commit_batch(batch)
+            self._commit_batch(self._take())
         finally:
             self._turns.release()
 
-    def _commit_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]) -> None:
+    def _take(self) -> list[_Write]:
+        batch, self._pending = self._pending, []
+        self._scheduled = False
+        return batch
+
+    def _commit_batch(self, batch: list[_Write]) -> None:
         try:
             results = self._commit([write for write, _ in batch])
         except Exception:  # noqa: BLE001 - each waiter hears of its own failure below
@@ -225,7 +238,7 @@ class Checkpointer:
             page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             while not self._stop.wait(self.interval):
                 try:
-                    self.checkpoint(conn, page_size)
+                    self._checkpoint(conn, page_size)
                 except sqlite3.Error as exc:
                     log.warning("WAL checkpoint failed (%s); will retry", type(exc).__name__)
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -233,7 +246,7 @@ class Checkpointer:
             conn.close()
             self._turns.close()
 
-    def checkpoint(self, conn: sqlite3.Connection, page_size: int) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection, page_size: int) -> None:
         """One turn: a passive checkpoint, then, if the log is long, one that starts it over."""
         _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if frames * page_size > RESTART_BYTES:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from billportal.core.errors import Refused, StorageUnavailable
 from billportal.storage.failures import is_unavailable, raise_as_storage_error
 from billportal.storage.sqlite import SQLiteBackend
+from billportal.storage.sqlite_files import WriterLock
 
 
 def sqlite_error(sql: str, conn: sqlite3.Connection) -> sqlite3.Error:
@@ -70,4 +73,44 @@ def test_a_group_commit_gives_each_write_its_own_outcome(tmp_path: Path) -> None
         assert "no such column" in str(bug)
         assert [row[0] for row in backend.conn.execute("SELECT a FROM t ORDER BY a")] == [1, 2]
     finally:
+        backend.close()
+
+
+def test_a_group_commit_waits_for_its_turn_without_stopping_the_event_loop(tmp_path: Path) -> None:
+    """Another writer (a worker, the checkpointer) holds the turn: the loop goes on, the write follows it."""
+    path = tmp_path / "db.sqlite3"
+    backend = SQLiteBackend(path)
+    backend.conn.execute("CREATE TABLE t (a INTEGER)")
+    other = WriterLock(path)
+    held = threading.Event()
+
+    def hold_the_turn() -> None:
+        with other.held():
+            held.set()
+            time.sleep(0.3)
+
+    async def write_meanwhile() -> tuple[int, float]:
+        holder = threading.Thread(target=hold_the_turn)
+        holder.start()
+        held.wait()
+        started = time.monotonic()
+        write = asyncio.ensure_future(
+            backend.writes.submit(lambda conn: conn.execute("INSERT INTO t VALUES (1)").rowcount)
+        )
+        ticks = 0
+        while not write.done():
+            await asyncio.sleep(0.01)  # other requests' turns of the loop
+            ticks += 1
+        waited = time.monotonic() - started
+        holder.join()
+        assert await write == 1
+        return ticks, waited
+
+    try:
+        ticks, waited = asyncio.run(write_meanwhile())
+        assert waited >= 0.2  # it did wait for the turn
+        assert ticks >= 10, ticks  # and the loop ran all along (a blocking wait would leave one tick at most)
+        assert backend.conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    finally:
+        other.close()
         backend.close()
