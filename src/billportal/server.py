@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import logging.config
 import os
@@ -136,6 +137,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
         http="billportal.web.protocol:BoundedHttpToolsProtocol",
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
+    # `billportal serve` loads with the collector off (cli/server.py): what loading built lives on.
+    gc.freeze()
+    gc.enable()
     if workers > 1:
         BackoffSupervisor(config, sockets=[config.bind_socket()]).run()
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ def register(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    gc.disable()  # the server loads with the collector off, too; serve() turns it back on
     from billportal.server import serve
 
     return serve(settings, host=args.host, port=args.port, workers=args.workers)
