@@ -7,10 +7,10 @@ standard library (split, HMAC-SHA256 compared in constant time, the payload's JS
 ``exp``, ``sub``); the customer looked up with ``SELECT 1 FROM customers``; then the
 same durable rows billportal writes: the single-use mark, the session (the SHA-256 of
 its id) and the sign-in event. On SQLite they go through a minimal group commit (every
-sign-in of one event-loop turn shares one ``BEGIN IMMEDIATE ... COMMIT`` on one
-connection opened with billportal's pragmas); on PostgreSQL (``BILLPORTAL_DATABASE_URL``)
-through a psycopg pool sized to the concurrency, as one statement of three CTE inserts,
-committed. A 303 with the session cookie.
+sign-in of one event-loop turn shares one ``BEGIN IMMEDIATE ... COMMIT`` on one connection
+opened with billportal's pragmas; commits at least billportal's ``COMMIT_WINDOW`` apart); on
+PostgreSQL (``BILLPORTAL_DATABASE_URL``) through a psycopg pool sized to the concurrency, as one
+statement of three CTE inserts, committed. A 303 with the session cookie.
 
 Portal (the pages of ``bench.common.PORTAL_PAGES``): the session read from the database by its
 hash, then billportal's own SQL for that page run on the raw ``sqlite3`` connection,
@@ -66,6 +66,7 @@ from billportal.core.config import Settings
 from billportal.portal import views as billportal_views
 from billportal.storage import open_store
 from billportal.storage.prebuilt import Prebuilt
+from billportal.storage.sqlite import COMMIT_WINDOW
 from billportal.storage.sqlite import connect as sqlite_connect
 from billportal.web.sessions import cookie_header, new_csrf_token
 from billportal.web.templates import render
@@ -156,21 +157,31 @@ class State:
 
 
 class GroupCommit:
-    """The writes asked for in one turn of the event loop share one transaction; each caller awaits its commit."""
+    """The writes asked for in one turn of the event loop share one transaction; each caller awaits its commit.
+
+    Commits are at least billportal's ``COMMIT_WINDOW`` apart, as billportal's are: under load, a few
+    turns' writes share one commit.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._pending: list[tuple[Callable[[sqlite3.Connection], bool], asyncio.Future[bool]]] = []
+        self._committed_at = -COMMIT_WINDOW
 
     def submit(self, write: Callable[[sqlite3.Connection], bool]) -> asyncio.Future[bool]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         if not self._pending:
-            loop.call_soon(self._flush)
+            wait = self._committed_at + COMMIT_WINDOW - time.monotonic()
+            if wait > 0:
+                loop.call_later(wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
         self._pending.append((write, future))
         return future
 
     def _flush(self) -> None:
+        self._committed_at = time.monotonic()
         batch, self._pending = self._pending, []
         conn = self._conn
         try:

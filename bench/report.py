@@ -733,11 +733,12 @@ METHOD = """\
 - **The references** (`bench/reference_app.py`) do the same essential work with the same libraries and
   nothing more. Sign-in: the least correct HS256 check (standard library HMAC, `exp`, `sub`), `SELECT` the
   customer, then the same durable rows (single-use mark, session, sign-in event): on SQLite through a minimal
-  group commit on a connection with billportal's pragmas; on PostgreSQL through a psycopg pool of 20 as one
-  statement of three CTE inserts, committed. Pages: the session read from the database, then billportal's own
-  SQL for that page (captured from its engine once at start, with its parameters) run on the raw `sqlite3`
-  connection, every row fetched, and billportal's own templates rendered from the records billportal's views
-  produced; the report checks both send the same HTML but for the CSRF token.
+  group commit on a connection with billportal's pragmas (commits at least 2 ms apart, as billportal's are); on
+  PostgreSQL through a psycopg pool of 20 as one statement of three CTE inserts, committed. Pages: the session
+  read from the database, then billportal's own SQL for that page (captured from its engine once at start, with
+  its parameters) run on the raw `sqlite3` connection, every row fetched, and billportal's own templates
+  rendered from the records billportal's views produced; the report checks both send the same HTML but for the
+  CSRF token.
 - **Portal**: 16 customers with 60 invoices each are signed in; wrk asks for `/` or `/invoices` (page 1, 25
   rows) with their cookies.
 - **Verifier**: pytest-benchmark (`bench/test_verifier.py`), 1,000 distinct tokens in turn; medians compared.

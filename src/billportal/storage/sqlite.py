@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +45,11 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # Past this many bytes of log, the checkpointer makes the log start over (see Checkpointer).
 RESTART_BYTES = 16 * 1024 * 1024
 RETRY_SECONDS = 0.001  # a group commit that finds the write turn taken tries again after this
+# A group commit starts at most this long after the one before: under load, the writes of a few
+# turns of the event loop share one COMMIT. A commit writes each page it changed whole to the log,
+# so one per sign-in wrote 6-7 pages (27 KB) each at 1,800 sign-ins/s; at 2,000/s the window cut the
+# server's CPU per sign-in by 8% and its p99.9 from 71 to 47 ms. A quiet server commits at once.
+COMMIT_WINDOW = 0.002
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -121,7 +127,7 @@ class WriteQueue:
 
     Each write is a function of the raw connection. Its caller awaits the commit,
     so nothing is answered before it is durable; under load, dozens of sign-ins
-    share a single ``COMMIT``.
+    share a single ``COMMIT``, and commits are at least :data:`COMMIT_WINDOW` apart.
     """
 
     def __init__(self, conn: sqlite3.Connection, turns: WriterLock) -> None:
@@ -129,6 +135,7 @@ class WriteQueue:
         self._turns = turns
         self._pending: list[_Write] = []
         self._scheduled = False
+        self._committed_at = -COMMIT_WINDOW  # when the last commit started (time.monotonic())
 
     def submit(self, write: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -136,7 +143,11 @@ class WriteQueue:
         self._pending.append((write, future))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            wait = self._committed_at + COMMIT_WINDOW - time.monotonic()
+            if wait > 0:
+                loop.call_later(wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
@@ -155,6 +166,7 @@ class WriteQueue:
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush)
             return
         try:
+            self._committed_at = time.monotonic()
             self._commit_batch(self._take())
         finally:
             self._turns.release()
