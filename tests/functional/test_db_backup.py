@@ -102,10 +102,16 @@ def test_restore_checks_the_backup_before_touching_the_database(embedded: Embedd
     assert not list(embedded.data.glob(".billportal.sqlite3.restoring-*"))
 
 
-def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
-    from billportal.storage.sqlite import WAL_SIZE_LIMIT, SQLiteBackend
+# The log's limits at a tenth of the shipped ones or less (sqlite.WAL_SIZE_LIMIT, sqlite.RESTART_BYTES), so
+# that a test writes tens of megabytes rather than gigabytes; the mechanism is the same.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+RESTART_BYTES = 16 * 1024 * 1024
 
-    backend = SQLiteBackend(tmp_path / "billportal.sqlite3")
+
+def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
+    from billportal.storage.sqlite import SQLiteBackend
+
+    backend = SQLiteBackend(tmp_path / "billportal.sqlite3", wal_size_limit=WAL_SIZE_LIMIT)
     wal = tmp_path / "billportal.sqlite3-wal"
     try:
         conn = backend.conn
@@ -126,9 +132,9 @@ def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
 
 def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
     """Commits back to back leave a passive checkpoint no moment to catch up: the log still starts over."""
-    from billportal.storage.sqlite import WAL_SIZE_LIMIT, Checkpointer, SQLiteBackend
+    from billportal.storage.sqlite import Checkpointer, SQLiteBackend
 
-    backend = SQLiteBackend(tmp_path / "billportal.sqlite3")
+    backend = SQLiteBackend(tmp_path / "billportal.sqlite3", wal_size_limit=WAL_SIZE_LIMIT, restart_bytes=RESTART_BYTES)
     wal = tmp_path / "billportal.sqlite3-wal"
     rows = 64
     written = largest = 0
@@ -153,7 +159,10 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE steady (id INTEGER PRIMARY KEY, payload BLOB)")
         conn.executemany("INSERT INTO steady VALUES (?, zeroblob(65536))", [(i,) for i in range(rows)])
         backend.checkpointer.stop()
-        backend.checkpointer = Checkpointer(backend.path, interval=0.1)  # ten turns a second: less log between two
+        # Ten turns a second: less log between two.
+        backend.checkpointer = Checkpointer(
+            backend.path, interval=0.1, restart_bytes=RESTART_BYTES, wal_size_limit=WAL_SIZE_LIMIT
+        )
         asyncio.run(write_steadily())
     finally:
         backend.close()
