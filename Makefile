@@ -48,8 +48,8 @@ interop-deps:
 	@test -d tests/interop/node_modules/jsonwebtoken || npm --prefix tests/interop ci --no-audit --no-fund --loglevel=error
 
 # Extracts the portal's strings (babel.cfg) into the template and merges them into every catalog
-# (src/billportal/locale/<locale>/LC_MESSAGES/messages.po); tests/unit/core/test_i18n.py then names what is
-# missing. The dashboard's strings (babel-dashboard.cfg) go into their own template, dashboard.pot: English
+# (src/billportal/locale/<locale>/LC_MESSAGES/messages.po), then compiles each into the messages.mo beside it,
+# which the server reads; tests/unit/core/test_i18n.py then names what is missing, and fails while a .mo is stale. The dashboard's strings (babel-dashboard.cfg) go into their own template, dashboard.pot: English
 # only for now, no catalog to merge.
 LOCALE_DIR := src/billportal/locale
 messages: $(STAMP)
@@ -61,6 +61,7 @@ messages: $(STAMP)
 		$(BIN)/pybabel update --input-file $(LOCALE_DIR)/messages.pot --output-file $$po \
 			--locale $$(basename $$(dirname $$(dirname $$po))) --no-fuzzy-matching --ignore-obsolete --width 120; \
 	done
+	$(BIN)/pybabel compile --directory $(LOCALE_DIR) --domain messages
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -6,9 +6,11 @@ import subprocess
 import sys
 from datetime import date
 from importlib import resources
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from billportal.core import i18n
@@ -57,6 +59,18 @@ def test_every_shipped_catalog_is_complete_and_has_no_fuzzy_entry(code: str) -> 
         assert all(strings), (code, message.id)
         assert not list(message.check(catalog)), (code, message.id)  # placeholders agree with the msgid
     assert ids >= _EXTRACTED, (code, sorted(_EXTRACTED - ids))
+
+
+@pytest.mark.parametrize("code", list(i18n.LOCALES))
+def test_every_compiled_catalog_is_the_one_its_po_compiles_to(code: str) -> None:
+    """The server reads the .mo beside each .po (core/i18n.py): `make messages` writes it; a stale one fails."""
+    compiled = BytesIO()
+    write_mo(compiled, _catalog(code), use_fuzzy=False)
+    shipped = LOCALE_DIR / code / "LC_MESSAGES" / "messages.mo"
+    assert shipped.is_file(), f"{code}: no messages.mo; run make messages"
+    assert shipped.read_bytes() == compiled.getvalue(), f"{code}: messages.mo is stale; run make messages"
+    translated = next(m for m in _catalog(code) if m.id and isinstance(m.id, str) and m.string)
+    assert i18n.translations(code).gettext(translated.id) == translated.string  # and the server reads it
 
 
 _EXTRACTED: set[str] = set()
