@@ -48,9 +48,10 @@ interop-deps:
 	@test -d tests/interop/node_modules/jsonwebtoken || npm --prefix tests/interop ci --no-audit --no-fund --loglevel=error
 
 # Extracts the portal's strings (babel.cfg) into the template and merges them into every catalog
-# (src/billportal/locale/<locale>/LC_MESSAGES/messages.po), then compiles each into the messages.mo beside it,
-# which the server reads; tests/unit/core/test_i18n.py then names what is missing, and fails while a .mo is stale. The dashboard's strings (babel-dashboard.cfg) go into their own template, dashboard.pot: English
-# only for now, no catalog to merge.
+# (src/billportal/locale/<locale>/LC_MESSAGES/messages.po), then compiles each into the messages.mo beside
+# it, which the server reads; tests/unit/core/test_i18n.py then names what is missing, and fails while a .mo
+# is stale. The dashboard's strings (babel-dashboard.cfg) go into their own template, dashboard.pot:
+# English only for now, no catalog to merge.
 LOCALE_DIR := src/billportal/locale
 messages: $(STAMP)
 	$(BIN)/pybabel extract --mapping-file babel.cfg --keywords N_ --no-location --sort-output \

@@ -744,7 +744,8 @@ METHOD = """\
 - **Verifier**: pytest-benchmark (`bench/test_verifier.py`), 1,000 distinct tokens in turn; medians compared.
 - **Memory**: VmHWM from `/proc/PID/status` of the worker after its runs.
 - **Start-up**: `billportal --help` (median of 7) and `billportal serve` from exec until it answers its first page
-  (`/signed-out` on a portal host, which builds the portal site), then its VmRSS after 2 s idle (median of 3),
+  (`/signed-out` on a portal host, which builds the portal site), then its VmRSS after 2 s idle (each the median
+  of 5 starts),
   and again after one sign-in (which unseals the SSO key and so loads AES: shown beside the idle figure).
   The servers run with `PYTHONDONTWRITEBYTECODE=1`; the run compiles `src/billportal` once first, as installing
   a wheel does.

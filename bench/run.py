@@ -636,14 +636,14 @@ class Bench:
                 shutil.rmtree(subject.data, ignore_errors=True)
 
     def startup(self) -> dict[str, Any]:
-        """``billportal --help`` (median of 7), and ``serve`` from exec to its first answer and idle (median of 3)."""
+        """``billportal --help`` (median of 7), and ``serve`` from exec to its first answer and idle (median of 5)."""
         helps = []
         for _ in range(7):
             started = time.perf_counter()
             subprocess.run([PYTHON, "-m", "billportal", "--help"], capture_output=True, check=True, cwd=ROOT)
             helps.append(time.perf_counter() - started)
         serves, idle_rss, signed_in_rss = [], [], []
-        for round_number in range(3):
+        for round_number in range(5):
             data = copy_dataset(self.data_dirs[SMALL.name], f"startup-{round_number}")
             try:
                 with Server("billportal", data, access_log=access_log_on()) as server:

@@ -104,14 +104,14 @@ def test_restore_checks_the_backup_before_touching_the_database(embedded: Embedd
 
 # The log's limits at a tenth of the shipped ones or less (sqlite.WAL_SIZE_LIMIT, sqlite.RESTART_BYTES), so
 # that a test writes tens of megabytes rather than gigabytes; the mechanism is the same.
-WAL_SIZE_LIMIT = 64 * 1024 * 1024
-RESTART_BYTES = 16 * 1024 * 1024
+SMALL_WAL_LIMIT = 64 * 1024 * 1024
+SMALL_RESTART_BYTES = 16 * 1024 * 1024
 
 
 def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
     from billportal.storage.sqlite import SQLiteBackend
 
-    backend = SQLiteBackend(tmp_path / "billportal.sqlite3", wal_size_limit=WAL_SIZE_LIMIT)
+    backend = SQLiteBackend(tmp_path / "billportal.sqlite3", wal_size_limit=SMALL_WAL_LIMIT)
     wal = tmp_path / "billportal.sqlite3-wal"
     try:
         conn = backend.conn
@@ -120,9 +120,9 @@ def test_the_wal_shrinks_back_after_a_burst_of_writes(tmp_path: Path) -> None:
         for _ in range(600):
             conn.execute("INSERT INTO burst VALUES (randomblob(131072))")  # 75 MiB in one transaction
         conn.execute("COMMIT")
-        assert wal.stat().st_size > WAL_SIZE_LIMIT
+        assert wal.stat().st_size > SMALL_WAL_LIMIT
         deadline = time.monotonic() + 10
-        while wal.stat().st_size > WAL_SIZE_LIMIT:
+        while wal.stat().st_size > SMALL_WAL_LIMIT:
             assert time.monotonic() < deadline, wal.stat().st_size
             time.sleep(0.5)  # the checkpointer copies the WAL back; the next write starts it over
             conn.execute("INSERT INTO burst VALUES (x'00')")
@@ -134,7 +134,9 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
     """Commits back to back leave a passive checkpoint no moment to catch up: the log still starts over."""
     from billportal.storage.sqlite import Checkpointer, SQLiteBackend
 
-    backend = SQLiteBackend(tmp_path / "billportal.sqlite3", wal_size_limit=WAL_SIZE_LIMIT, restart_bytes=RESTART_BYTES)
+    backend = SQLiteBackend(
+        tmp_path / "billportal.sqlite3", wal_size_limit=SMALL_WAL_LIMIT, restart_bytes=SMALL_RESTART_BYTES
+    )
     wal = tmp_path / "billportal.sqlite3-wal"
     rows = 64
     written = largest = 0
@@ -146,7 +148,7 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
         nonlocal written, largest
         deadline = time.monotonic() + 60
         row = 0
-        while written < 3 * WAL_SIZE_LIMIT and time.monotonic() < deadline:
+        while written < 3 * SMALL_WAL_LIMIT and time.monotonic() < deadline:
             # Four writes of 64 KiB each (some 70 pages of log) share a commit, one commit after another.
             changes = [backend.writes.submit(change((row + i) % rows)) for i in range(4)]
             await asyncio.gather(*changes)
@@ -161,10 +163,10 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
         backend.checkpointer.stop()
         # Ten turns a second: less log between two.
         backend.checkpointer = Checkpointer(
-            backend.path, interval=0.1, restart_bytes=RESTART_BYTES, wal_size_limit=WAL_SIZE_LIMIT
+            backend.path, interval=0.1, restart_bytes=SMALL_RESTART_BYTES, wal_size_limit=SMALL_WAL_LIMIT
         )
         asyncio.run(write_steadily())
     finally:
         backend.close()
-    assert written >= 3 * WAL_SIZE_LIMIT, written  # without the restarts, the log would hold all of it
-    assert largest < WAL_SIZE_LIMIT, (largest, written)  # RESTART_BYTES and what a turn adds
+    assert written >= 3 * SMALL_WAL_LIMIT, written  # without the restarts, the log would hold all of it
+    assert largest < SMALL_WAL_LIMIT, (largest, written)  # the restart threshold and what a turn adds
